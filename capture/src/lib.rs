@@ -1,0 +1,9 @@
+//! Packet sources: capture files (pcap, pcapng), and live sources (AF_XDP,
+//! AF_PACKET). Every source hands packets to its caller in batches through
+//! [`PacketSource::poll_batch`], borrowing the bytes for the duration of the
+//! callback only, so a live source can return its frames to the kernel right
+//! after the worker has run the packet to completion.
+
+pub mod source;
+
+pub use source::{LinkType, Packet, PacketSource, Poll, SourceStats};
