@@ -1,0 +1,90 @@
+//! Records the engine emits. Output encoders turn these into JSON; nothing in
+//! here knows about any encoding.
+
+use std::net::IpAddr;
+
+/// Why a flow record was emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// Both sides sent FIN (or one FIN then the closed timeout ran out).
+    Fin,
+    /// A RST was seen.
+    Rst,
+    /// No packet for the idle timeout of the flow's class.
+    IdleTimeout,
+    /// Interim record of a long flow; the flow goes on.
+    ActiveTimeout,
+    /// The flow table was full and this flow made room.
+    Evicted,
+    /// Capture ended with the flow still open.
+    Shutdown,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::ActiveTimeout => "active_timeout",
+            EndReason::Evicted => "evicted",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Counters of one direction of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirectionStats {
+    pub packets: u64,
+    /// Frame bytes as on the wire (original length, outer headers included).
+    pub bytes: u64,
+    /// OR of all TCP flag bytes seen in this direction.
+    pub tcp_flags: u8,
+}
+
+/// Outer encapsulation a flow was carried in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelInfo {
+    /// "gre", "erspan1", "erspan2", "erspan3", "vxlan", "geneve", "ipip", "teredo", ...
+    pub kind: &'static str,
+    pub outer_src: IpAddr,
+    pub outer_dst: IpAddr,
+    /// VNI (VXLAN, GENEVE), ERSPAN session id, or GRE key.
+    pub id: Option<u32>,
+}
+
+/// One flow record: a whole flow, or an interim slice of a long one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// Stable across runs and worker counts: derived from the key and the first packet time.
+    pub flow_id: u64,
+    /// Community ID v1 ("1:<base64>").
+    pub community_id: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Originator (the side that sent the first packet, or the SYN).
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IP protocol number of the L4 header.
+    pub proto: u8,
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: Option<[u8; 6]>,
+    pub vlans: Vec<u16>,
+    pub tunnel: Option<TunnelInfo>,
+    /// Originator to responder.
+    pub orig: DirectionStats,
+    /// Responder to originator.
+    pub resp: DirectionStats,
+    /// Zeek-style connection state (S0, S1, SF, REJ, RSTO, ..., OTH); empty for non-TCP.
+    pub conn_state: &'static str,
+    /// Zeek-style history string (e.g. "ShADadFf").
+    pub history: String,
+    pub end_reason: EndReason,
+    /// 0 for a whole flow or the first slice; n for the n-th interim slice after it.
+    pub slice: u32,
+    /// Application protocol, filled by the app-layer detection.
+    pub app_proto: Option<&'static str>,
+}
