@@ -4,6 +4,11 @@
 //! callback only, so a live source can return its frames to the kernel right
 //! after the worker has run the packet to completion.
 
+pub mod file;
 pub mod source;
 
+pub mod afxdp;
+mod sys;
+
+pub use file::{CaptureFile, FileError, FileFormat};
 pub use source::{LinkType, Packet, PacketSource, Poll, SourceStats};

@@ -2,3 +2,4 @@
 //! records the engine emits. No I/O and no `unsafe` in this crate.
 
 pub mod event;
+pub mod app;

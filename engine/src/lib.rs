@@ -1,1 +1,11 @@
-//! engine
+//! The flowtap engine: workers, flow table, fragment reassembly, offline
+//! replay and the configuration. The `flowtap` binary is a thin CLI on top.
+
+pub mod config;
+pub mod defrag;
+pub mod flow;
+pub mod offline;
+pub mod stats;
+pub mod worker;
+
+pub use config::Config;

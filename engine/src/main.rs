@@ -1,1 +1,231 @@
-fn main() {}
+//! `flowtap`: mirrored traffic in, flow records (JSON lines) out.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use engine::config::Config;
+use engine::offline::{replay_file, Progress, ReplaySummary, OFFLINE_POLICY};
+use engine::stats::{encode_stats, WorkerStats};
+use output::writer::{Destination, LineWriter};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// flowtap turns mirrored network traffic (SPAN/TAP ports, VXLAN/GRE/ERSPAN
+/// mirrors, or capture files) into JSON flow records: one line per flow, with
+/// both directions' packets and bytes, TCP flags and state, VLANs, tunnels
+/// and a Community ID that Suricata, Zeek and Arkime share.
+#[derive(Parser, Debug)]
+#[command(name = "flowtap", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read packets and write flow records.
+    ///
+    /// Example: flowtap run --pcap capture.pcap --output flows.json
+    Run(RunArgs),
+    /// Print the default configuration file (every setting, with comments in the README).
+    DefaultConfig,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Capture file to replay (pcap or pcapng).
+    #[arg(long, value_name = "FILE")]
+    pcap: PathBuf,
+    /// Worker threads; each owns the flows its shard hash gives it [default: one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Where flow records go: a file path, or - for stdout [default: from config, else -].
+    #[arg(long, short, value_name = "PATH|-")]
+    output: Option<String>,
+    /// Configuration file (TOML); see `flowtap default-config`.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Do not draw the progress bar even when stderr is a terminal.
+    #[arg(long)]
+    no_progress: bool,
+    /// Do not print the end-of-run summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::DefaultConfig => {
+            print!("{}", default_config_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("flowtap: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_config_toml() -> String {
+    include_str!("../../deploy/flowtap.toml").to_string()
+}
+
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn update(&self, bytes_read: u64, packets: u64) {
+        self.0.set_position(bytes_read);
+        self.0.set_message(format!("{packets} packets"));
+    }
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(w) = args.workers {
+        cfg.workers = w;
+    }
+    if let Some(o) = &args.output {
+        cfg.output.path = o.clone();
+    }
+    cfg.validate()?;
+    let workers = if cfg.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.workers
+    };
+    let dest = Destination::parse(&cfg.output.path);
+    let (writer, sender) = LineWriter::spawn(&dest, cfg.output.queue_batches, OFFLINE_POLICY)
+        .context("cannot start the output writer")?;
+
+    let published: Vec<Arc<Mutex<WorkerStats>>> = (0..workers)
+        .map(|_| Arc::new(Mutex::new(WorkerStats::default())))
+        .collect();
+    let stop_stats = Arc::new(AtomicBool::new(false));
+    let stats_thread = (cfg.output.stats_interval > 0).then(|| {
+        let published = published.clone();
+        let stop = Arc::clone(&stop_stats);
+        let sender = sender.clone();
+        let every = Duration::from_secs(cfg.output.stats_interval);
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut waited = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                waited += Duration::from_millis(100);
+                if waited < every {
+                    continue;
+                }
+                waited = Duration::ZERO;
+                let mut sum = WorkerStats::default();
+                for p in &published {
+                    if let Ok(g) = p.lock() {
+                        sum.merge(&g);
+                    }
+                }
+                encode_stats(&sum, wall_ns(), published.len(), &mut buf);
+                sender.submit(&mut buf, 1);
+            }
+        })
+    });
+
+    let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let len = std::fs::metadata(&args.pcap).map(|m| m.len()).unwrap_or(0);
+        let pb = indicatif::ProgressBar::new(len);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ({per_sec} updates)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Bar(pb)
+    });
+
+    let summary = replay_file(
+        &args.pcap,
+        &cfg,
+        workers,
+        Some(sender.clone()),
+        &published,
+        bar.as_ref().map(|b| b as &dyn Progress),
+    )
+    .with_context(|| format!("cannot replay {}", args.pcap.display()));
+    if let Some(b) = &bar {
+        b.0.finish_and_clear();
+    }
+    stop_stats.store(true, Ordering::Relaxed);
+    if let Some(t) = stats_thread {
+        let _ = t.join();
+    }
+    let summary = summary?;
+    let mut buf = Vec::new();
+    encode_stats(&summary.stats, summary.last_ns, workers, &mut buf);
+    sender.submit(&mut buf, 1);
+    drop(sender);
+    let counters = Arc::clone(writer.counters());
+    writer.join().context("writing flow records failed")?;
+    if !args.quiet {
+        print_summary(&summary, workers, counters.events_dropped.load(Ordering::Relaxed));
+    }
+    if let Some(e) = summary.file_error {
+        eprintln!("flowtap: error: {e} (every packet before it was processed and written)");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn print_summary(s: &ReplaySummary, workers: usize, dropped: u64) {
+    let st = &s.stats;
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "flowtap: {} packets ({} bytes) in {:.3}s with {} worker(s): {:.0} packets/s, {:.2} Gbit/s",
+        st.received,
+        st.bytes,
+        secs,
+        workers,
+        st.received as f64 / secs,
+        st.bytes as f64 * 8.0 / secs / 1e9
+    );
+    eprintln!(
+        "flowtap: fates: flow {} · fragment {} · not-ip {} · undecodable {} (truncated but used: {}); accounted: {}",
+        st.flow,
+        st.fragment,
+        st.not_ip,
+        st.undecodable,
+        st.truncated,
+        if st.fates() == st.received { "yes" } else { "NO" }
+    );
+    eprintln!(
+        "flowtap: flows created {} · records {} · evicted {} · defrag reassembled {} / timed out {} / dropped at cap {} · output drops {}",
+        st.flows.created,
+        st.records,
+        st.flows.evicted,
+        st.defrag.reassembled,
+        st.defrag.timed_out,
+        st.defrag.dropped_at_cap,
+        dropped
+    );
+    for ((layer, why), n) in &st.decode_errors {
+        eprintln!("flowtap: decode: {layer}.{why}: {n}");
+    }
+}

@@ -1,0 +1,135 @@
+//! End-to-end throughput harness: loads a capture into memory and times the
+//! whole offline pipeline (read, shard, decode, defrag, flow table, JSON
+//! encoding of every record) without output I/O.
+//!
+//! Usage: throughput [--workers N] [--repeat R] [--small-packets N] [FILE]
+//!   FILE defaults to $FLOWTAP_BENCH_PCAP or /tmp/w1.pcap (W1:
+//!   `python3 ../shared/bench/gen_bench_pcap.py -o /tmp/w1.pcap -n 200000 --seed 1`).
+//!   --small-packets N also runs N synthetic 64-byte UDP frames over 4096 flows.
+//! Prints one line per run and the median; peak RSS from /proc/self/status.
+
+use std::time::Duration;
+
+use capture::file::CaptureFile;
+use engine::config::Config;
+use engine::offline::replay;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let mut workers = 1usize;
+    let mut repeat = 5usize;
+    let mut small = 0usize;
+    let mut path = std::env::var("FLOWTAP_BENCH_PCAP").unwrap_or_else(|_| "/tmp/w1.pcap".into());
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> usize {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| fail(&format!("{name} needs a number")))
+        };
+        match a.as_str() {
+            "--workers" => workers = num("--workers"),
+            "--repeat" => repeat = num("--repeat").max(1),
+            "--small-packets" => small = num("--small-packets"),
+            "-h" | "--help" => {
+                println!("usage: throughput [--workers N] [--repeat R] [--small-packets N] [FILE]");
+                return;
+            }
+            _ => path = a,
+        }
+    }
+    let mut cfg = Config::default();
+    cfg.pin_workers = true;
+    match std::fs::read(&path) {
+        Ok(bytes) => measure(&format!("{path}"), bytes, &cfg, workers, repeat),
+        Err(e) => eprintln!("skipping {path}: {e} (generate W1 first, see --help)"),
+    }
+    if small > 0 {
+        let bytes = synth_small_packets(small, 4096);
+        measure("synthetic 64-byte UDP", bytes, &cfg, workers, repeat);
+    }
+    println!("peak RSS: {} MiB", peak_rss_kib() / 1024);
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("throughput: {msg}");
+    std::process::exit(2)
+}
+
+fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usize) {
+    let mut times: Vec<Duration> = Vec::new();
+    let mut pkts = 0;
+    let mut wire_bytes = 0;
+    let mut records = 0;
+    for _ in 0..repeat {
+        let file = CaptureFile::from_bytes(bytes.clone())
+            .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
+        let s = replay(file, cfg, workers, None, &[], None)
+            .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
+        pkts = s.stats.received;
+        wire_bytes = s.stats.bytes;
+        records = s.stats.records;
+        times.push(s.elapsed);
+    }
+    times.sort();
+    let median = times[times.len() / 2].as_secs_f64().max(1e-9);
+    let best = times[0].as_secs_f64().max(1e-9);
+    println!(
+        "{name}: {pkts} packets, {wire_bytes} bytes, {records} records, {workers} worker(s): \
+         median {:.1} ms = {:.2} Mpps ({:.2} Mpps/worker), {:.2} Gbit/s; best {:.2} Mpps",
+        median * 1e3,
+        pkts as f64 / median / 1e6,
+        pkts as f64 / median / 1e6 / workers as f64,
+        wire_bytes as f64 * 8.0 / median / 1e9,
+        pkts as f64 / best / 1e6,
+    );
+}
+
+/// A classic pcap of `n` minimum-size Ethernet/IPv4/UDP frames over `flows` flows.
+fn synth_small_packets(n: usize, flows: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + n * (16 + 60));
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for i in 0..n {
+        let f = (i % flows.max(1)) as u32;
+        let ts_us = 1_700_000_000_000_000u64 + i as u64;
+        out.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&60u32.to_le_bytes());
+        out.extend_from_slice(&64u32.to_le_bytes());
+        let mut frame = [0u8; 60];
+        frame[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut frame[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[10, 0, (f >> 8) as u8, f as u8]);
+        ip[16..20].copy_from_slice(&[10, 1, 0, 1]);
+        let udp = &mut frame[34..42];
+        udp[0..2].copy_from_slice(&(1024 + (f % 50_000) as u16).to_be_bytes());
+        udp[2..4].copy_from_slice(&9u16.to_be_bytes());
+        udp[4..6].copy_from_slice(&26u16.to_be_bytes());
+        out.extend_from_slice(&frame);
+    }
+    out
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,294 @@
+//! Loading the flowtap XDP program, attaching it to an interface through a
+//! BPF link, replacing a stale one, and the maps it reads.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, ProgInfoIter};
+use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Xdp, XdpFlags};
+
+use super::filter::{FilterDrops, PreFilter};
+use super::{AttachMode, XdpError, XdpMode};
+
+static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flowtap.bpf.o"));
+
+/// Name of our program as the kernel reports it (truncated to 15 bytes).
+pub(crate) const PROG_NAME: &str = "flowtap_xdp";
+
+/// The loaded program and its maps; attached while `link` lives.
+pub(crate) struct Attached {
+    pub(crate) iface: String,
+    pub(crate) ifindex: u32,
+    pub(crate) mode: AttachMode,
+    link: OwnedFd,
+    pub(crate) xsks: MapHandle,
+    drops: MapHandle,
+    _obj: Object,
+}
+
+fn map_handle(obj: &Object, name: &str) -> Result<MapHandle, XdpError> {
+    let m = obj
+        .maps()
+        .find(|m| m.name() == name)
+        .ok_or_else(|| XdpError::Bpf(format!("map {name} missing from the embedded object")))?;
+    MapHandle::try_from(&m).map_err(|e| XdpError::Bpf(format!("map {name}: {e}")))
+}
+
+impl Attached {
+    /// Loads the program, fills the filter maps, clears a stale flowtap
+    /// program from the interface and attaches in the requested mode.
+    pub(crate) fn load_and_attach(
+        iface: &str,
+        ifindex: u32,
+        mode: XdpMode,
+        filter: &PreFilter,
+    ) -> Result<Attached, XdpError> {
+        filter.validate().map_err(XdpError::Config)?;
+        let open = ObjectBuilder::default()
+            .open_memory(OBJ)
+            .map_err(|e| XdpError::Bpf(format!("open: {e}")))?;
+        let obj = open.load().map_err(|e| load_error(e.to_string()))?;
+
+        let rules = map_handle(&obj, "ft_rules")?;
+        rules
+            .update(&0u32.to_ne_bytes(), &filter.rules_bytes(), MapFlags::ANY)
+            .map_err(|e| XdpError::Bpf(format!("writing filter rules: {e}")))?;
+        let cidr4 = map_handle(&obj, "ft_cidr4")?;
+        let cidr6 = map_handle(&obj, "ft_cidr6")?;
+        for (v6, key) in filter.cidr_keys() {
+            let m = if v6 { &cidr6 } else { &cidr4 };
+            m.update(&key, &[1u8], MapFlags::ANY)
+                .map_err(|e| XdpError::Bpf(format!("writing CIDR rule: {e}")))?;
+        }
+        let xsks = map_handle(&obj, "ft_xsks")?;
+        let drops = map_handle(&obj, "ft_drops")?;
+
+        let prog = obj.progs().find(|p| p.name() == PROG_NAME).ok_or_else(|| {
+            XdpError::Bpf("program flowtap_xdp missing from the embedded object".into())
+        })?;
+        let prog_fd = prog.as_fd();
+
+        clear_stale(iface, ifindex, &Xdp::new(prog_fd))?;
+
+        let try_mode = |m: AttachMode| -> io::Result<OwnedFd> {
+            let flags = match m {
+                AttachMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
+                AttachMode::Generic => libbpf_sys::XDP_FLAGS_SKB_MODE,
+            };
+            let opts = libbpf_sys::bpf_link_create_opts {
+                sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+                flags,
+                ..Default::default()
+            };
+            // SAFETY: valid program fd and ifindex; `opts` is a properly sized options struct.
+            let fd = unsafe {
+                libbpf_sys::bpf_link_create(
+                    prog_fd.as_raw_fd(),
+                    ifindex as i32,
+                    libbpf_sys::BPF_XDP,
+                    &opts,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::from_raw_os_error(-fd));
+            }
+            // SAFETY: `fd` is a fresh link descriptor we own.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        let (link, mode) = match mode {
+            XdpMode::Native => (
+                try_mode(AttachMode::Native)
+                    .map_err(|e| attach_error(iface, AttachMode::Native, e))?,
+                AttachMode::Native,
+            ),
+            XdpMode::Generic => (
+                try_mode(AttachMode::Generic)
+                    .map_err(|e| attach_error(iface, AttachMode::Generic, e))?,
+                AttachMode::Generic,
+            ),
+            XdpMode::Auto => {
+                match try_mode(AttachMode::Native) {
+                    Ok(l) => (l, AttachMode::Native),
+                    Err(e) => {
+                        log::info!("native XDP on {iface} not available ({e}); falling back to generic mode");
+                        (
+                            try_mode(AttachMode::Generic)
+                                .map_err(|e| attach_error(iface, AttachMode::Generic, e))?,
+                            AttachMode::Generic,
+                        )
+                    }
+                }
+            }
+        };
+        log::info!("flowtap XDP program attached to {iface} in {mode} mode");
+        Ok(Attached {
+            iface: iface.to_string(),
+            ifindex,
+            mode,
+            link,
+            xsks,
+            drops,
+            _obj: obj,
+        })
+    }
+
+    /// Per-reason drop counters, summed over CPUs.
+    pub(crate) fn drops(&self) -> Result<FilterDrops, XdpError> {
+        let mut slots = [0u64; 8];
+        for (i, slot) in slots
+            .iter_mut()
+            .enumerate()
+            .take(FilterDrops::SLOTS as usize)
+        {
+            let per_cpu = self
+                .drops
+                .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| XdpError::Bpf(format!("reading drop counters: {e}")))?
+                .unwrap_or_default();
+            *slot = per_cpu
+                .iter()
+                .map(|v| {
+                    v.get(..8)
+                        .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+                        .unwrap_or(0)
+                })
+                .sum();
+        }
+        Ok(FilterDrops::from_slots(&slots))
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // SAFETY: `link` is our valid link descriptor; detaching is idempotent.
+        let r = unsafe { libbpf_sys::bpf_link_detach(self.link.as_raw_fd()) };
+        if r < 0 {
+            log::warn!(
+                "detaching XDP link from {} failed: {}",
+                self.iface,
+                io::Error::from_raw_os_error(-r)
+            );
+        } else {
+            log::info!("flowtap XDP program detached from {}", self.iface);
+        }
+        // closing `link` (after this) releases it for good.
+    }
+}
+
+fn load_error(msg: String) -> XdpError {
+    if !crate::sys::is_root() {
+        return XdpError::NotRoot;
+    }
+    XdpError::Bpf(format!("loading the XDP program: {msg}"))
+}
+
+fn attach_error(iface: &str, mode: AttachMode, e: io::Error) -> XdpError {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => XdpError::NotRoot,
+        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) if mode == AttachMode::Native => {
+            XdpError::NoXdpSupport {
+                iface: iface.to_string(),
+                mode,
+                source: e,
+            }
+        }
+        Some(libc::EBUSY) | Some(libc::EEXIST) => XdpError::XdpBusy {
+            iface: iface.to_string(),
+            detail: format!("attach in {mode} mode: {e}"),
+        },
+        _ => XdpError::NoXdpSupport {
+            iface: iface.to_string(),
+            mode,
+            source: e,
+        },
+    }
+}
+
+fn prog_name(id: u32) -> Option<String> {
+    ProgInfoIter::default()
+        .find(|p| p.id == id)
+        .map(|p| p.name.to_string_lossy().into_owned())
+}
+
+/// Removes a flowtap XDP program left on `iface` (by a crashed or leaked
+/// capture, attached through a link or through netlink). Another program
+/// on the interface is an error: we never remove what is not ours.
+fn clear_stale(iface: &str, ifindex: u32, xdp: &Xdp<'_>) -> Result<(), XdpError> {
+    let q = xdp
+        .query(ifindex as i32, XdpFlags::NONE)
+        .map_err(|e| XdpError::Bpf(format!("querying XDP on {iface}: {e}")))?;
+    for (id, flag) in [
+        (q.drv_prog_id, XdpFlags::DRV_MODE),
+        (q.skb_prog_id, XdpFlags::SKB_MODE),
+        (q.hw_prog_id, XdpFlags::HW_MODE),
+    ] {
+        if id == 0 {
+            continue;
+        }
+        let name = prog_name(id).unwrap_or_default();
+        if name != PROG_NAME {
+            return Err(XdpError::XdpBusy {
+                iface: iface.to_string(),
+                detail: format!("program {name:?} (id {id}) is attached"),
+            });
+        }
+        let link = LinkInfoIter::default()
+            .find(|l| matches!(&l.info, LinkTypeInfo::Xdp(x) if x.ifindex == ifindex));
+        match link {
+            Some(l) => {
+                // SAFETY: plain bpf syscall wrapper; returns a new fd or -errno.
+                let fd = unsafe { libbpf_sys::bpf_link_get_fd_by_id(l.id) };
+                if fd < 0 {
+                    return Err(XdpError::XdpBusy {
+                        iface: iface.to_string(),
+                        detail: format!("stale flowtap link {} cannot be opened", l.id),
+                    });
+                }
+                // SAFETY: fresh fd we own.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                // SAFETY: valid link fd.
+                let r = unsafe { libbpf_sys::bpf_link_detach(fd.as_raw_fd()) };
+                if r < 0 {
+                    return Err(XdpError::XdpBusy {
+                        iface: iface.to_string(),
+                        detail: format!(
+                            "detaching stale flowtap link {}: {}",
+                            l.id,
+                            io::Error::from_raw_os_error(-r)
+                        ),
+                    });
+                }
+                log::warn!(
+                    "replaced stale flowtap XDP link {} (program {id}) on {iface}",
+                    l.id
+                );
+            }
+            None => {
+                xdp.detach(ifindex as i32, flag)
+                    .map_err(|e| XdpError::XdpBusy {
+                        iface: iface.to_string(),
+                        detail: format!("detaching stale flowtap program {id}: {e}"),
+                    })?;
+                log::warn!("removed stale flowtap XDP program {id} on {iface}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Program id attached to `ifindex` in any mode (0 when none). For tests and doctor.
+pub fn attached_prog_id(ifindex: u32) -> u32 {
+    let mut opts = libbpf_sys::bpf_xdp_query_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
+        ..Default::default()
+    };
+    // SAFETY: `opts` is a properly sized options struct.
+    let r = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    if r < 0 {
+        return 0;
+    }
+    opts.prog_id
+        .max(opts.drv_prog_id)
+        .max(opts.skb_prog_id)
+        .max(opts.hw_prog_id)
+}

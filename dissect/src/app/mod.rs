@@ -1,0 +1,329 @@
+//! Application-layer parsers: the probe/parse contract and the HTTP/1.x, DNS
+//! and TLS parsers.
+//!
+//! The engine owns reassembly. It feeds each parser in-order stream bytes per
+//! direction (TCP) or whole datagrams (UDP) and never hands it packets.
+//!
+//! # How the engine drives a parser
+//!
+//! * Per direction the engine keeps a buffer of bytes the parser has not
+//!   consumed yet (bounded by its own cap). On new bytes it appends them and
+//!   calls [`AppParser::parse`] with the whole unconsumed slice.
+//! * [`ParseStatus::Consumed`]`(n)`: drop `n` bytes; keep the rest (if any)
+//!   and call again when more arrive. `n` may be smaller than the slice
+//!   (for example while an HTTP request waits for the answer to a `CONNECT`).
+//! * [`ParseStatus::Incomplete`]`{consumed, needed}`: drop `consumed`; do not
+//!   call again until at least `needed` unconsumed bytes are buffered (or a gap
+//!   or flow end happens). If `needed` exceeds the engine's cap, treat it like a
+//!   gap: drop the buffer and call [`AppParser::on_gap`] with its length.
+//! * [`ParseStatus::Error`]`{consumed}`: count it and stop feeding this
+//!   direction (the other direction goes on; `flush` is still called).
+//! * Lost bytes: call [`AppParser::on_gap`] with the number of bytes missing
+//!   *after* feeding everything before the hole; drop anything still buffered
+//!   for that direction first (pass its length in the gap too).
+//! * At flow end (or eviction) call [`AppParser::flush`]; pending transactions
+//!   are emitted there.
+//! * [`AppParser::is_done`] says that nothing more will be parsed (a tunnel
+//!   after `CONNECT`/`101`, a TLS session after its handshake): the engine can
+//!   stop buffering and feeding the flow (it must still call `flush`).
+//! * [`AppParser::stats`] returns the parser's counters; add them to the
+//!   per-core counters when the flow ends.
+//!
+//! No parser panics, loops without progress or allocates without a bound on
+//! any input; every limit is in [`AppConfig`] and counted in [`AppStats`].
+
+pub mod dns;
+pub mod http;
+pub mod tls;
+pub(crate) mod util;
+
+pub use dns::{DnsConfig, DnsEvent, DnsParser};
+pub use http::{HttpConfig, HttpEvent, HttpParser};
+pub use tls::{TlsConfig, TlsEvent, TlsParser};
+
+/// Which way bytes travel, relative to the flow's client (initiator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    ToServer,
+    ToClient,
+}
+
+impl Direction {
+    pub fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+}
+
+/// Answer of a content probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Yes,
+    No,
+    NeedMore,
+}
+
+/// Result of one [`AppParser::parse`] call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseStatus {
+    /// This many bytes were consumed; the caller drops them and calls again with the rest (if any) when more arrive.
+    Consumed(usize),
+    /// Nothing more can be parsed until at least `needed` bytes (counting from the start of the unconsumed data) are available; the caller keeps the unconsumed bytes (bounded by its own cap) and calls again with more.
+    Incomplete { consumed: usize, needed: usize },
+    /// The stream is not parseable any more in this direction; the caller stops feeding it (counted).
+    Error { consumed: usize },
+}
+
+/// Per-call context.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ctx {
+    /// Timestamp (ns since the epoch) of the packet that delivered the newest bytes.
+    pub ts_ns: u64,
+}
+
+impl Ctx {
+    pub fn new(ts_ns: u64) -> Ctx {
+        Ctx { ts_ns }
+    }
+}
+
+/// Counters one parser keeps for its flow. All monotonic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppStats {
+    /// Events emitted.
+    pub events: u64,
+    /// Messages (or bytes streams) that did not parse: malformed DNS messages,
+    /// bad HTTP start lines, broken TLS records.
+    pub malformed: u64,
+    /// Transactions dropped or force-emitted because the pending queue was full.
+    pub pending_overflow: u64,
+    /// Fields, header lists, bodies, answer lists or handshake messages cut at a limit.
+    pub truncated: u64,
+    /// `on_gap` calls.
+    pub gaps: u64,
+    /// Times the parser found its footing again after a gap.
+    pub resyncs: u64,
+    /// Responses seen without a matching request/query.
+    pub orphan_responses: u64,
+    /// Requests/queries emitted without a response (flush or expiry).
+    pub unanswered: u64,
+}
+
+impl AppStats {
+    pub fn add(&mut self, o: &AppStats) {
+        self.events += o.events;
+        self.malformed += o.malformed;
+        self.pending_overflow += o.pending_overflow;
+        self.truncated += o.truncated;
+        self.gaps += o.gaps;
+        self.resyncs += o.resyncs;
+        self.orphan_responses += o.orphan_responses;
+        self.unanswered += o.unanswered;
+    }
+}
+
+/// One application-layer parser instance: one per flow.
+pub trait AppParser: Send {
+    /// Parse in-order bytes of one direction (TCP) or one whole datagram (UDP).
+    fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ctx: &Ctx,
+        emit: &mut dyn FnMut(AppEvent),
+    ) -> ParseStatus;
+    /// `len` bytes were lost in this direction; the parser resyncs to a known state.
+    fn on_gap(&mut self, dir: Direction, len: u64);
+    /// Flow end: emit pending transactions (request without response, unanswered query).
+    fn flush(&mut self, ctx: &Ctx, emit: &mut dyn FnMut(AppEvent));
+    /// Timer hook: emit transactions that waited too long (DNS queries older
+    /// than the configured timeout). `parse` does the same on every call.
+    fn expire(&mut self, _ctx: &Ctx, _emit: &mut dyn FnMut(AppEvent)) {}
+    /// Nothing more will be parsed on this flow (tunnel, finished handshake).
+    fn is_done(&self) -> bool {
+        false
+    }
+    /// Counters of this parser.
+    fn stats(&self) -> AppStats;
+    fn proto(&self) -> AppProto;
+}
+
+/// The protocols this module parses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AppProto {
+    Http,
+    Dns,
+    Tls,
+}
+
+impl AppProto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProto::Http => "http",
+            AppProto::Dns => "dns",
+            AppProto::Tls => "tls",
+        }
+    }
+}
+
+/// Transport a parser runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// Result of [`detect_tcp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detect {
+    Proto(AppProto),
+    NeedMore,
+    Unknown,
+}
+
+/// What a parser emits. The engine wraps it with the flow id, community id,
+/// 5-tuple and direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppEvent {
+    Http(Box<HttpEvent>),
+    Dns(Box<DnsEvent>),
+    Tls(Box<TlsEvent>),
+}
+
+impl AppEvent {
+    pub fn proto(&self) -> AppProto {
+        match self {
+            AppEvent::Http(_) => AppProto::Http,
+            AppEvent::Dns(_) => AppProto::Dns,
+            AppEvent::Tls(_) => AppProto::Tls,
+        }
+    }
+}
+
+/// Configuration of all parsers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppConfig {
+    pub http: HttpConfig,
+    pub dns: DnsConfig,
+    pub tls: TlsConfig,
+}
+
+/// Content probe: given the first bytes of a direction, does `proto` speak here?
+pub fn probe(proto: AppProto, dir: Direction, data: &[u8]) -> Probe {
+    match proto {
+        AppProto::Http => http::probe(dir, data),
+        AppProto::Dns => dns::probe_tcp(dir, data),
+        AppProto::Tls => tls::probe(dir, data),
+    }
+}
+
+/// Ports that hint at a protocol.
+fn port_hint(port: u16) -> Option<AppProto> {
+    match port {
+        53 | 5353 | 5355 => Some(AppProto::Dns),
+        443 | 465 | 636 | 853 | 993 | 995 | 8443 | 989 | 990 | 992 | 994 | 5061 | 6697 => {
+            Some(AppProto::Tls)
+        }
+        80 | 81 | 591 | 3128 | 8000 | 8008 | 8080 | 8081 | 8088 | 8888 => Some(AppProto::Http),
+        _ => None,
+    }
+}
+
+/// Detect the protocol of a TCP stream from the first bytes of one direction.
+///
+/// Ports only order the probes (a port hint is tried first) and gate DNS,
+/// whose TCP probe is too weak to trust on any port. `Unknown` when every
+/// probe said No; `NeedMore` while some probe needs more bytes. The caller
+/// bounds how many bytes it tries (2 KiB is plenty for all three).
+pub fn detect_tcp(src_port: u16, dst_port: u16, dir: Direction, data: &[u8]) -> Detect {
+    let hint = port_hint(dst_port).or_else(|| port_hint(src_port));
+    let dns_port = matches!(port_hint(dst_port), Some(AppProto::Dns))
+        || matches!(port_hint(src_port), Some(AppProto::Dns));
+    let mut order: [Option<AppProto>; 3] = [Some(AppProto::Http), Some(AppProto::Tls), None];
+    if dns_port {
+        order = [Some(AppProto::Dns), Some(AppProto::Http), Some(AppProto::Tls)];
+    } else if hint == Some(AppProto::Tls) {
+        order = [Some(AppProto::Tls), Some(AppProto::Http), None];
+    }
+    let mut need_more = false;
+    for proto in order.into_iter().flatten() {
+        match probe(proto, dir, data) {
+            Probe::Yes => return Detect::Proto(proto),
+            Probe::NeedMore => need_more = true,
+            Probe::No => {}
+        }
+    }
+    if need_more {
+        Detect::NeedMore
+    } else {
+        Detect::Unknown
+    }
+}
+
+/// Detect the protocol of a UDP flow from one datagram: DNS on port
+/// 53/5353/5355 when the datagram looks like a DNS message.
+pub fn detect_udp(src_port: u16, dst_port: u16, data: &[u8]) -> Option<AppProto> {
+    let dns_port = |p: u16| matches!(p, 53 | 5353 | 5355);
+    if (dns_port(src_port) || dns_port(dst_port)) && dns::probe_udp(data) {
+        return Some(AppProto::Dns);
+    }
+    None
+}
+
+/// A parser for `proto` over `transport`. HTTP and TLS only run over TCP; asked
+/// for UDP they still parse the datagrams as a stream.
+pub fn new_parser(proto: AppProto, transport: Transport, cfg: &AppConfig) -> Box<dyn AppParser> {
+    match proto {
+        AppProto::Http => Box::new(HttpParser::new(cfg.http.clone())),
+        AppProto::Dns => Box::new(DnsParser::new(transport, cfg.dns.clone())),
+        AppProto::Tls => Box::new(TlsParser::new(cfg.tls.clone())),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_by_content_and_port() {
+        let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            detect_tcp(40000, 8080, Direction::ToServer, get),
+            Detect::Proto(AppProto::Http)
+        );
+        assert_eq!(
+            detect_tcp(40000, 443, Direction::ToServer, get),
+            Detect::Proto(AppProto::Http)
+        );
+        assert_eq!(detect_tcp(40000, 80, Direction::ToServer, b"GE"), Detect::NeedMore);
+        assert_eq!(detect_tcp(40000, 80, Direction::ToServer, b"\x00\x01garbage"), Detect::Unknown);
+        let ch = [0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0, 0, 0x3c, 0x03, 0x03];
+        assert_eq!(
+            detect_tcp(40000, 80, Direction::ToServer, &ch),
+            Detect::Proto(AppProto::Tls)
+        );
+        assert_eq!(detect_tcp(40000, 443, Direction::ToServer, &ch[..3]), Detect::NeedMore);
+        assert_eq!(AppProto::Tls.as_str(), "tls");
+    }
+
+    #[test]
+    fn detect_udp_needs_port_and_content() {
+        let q = crate::app::dns::wire::tests_support::query(0x1234, "example.com", 1);
+        assert_eq!(detect_udp(5000, 53, &q), Some(AppProto::Dns));
+        assert_eq!(detect_udp(53, 5000, &q), Some(AppProto::Dns));
+        assert_eq!(detect_udp(5000, 54, &q), None);
+        assert_eq!(detect_udp(5000, 53, b"hello world, not dns"), None);
+    }
+}

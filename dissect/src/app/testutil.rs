@@ -1,0 +1,345 @@
+//! Test helpers: corpus captures through tshark, Suricata reference eve files,
+//! and a driver that plays the engine's role (buffering unconsumed bytes).
+//!
+//! tshark is required: a missing tshark fails the tests loudly.
+
+use super::{AppEvent, AppParser, Ctx, Direction, ParseStatus};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `shared/` beside the repository (or `$FLOWTAP_SHARED`).
+pub fn shared_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("FLOWTAP_SHARED") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+pub fn corpus(rel: &str) -> PathBuf {
+    let p = shared_dir().join("corpus").join(rel);
+    assert!(p.exists(), "corpus capture missing: {}", p.display());
+    p
+}
+
+/// Suricata 8.0.6 eve events of `event_type` for a corpus capture.
+pub fn suricata_events(rel: &str, event_type: &str) -> Vec<serde_json::Value> {
+    let p = shared_dir()
+        .join("reference/suricata-8.0.6/corpus")
+        .join(format!("{rel}.eve.json"));
+    let text = std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("reference eve missing {}: {e}", p.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("eve line is JSON"))
+        .filter(|v| v["event_type"] == event_type)
+        .collect()
+}
+
+/// Run tshark; panic loudly when it is missing or fails.
+pub fn tshark(args: &[&str]) -> String {
+    let out = Command::new("tshark").args(args).output().unwrap_or_else(|e| {
+        panic!("tshark is required for the corpus tests (apt-get install tshark): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "tshark {:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("tshark output is UTF-8")
+}
+
+pub fn unhex(s: &str) -> Vec<u8> {
+    let s = s.trim();
+    assert!(s.len() % 2 == 0, "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// TCP stream indices of a capture.
+pub fn tcp_streams(cap: &PathBuf) -> Vec<u32> {
+    let out = tshark(&["-r", cap.to_str().unwrap(), "-T", "fields", "-e", "tcp.stream"]);
+    let mut v: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The reassembled chunks of one TCP stream in arrival order, with the
+/// direction (node 0 = client = ToServer), via `follow,tcp,raw`.
+pub fn follow_tcp(cap: &PathBuf, stream: u32) -> Vec<(Direction, Vec<u8>)> {
+    let z = format!("follow,tcp,raw,{stream}");
+    let out = tshark(&["-r", cap.to_str().unwrap(), "-q", "-z", &z]);
+    let mut chunks = Vec::new();
+    let mut in_body = false;
+    for line in out.lines() {
+        if line.starts_with("Node 1:") {
+            in_body = true;
+            continue;
+        }
+        if !in_body || line.starts_with("=====") || line.trim().is_empty() {
+            continue;
+        }
+        let dir = if line.starts_with('\t') { Direction::ToClient } else { Direction::ToServer };
+        chunks.push((dir, unhex(line)));
+    }
+    chunks
+}
+
+/// UDP payloads (with epoch ns and ports) of a capture, optionally filtered.
+pub fn udp_payloads(cap: &PathBuf, filter: &str) -> Vec<(u64, u16, u16, Vec<u8>)> {
+    let out = tshark(&[
+        "-r",
+        cap.to_str().unwrap(),
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+        "-e",
+        "frame.time_epoch",
+        "-e",
+        "udp.srcport",
+        "-e",
+        "udp.dstport",
+        "-e",
+        "udp.payload",
+    ]);
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f.len() < 4 || f[3].is_empty() {
+                return None;
+            }
+            let (secs, frac) = f[0].split_once('.').unwrap_or((f[0], "0"));
+            let frac = format!("{frac:0<9}");
+            let ns = secs.parse::<u64>().ok()? * 1_000_000_000 + frac[..9].parse::<u64>().ok()?;
+            Some((ns, f[1].parse().ok()?, f[2].parse().ok()?, unhex(f[3])))
+        })
+        .collect()
+}
+
+/// Plays the engine: keeps unconsumed bytes per direction, honours
+/// `Incomplete{needed}`, stops a direction on `Error`, caps its buffers.
+pub struct Driver {
+    pub parser: Box<dyn AppParser>,
+    pub buf: [Vec<u8>; 2],
+    pub stopped: [bool; 2],
+    pub events: Vec<AppEvent>,
+    pub errors: u32,
+    pub cap: usize,
+}
+
+impl Driver {
+    pub fn new(parser: Box<dyn AppParser>) -> Driver {
+        Driver {
+            parser,
+            buf: [Vec::new(), Vec::new()],
+            stopped: [false, false],
+            events: Vec::new(),
+            errors: 0,
+            cap: 256 * 1024,
+        }
+    }
+
+    pub fn feed(&mut self, dir: Direction, data: &[u8], ts_ns: u64) {
+        let i = dir.index();
+        if self.stopped[i] {
+            return;
+        }
+        self.buf[i].extend_from_slice(data);
+        let ctx = Ctx::new(ts_ns);
+        #[allow(clippy::never_loop)]
+        loop {
+            if self.buf[i].is_empty() {
+                break;
+            }
+            let events = &mut self.events;
+            let st = self.parser.parse(dir, &self.buf[i], &ctx, &mut |e| events.push(e));
+            match st {
+                ParseStatus::Consumed(n) => {
+                    assert!(n <= self.buf[i].len(), "consumed more than given");
+                    self.buf[i].drain(..n);
+                    // The contract: call again with the rest when more arrive.
+                    break;
+                }
+                ParseStatus::Incomplete { consumed, needed } => {
+                    assert!(consumed <= self.buf[i].len());
+                    self.buf[i].drain(..consumed);
+                    assert!(needed > self.buf[i].len(), "Incomplete must need more than it has");
+                    if needed > self.cap {
+                        let n = self.buf[i].len() as u64;
+                        self.buf[i].clear();
+                        self.parser.on_gap(dir, n);
+                    }
+                    break;
+                }
+                ParseStatus::Error { consumed } => {
+                    assert!(consumed <= self.buf[i].len());
+                    self.errors += 1;
+                    self.stopped[i] = true;
+                    self.buf[i].clear();
+                    break;
+                }
+            }
+        }
+        if self.buf[i].len() > self.cap {
+            let n = self.buf[i].len() as u64;
+            self.buf[i].clear();
+            self.parser.on_gap(dir, n);
+        }
+    }
+
+    pub fn gap(&mut self, dir: Direction, len: u64) {
+        let i = dir.index();
+        let pending = self.buf[i].len() as u64;
+        self.buf[i].clear();
+        self.parser.on_gap(dir, len + pending);
+    }
+
+    pub fn flush(&mut self, ts_ns: u64) {
+        let events = &mut self.events;
+        self.parser.flush(&Ctx::new(ts_ns), &mut |e| events.push(e));
+    }
+}
+
+/// One TCP segment of a capture, as tshark decodes it.
+#[derive(Clone, Debug)]
+pub struct Seg {
+    pub stream: u32,
+    pub ts_ns: u64,
+    pub src: String,
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub syn: bool,
+    pub ack: bool,
+    pub payload: Vec<u8>,
+}
+
+fn epoch_ns(s: &str) -> u64 {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let frac = format!("{frac:0<9}");
+    secs.parse::<u64>().unwrap_or(0) * 1_000_000_000 + frac[..9].parse::<u64>().unwrap_or(0)
+}
+
+/// All TCP segments of a capture in capture order.
+pub fn tcp_segments(cap: &PathBuf) -> Vec<Seg> {
+    let out = tshark(&[
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        "tcp.desegment_tcp_streams:FALSE",
+        "-Y",
+        "tcp",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-e",
+        "frame.time_epoch",
+        "-e",
+        "tcp.stream",
+        "-e",
+        "ip.src",
+        "-e",
+        "ipv6.src",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "tcp.dstport",
+        "-e",
+        "tcp.seq",
+        "-e",
+        "tcp.flags.syn",
+        "-e",
+        "tcp.flags.ack",
+        "-e",
+        "tcp.payload",
+    ]);
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f.len() < 10 {
+                return None;
+            }
+            let flag = |s: &str| s == "1" || s == "True";
+            Some(Seg {
+                ts_ns: epoch_ns(f[0]),
+                stream: f[1].parse().ok()?,
+                src: format!("{}{}", f[2], f[3]),
+                sport: f[4].parse().ok()?,
+                dport: f[5].parse().ok()?,
+                seq: f[6].parse().ok()?,
+                syn: flag(f[7]),
+                ack: flag(f[8]),
+                payload: if f[9].is_empty() { Vec::new() } else { unhex(&f[9].replace(':', "")) },
+            })
+        })
+        .collect()
+}
+
+/// What one TCP flow produced.
+pub struct FlowOut {
+    pub client_port: u16,
+    pub server_port: u16,
+    pub events: Vec<AppEvent>,
+    pub errors: u32,
+    pub gaps: u32,
+}
+
+/// Replay every TCP stream of `cap` through a parser made by `make`, the way
+/// the engine will: in-order bytes per direction, holes reported as gaps,
+/// retransmitted bytes dropped, `flush` at the end.
+pub fn replay_tcp(cap: &PathBuf, make: &dyn Fn(u16, u16) -> Box<dyn AppParser>) -> Vec<FlowOut> {
+    let segs = tcp_segments(cap);
+    let mut streams: Vec<u32> = segs.iter().map(|s| s.stream).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut outs = Vec::new();
+    for st in streams {
+        let ss: Vec<&Seg> = segs.iter().filter(|s| s.stream == st).collect();
+        let Some(first) = ss.first() else { continue };
+        // Client: sender of a pure SYN, else the first packet's sender.
+        let cl = ss
+            .iter()
+            .find(|s| s.syn && !s.ack)
+            .map(|s| (s.src.clone(), s.sport, s.dport))
+            .unwrap_or((first.src.clone(), first.sport, first.dport));
+        let mut d = Driver::new(make(cl.1, cl.2));
+        let mut next: [Option<i64>; 2] = [None, None];
+        let mut gaps = 0;
+        let mut last_ts = 0;
+        for s in &ss {
+            last_ts = s.ts_ns;
+            let dir = if s.src == cl.0 && s.sport == cl.1 { Direction::ToServer } else { Direction::ToClient };
+            let i = dir.index();
+            let seq = i64::from(s.seq);
+            if s.syn {
+                next[i] = Some(seq + 1);
+                continue;
+            }
+            if s.payload.is_empty() {
+                continue;
+            }
+            let exp = *next[i].get_or_insert(seq);
+            let end = seq + s.payload.len() as i64;
+            if end <= exp {
+                continue; // retransmission
+            }
+            if seq > exp {
+                gaps += 1;
+                d.gap(dir, (seq - exp) as u64);
+                d.feed(dir, &s.payload, s.ts_ns);
+            } else {
+                let skip = (exp - seq) as usize;
+                d.feed(dir, &s.payload[skip..], s.ts_ns);
+            }
+            next[i] = Some(end);
+        }
+        d.flush(last_ts);
+        outs.push(FlowOut { client_port: cl.1, server_port: cl.2, events: d.events, errors: d.errors, gaps });
+    }
+    outs
+}

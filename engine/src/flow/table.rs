@@ -1,0 +1,529 @@
+//! Flow tracking for one worker. Nothing here is shared: the worker that
+//! owns a flow is the only one that ever sees its packets.
+
+use dissect::event::{DirectionStats, EndReason, FlowRecord, TunnelInfo};
+use dissect::flow::FlowKey;
+use dissect::packet::{Decoded, Tunnel, Vlans, L4};
+use hashbrown::HashTable;
+
+use super::tcp::{self, TcpTrack};
+use super::wheel::{Entry, Wheel};
+
+const NS: u64 = 1_000_000_000;
+
+/// Timeouts in nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowTimeouts {
+    pub tcp_syn: u64,
+    pub tcp_established: u64,
+    pub tcp_closed: u64,
+    pub udp: u64,
+    pub other: u64,
+    /// 0 = no interim records.
+    pub active: u64,
+}
+
+impl FlowTimeouts {
+    pub fn from_secs(t: &crate::config::TimeoutSection) -> FlowTimeouts {
+        FlowTimeouts {
+            tcp_syn: t.tcp_syn.saturating_mul(NS),
+            tcp_established: t.tcp_established.saturating_mul(NS),
+            tcp_closed: t.tcp_closed.saturating_mul(NS),
+            udp: t.udp.saturating_mul(NS),
+            other: t.other.saturating_mul(NS),
+            active: t.active.saturating_mul(NS),
+        }
+    }
+}
+
+/// What the table needs to know of one packet (or one reassembled datagram).
+pub struct PacketInfo<'d, 'a> {
+    pub key: FlowKey,
+    pub hash: u64,
+    /// The packet travels from the key's first endpoint to its second.
+    pub from_first: bool,
+    pub decoded: &'d Decoded<'a>,
+    pub ts_ns: u64,
+    /// Frames this packet stands for (more than one for a reassembled datagram).
+    pub frames: u64,
+    /// Wire bytes of those frames.
+    pub bytes: u64,
+}
+
+/// Per-worker flow counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableCounters {
+    pub created: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    pub ended_at_shutdown: u64,
+    pub interim_records: u64,
+    pub active: u64,
+    pub tcp_reuse: u64,
+}
+
+/// Link-layer and tunnel facts of a flow, taken from its first packet.
+#[derive(Clone, Debug, Default)]
+struct FlowMeta {
+    /// (originator, responder) MACs.
+    macs: Option<([u8; 6], [u8; 6])>,
+    vlans: Vlans,
+    tunnel: Option<Tunnel>,
+}
+
+#[derive(Clone, Debug)]
+struct Flow {
+    key: FlowKey,
+    hash: u64,
+    gen: u32,
+    live: bool,
+    /// The originator is the key's first endpoint.
+    orig_is_first: bool,
+    first_ns: u64,
+    last_ns: u64,
+    /// Start of the current active-timeout slice.
+    slice_start_ns: u64,
+    slice: u32,
+    /// The tick of the flow's one valid wheel entry.
+    wheel_tick: u64,
+    orig: DirectionStats,
+    resp: DirectionStats,
+    tcp: TcpTrack,
+    meta: FlowMeta,
+}
+
+impl Flow {
+    fn vacant() -> Flow {
+        Flow {
+            key: FlowKey::default(),
+            hash: 0,
+            gen: 0,
+            live: false,
+            orig_is_first: true,
+            first_ns: 0,
+            last_ns: 0,
+            slice_start_ns: 0,
+            slice: 0,
+            wheel_tick: 0,
+            orig: DirectionStats::default(),
+            resp: DirectionStats::default(),
+            tcp: TcpTrack::default(),
+            meta: FlowMeta::default(),
+        }
+    }
+
+    fn idle_timeout(&self, t: &FlowTimeouts) -> u64 {
+        match self.key.proto() {
+            6 => {
+                if self.tcp.is_closed() {
+                    t.tcp_closed
+                } else if self.tcp.established() {
+                    t.tcp_established
+                } else if self.orig.packets + self.resp.packets > 0 && !self.syn_started() {
+                    // Picked up mid-stream: treat as established.
+                    t.tcp_established
+                } else {
+                    t.tcp_syn
+                }
+            }
+            17 => t.udp,
+            _ => t.other,
+        }
+    }
+
+    fn syn_started(&self) -> bool {
+        (self.orig.tcp_flags | self.resp.tcp_flags) & tcp::SYN != 0
+    }
+
+    fn idle_deadline(&self, t: &FlowTimeouts) -> u64 {
+        self.last_ns.saturating_add(self.idle_timeout(t))
+    }
+
+    /// End of the current active-timeout slice, if interim records are on.
+    fn slice_end(&self, t: &FlowTimeouts) -> Option<u64> {
+        (t.active > 0).then(|| self.slice_start_ns.saturating_add(t.active))
+    }
+
+    fn deadline(&self, t: &FlowTimeouts) -> u64 {
+        let idle = self.idle_deadline(t);
+        match self.slice_end(t) {
+            Some(s) => idle.min(s),
+            None => idle,
+        }
+    }
+
+    /// How a flow that stops now ended, when nothing more specific applies.
+    fn close_reason(&self, otherwise: EndReason) -> EndReason {
+        if self.key.proto() == 6 && self.tcp.is_closed() {
+            if self.tcp.rst_seen() {
+                EndReason::Rst
+            } else {
+                EndReason::Fin
+            }
+        } else {
+            otherwise
+        }
+    }
+
+    fn record(&self, reason: EndReason) -> FlowRecord {
+        let ((a_ip, a_port), (b_ip, b_port)) = self.key.endpoints();
+        let ((src_ip, src_port), (dst_ip, dst_port)) = if self.orig_is_first {
+            ((a_ip, a_port), (b_ip, b_port))
+        } else {
+            ((b_ip, b_port), (a_ip, a_port))
+        };
+        let is_tcp = self.key.proto() == 6;
+        FlowRecord {
+            flow_id: flow_id(self.hash, self.first_ns),
+            community_id: self.key.community_id(0),
+            start_ns: if self.slice == 0 {
+                self.first_ns
+            } else {
+                self.slice_start_ns
+            },
+            end_ns: self.last_ns,
+            src_ip,
+            dst_ip,
+            src_port,
+            dst_port,
+            proto: self.key.proto(),
+            src_mac: self.meta.macs.map(|m| m.0),
+            dst_mac: self.meta.macs.map(|m| m.1),
+            vlans: self.meta.vlans.as_slice().to_vec(),
+            tunnel: self.meta.tunnel.as_ref().map(|t| TunnelInfo {
+                kind: t.kind.as_str(),
+                outer_src: t.outer_src,
+                outer_dst: t.outer_dst,
+                id: t.id,
+            }),
+            orig: self.orig,
+            resp: self.resp,
+            conn_state: if is_tcp { self.tcp.conn_state() } else { "" },
+            history: if is_tcp {
+                self.tcp.history().to_string()
+            } else {
+                String::new()
+            },
+            end_reason: reason,
+            slice: self.slice,
+            app_proto: None,
+        }
+    }
+}
+
+/// A flow id that is the same whatever worker or run saw the flow: the
+/// flow's key hash mixed with its first packet time, kept positive for
+/// consumers that read it as a signed 64-bit integer (as Suricata's is).
+fn flow_id(key_hash: u64, first_ns: u64) -> u64 {
+    let mut x = key_hash ^ first_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x & 0x7fff_ffff_ffff_ffff
+}
+
+pub struct FlowTable {
+    index: HashTable<u32>,
+    flows: Vec<Flow>,
+    free: Vec<u32>,
+    wheel: Wheel,
+    timeouts: FlowTimeouts,
+    max_flows: usize,
+    counters: TableCounters,
+    /// Reused list of wheel entries found due in one `advance`.
+    due: Vec<Entry>,
+}
+
+impl FlowTable {
+    pub fn new(max_flows: usize, timeouts: FlowTimeouts) -> FlowTable {
+        // Pre-size for a share of the limit; the slab grows on demand up to
+        // max_flows (never past it).
+        let initial = max_flows.min(1 << 16);
+        FlowTable {
+            index: HashTable::with_capacity(initial),
+            flows: Vec::with_capacity(initial),
+            free: Vec::new(),
+            wheel: Wheel::new(4096, NS),
+            timeouts,
+            max_flows,
+            counters: TableCounters::default(),
+            due: Vec::new(),
+        }
+    }
+
+    pub fn counters(&self) -> TableCounters {
+        self.counters
+    }
+
+    pub fn len(&self) -> usize {
+        self.counters.active as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Accounts one packet to its flow, creating, splitting or evicting
+    /// flows as needed; ended flows are handed to `emit`.
+    #[inline]
+    pub fn on_packet(&mut self, p: &PacketInfo<'_, '_>, emit: &mut impl FnMut(FlowRecord)) {
+        let slot = match self.lookup(&p.key, p.hash) {
+            Some(slot) => {
+                let t = self.timeouts;
+                let f = &self.flows[slot as usize];
+                let reuse = f.key.proto() == 6 && f.tcp.is_closed() && is_bare_syn(p.decoded);
+                if p.ts_ns > f.idle_deadline(&t) || reuse {
+                    // The old flow ended before this packet; this one starts a new flow.
+                    let reason = f.close_reason(EndReason::IdleTimeout);
+                    if reuse {
+                        self.counters.tcp_reuse += 1;
+                    }
+                    self.end_flow(slot, reason, emit);
+                    self.insert(p, emit)
+                } else {
+                    slot
+                }
+            }
+            None => self.insert(p, emit),
+        };
+        self.update(slot, p, emit);
+    }
+
+    #[inline]
+    fn lookup(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+        let flows = &self.flows;
+        self.index
+            .find(hash, |&s| flows.get(s as usize).is_some_and(|f| f.key == *key))
+            .copied()
+    }
+
+    fn insert(&mut self, p: &PacketInfo<'_, '_>, emit: &mut impl FnMut(FlowRecord)) -> u32 {
+        if self.counters.active as usize >= self.max_flows {
+            self.evict_one(emit);
+        }
+        let d = p.decoded;
+        // The originator is the packet's sender, unless the first packet is a
+        // SYN-ACK: then its receiver opened the connection.
+        let mut from_orig_first = true;
+        let mut flipped = false;
+        if let L4::Tcp(t) = &d.l4 {
+            if t.flags & (tcp::SYN | tcp::ACK) == (tcp::SYN | tcp::ACK) {
+                from_orig_first = false;
+                flipped = true;
+            }
+        }
+        let orig_is_first = p.from_first == from_orig_first;
+        let macs = d.macs.map(|(src, dst)| {
+            if from_orig_first {
+                (src, dst)
+            } else {
+                (dst, src)
+            }
+        });
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.flows.push(Flow::vacant());
+                (self.flows.len() - 1) as u32
+            }
+        };
+        let timeouts = self.timeouts;
+        let f = &mut self.flows[slot as usize];
+        let gen = f.gen.wrapping_add(1);
+        *f = Flow {
+            key: p.key,
+            hash: p.hash,
+            gen,
+            live: true,
+            orig_is_first,
+            first_ns: p.ts_ns,
+            last_ns: p.ts_ns,
+            slice_start_ns: p.ts_ns,
+            slice: 0,
+            wheel_tick: 0,
+            orig: DirectionStats::default(),
+            resp: DirectionStats::default(),
+            tcp: TcpTrack::default(),
+            meta: FlowMeta {
+                macs,
+                vlans: d.vlans.clone(),
+                tunnel: d.tunnel.clone(),
+            },
+        };
+        if flipped {
+            f.tcp.mark_flipped();
+        }
+        let deadline = f.deadline(&timeouts);
+        f.wheel_tick = self.wheel.schedule(slot, gen, deadline);
+        let flows = &self.flows;
+        self.index.insert_unique(p.hash, slot, |&s| {
+            flows.get(s as usize).map_or(0, |f| f.hash)
+        });
+        self.counters.created += 1;
+        self.counters.active += 1;
+        slot
+    }
+
+    #[inline]
+    fn update(&mut self, slot: u32, p: &PacketInfo<'_, '_>, emit: &mut impl FnMut(FlowRecord)) {
+        let t = self.timeouts;
+        // Interim record when the packet falls past the current slice.
+        if t.active > 0 {
+            let f = &self.flows[slot as usize];
+            if p.ts_ns >= f.slice_start_ns.saturating_add(t.active) {
+                self.emit_slice(slot, p.ts_ns, emit);
+            }
+        }
+        let f = &mut self.flows[slot as usize];
+        let from_orig = p.from_first == f.orig_is_first;
+        let dir = if from_orig { &mut f.orig } else { &mut f.resp };
+        dir.packets += p.frames;
+        dir.bytes += p.bytes;
+        if let L4::Tcp(th) = &p.decoded.l4 {
+            dir.tcp_flags |= th.flags;
+            f.tcp
+                .on_packet(from_orig, th.flags, p.decoded.payload.len());
+        }
+        if p.ts_ns > f.last_ns {
+            f.last_ns = p.ts_ns;
+        }
+        // A deadline earlier than the queued wheel entry (e.g. FIN shortened
+        // the timeout) needs an earlier entry; later deadlines are found lazily.
+        let deadline = f.deadline(&t);
+        let tick = self.wheel.tick_of(deadline);
+        if tick < f.wheel_tick {
+            f.wheel_tick = self.wheel.schedule(slot, f.gen, deadline);
+        }
+    }
+
+    /// Emits the current slice of a long flow and starts the slice `now_ns` falls in.
+    fn emit_slice(&mut self, slot: u32, now_ns: u64, emit: &mut impl FnMut(FlowRecord)) {
+        let active = self.timeouts.active;
+        let f = &mut self.flows[slot as usize];
+        if f.orig.packets + f.resp.packets > 0 {
+            emit(f.record(EndReason::ActiveTimeout));
+            self.counters.interim_records += 1;
+        }
+        // Slices start at fixed offsets from the flow's first packet, so their
+        // content does not depend on when the engine noticed the boundary.
+        let elapsed = now_ns.saturating_sub(f.slice_start_ns);
+        let skipped = elapsed / active.max(1);
+        f.slice_start_ns = f.slice_start_ns.saturating_add(skipped.saturating_mul(active));
+        f.slice = f
+            .slice
+            .saturating_add(u32::try_from(skipped).unwrap_or(u32::MAX));
+        f.orig = DirectionStats::default();
+        f.resp = DirectionStats::default();
+    }
+
+    fn end_flow(&mut self, slot: u32, reason: EndReason, emit: &mut impl FnMut(FlowRecord)) {
+        let Some(f) = self.flows.get_mut(slot as usize) else {
+            return;
+        };
+        if !f.live {
+            return;
+        }
+        // An interim slice with nothing in it has nothing to report.
+        if f.slice == 0 || f.orig.packets + f.resp.packets > 0 {
+            emit(f.record(reason));
+        }
+        f.live = false;
+        let hash = f.hash;
+        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+        self.free.push(slot);
+        self.counters.active -= 1;
+        match reason {
+            EndReason::Evicted => self.counters.evicted += 1,
+            EndReason::Shutdown => self.counters.ended_at_shutdown += 1,
+            _ => self.counters.expired += 1,
+        }
+    }
+
+    fn evict_one(&mut self, emit: &mut impl FnMut(FlowRecord)) {
+        let flows = &self.flows;
+        let victim = self.wheel.pop_nearest(|e| is_current(flows, e));
+        if let Some(e) = victim {
+            self.end_flow(e.slot, EndReason::Evicted, emit);
+        }
+    }
+
+    /// Moves time to `now_ns`: flows past their deadline end, long flows emit interim records.
+    pub fn advance(&mut self, now_ns: u64, emit: &mut impl FnMut(FlowRecord)) {
+        let mut due = std::mem::take(&mut self.due);
+        let flows = &mut self.flows;
+        let t = self.timeouts;
+        self.wheel.advance(now_ns, |wheel, e| {
+            let Some(f) = flows.get_mut(e.slot as usize) else {
+                return;
+            };
+            if !(f.live && f.gen == e.gen && f.wheel_tick == e.tick) {
+                return; // stale: the flow ended or has an earlier entry
+            }
+            let deadline = f.deadline(&t);
+            if deadline <= now_ns {
+                due.push(e);
+            } else {
+                // Not yet: the real deadline moved on since this entry was queued.
+                f.wheel_tick = wheel.schedule(e.slot, e.gen, deadline);
+            }
+        });
+        for e in due.drain(..) {
+            let f = &self.flows[e.slot as usize];
+            if f.idle_deadline(&t) <= now_ns {
+                let reason = f.close_reason(EndReason::IdleTimeout);
+                self.end_flow(e.slot, reason, emit);
+            } else {
+                self.emit_slice(e.slot, now_ns, emit);
+                let f = &mut self.flows[e.slot as usize];
+                let deadline = f.deadline(&t);
+                let gen = f.gen;
+                f.wheel_tick = self.wheel.schedule(e.slot, gen, deadline);
+            }
+        }
+        self.due = due;
+    }
+
+    /// Ends every flow: those past their idle timeout at `now_ns` as timed
+    /// out (as the wheel would have), the rest as `Shutdown`.
+    pub fn flush_all(&mut self, now_ns: u64, emit: &mut impl FnMut(FlowRecord)) {
+        let t = self.timeouts;
+        // Oldest first, so output order does not depend on slab layout.
+        let mut live: Vec<(u64, u32)> = self
+            .flows
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.live)
+            .map(|(i, f)| (f.first_ns, i as u32))
+            .collect();
+        live.sort_unstable();
+        for (_, slot) in live {
+            let f = &self.flows[slot as usize];
+            if t.active > 0 && now_ns >= f.slice_start_ns.saturating_add(t.active) {
+                let last = f.last_ns;
+                if last >= f.slice_start_ns.saturating_add(t.active) {
+                    self.emit_slice(slot, last, emit);
+                }
+            }
+            let f = &self.flows[slot as usize];
+            let reason = if f.idle_deadline(&t) <= now_ns {
+                f.close_reason(EndReason::IdleTimeout)
+            } else {
+                f.close_reason(EndReason::Shutdown)
+            };
+            self.end_flow(slot, reason, emit);
+        }
+    }
+}
+
+/// A wheel entry is the one valid entry of a live flow.
+fn is_current(flows: &[Flow], e: &Entry) -> bool {
+    flows
+        .get(e.slot as usize)
+        .is_some_and(|f| f.live && f.gen == e.gen && f.wheel_tick == e.tick)
+}
+
+fn is_bare_syn(d: &Decoded<'_>) -> bool {
+    matches!(&d.l4, L4::Tcp(t) if t.flags & (tcp::SYN | tcp::ACK) == tcp::SYN)
+}

@@ -1,0 +1,307 @@
+//! Offline replay of a capture file across N workers.
+//!
+//! One reader thread reads the file, decodes just enough of each packet to
+//! compute the symmetric shard hash, and appends the packet to its owner
+//! worker's batch. Full batches travel through bounded channels; empty ones
+//! come back for reuse. Offline replay is lossless: a full channel makes the
+//! reader wait. With one worker the reader runs the worker itself.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use capture::file::{CaptureFile, FileError};
+use capture::{LinkType, Packet, PacketSource, Poll};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use dissect::flow::shard_hash;
+use dissect::packet::{decode, DecodeConfig, Decoded};
+use output::writer::{BatchSender, WhenFull};
+
+use crate::config::Config;
+use crate::stats::WorkerStats;
+use crate::worker::{EventBatch, Worker};
+
+/// Packets per batch handed from the reader to a worker.
+const BATCH_PACKETS: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("worker thread {0} failed")]
+    Worker(usize),
+    #[error("cannot start thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// How a replay ended.
+#[derive(Debug, Default)]
+pub struct ReplaySummary {
+    pub stats: WorkerStats,
+    pub per_worker: Vec<WorkerStats>,
+    pub elapsed: Duration,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// The capture file broke at some point: everything before it was processed.
+    pub file_error: Option<FileError>,
+}
+
+/// Reports progress while a replay runs (the CLI draws a bar from it).
+pub trait Progress: Send {
+    fn update(&self, bytes_read: u64, packets: u64);
+}
+
+struct PacketBatch {
+    data: Vec<u8>,
+    pkts: Vec<BatchPacket>,
+}
+
+#[derive(Clone, Copy)]
+struct BatchPacket {
+    ts_ns: u64,
+    offset: u32,
+    len: u32,
+    orig_len: u32,
+    link: u32,
+}
+
+impl PacketBatch {
+    fn new() -> PacketBatch {
+        PacketBatch {
+            data: Vec::with_capacity(BATCH_PACKETS * 1600),
+            pkts: Vec::with_capacity(BATCH_PACKETS),
+        }
+    }
+
+    fn push(&mut self, p: &Packet<'_>) {
+        let offset = self.data.len() as u32;
+        self.data.extend_from_slice(p.data);
+        self.pkts.push(BatchPacket {
+            ts_ns: p.ts_ns,
+            offset,
+            len: p.data.len() as u32,
+            orig_len: p.orig_len,
+            link: p.link.0,
+        });
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.pkts.clear();
+    }
+}
+
+/// The worker side of the reader's channel, as a packet source.
+struct ChannelSource {
+    rx: Receiver<PacketBatch>,
+    recycle: Sender<PacketBatch>,
+}
+
+impl PacketSource for ChannelSource {
+    type Error = std::convert::Infallible;
+
+    fn poll_batch<F>(&mut self, _max: usize, mut f: F) -> Result<Poll, Self::Error>
+    where
+        F: FnMut(&Packet<'_>),
+    {
+        let Ok(mut batch) = self.rx.recv() else {
+            return Ok(Poll::End);
+        };
+        for bp in &batch.pkts {
+            let start = bp.offset as usize;
+            let data = batch
+                .data
+                .get(start..start + bp.len as usize)
+                .unwrap_or(&[]);
+            f(&Packet {
+                ts_ns: bp.ts_ns,
+                data,
+                orig_len: bp.orig_len,
+                link: LinkType(bp.link),
+            });
+        }
+        let n = batch.pkts.len();
+        batch.clear();
+        let _ = self.recycle.try_send(batch);
+        Ok(Poll::Packets(n))
+    }
+}
+
+/// Replays `path` through `workers` workers, writing records through `sender`.
+pub fn replay_file(
+    path: &Path,
+    cfg: &Config,
+    workers: usize,
+    sender: Option<BatchSender>,
+    published: &[Arc<Mutex<WorkerStats>>],
+    progress: Option<&dyn Progress>,
+) -> Result<ReplaySummary, ReplayError> {
+    let file = CaptureFile::open(path)?;
+    replay(file, cfg, workers, sender, published, progress)
+}
+
+/// Replays an opened capture (from a file or from memory).
+pub fn replay(
+    mut file: CaptureFile,
+    cfg: &Config,
+    workers: usize,
+    sender: Option<BatchSender>,
+    published: &[Arc<Mutex<WorkerStats>>],
+    progress: Option<&dyn Progress>,
+) -> Result<ReplaySummary, ReplayError> {
+    let workers = workers.max(1);
+    let started = Instant::now();
+    let mut first_ns = u64::MAX;
+    let mut last_ns = 0u64;
+    let mut read = 0u64;
+    let new_worker = |i: usize| {
+        let mut w = Worker::new(cfg, EventBatch::new(sender.clone(), cfg.output.batch_bytes));
+        if let Some(slot) = published.get(i) {
+            w.publish_to(Arc::clone(slot));
+        }
+        w
+    };
+
+    if workers == 1 {
+        let mut worker = new_worker(0);
+        let mut file_error = None;
+        loop {
+            let mut n = 0;
+            let polled = file.poll_batch(BATCH_PACKETS, |p| {
+                n += 1;
+                first_ns = first_ns.min(p.ts_ns);
+                last_ns = last_ns.max(p.ts_ns);
+                worker.process(p);
+            });
+            read += n;
+            worker.end_batch();
+            if let Some(pr) = progress {
+                pr.update(file.offset(), read);
+            }
+            match polled {
+                Ok(Poll::End) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    file_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let stats = worker.finish(last_ns);
+        return Ok(ReplaySummary {
+            stats: stats.clone(),
+            per_worker: vec![stats],
+            elapsed: started.elapsed(),
+            first_ns: if read == 0 { 0 } else { first_ns },
+            last_ns,
+            file_error,
+        });
+    }
+
+    let decode_cfg = DecodeConfig {
+        vxlan_port: cfg.decode.vxlan_port,
+        geneve_port: cfg.decode.geneve_port,
+        teredo_port: (cfg.decode.teredo_port != 0).then_some(cfg.decode.teredo_port),
+        max_tunnel_depth: cfg.decode.max_tunnel_depth,
+    };
+    let final_ns = Arc::new(AtomicU64::new(0));
+    let core_ids = if cfg.pin_workers {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut txs = Vec::with_capacity(workers);
+    let mut spare_rxs = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = bounded::<PacketBatch>(8);
+        let (recycle_tx, recycle_rx) = bounded::<PacketBatch>(16);
+        txs.push(tx);
+        spare_rxs.push(recycle_rx);
+        let mut worker = new_worker(i);
+        let final_ns = Arc::clone(&final_ns);
+        let core = core_ids.get(i % core_ids.len().max(1)).copied();
+        let handle = std::thread::Builder::new()
+            .name(format!("flowtap-w{i}"))
+            .spawn(move || {
+                if let Some(c) = core {
+                    core_affinity::set_for_current(c);
+                }
+                let mut source = ChannelSource {
+                    rx,
+                    recycle: recycle_tx,
+                };
+                let Ok(()) = worker.run(&mut source, BATCH_PACKETS);
+                worker.finish(final_ns.load(Ordering::Acquire))
+            })
+            .map_err(ReplayError::Spawn)?;
+        handles.push(handle);
+    }
+
+    let mut pending: Vec<PacketBatch> = (0..workers).map(|_| PacketBatch::new()).collect();
+    let mut file_error = None;
+    let mut send_failed = false;
+    loop {
+        let mut n = 0;
+        let polled = file.poll_batch(BATCH_PACKETS, |p| {
+            n += 1;
+            first_ns = first_ns.min(p.ts_ns);
+            last_ns = last_ns.max(p.ts_ns);
+            let mut d = Decoded::default();
+            decode(p.link.0, p.data, &decode_cfg, &mut d);
+            let owner = (shard_hash(&d) as usize) % workers;
+            if let Some(b) = pending.get_mut(owner) {
+                b.push(p);
+            }
+        });
+        read += n;
+        for (i, b) in pending.iter_mut().enumerate() {
+            if b.pkts.len() >= BATCH_PACKETS || (!b.pkts.is_empty() && polled.is_err()) {
+                let fresh = spare_rxs[i].try_recv().unwrap_or_else(|_| PacketBatch::new());
+                let full = std::mem::replace(b, fresh);
+                send_failed |= txs[i].send(full).is_err();
+            }
+        }
+        if let Some(pr) = progress {
+            pr.update(file.offset(), read);
+        }
+        match polled {
+            Ok(Poll::End) => break,
+            Ok(_) => {}
+            Err(e) => {
+                file_error = Some(e);
+                break;
+            }
+        }
+        if send_failed {
+            break;
+        }
+    }
+    for (i, b) in pending.into_iter().enumerate() {
+        if !b.pkts.is_empty() {
+            send_failed |= txs[i].send(b).is_err();
+        }
+    }
+    final_ns.store(last_ns, Ordering::Release);
+    drop(txs);
+    let mut summary = ReplaySummary {
+        first_ns: if read == 0 { 0 } else { first_ns },
+        last_ns,
+        file_error,
+        ..ReplaySummary::default()
+    };
+    for (i, h) in handles.into_iter().enumerate() {
+        let s = h.join().map_err(|_| ReplayError::Worker(i))?;
+        summary.stats.merge(&s);
+        summary.per_worker.push(s);
+    }
+    if send_failed {
+        return Err(ReplayError::Worker(usize::MAX));
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// The when-full policy offline replay uses: it must be lossless.
+pub const OFFLINE_POLICY: WhenFull = WhenFull::Block;

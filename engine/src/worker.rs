@@ -1,0 +1,252 @@
+//! One worker: decode, defragment, track flows, encode records. Run to
+//! completion on the core that owns the flows; no locks, no allocation per
+//! packet, the clock is the packets' own time, read once per batch.
+
+use std::sync::{Arc, Mutex};
+
+use capture::{Packet, PacketSource, Poll};
+use dissect::event::FlowRecord;
+use dissect::flow::{FlowKey, KeyConfig};
+use dissect::packet::{decode, decode_ip_payload, DecodeConfig, DecodeStatus, Decoded};
+use output::json::encode_flow;
+use output::writer::BatchSender;
+
+use crate::config::Config;
+use crate::defrag::{Defrag, FragKey, Insert};
+use crate::flow::{FlowTable, FlowTimeouts, PacketInfo};
+use crate::stats::WorkerStats;
+
+const NS: u64 = 1_000_000_000;
+
+/// Encoded records waiting to be handed to the writer.
+pub struct EventBatch {
+    buf: Vec<u8>,
+    events: u64,
+    sender: Option<BatchSender>,
+    batch_bytes: usize,
+    /// Records encoded (whether or not a writer took them).
+    pub encoded: u64,
+}
+
+impl EventBatch {
+    pub fn new(sender: Option<BatchSender>, batch_bytes: usize) -> EventBatch {
+        EventBatch {
+            buf: Vec::with_capacity(batch_bytes + (batch_bytes >> 2)),
+            events: 0,
+            sender,
+            batch_bytes,
+            encoded: 0,
+        }
+    }
+
+    fn push_flow(&mut self, rec: &FlowRecord) {
+        encode_flow(rec, &mut self.buf);
+        self.events += 1;
+        self.encoded += 1;
+    }
+
+    /// Hands the batch over when it is full (or when `force`).
+    fn flush(&mut self, force: bool) {
+        if self.buf.is_empty() || (!force && self.buf.len() < self.batch_bytes) {
+            return;
+        }
+        match &self.sender {
+            Some(s) => s.submit(&mut self.buf, self.events),
+            // No writer (benchmarks): the encoding was the work.
+            None => self.buf.clear(),
+        }
+        self.events = 0;
+    }
+}
+
+pub struct Worker {
+    decode_cfg: DecodeConfig,
+    key_cfg: KeyConfig,
+    table: FlowTable,
+    defrag: Defrag,
+    stats: WorkerStats,
+    out: EventBatch,
+    now_ns: u64,
+    next_housekeeping_ns: u64,
+    /// Where the stats thread reads this worker's counters.
+    published: Option<Arc<Mutex<WorkerStats>>>,
+}
+
+impl Worker {
+    pub fn new(cfg: &Config, out: EventBatch) -> Worker {
+        let d = &cfg.decode;
+        Worker {
+            decode_cfg: DecodeConfig {
+                vxlan_port: d.vxlan_port,
+                geneve_port: d.geneve_port,
+                teredo_port: (d.teredo_port != 0).then_some(d.teredo_port),
+                max_tunnel_depth: d.max_tunnel_depth,
+            },
+            key_cfg: KeyConfig {
+                vlan: cfg.flow.vlan_in_key,
+                tunnel_id: cfg.flow.tunnel_id_in_key,
+            },
+            table: FlowTable::new(
+                cfg.flow.max_flows_per_worker,
+                FlowTimeouts::from_secs(&cfg.flow.timeouts),
+            ),
+            defrag: Defrag::new(
+                cfg.defrag.max_bytes_per_worker,
+                cfg.defrag.max_datagrams_per_worker,
+                cfg.defrag.timeout.saturating_mul(NS),
+            ),
+            stats: WorkerStats::default(),
+            out,
+            now_ns: 0,
+            next_housekeeping_ns: 0,
+            published: None,
+        }
+    }
+
+    /// Lets a stats thread read this worker's counters (updated once per batch).
+    pub fn publish_to(&mut self, slot: Arc<Mutex<WorkerStats>>) {
+        self.published = Some(slot);
+    }
+
+    /// Runs one packet to completion.
+    #[inline]
+    pub fn process(&mut self, pkt: &Packet<'_>) {
+        self.stats.received += 1;
+        self.stats.bytes += u64::from(pkt.orig_len);
+        if pkt.ts_ns > self.now_ns {
+            self.now_ns = pkt.ts_ns;
+        }
+        let mut d = Decoded::default();
+        decode(pkt.link.0, pkt.data, &self.decode_cfg, &mut d);
+        match d.status {
+            DecodeStatus::Ok => {}
+            DecodeStatus::NotIp(_) => {
+                self.stats.not_ip += 1;
+                return;
+            }
+            DecodeStatus::UnsupportedLink(_) => {
+                self.count_error("link", "unsupported_link_type");
+                self.stats.undecodable += 1;
+                return;
+            }
+            DecodeStatus::Truncated(layer) => {
+                self.count_error(layer.as_str(), "truncated");
+                if d.ip.is_some() {
+                    self.stats.truncated += 1;
+                }
+            }
+            DecodeStatus::Malformed(layer, why) => {
+                self.count_error(layer.as_str(), why.as_str());
+            }
+        }
+        let Some(ip) = &d.ip else {
+            self.stats.undecodable += 1;
+            return;
+        };
+        if let Some(frag) = ip.frag {
+            self.stats.fragment += 1;
+            let key = FragKey {
+                src: ip.src,
+                dst: ip.dst,
+                id: frag.id,
+                proto: ip.proto,
+                vlan: d.vlans.as_slice().last().copied().unwrap_or(0),
+            };
+            let proto = ip.proto;
+            let inserted = self.defrag.insert(
+                key,
+                frag.offset,
+                frag.more,
+                d.ip_payload,
+                pkt.ts_ns,
+                u64::from(pkt.orig_len),
+            );
+            if let Insert::Complete(r) = inserted {
+                {
+                    let mut whole = Decoded::default();
+                    decode_ip_payload(&d, proto, &r.payload, &self.decode_cfg, &mut whole);
+                    self.account(&whole, pkt.ts_ns, r.frames, r.bytes);
+                }
+                self.defrag.recycle(r.payload);
+            }
+            return;
+        }
+        self.stats.flow += 1;
+        self.account(&d, pkt.ts_ns, 1, u64::from(pkt.orig_len));
+    }
+
+    fn count_error(&mut self, layer: &'static str, why: &'static str) {
+        *self.stats.decode_errors.entry((layer, why)).or_default() += 1;
+    }
+
+    #[inline]
+    fn account(&mut self, d: &Decoded<'_>, ts_ns: u64, frames: u64, bytes: u64) {
+        let Some((key, from_first)) = FlowKey::from_decoded(d, &self.key_cfg) else {
+            return;
+        };
+        let info = PacketInfo {
+            hash: key.hash64(),
+            key,
+            from_first,
+            decoded: d,
+            ts_ns,
+            frames,
+            bytes,
+        };
+        let out = &mut self.out;
+        self.table.on_packet(&info, &mut |rec| out.push_flow(&rec));
+    }
+
+    /// Housekeeping after a batch: timeouts, output hand-over, published counters.
+    pub fn end_batch(&mut self) {
+        if self.now_ns >= self.next_housekeeping_ns {
+            // Once per second of traffic time is plenty for timeouts of seconds.
+            self.next_housekeeping_ns = self.now_ns.saturating_add(NS);
+            let out = &mut self.out;
+            self.table
+                .advance(self.now_ns, &mut |rec| out.push_flow(&rec));
+            self.defrag.expire(self.now_ns);
+            self.publish();
+        }
+        self.out.flush(false);
+    }
+
+    /// Capture ended at `final_ns` (the newest packet time of all workers):
+    /// every flow is emitted, every counter settled.
+    pub fn finish(&mut self, final_ns: u64) -> WorkerStats {
+        let now = final_ns.max(self.now_ns);
+        let out = &mut self.out;
+        self.table.flush_all(now, &mut |rec| out.push_flow(&rec));
+        self.defrag.finish();
+        self.out.flush(true);
+        self.publish();
+        self.stats()
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        let mut s = self.stats.clone();
+        s.flows = self.table.counters();
+        s.defrag = self.defrag.counters();
+        s.records = self.out.encoded;
+        s
+    }
+
+    fn publish(&self) {
+        if let Some(slot) = &self.published {
+            if let Ok(mut g) = slot.lock() {
+                *g = self.stats();
+            }
+        }
+    }
+
+    /// Polls `source` until it ends, running every packet to completion.
+    pub fn run<S: PacketSource>(&mut self, source: &mut S, batch: usize) -> Result<(), S::Error> {
+        loop {
+            match source.poll_batch(batch, |p| self.process(p))? {
+                Poll::Packets(_) => self.end_batch(),
+                Poll::Idle => self.end_batch(),
+                Poll::End => return Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Helpers shared by the engine's integration tests: run the real `flowtap`
+//! binary on corpus captures and read back what it wrote.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+pub fn corpus() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = here.join("../../shared/corpus");
+    assert!(
+        c.join("MANIFEST.tsv").exists(),
+        "the corpus must be at {} (../shared beside the repo)",
+        c.display()
+    );
+    c
+}
+
+pub fn reference() -> PathBuf {
+    corpus().join("../reference/suricata-8.0.6/corpus")
+}
+
+pub fn tmp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("flowtap-test-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+pub struct RunOutput {
+    pub events: Vec<Value>,
+    pub stderr: String,
+    pub status: std::process::ExitStatus,
+}
+
+impl RunOutput {
+    pub fn of_type(&self, t: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event_type"] == t).collect()
+    }
+
+    pub fn stats(&self) -> &Value {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["event_type"] == "stats")
+            .expect("a final stats event")
+    }
+}
+
+/// Runs `flowtap run --pcap CAPTURE --workers N` plus `extra` arguments.
+pub fn run_flowtap(capture: &Path, workers: usize, extra: &[&str]) -> RunOutput {
+    let dir = tmp_dir("run");
+    let out = dir.join(format!(
+        "{}-{workers}-{}.json",
+        capture.file_name().and_then(|s| s.to_str()).unwrap_or("x"),
+        rand_suffix()
+    ));
+    let o = Command::new(env!("CARGO_BIN_EXE_flowtap"))
+        .args(["run", "--no-progress", "--pcap"])
+        .arg(capture)
+        .args(["--workers", &workers.to_string(), "--output"])
+        .arg(&out)
+        .args(extra)
+        .output()
+        .expect("run flowtap");
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect();
+    RunOutput {
+        events,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        status: o.status,
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Per-direction counters of one conversation, keyed by its endpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conv {
+    /// Frames and bytes from the first endpoint (in key order) to the second.
+    pub a_to_b: (u64, u64),
+    pub b_to_a: (u64, u64),
+}
+
+/// (proto, lower endpoint, higher endpoint) with endpoints as "ip:port".
+pub type ConvKey = (String, String, String);
+
+fn split_endpoint(s: &str) -> (String, u16) {
+    let (ip, port) = s.rsplit_once(':').expect("ip:port");
+    (ip.to_string(), port.parse().expect("port"))
+}
+
+fn conv_key(proto: &str, a: &str, b: &str) -> (ConvKey, bool) {
+    if a <= b {
+        ((proto.into(), a.into(), b.into()), true)
+    } else {
+        ((proto.into(), b.into(), a.into()), false)
+    }
+}
+
+/// tshark's TCP and UDP conversation tables (`-z conv,tcp -z conv,udp`).
+pub fn tshark_conversations(capture: &Path) -> BTreeMap<ConvKey, Conv> {
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(capture)
+        .args(["-q", "-z", "conv,tcp", "-z", "conv,udp"])
+        .output()
+        .expect("tshark must be installed (the README's test command installs it)");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut proto = "";
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with("TCP Conversations") {
+            proto = "TCP";
+        } else if line.starts_with("UDP Conversations") {
+            proto = "UDP";
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 12 || f[1] != "<->" {
+            continue;
+        }
+        assert_eq!(f[5], "bytes", "unexpected tshark format: {line}");
+        let num = |s: &str| s.parse::<u64>().unwrap_or_else(|_| panic!("number in {line}"));
+        // Columns: A <-> B | frames bytes (B to A) | frames bytes (A to B) | total ...
+        let b_to_a_tshark = (num(f[3]), num(f[4]));
+        let a_to_b_tshark = (num(f[6]), num(f[7]));
+        let (key, a_first) = conv_key(proto, f[0], f[2]);
+        let entry: &mut Conv = out.entry(key).or_default();
+        let (ab, ba) = if a_first {
+            (a_to_b_tshark, b_to_a_tshark)
+        } else {
+            (b_to_a_tshark, a_to_b_tshark)
+        };
+        entry.a_to_b.0 += ab.0;
+        entry.a_to_b.1 += ab.1;
+        entry.b_to_a.0 += ba.0;
+        entry.b_to_a.1 += ba.1;
+    }
+    out
+}
+
+fn endpoint(ip: &Value, port: &Value) -> String {
+    let ip = ip.as_str().expect("ip string");
+    format!("{ip}:{}", port.as_u64().expect("port"))
+}
+
+/// flowtap's TCP/UDP flow records summed per conversation (several records
+/// for one 5-tuple: port reuse, VLANs, interim slices).
+pub fn flowtap_conversations(flows: &[&Value]) -> BTreeMap<ConvKey, Conv> {
+    let mut out = BTreeMap::new();
+    for f in flows {
+        let proto = f["proto"].as_str().unwrap_or("");
+        if proto != "TCP" && proto != "UDP" {
+            continue;
+        }
+        let src = endpoint(&f["src_ip"], &f["src_port"]);
+        let dst = endpoint(&f["dest_ip"], &f["dest_port"]);
+        let (key, src_first) = conv_key(proto, &src, &dst);
+        let ts = (
+            f["flow"]["pkts_toserver"].as_u64().expect("pkts"),
+            f["flow"]["bytes_toserver"].as_u64().expect("bytes"),
+        );
+        let tc = (
+            f["flow"]["pkts_toclient"].as_u64().expect("pkts"),
+            f["flow"]["bytes_toclient"].as_u64().expect("bytes"),
+        );
+        let (ab, ba) = if src_first { (ts, tc) } else { (tc, ts) };
+        let e: &mut Conv = out.entry(key).or_default();
+        e.a_to_b.0 += ab.0;
+        e.a_to_b.1 += ab.1;
+        e.b_to_a.0 += ba.0;
+        e.b_to_a.1 += ba.1;
+    }
+    out
+}
+
+pub fn port_of(endpoint: &str) -> u16 {
+    split_endpoint(endpoint).1
+}
+
+/// Suricata's flow events for a corpus capture (reference output).
+pub fn suricata_events(rel: &str) -> Vec<Value> {
+    let p = reference().join(format!("{rel}.eve.json"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("eve json"))
+        .collect()
+}

@@ -1,0 +1,175 @@
+//! Flow records on real captures, checked against tshark's conversation
+//! statistics and Suricata's reference output.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use serde_json::Value;
+
+/// Ports whose UDP conversations carry tunnels: tshark lists the outer
+/// conversation, flowtap follows the inner flow instead.
+const TUNNEL_PORTS: &[u16] = &[4789, 6081, 3544, 2152];
+
+/// Captures compared conversation by conversation with tshark, covering plain
+/// TCP/UDP, VLAN, QinQ, MPLS, GRE, ERSPAN, VXLAN, IPv6 and several link types.
+const TSHARK_CASES: &[&str] = &[
+    "http/sv-http-all-headers--input.pcap",
+    "http/sv-decode-sll2-02--input.pcap",
+    "http/ndpi-quickplay.pcap",
+    "dns/sv-dns.dns-tcp-multirequest-buffer--dns-tcp-multirequest-buffer.pcap",
+    "dns/sv-dns.dns-udp-eve-log-srv--input.pcap",
+    "tcp/sv-bug-4376--syn_retransmit_with_ts.pcap",
+    "tcp/sv-tcp-rst-unacked-stream-10--TLPW1-tcp-174.56.47.59-10.3.11.101-tcp-80-49309.pcap",
+    "vlan/ndpi-ja3_lots_of_cipher_suites.pcap",
+    "vlan/ndpi-dns.pcap",
+    "tunnels/zeek-mpls-in-vlan.pcap",
+    "tunnels/sv-bug-5633-gre-02--gre-sample.pcap",
+    "tunnels/sv-bug-5437-02--input.pcap",
+    "tunnels/sv-vxlan-decoder-03--vxlan.pcap",
+    "tunnels/ndpi-vxlan.pcap",
+    "tunnels/sv-bug-4571-04--ipv6_over_ipv4.pcap",
+    "ipv6/sv-community-id-ipv6--input.pcap",
+    "mixed/sv-ethernet-eve--test.pcap",
+    "mixed/ndpi-1kxun.pcap",
+    "redis/zeek-redis__pipelining-example.pcap",
+    "tls/ndpi-tls_2_reasms.pcapng",
+];
+
+fn is_tunnel_carrier(key: &ConvKey) -> bool {
+    key.0 == "UDP" && (TUNNEL_PORTS.contains(&port_of(&key.1)) || TUNNEL_PORTS.contains(&port_of(&key.2)))
+}
+
+#[test]
+fn conversations_match_tshark() {
+    let mut failures = Vec::new();
+    for rel in TSHARK_CASES {
+        let cap = corpus().join(rel);
+        let run = run_flowtap(&cap, 1, &[]);
+        assert!(run.status.success(), "{rel}: {}", run.stderr);
+        let ours = flowtap_conversations(&run.of_type("flow"));
+        let mut theirs = tshark_conversations(&cap);
+        theirs.retain(|k, _| !is_tunnel_carrier(k));
+        assert!(!theirs.is_empty(), "{rel}: tshark found no TCP/UDP conversation");
+        if ours != theirs {
+            let only_ours: Vec<_> = ours.iter().filter(|(k, v)| theirs.get(*k) != Some(v)).collect();
+            let only_theirs: Vec<_> = theirs.iter().filter(|(k, v)| ours.get(*k) != Some(v)).collect();
+            failures.push(format!(
+                "{rel}: {} vs {} conversations\n  flowtap only/different: {only_ours:?}\n  tshark only/different: {only_theirs:?}",
+                ours.len(),
+                theirs.len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn flow_fingerprint(f: &Value) -> String {
+    format!(
+        "{} {} {}:{}>{}:{} {} {}/{} {}/{} {}",
+        f["flow_id"],
+        f["community_id"],
+        f["src_ip"],
+        f["src_port"],
+        f["dest_ip"],
+        f["dest_port"],
+        f["proto"],
+        f["flow"]["pkts_toserver"],
+        f["flow"]["bytes_toserver"],
+        f["flow"]["pkts_toclient"],
+        f["flow"]["bytes_toclient"],
+        f["flow"]["reason"],
+    )
+}
+
+fn manifest() -> Vec<String> {
+    let text = std::fs::read_to_string(corpus().join("MANIFEST.tsv")).expect("manifest");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every capture: no crash, every packet accounted, and the same flows
+/// whether one or two workers share the work.
+#[test]
+fn every_capture_same_flows_for_one_and_two_workers() {
+    let mut failures = Vec::new();
+    for rel in manifest() {
+        let cap = corpus().join(&rel);
+        let one = run_flowtap(&cap, 1, &[]);
+        let two = run_flowtap(&cap, 2, &[]);
+        for (n, run) in [(1, &one), (2, &two)] {
+            // 2 = the file itself broke (truncated capture): reported, not fatal.
+            match run.status.code() {
+                Some(0) => {}
+                Some(2) if run.stderr.contains("byte") => {}
+                other => failures.push(format!("{rel} workers={n}: exit {other:?}: {}", run.stderr)),
+            }
+            let p = &run.stats()["stats"]["packets"];
+            if p["accounted"] != true {
+                failures.push(format!("{rel} workers={n}: packets not accounted: {p}"));
+            }
+        }
+        let a: BTreeSet<String> = one.of_type("flow").into_iter().map(flow_fingerprint).collect();
+        let b: BTreeSet<String> = two.of_type("flow").into_iter().map(flow_fingerprint).collect();
+        if a != b {
+            failures.push(format!(
+                "{rel}: flows differ between 1 and 2 workers:\n  only 1: {:?}\n  only 2: {:?}",
+                a.difference(&b).collect::<Vec<_>>(),
+                b.difference(&a).collect::<Vec<_>>()
+            ));
+        }
+        let received = one.stats()["stats"]["packets"]["received"].as_u64().unwrap_or(0);
+        let manifest_packets = packets_in_manifest(&rel);
+        if one.status.success() && received != manifest_packets {
+            failures.push(format!("{rel}: received {received}, capinfos says {manifest_packets}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn packets_in_manifest(rel: &str) -> u64 {
+    let text = std::fs::read_to_string(corpus().join("MANIFEST.tsv")).expect("manifest");
+    text.lines()
+        .find(|l| l.split('\t').next() == Some(rel))
+        .and_then(|l| l.split('\t').nth(6))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Community IDs agree with Suricata's on every capture where Suricata logged flows.
+#[test]
+fn community_ids_match_suricata() {
+    let mut checked_captures = 0;
+    let mut checked_flows = 0;
+    let mut failures = Vec::new();
+    for rel in manifest() {
+        let eve = suricata_events(&rel);
+        let theirs: BTreeSet<String> = eve
+            .iter()
+            .filter(|e| e["event_type"] == "flow")
+            .filter(|e| matches!(e["proto"].as_str(), Some("TCP" | "UDP" | "ICMP" | "IPv6-ICMP")))
+            .filter_map(|e| e["community_id"].as_str().map(str::to_string))
+            .collect();
+        if theirs.is_empty() {
+            continue;
+        }
+        let run = run_flowtap(&corpus().join(&rel), 1, &[]);
+        let ours: BTreeSet<String> = run
+            .of_type("flow")
+            .into_iter()
+            .filter_map(|e| e["community_id"].as_str().map(str::to_string))
+            .collect();
+        let missing: Vec<_> = theirs.difference(&ours).collect();
+        if !missing.is_empty() {
+            failures.push(format!("{rel}: Suricata community ids not found: {missing:?}"));
+        }
+        checked_captures += 1;
+        checked_flows += theirs.len();
+    }
+    assert!(checked_captures >= 40, "only {checked_captures} captures had Suricata flows");
+    assert!(failures.is_empty(), "{} of {checked_captures} captures ({checked_flows} flows) differ:\n{}", failures.len(), failures.join("\n"));
+}

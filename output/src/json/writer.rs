@@ -1,0 +1,281 @@
+//! A small JSON object writer over a reused `Vec<u8>`: no allocation once the
+//! buffer has grown, no intermediate `String`s.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+/// Writes one JSON object at a time into `buf`. Keys are trusted (our own
+/// literals); string values are escaped.
+pub struct JsonWriter<'b> {
+    buf: &'b mut Vec<u8>,
+    /// Whether the object/array now open needs a comma before its next member.
+    need_comma: bool,
+}
+
+impl<'b> JsonWriter<'b> {
+    /// Starts an object at the end of `buf`.
+    pub fn object(buf: &'b mut Vec<u8>) -> Self {
+        buf.push(b'{');
+        JsonWriter {
+            buf,
+            need_comma: false,
+        }
+    }
+
+    /// Closes the object and ends the line.
+    pub fn finish_line(self) {
+        self.buf.extend_from_slice(b"}\n");
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.need_comma {
+            self.buf.push(b',');
+        }
+        self.need_comma = true;
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        write_escaped(self.buf, value.as_bytes());
+    }
+
+    /// A byte string that should be text; invalid UTF-8 is escaped as \u00XX per byte.
+    pub fn bytes_as_str(&mut self, key: &str, value: &[u8]) {
+        self.key(key);
+        write_escaped(self.buf, value);
+    }
+
+    pub fn u64(&mut self, key: &str, value: u64) {
+        self.key(key);
+        let mut tmp = itoa_buf(value);
+        self.buf.extend_from_slice(tmp.as_bytes_mut());
+    }
+
+    pub fn i64(&mut self, key: &str, value: i64) {
+        self.key(key);
+        if value < 0 {
+            self.buf.push(b'-');
+        }
+        let mut tmp = itoa_buf(value.unsigned_abs());
+        self.buf.extend_from_slice(tmp.as_bytes_mut());
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.buf
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    pub fn null(&mut self, key: &str) {
+        self.key(key);
+        self.buf.extend_from_slice(b"null");
+    }
+
+    pub fn ip(&mut self, key: &str, value: &IpAddr) {
+        self.key(key);
+        self.buf.push(b'"');
+        // io::Write on Vec<u8> cannot fail.
+        let _ = write!(self.buf, "{value}");
+        self.buf.push(b'"');
+    }
+
+    pub fn mac(&mut self, key: &str, m: &[u8; 6]) {
+        self.key(key);
+        let _ = write!(
+            self.buf,
+            "\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        );
+    }
+
+    /// RFC 3339 UTC timestamp with microseconds.
+    pub fn timestamp(&mut self, key: &str, ts_ns: u64) {
+        self.key(key);
+        self.buf.push(b'"');
+        push_rfc3339_micros(self.buf, ts_ns);
+        self.buf.push(b'"');
+    }
+
+    pub fn u64_array(&mut self, key: &str, values: impl IntoIterator<Item = u64>) {
+        self.key(key);
+        self.buf.push(b'[');
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            let mut tmp = itoa_buf(v);
+            self.buf.extend_from_slice(tmp.as_bytes_mut());
+        }
+        self.buf.push(b']');
+    }
+
+    /// Opens a nested object under `key`; write its members through the
+    /// returned writer, then call [`JsonWriter::end_object`].
+    pub fn begin_object(&mut self, key: &str) -> JsonWriter<'_> {
+        self.key(key);
+        self.buf.push(b'{');
+        JsonWriter {
+            buf: self.buf,
+            need_comma: false,
+        }
+    }
+
+    pub fn end_object(self) {
+        self.buf.push(b'}');
+    }
+}
+
+/// Decimal digits of a u64 without allocating.
+struct DigitBuf {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl DigitBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        self.bytes.get(self.start..).unwrap_or(&[])
+    }
+}
+
+fn itoa_buf(mut v: u64) -> DigitBuf {
+    let mut bytes = [0u8; 20];
+    let mut i = bytes.len();
+    loop {
+        i -= 1;
+        bytes[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    DigitBuf { bytes, start: i }
+}
+
+/// Writes `s` as a JSON string. Valid UTF-8 is kept; each byte of an invalid
+/// sequence becomes `\u00XX` so that no input can make invalid JSON.
+fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.push(b'"');
+    for chunk in s.utf8_chunks() {
+        let valid = chunk.valid().as_bytes();
+        let mut start = 0;
+        for (i, &b) in valid.iter().enumerate() {
+            let esc: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0..=0x1f | 0x7f => b"",
+                _ => continue,
+            };
+            buf.extend_from_slice(&valid[start..i]);
+            start = i + 1;
+            if esc.is_empty() {
+                push_u00(buf, b);
+            } else {
+                buf.extend_from_slice(esc);
+            }
+        }
+        buf.extend_from_slice(&valid[start..]);
+        for &b in chunk.invalid() {
+            push_u00(buf, b);
+        }
+    }
+    buf.push(b'"');
+}
+
+fn push_u00(buf: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.extend_from_slice(b"\\u00");
+    buf.push(HEX[(b >> 4) as usize]);
+    buf.push(HEX[(b & 0xf) as usize]);
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`.
+fn push_rfc3339_micros(buf: &mut Vec<u8>, ts_ns: u64) {
+    let secs = ts_ns / 1_000_000_000;
+    let micros = (ts_ns % 1_000_000_000) / 1_000;
+    let days = (secs / 86_400) as i64;
+    let sod = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        buf,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+}
+
+/// The timestamp format used in records, as a `String` (for logs and tests).
+pub fn format_rfc3339_micros(ts_ns: u64) -> String {
+    let mut v = Vec::with_capacity(27);
+    push_rfc3339_micros(&mut v, ts_ns);
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_micros() {
+        assert_eq!(format_rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
+        // 2026-07-06T00:00:00Z = 1783296000
+        assert_eq!(
+            format_rfc3339_micros(1_783_296_000_123_456_789),
+            "2026-07-06T00:00:00.123456Z"
+        );
+        // leap day
+        assert_eq!(
+            format_rfc3339_micros(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn escapes_and_parses_back() {
+        let mut buf = Vec::new();
+        let mut w = JsonWriter::object(&mut buf);
+        w.str("a", "quote\" back\\ nl\n tab\t ctl\u{1} é");
+        w.bytes_as_str("b", &[b'x', 0xff, 0x00, b'y']);
+        w.u64("n", 18_446_744_073_709_551_615);
+        w.i64("neg", -42);
+        w.mac("m", &[0, 0x1b, 0x21, 0xaa, 0xbb, 0xff]);
+        w.u64_array("v", [1, 20]);
+        let mut inner = w.begin_object("o");
+        inner.bool("t", true);
+        inner.null("z");
+        inner.end_object();
+        w.finish_line();
+        let s = std::str::from_utf8(&buf).expect("utf8");
+        assert!(s.ends_with("}\n"));
+        let v: serde_json::Value = serde_json::from_str(s).expect("valid json");
+        assert_eq!(v["a"], "quote\" back\\ nl\n tab\t ctl\u{1} é");
+        assert_eq!(v["b"], "x\u{ff}\u{0}y");
+        assert_eq!(v["n"], 18_446_744_073_709_551_615u64);
+        assert_eq!(v["neg"], -42);
+        assert_eq!(v["m"], "00:1b:21:aa:bb:ff");
+        assert_eq!(v["v"], serde_json::json!([1, 20]));
+        assert_eq!(v["o"]["t"], true);
+        assert!(v["o"]["z"].is_null());
+    }
+}
