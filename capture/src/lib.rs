@@ -7,8 +7,11 @@
 pub mod file;
 pub mod source;
 
+pub mod afpacket;
 pub mod afxdp;
+pub mod gen;
 mod sys;
+pub mod worker;
 
 pub use file::{CaptureFile, FileError, FileFormat};
 pub use source::{LinkType, Packet, PacketSource, Poll, SourceStats};

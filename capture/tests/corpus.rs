@@ -304,7 +304,7 @@ fn check_cut(name: &str, bytes: &[u8], full: &[Pkt], cut: usize) {
                 // it is a header / a non-packet block before the next packet).
                 let from = whole.last().map_or(0, |p| p.end);
                 assert!(
-                    offset >= from && next_start.map_or(true, |s| offset <= s),
+                    offset >= from && !matches!(next_start, Some(s) if offset > s),
                     "{name} cut at {cut}: offset {offset}"
                 );
                 assert_eq!(offset + available, cut as u64, "{name} cut at {cut}");

@@ -40,7 +40,7 @@ impl WorkerStats {
         self.undecodable += o.undecodable;
         self.truncated += o.truncated;
         for (k, v) in &o.decode_errors {
-            *self.decode_errors.entry(k).or_default() += v;
+            *self.decode_errors.entry(*k).or_default() += v;
         }
         let (a, b) = (&mut self.flows, &o.flows);
         a.created += b.created;

@@ -52,14 +52,24 @@ fn conversations_match_tshark() {
         let mut theirs = tshark_conversations(&cap);
         theirs.retain(|k, _| !is_tunnel_carrier(k));
         assert!(!theirs.is_empty(), "{rel}: tshark found no TCP/UDP conversation");
-        if ours != theirs {
-            let only_ours: Vec<_> = ours.iter().filter(|(k, v)| theirs.get(*k) != Some(v)).collect();
-            let only_theirs: Vec<_> = theirs.iter().filter(|(k, v)| ours.get(*k) != Some(v)).collect();
-            failures.push(format!(
-                "{rel}: {} vs {} conversations\n  flowtap only/different: {only_ours:?}\n  tshark only/different: {only_theirs:?}",
-                ours.len(),
-                theirs.len()
-            ));
+        for (key, (ab, ba)) in &theirs {
+            match ours.get(key) {
+                None => failures.push(format!("{rel}: flowtap has no flow for {key:?}")),
+                Some(c) => {
+                    let same = c.a_to_b.0 == ab.frames
+                        && c.b_to_a.0 == ba.frames
+                        && ab.bytes.matches(c.a_to_b.1)
+                        && ba.bytes.matches(c.b_to_a.1);
+                    if !same {
+                        failures.push(format!(
+                            "{rel}: {key:?}: flowtap {c:?}, tshark {ab:?} / {ba:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        for key in ours.keys().filter(|k| !theirs.contains_key(*k)) {
+            failures.push(format!("{rel}: tshark has no conversation for flowtap's {key:?}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -140,6 +150,18 @@ fn packets_in_manifest(rel: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where flowtap follows the Community ID spec and Suricata does not.
+/// ndpi-malformed_icmp.pcap holds one ICMP message of type 165, which has no
+/// request/response counterpart: the spec (and its reference implementation,
+/// and Zeek) hashes such messages one-way, in packet order:
+/// 218.152.179.213:165 -> 218.152.179.54:0 gives 1:rtRCutrlDsLAUYom8GroVg/mNWs=
+/// (checked by hand with the spec's algorithm). Suricata orders the endpoints
+/// as for a two-way flow and gets 1:kc6HLuJ+8CNIrEMqq4yS7Y/tW6M=.
+const KNOWN_COMMUNITY_ID_DIFFERENCES: &[(&str, &str)] = &[(
+    "malformed/ndpi-malformed_icmp.pcap",
+    "1:kc6HLuJ+8CNIrEMqq4yS7Y/tW6M=",
+)];
+
 /// Community IDs agree with Suricata's on every capture where Suricata logged flows.
 #[test]
 fn community_ids_match_suricata() {
@@ -152,6 +174,11 @@ fn community_ids_match_suricata() {
             .iter()
             .filter(|e| e["event_type"] == "flow")
             .filter(|e| matches!(e["proto"].as_str(), Some("TCP" | "UDP" | "ICMP" | "IPv6-ICMP")))
+            // Suricata also logs the outer UDP flow that carries a tunnel
+            // (VXLAN, GTP-U); flowtap follows the inner flow only.
+            .filter(|e| {
+                !e["dest_port"].as_u64().is_some_and(|p| TUNNEL_PORTS.contains(&(p as u16)))
+            })
             .filter_map(|e| e["community_id"].as_str().map(str::to_string))
             .collect();
         if theirs.is_empty() {
@@ -163,7 +190,10 @@ fn community_ids_match_suricata() {
             .into_iter()
             .filter_map(|e| e["community_id"].as_str().map(str::to_string))
             .collect();
-        let missing: Vec<_> = theirs.difference(&ours).collect();
+        let missing: Vec<_> = theirs
+            .difference(&ours)
+            .filter(|id| !KNOWN_COMMUNITY_ID_DIFFERENCES.contains(&(rel.as_str(), id.as_str())))
+            .collect();
         if !missing.is_empty() {
             failures.push(format!("{rel}: Suricata community ids not found: {missing:?}"));
         }

@@ -1,1 +1,3 @@
-//! tuning
+//! tuning: CPU pinning plans and NIC preflight.
+
+pub mod doctor;

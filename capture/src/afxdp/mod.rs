@@ -37,7 +37,7 @@ use std::sync::Arc;
 use libbpf_rs::{MapCore, MapFlags};
 
 pub use filter::{Cidr, FilterDrops, PreFilter};
-pub use prog::attached_prog_id;
+pub use prog::{attached_prog_id, xdp_features, XdpFeatures};
 pub use shard::symmetric_hash;
 pub use xsk::XdpSocketStats;
 

@@ -292,3 +292,42 @@ pub fn attached_prog_id(ifindex: u32) -> u32 {
         .max(opts.skb_prog_id)
         .max(opts.hw_prog_id)
 }
+
+/// What the driver of an interface supports, from the kernel's XDP feature
+/// flags (kernel >= 6.3; `None` when the kernel does not report them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpFeatures {
+    /// Native (driver) XDP.
+    pub native: bool,
+    /// XDP_REDIRECT (needed for AF_XDP in native mode).
+    pub redirect: bool,
+    /// AF_XDP zero-copy.
+    pub zero_copy: bool,
+}
+
+/// Queries the XDP features of `iface` (for `flowtap doctor`).
+pub fn xdp_features(iface: &str) -> Result<Option<XdpFeatures>, XdpError> {
+    let ifindex =
+        crate::sys::ifindex(iface).ok_or_else(|| XdpError::NoSuchInterface(iface.to_string()))?;
+    let mut opts = libbpf_sys::bpf_xdp_query_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
+        ..Default::default()
+    };
+    // SAFETY: `opts` is a properly sized options struct.
+    let r = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    if r < 0 {
+        return Err(XdpError::Io {
+            what: "querying XDP features",
+            source: io::Error::from_raw_os_error(-r),
+        });
+    }
+    let f = opts.feature_flags;
+    if f == 0 {
+        return Ok(None);
+    }
+    Ok(Some(XdpFeatures {
+        native: f & 1 != 0,
+        redirect: f & 2 != 0,
+        zero_copy: f & 8 != 0,
+    }))
+}

@@ -137,7 +137,19 @@ impl Xsk {
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: 0,
         };
-        sys::bind(b, &sa).map_err(|e| match e.raw_os_error() {
+        // A socket of a process that just died releases its queue from a
+        // kernel work item: retry EBUSY briefly before calling the queue busy.
+        let mut tries = 0;
+        let bound = loop {
+            match sys::bind(b, &sa) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r,
+            }
+        };
+        bound.map_err(|e| match e.raw_os_error() {
             Some(libc::EBUSY) => XdpError::QueueBusy {
                 iface: cfg.iface.clone(),
                 queue,

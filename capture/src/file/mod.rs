@@ -139,8 +139,8 @@ pub enum FileFormat {
 /// A packet found by a format reader: `start`/`caplen` index the input buffer.
 #[derive(Clone, Copy, Debug)]
 struct RawPacket {
-    /// Set when the record does not start at the offset of the call.
-    record_offset: Option<u64>,
+    /// File offset of the record (block) holding the packet.
+    record_offset: u64,
     ts_ns: u64,
     start: usize,
     caplen: u32,
@@ -249,12 +249,9 @@ impl CaptureFile {
     /// reader's buffer until the next call.
     #[inline]
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, FileError> {
-        if let Some(e) = &self.failed {
-            return Err(e
-                .sticky_copy()
-                .unwrap_or_else(|| self.input.io_error(std::io::ErrorKind::Other.into())));
+        if self.failed.is_some() {
+            return Err(self.replay_error());
         }
-        let offset = self.input.offset();
         let raw = match &mut self.reader {
             Reader::Pcap(r) => r.next(&mut self.input),
             Reader::Pcapng(r) => r.next(&mut self.input),
@@ -262,8 +259,7 @@ impl CaptureFile {
         match raw {
             Ok(Some(raw)) => {
                 self.received += 1;
-                // For pcapng, non-packet blocks may come before the packet.
-                self.record_offset = raw.record_offset.unwrap_or(offset);
+                self.record_offset = raw.record_offset;
                 Ok(Some(Packet {
                     ts_ns: raw.ts_ns,
                     data: self.input.slice(raw.start, raw.caplen as usize),
@@ -276,6 +272,14 @@ impl CaptureFile {
                 self.failed = e.sticky_copy();
                 Err(e)
             }
+        }
+    }
+
+    #[cold]
+    fn replay_error(&self) -> FileError {
+        match self.failed.as_ref().and_then(FileError::sticky_copy) {
+            Some(e) => e,
+            None => self.input.io_error(std::io::ErrorKind::Other.into()),
         }
     }
 

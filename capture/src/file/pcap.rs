@@ -97,9 +97,10 @@ impl PcapReader {
         }
         // caplen <= 512 KiB, no overflow.
         let total = RECORD_HEADER_LEN + caplen as usize;
+        let offset = input.offset();
         if !input.fill(total)? {
             return Err(FileError::Truncated {
-                offset: input.offset(),
+                offset,
                 needed: total as u64,
                 available: input.avail() as u64,
             });
@@ -109,7 +110,7 @@ impl PcapReader {
         // sec * 1e9 + frac * 1000 < 2^32 * 1.000001e9 < 2^64: cannot overflow.
         let ts_ns = u64::from(sec) * 1_000_000_000 + u64::from(frac) * u64::from(self.frac_to_ns);
         Ok(Some(RawPacket {
-            record_offset: None,
+            record_offset: offset,
             ts_ns,
             start,
             caplen,

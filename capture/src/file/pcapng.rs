@@ -257,7 +257,7 @@ impl PcapngReader {
         let ts_ns = iface.ts_ns(hi, lo);
         self.last_ts = ts_ns;
         Ok(Some(RawPacket {
-            record_offset: Some(offset),
+            record_offset: offset,
             ts_ns,
             start: pos + 28,
             caplen,
@@ -282,7 +282,7 @@ impl PcapngReader {
         };
         check_caplen(caplen, &iface, 12, block.len(), offset)?;
         Ok(Some(RawPacket {
-            record_offset: Some(offset),
+            record_offset: offset,
             ts_ns: self.last_ts,
             start: pos + 12,
             caplen,

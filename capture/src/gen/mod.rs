@@ -64,7 +64,14 @@ pub struct GenConfig {
 
 impl GenConfig {
     pub fn new(iface: impl Into<String>, source: GenSource) -> GenConfig {
-        GenConfig { iface: iface.into(), source, method: GenMethod::AfPacket, pps: None, bps: None, loops: 1 }
+        GenConfig {
+            iface: iface.into(),
+            source,
+            method: GenMethod::AfPacket,
+            pps: None,
+            bps: None,
+            loops: 1,
+        }
     }
 }
 
@@ -91,18 +98,26 @@ impl GenReport {
 /// Generator errors. Each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
-    #[error("interface {0:?} does not exist: check the name with `ip link` (and the network namespace)")]
+    #[error(
+        "interface {0:?} does not exist: check the name with `ip link` (and the network namespace)"
+    )]
     NoSuchInterface(String),
     #[error("permission denied: run as root (or with CAP_NET_RAW, and CAP_BPF + CAP_NET_ADMIN for xdp-live)")]
     NotRoot,
     #[error("reading {path}: {source}")]
-    File { path: PathBuf, source: crate::file::FileError },
+    File {
+        path: PathBuf,
+        source: crate::file::FileError,
+    },
     #[error("nothing to send: {0}")]
     Empty(String),
     #[error("xdp-live generator: {0} (use method af-packet instead)")]
     XdpLive(String),
     #[error("{what}: {source}")]
-    Io { what: &'static str, source: io::Error },
+    Io {
+        what: &'static str,
+        source: io::Error,
+    },
 }
 
 /// Maximum frame length the generator sends (no jumbo frames).
@@ -112,13 +127,21 @@ pub const MAX_FRAME: usize = 2048;
 fn load_frames(src: &GenSource) -> Result<(Vec<Vec<u8>>, u64), GenError> {
     match src {
         GenSource::Frames(f) => Ok((f.clone(), 0)),
-        GenSource::Synthetic(s) => Ok(((0..s.flows.max(1)).map(|i| synth_frame(s, i)).collect(), 0)),
+        GenSource::Synthetic(s) => {
+            Ok(((0..s.flows.max(1)).map(|i| synth_frame(s, i)).collect(), 0))
+        }
         GenSource::Pcap(path) => {
-            let ferr = |source| GenError::File { path: path.clone(), source };
+            let ferr = |source| GenError::File {
+                path: path.clone(),
+                source,
+            };
             let mut f = crate::file::CaptureFile::open(path).map_err(ferr)?;
             let (mut out, mut skipped) = (Vec::new(), 0u64);
             while let Some(p) = f.next_packet().map_err(ferr)? {
-                if p.link != crate::LinkType::ETHERNET || p.data.len() < 14 || p.data.len() > MAX_FRAME {
+                if p.link != crate::LinkType::ETHERNET
+                    || p.data.len() < 14
+                    || p.data.len() > MAX_FRAME
+                {
                     skipped += 1;
                     continue;
                 }
@@ -138,7 +161,11 @@ pub(crate) struct Pacer {
 
 impl Pacer {
     fn new(pps: Option<f64>) -> Pacer {
-        Pacer { start: Instant::now(), pps, allowed_sent: 0 }
+        Pacer {
+            start: Instant::now(),
+            pps,
+            allowed_sent: 0,
+        }
     }
 
     /// Blocks until at least one frame may be sent; returns how many (≤ `max`).
@@ -161,7 +188,8 @@ impl Pacer {
 
 /// Sends until the sequence has been sent `loops` times or `stop` is set.
 pub fn run(cfg: &GenConfig, stop: &AtomicBool) -> Result<GenReport, GenError> {
-    let ifindex = sys::ifindex(&cfg.iface).ok_or_else(|| GenError::NoSuchInterface(cfg.iface.clone()))?;
+    let ifindex =
+        sys::ifindex(&cfg.iface).ok_or_else(|| GenError::NoSuchInterface(cfg.iface.clone()))?;
     if !sys::is_root() {
         return Err(GenError::NotRoot);
     }
@@ -175,7 +203,10 @@ pub fn run(cfg: &GenConfig, stop: &AtomicBool) -> Result<GenReport, GenError> {
     };
     let total = per_loop.saturating_mul(cfg.loops);
     let avg_len = frames.iter().map(|f| f.len() as f64).sum::<f64>() / frames.len() as f64;
-    let pps = cfg.pps.map(|p| p as f64).or(cfg.bps.map(|b| b as f64 / (avg_len * 8.0)));
+    let pps = cfg
+        .pps
+        .map(|p| p as f64)
+        .or(cfg.bps.map(|b| b as f64 / (avg_len * 8.0)));
     let mut rep = match cfg.method {
         GenMethod::AfPacket => packet::send(ifindex, &frames, total, pps, stop)?,
         GenMethod::XdpLive => xdp::send(ifindex, &cfg.source, &frames, total, pps, stop)?,

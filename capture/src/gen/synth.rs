@@ -81,7 +81,10 @@ pub fn synth_frame(spec: &SynthSpec, flow: u32) -> Vec<u8> {
 }
 
 fn checksum(b: &[u8]) -> u16 {
-    let mut s: u32 = b.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32).sum();
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .sum();
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -94,14 +97,30 @@ mod tests {
 
     #[test]
     fn frame_shape() {
-        let s = SynthSpec { frame_len: 64, ..Default::default() };
+        let s = SynthSpec {
+            frame_len: 64,
+            ..Default::default()
+        };
         let f = synth_frame(&s, 3);
         assert_eq!(f.len(), 64);
         assert_eq!(checksum(&f[14..34]), 0);
         assert_eq!(u16::from_be_bytes([f[34], f[35]]), 10003);
-        let v = synth_frame(&SynthSpec { vlan: Some(7), frame_len: 1000, ..Default::default() }, 0);
+        let v = synth_frame(
+            &SynthSpec {
+                vlan: Some(7),
+                frame_len: 1000,
+                ..Default::default()
+            },
+            0,
+        );
         assert_eq!(v.len(), 1000);
         assert_eq!(&v[12..16], &[0x81, 0, 0, 7]);
-        assert_eq!(port_offset(&SynthSpec { vlan: Some(7), ..Default::default() }), 38);
+        assert_eq!(
+            port_offset(&SynthSpec {
+                vlan: Some(7),
+                ..Default::default()
+            }),
+            38
+        );
     }
 }

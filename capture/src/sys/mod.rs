@@ -30,8 +30,62 @@ pub(crate) fn realtime_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Number of RX queues of `iface` as the kernel sees them (sysfs).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+#[repr(C)]
+struct IfreqPtr {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    data: *mut libc::c_void,
+    _pad: [u8; 16],
+}
+
+/// RX channels (rx + combined) of `iface` from ETHTOOL_GCHANNELS, in the
+/// calling thread's network namespace.
+fn ethtool_rx_channels(iface: &str) -> Option<usize> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GCHANNELS: u32 = 0x3c;
+    if iface.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0).ok()?;
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
+    let mut ifr = IfreqPtr {
+        name: [0; libc::IFNAMSIZ],
+        data: (&mut ch as *mut EthtoolChannels).cast(),
+        _pad: [0; 16],
+    };
+    for (d, s) in ifr.name.iter_mut().zip(iface.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: `ifr` is a valid ifreq whose data points at a live ethtool_channels.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL, &mut ifr) };
+    if r < 0 {
+        return None;
+    }
+    let n = (ch.rx_count + ch.combined_count) as usize;
+    (n > 0).then_some(n)
+}
+
+/// Number of RX queues of `iface` (ethtool channels, else sysfs, else 0).
 pub(crate) fn rx_queue_count(iface: &str) -> usize {
+    if let Some(n) = ethtool_rx_channels(iface) {
+        return n;
+    }
     std::fs::read_dir(format!("/sys/class/net/{iface}/queues"))
         .map(|d| {
             d.filter_map(Result::ok)

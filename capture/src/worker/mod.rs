@@ -9,14 +9,19 @@ pub enum WorkerError {
     Pin { core: usize, source: io::Error },
     #[error("cannot set SCHED_FIFO priority {prio}: {source} (run as root or with CAP_SYS_NICE; priority must be 1..=99)")]
     Fifo { prio: i32, source: io::Error },
-    #[error("cannot lock memory: {source} (run as root or raise `ulimit -l` / LimitMEMLOCK=infinity)")]
+    #[error(
+        "cannot lock memory: {source} (run as root or raise `ulimit -l` / LimitMEMLOCK=infinity)"
+    )]
     Mlock { source: io::Error },
 }
 
 /// Pins the calling thread to `core`.
 pub fn pin_to_core(core: usize) -> Result<(), WorkerError> {
     if core >= libc::CPU_SETSIZE as usize {
-        return Err(WorkerError::Pin { core, source: io::Error::from_raw_os_error(libc::EINVAL) });
+        return Err(WorkerError::Pin {
+            core,
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        });
     }
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -25,18 +30,26 @@ pub fn pin_to_core(core: usize) -> Result<(), WorkerError> {
     // SAFETY: `set` is a valid cpu_set_t of the size we pass; 0 = calling thread.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r != 0 {
-        return Err(WorkerError::Pin { core, source: io::Error::last_os_error() });
+        return Err(WorkerError::Pin {
+            core,
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
 
 /// Gives the calling thread SCHED_FIFO priority `prio` (1..=99).
 pub fn set_sched_fifo(prio: i32) -> Result<(), WorkerError> {
-    let p = libc::sched_param { sched_priority: prio };
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
     // SAFETY: `p` is a valid sched_param; 0 = calling thread.
     let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) };
     if r != 0 {
-        return Err(WorkerError::Fifo { prio, source: io::Error::last_os_error() });
+        return Err(WorkerError::Fifo {
+            prio,
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -46,7 +59,9 @@ pub fn mlock_all() -> Result<(), WorkerError> {
     // SAFETY: plain syscall, no pointers.
     let r = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
     if r != 0 {
-        return Err(WorkerError::Mlock { source: io::Error::last_os_error() });
+        return Err(WorkerError::Mlock {
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -61,7 +76,9 @@ pub fn allowed_cores() -> Vec<usize> {
         return Vec::new();
     }
     // SAFETY: index < CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
 }
 
 #[cfg(test)]
@@ -73,7 +90,9 @@ mod tests {
         let cores = allowed_cores();
         assert!(!cores.is_empty());
         let c = cores[0];
-        std::thread::spawn(move || pin_to_core(c).unwrap()).join().unwrap();
+        std::thread::spawn(move || pin_to_core(c).unwrap())
+            .join()
+            .unwrap();
         assert!(matches!(pin_to_core(100_000), Err(WorkerError::Pin { .. })));
     }
 }

@@ -250,7 +250,11 @@ pub fn detect_tcp(src_port: u16, dst_port: u16, dir: Direction, data: &[u8]) -> 
         || matches!(port_hint(src_port), Some(AppProto::Dns));
     let mut order: [Option<AppProto>; 3] = [Some(AppProto::Http), Some(AppProto::Tls), None];
     if dns_port {
-        order = [Some(AppProto::Dns), Some(AppProto::Http), Some(AppProto::Tls)];
+        order = [
+            Some(AppProto::Dns),
+            Some(AppProto::Http),
+            Some(AppProto::Tls),
+        ];
     } else if hint == Some(AppProto::Tls) {
         order = [Some(AppProto::Tls), Some(AppProto::Http), None];
     }
@@ -307,14 +311,23 @@ mod tests {
             detect_tcp(40000, 443, Direction::ToServer, get),
             Detect::Proto(AppProto::Http)
         );
-        assert_eq!(detect_tcp(40000, 80, Direction::ToServer, b"GE"), Detect::NeedMore);
-        assert_eq!(detect_tcp(40000, 80, Direction::ToServer, b"\x00\x01garbage"), Detect::Unknown);
+        assert_eq!(
+            detect_tcp(40000, 80, Direction::ToServer, b"GE"),
+            Detect::NeedMore
+        );
+        assert_eq!(
+            detect_tcp(40000, 80, Direction::ToServer, b"\x00\x01garbage"),
+            Detect::Unknown
+        );
         let ch = [0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0, 0, 0x3c, 0x03, 0x03];
         assert_eq!(
             detect_tcp(40000, 80, Direction::ToServer, &ch),
             Detect::Proto(AppProto::Tls)
         );
-        assert_eq!(detect_tcp(40000, 443, Direction::ToServer, &ch[..3]), Detect::NeedMore);
+        assert_eq!(
+            detect_tcp(40000, 443, Direction::ToServer, &ch[..3]),
+            Detect::NeedMore
+        );
         assert_eq!(AppProto::Tls.as_str(), "tls");
     }
 

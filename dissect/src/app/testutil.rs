@@ -4,7 +4,7 @@
 //! tshark is required: a missing tshark fails the tests loudly.
 
 use super::{AppEvent, AppParser, Ctx, Direction, ParseStatus};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `shared/` beside the repository (or `$FLOWTAP_SHARED`).
@@ -37,9 +37,12 @@ pub fn suricata_events(rel: &str, event_type: &str) -> Vec<serde_json::Value> {
 
 /// Run tshark; panic loudly when it is missing or fails.
 pub fn tshark(args: &[&str]) -> String {
-    let out = Command::new("tshark").args(args).output().unwrap_or_else(|e| {
-        panic!("tshark is required for the corpus tests (apt-get install tshark): {e}")
-    });
+    let out = Command::new("tshark")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("tshark is required for the corpus tests (apt-get install tshark): {e}")
+        });
     assert!(
         out.status.success(),
         "tshark {:?} failed: {}",
@@ -51,45 +54,15 @@ pub fn tshark(args: &[&str]) -> String {
 
 pub fn unhex(s: &str) -> Vec<u8> {
     let s = s.trim();
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
         .collect()
 }
 
-/// TCP stream indices of a capture.
-pub fn tcp_streams(cap: &PathBuf) -> Vec<u32> {
-    let out = tshark(&["-r", cap.to_str().unwrap(), "-T", "fields", "-e", "tcp.stream"]);
-    let mut v: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
-/// The reassembled chunks of one TCP stream in arrival order, with the
-/// direction (node 0 = client = ToServer), via `follow,tcp,raw`.
-pub fn follow_tcp(cap: &PathBuf, stream: u32) -> Vec<(Direction, Vec<u8>)> {
-    let z = format!("follow,tcp,raw,{stream}");
-    let out = tshark(&["-r", cap.to_str().unwrap(), "-q", "-z", &z]);
-    let mut chunks = Vec::new();
-    let mut in_body = false;
-    for line in out.lines() {
-        if line.starts_with("Node 1:") {
-            in_body = true;
-            continue;
-        }
-        if !in_body || line.starts_with("=====") || line.trim().is_empty() {
-            continue;
-        }
-        let dir = if line.starts_with('\t') { Direction::ToClient } else { Direction::ToServer };
-        chunks.push((dir, unhex(line)));
-    }
-    chunks
-}
-
 /// UDP payloads (with epoch ns and ports) of a capture, optionally filtered.
-pub fn udp_payloads(cap: &PathBuf, filter: &str) -> Vec<(u64, u16, u16, Vec<u8>)> {
+pub fn udp_payloads(cap: &Path, filter: &str) -> Vec<(u64, u16, u16, Vec<u8>)> {
     let out = tshark(&[
         "-r",
         cap.to_str().unwrap(),
@@ -129,6 +102,10 @@ pub struct Driver {
     pub events: Vec<AppEvent>,
     pub errors: u32,
     pub cap: usize,
+    /// Ports, when the driver re-detects the protocol of a tunnel (after
+    /// the parser says `is_done`), as the engine may.
+    pub redetect: Option<(u16, u16)>,
+    detecting: bool,
 }
 
 impl Driver {
@@ -140,6 +117,30 @@ impl Driver {
             events: Vec::new(),
             errors: 0,
             cap: 256 * 1024,
+            redetect: None,
+            detecting: false,
+        }
+    }
+
+    /// While detecting a tunnel's protocol: buffer, probe, switch parsers.
+    fn detect(&mut self, dir: Direction, data: &[u8], ts_ns: u64) {
+        let i = dir.index();
+        self.buf[i].extend_from_slice(data);
+        let Some((sp, dp)) = self.redetect else {
+            return;
+        };
+        match crate::app::detect_tcp(sp, dp, dir, &self.buf[i]) {
+            crate::app::Detect::Proto(p) => {
+                self.parser =
+                    crate::app::new_parser(p, crate::app::Transport::Tcp, &Default::default());
+                self.detecting = false;
+                let first = std::mem::take(&mut self.buf[i]);
+                let other = std::mem::take(&mut self.buf[1 - i]);
+                self.feed(dir, &first, ts_ns);
+                self.feed(dir.reverse(), &other, ts_ns);
+            }
+            crate::app::Detect::NeedMore => {}
+            crate::app::Detect::Unknown => self.stopped[i] = true,
         }
     }
 
@@ -148,41 +149,52 @@ impl Driver {
         if self.stopped[i] {
             return;
         }
+        if self.detecting {
+            return self.detect(dir, data, ts_ns);
+        }
         self.buf[i].extend_from_slice(data);
         let ctx = Ctx::new(ts_ns);
-        #[allow(clippy::never_loop)]
-        loop {
-            if self.buf[i].is_empty() {
-                break;
-            }
+        if !self.buf[i].is_empty() {
             let events = &mut self.events;
-            let st = self.parser.parse(dir, &self.buf[i], &ctx, &mut |e| events.push(e));
+            let st = self
+                .parser
+                .parse(dir, &self.buf[i], &ctx, &mut |e| events.push(e));
             match st {
+                // The contract: call again with the rest when more arrive.
                 ParseStatus::Consumed(n) => {
                     assert!(n <= self.buf[i].len(), "consumed more than given");
                     self.buf[i].drain(..n);
-                    // The contract: call again with the rest when more arrive.
-                    break;
                 }
                 ParseStatus::Incomplete { consumed, needed } => {
                     assert!(consumed <= self.buf[i].len());
                     self.buf[i].drain(..consumed);
-                    assert!(needed > self.buf[i].len(), "Incomplete must need more than it has");
+                    assert!(
+                        needed > self.buf[i].len(),
+                        "Incomplete must need more than it has"
+                    );
                     if needed > self.cap {
                         let n = self.buf[i].len() as u64;
                         self.buf[i].clear();
                         self.parser.on_gap(dir, n);
                     }
-                    break;
                 }
                 ParseStatus::Error { consumed } => {
                     assert!(consumed <= self.buf[i].len());
                     self.errors += 1;
                     self.stopped[i] = true;
                     self.buf[i].clear();
-                    break;
                 }
             }
+        }
+        if self.redetect.is_some()
+            && self.parser.is_done()
+            && self.parser.proto() == crate::app::AppProto::Http
+        {
+            // Tunnel: what the parser left unconsumed belongs to it.
+            let events = &mut self.events;
+            self.parser.flush(&ctx, &mut |e| events.push(e));
+            self.detecting = true;
+            return self.detect(dir, &[], ts_ns);
         }
         if self.buf[i].len() > self.cap {
             let n = self.buf[i].len() as u64;
@@ -225,7 +237,7 @@ fn epoch_ns(s: &str) -> u64 {
 }
 
 /// All TCP segments of a capture in capture order.
-pub fn tcp_segments(cap: &PathBuf) -> Vec<Seg> {
+pub fn tcp_segments(cap: &Path) -> Vec<Seg> {
     let out = tshark(&[
         "-r",
         cap.to_str().unwrap(),
@@ -274,7 +286,11 @@ pub fn tcp_segments(cap: &PathBuf) -> Vec<Seg> {
                 seq: f[6].parse().ok()?,
                 syn: flag(f[7]),
                 ack: flag(f[8]),
-                payload: if f[9].is_empty() { Vec::new() } else { unhex(&f[9].replace(':', "")) },
+                payload: if f[9].is_empty() {
+                    Vec::new()
+                } else {
+                    unhex(&f[9].replace(':', ""))
+                },
             })
         })
         .collect()
@@ -286,13 +302,16 @@ pub struct FlowOut {
     pub server_port: u16,
     pub events: Vec<AppEvent>,
     pub errors: u32,
+    /// Holes reported to the parser.
     pub gaps: u32,
 }
 
 /// Replay every TCP stream of `cap` through a parser made by `make`, the way
-/// the engine will: in-order bytes per direction, holes reported as gaps,
+/// the engine will: in-order bytes per direction (out-of-order segments held
+/// back until the hole fills; a hole still open 16 segments later is a gap),
 /// retransmitted bytes dropped, `flush` at the end.
-pub fn replay_tcp(cap: &PathBuf, make: &dyn Fn(u16, u16) -> Box<dyn AppParser>) -> Vec<FlowOut> {
+pub fn replay_tcp(cap: &Path, make: &dyn Fn(u16, u16) -> Box<dyn AppParser>) -> Vec<FlowOut> {
+    use std::collections::BTreeMap;
     let segs = tcp_segments(cap);
     let mut streams: Vec<u32> = segs.iter().map(|s| s.stream).collect();
     streams.sort_unstable();
@@ -308,38 +327,74 @@ pub fn replay_tcp(cap: &PathBuf, make: &dyn Fn(u16, u16) -> Box<dyn AppParser>) 
             .map(|s| (s.src.clone(), s.sport, s.dport))
             .unwrap_or((first.src.clone(), first.sport, first.dport));
         let mut d = Driver::new(make(cl.1, cl.2));
+        d.redetect = Some((cl.1, cl.2));
         let mut next: [Option<i64>; 2] = [None, None];
+        let mut held: [BTreeMap<i64, (Vec<u8>, u64)>; 2] = [BTreeMap::new(), BTreeMap::new()];
         let mut gaps = 0;
         let mut last_ts = 0;
+        // Feed whatever is contiguous; with `force`, jump holes as gaps.
+        let drain = |d: &mut Driver,
+                     dir: Direction,
+                     next: &mut Option<i64>,
+                     held: &mut BTreeMap<i64, (Vec<u8>, u64)>,
+                     force: bool,
+                     gaps: &mut u32| {
+            while let Some((&seq, _)) = held.iter().next() {
+                let exp = next.unwrap_or(seq);
+                if seq > exp && !force {
+                    break;
+                }
+                let (payload, ts) = held.remove(&seq).unwrap();
+                let end = seq + payload.len() as i64;
+                if end <= exp {
+                    continue; // retransmission
+                }
+                if seq > exp {
+                    *gaps += 1;
+                    d.gap(dir, (seq - exp) as u64);
+                    d.feed(dir, &payload, ts);
+                } else {
+                    d.feed(dir, &payload[(exp - seq) as usize..], ts);
+                }
+                *next = Some(end);
+            }
+        };
         for s in &ss {
             last_ts = s.ts_ns;
-            let dir = if s.src == cl.0 && s.sport == cl.1 { Direction::ToServer } else { Direction::ToClient };
+            let dir = if s.src == cl.0 && s.sport == cl.1 {
+                Direction::ToServer
+            } else {
+                Direction::ToClient
+            };
             let i = dir.index();
-            let seq = i64::from(s.seq);
+            let mut seq = i64::from(s.seq);
             if s.syn {
                 next[i] = Some(seq + 1);
-                continue;
+                seq += 1; // TCP fast open: data in the SYN follows the SYN's sequence number.
             }
             if s.payload.is_empty() {
                 continue;
             }
-            let exp = *next[i].get_or_insert(seq);
-            let end = seq + s.payload.len() as i64;
-            if end <= exp {
-                continue; // retransmission
+            next[i].get_or_insert(seq);
+            let e = held[i].entry(seq).or_insert((Vec::new(), s.ts_ns));
+            if s.payload.len() > e.0.len() {
+                *e = (s.payload.clone(), s.ts_ns);
             }
-            if seq > exp {
-                gaps += 1;
-                d.gap(dir, (seq - exp) as u64);
-                d.feed(dir, &s.payload, s.ts_ns);
-            } else {
-                let skip = (exp - seq) as usize;
-                d.feed(dir, &s.payload[skip..], s.ts_ns);
-            }
-            next[i] = Some(end);
+            let force = held[i].len() > 16;
+            drain(&mut d, dir, &mut next[i], &mut held[i], force, &mut gaps);
+        }
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let i = dir.index();
+            drain(&mut d, dir, &mut next[i], &mut held[i], true, &mut gaps);
         }
         d.flush(last_ts);
-        outs.push(FlowOut { client_port: cl.1, server_port: cl.2, events: d.events, errors: d.errors, gaps });
+        outs.push(FlowOut {
+            client_port: cl.1,
+            server_port: cl.2,
+            events: d.events,
+            errors: d.errors,
+            gaps,
+        });
     }
     outs
 }

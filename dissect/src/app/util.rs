@@ -79,7 +79,12 @@ pub(crate) fn be24(b: &[u8], off: usize) -> Option<u32> {
 #[inline]
 pub(crate) fn be32(b: &[u8], off: usize) -> Option<u32> {
     let s = b.get(off..off.checked_add(4)?)?;
-    Some(u32::from_be_bytes([*s.first()?, *s.get(1)?, *s.get(2)?, *s.get(3)?]))
+    Some(u32::from_be_bytes([
+        *s.first()?,
+        *s.get(1)?,
+        *s.get(2)?,
+        *s.get(3)?,
+    ]))
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ pub struct DecodeConfig {
     /// UDP destination port of GENEVE; 0 turns GENEVE decapsulation off.
     pub geneve_port: u16,
     /// UDP port (source or destination) of Teredo; `None` turns it off.
+    /// (GTP-U is always decoded on its registered port 2152, source or
+    /// destination, and only for G-PDU messages carrying IP.)
     pub teredo_port: Option<u16>,
-    /// UDP port (source or destination) of GTP-U; `None` turns it off.
-    pub gtpu_port: Option<u16>,
     /// Encapsulations (IP tunnels and MPLS pseudowires) decoded at most; one
     /// more is `Malformed(_, TooDeep)`. 0 turns decapsulation off altogether.
     pub max_tunnel_depth: u8,
@@ -25,7 +25,6 @@ impl Default for DecodeConfig {
             vxlan_port: 4789,
             geneve_port: 6081,
             teredo_port: Some(3544),
-            gtpu_port: Some(2152),
             max_tunnel_depth: 4,
         }
     }
@@ -142,7 +141,7 @@ pub struct Tunnel {
     pub outer_ports: (u16, u16),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TunnelKind {
     Gre,
     ErspanI,
@@ -424,7 +423,10 @@ mod tests {
     fn note_keeps_the_first_problem() {
         let mut d = Decoded::default();
         d.note(DecodeStatus::Truncated(Layer::Payload));
-        d.note(DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadOption));
+        d.note(DecodeStatus::Malformed(
+            Layer::Ipv4,
+            Malformation::BadOption,
+        ));
         assert_eq!(d.status, DecodeStatus::Truncated(Layer::Payload));
     }
 

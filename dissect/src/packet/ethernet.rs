@@ -15,7 +15,8 @@ pub(crate) const ETH_MPLS_MC: u16 = 0x8848;
 pub(crate) const ETH_PPPOE_SESSION: u16 = 0x8864;
 
 pub(crate) fn ethernet<'a>(b: &'a [u8], out: &mut Decoded<'a>) -> Step<'a> {
-    let (Some(dst), Some(src), Some(ty)) = (array_at::<6>(b, 0), array_at::<6>(b, 6), u16_at(b, 12))
+    let (Some(dst), Some(src), Some(ty)) =
+        (array_at::<6>(b, 0), array_at::<6>(b, 6), u16_at(b, 12))
     else {
         return stop(out, DecodeStatus::Truncated(Layer::Link));
     };
@@ -54,7 +55,10 @@ fn pppoe_session<'a>(b: &'a [u8], out: &mut Decoded<'a>) -> Step<'a> {
         return stop(out, DecodeStatus::Truncated(Layer::Pppoe));
     };
     if ver_type != 0x11 {
-        return stop(out, DecodeStatus::Malformed(Layer::Pppoe, Malformation::BadVersion));
+        return stop(
+            out,
+            DecodeStatus::Malformed(Layer::Pppoe, Malformation::BadVersion),
+        );
     }
     if b.len() < 6 {
         return stop(out, DecodeStatus::Truncated(Layer::Pppoe));
@@ -66,10 +70,14 @@ fn pppoe_session<'a>(b: &'a [u8], out: &mut Decoded<'a>) -> Step<'a> {
 mod tests {
     use super::super::testutil::*;
     use super::super::*;
+    use super::ETH_IPV4;
 
     #[test]
     fn plain_ethernet_ipv4_tcp() {
-        let f = eth(ETH_IPV4, &ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1234, 80, b"GET"));
+        let f = eth(
+            ETH_IPV4,
+            &ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1234, 80, b"GET"),
+        );
         let d = dec(1, &f);
         assert_eq!(d.status, DecodeStatus::Ok);
         assert_eq!(d.macs, Some((SRC_MAC, DST_MAC)));
@@ -82,7 +90,13 @@ mod tests {
         let inner = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 53, 53, b"x");
         let f = eth(
             0x88a8,
-            &[vlan_tag(100, 0x8100), vlan_tag(200, 0x9100), vlan_tag(300, 0x0800), inner].concat(),
+            &[
+                vlan_tag(100, 0x8100),
+                vlan_tag(200, 0x9100),
+                vlan_tag(300, 0x0800),
+                inner,
+            ]
+            .concat(),
         );
         let d = dec(1, &f);
         assert_eq!(d.status, DecodeStatus::Ok);
@@ -92,7 +106,14 @@ mod tests {
 
     #[test]
     fn vlan_priority_bits_are_masked() {
-        let f = eth(0x8100, &[vec![0xe0, 0x05, 0x08, 0x00], ipv4_udp([1; 4], [2; 4], 1, 2, b"")].concat());
+        let f = eth(
+            0x8100,
+            &[
+                vec![0xe0, 0x05, 0x08, 0x00],
+                ipv4_udp([1; 4], [2; 4], 1, 2, b""),
+            ]
+            .concat(),
+        );
         assert_eq!(dec(1, &f).vlans.as_slice(), &[5]);
     }
 
@@ -104,7 +125,10 @@ mod tests {
 
     #[test]
     fn short_ethernet_is_truncated() {
-        assert_eq!(dec(1, &[0u8; 13]).status, DecodeStatus::Truncated(Layer::Link));
+        assert_eq!(
+            dec(1, &[0u8; 13]).status,
+            DecodeStatus::Truncated(Layer::Link)
+        );
     }
 
     #[test]
@@ -130,12 +154,18 @@ mod tests {
     #[test]
     fn pppoe_session_ipv4_and_ipv6() {
         let ip = ipv4_udp([1; 4], [2; 4], 1, 53, b"q");
-        let f = eth(0x8864, &[vec![0x11, 0x00, 0x12, 0x34, 0x00, 0x20, 0x00, 0x21], ip].concat());
+        let f = eth(
+            0x8864,
+            &[vec![0x11, 0x00, 0x12, 0x34, 0x00, 0x20, 0x00, 0x21], ip].concat(),
+        );
         let d = dec(1, &f);
         assert_eq!(d.status, DecodeStatus::Ok);
         assert_eq!(d.payload, b"q");
         let ip6 = ipv6_udp([1; 16], [2; 16], 1, 53, b"q");
-        let f = eth(0x8864, &[vec![0x11, 0x00, 0x12, 0x34, 0x00, 0x20, 0x00, 0x57], ip6].concat());
+        let f = eth(
+            0x8864,
+            &[vec![0x11, 0x00, 0x12, 0x34, 0x00, 0x20, 0x00, 0x57], ip6].concat(),
+        );
         assert_eq!(dec(1, &f).ip.map(|ip| ip.version), Some(6));
         let f = eth(0x8864, &[0x22, 0, 0, 0, 0, 0, 0, 0x21]);
         assert_eq!(

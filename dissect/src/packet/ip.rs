@@ -21,7 +21,10 @@ pub(crate) fn by_version<'a>(b: &'a [u8], out: &mut Decoded<'a>) -> Step<'a> {
     match b.first().map(|v| v >> 4) {
         Some(6) => Step::Ipv6(b),
         Some(4) => Step::Ipv4(b),
-        Some(_) => stop(out, DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadVersion)),
+        Some(_) => stop(
+            out,
+            DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadVersion),
+        ),
         None => stop(out, DecodeStatus::Truncated(Layer::Ipv4)),
     }
 }
@@ -30,20 +33,27 @@ pub(crate) fn ipv4<'a>(d: &mut Decoder<'_>, b: &'a [u8], out: &mut Decoded<'a>) 
     let Some(fixed) = array_at::<20>(b, 0) else {
         // Without the addresses nothing useful is left; say what was wrong first.
         return match b.first() {
-            Some(v) if v >> 4 != 4 => {
-                stop(out, DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadVersion))
-            }
+            Some(v) if v >> 4 != 4 => stop(
+                out,
+                DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadVersion),
+            ),
             _ => stop(out, DecodeStatus::Truncated(Layer::Ipv4)),
         };
     };
     let [vihl, _tos, tl0, tl1, id0, id1, fo0, fo1, ttl, proto, _, _, s0, s1, s2, s3, d0, d1, d2, d3] =
         fixed;
     if vihl >> 4 != 4 {
-        return stop(out, DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadVersion));
+        return stop(
+            out,
+            DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadVersion),
+        );
     }
     let header_len = usize::from(vihl & 0x0f) * 4;
     if header_len < 20 {
-        return stop(out, DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadHeaderLength));
+        return stop(
+            out,
+            DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadHeaderLength),
+        );
     }
     if b.len() < header_len {
         return stop(out, DecodeStatus::Truncated(Layer::Ipv4));
@@ -55,10 +65,16 @@ pub(crate) fn ipv4<'a>(d: &mut Decoder<'_>, b: &'a [u8], out: &mut Decoded<'a>) 
         total_len = b.len();
     }
     if total_len < header_len {
-        return stop(out, DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadTotalLength));
+        return stop(
+            out,
+            DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadTotalLength),
+        );
     }
     if !ipv4_options_ok(b.get(20..header_len).unwrap_or(&[])) {
-        out.note(DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadOption));
+        out.note(DecodeStatus::Malformed(
+            Layer::Ipv4,
+            Malformation::BadOption,
+        ));
     }
     let fo = u16::from_be_bytes([fo0, fo1]);
     let offset = u32::from(fo & 0x1fff) * 8;
@@ -118,14 +134,18 @@ pub(crate) fn ipv6<'a>(d: &mut Decoder<'_>, b: &'a [u8], out: &mut Decoded<'a>) 
         array_at::<16>(b, 24),
     ) else {
         return match b.first() {
-            Some(v) if v >> 4 != 6 => {
-                stop(out, DecodeStatus::Malformed(Layer::Ipv6, Malformation::BadVersion))
-            }
+            Some(v) if v >> 4 != 6 => stop(
+                out,
+                DecodeStatus::Malformed(Layer::Ipv6, Malformation::BadVersion),
+            ),
             _ => stop(out, DecodeStatus::Truncated(Layer::Ipv6)),
         };
     };
     if first >> 4 != 6 {
-        return stop(out, DecodeStatus::Malformed(Layer::Ipv6, Malformation::BadVersion));
+        return stop(
+            out,
+            DecodeStatus::Malformed(Layer::Ipv6, Malformation::BadVersion),
+        );
     }
     let captured = tail(b, 40);
     // A jumbogram (payload length 0 behind a hop-by-hop header) or a
@@ -277,7 +297,10 @@ mod tests {
         let bad = [0x82, 0x0b, 0, 0];
         let p = ipv4_with_options([1; 4], [2; 4], 17, &bad, &udp(1, 2, b"x"));
         let d = dec(101, &p);
-        assert_eq!(d.status, DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadOption));
+        assert_eq!(
+            d.status,
+            DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadOption)
+        );
         assert_eq!(d.payload, b"x");
         assert!(matches!(d.l4, L4::Udp(_)));
     }
@@ -299,7 +322,10 @@ mod tests {
         let mut p = ipv4_udp([1; 4], [2; 4], 1, 2, b"");
         p[0] = 0x4f; // 60-byte header, 28 captured
         assert_eq!(dec(101, &p).status, DecodeStatus::Truncated(Layer::Ipv4));
-        assert_eq!(dec(101, &p[..19]).status, DecodeStatus::Truncated(Layer::Ipv4));
+        assert_eq!(
+            dec(101, &p[..19]).status,
+            DecodeStatus::Truncated(Layer::Ipv4)
+        );
     }
 
     #[test]
@@ -320,14 +346,28 @@ mod tests {
         p[5] = 0xcd;
         let d = dec(101, &p);
         assert!(d.is_fragment());
-        assert_eq!(d.ip.unwrap().frag, Some(Fragment { id: 0xabcd, offset: 0, more: true }));
+        assert_eq!(
+            d.ip.unwrap().frag,
+            Some(Fragment {
+                id: 0xabcd,
+                offset: 0,
+                more: true
+            })
+        );
         assert_eq!(d.l4, L4::None);
         assert_eq!(d.ip_payload.len(), 18);
         assert!(d.payload.is_empty());
         p[6] = 0x00;
         p[7] = 0x03; // last fragment at 24 bytes
         let d = dec(101, &p);
-        assert_eq!(d.ip.unwrap().frag, Some(Fragment { id: 0xabcd, offset: 24, more: false }));
+        assert_eq!(
+            d.ip.unwrap().frag,
+            Some(Fragment {
+                id: 0xabcd,
+                offset: 24,
+                more: false
+            })
+        );
         assert_eq!(d.l4, L4::None);
         // DF alone is not a fragment.
         p[6] = 0x40;
@@ -357,10 +397,12 @@ mod tests {
 
     #[test]
     fn ipv6_esp_and_no_next_header_end_the_walk() {
-        let d = dec(101, &ipv6_raw([1; 16], [2; 16], 50, &[0u8; 24]));
+        let frame = ipv6_raw([1; 16], [2; 16], 50, &[0u8; 24]);
+        let d = dec(101, &frame);
         assert_eq!(d.l4, L4::Other(50));
         assert_eq!(d.ip.unwrap().proto, 50);
-        let d = dec(101, &ipv6_raw([1; 16], [2; 16], 59, &[]));
+        let frame = ipv6_raw([1; 16], [2; 16], 59, &[]);
+        let d = dec(101, &frame);
         assert_eq!(d.l4, L4::Other(59));
         assert_eq!(d.status, DecodeStatus::Ok);
     }
@@ -370,21 +412,38 @@ mod tests {
         let data = [7u8; 16];
         let mut body = vec![17, 0, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef]; // offset 0, M
         body.extend(data);
-        let d = dec(101, &ipv6_raw([1; 16], [2; 16], PROTO_FRAGMENT, &body));
+        let frame = ipv6_raw([1; 16], [2; 16], PROTO_FRAGMENT, &body);
+        let d = dec(101, &frame);
         let ip = d.ip.unwrap();
         assert_eq!(ip.proto, 17);
-        assert_eq!(ip.frag, Some(Fragment { id: 0xdead_beef, offset: 0, more: true }));
+        assert_eq!(
+            ip.frag,
+            Some(Fragment {
+                id: 0xdead_beef,
+                offset: 0,
+                more: true
+            })
+        );
         assert_eq!(d.ip_payload, &data);
         assert_eq!(d.l4, L4::None);
         // offset 1448, last
         body[2] = 0x05;
         body[3] = 0xa8;
-        let d = dec(101, &ipv6_raw([1; 16], [2; 16], PROTO_FRAGMENT, &body));
-        assert_eq!(d.ip.unwrap().frag, Some(Fragment { id: 0xdead_beef, offset: 1448, more: false }));
+        let frame = ipv6_raw([1; 16], [2; 16], PROTO_FRAGMENT, &body);
+        let d = dec(101, &frame);
+        assert_eq!(
+            d.ip.unwrap().frag,
+            Some(Fragment {
+                id: 0xdead_beef,
+                offset: 1448,
+                more: false
+            })
+        );
         // Atomic fragment: a whole packet behind a fragment header.
         let mut body = vec![17, 0, 0, 0, 0, 0, 0, 9];
         body.extend(udp(1, 2, b"whole"));
-        let d = dec(101, &ipv6_raw([1; 16], [2; 16], PROTO_FRAGMENT, &body));
+        let frame = ipv6_raw([1; 16], [2; 16], PROTO_FRAGMENT, &body);
+        let d = dec(101, &frame);
         assert!(!d.is_fragment());
         assert_eq!(d.payload, b"whole");
     }
@@ -392,7 +451,8 @@ mod tests {
     #[test]
     fn ipv6_ext_header_cut_or_too_long() {
         // Hop-by-hop claims 16 bytes, only 8 present, and the IP length agrees with 8.
-        let d = dec(101, &ipv6_raw([1; 16], [2; 16], PROTO_HOPOPTS, &[17, 1, 0, 0, 0, 0, 0, 0]));
+        let frame = ipv6_raw([1; 16], [2; 16], PROTO_HOPOPTS, &[17, 1, 0, 0, 0, 0, 0, 0]);
+        let d = dec(101, &frame);
         assert_eq!(
             d.status,
             DecodeStatus::Malformed(Layer::Ipv6Ext, Malformation::BadHeaderLength)
@@ -407,7 +467,10 @@ mod tests {
     #[test]
     fn ipv6_short_or_wrong_version() {
         let p = ipv6_udp([1; 16], [2; 16], 1, 2, b"");
-        assert_eq!(dec(229, &p[..39]).status, DecodeStatus::Truncated(Layer::Ipv6));
+        assert_eq!(
+            dec(229, &p[..39]).status,
+            DecodeStatus::Truncated(Layer::Ipv6)
+        );
         let mut p = p;
         p[0] = 0x45;
         assert_eq!(

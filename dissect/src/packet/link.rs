@@ -50,7 +50,9 @@ fn null_loop(frame: &[u8]) -> Step<'_> {
     match family {
         2 => Step::Ipv4(rest),
         10 | 24 | 28 | 30 => Step::Ipv6(rest),
-        other => Step::Stop(DecodeStatus::NotIp(u16::try_from(other).unwrap_or(u16::MAX))),
+        other => Step::Stop(DecodeStatus::NotIp(
+            u16::try_from(other).unwrap_or(u16::MAX),
+        )),
     }
 }
 
@@ -124,18 +126,24 @@ mod tests {
     fn null_and_loop_in_both_byte_orders() {
         for link in [LINKTYPE_NULL, LINKTYPE_LOOP] {
             for fam in [[2, 0, 0, 0], [0, 0, 0, 2]] {
-                let d = dec(link, &[fam.to_vec(), ip4()].concat());
+                let frame = [fam.to_vec(), ip4()].concat();
+                let d = dec(link, &frame);
                 assert_eq!(d.status, DecodeStatus::Ok, "{link} {fam:?}");
                 assert_eq!(d.payload, b"abc");
             }
             for fam in [[30, 0, 0, 0], [0, 0, 0, 24], [28, 0, 0, 0], [0, 0, 0, 10]] {
-                let d = dec(link, &[fam.to_vec(), ip6()].concat());
+                let frame = [fam.to_vec(), ip6()].concat();
+                let d = dec(link, &frame);
                 assert_eq!(d.ip.map(|i| i.version), Some(6), "{fam:?}");
             }
         }
-        let d = dec(LINKTYPE_NULL, &[7, 0, 0, 0, 1, 2]);
+        let frame = [7, 0, 0, 0, 1, 2];
+        let d = dec(LINKTYPE_NULL, &frame);
         assert_eq!(d.status, DecodeStatus::NotIp(7));
-        assert_eq!(dec(LINKTYPE_NULL, &[2, 0]).status, DecodeStatus::Truncated(Layer::Link));
+        assert_eq!(
+            dec(LINKTYPE_NULL, &[2, 0]).status,
+            DecodeStatus::Truncated(Layer::Link)
+        );
     }
 
     #[test]
@@ -152,7 +160,10 @@ mod tests {
             dec(LINKTYPE_RAW, &[0x50, 0, 0]).status,
             DecodeStatus::Malformed(Layer::Ipv4, Malformation::BadVersion)
         );
-        assert_eq!(dec(LINKTYPE_RAW, &[]).status, DecodeStatus::Truncated(Layer::Ipv4));
+        assert_eq!(
+            dec(LINKTYPE_RAW, &[]).status,
+            DecodeStatus::Truncated(Layer::Ipv4)
+        );
     }
 
     #[test]
@@ -160,7 +171,9 @@ mod tests {
         let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
         sll.extend(ip4());
         assert_eq!(dec(LINKTYPE_LINUX_SLL, &sll).payload, b"abc");
-        let mut sll2 = vec![0x86, 0xdd, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
+        let mut sll2 = vec![
+            0x86, 0xdd, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+        ];
         sll2.extend(ip6());
         assert_eq!(dec(LINKTYPE_LINUX_SLL2, &sll2).payload, b"abc");
         assert_eq!(
@@ -177,25 +190,40 @@ mod tests {
         assert_eq!(d.status, DecodeStatus::Ok);
         assert_eq!(d.mpls_labels, 1);
         assert_eq!(d.payload, b"abc");
-        assert_eq!(dec(LINKTYPE_C_HDLC, &[0x0f]).status, DecodeStatus::Truncated(Layer::Link));
+        assert_eq!(
+            dec(LINKTYPE_C_HDLC, &[0x0f]).status,
+            DecodeStatus::Truncated(Layer::Link)
+        );
     }
 
     #[test]
     fn ppp_framings() {
         for prefix in [vec![0xff, 0x03, 0x00, 0x21], vec![0x00, 0x21], vec![0x21]] {
-            let d = dec(LINKTYPE_PPP, &[prefix.clone(), ip4()].concat());
+            let frame = [prefix.clone(), ip4()].concat();
+            let d = dec(LINKTYPE_PPP, &frame);
             assert_eq!(d.status, DecodeStatus::Ok, "{prefix:?}");
         }
-        let d = dec(LINKTYPE_PPP, &[vec![0xff, 0x03, 0x00, 0x57], ip6()].concat());
+        let frame = [vec![0xff, 0x03, 0x00, 0x57], ip6()].concat();
+        let d = dec(LINKTYPE_PPP, &frame);
         assert_eq!(d.ip.map(|i| i.version), Some(6));
-        assert_eq!(dec(LINKTYPE_PPP, &[0xc0, 0x21, 1]).status, DecodeStatus::NotIp(0xc021));
-        assert_eq!(dec(LINKTYPE_PPP, &[0xff, 0x03]).status, DecodeStatus::Truncated(Layer::Ppp));
-        let d = dec(LINKTYPE_PPP_HDLC, &[vec![0x0f, 0x00, 0x08, 0x00], ip4()].concat());
+        assert_eq!(
+            dec(LINKTYPE_PPP, &[0xc0, 0x21, 1]).status,
+            DecodeStatus::NotIp(0xc021)
+        );
+        assert_eq!(
+            dec(LINKTYPE_PPP, &[0xff, 0x03]).status,
+            DecodeStatus::Truncated(Layer::Ppp)
+        );
+        let frame = [vec![0x0f, 0x00, 0x08, 0x00], ip4()].concat();
+        let d = dec(LINKTYPE_PPP_HDLC, &frame);
         assert_eq!(d.status, DecodeStatus::Ok);
     }
 
     #[test]
     fn unknown_link_type() {
-        assert_eq!(dec(147, &[1, 2, 3]).status, DecodeStatus::UnsupportedLink(147));
+        assert_eq!(
+            dec(147, &[1, 2, 3]).status,
+            DecodeStatus::UnsupportedLink(147)
+        );
     }
 }

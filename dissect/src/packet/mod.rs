@@ -22,8 +22,8 @@ mod tunnel;
 pub(crate) mod testutil;
 
 pub use decoded::{
-    DecodeConfig, DecodeStatus, Decoded, Fragment, IpHeader, L4, Layer, Malformation, TcpHeader,
-    Tunnel, TunnelKind, UdpHeader, Vlans,
+    DecodeConfig, DecodeStatus, Decoded, Fragment, IpHeader, Layer, Malformation, TcpHeader,
+    Tunnel, TunnelKind, UdpHeader, Vlans, L4,
 };
 
 /// Decodes one frame of pcap link type `link` (LINKTYPE_* number) into `out`,
@@ -80,8 +80,8 @@ pub fn decode_ip_payload<'a>(
     header.header_len = header
         .header_len
         .saturating_add(u16::try_from(ext_len).unwrap_or(u16::MAX));
-    header.total_len = u32::from(header.header_len)
-        .saturating_add(u32::try_from(data.len()).unwrap_or(u32::MAX));
+    header.total_len =
+        u32::from(header.header_len).saturating_add(u32::try_from(data.len()).unwrap_or(u32::MAX));
     out.ip = Some(header);
     out.ip_payload = data;
     if !out.status.is_ok() {
@@ -124,8 +124,11 @@ pub(crate) struct Decoder<'c> {
     pending: Option<Tunnel>,
     /// Link metadata from before the first encapsulation not yet resolved to
     /// an IP header; restored if none is reached.
-    saved_link: Option<(Vlans, Option<([u8; 6], [u8; 6])>)>,
+    saved_link: Option<(Vlans, Option<MacPair>)>,
 }
+
+/// (src, dst) MAC addresses.
+type MacPair = ([u8; 6], [u8; 6]);
 
 /// Sets a status that ends decoding.
 #[inline]

@@ -54,7 +54,16 @@ mod tests {
     #[test]
     fn label_stack_then_ipv4_or_ipv6() {
         let ip = ipv4_tcp([1; 4], [2; 4], 1, 80, b"x");
-        let f = eth(0x8847, &[&label(100, false)[..], &label(200, false), &label(300, true), &ip].concat());
+        let f = eth(
+            0x8847,
+            &[
+                &label(100, false)[..],
+                &label(200, false),
+                &label(300, true),
+                &ip,
+            ]
+            .concat(),
+        );
         let d = dec(1, &f);
         assert_eq!(d.status, DecodeStatus::Ok);
         assert_eq!(d.mpls_labels, 3);
@@ -74,7 +83,10 @@ mod tests {
     #[test]
     fn ethernet_pseudowire_with_control_word() {
         let inner = eth(0x0800, &ipv4_udp([10, 1, 1, 1], [10, 1, 1, 2], 7, 8, b"pw"));
-        let f = eth(0x8847, &[&label(1000, true)[..], &[0, 0, 0, 0], &inner].concat());
+        let f = eth(
+            0x8847,
+            &[&label(1000, true)[..], &[0, 0, 0, 0], &inner].concat(),
+        );
         let d = dec(1, &f);
         assert_eq!(d.status, DecodeStatus::Ok);
         assert_eq!(d.payload, b"pw");
@@ -87,10 +99,16 @@ mod tests {
     fn nested_pseudowires_stop_at_the_depth_limit() {
         let mut f = eth(0x0800, &ipv4_udp([1; 4], [2; 4], 1, 2, b""));
         for _ in 0..6 {
-            f = eth(0x8847, &[&label(1000, true)[..], &[0, 0, 0, 0], &f].concat());
+            f = eth(
+                0x8847,
+                &[&label(1000, true)[..], &[0, 0, 0, 0], &f].concat(),
+            );
         }
         let d = dec(1, &f);
-        assert_eq!(d.status, DecodeStatus::Malformed(Layer::Mpls, Malformation::TooDeep));
+        assert_eq!(
+            d.status,
+            DecodeStatus::Malformed(Layer::Mpls, Malformation::TooDeep)
+        );
         assert!(d.ip.is_none());
     }
 

@@ -6,8 +6,8 @@
 
 use super::bytes::{head, tail, u16_at, u32_at, u8_at};
 use super::{
-    stop, tunnel, DecodeStatus, Decoded, Decoder, Layer, Malformation, Step, TcpHeader,
-    UdpHeader, L4,
+    stop, tunnel, DecodeStatus, Decoded, Decoder, Layer, Malformation, Step, TcpHeader, UdpHeader,
+    L4,
 };
 
 pub(crate) const PROTO_ICMP: u8 = 1;
@@ -69,7 +69,10 @@ fn tcp<'a>(data: &'a [u8], cut: bool, out: &mut Decoded<'a>) -> Step<'a> {
         return stop(out, DecodeStatus::Truncated(Layer::Tcp));
     }
     if header_len < 20 {
-        return stop(out, DecodeStatus::Malformed(Layer::Tcp, Malformation::BadHeaderLength));
+        return stop(
+            out,
+            DecodeStatus::Malformed(Layer::Tcp, Malformation::BadHeaderLength),
+        );
     }
     if data.len() < usize::from(header_len) {
         return stop(
@@ -112,7 +115,10 @@ fn udp<'a>(
         n if n < 8 || n > declared => {
             // Keep the data the IP layer vouches for; say the header lies.
             out.payload = tail(data, 8);
-            return stop(out, DecodeStatus::Malformed(Layer::Udp, Malformation::BadLength));
+            return stop(
+                out,
+                DecodeStatus::Malformed(Layer::Udp, Malformation::BadLength),
+            );
         }
         n => n,
     };
@@ -173,7 +179,8 @@ mod tests {
         seg[8..12].copy_from_slice(&0x0a0b_0c0du32.to_be_bytes());
         seg[13] = TcpHeader::SYN | TcpHeader::ACK;
         seg[14..16].copy_from_slice(&512u16.to_be_bytes());
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 6, &seg));
+        let frame = ipv4_raw([1; 4], [2; 4], 6, &seg);
+        let d = dec(101, &frame);
         assert_eq!(
             d.l4,
             L4::Tcp(TcpHeader {
@@ -193,9 +200,10 @@ mod tests {
     fn tcp_options_are_skipped() {
         let mut seg = tcp_segment(1, 2, b"");
         seg[12] = 8 << 4;
-        seg.extend([1, 1, 1, 1, 1, 1, 1, 0]);
+        seg.extend([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]);
         seg.extend(b"after");
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 6, &seg));
+        let frame = ipv4_raw([1; 4], [2; 4], 6, &seg);
+        let d = dec(101, &frame);
         assert_eq!(d.payload, b"after");
     }
 
@@ -222,11 +230,19 @@ mod tests {
     fn tcp_bad_data_offset() {
         let mut seg = tcp_segment(1, 2, b"xx");
         seg[12] = 4 << 4;
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 6, &seg));
-        assert_eq!(d.status, DecodeStatus::Malformed(Layer::Tcp, Malformation::BadHeaderLength));
+        let frame = ipv4_raw([1; 4], [2; 4], 6, &seg);
+        let d = dec(101, &frame);
+        assert_eq!(
+            d.status,
+            DecodeStatus::Malformed(Layer::Tcp, Malformation::BadHeaderLength)
+        );
         seg[12] = 15 << 4;
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 6, &seg));
-        assert_eq!(d.status, DecodeStatus::Malformed(Layer::Tcp, Malformation::BadHeaderLength));
+        let frame = ipv4_raw([1; 4], [2; 4], 6, &seg);
+        let d = dec(101, &frame);
+        assert_eq!(
+            d.status,
+            DecodeStatus::Malformed(Layer::Tcp, Malformation::BadHeaderLength)
+        );
         assert!(matches!(d.l4, L4::Tcp(_)));
     }
 
@@ -234,13 +250,23 @@ mod tests {
     fn udp_length_rules() {
         let p = ipv4_udp([1; 4], [2; 4], 53, 1053, b"answer");
         let d = dec(101, &p);
-        assert_eq!(d.l4, L4::Udp(UdpHeader { src_port: 53, dst_port: 1053, length: 14 }));
+        assert_eq!(
+            d.l4,
+            L4::Udp(UdpHeader {
+                src_port: 53,
+                dst_port: 1053,
+                length: 14
+            })
+        );
         assert_eq!(d.payload, b"answer");
         // Length below 8.
         let mut bad = p.clone();
         bad[24..26].copy_from_slice(&5u16.to_be_bytes());
         let d = dec(101, &bad);
-        assert_eq!(d.status, DecodeStatus::Malformed(Layer::Udp, Malformation::BadLength));
+        assert_eq!(
+            d.status,
+            DecodeStatus::Malformed(Layer::Udp, Malformation::BadLength)
+        );
         assert!(matches!(d.l4, L4::Udp(_)));
         // Length beyond the IP payload.
         let mut bad = p.clone();
@@ -259,20 +285,31 @@ mod tests {
         assert_eq!(d.payload, b"an");
         let d = dec(101, &p[..25]);
         assert_eq!(d.status, DecodeStatus::Truncated(Layer::Udp));
-        assert!(matches!(d.l4, L4::Udp(UdpHeader { src_port: 53, dst_port: 1053, .. })));
+        assert!(matches!(
+            d.l4,
+            L4::Udp(UdpHeader {
+                src_port: 53,
+                dst_port: 1053,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn icmp_and_icmpv6() {
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 1, &[8, 0, 0, 0, 0, 1, 0, 1, b'p']));
+        let frame = ipv4_raw([1; 4], [2; 4], 1, &[8, 0, 0, 0, 0, 1, 0, 1, b'p']);
+        let d = dec(101, &frame);
         assert_eq!(d.l4, L4::Icmp { ty: 8, code: 0 });
         assert_eq!(d.payload, b"p");
-        let d = dec(101, &ipv6_raw([1; 16], [2; 16], 58, &[129, 0, 0, 0, 0, 1, 0, 1]));
+        let frame = ipv6_raw([1; 16], [2; 16], 58, &[129, 0, 0, 0, 0, 1, 0, 1]);
+        let d = dec(101, &frame);
         assert_eq!(d.l4, L4::Icmpv6 { ty: 129, code: 0 });
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 1, &[3, 1, 0]));
+        let frame = ipv4_raw([1; 4], [2; 4], 1, &[3, 1, 0]);
+        let d = dec(101, &frame);
         assert_eq!(d.l4, L4::Icmp { ty: 3, code: 1 });
         assert_eq!(d.status, DecodeStatus::Truncated(Layer::Icmp));
-        let d = dec(101, &ipv6_raw([1; 16], [2; 16], 58, &[1]));
+        let frame = ipv6_raw([1; 16], [2; 16], 58, &[1]);
+        let d = dec(101, &frame);
         assert_eq!(d.status, DecodeStatus::Truncated(Layer::Icmpv6));
     }
 
@@ -280,17 +317,32 @@ mod tests {
     fn sctp_ports() {
         let mut s = vec![0x0b, 0x59, 0x0b, 0x59, 0, 0, 0, 1, 0, 0, 0, 0];
         s.extend(b"chunk");
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 132, &s));
-        assert_eq!(d.l4, L4::Sctp { src_port: 2905, dst_port: 2905 });
+        let frame = ipv4_raw([1; 4], [2; 4], 132, &s);
+        let d = dec(101, &frame);
+        assert_eq!(
+            d.l4,
+            L4::Sctp {
+                src_port: 2905,
+                dst_port: 2905
+            }
+        );
         assert_eq!(d.payload, b"chunk");
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 132, &s[..6]));
+        let frame = ipv4_raw([1; 4], [2; 4], 132, &s[..6]);
+        let d = dec(101, &frame);
         assert_eq!(d.status, DecodeStatus::Truncated(Layer::Sctp));
-        assert_eq!(d.l4, L4::Sctp { src_port: 2905, dst_port: 2905 });
+        assert_eq!(
+            d.l4,
+            L4::Sctp {
+                src_port: 2905,
+                dst_port: 2905
+            }
+        );
     }
 
     #[test]
     fn other_protocols() {
-        let d = dec(101, &ipv4_raw([1; 4], [2; 4], 89, b"ospf"));
+        let frame = ipv4_raw([1; 4], [2; 4], 89, b"ospf");
+        let d = dec(101, &frame);
         assert_eq!(d.l4, L4::Other(89));
         assert_eq!(d.payload, b"ospf");
         assert_eq!(d.status, DecodeStatus::Ok);

@@ -109,8 +109,35 @@ fn conv_key(proto: &str, a: &str, b: &str) -> (ConvKey, bool) {
     }
 }
 
-/// tshark's TCP and UDP conversation tables (`-z conv,tcp -z conv,udp`).
-pub fn tshark_conversations(capture: &Path) -> BTreeMap<ConvKey, Conv> {
+/// A byte count as tshark prints it: exact below 10 kB ("1351 bytes"),
+/// rounded above ("19 kB", "2 MB"), so `Bytes::matches` allows the rounding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bytes {
+    pub value: u64,
+    /// The unit tshark printed: 1, 1000 or 1000000.
+    pub unit: u64,
+}
+
+impl Bytes {
+    pub fn matches(&self, exact: u64) -> bool {
+        if self.unit == 1 {
+            self.value == exact
+        } else {
+            (exact as f64 / self.unit as f64 - self.value as f64).abs() <= 1.0
+        }
+    }
+}
+
+/// One direction of a tshark conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TsharkDir {
+    pub frames: u64,
+    pub bytes: Bytes,
+}
+
+/// tshark's TCP and UDP conversation tables (`-z conv,tcp -z conv,udp`),
+/// keyed like [`flowtap_conversations`]: (A to B, B to A).
+pub fn tshark_conversations(capture: &Path) -> BTreeMap<ConvKey, (TsharkDir, TsharkDir)> {
     let o = Command::new("tshark")
         .arg("-r")
         .arg(capture)
@@ -130,22 +157,31 @@ pub fn tshark_conversations(capture: &Path) -> BTreeMap<ConvKey, Conv> {
         if f.len() < 12 || f[1] != "<->" {
             continue;
         }
-        assert_eq!(f[5], "bytes", "unexpected tshark format: {line}");
         let num = |s: &str| s.parse::<u64>().unwrap_or_else(|_| panic!("number in {line}"));
-        // Columns: A <-> B | frames bytes (B to A) | frames bytes (A to B) | total ...
-        let b_to_a_tshark = (num(f[3]), num(f[4]));
-        let a_to_b_tshark = (num(f[6]), num(f[7]));
-        let (key, a_first) = conv_key(proto, f[0], f[2]);
-        let entry: &mut Conv = out.entry(key).or_default();
-        let (ab, ba) = if a_first {
-            (a_to_b_tshark, b_to_a_tshark)
-        } else {
-            (b_to_a_tshark, a_to_b_tshark)
+        let bytes = |v: &str, unit: &str| Bytes {
+            value: num(v),
+            unit: match unit {
+                "bytes" => 1,
+                "kB" => 1000,
+                "MB" => 1_000_000,
+                other => panic!("unit {other} in {line}"),
+            },
         };
-        entry.a_to_b.0 += ab.0;
-        entry.a_to_b.1 += ab.1;
-        entry.b_to_a.0 += ba.0;
-        entry.b_to_a.1 += ba.1;
+        // Columns: A <-> B | frames bytes (B to A) | frames bytes (A to B) | total ...
+        let b_to_a = TsharkDir {
+            frames: num(f[3]),
+            bytes: bytes(f[4], f[5]),
+        };
+        let a_to_b = TsharkDir {
+            frames: num(f[6]),
+            bytes: bytes(f[7], f[8]),
+        };
+        let (key, a_first) = conv_key(proto, f[0], f[2]);
+        let v = if a_first { (a_to_b, b_to_a) } else { (b_to_a, a_to_b) };
+        assert!(
+            out.insert(key, v).is_none(),
+            "tshark listed a conversation twice: {line}"
+        );
     }
     out
 }

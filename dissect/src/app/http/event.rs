@@ -40,7 +40,7 @@ pub struct HttpEvent {
     pub referer: Option<String>,
     /// X-Forwarded-For as sent (eve: `xff` when enabled).
     pub x_forwarded_for: Option<String>,
-    /// Request Content-Type (ecs: `http.request.mime_type`).
+    /// Request media type, parameters dropped (ecs: `http.request.mime_type`).
     pub request_content_type: Option<String>,
     /// Request Content-Length header (ecs: `http.request.body.bytes` is `request_body_len`).
     pub request_content_length: Option<u64>,
@@ -64,7 +64,8 @@ pub struct HttpEvent {
     pub reason: Option<String>,
     /// 1xx interim responses seen before the final one (e.g. 100 Continue).
     pub interim_statuses: Vec<u16>,
-    /// Response Content-Type (eve: `http_content_type`; ecs: `http.response.mime_type`).
+    /// Response media type, parameters dropped ("text/html" for
+    /// "text/html; charset=utf-8"; eve: `http_content_type`; ecs: `http.response.mime_type`).
     pub content_type: Option<String>,
     /// Response Content-Length header.
     pub response_content_length: Option<u64>,

@@ -46,10 +46,15 @@ impl Default for HttpConfig {
             log_request_headers: false,
             log_response_headers: false,
             body_capture_bytes: 0,
-            redact: ["authorization", "cookie", "set-cookie", "proxy-authorization"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            redact: [
+                "authorization",
+                "cookie",
+                "set-cookie",
+                "proxy-authorization",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             max_pending: 32,
             max_line_len: 16 * 1024,
             max_headers: 64,
@@ -60,8 +65,16 @@ impl Default for HttpConfig {
 }
 
 /// Content probe: a request line (known method) to the server, a status line
-/// (`HTTP/1.`) to the client.
+/// (`HTTP/1.`) to the client. Leading line ends are skipped, as the parser does.
 pub fn probe(dir: Direction, data: &[u8]) -> Probe {
+    let skip = data
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    if skip > 4 {
+        return Probe::No;
+    }
+    let data = data.get(skip..).unwrap_or(&[]);
     match dir {
         Direction::ToServer => wire::probe_request_start(data),
         Direction::ToClient => wire::probe_response_start(data),
@@ -75,7 +88,9 @@ pub struct HttpParser {
 
 impl HttpParser {
     pub fn new(cfg: HttpConfig) -> HttpParser {
-        HttpParser { st: state::HttpState::new(cfg) }
+        HttpParser {
+            st: state::HttpState::new(cfg),
+        }
     }
 }
 

@@ -38,6 +38,16 @@ pub(crate) enum Phase {
     Resync,
 }
 
+/// Junk bytes tolerated between messages before the side gives up.
+const MAX_JUNK: usize = 64 * 1024;
+
+/// Media type of a Content-Type value (parameters dropped), as Suricata and
+/// ECS `mime_type` report it.
+fn media_type(v: &[u8]) -> &[u8] {
+    let end = v.iter().position(|&b| b == b';').unwrap_or(v.len());
+    wire::trim_value(v.get(..end).unwrap_or(v))
+}
+
 /// Which transaction a side is filling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cur {
@@ -105,6 +115,10 @@ struct Side {
     last_known: Known,
     header_count: usize,
     header_bytes: usize,
+    /// A valid start line was seen on this side.
+    seen_valid: bool,
+    /// Bytes of junk lines skipped since the last valid start line.
+    junk: usize,
 }
 
 impl Side {
@@ -120,6 +134,8 @@ impl Side {
             last_known: Known::Other,
             header_count: 0,
             header_bytes: 0,
+            seen_valid: false,
+            junk: 0,
         }
     }
 
@@ -225,6 +241,7 @@ impl HttpState {
         emit: &mut dyn FnMut(AppEvent),
     ) -> ParseStatus {
         let is_req = dir == Direction::ToServer;
+        let was_tunnel = self.tunnel;
         let mut pos = 0usize;
         let status = loop {
             let rest = data.get(pos..).unwrap_or(&[]);
@@ -240,8 +257,18 @@ impl HttpState {
                         break ParseStatus::Consumed(pos);
                     }
                     pos = pos.saturating_add(n).min(data.len());
+                    if self.tunnel && !was_tunnel {
+                        // The bytes after the 2xx/101 belong to the tunnel:
+                        // leave them unconsumed for the engine to re-detect.
+                        break ParseStatus::Consumed(pos);
+                    }
                 }
-                Step::Need(n) => break ParseStatus::Incomplete { consumed: pos, needed: n },
+                Step::Need(n) => {
+                    break ParseStatus::Incomplete {
+                        consumed: pos,
+                        needed: n,
+                    }
+                }
                 Step::Hold => break ParseStatus::Consumed(pos),
                 Step::Fail => {
                     self.stats.malformed += 1;
@@ -264,7 +291,10 @@ impl HttpState {
             Phase::WaitResponse => Step::Hold,
             Phase::Start => {
                 // Skip blank line ends between messages.
-                let blanks = rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+                let blanks = rest
+                    .iter()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
                 if blanks > 0 {
                     return Step::Advance(blanks);
                 }
@@ -277,7 +307,16 @@ impl HttpState {
                         } else {
                             self.start_response(line, ctx)
                         };
+                        let side = self.side(is_req);
                         if ok {
+                            side.seen_valid = true;
+                            side.junk = 0;
+                            Step::Advance(n)
+                        } else if side.seen_valid && side.junk + n <= MAX_JUNK {
+                            // Junk between messages (e.g. more body than
+                            // Content-Length said): skip the line, counted.
+                            side.junk += n;
+                            self.stats.malformed += 1;
                             Step::Advance(n)
                         } else {
                             Step::Fail
@@ -317,7 +356,9 @@ impl HttpState {
                 }
             }
             Phase::Body { remaining } => {
-                let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(rest.len());
+                let n = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
                 self.body_bytes(is_req, rest.get(..n).unwrap_or(&[]));
                 let left = remaining - n as u64;
                 if left == 0 {
@@ -354,11 +395,16 @@ impl HttpState {
                 }
             },
             Phase::ChunkData { remaining } => {
-                let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(rest.len());
+                let n = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
                 self.body_bytes(is_req, rest.get(..n).unwrap_or(&[]));
                 let left = remaining - n as u64;
-                self.side(is_req).phase =
-                    if left == 0 { Phase::ChunkDataEnd } else { Phase::ChunkData { remaining: left } };
+                self.side(is_req).phase = if left == 0 {
+                    Phase::ChunkDataEnd
+                } else {
+                    Phase::ChunkData { remaining: left }
+                };
                 Step::Advance(n)
             }
             Phase::ChunkDataEnd => {
@@ -399,11 +445,19 @@ impl HttpState {
                     self.stats.resyncs += 1;
                     // At offset 0 nothing is skipped: parse the start line now
                     // (phase is Start, so this does not come back here).
-                    return if cand == 0 { self.step(is_req, rest, ctx) } else { Step::Advance(cand) };
+                    return if cand == 0 {
+                        self.step(is_req, rest, ctx)
+                    } else {
+                        Step::Advance(cand)
+                    };
                 }
                 Probe::NeedMore if !at.is_empty() => {
                     // A possible start at the end of the data: keep it.
-                    return if cand == 0 { Step::Need(at.len() + 1) } else { Step::Advance(cand) };
+                    return if cand == 0 {
+                        Step::Need(at.len() + 1)
+                    } else {
+                        Step::Advance(cand)
+                    };
                 }
                 _ => {}
             }
@@ -510,7 +564,10 @@ impl HttpState {
         self.stats.orphan_responses += 1;
         let id = self.next_tx_id;
         self.next_tx_id += 1;
-        let mut tx = Tx { req_done: true, ..Tx::default() };
+        let mut tx = Tx {
+            req_done: true,
+            ..Tx::default()
+        };
         tx.ev.tx_id = id;
         if self.txs.len() >= self.cfg.max_pending {
             self.stats.pending_overflow += 1;
@@ -530,7 +587,11 @@ impl HttpState {
     }
 
     fn header_line(&mut self, is_req: bool, line: &[u8]) {
-        let cfg_log = if is_req { self.cfg.log_request_headers } else { self.cfg.log_response_headers };
+        let cfg_log = if is_req {
+            self.cfg.log_request_headers
+        } else {
+            self.cfg.log_response_headers
+        };
         let max = self.cfg.max_field_len;
         let max_headers = self.cfg.max_headers;
         let max_header_bytes = self.cfg.max_header_bytes;
@@ -545,7 +606,11 @@ impl HttpState {
             if let Some(tx) = self.cur_tx(is_req) {
                 let extra = String::from_utf8_lossy(extra);
                 if last_stored && !interim {
-                    let list = if is_req { &mut tx.ev.request_headers } else { &mut tx.ev.response_headers };
+                    let list = if is_req {
+                        &mut tx.ev.request_headers
+                    } else {
+                        &mut tx.ev.response_headers
+                    };
                     if let Some(h) = list.last_mut() {
                         if h.value != "[redacted]" {
                             cut |= push_bounded(&mut h.value, " ", max);
@@ -583,16 +648,10 @@ impl HttpState {
         {
             let s = self.side(is_req);
             match k {
-                Known::ContentLength => {
-                    if s.content_length.is_none() {
-                        s.content_length = wire::parse_content_length(value);
-                    }
+                Known::ContentLength if s.content_length.is_none() => {
+                    s.content_length = wire::parse_content_length(value);
                 }
-                Known::TransferEncoding => {
-                    if wire::is_chunked(value) {
-                        s.chunked = true;
-                    }
-                }
+                Known::TransferEncoding if wire::is_chunked(value) => s.chunked = true,
                 _ => {}
             }
         }
@@ -613,7 +672,11 @@ impl HttpState {
             };
             let cost = name.len().min(max) + value.len().min(max);
             if count < max_headers && bytes.saturating_add(cost) <= max_header_bytes {
-                let redacted = self.cfg.redact.iter().any(|r| name.eq_ignore_ascii_case(r.as_bytes()));
+                let redacted = self
+                    .cfg
+                    .redact
+                    .iter()
+                    .any(|r| name.eq_ignore_ascii_case(r.as_bytes()));
                 let (n, c1) = bounded_string_flag(name, max);
                 let (v, c2) = if redacted {
                     ("[redacted]".to_string(), false)
@@ -622,7 +685,11 @@ impl HttpState {
                 };
                 cut = c1 || c2;
                 if let Some(tx) = self.cur_tx(is_req) {
-                    let list = if is_req { &mut tx.ev.request_headers } else { &mut tx.ev.response_headers };
+                    let list = if is_req {
+                        &mut tx.ev.request_headers
+                    } else {
+                        &mut tx.ev.response_headers
+                    };
                     list.push(HttpHeader { name: n, value: v });
                     stored = true;
                 }
@@ -638,6 +705,11 @@ impl HttpState {
             s.last_stored = stored;
             s.last_known = k;
         }
+        let value = if k == Known::ContentType {
+            media_type(value)
+        } else {
+            value
+        };
         let (v, c) = bounded_string_flag(value, max);
         if let Some(tx) = self.cur_tx(is_req) {
             let ev = &mut tx.ev;
@@ -647,29 +719,23 @@ impl HttpState {
                 }
             };
             match (is_req, k) {
-                (true, Known::Host) => {
-                    if ev.host.is_none() {
-                        let (h, p) = wire::split_host_port(value);
-                        ev.host = Some(bounded_string(h, max).to_ascii_lowercase());
-                        ev.host_port = p;
-                    }
+                (true, Known::Host) if ev.host.is_none() => {
+                    let (h, p) = wire::split_host_port(value);
+                    ev.host = Some(bounded_string(h, max).to_ascii_lowercase());
+                    ev.host_port = p;
                 }
                 (true, Known::UserAgent) => first(&mut ev.user_agent, v),
                 (true, Known::Referer) => first(&mut ev.referer, v),
                 (true, Known::XForwardedFor) => first(&mut ev.x_forwarded_for, v),
                 (true, Known::ContentType) => first(&mut ev.request_content_type, v),
                 (true, Known::Upgrade) => first(&mut ev.upgrade, v),
-                (true, Known::ContentLength) => {
-                    if ev.request_content_length.is_none() {
-                        ev.request_content_length = wire::parse_content_length(value);
-                    }
+                (true, Known::ContentLength) if ev.request_content_length.is_none() => {
+                    ev.request_content_length = wire::parse_content_length(value);
                 }
                 (false, Known::ContentType) => first(&mut ev.content_type, v),
                 (false, Known::Location) => first(&mut ev.location, v),
-                (false, Known::ContentLength) => {
-                    if ev.response_content_length.is_none() {
-                        ev.response_content_length = wire::parse_content_length(value);
-                    }
+                (false, Known::ContentLength) if ev.response_content_length.is_none() => {
+                    ev.response_content_length = wire::parse_content_length(value);
                 }
                 _ => {}
             }
@@ -790,7 +856,11 @@ impl HttpState {
         side.cur = Cur::None;
         side.reset_message();
         if side.phase != Phase::Tunnel {
-            side.phase = if is_req && wait { Phase::WaitResponse } else { Phase::Start };
+            side.phase = if is_req && wait {
+                Phase::WaitResponse
+            } else {
+                Phase::Start
+            };
         }
         if is_req && wait {
             // The response may already be complete (it came first).
@@ -845,8 +915,11 @@ impl HttpState {
             Phase::ChunkData { remaining } if len <= remaining => {
                 self.add_gap_len(is_req, len);
                 let left = remaining - len;
-                self.side(is_req).phase =
-                    if left == 0 { Phase::ChunkDataEnd } else { Phase::ChunkData { remaining: left } };
+                self.side(is_req).phase = if left == 0 {
+                    Phase::ChunkDataEnd
+                } else {
+                    Phase::ChunkData { remaining: left }
+                };
             }
             Phase::UntilClose => self.add_gap_len(is_req, len),
             Phase::Start | Phase::Resync | Phase::WaitResponse => {
@@ -865,14 +938,24 @@ impl HttpState {
     fn last_ts_ctx(&mut self, is_req: bool) -> Ctx {
         let ts = self
             .cur_tx(is_req)
-            .and_then(|t| if is_req { t.ev.request_ts_ns } else { t.ev.response_ts_ns })
+            .and_then(|t| {
+                if is_req {
+                    t.ev.request_ts_ns
+                } else {
+                    t.ev.response_ts_ns
+                }
+            })
             .unwrap_or(0);
         Ctx::new(ts)
     }
 
     fn add_gap_len(&mut self, is_req: bool, len: u64) {
         if let Some(tx) = self.cur_tx(is_req) {
-            let l = if is_req { &mut tx.ev.request_body_len } else { &mut tx.ev.response_body_len };
+            let l = if is_req {
+                &mut tx.ev.request_body_len
+            } else {
+                &mut tx.ev.response_body_len
+            };
             *l = l.saturating_add(len);
         }
     }

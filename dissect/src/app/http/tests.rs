@@ -55,9 +55,17 @@ fn simple_transaction_fields() {
     assert_eq!(e.response_body_len, 5);
     assert_eq!(e.response_body, b"hel");
     assert_eq!(e.request_headers.len(), 6);
-    let auth = e.request_headers.iter().find(|h| h.name == "Authorization").unwrap();
+    let auth = e
+        .request_headers
+        .iter()
+        .find(|h| h.name == "Authorization")
+        .unwrap();
     assert_eq!(auth.value, "[redacted]");
-    let sc = e.response_headers.iter().find(|h| h.name == "Set-Cookie").unwrap();
+    let sc = e
+        .response_headers
+        .iter()
+        .find(|h| h.name == "Set-Cookie")
+        .unwrap();
     assert_eq!(sc.value, "[redacted]");
     assert_eq!(e.request_ts_ns, Some(1000));
     assert_eq!(e.request_end_ts_ns, Some(1000));
@@ -66,7 +74,10 @@ fn simple_transaction_fields() {
     assert!(e.has_request && e.has_response && !e.incomplete && !e.gap && !e.truncated);
     assert_eq!(d.parser.stats().events, 1);
     // Headers off by default.
-    let (ev, _) = run(HttpConfig::default(), &[(ToServer, REQ1), (ToClient, RESP1)]);
+    let (ev, _) = run(
+        HttpConfig::default(),
+        &[(ToServer, REQ1), (ToClient, RESP1)],
+    );
     assert!(ev[0].request_headers.is_empty() && ev[0].response_body.is_empty());
 }
 
@@ -100,14 +111,20 @@ fn check_pipelined(ev: &[HttpEvent]) {
     );
     assert_eq!(ev[1].interim_statuses, vec![100]);
     assert!(ev[1].response_chunked && ev[3].request_chunked);
-    assert_eq!(ev.iter().map(|e| e.tx_id).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert_eq!(
+        ev.iter().map(|e| e.tx_id).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
     assert!(ev.iter().all(|e| !e.incomplete && !e.gap));
 }
 
 #[test]
 fn pipelined_whole() {
     let (req, resp) = pipelined();
-    let (ev, d) = run(HttpConfig::default(), &[(ToServer, &req), (ToClient, &resp)]);
+    let (ev, d) = run(
+        HttpConfig::default(),
+        &[(ToServer, &req), (ToClient, &resp)],
+    );
     check_pipelined(&ev);
     assert_eq!(d.errors, 0);
 }
@@ -118,14 +135,22 @@ fn pipelined_split_at_every_byte_boundary() {
     for i in 0..=req.len() {
         let (ev, _) = run(
             HttpConfig::default(),
-            &[(ToServer, &req[..i]), (ToServer, &req[i..]), (ToClient, &resp)],
+            &[
+                (ToServer, &req[..i]),
+                (ToServer, &req[i..]),
+                (ToClient, &resp),
+            ],
         );
         check_pipelined(&ev);
     }
     for i in 0..=resp.len() {
         let (ev, _) = run(
             HttpConfig::default(),
-            &[(ToServer, &req), (ToClient, &resp[..i]), (ToClient, &resp[i..])],
+            &[
+                (ToServer, &req),
+                (ToClient, &resp[..i]),
+                (ToClient, &resp[i..]),
+            ],
         );
         check_pipelined(&ev);
     }
@@ -148,15 +173,26 @@ fn pipelined_split_at_every_byte_boundary() {
 fn chunked_body_split_anywhere() {
     let req = b"GET / HTTP/1.1\r\n\r\n";
     let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n3;ext\r\n123\r\n0\r\nX-T: 1\r\n\r\n";
-    let cfg = HttpConfig { body_capture_bytes: 100, ..HttpConfig::default() };
+    let cfg = HttpConfig {
+        body_capture_bytes: 100,
+        ..HttpConfig::default()
+    };
     for i in 0..=resp.len() {
         for j in i..=resp.len() {
             let (ev, _) = run(
                 cfg.clone(),
-                &[(ToServer, req), (ToClient, &resp[..i]), (ToClient, &resp[i..j]), (ToClient, &resp[j..])],
+                &[
+                    (ToServer, req),
+                    (ToClient, &resp[..i]),
+                    (ToClient, &resp[i..j]),
+                    (ToClient, &resp[j..]),
+                ],
             );
             assert_eq!(ev.len(), 1);
-            assert_eq!(ev[0].response_body, b"abcdefghijklmnopqrstuvwxyz123", "split {i} {j}");
+            assert_eq!(
+                ev[0].response_body, b"abcdefghijklmnopqrstuvwxyz123",
+                "split {i} {j}"
+            );
             assert_eq!(ev[0].response_body_len, 29);
             assert!(!ev[0].incomplete);
         }
@@ -169,7 +205,10 @@ fn no_body_responses_and_until_close() {
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\n\r\nHTTP/1.0 200 OK\r\n\r\nuntil close";
     let (ev, _) = run(HttpConfig::default(), &[(ToServer, req), (ToClient, resp)]);
     assert_eq!(ev.len(), 4);
-    assert_eq!(ev.iter().map(|e| e.status.unwrap()).collect::<Vec<_>>(), vec![200, 204, 304, 200]);
+    assert_eq!(
+        ev.iter().map(|e| e.status.unwrap()).collect::<Vec<_>>(),
+        vec![200, 204, 304, 200]
+    );
     assert_eq!(ev[3].response_body_len, 11);
     assert!(!ev[3].incomplete);
 }
@@ -179,10 +218,16 @@ fn expect_100_continue() {
     let (ev, _) = run(
         HttpConfig::default(),
         &[
-            (ToServer, b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"),
+            (
+                ToServer,
+                b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+            ),
             (ToClient, b"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n"),
             (ToServer, b"abc"),
-            (ToClient, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            (
+                ToClient,
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ),
         ],
     );
     assert_eq!(ev.len(), 1);
@@ -196,7 +241,11 @@ fn expect_100_continue() {
 fn connect_tunnel_stops_parsing() {
     let tls = [0x16u8, 3, 1, 0, 5, 1, 2, 3, 4, 5];
     let mut d = driver(HttpConfig::default());
-    d.feed(ToServer, b"CONNECT abc:443 HTTP/1.1\r\nUser-Agent: V/1\r\n\r\n", 1);
+    d.feed(
+        ToServer,
+        b"CONNECT abc:443 HTTP/1.1\r\nUser-Agent: V/1\r\n\r\n",
+        1,
+    );
     // Client sends tunnel bytes before the answer arrives: held, not parsed.
     d.feed(ToServer, &tls, 2);
     assert_eq!(d.errors, 0);
@@ -218,7 +267,10 @@ fn connect_tunnel_stops_parsing() {
         HttpConfig::default(),
         &[
             (ToServer, b"CONNECT abc:443 HTTP/1.1\r\n\r\n"),
-            (ToClient, b"HTTP/1.1 407 Proxy Auth\r\nContent-Length: 0\r\n\r\n"),
+            (
+                ToClient,
+                b"HTTP/1.1 407 Proxy Auth\r\nContent-Length: 0\r\n\r\n",
+            ),
             (ToServer, b"GET / HTTP/1.1\r\n\r\n"),
             (ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
         ],
@@ -264,11 +316,23 @@ fn orphan_response_and_unanswered_request() {
 #[test]
 fn gap_in_body_with_length_keeps_sync() {
     let mut d = driver(HttpConfig::default());
-    d.feed(ToServer, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n", 1);
-    d.feed(ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", 2);
+    d.feed(
+        ToServer,
+        b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+        1,
+    );
+    d.feed(
+        ToClient,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+        2,
+    );
     d.gap(ToClient, 50);
     d.feed(ToClient, &[b'x'; 40], 3);
-    d.feed(ToClient, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 4);
+    d.feed(
+        ToClient,
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        4,
+    );
     d.flush(5);
     let ev = http_events(&d);
     assert_eq!(ev.len(), 2);
@@ -281,11 +345,23 @@ fn gap_in_body_with_length_keeps_sync() {
 #[test]
 fn gap_in_middle_of_body_then_resync_on_next_request() {
     let mut d = driver(HttpConfig::default());
-    d.feed(ToServer, b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789", 1);
+    d.feed(
+        ToServer,
+        b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789",
+        1,
+    );
     // Gap larger than the chunk: framing is lost.
     d.gap(ToServer, 500);
-    d.feed(ToServer, b"garbage tail\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: n\r\n\r\n", 2);
-    d.feed(ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 3);
+    d.feed(
+        ToServer,
+        b"garbage tail\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: n\r\n\r\n",
+        2,
+    );
+    d.feed(
+        ToClient,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        3,
+    );
     d.flush(4);
     let ev = http_events(&d);
     assert_eq!(ev.len(), 2, "{ev:#?}");
@@ -299,10 +375,18 @@ fn gap_in_middle_of_body_then_resync_on_next_request() {
 
     // Gap in the response headers: resync on the next status line.
     let mut d = driver(HttpConfig::default());
-    d.feed(ToServer, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n", 1);
+    d.feed(
+        ToServer,
+        b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+        1,
+    );
     d.feed(ToClient, b"HTTP/1.1 200 OK\r\nContent-Ty", 2);
     d.gap(ToClient, 100);
-    d.feed(ToClient, b"pe: x\r\n\r\nbody\r\nHTTP/1.1 302 Found\r\nLocation: /z\r\nContent-Length: 0\r\n\r\n", 3);
+    d.feed(
+        ToClient,
+        b"pe: x\r\n\r\nbody\r\nHTTP/1.1 302 Found\r\nLocation: /z\r\nContent-Length: 0\r\n\r\n",
+        3,
+    );
     d.flush(4);
     let ev = http_events(&d);
     assert_eq!(ev.len(), 2);
@@ -316,9 +400,12 @@ fn gap_in_middle_of_body_then_resync_on_next_request() {
 fn limits_are_enforced() {
     // Overlong header line: skipped and counted, parsing goes on.
     let mut req = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
-    req.extend(std::iter::repeat(b'a').take(100_000));
+    req.extend(std::iter::repeat_n(b'a', 100_000));
     req.extend_from_slice(b"\r\nHost: after\r\n\r\n");
-    let cfg = HttpConfig { log_request_headers: true, ..HttpConfig::default() };
+    let cfg = HttpConfig {
+        log_request_headers: true,
+        ..HttpConfig::default()
+    };
     let mut d = driver(cfg.clone());
     for c in req.chunks(1000) {
         d.feed(ToServer, c, 1);
@@ -358,17 +445,29 @@ fn limits_are_enforced() {
 
 #[test]
 fn pending_queue_overflow_keeps_order() {
-    let cfg = HttpConfig { max_pending: 2, ..HttpConfig::default() };
+    let cfg = HttpConfig {
+        max_pending: 2,
+        ..HttpConfig::default()
+    };
     let mut req = Vec::new();
     let mut resp = Vec::new();
     for i in 0..5 {
         req.extend_from_slice(format!("GET /{i} HTTP/1.1\r\n\r\n").as_bytes());
-        resp.extend_from_slice(format!("HTTP/1.1 20{i} OK\r\nContent-Length: 0\r\n\r\n").as_bytes());
+        resp.extend_from_slice(
+            format!("HTTP/1.1 20{i} OK\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        );
     }
     let (ev, d) = run(cfg, &[(ToServer, &req), (ToClient, &resp)]);
     // /0 and /1 kept; /2../4 dropped, their responses skipped.
-    let got: Vec<(Option<String>, Option<u16>)> = ev.iter().map(|e| (e.uri.clone(), e.status)).collect();
-    assert_eq!(got, vec![(Some("/0".into()), Some(200)), (Some("/1".into()), Some(201))]);
+    let got: Vec<(Option<String>, Option<u16>)> =
+        ev.iter().map(|e| (e.uri.clone(), e.status)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some("/0".into()), Some(200)),
+            (Some("/1".into()), Some(201))
+        ]
+    );
     assert_eq!(d.parser.stats().pending_overflow, 3);
     assert_eq!(d.parser.stats().orphan_responses, 0);
 }
@@ -392,7 +491,10 @@ fn header_continuation_and_http09() {
 fn absolute_uri_sets_host() {
     let (ev, _) = run(
         HttpConfig::default(),
-        &[(ToServer, b"GET http://Proxy.Example:3128/x HTTP/1.1\r\nHost: other\r\n\r\n")],
+        &[(
+            ToServer,
+            b"GET http://Proxy.Example:3128/x HTTP/1.1\r\nHost: other\r\n\r\n",
+        )],
     );
     assert_eq!(ev[0].host.as_deref(), Some("proxy.example"));
     assert_eq!(ev[0].host_port, Some(3128));
@@ -405,7 +507,12 @@ fn absolute_uri_sets_host() {
 /// Our events for a capture, as (client port, server port, event).
 fn corpus_events(rel: &str) -> Vec<(u16, u16, HttpEvent)> {
     let cap = corpus(rel);
-    let flows = replay_tcp(&cap, &|_, _| Box::new(HttpParser::new(HttpConfig::default())));
+    let flows = replay_tcp(&cap, &|_, _| {
+        Box::new(HttpParser::new(HttpConfig::default()))
+    });
+    for f in &flows {
+        assert_eq!(f.errors, 0, "{rel}: parse errors");
+    }
     let mut out = Vec::new();
     for f in flows {
         for e in f.events {
@@ -425,93 +532,242 @@ fn s(v: &serde_json::Value) -> Option<String> {
 /// has a response (or at flow end), so every Suricata http event must be among
 /// ours with the same method/host/uri/status/length/user agent/content type/
 /// referer/protocol, matched per flow in tx order.
+///
+/// `skip_length` lists (tx_id, why) where Suricata's `length` is not the body
+/// length and ours is checked against the truth instead.
 fn compare_with_suricata(rel: &str) -> usize {
+    compare_with_suricata_except(rel, &[])
+}
+
+fn compare_with_suricata_except(rel: &str, skip_length: &[(u64, u64, &str)]) -> usize {
     let ours = corpus_events(rel);
     let theirs = suricata_events(rel, "http");
     assert!(!theirs.is_empty(), "{rel}: no reference events");
+    let mut used = vec![false; ours.len()];
+    let mut checked = 0;
     for t in &theirs {
         let sp = t["src_port"].as_u64().unwrap() as u16;
         let dp = t["dest_port"].as_u64().unwrap() as u16;
         let h = &t["http"];
         let tx_id = t["tx_id"].as_u64().unwrap();
-        let cands: Vec<&HttpEvent> = ours
+        if h["http_method"].is_null() && h["status"].is_null() {
+            // Suricata logs an empty transaction (no request, no response)
+            // for stray line ends; there is nothing to compare.
+            continue;
+        }
+        let idx = ours
             .iter()
-            .filter(|(c, sv, _)| *c == sp && *sv == dp)
-            .map(|(_, _, e)| e)
-            .collect();
-        let e = cands
-            .iter()
-            .find(|e| e.tx_id == tx_id)
-            .unwrap_or_else(|| panic!("{rel}: no event for {sp}->{dp} tx {tx_id}: ours {cands:#?}"));
+            .enumerate()
+            .position(|(i, (c, sv, e))| {
+                !used[i]
+                    && *c == sp
+                    && *sv == dp
+                    && e.tx_id == tx_id
+                    && e.method == s(&h["http_method"])
+            })
+            .unwrap_or_else(|| panic!("{rel}: no event for {sp}->{dp} tx {tx_id}: ours {ours:#?}"));
+        used[idx] = true;
+        checked += 1;
+        let e = &ours[idx].2;
         let ctx = format!("{rel} {sp}->{dp} tx {tx_id}");
         assert_eq!(e.method, s(&h["http_method"]), "{ctx} method");
         assert_eq!(e.uri, s(&h["url"]), "{ctx} uri");
         assert_eq!(e.host, s(&h["hostname"]), "{ctx} host");
-        assert_eq!(e.host_port.map(u64::from), h["http_port"].as_u64(), "{ctx} port");
+        assert_eq!(
+            e.host_port.map(u64::from),
+            h["http_port"].as_u64(),
+            "{ctx} port"
+        );
         assert_eq!(e.version, s(&h["protocol"]), "{ctx} protocol");
-        assert_eq!(e.status.map(u64::from), h["status"].as_u64(), "{ctx} status");
+        assert_eq!(
+            e.status.map(u64::from),
+            h["status"].as_u64(),
+            "{ctx} status"
+        );
         assert_eq!(e.user_agent, s(&h["http_user_agent"]), "{ctx} ua");
-        assert_eq!(e.content_type, s(&h["http_content_type"]), "{ctx} content type");
+        assert_eq!(
+            e.content_type,
+            s(&h["http_content_type"]),
+            "{ctx} content type"
+        );
         assert_eq!(e.referer, s(&h["http_refer"]), "{ctx} referer");
         assert_eq!(e.location, s(&h["redirect"]), "{ctx} redirect");
-        if let Some(len) = h["length"].as_u64() {
+        if let Some(&(_, truth, _why)) = skip_length.iter().find(|(id, _, _)| *id == tx_id) {
+            assert_eq!(e.response_body_len, truth, "{ctx} length (vs truth)");
+        } else if let Some(len) = h["length"].as_u64() {
             assert_eq!(e.response_body_len, len, "{ctx} length");
         }
     }
-    theirs.len()
+    checked
 }
 
 #[test]
 fn corpus_all_headers() {
-    assert_eq!(compare_with_suricata("http/sv-http-all-headers--input.pcap"), 1);
+    assert_eq!(
+        compare_with_suricata("http/sv-http-all-headers--input.pcap"),
+        1
+    );
 }
 
 #[test]
 fn corpus_post_file_ipv6() {
-    assert_eq!(compare_with_suricata("http/sv-http-post-file--input.pcap"), 3);
+    assert_eq!(
+        compare_with_suricata("http/sv-http-post-file--input.pcap"),
+        3
+    );
 }
 
 #[test]
 fn corpus_multiple_100_continue() {
-    assert_eq!(compare_with_suricata("http/sv-http-multiple100--input.pcap"), 1);
+    assert_eq!(
+        compare_with_suricata("http/sv-http-multiple100--input.pcap"),
+        1
+    );
 }
 
 #[test]
 fn corpus_range_file() {
-    assert_eq!(compare_with_suricata("http/sv-http-range-file--input.pcap"), 15);
+    assert_eq!(
+        compare_with_suricata("http/sv-http-range-file--input.pcap"),
+        15
+    );
 }
 
 #[test]
 fn corpus_protocol_nodup() {
-    assert_eq!(compare_with_suricata("http/sv-http-protocol-nodup--input.pcap"), 40);
+    assert_eq!(
+        compare_with_suricata("http/sv-http-protocol-nodup--input.pcap"),
+        40
+    );
 }
 
 #[test]
 fn corpus_event_chunk_request() {
-    assert_eq!(compare_with_suricata("http/sv-http-event-chunk--input.pcap"), 1);
+    // The response is "HTTP/1.1 200 OK\n\n\n": no length, so by RFC 9112
+    // the third LF is a 1-byte close-delimited body; Suricata says 0.
+    assert_eq!(
+        compare_with_suricata_except(
+            "http/sv-http-event-chunk--input.pcap",
+            &[(0, 1, "close-delimited LF")]
+        ),
+        1
+    );
 }
 
 #[test]
 fn corpus_tcp_fastopen() {
-    assert_eq!(compare_with_suricata("http/sv-tcp-fastopen-01--tfo.pcap"), 2);
+    assert_eq!(
+        compare_with_suricata("http/sv-tcp-fastopen-01--tfo.pcap"),
+        2
+    );
 }
 
 #[test]
 fn corpus_large_download_sll2() {
-    assert_eq!(compare_with_suricata("http/sv-decode-sll2-02--input.pcap"), 1);
+    // Suricata stops at its 1 MiB stream reassembly depth (length 1003464);
+    // the body is the full Content-Length.
+    assert_eq!(
+        compare_with_suricata_except(
+            "http/sv-decode-sll2-02--input.pcap",
+            &[(0, 2_598_670, "stream depth")]
+        ),
+        1
+    );
 }
 
 #[test]
 fn corpus_gap_simple() {
-    assert_eq!(compare_with_suricata("http/sv-http-gap-simple--input.pcap"), 3);
+    // Response /1 has Content-Length 12 followed by 2 extra bytes (CR LF);
+    // libhtp adds them to the body (14), we treat them as blank lines
+    // between messages (12 = Content-Length). /2 has a 14-byte gap in its
+    // 70-byte body: both count 70.
+    assert_eq!(
+        compare_with_suricata_except(
+            "http/sv-http-gap-simple--input.pcap",
+            &[(0, 12, "bytes past Content-Length"), (2, 12, "same")]
+        ),
+        3
+    );
 }
 
 #[test]
 fn corpus_pipeline_with_gap() {
-    assert_eq!(compare_with_suricata("http/sv-http-pipeline-files-with-gap--input.pcap"), 3);
+    // Suricata's `length` of a chunked body counts the chunk framing (25416
+    // raw bytes); ours is the de-chunked body (24555, checked by hand).
+    assert_eq!(
+        compare_with_suricata_except(
+            "http/sv-http-pipeline-files-with-gap--input.pcap",
+            &[(0, 24_555, "chunk framing")]
+        ),
+        3
+    );
 }
 
 #[test]
 fn corpus_connect() {
-    assert_eq!(compare_with_suricata("http/sv-http-connect.http-connect-simple--input.pcap"), 3);
+    // CONNECT 200, then plain HTTP inside the tunnel: the parser stops at the
+    // 2xx (is_done) and the driver re-detects HTTP on the tunnel bytes, like
+    // Suricata's protocol change (its second session restarts tx ids at 0).
+    // Suricata gives the CONNECT transaction length 1 (the stray CR LF after
+    // the 200's header block); we count no body for a tunnel. Its third
+    // event is an empty transaction (no request, no response): skipped.
+    assert_eq!(
+        compare_with_suricata_except(
+            "http/sv-http-connect.http-connect-simple--input.pcap",
+            &[(0, 0, "tunnel")]
+        ),
+        2
+    );
+}
+
+#[test]
+fn corpus_gap_captures_report_gaps() {
+    for rel in [
+        "http/sv-http-gap-simple--input.pcap",
+        "http/sv-http-pipeline-files-with-gap--input.pcap",
+    ] {
+        let flows = replay_tcp(&corpus(rel), &|_, _| {
+            Box::new(HttpParser::new(HttpConfig::default()))
+        });
+        assert!(
+            flows.iter().map(|f| f.gaps).sum::<u32>() >= 1,
+            "{rel}: the capture has a hole"
+        );
+        let gap_events = flows
+            .iter()
+            .flat_map(|f| f.events.iter())
+            .filter(|e| matches!(e, AppEvent::Http(h) if h.gap))
+            .count();
+        assert!(
+            gap_events >= 1,
+            "{rel}: the transaction with the hole says so"
+        );
+    }
+}
+
+/// Suricata logs no HTTP for this Linux-cooked capture with lost segments;
+/// every request tshark sees must be one of our transactions (same URI).
+#[test]
+fn corpus_quickplay_matches_tshark_requests() {
+    let rel = "http/ndpi-quickplay.pcap";
+    let cap = corpus(rel);
+    let out = crate::app::testutil::tshark(&[
+        "-r",
+        cap.to_str().unwrap(),
+        "-Y",
+        "http.request",
+        "-T",
+        "fields",
+        "-e",
+        "http.request.uri",
+    ]);
+    let want: Vec<&str> = out.lines().collect();
+    let ours = corpus_events(rel);
+    assert!(!want.is_empty());
+    for uri in &want {
+        assert!(
+            ours.iter().any(|(_, _, e)| e.uri.as_deref() == Some(*uri)),
+            "{rel}: request {uri} missing"
+        );
+    }
 }

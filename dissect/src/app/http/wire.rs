@@ -77,10 +77,18 @@ pub fn parse_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
             if uri.is_empty() {
                 return None;
             }
-            return Some(RequestLine { method, uri, version: Some(proto) });
+            return Some(RequestLine {
+                method,
+                uri,
+                version: Some(proto),
+            });
         }
     }
-    Some(RequestLine { method, uri: rest, version: None })
+    Some(RequestLine {
+        method,
+        uri: rest,
+        version: None,
+    })
 }
 
 /// Parse a status line (`HTTP/1.1 200 OK`); the reason may be empty.
@@ -97,9 +105,15 @@ pub fn parse_status_line(line: &[u8]) -> Option<StatusLine<'_>> {
     if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let status = code.iter().fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+    let status = code
+        .iter()
+        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
     let reason = trim(rest.get(code_end..)?);
-    Some(StatusLine { version, status, reason })
+    Some(StatusLine {
+        version,
+        status,
+        reason,
+    })
 }
 
 /// Split a header line into `(name, value)`, value trimmed. `None` if the
@@ -126,7 +140,10 @@ pub fn trim_value(v: &[u8]) -> &[u8] {
 /// Parse a chunk-size line (`1a;ext=1`). At most 15 hex digits (no overflow).
 pub fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     let line = trim(line);
-    let end = line.iter().position(|&b| b == b';' || is_ws(b)).unwrap_or(line.len());
+    let end = line
+        .iter()
+        .position(|&b| b == b';' || is_ws(b))
+        .unwrap_or(line.len());
     let digits = line.get(..end)?;
     if digits.is_empty() || digits.len() > 15 {
         return None;
@@ -148,7 +165,9 @@ pub fn parse_content_length(v: &[u8]) -> Option<u64> {
         if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        let n = part.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        let n = part
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
         match result {
             Some(prev) if prev != n => return None,
             _ => result = Some(n),
@@ -192,7 +211,9 @@ fn parse_port(p: &[u8]) -> Option<u16> {
     if p.is_empty() || p.len() > 5 || !p.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n = p.iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
+    let n = p
+        .iter()
+        .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
     u16::try_from(n).ok()
 }
 
@@ -204,11 +225,18 @@ pub fn uri_authority(uri: &[u8], connect: bool) -> Option<&[u8]> {
     }
     let scheme_end = find(uri, b"://")?;
     let scheme = uri.get(..scheme_end)?;
-    if scheme.is_empty() || !scheme.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') {
+    if scheme.is_empty()
+        || !scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+    {
         return None;
     }
     let rest = uri.get(scheme_end + 3..)?;
-    let end = rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
     let auth = rest.get(..end)?;
     // Drop userinfo.
     let auth = match auth.iter().rposition(|&b| b == b'@') {
@@ -231,10 +259,38 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Methods the probe and the post-gap resync accept.
 pub const KNOWN_METHODS: &[&[u8]] = &[
-    b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"CONNECT", b"TRACE", b"PATCH",
-    b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"SEARCH",
-    b"REPORT", b"MKACTIVITY", b"CHECKOUT", b"MERGE", b"NOTIFY", b"SUBSCRIBE", b"UNSUBSCRIBE",
-    b"PURGE", b"LINK", b"UNLINK", b"ACL", b"BIND", b"REBIND", b"UNBIND", b"MKCALENDAR",
+    b"GET",
+    b"POST",
+    b"HEAD",
+    b"PUT",
+    b"DELETE",
+    b"OPTIONS",
+    b"CONNECT",
+    b"TRACE",
+    b"PATCH",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"SEARCH",
+    b"REPORT",
+    b"MKACTIVITY",
+    b"CHECKOUT",
+    b"MERGE",
+    b"NOTIFY",
+    b"SUBSCRIBE",
+    b"UNSUBSCRIBE",
+    b"PURGE",
+    b"LINK",
+    b"UNLINK",
+    b"ACL",
+    b"BIND",
+    b"REBIND",
+    b"UNBIND",
+    b"MKCALENDAR",
 ];
 
 /// Does `data` start with a known method followed by a blank?
@@ -293,7 +349,10 @@ mod tests {
     #[test]
     fn request_lines() {
         let r = parse_request_line(b"GET /a?b=c HTTP/1.1").unwrap();
-        assert_eq!((r.method, r.uri, r.version), (&b"GET"[..], &b"/a?b=c"[..], Some(&b"HTTP/1.1"[..])));
+        assert_eq!(
+            (r.method, r.uri, r.version),
+            (&b"GET"[..], &b"/a?b=c"[..], Some(&b"HTTP/1.1"[..]))
+        );
         let r = parse_request_line(b"GET  /a b  HTTP/1.0 ").unwrap();
         assert_eq!(r.uri, b"/a b");
         let r = parse_request_line(b"GET /index.html").unwrap();
@@ -307,7 +366,10 @@ mod tests {
     #[test]
     fn status_lines() {
         let s = parse_status_line(b"HTTP/1.1 200 OK").unwrap();
-        assert_eq!((s.version, s.status, s.reason), (&b"HTTP/1.1"[..], 200, &b"OK"[..]));
+        assert_eq!(
+            (s.version, s.status, s.reason),
+            (&b"HTTP/1.1"[..], 200, &b"OK"[..])
+        );
         let s = parse_status_line(b"HTTP/1.0 404").unwrap();
         assert_eq!((s.status, s.reason), (404, &b""[..]));
         let s = parse_status_line(b"HTTP/1.1 500 Internal Server Error").unwrap();
@@ -320,7 +382,10 @@ mod tests {
 
     #[test]
     fn headers_and_values() {
-        assert_eq!(parse_header(b"Host: example.com "), Some((&b"Host"[..], &b"example.com"[..])));
+        assert_eq!(
+            parse_header(b"Host: example.com "),
+            Some((&b"Host"[..], &b"example.com"[..]))
+        );
         assert_eq!(parse_header(b"X-Empty:"), Some((&b"X-Empty"[..], &b""[..])));
         assert_eq!(parse_header(b"no colon"), None);
         assert_eq!(parse_header(b": v"), None);
@@ -341,7 +406,10 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(split_host_port(b"example.com:8080"), (&b"example.com"[..], Some(8080)));
+        assert_eq!(
+            split_host_port(b"example.com:8080"),
+            (&b"example.com"[..], Some(8080))
+        );
         assert_eq!(split_host_port(b"example.com"), (&b"example.com"[..], None));
         assert_eq!(split_host_port(b"[::1]:80"), (&b"::1"[..], Some(80)));
         assert_eq!(split_host_port(b"::1"), (&b"::1"[..], None));

@@ -1,0 +1,252 @@
+//! DNS transaction state: pending queries matched to responses by id and
+//! question, TCP length framing, post-gap resync, expiry of old queries.
+
+use super::event::DnsEvent;
+use super::wire::{self, Message};
+use super::DnsConfig;
+use crate::app::util::be16;
+use crate::app::{AppEvent, AppStats, Ctx, Direction, ParseStatus};
+use std::collections::VecDeque;
+
+pub(crate) struct DnsState {
+    cfg: DnsConfig,
+    tcp: bool,
+    /// Queries waiting for their response, oldest first.
+    pending: VecDeque<DnsEvent>,
+    /// Per direction (TCP): framing lost after a gap.
+    resync: [bool; 2],
+    pub(crate) stats: AppStats,
+}
+
+impl DnsState {
+    pub(crate) fn new(mut cfg: DnsConfig, tcp: bool) -> DnsState {
+        cfg.max_pending = cfg.max_pending.max(1);
+        DnsState {
+            cfg,
+            tcp,
+            pending: VecDeque::new(),
+            resync: [false, false],
+            stats: AppStats::default(),
+        }
+    }
+
+    pub(crate) fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ctx: &Ctx,
+        emit: &mut dyn FnMut(AppEvent),
+    ) -> ParseStatus {
+        self.expire(ctx, emit);
+        if !self.tcp {
+            self.message(data, ctx, emit);
+            return ParseStatus::Consumed(data.len());
+        }
+        let i = dir.index();
+        let mut pos = 0usize;
+        loop {
+            let rest = data.get(pos..).unwrap_or(&[]);
+            if rest.is_empty() {
+                return ParseStatus::Consumed(pos);
+            }
+            let Some(len) = be16(rest, 0).map(usize::from) else {
+                return ParseStatus::Incomplete {
+                    consumed: pos,
+                    needed: 2,
+                };
+            };
+            if self.resync.get(i).copied().unwrap_or(false) {
+                // After a gap: accept the data only if it starts a plausible
+                // message; otherwise drop it and wait for the next segment.
+                if rest.len() < 2 + wire::HEADER_LEN {
+                    return ParseStatus::Incomplete {
+                        consumed: pos,
+                        needed: 2 + wire::HEADER_LEN,
+                    };
+                }
+                let plausible = len >= wire::HEADER_LEN
+                    && wire::parse_header(rest.get(2..).unwrap_or(&[]))
+                        .map(|h| wire::plausible_header(&h, len))
+                        .unwrap_or(false);
+                if !plausible {
+                    return ParseStatus::Consumed(data.len());
+                }
+                if rest.len() < 2 + len {
+                    return ParseStatus::Incomplete {
+                        consumed: pos,
+                        needed: 2 + len,
+                    };
+                }
+                let msg = rest.get(2..2 + len).unwrap_or(&[]);
+                if wire::parse_message(msg, self.cfg.max_records).is_err() {
+                    return ParseStatus::Consumed(data.len());
+                }
+                if let Some(r) = self.resync.get_mut(i) {
+                    *r = false;
+                }
+                self.stats.resyncs += 1;
+            }
+            if rest.len() < 2 + len {
+                return ParseStatus::Incomplete {
+                    consumed: pos,
+                    needed: 2 + len,
+                };
+            }
+            let msg = rest.get(2..2 + len).unwrap_or(&[]);
+            self.message(msg, ctx, emit);
+            pos += 2 + len;
+        }
+    }
+
+    fn message(&mut self, msg: &[u8], ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
+        let m = match wire::parse_message(msg, self.cfg.max_records) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        if m.error.is_some() {
+            self.stats.malformed += 1;
+        }
+        if m.truncated {
+            self.stats.truncated += 1;
+        }
+        if m.header.qr() {
+            self.response(m, ctx, emit);
+        } else {
+            self.query(m, ctx, emit);
+        }
+    }
+
+    fn query(&mut self, m: Message, ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
+        let h = m.header;
+        if let Some(p) = self
+            .pending
+            .iter_mut()
+            .find(|p| p.id == h.id && p.queries == m.questions)
+        {
+            p.retransmits = p.retransmits.saturating_add(1);
+            return;
+        }
+        if self.pending.len() >= self.cfg.max_pending {
+            self.stats.pending_overflow += 1;
+            if let Some(old) = self.pending.pop_front() {
+                self.emit_unanswered(old, false, emit);
+            }
+        }
+        let ev = DnsEvent {
+            id: h.id,
+            opcode: h.opcode(),
+            has_query: true,
+            queries: m.questions,
+            query_flags: Some(h.flags),
+            aa: h.aa(),
+            tc: h.tc(),
+            rd: h.rd(),
+            ra: h.ra(),
+            ad: h.ad(),
+            cd: h.cd(),
+            query_ts_ns: Some(ctx.ts_ns),
+            ..DnsEvent::default()
+        };
+        self.pending.push_back(ev);
+    }
+
+    fn response(&mut self, m: Message, ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
+        let h = m.header;
+        let first_q = m.questions.first();
+        let idx = self.pending.iter().position(|p| {
+            p.id == h.id
+                && match (first_q, p.queries.first()) {
+                    (Some(a), Some(b)) => {
+                        a.rtype == b.rtype && a.name.eq_ignore_ascii_case(&b.name)
+                    }
+                    _ => true,
+                }
+        });
+        let mut ev = match idx.and_then(|i| self.pending.remove(i)) {
+            Some(ev) => ev,
+            None => {
+                self.stats.orphan_responses += 1;
+                DnsEvent {
+                    id: h.id,
+                    opcode: h.opcode(),
+                    queries: m.questions,
+                    ..DnsEvent::default()
+                }
+            }
+        };
+        ev.has_response = true;
+        ev.response_flags = Some(h.flags);
+        ev.aa = h.aa();
+        ev.tc = h.tc();
+        ev.rd = h.rd();
+        ev.ra = h.ra();
+        ev.ad = h.ad();
+        ev.cd = h.cd();
+        ev.rcode = Some(h.rcode());
+        ev.answers = m.answers;
+        ev.authorities = m.authorities;
+        ev.truncated = m.truncated;
+        ev.malformed = m.error.is_some();
+        ev.response_ts_ns = Some(ctx.ts_ns);
+        ev.latency_ns = ev.query_ts_ns.map(|q| ctx.ts_ns.saturating_sub(q));
+        self.stats.events += 1;
+        emit(AppEvent::Dns(Box::new(ev)));
+    }
+
+    fn emit_unanswered(
+        &mut self,
+        mut ev: DnsEvent,
+        timed_out: bool,
+        emit: &mut dyn FnMut(AppEvent),
+    ) {
+        ev.timed_out = timed_out;
+        self.stats.unanswered += 1;
+        self.stats.events += 1;
+        emit(AppEvent::Dns(Box::new(ev)));
+    }
+
+    /// Emit queries older than the configured timeout as unanswered.
+    pub(crate) fn expire(&mut self, ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
+        let t = self.cfg.query_timeout_ns;
+        if t > 0 {
+            self.expire_older_than(ctx.ts_ns.saturating_sub(t), emit);
+        }
+    }
+
+    /// Emit queries seen before `cutoff_ns` as unanswered (timed out).
+    pub(crate) fn expire_older_than(&mut self, cutoff_ns: u64, emit: &mut dyn FnMut(AppEvent)) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let old = self
+                .pending
+                .get(i)
+                .and_then(|p| p.query_ts_ns)
+                .is_some_and(|ts| ts < cutoff_ns);
+            if old {
+                if let Some(ev) = self.pending.remove(i) {
+                    self.emit_unanswered(ev, true, emit);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub(crate) fn on_gap(&mut self, dir: Direction, _len: u64) {
+        self.stats.gaps += 1;
+        if self.tcp {
+            if let Some(r) = self.resync.get_mut(dir.index()) {
+                *r = true;
+            }
+        }
+    }
+
+    pub(crate) fn flush(&mut self, _ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
+        while let Some(ev) = self.pending.pop_front() {
+            self.emit_unanswered(ev, false, emit);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! TLS (SSLv3 to TLS 1.3) handshake metadata over TCP.
+//!
+//! * `wire`: records, hellos, certificate lists.
+//! * `state`: record layer, handshake reassembly (bounded), emission rules.
+//! * `event`: [`TlsEvent`], one per handshake.
+//! * `fingerprint`: JA3, JA3S, JA4. `cert`: X.509 summary (x509-parser).
+//!
+//! The engine holds at most a 5-byte record header between calls: record
+//! bodies are consumed as they arrive and handshake messages are reassembled
+//! here, up to `max_handshake_len`.
+
+mod cert;
+pub mod event;
+pub mod fingerprint;
+mod state;
+pub mod wire;
+
+pub use event::{format_utc, version_name, TlsCert, TlsEvent};
+
+use super::{AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe};
+
+/// TLS parser limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Largest handshake message reassembled; larger ones are skipped (counted).
+    pub max_handshake_len: usize,
+    /// Certificates of the chain decoded.
+    pub max_certs: usize,
+    /// Decode certificates with x509-parser (off: no certificate fields).
+    pub parse_certs: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            max_handshake_len: 64 * 1024,
+            max_certs: 10,
+            parse_certs: true,
+        }
+    }
+}
+
+/// Content probe: a handshake record holding a ClientHello (to the server)
+/// or a ServerHello (to the client).
+pub fn probe(dir: Direction, data: &[u8]) -> Probe {
+    let Some(&ct) = data.first() else {
+        return Probe::NeedMore;
+    };
+    if ct != wire::CT_HANDSHAKE {
+        return Probe::No;
+    }
+    if data.get(1).is_some_and(|&b| b != 3) || data.get(2).is_some_and(|&b| b > 4) {
+        return Probe::No;
+    }
+    let (Some(h), Some(&hs)) = (wire::parse_record_header(data), data.get(5)) else {
+        return Probe::NeedMore;
+    };
+    if !wire::plausible_record(&h) || h.len < 4 {
+        return Probe::No;
+    }
+    let want = match dir {
+        Direction::ToServer => wire::HS_CLIENT_HELLO,
+        Direction::ToClient => wire::HS_SERVER_HELLO,
+    };
+    if hs == want {
+        Probe::Yes
+    } else {
+        Probe::No
+    }
+}
+
+/// TLS parser of one flow.
+pub struct TlsParser {
+    st: state::TlsState,
+}
+
+impl TlsParser {
+    pub fn new(cfg: TlsConfig) -> TlsParser {
+        TlsParser {
+            st: state::TlsState::new(cfg),
+        }
+    }
+}
+
+impl AppParser for TlsParser {
+    fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ctx: &Ctx,
+        emit: &mut dyn FnMut(AppEvent),
+    ) -> ParseStatus {
+        self.st.parse(dir, data, ctx, emit)
+    }
+
+    fn on_gap(&mut self, dir: Direction, len: u64) {
+        self.st.on_gap(dir, len)
+    }
+
+    fn flush(&mut self, ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
+        self.st.flush(ctx, emit)
+    }
+
+    fn is_done(&self) -> bool {
+        self.st.is_done()
+    }
+
+    fn stats(&self) -> AppStats {
+        self.st.stats
+    }
+
+    fn proto(&self) -> AppProto {
+        AppProto::Tls
+    }
+}
+
+#[cfg(test)]
+mod tests;
