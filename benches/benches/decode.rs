@@ -31,7 +31,11 @@ fn load(path: &PathBuf) -> Option<Packets> {
     };
     let rd = |off: usize| -> Option<u32> {
         let b: [u8; 4] = file.get(off..off + 4)?.try_into().ok()?;
-        Some(if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+        Some(if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
     };
     let link = rd(20)? & 0x0fff_ffff;
     let mut bytes = Vec::with_capacity(file.len());

@@ -88,3 +88,30 @@ pub struct FlowRecord {
     /// Application protocol, filled by the app-layer detection.
     pub app_proto: Option<&'static str>,
 }
+
+/// An application-layer event as the engine hands it to the output: the
+/// parser's [`crate::app::AppEvent`] plus what the flow knows. Borrowed, so
+/// that wrapping an event allocates nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct AppEnvelope<'a> {
+    /// The flow's id (the same as in its [`FlowRecord`]).
+    pub flow_id: u64,
+    /// Community ID v1 of the flow.
+    pub community_id: &'a str,
+    /// When the event completed (ns since the epoch).
+    pub ts_ns: u64,
+    /// The flow's originator (client) and responder (server), as in the flow record.
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: Option<[u8; 6]>,
+    /// Direction of the packet that completed the event.
+    pub direction: crate::app::Direction,
+    /// VLAN ids, outermost first.
+    pub vlans: &'a [u16],
+    pub event: &'a crate::app::AppEvent,
+}

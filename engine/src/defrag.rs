@@ -190,8 +190,7 @@ impl Defrag {
                 None => end32,
             };
             let (a, b) = (pos as usize, hole_end as usize);
-            if let (Some(dst), Some(src)) =
-                (dg.data.get_mut(a..b), data.get(a - start..b - start))
+            if let (Some(dst), Some(src)) = (dg.data.get_mut(a..b), data.get(a - start..b - start))
             {
                 dst.copy_from_slice(src);
             }
@@ -205,7 +204,8 @@ impl Defrag {
         }
         dg.frames += 1;
         dg.bytes += frame_bytes;
-        let complete = matches!(dg.total, Some(t) if dg.covered.len() == 1 && dg.covered[0] == (0, t));
+        let complete =
+            matches!(dg.total, Some(t) if dg.covered.len() == 1 && dg.covered[0] == (0, t));
         if !complete {
             return Insert::Held;
         }
@@ -335,16 +335,28 @@ mod tests {
     #[test]
     fn caps_and_timeouts_are_counted() {
         let mut d = Defrag::new(100, 1, 10);
-        assert!(matches!(d.insert(key(3), 0, true, &[0; 64], 0, 100), Insert::Held));
+        assert!(matches!(
+            d.insert(key(3), 0, true, &[0; 64], 0, 100),
+            Insert::Held
+        ));
         // second datagram: over the datagram cap
-        assert!(matches!(d.insert(key(4), 0, true, &[0; 8], 0, 100), Insert::Dropped));
+        assert!(matches!(
+            d.insert(key(4), 0, true, &[0; 8], 0, 100),
+            Insert::Dropped
+        ));
         // same datagram, over the byte cap
-        assert!(matches!(d.insert(key(3), 64, true, &[0; 64], 0, 100), Insert::Dropped));
+        assert!(matches!(
+            d.insert(key(3), 64, true, &[0; 64], 0, 100),
+            Insert::Dropped
+        ));
         assert_eq!(d.counters().dropped_at_cap, 2);
         d.expire(100);
         assert_eq!(d.counters().timed_out, 1);
         assert_eq!(d.counters().fragments_timed_out, 1);
-        assert!(matches!(d.insert(key(4), 0, true, &[0; 8], 200, 100), Insert::Held));
+        assert!(matches!(
+            d.insert(key(4), 0, true, &[0; 8], 200, 100),
+            Insert::Held
+        ));
         d.finish();
         assert_eq!(d.counters().pending_at_end, 1);
     }
@@ -352,7 +364,10 @@ mod tests {
     #[test]
     fn rejects_datagrams_over_64k() {
         let mut d = Defrag::new(1 << 20, 16, 10);
-        assert!(matches!(d.insert(key(5), 65_000, true, &[0; 1000], 0, 1), Insert::Dropped));
+        assert!(matches!(
+            d.insert(key(5), 65_000, true, &[0; 1000], 0, 1),
+            Insert::Dropped
+        ));
         assert_eq!(d.counters().invalid, 1);
     }
 }

@@ -179,7 +179,11 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let counters = Arc::clone(writer.counters());
     writer.join().context("writing flow records failed")?;
     if !args.quiet {
-        print_summary(&summary, workers, counters.events_dropped.load(Ordering::Relaxed));
+        print_summary(
+            &summary,
+            workers,
+            counters.events_dropped.load(Ordering::Relaxed),
+        );
     }
     if let Some(e) = summary.file_error {
         eprintln!("flowtap: error: {e} (every packet before it was processed and written)");

@@ -258,7 +258,9 @@ pub fn replay(
         read += n;
         for (i, b) in pending.iter_mut().enumerate() {
             if b.pkts.len() >= BATCH_PACKETS || (!b.pkts.is_empty() && polled.is_err()) {
-                let fresh = spare_rxs[i].try_recv().unwrap_or_else(|_| PacketBatch::new());
+                let fresh = spare_rxs[i]
+                    .try_recv()
+                    .unwrap_or_else(|_| PacketBatch::new());
                 let full = std::mem::replace(b, fresh);
                 send_failed |= txs[i].send(full).is_err();
             }

@@ -38,7 +38,8 @@ const TSHARK_CASES: &[&str] = &[
 ];
 
 fn is_tunnel_carrier(key: &ConvKey) -> bool {
-    key.0 == "UDP" && (TUNNEL_PORTS.contains(&port_of(&key.1)) || TUNNEL_PORTS.contains(&port_of(&key.2)))
+    key.0 == "UDP"
+        && (TUNNEL_PORTS.contains(&port_of(&key.1)) || TUNNEL_PORTS.contains(&port_of(&key.2)))
 }
 
 #[test]
@@ -51,7 +52,10 @@ fn conversations_match_tshark() {
         let ours = flowtap_conversations(&run.of_type("flow"));
         let mut theirs = tshark_conversations(&cap);
         theirs.retain(|k, _| !is_tunnel_carrier(k));
-        assert!(!theirs.is_empty(), "{rel}: tshark found no TCP/UDP conversation");
+        assert!(
+            !theirs.is_empty(),
+            "{rel}: tshark found no TCP/UDP conversation"
+        );
         for (key, (ab, ba)) in &theirs {
             match ours.get(key) {
                 None => failures.push(format!("{rel}: flowtap has no flow for {key:?}")),
@@ -69,7 +73,9 @@ fn conversations_match_tshark() {
             }
         }
         for key in ours.keys().filter(|k| !theirs.contains_key(*k)) {
-            failures.push(format!("{rel}: tshark has no conversation for flowtap's {key:?}"));
+            failures.push(format!(
+                "{rel}: tshark has no conversation for flowtap's {key:?}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -116,15 +122,25 @@ fn every_capture_same_flows_for_one_and_two_workers() {
             match run.status.code() {
                 Some(0) => {}
                 Some(2) if run.stderr.contains("byte") => {}
-                other => failures.push(format!("{rel} workers={n}: exit {other:?}: {}", run.stderr)),
+                other => {
+                    failures.push(format!("{rel} workers={n}: exit {other:?}: {}", run.stderr))
+                }
             }
             let p = &run.stats()["stats"]["packets"];
             if p["accounted"] != true {
                 failures.push(format!("{rel} workers={n}: packets not accounted: {p}"));
             }
         }
-        let a: BTreeSet<String> = one.of_type("flow").into_iter().map(flow_fingerprint).collect();
-        let b: BTreeSet<String> = two.of_type("flow").into_iter().map(flow_fingerprint).collect();
+        let a: BTreeSet<String> = one
+            .of_type("flow")
+            .into_iter()
+            .map(flow_fingerprint)
+            .collect();
+        let b: BTreeSet<String> = two
+            .of_type("flow")
+            .into_iter()
+            .map(flow_fingerprint)
+            .collect();
         if a != b {
             failures.push(format!(
                 "{rel}: flows differ between 1 and 2 workers:\n  only 1: {:?}\n  only 2: {:?}",
@@ -132,10 +148,14 @@ fn every_capture_same_flows_for_one_and_two_workers() {
                 b.difference(&a).collect::<Vec<_>>()
             ));
         }
-        let received = one.stats()["stats"]["packets"]["received"].as_u64().unwrap_or(0);
+        let received = one.stats()["stats"]["packets"]["received"]
+            .as_u64()
+            .unwrap_or(0);
         let manifest_packets = packets_in_manifest(&rel);
         if one.status.success() && received != manifest_packets {
-            failures.push(format!("{rel}: received {received}, capinfos says {manifest_packets}"));
+            failures.push(format!(
+                "{rel}: received {received}, capinfos says {manifest_packets}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -173,11 +193,18 @@ fn community_ids_match_suricata() {
         let theirs: BTreeSet<String> = eve
             .iter()
             .filter(|e| e["event_type"] == "flow")
-            .filter(|e| matches!(e["proto"].as_str(), Some("TCP" | "UDP" | "ICMP" | "IPv6-ICMP")))
+            .filter(|e| {
+                matches!(
+                    e["proto"].as_str(),
+                    Some("TCP" | "UDP" | "ICMP" | "IPv6-ICMP")
+                )
+            })
             // Suricata also logs the outer UDP flow that carries a tunnel
             // (VXLAN, GTP-U); flowtap follows the inner flow only.
             .filter(|e| {
-                !e["dest_port"].as_u64().is_some_and(|p| TUNNEL_PORTS.contains(&(p as u16)))
+                !e["dest_port"]
+                    .as_u64()
+                    .is_some_and(|p| TUNNEL_PORTS.contains(&(p as u16)))
             })
             .filter_map(|e| e["community_id"].as_str().map(str::to_string))
             .collect();
@@ -195,11 +222,21 @@ fn community_ids_match_suricata() {
             .filter(|id| !KNOWN_COMMUNITY_ID_DIFFERENCES.contains(&(rel.as_str(), id.as_str())))
             .collect();
         if !missing.is_empty() {
-            failures.push(format!("{rel}: Suricata community ids not found: {missing:?}"));
+            failures.push(format!(
+                "{rel}: Suricata community ids not found: {missing:?}"
+            ));
         }
         checked_captures += 1;
         checked_flows += theirs.len();
     }
-    assert!(checked_captures >= 40, "only {checked_captures} captures had Suricata flows");
-    assert!(failures.is_empty(), "{} of {checked_captures} captures ({checked_flows} flows) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        checked_captures >= 40,
+        "only {checked_captures} captures had Suricata flows"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {checked_captures} captures ({checked_flows} flows) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

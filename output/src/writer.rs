@@ -41,7 +41,7 @@ pub enum WhenFull {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
-    #[error("cannot create output file {path}: {source}")]
+    #[error("cannot create output file {path}")]
     Create { path: PathBuf, source: io::Error },
     #[error("writing output failed: {0}")]
     Write(#[from] io::Error),
@@ -96,7 +96,9 @@ impl BatchSender {
             self.counters
                 .events_dropped
                 .fetch_add(b.events, Ordering::Relaxed);
-            self.counters.batches_dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .batches_dropped
+                .fetch_add(1, Ordering::Relaxed);
             // Keep the grown buffer for the next batch.
             let mut bytes = b.bytes;
             bytes.clear();
@@ -161,7 +163,9 @@ impl LineWriter {
     pub fn join(self) -> Result<(), WriterError> {
         match self.handle.join() {
             Ok(r) => r,
-            Err(_) => Err(WriterError::Write(io::Error::other("writer thread panicked"))),
+            Err(_) => Err(WriterError::Write(io::Error::other(
+                "writer thread panicked",
+            ))),
         }
     }
 }

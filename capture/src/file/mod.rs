@@ -58,7 +58,7 @@ pub const MAX_CAPLEN: u32 = 256 << 10;
 #[non_exhaustive]
 pub enum FileError {
     /// Opening or reading failed (`path` is `<memory>` for `from_bytes`).
-    #[error("cannot read capture file {}: {source}", path.display())]
+    #[error("cannot read capture file {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

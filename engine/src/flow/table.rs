@@ -293,7 +293,9 @@ impl FlowTable {
     fn lookup(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         let flows = &self.flows;
         self.index
-            .find(hash, |&s| flows.get(s as usize).is_some_and(|f| f.key == *key))
+            .find(hash, |&s| {
+                flows.get(s as usize).is_some_and(|f| f.key == *key)
+            })
             .copied()
     }
 
@@ -408,7 +410,9 @@ impl FlowTable {
         // content does not depend on when the engine noticed the boundary.
         let elapsed = now_ns.saturating_sub(f.slice_start_ns);
         let skipped = elapsed / active.max(1);
-        f.slice_start_ns = f.slice_start_ns.saturating_add(skipped.saturating_mul(active));
+        f.slice_start_ns = f
+            .slice_start_ns
+            .saturating_add(skipped.saturating_mul(active));
         f.slice = f
             .slice
             .saturating_add(u32::try_from(skipped).unwrap_or(u32::MAX));

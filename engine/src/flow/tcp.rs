@@ -196,7 +196,10 @@ mod tests {
     #[test]
     fn states() {
         assert_eq!(run(&[(true, SYN, 0)]).conn_state(), "S0");
-        assert_eq!(run(&[(true, SYN, 0), (false, RST | ACK, 0)]).conn_state(), "REJ");
+        assert_eq!(
+            run(&[(true, SYN, 0), (false, RST | ACK, 0)]).conn_state(),
+            "REJ"
+        );
         assert_eq!(
             run(&[(true, SYN, 0), (false, SYN | ACK, 0), (true, ACK, 0)]).conn_state(),
             "S1"

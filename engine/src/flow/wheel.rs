@@ -6,6 +6,8 @@
 //! back at the new deadline. Each flow is therefore touched by the wheel at
 //! most about once per timeout period, and never on the per-packet path.
 
+use std::collections::VecDeque;
+
 /// One wheel entry: a flow table slot and the generation it had when queued,
 /// so entries of a recycled slot are recognised as stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +18,8 @@ pub struct Entry {
 }
 
 pub struct Wheel {
-    slots: Vec<Vec<Entry>>,
+    /// Entries per tick, oldest first (eviction takes from the front).
+    slots: Vec<VecDeque<Entry>>,
     tick_ns: u64,
     /// The next tick not yet processed.
     cursor: u64,
@@ -26,7 +29,7 @@ pub struct Wheel {
 impl Wheel {
     pub fn new(slots: usize, tick_ns: u64) -> Wheel {
         Wheel {
-            slots: (0..slots.max(1)).map(|_| Vec::new()).collect(),
+            slots: (0..slots.max(1)).map(|_| VecDeque::new()).collect(),
             tick_ns: tick_ns.max(1),
             cursor: 0,
             started: false,
@@ -43,7 +46,7 @@ impl Wheel {
         let tick = self.tick_of(deadline_ns);
         let n = self.slots.len() as u64;
         if let Some(bucket) = self.slots.get_mut((tick % n) as usize) {
-            bucket.push(Entry { slot, gen, tick });
+            bucket.push_back(Entry { slot, gen, tick });
         }
         tick
     }
@@ -92,7 +95,7 @@ impl Wheel {
         for step in 0..n {
             let idx = ((self.cursor + step) % n) as usize;
             let bucket = &mut self.slots[idx];
-            while let Some(e) = bucket.pop() {
+            while let Some(e) = bucket.pop_front() {
                 if live(&e) {
                     return Some(e);
                 }

@@ -38,7 +38,10 @@ pub struct RunOutput {
 
 impl RunOutput {
     pub fn of_type(&self, t: &str) -> Vec<&Value> {
-        self.events.iter().filter(|e| e["event_type"] == t).collect()
+        self.events
+            .iter()
+            .filter(|e| e["event_type"] == t)
+            .collect()
     }
 
     pub fn stats(&self) -> &Value {
@@ -157,7 +160,10 @@ pub fn tshark_conversations(capture: &Path) -> BTreeMap<ConvKey, (TsharkDir, Tsh
         if f.len() < 12 || f[1] != "<->" {
             continue;
         }
-        let num = |s: &str| s.parse::<u64>().unwrap_or_else(|_| panic!("number in {line}"));
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .unwrap_or_else(|_| panic!("number in {line}"))
+        };
         let bytes = |v: &str, unit: &str| Bytes {
             value: num(v),
             unit: match unit {
@@ -177,7 +183,11 @@ pub fn tshark_conversations(capture: &Path) -> BTreeMap<ConvKey, (TsharkDir, Tsh
             bytes: bytes(f[7], f[8]),
         };
         let (key, a_first) = conv_key(proto, f[0], f[2]);
-        let v = if a_first { (a_to_b, b_to_a) } else { (b_to_a, a_to_b) };
+        let v = if a_first {
+            (a_to_b, b_to_a)
+        } else {
+            (b_to_a, a_to_b)
+        };
         assert!(
             out.insert(key, v).is_none(),
             "tshark listed a conversation twice: {line}"

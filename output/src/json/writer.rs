@@ -50,8 +50,7 @@ impl<'b> JsonWriter<'b> {
 
     pub fn u64(&mut self, key: &str, value: u64) {
         self.key(key);
-        let mut tmp = itoa_buf(value);
-        self.buf.extend_from_slice(tmp.as_bytes_mut());
+        push_u64(self.buf, value);
     }
 
     pub fn i64(&mut self, key: &str, value: i64) {
@@ -77,8 +76,7 @@ impl<'b> JsonWriter<'b> {
     pub fn ip(&mut self, key: &str, value: &IpAddr) {
         self.key(key);
         self.buf.push(b'"');
-        // io::Write on Vec<u8> cannot fail.
-        let _ = write!(self.buf, "{value}");
+        push_ip(self.buf, value);
         self.buf.push(b'"');
     }
 
@@ -112,6 +110,50 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b']');
     }
 
+    /// RFC 3339 timestamp the way Suricata's eve.json writes it
+    /// (`2014-07-18T12:49:30.592064+0000`).
+    pub fn timestamp_eve(&mut self, key: &str, ts_ns: u64) {
+        self.key(key);
+        self.buf.push(b'"');
+        push_rfc3339_micros_no_z(self.buf, ts_ns);
+        self.buf.extend_from_slice(b"+0000\"");
+    }
+
+    /// Seconds since the epoch as a number with microseconds (`1405687770.592064`).
+    pub fn epoch_secs(&mut self, key: &str, ts_ns: u64) {
+        self.key(key);
+        push_epoch_secs(self.buf, ts_ns);
+    }
+
+    /// A value that is already valid JSON (a number or literal we formatted).
+    pub fn raw(&mut self, key: &str, json: &[u8]) {
+        self.key(key);
+        self.buf.extend_from_slice(json);
+    }
+
+    /// An array of strings.
+    pub fn str_array<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) {
+        self.key(key);
+        self.buf.push(b'[');
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            write_escaped(self.buf, v.as_bytes());
+        }
+        self.buf.push(b']');
+    }
+
+    /// Opens an array under `key`; close it with [`JsonArray::end`].
+    pub fn begin_array(&mut self, key: &str) -> JsonArray<'_> {
+        self.key(key);
+        self.buf.push(b'[');
+        JsonArray {
+            buf: self.buf,
+            need_comma: false,
+        }
+    }
+
     /// Opens a nested object under `key`; write its members through the
     /// returned writer, then call [`JsonWriter::end_object`].
     pub fn begin_object(&mut self, key: &str) -> JsonWriter<'_> {
@@ -125,6 +167,97 @@ impl<'b> JsonWriter<'b> {
 
     pub fn end_object(self) {
         self.buf.push(b'}');
+    }
+}
+
+/// An open JSON array.
+pub struct JsonArray<'b> {
+    buf: &'b mut Vec<u8>,
+    need_comma: bool,
+}
+
+impl JsonArray<'_> {
+    fn sep(&mut self) {
+        if self.need_comma {
+            self.buf.push(b',');
+        }
+        self.need_comma = true;
+    }
+
+    pub fn str(&mut self, v: &str) {
+        self.sep();
+        write_escaped(self.buf, v.as_bytes());
+    }
+
+    pub fn u64(&mut self, v: u64) {
+        self.sep();
+        push_u64(self.buf, v);
+    }
+
+    pub fn ip(&mut self, v: &IpAddr) {
+        self.sep();
+        self.buf.push(b'"');
+        push_ip(self.buf, v);
+        self.buf.push(b'"');
+    }
+
+    /// Opens an object element; close it with [`JsonWriter::end_object`].
+    pub fn object(&mut self) -> JsonWriter<'_> {
+        self.sep();
+        self.buf.push(b'{');
+        JsonWriter {
+            buf: self.buf,
+            need_comma: false,
+        }
+    }
+
+    pub fn end(self) {
+        self.buf.push(b']');
+    }
+}
+
+/// Appends the decimal digits of `v`.
+pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
+    let mut tmp = itoa_buf(v);
+    buf.extend_from_slice(tmp.as_bytes_mut());
+}
+
+/// Appends an IP address in its canonical text form (RFC 5952 for IPv6).
+pub fn push_ip(buf: &mut Vec<u8>, ip: &IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'.');
+                }
+                push_u64(buf, u64::from(*o));
+            }
+        }
+        // io::Write on Vec<u8> cannot fail.
+        IpAddr::V6(v6) => {
+            let _ = write!(buf, "{v6}");
+        }
+    }
+}
+
+/// Appends seconds since the epoch with six decimals.
+pub fn push_epoch_secs(buf: &mut Vec<u8>, ts_ns: u64) {
+    push_u64(buf, ts_ns / 1_000_000_000);
+    buf.push(b'.');
+    push_fixed(buf, (ts_ns % 1_000_000_000) / 1_000, 6);
+}
+
+/// Appends `v` zero-padded to `width` digits (v must fit).
+fn push_fixed(buf: &mut Vec<u8>, mut v: u64, width: usize) {
+    let start = buf.len();
+    buf.resize(start + width, b'0');
+    let mut i = start + width;
+    while i > start {
+        i -= 1;
+        if let Some(b) = buf.get_mut(i) {
+            *b = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
     }
 }
 
@@ -156,7 +289,7 @@ fn itoa_buf(mut v: u64) -> DigitBuf {
 
 /// Writes `s` as a JSON string. Valid UTF-8 is kept; each byte of an invalid
 /// sequence becomes `\u00XX` so that no input can make invalid JSON.
-fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
+pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
     buf.push(b'"');
     for chunk in s.utf8_chunks() {
         let valid = chunk.valid().as_bytes();
@@ -195,19 +328,31 @@ fn push_u00(buf: &mut Vec<u8>, b: u8) {
 }
 
 /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`.
-fn push_rfc3339_micros(buf: &mut Vec<u8>, ts_ns: u64) {
+pub fn push_rfc3339_micros(buf: &mut Vec<u8>, ts_ns: u64) {
+    push_rfc3339_micros_no_z(buf, ts_ns);
+    buf.push(b'Z');
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC, no zone designator).
+pub fn push_rfc3339_micros_no_z(buf: &mut Vec<u8>, ts_ns: u64) {
     let secs = ts_ns / 1_000_000_000;
     let micros = (ts_ns % 1_000_000_000) / 1_000;
     let days = (secs / 86_400) as i64;
     let sod = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        buf,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
+    push_fixed(buf, y.max(0) as u64, 4);
+    buf.push(b'-');
+    push_fixed(buf, u64::from(m), 2);
+    buf.push(b'-');
+    push_fixed(buf, u64::from(d), 2);
+    buf.push(b'T');
+    push_fixed(buf, sod / 3600, 2);
+    buf.push(b':');
+    push_fixed(buf, (sod / 60) % 60, 2);
+    buf.push(b':');
+    push_fixed(buf, sod % 60, 2);
+    buf.push(b'.');
+    push_fixed(buf, micros, 6);
 }
 
 /// The timestamp format used in records, as a `String` (for logs and tests).

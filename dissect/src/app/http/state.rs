@@ -187,6 +187,8 @@ pub(crate) struct HttpState {
     resp_skip: u64,
     skipping_resp: bool,
     tunnel: bool,
+    /// The response side stopped (Error).
+    resp_dead: bool,
     pub(crate) stats: AppStats,
 }
 
@@ -204,6 +206,7 @@ impl HttpState {
             resp_skip: 0,
             skipping_resp: false,
             tunnel: false,
+            resp_dead: false,
             stats: AppStats::default(),
         }
     }
@@ -890,6 +893,11 @@ impl HttpState {
             self.message_done(is_req, ctx, true);
         }
         self.side(is_req).phase = Phase::Tunnel;
+        if !is_req {
+            // No response will be parsed any more: requests go out unanswered
+            // as soon as they are complete instead of filling the queue.
+            self.resp_dead = true;
+        }
     }
 
     pub(crate) fn on_gap(&mut self, dir: Direction, len: u64) {
@@ -962,8 +970,16 @@ impl HttpState {
 
     /// Emit finished transactions from the front of the queue, in order.
     fn try_emit(&mut self, emit: &mut dyn FnMut(AppEvent)) {
-        while self.txs.front().is_some_and(|t| t.req_done && t.resp_done) {
-            if let Some(tx) = self.txs.pop_front() {
+        let resp_dead = self.resp_dead;
+        while self
+            .txs
+            .front()
+            .is_some_and(|t| t.req_done && (t.resp_done || resp_dead))
+        {
+            if let Some(mut tx) = self.txs.pop_front() {
+                if !tx.resp_done {
+                    tx.ev.incomplete = true;
+                }
                 self.emit_tx(tx, emit);
             }
         }

@@ -506,12 +506,20 @@ fn absolute_uri_sets_host() {
 
 /// Our events for a capture, as (client port, server port, event).
 fn corpus_events(rel: &str) -> Vec<(u16, u16, HttpEvent)> {
+    corpus_events_with(rel, false)
+}
+
+fn corpus_events_with(rel: &str, allow_errors: bool) -> Vec<(u16, u16, HttpEvent)> {
     let cap = corpus(rel);
     let flows = replay_tcp(&cap, &|_, _| {
         Box::new(HttpParser::new(HttpConfig::default()))
     });
-    for f in &flows {
-        assert_eq!(f.errors, 0, "{rel}: parse errors");
+    for f in flows.iter().filter(|_| !allow_errors) {
+        assert_eq!(
+            f.errors, 0,
+            "{rel}: parse errors in {}->{} ({} gaps)",
+            f.client_port, f.server_port, f.gaps
+        );
     }
     let mut out = Vec::new();
     for f in flows {
@@ -762,7 +770,9 @@ fn corpus_quickplay_matches_tshark_requests() {
         "http.request.uri",
     ]);
     let want: Vec<&str> = out.lines().collect();
-    let ours = corpus_events(rel);
+    // One flow's capture starts in the middle of a response (its first
+    // segments were not captured): that direction is an Error, as it should.
+    let ours = corpus_events_with(rel, true);
     assert!(!want.is_empty());
     for uri in &want {
         assert!(

@@ -1,0 +1,139 @@
+//! The command line on bad input: clear errors, nothing lost that could be kept.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn flowtap(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_flowtap"))
+        .args(args)
+        .output()
+        .expect("run");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn truncated_capture_keeps_everything_before_the_cut_and_names_the_offset() {
+    let src = corpus().join("http/sv-http-all-headers--input.pcap");
+    let bytes = std::fs::read(&src).expect("read");
+    let dir = tmp_dir("cli");
+    let cut = dir.join("cut.pcap");
+    // Cut inside a record well after the start.
+    let at = bytes.len() * 2 / 3;
+    std::fs::write(&cut, &bytes[..at]).expect("write");
+    let run = run_flowtap(&cut, 2, &[]);
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("truncated at byte"), "{}", run.stderr);
+    // tshark reads the same complete packets before the cut.
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(&cut)
+        .output()
+        .expect("tshark");
+    let tshark_packets = String::from_utf8_lossy(&o.stdout).lines().count() as u64;
+    let stats = &run.stats()["stats"]["packets"];
+    assert_eq!(stats["received"].as_u64(), Some(tshark_packets), "{stats}");
+    assert_eq!(stats["accounted"], true);
+    assert!(
+        !run.of_type("flow").is_empty(),
+        "flows before the cut are written"
+    );
+}
+
+#[test]
+fn not_a_capture_is_a_clear_error() {
+    let dir = tmp_dir("cli");
+    let bad = dir.join("bad.pcap");
+    std::fs::write(&bad, b"this is not a capture file at all").expect("write");
+    let (code, _, err) = flowtap(&["run", "--pcap", bad.to_str().expect("path"), "-o", "-"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a pcap or pcapng file"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
+#[test]
+fn unknown_config_key_is_named() {
+    let dir = tmp_dir("cli");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "[flow.timeouts]\nudp_idle = 3\n").expect("write");
+    let cap = corpus().join("dns/sv-cond-log-dns-dig--input.pcap");
+    let (code, _, err) = flowtap(&[
+        "run",
+        "--pcap",
+        cap.to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("udp_idle") && err.contains("bad.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_config_value_is_named() {
+    let dir = tmp_dir("cli");
+    let cfg = dir.join("zero.toml");
+    std::fs::write(&cfg, "[flow]\nmax_flows_per_worker = 0\n").expect("write");
+    let cap = corpus().join("dns/sv-cond-log-dns-dig--input.pcap");
+    let (code, _, err) = flowtap(&[
+        "run",
+        "--pcap",
+        cap.to_str().expect("path"),
+        "-c",
+        cfg.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("flow.max_flows_per_worker"), "{err}");
+}
+
+#[test]
+fn missing_file_and_unwritable_output_are_clear_errors() {
+    let (code, _, err) = flowtap(&["run", "--pcap", "/nonexistent/x.pcap"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/x.pcap"), "{err}");
+    let cap = corpus().join("dns/sv-cond-log-dns-dig--input.pcap");
+    let (code, _, err) = flowtap(&[
+        "run",
+        "--pcap",
+        cap.to_str().expect("path"),
+        "--output",
+        "/nonexistent/dir/out.json",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/dir/out.json"), "{err}");
+}
+
+#[test]
+fn help_explains_the_tool_and_default_config_parses() {
+    let (code, out, _) = flowtap(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("flow records") && out.contains("run"), "{out}");
+    let (code, out, _) = flowtap(&["run", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--pcap") && out.contains("--workers") && out.contains("--output"));
+    let (code, out, _) = flowtap(&["default-config"]);
+    assert_eq!(code, 0);
+    let cfg = engine::config::Config::from_toml(&out, "default").expect("parses");
+    assert_eq!(cfg, engine::config::Config::default());
+}
+
+#[test]
+fn periodic_stats_events_are_written() {
+    let dir = tmp_dir("cli");
+    let cfg = dir.join("stats.toml");
+    std::fs::write(&cfg, "[output]\nstats_interval = 1\n").expect("write");
+    let cap = corpus().join("mixed/ndpi-1kxun.pcap");
+    let run = run_flowtap(&cap, 1, &["--config", cfg.to_str().expect("path")]);
+    assert!(run.status.success());
+    // At least the final one; periodic ones only when the run lasts > 1 s.
+    assert!(!run.of_type("stats").is_empty());
+    assert_eq!(run.stats()["stats"]["packets"]["accounted"], true);
+}
