@@ -87,6 +87,48 @@ pub struct FlowRecord {
     pub slice: u32,
     /// Application protocol, filled by the app-layer detection.
     pub app_proto: Option<&'static str>,
+    /// Passive TCP measurements (TCP flows only).
+    pub tcp: Option<TcpKpis>,
+}
+
+/// What one direction of a TCP connection did, as seen from the mirror.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpDirectionKpis {
+    pub syn: u32,
+    pub syn_ack: u32,
+    pub fin: u32,
+    pub rst: u32,
+    /// Segments carrying only bytes already seen (or partly: counted once).
+    pub retransmitted: u32,
+    /// Segments that arrived ahead of a hole in the sequence space.
+    pub out_of_order: u32,
+    /// Segments advertising a zero receive window (RST excluded).
+    pub zero_window: u32,
+    /// Segments with 1 to 8 bytes of payload (keep-alives, interactive or chatty peers).
+    pub tiny: u32,
+    /// Bytes the sender sent that the mirror never saw (gaps), as Zeek's missed_bytes.
+    pub missed_bytes: u64,
+}
+
+/// Passive TCP KPIs of a flow. Delays are as seen from the mirror point: a
+/// mirror near the client sees a small client-side and a large server-side
+/// delay, near the server the other way round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpKpis {
+    /// Originator to responder.
+    pub orig: TcpDirectionKpis,
+    /// Responder to originator.
+    pub resp: TcpDirectionKpis,
+    /// SYN to SYN-ACK: the network and server between the mirror and the server.
+    pub server_delay_us: Option<u64>,
+    /// SYN-ACK to the client's ACK: the network between the mirror and the client.
+    pub client_delay_us: Option<u64>,
+    /// Application response time: end of a request (last client data before
+    /// the server answers) to the start of the answer. Count, sum and max over
+    /// the flow's request/response turns.
+    pub app_response_count: u32,
+    pub app_response_sum_us: u64,
+    pub app_response_max_us: u64,
 }
 
 /// An application-layer event as the engine hands it to the output: the

@@ -6,6 +6,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod app_section;
+mod capture_section;
+pub use app_section::{AppSection, DnsSection, HttpSection, StreamSection, TlsSection};
+pub use capture_section::{
+    CaptureSection, CaptureSource, FilterSection, ShardSetting, XdpModeSetting, ZeroCopySetting,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}")]
@@ -30,6 +37,9 @@ pub struct Config {
     pub flow: FlowSection,
     pub defrag: DefragSection,
     pub output: OutputSection,
+    pub capture: CaptureSection,
+    pub stream: StreamSection,
+    pub app: AppSection,
 }
 
 impl Default for Config {
@@ -41,6 +51,9 @@ impl Default for Config {
             flow: FlowSection::default(),
             defrag: DefragSection::default(),
             output: OutputSection::default(),
+            capture: CaptureSection::default(),
+            stream: StreamSection::default(),
+            app: AppSection::default(),
         }
     }
 }
@@ -212,9 +225,12 @@ impl Config {
         if self.output.queue_batches == 0 {
             return bad("output.queue_batches", "must be at least 1");
         }
+        self.stream.validate()?;
+        self.app.validate()?;
         if self.decode.max_tunnel_depth == 0 {
             return bad("decode.max_tunnel_depth", "must be at least 1");
         }
+        self.capture.validate()?;
         Ok(())
     }
 }

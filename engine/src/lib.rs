@@ -4,8 +4,10 @@
 pub mod config;
 pub mod defrag;
 pub mod flow;
+pub mod live;
 pub mod offline;
 pub mod stats;
+pub mod stream;
 pub mod worker;
 
 pub use config::Config;

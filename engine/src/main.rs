@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 use engine::config::Config;
 use engine::offline::{replay_file, Progress, ReplaySummary, OFFLINE_POLICY};
 use engine::stats::{encode_stats, WorkerStats};
-use output::writer::{Destination, LineWriter};
+use output::writer::{BatchSender, Destination, LineWriter, WhenFull};
+
+mod cli_live;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,20 +32,34 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Read packets and write flow records.
+    /// Read packets (a capture file, or live from an interface) and write flow records.
     ///
-    /// Example: flowtap run --pcap capture.pcap --output flows.json
+    /// Replay: flowtap run --pcap capture.pcap --output flows.json
+    ///
+    /// Live (until Ctrl-C / SIGTERM, or --duration): flowtap run --iface eth1 --output flows.json
     Run(RunArgs),
+    /// Send a capture file's Ethernet frames into an interface (test traffic).
+    ///
+    /// Example: flowtap gen --iface veth0 --pcap capture.pcap --pps 20000 --loop 10
+    Gen(cli_live::GenArgs),
+    /// Check an interface for live capture (queues, RSS key, offloads, XDP) and
+    /// print the commands that fix what is wrong; exits 1 while problems remain.
+    ///
+    /// Example: flowtap doctor --iface eth1 --apply
+    Doctor(cli_live::DoctorArgs),
     /// Print the default configuration file (every setting, with comments in the README).
     DefaultConfig,
 }
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").args(["pcap", "iface"]).multiple(false)))]
 struct RunArgs {
     /// Capture file to replay (pcap or pcapng).
     #[arg(long, value_name = "FILE")]
-    pcap: PathBuf,
-    /// Worker threads; each owns the flows its shard hash gives it [default: one per core].
+    pcap: Option<PathBuf>,
+    #[command(flatten)]
+    live: cli_live::LiveArgs,
+    /// Worker threads; each owns the flows its shard hash gives it [default: one per core; live AF_XDP: one per RX queue].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Where flow records go: a file path, or - for stdout [default: from config, else -].
@@ -64,6 +80,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Gen(args) => cli_live::gen(&args),
+        Command::Doctor(args) => cli_live::doctor(&args),
         Command::DefaultConfig => {
             print!("{}", default_config_toml());
             Ok(ExitCode::SUCCESS)
@@ -102,15 +120,16 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(o) = &args.output {
         cfg.output.path = o.clone();
     }
+    let Some(pcap) = args.pcap.clone() else {
+        return cli_live::run(&args.live, cfg, args.quiet);
+    };
     cfg.validate()?;
     let workers = if cfg.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         cfg.workers
     };
-    let dest = Destination::parse(&cfg.output.path);
-    let (writer, sender) = LineWriter::spawn(&dest, cfg.output.queue_batches, OFFLINE_POLICY)
-        .context("cannot start the output writer")?;
+    let (writer, sender) = spawn_writer(&cfg, OFFLINE_POLICY)?;
 
     let published: Vec<Arc<Mutex<WorkerStats>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStats::default())))
@@ -144,7 +163,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     });
 
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
-        let len = std::fs::metadata(&args.pcap).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
         let pb = indicatif::ProgressBar::new(len);
         pb.set_style(
             indicatif::ProgressStyle::with_template(
@@ -156,14 +175,14 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     });
 
     let summary = replay_file(
-        &args.pcap,
+        &pcap,
         &cfg,
         workers,
         Some(sender.clone()),
         &published,
         bar.as_ref().map(|b| b as &dyn Progress),
     )
-    .with_context(|| format!("cannot replay {}", args.pcap.display()));
+    .with_context(|| format!("cannot replay {}", pcap.display()));
     if let Some(b) = &bar {
         b.0.finish_and_clear();
     }
@@ -190,6 +209,14 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the output and starts the writer thread (offline: lossless;
+/// live: drops and counts when full).
+fn spawn_writer(cfg: &Config, policy: WhenFull) -> Result<(LineWriter, BatchSender)> {
+    let dest = Destination::parse(&cfg.output.path);
+    LineWriter::spawn(&dest, cfg.output.queue_batches, policy)
+        .context("cannot start the output writer")
 }
 
 fn wall_ns() -> u64 {

@@ -5,7 +5,11 @@
 //! - `fragment`: handed to defrag (whose own counters say how each ended);
 //! - `not_ip`: no IP layer (ARP, LLDP, STP, ...);
 //! - `undecodable`: the frame broke before an IP header could be read
-//!   (`decode_errors` says at which layer and why).
+//!   (`decode_errors` says at which layer and why);
+//! - `uninspected`: counted but not decoded (`flowtap run --capture-only`).
+//!
+//! A live capture adds [`CaptureStats`]: what the kernel and the rings did
+//! with frames before any worker saw them.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +26,8 @@ pub struct WorkerStats {
     pub undecodable: u64,
     /// Frames that were cut short (snaplen) but still gave a flow what parsed.
     pub truncated: u64,
+    /// Counted, not decoded (live `--capture-only` mode).
+    pub uninspected: u64,
     /// (layer, reason) -> count, for frames that stopped early or were malformed.
     pub decode_errors: BTreeMap<(&'static str, &'static str), u64>,
     pub flows: TableCounters,
@@ -39,6 +45,7 @@ impl WorkerStats {
         self.not_ip += o.not_ip;
         self.undecodable += o.undecodable;
         self.truncated += o.truncated;
+        self.uninspected += o.uninspected;
         for (k, v) in &o.decode_errors {
             *self.decode_errors.entry(*k).or_default() += v;
         }
@@ -66,12 +73,34 @@ impl WorkerStats {
 
     /// Sum of the fates; equals `received` when every packet is accounted.
     pub fn fates(&self) -> u64 {
-        self.flow + self.fragment + self.not_ip + self.undecodable
+        self.flow + self.fragment + self.not_ip + self.undecodable + self.uninspected
     }
 }
 
 /// Appends a `stats` event line with every counter.
 pub fn encode_stats(s: &WorkerStats, ts_ns: u64, workers: usize, buf: &mut Vec<u8>) {
+    encode_stats_with(s, None, ts_ns, workers, buf);
+}
+
+/// Appends a `stats` event line of a live capture: every counter plus the
+/// `capture` section.
+pub fn encode_live_stats(
+    s: &WorkerStats,
+    c: &CaptureStats,
+    ts_ns: u64,
+    workers: usize,
+    buf: &mut Vec<u8>,
+) {
+    encode_stats_with(s, Some(c), ts_ns, workers, buf);
+}
+
+fn encode_stats_with(
+    s: &WorkerStats,
+    capture: Option<&CaptureStats>,
+    ts_ns: u64,
+    workers: usize,
+    buf: &mut Vec<u8>,
+) {
     use output::json::JsonWriter;
     let mut w = JsonWriter::object(buf);
     w.timestamp("timestamp", ts_ns);
@@ -87,6 +116,7 @@ pub fn encode_stats(s: &WorkerStats, ts_ns: u64, workers: usize, buf: &mut Vec<u
         p.u64("not_ip", s.not_ip);
         p.u64("undecodable", s.undecodable);
         p.u64("truncated", s.truncated);
+        p.u64("uninspected", s.uninspected);
         p.bool("accounted", s.fates() == s.received);
         p.end_object();
     }
@@ -129,6 +159,86 @@ pub fn encode_stats(s: &WorkerStats, ts_ns: u64, workers: usize, buf: &mut Vec<u
         o.u64("fragments_pending_at_end", d.fragments_pending_at_end);
         o.end_object();
     }
+    if let Some(c) = capture {
+        let mut o = st.begin_object("capture");
+        o.str("source", c.source);
+        o.str("iface", &c.iface);
+        o.str("mode", &c.mode);
+        o.u64("queues", c.queues);
+        o.bool("capture_only", c.capture_only);
+        o.u64("received", c.received);
+        {
+            let mut d = o.begin_object("dropped");
+            d.u64("total", c.dropped());
+            d.u64("socket", c.socket_dropped);
+            d.u64("rx_ring_full", c.rx_ring_full);
+            d.u64("shard_ring_full", c.shard_ring_full);
+            d.u64("invalid", c.invalid);
+            d.u64("unbound_queue", c.unbound);
+            d.end_object();
+        }
+        o.u64("fill_ring_empty", c.fill_ring_empty);
+        {
+            let mut f = o.begin_object("filtered");
+            f.u64("vlan", c.filtered_vlan);
+            f.u64("cidr", c.filtered_cidr);
+            f.u64("protocol", c.filtered_protocol);
+            f.u64("port", c.filtered_port);
+            f.end_object();
+        }
+        o.u64("output_events_dropped", c.output_events_dropped);
+        o.end_object();
+    }
     st.end_object();
     w.finish_line();
+}
+
+/// What a live capture's sources did with frames before a worker saw them,
+/// summed over queues / sockets. Frames the workers received are accounted
+/// in [`WorkerStats`]; these are the ones they never got (and why).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// `afxdp` or `afpacket`.
+    pub source: &'static str,
+    pub iface: String,
+    /// How the source runs, e.g. `native copy`, `generic copy`, `tpacket_v3 fanout`.
+    pub mode: String,
+    /// Queues (AF_XDP) or sockets (AF_PACKET), one per worker.
+    pub queues: u64,
+    pub capture_only: bool,
+    /// Frames the sources handed to the workers.
+    pub received: u64,
+    /// Dropped by the kernel socket (XDP_STATISTICS rx_dropped, or
+    /// PACKET_STATISTICS tp_drops): no free frame or ring slot.
+    pub socket_dropped: u64,
+    /// AF_XDP: the RX ring was full (the worker fell behind).
+    pub rx_ring_full: u64,
+    /// AF_XDP software shard: the ring to the owner worker was full.
+    pub shard_ring_full: u64,
+    /// Bad descriptors / records the source discarded.
+    pub invalid: u64,
+    /// AF_XDP: frames that arrived on an RX queue without a socket.
+    pub unbound: u64,
+    /// AF_XDP: times the kernel found the fill ring empty (informational:
+    /// the frames it could not place are in `socket_dropped`).
+    pub fill_ring_empty: u64,
+    /// Dropped on purpose by the in-kernel pre-filter (`[capture.filter]`).
+    pub filtered_vlan: u64,
+    pub filtered_cidr: u64,
+    pub filtered_protocol: u64,
+    pub filtered_port: u64,
+    /// Events (flow records) the output queue could not take.
+    pub output_events_dropped: u64,
+}
+
+impl CaptureStats {
+    /// Frames lost before a worker saw them (the pre-filter's are not losses).
+    pub fn dropped(&self) -> u64 {
+        self.socket_dropped + self.rx_ring_full + self.shard_ring_full + self.invalid + self.unbound
+    }
+
+    /// Frames the pre-filter dropped on purpose.
+    pub fn filtered(&self) -> u64 {
+        self.filtered_vlan + self.filtered_cidr + self.filtered_protocol + self.filtered_port
+    }
 }

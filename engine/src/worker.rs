@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use capture::{Packet, PacketSource, Poll};
-use dissect::event::FlowRecord;
+use dissect::event::{AppEnvelope, FlowRecord};
 use dissect::flow::{FlowKey, KeyConfig};
 use dissect::packet::{decode, decode_ip_payload, DecodeConfig, DecodeStatus, Decoded};
 use output::json::encode_flow;
@@ -13,7 +13,7 @@ use output::writer::BatchSender;
 
 use crate::config::Config;
 use crate::defrag::{Defrag, FragKey, Insert};
-use crate::flow::{FlowTable, FlowTimeouts, PacketInfo};
+use crate::flow::{FlowTable, FlowTimeouts, PacketInfo, RecordSink};
 use crate::stats::WorkerStats;
 
 const NS: u64 = 1_000_000_000;
@@ -26,6 +26,19 @@ pub struct EventBatch {
     batch_bytes: usize,
     /// Records encoded (whether or not a writer took them).
     pub encoded: u64,
+    /// Of which application-layer events.
+    pub app_encoded: u64,
+    encode_opts: output::EncodeOptions,
+}
+
+impl RecordSink for EventBatch {
+    fn flow(&mut self, rec: &FlowRecord) {
+        self.push_flow(rec);
+    }
+
+    fn app(&mut self, env: &AppEnvelope<'_>) {
+        self.push_app(env);
+    }
 }
 
 impl EventBatch {
@@ -36,6 +49,8 @@ impl EventBatch {
             sender,
             batch_bytes,
             encoded: 0,
+            app_encoded: 0,
+            encode_opts: output::EncodeOptions::default(),
         }
     }
 
@@ -43,6 +58,13 @@ impl EventBatch {
         encode_flow(rec, &mut self.buf);
         self.events += 1;
         self.encoded += 1;
+    }
+
+    fn push_app(&mut self, env: &AppEnvelope<'_>) {
+        output::schema::native::encode_app(&self.encode_opts, env, &mut self.buf);
+        self.events += 1;
+        self.encoded += 1;
+        self.app_encoded += 1;
     }
 
     /// Hands the batch over when it is full (or when `force`).
@@ -89,6 +111,9 @@ impl Worker {
             table: FlowTable::new(
                 cfg.flow.max_flows_per_worker,
                 FlowTimeouts::from_secs(&cfg.flow.timeouts),
+                cfg.stream.limits(cfg.app.enabled),
+                cfg.app.parser_config(),
+                cfg.stream.max_bytes_per_worker,
             ),
             defrag: Defrag::new(
                 cfg.defrag.max_bytes_per_worker,
@@ -193,8 +218,7 @@ impl Worker {
             frames,
             bytes,
         };
-        let out = &mut self.out;
-        self.table.on_packet(&info, &mut |rec| out.push_flow(&rec));
+        self.table.on_packet(&info, &mut self.out);
     }
 
     /// Housekeeping after a batch: timeouts, output hand-over, published counters.
@@ -202,21 +226,33 @@ impl Worker {
         if self.now_ns >= self.next_housekeeping_ns {
             // Once per second of traffic time is plenty for timeouts of seconds.
             self.next_housekeeping_ns = self.now_ns.saturating_add(NS);
-            let out = &mut self.out;
-            self.table
-                .advance(self.now_ns, &mut |rec| out.push_flow(&rec));
+            self.table.advance(self.now_ns, &mut self.out);
             self.defrag.expire(self.now_ns);
             self.publish();
         }
         self.out.flush(false);
     }
 
+    /// Live capture with nothing to read: moves the flow clock to `now_ns`
+    /// (wall clock) and does the housekeeping, so flows time out on a quiet
+    /// link. Packet times never move the clock back.
+    pub fn tick(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        self.end_batch();
+    }
+
+    /// Hands the records encoded so far to the writer even if the batch is
+    /// not full (live capture calls it a few times a second, so records of
+    /// a quiet link do not wait for a full batch).
+    pub fn flush_output(&mut self) {
+        self.out.flush(true);
+    }
+
     /// Capture ended at `final_ns` (the newest packet time of all workers):
     /// every flow is emitted, every counter settled.
     pub fn finish(&mut self, final_ns: u64) -> WorkerStats {
         let now = final_ns.max(self.now_ns);
-        let out = &mut self.out;
-        self.table.flush_all(now, &mut |rec| out.push_flow(&rec));
+        self.table.flush_all(now, &mut self.out);
         self.defrag.finish();
         self.out.flush(true);
         self.publish();

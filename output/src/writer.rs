@@ -1,16 +1,18 @@
-//! The line writer: one thread that owns the output file (or stdout) and
-//! writes the batches workers encoded. Workers hand over whole buffers
-//! through a bounded queue and get an empty, already-grown buffer back, so
-//! steady state allocates nothing.
+//! The writer front end the engine has always used: [`LineWriter`] owns the
+//! running sinks ([`Outputs`]) and [`BatchSender`] is a clonable handle from
+//! which each worker gets its [`WorkerOutput`] (`BatchSender::worker`).
+//! `submit` hands over a ready `stats` line (native JSON), which every sink
+//! that takes stats gets in its own schema.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crate::outputs::{Factory, OutputError, Outputs};
+use crate::schema::EncodeOptions;
+use crate::sink::{FileSpec, SinkKind, SinkSpec};
+use crate::{Volume, WorkerOutput};
 
 /// Where JSON lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +32,7 @@ impl Destination {
     }
 }
 
-/// What a worker does when the writer's queue is full.
+/// What a worker does when a sink's queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WhenFull {
     /// Wait for room (offline replay: lossless).
@@ -43,67 +45,50 @@ pub enum WhenFull {
 pub enum WriterError {
     #[error("cannot create output file {path}")]
     Create { path: PathBuf, source: io::Error },
-    #[error("writing output failed: {0}")]
+    #[error("writing output failed")]
     Write(#[from] io::Error),
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
-/// One encoded batch: whole lines only.
-struct Batch {
-    bytes: Vec<u8>,
-    events: u64,
-}
-
-/// Counters shared between the writer thread and the senders.
+/// Counters summed over every sink.
 #[derive(Debug, Default)]
 pub struct WriterCounters {
     pub batches_written: AtomicU64,
     pub events_written: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Events dropped at a full queue or spool, live.
     pub events_dropped: AtomicU64,
     pub batches_dropped: AtomicU64,
+    /// Events a sink could not deliver (set at the end).
+    pub events_failed: AtomicU64,
 }
 
-/// A worker's handle on the writer. Cheap to clone, one per worker.
+/// A handle the workers and the stats thread share. Cheap to clone.
 #[derive(Clone)]
 pub struct BatchSender {
-    tx: Sender<Batch>,
-    pool: Receiver<Vec<u8>>,
-    policy: WhenFull,
+    factory: Arc<Factory>,
     counters: Arc<WriterCounters>,
 }
 
 impl BatchSender {
-    /// Hands `buf` (holding `events` complete lines) to the writer and leaves
-    /// an empty buffer in its place. Never blocks with [`WhenFull::DropNewest`].
-    pub fn submit(&self, buf: &mut Vec<u8>, events: u64) {
+    /// A worker's own output handle.
+    pub fn worker(&self) -> WorkerOutput {
+        self.factory.handle()
+    }
+
+    /// Hands over `buf` (one native `stats` line, or several lines) to every
+    /// sink that takes stats, and clears it.
+    pub fn submit(&self, buf: &mut Vec<u8>, _events: u64) {
         if buf.is_empty() {
             return;
         }
-        let replacement = self
-            .pool
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(buf.capacity()));
-        let bytes = std::mem::replace(buf, replacement);
-        let batch = Batch { bytes, events };
-        let rejected = match self.policy {
-            WhenFull::Block => self.tx.send(batch).err().map(|e| e.0),
-            WhenFull::DropNewest => match self.tx.try_send(batch) {
-                Ok(()) => None,
-                Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => Some(b),
-            },
-        };
-        if let Some(b) = rejected {
-            self.counters
-                .events_dropped
-                .fetch_add(b.events, Ordering::Relaxed);
-            self.counters
-                .batches_dropped
-                .fetch_add(1, Ordering::Relaxed);
-            // Keep the grown buffer for the next batch.
-            let mut bytes = b.bytes;
-            bytes.clear();
-            *buf = bytes;
+        let mut w = self.factory.handle();
+        for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            w.push_stats(line_ts(line), line);
         }
+        w.flush(true);
+        buf.clear();
     }
 
     pub fn counters(&self) -> &Arc<WriterCounters> {
@@ -111,92 +96,105 @@ impl BatchSender {
     }
 }
 
-/// The writer thread; join it after every sender is dropped.
+/// The `timestamp` of a native line, in ns (0 when absent).
+fn line_ts(line: &[u8]) -> u64 {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+        return 0;
+    };
+    v.get("timestamp")
+        .and_then(|t| t.as_str())
+        .and_then(parse_rfc3339_ns)
+        .unwrap_or(0)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` / `+0000`.
+pub fn parse_rfc3339_ns(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.len() < 19 {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut frac_ns = 0u64;
+    if b.get(19) == Some(&b'.') {
+        let digits: String = s[20..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let mut v: u64 = digits.parse().ok()?;
+        for _ in digits.len()..9 {
+            v *= 10;
+        }
+        frac_ns = v;
+    }
+    // days from civil (Howard Hinnant)
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
+    u64::try_from(secs).ok().map(|s| s * 1_000_000_000 + frac_ns)
+}
+
+/// Owns the sink threads; join it after every sender and worker handle is gone.
 pub struct LineWriter {
-    handle: JoinHandle<Result<(), WriterError>>,
+    outputs: Outputs,
     counters: Arc<WriterCounters>,
 }
 
 impl LineWriter {
-    /// Opens `dest` and starts the writer thread with a queue of `queue_batches` batches.
+    /// One native JSON-lines sink to `dest` (the classic single output).
     pub fn spawn(
         dest: &Destination,
         queue_batches: usize,
         policy: WhenFull,
     ) -> Result<(LineWriter, BatchSender), WriterError> {
-        let out: Box<dyn Write + Send> = match dest {
-            Destination::Stdout => Box::new(io::stdout()),
-            Destination::File(path) => {
-                Box::new(File::create(path).map_err(|source| WriterError::Create {
-                    path: path.clone(),
-                    source,
-                })?)
-            }
+        let kind = match dest {
+            Destination::Stdout => SinkKind::Stdout,
+            Destination::File(p) => SinkKind::File(FileSpec::plain(p.clone())),
         };
-        let (tx, rx) = bounded::<Batch>(queue_batches.max(1));
-        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(queue_batches.max(1) * 2);
+        let mut spec = SinkSpec::new(kind);
+        spec.queue_batches = queue_batches.max(1);
+        spec.when_full = policy;
+        LineWriter::start(vec![spec], EncodeOptions::default(), Volume::default())
+    }
+
+    /// Starts the given sinks.
+    pub fn start(
+        specs: Vec<SinkSpec>,
+        opts: EncodeOptions,
+        volume: Volume,
+    ) -> Result<(LineWriter, BatchSender), WriterError> {
         let counters = Arc::new(WriterCounters::default());
-        let thread_counters = Arc::clone(&counters);
-        let handle = std::thread::Builder::new()
-            .name("flowtap-writer".into())
-            .spawn(move || write_loop(out, rx, pool_tx, &thread_counters))
-            .map_err(WriterError::Write)?;
-        Ok((
-            LineWriter {
-                handle,
-                counters: Arc::clone(&counters),
-            },
-            BatchSender {
-                tx,
-                pool: pool_rx,
-                policy,
-                counters,
-            },
-        ))
+        let outputs = Outputs::start_with(specs, opts, volume, Some(Arc::clone(&counters)))?;
+        let sender = BatchSender {
+            factory: Arc::new(outputs.factory()),
+            counters: Arc::clone(&counters),
+        };
+        Ok((LineWriter { outputs, counters }, sender))
     }
 
     pub fn counters(&self) -> &Arc<WriterCounters> {
         &self.counters
     }
 
-    /// Waits until every sender is gone and all batches are written.
-    pub fn join(self) -> Result<(), WriterError> {
-        match self.handle.join() {
-            Ok(r) => r,
-            Err(_) => Err(WriterError::Write(io::Error::other(
-                "writer thread panicked",
-            ))),
-        }
+    pub fn outputs(&self) -> &Outputs {
+        &self.outputs
     }
-}
 
-fn write_loop(
-    out: Box<dyn Write + Send>,
-    rx: Receiver<Batch>,
-    pool: Sender<Vec<u8>>,
-    counters: &WriterCounters,
-) -> Result<(), WriterError> {
-    let mut out = BufWriter::with_capacity(1 << 20, out);
-    for batch in rx.iter() {
-        out.write_all(&batch.bytes)?;
-        counters.batches_written.fetch_add(1, Ordering::Relaxed);
-        counters
-            .events_written
-            .fetch_add(batch.events, Ordering::Relaxed);
-        counters
-            .bytes_written
-            .fetch_add(batch.bytes.len() as u64, Ordering::Relaxed);
-        // Flush when the queue runs dry so a reader of the file sees whole
-        // batches promptly on quiet links.
-        if rx.is_empty() {
-            out.flush()?;
+    /// Waits until every sender is gone and every sink delivered its events.
+    pub fn join(self) -> Result<(), WriterError> {
+        let snaps = self.outputs.finish()?;
+        let c = &self.counters;
+        for s in &snaps {
+            c.batches_written.fetch_add(s.batches_sent, Ordering::Relaxed);
+            c.events_written.fetch_add(s.events_sent, Ordering::Relaxed);
+            c.bytes_written.fetch_add(s.bytes_sent, Ordering::Relaxed);
+            c.events_failed.fetch_add(s.events_failed, Ordering::Relaxed);
         }
-        let mut bytes = batch.bytes;
-        bytes.clear();
-        let _ = pool.try_send(bytes);
+        Ok(())
     }
-    out.flush()?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -204,7 +202,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_every_batch_in_order_and_recycles_buffers() {
+    fn writes_every_line_in_order() {
         let dir = std::env::temp_dir().join(format!("flowtap-writer-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("out.json");
@@ -229,21 +227,13 @@ mod tests {
     }
 
     #[test]
-    fn drop_newest_counts_what_it_drops() {
-        let (tx, rx) = bounded::<Batch>(1);
-        let (_pool_tx, pool_rx) = bounded::<Vec<u8>>(1);
-        let sender = BatchSender {
-            tx,
-            pool: pool_rx,
-            policy: WhenFull::DropNewest,
-            counters: Arc::new(WriterCounters::default()),
-        };
-        let mut buf = b"{}\n{}\n".to_vec();
-        sender.submit(&mut buf, 2);
-        buf.extend_from_slice(b"{}\n");
-        sender.submit(&mut buf, 1); // queue full: dropped
-        assert_eq!(sender.counters.events_dropped.load(Ordering::Relaxed), 1);
-        assert_eq!(rx.len(), 1);
-        assert!(buf.is_empty());
+    fn rfc3339_parses_back() {
+        let ns = 1_405_687_770_592_064_000;
+        let s = crate::json::format_rfc3339_micros(ns);
+        assert_eq!(parse_rfc3339_ns(&s), Some(ns));
+        assert_eq!(
+            parse_rfc3339_ns("2014-07-18T12:49:30.592064+0000"),
+            Some(ns)
+        );
     }
 }

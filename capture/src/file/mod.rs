@@ -5,20 +5,21 @@
 //! # Why hand-written, not `pcap-parser`
 //!
 //! `pcap-parser` (rusticata, in `[workspace.dependencies]`) is well kept, but
-//! its streaming readers own a `Buffer` whose refill/`consume` protocol
-//! shifts data and hides where a block started in the file, its errors carry
-//! no byte offsets, and its pcapng path builds a `PcapBlockOwned` per block
-//! and leaves timestamp resolution/offset to the caller. We need three
-//! things it does not give directly: (1) every error names the file offset of
-//! the bad record, after every complete packet before it was delivered;
-//! (2) zero copy from one large reusable buffer (or from the caller's `Vec`
-//! for `from_bytes`) with no allocation per packet; (3) per-interface link
-//! type and nanosecond timestamps resolved in the reader. The formats are
-//! small and stable, so owning ~400 lines is cheaper than adapting around
-//! the crate. No `unsafe` and no mmap: plain large reads into a buffer.
+//! its errors carry no byte offsets (`Incomplete(n)`, `NomError`, ...), its
+//! streaming readers' refill/`consume` protocol hides where a block started
+//! in the file, pcapng options are collected into `Vec`s, and timestamp
+//! resolution/offset per interface are left to the caller. We need: (1)
+//! every error names the file offset of the bad record, after every complete
+//! packet before it was delivered; (2) zero copy from one large reusable
+//! buffer (or from the caller's `Vec` for `from_bytes`) with no allocation
+//! per packet; (3) per-interface link type and nanosecond timestamps
+//! resolved in the reader. The formats are small and stable, so owning
+//! ~600 lines is cheaper than adapting around the crate. No `unsafe` and no
+//! mmap: plain large reads into a buffer.
 //!
 //! # Bad input
 //!
+//! Never panics on any input (the lints below; fuzzed in the tests).
 //! Reading stops at the first bad record with [`FileError::Truncated`],
 //! [`FileError::Corrupt`] or [`FileError::Unsupported`], whose `offset` is
 //! the byte offset of that record (block); every complete packet before it

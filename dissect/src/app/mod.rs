@@ -331,6 +331,73 @@ mod tests {
         assert_eq!(AppProto::Tls.as_str(), "tls");
     }
 
+    /// Mixed captures, protocol detected from content: every Suricata http
+    /// and tls event has its counterpart among ours (same flow, uri/status
+    /// or sni/ja4/version/leaf subject).
+    #[test]
+    fn corpus_mixed_detect_and_parse() {
+        use crate::app::testutil::{corpus, replay_tcp_detect, suricata_events};
+        let caps = [
+            ("mixed/sv-ethernet-eve--test.pcap", 1, 5),
+            ("mixed/ndpi-1kxun.pcap", 24, 4),
+            ("ipv6/sv-community-id-ipv6--input.pcap", 0, 2),
+            ("vlan/ndpi-ja3_lots_of_cipher_suites.pcap", 0, 1),
+            ("tcp/sv-tcp-rst-unacked-stream-10--TLPW1-tcp-174.56.47.59-10.3.11.101-tcp-80-49309.pcap", 1, 0),
+        ];
+        for (rel, n_http, n_tls) in caps {
+            let flows = replay_tcp_detect(&corpus(rel));
+            let ours: Vec<(u16, u16, &AppEvent)> = flows
+                .iter()
+                .flat_map(|f| {
+                    f.events
+                        .iter()
+                        .map(move |e| (f.client_port, f.server_port, e))
+                })
+                .collect();
+            let http = suricata_events(rel, "http");
+            assert_eq!(http.len(), n_http, "{rel}");
+            for t in &http {
+                let (sp, dp) = (
+                    t["src_port"].as_u64().unwrap() as u16,
+                    t["dest_port"].as_u64().unwrap() as u16,
+                );
+                let h = &t["http"];
+                let found = ours.iter().any(|(c, s, e)| {
+                    *c == sp
+                        && *s == dp
+                        && matches!(e, AppEvent::Http(x)
+                            if x.uri.as_deref() == h["url"].as_str()
+                            && x.status.map(u64::from) == h["status"].as_u64()
+                            && x.host.as_deref() == h["hostname"].as_str())
+                });
+                assert!(found, "{rel}: http {sp}->{dp} {} missing", h["url"]);
+            }
+            let tls = suricata_events(rel, "tls");
+            assert_eq!(tls.len(), n_tls, "{rel}");
+            for t in &tls {
+                let (sp, dp) = (
+                    t["src_port"].as_u64().unwrap() as u16,
+                    t["dest_port"].as_u64().unwrap() as u16,
+                );
+                let x = &t["tls"];
+                let found = ours.iter().any(|(c, s, e)| {
+                    *c == sp
+                        && *s == dp
+                        && matches!(e, AppEvent::Tls(y)
+                            if y.sni.as_deref() == x["sni"].as_str()
+                            && y.ja4.as_deref() == x["ja4"].as_str()
+                            && y.version.map(tls::version_name).as_deref() == x["version"].as_str()
+                            && y.certificates.first().map(|c| c.subject.as_str()) == x["subject"].as_str())
+                });
+                assert!(
+                    found,
+                    "{rel}: tls {sp}->{dp} {} missing: {ours:#?}",
+                    x["sni"]
+                );
+            }
+        }
+    }
+
     #[test]
     fn detect_udp_needs_port_and_content() {
         let q = crate::app::dns::wire::tests_support::query(0x1234, "example.com", 1);

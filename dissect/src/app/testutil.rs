@@ -122,6 +122,15 @@ impl Driver {
         }
     }
 
+    /// A driver that first detects the protocol (detect_tcp on each
+    /// direction's first bytes), as the engine does for a new TCP flow.
+    pub fn detecting(client_port: u16, server_port: u16) -> Driver {
+        let mut d = Driver::new(Box::new(crate::app::HttpParser::new(Default::default())));
+        d.redetect = Some((client_port, server_port));
+        d.detecting = true;
+        d
+    }
+
     /// While detecting a tunnel's protocol: buffer, probe, switch parsers.
     fn detect(&mut self, dir: Direction, data: &[u8], ts_ns: u64) {
         let i = dir.index();
@@ -140,7 +149,10 @@ impl Driver {
                 self.feed(dir.reverse(), &other, ts_ns);
             }
             crate::app::Detect::NeedMore => {}
-            crate::app::Detect::Unknown => self.stopped[i] = true,
+            crate::app::Detect::Unknown => {
+                self.stopped[i] = true;
+                self.buf[i].clear();
+            }
         }
     }
 
@@ -311,6 +323,19 @@ pub struct FlowOut {
 /// back until the hole fills; a hole still open 16 segments later is a gap),
 /// retransmitted bytes dropped, `flush` at the end.
 pub fn replay_tcp(cap: &Path, make: &dyn Fn(u16, u16) -> Box<dyn AppParser>) -> Vec<FlowOut> {
+    replay_tcp_with(cap, &|c, s| {
+        let mut d = Driver::new(make(c, s));
+        d.redetect = Some((c, s));
+        d
+    })
+}
+
+/// Same, with protocol detection first.
+pub fn replay_tcp_detect(cap: &Path) -> Vec<FlowOut> {
+    replay_tcp_with(cap, &Driver::detecting)
+}
+
+fn replay_tcp_with(cap: &Path, make: &dyn Fn(u16, u16) -> Driver) -> Vec<FlowOut> {
     use std::collections::BTreeMap;
     let segs = tcp_segments(cap);
     let mut streams: Vec<u32> = segs.iter().map(|s| s.stream).collect();
@@ -326,8 +351,7 @@ pub fn replay_tcp(cap: &Path, make: &dyn Fn(u16, u16) -> Box<dyn AppParser>) -> 
             .find(|s| s.syn && !s.ack)
             .map(|s| (s.src.clone(), s.sport, s.dport))
             .unwrap_or((first.src.clone(), first.sport, first.dport));
-        let mut d = Driver::new(make(cl.1, cl.2));
-        d.redetect = Some((cl.1, cl.2));
+        let mut d = make(cl.1, cl.2);
         let mut next: [Option<i64>; 2] = [None, None];
         let mut held: [BTreeMap<i64, (Vec<u8>, u64)>; 2] = [BTreeMap::new(), BTreeMap::new()];
         let mut gaps = 0;

@@ -6,4 +6,4 @@ mod table;
 pub mod tcp;
 pub mod wheel;
 
-pub use table::{FlowTable, FlowTimeouts, PacketInfo, TableCounters};
+pub use table::{FlowTable, FlowTimeouts, PacketInfo, RecordSink, TableCounters};

@@ -1,12 +1,14 @@
 //! Flow tracking for one worker. Nothing here is shared: the worker that
 //! owns a flow is the only one that ever sees its packets.
 
-use dissect::event::{DirectionStats, EndReason, FlowRecord, TunnelInfo};
+use dissect::app::{AppConfig, AppEvent, AppStats, Direction};
+use dissect::event::{AppEnvelope, DirectionStats, EndReason, FlowRecord, TunnelInfo};
 use dissect::flow::FlowKey;
 use dissect::packet::{Decoded, Tunnel, Vlans, L4};
 use hashbrown::HashTable;
 
 use super::tcp::{self, TcpTrack};
+use crate::stream::{Budget, Session, StreamCounters, StreamCtx, StreamLimits};
 use super::wheel::{Entry, Wheel};
 
 const NS: u64 = 1_000_000_000;
@@ -34,6 +36,12 @@ impl FlowTimeouts {
             active: t.active.saturating_mul(NS),
         }
     }
+}
+
+/// Where ended flows and application events go.
+pub trait RecordSink {
+    fn flow(&mut self, rec: &FlowRecord);
+    fn app(&mut self, env: &AppEnvelope<'_>);
 }
 
 /// What the table needs to know of one packet (or one reassembled datagram).
@@ -64,14 +72,13 @@ pub struct TableCounters {
 
 /// Link-layer and tunnel facts of a flow, taken from its first packet.
 #[derive(Clone, Debug, Default)]
-struct FlowMeta {
+pub(crate) struct FlowMeta {
     /// (originator, responder) MACs.
     macs: Option<([u8; 6], [u8; 6])>,
     vlans: Vlans,
     tunnel: Option<Tunnel>,
 }
 
-#[derive(Clone, Debug)]
 struct Flow {
     key: FlowKey,
     hash: u64,
@@ -90,6 +97,8 @@ struct Flow {
     resp: DirectionStats,
     tcp: TcpTrack,
     meta: FlowMeta,
+    /// Reassembly, KPIs and app parser (TCP and UDP flows).
+    session: Option<Box<Session>>,
 }
 
 impl Flow {
@@ -109,6 +118,7 @@ impl Flow {
             resp: DirectionStats::default(),
             tcp: TcpTrack::default(),
             meta: FlowMeta::default(),
+            session: None,
         }
     }
 
@@ -206,7 +216,16 @@ impl Flow {
             },
             end_reason: reason,
             slice: self.slice,
-            app_proto: None,
+            app_proto: self
+                .session
+                .as_ref()
+                .and_then(|s| s.app_proto())
+                .map(|p| p.as_str()),
+            tcp: if is_tcp {
+                self.session.as_ref().map(|s| s.kpis())
+            } else {
+                None
+            },
         }
     }
 }
@@ -232,10 +251,23 @@ pub struct FlowTable {
     counters: TableCounters,
     /// Reused list of wheel entries found due in one `advance`.
     due: Vec<Entry>,
+    limits: StreamLimits,
+    app_cfg: AppConfig,
+    budget: Budget,
+    stream_counters: StreamCounters,
+    app_stats: AppStats,
+    /// Events a parser produced for the packet being handled.
+    events: Vec<AppEvent>,
 }
 
 impl FlowTable {
-    pub fn new(max_flows: usize, timeouts: FlowTimeouts) -> FlowTable {
+    pub fn new(
+        max_flows: usize,
+        timeouts: FlowTimeouts,
+        limits: StreamLimits,
+        app_cfg: AppConfig,
+        max_stream_bytes: usize,
+    ) -> FlowTable {
         // Pre-size for a share of the limit; the slab grows on demand up to
         // max_flows (never past it).
         let initial = max_flows.min(1 << 16);
@@ -248,11 +280,34 @@ impl FlowTable {
             max_flows,
             counters: TableCounters::default(),
             due: Vec::new(),
+            limits,
+            app_cfg,
+            budget: Budget {
+                used: 0,
+                max: max_stream_bytes,
+            },
+            stream_counters: StreamCounters::default(),
+            app_stats: AppStats::default(),
+            events: Vec::new(),
         }
     }
 
     pub fn counters(&self) -> TableCounters {
         self.counters
+    }
+
+    pub fn stream_counters(&self) -> StreamCounters {
+        self.stream_counters
+    }
+
+    /// Counters of the parsers of flows that ended.
+    pub fn app_stats(&self) -> AppStats {
+        self.app_stats
+    }
+
+    /// Bytes held by reassembly and parsers now.
+    pub fn stream_bytes(&self) -> usize {
+        self.budget.used
     }
 
     pub fn len(&self) -> usize {
@@ -266,7 +321,7 @@ impl FlowTable {
     /// Accounts one packet to its flow, creating, splitting or evicting
     /// flows as needed; ended flows are handed to `emit`.
     #[inline]
-    pub fn on_packet(&mut self, p: &PacketInfo<'_, '_>, emit: &mut impl FnMut(FlowRecord)) {
+    pub fn on_packet(&mut self, p: &PacketInfo<'_, '_>, out: &mut impl RecordSink) {
         let slot = match self.lookup(&p.key, p.hash) {
             Some(slot) => {
                 let t = self.timeouts;
@@ -278,15 +333,15 @@ impl FlowTable {
                     if reuse {
                         self.counters.tcp_reuse += 1;
                     }
-                    self.end_flow(slot, reason, emit);
-                    self.insert(p, emit)
+                    self.end_flow(slot, reason, out);
+                    self.insert(p, out)
                 } else {
                     slot
                 }
             }
-            None => self.insert(p, emit),
+            None => self.insert(p, out),
         };
-        self.update(slot, p, emit);
+        self.update(slot, p, out);
     }
 
     #[inline]
@@ -299,9 +354,9 @@ impl FlowTable {
             .copied()
     }
 
-    fn insert(&mut self, p: &PacketInfo<'_, '_>, emit: &mut impl FnMut(FlowRecord)) -> u32 {
+    fn insert(&mut self, p: &PacketInfo<'_, '_>, out: &mut impl RecordSink) -> u32 {
         if self.counters.active as usize >= self.max_flows {
-            self.evict_one(emit);
+            self.evict_one(out);
         }
         let d = p.decoded;
         // The originator is the packet's sender, unless the first packet is a
@@ -351,6 +406,8 @@ impl FlowTable {
                 vlans: d.vlans.clone(),
                 tunnel: d.tunnel.clone(),
             },
+            session: matches!(d.l4, L4::Tcp(_) | L4::Udp(_))
+                .then(|| Box::new(Session::new(&self.limits))),
         };
         if flipped {
             f.tcp.mark_flipped();
@@ -367,13 +424,13 @@ impl FlowTable {
     }
 
     #[inline]
-    fn update(&mut self, slot: u32, p: &PacketInfo<'_, '_>, emit: &mut impl FnMut(FlowRecord)) {
+    fn update(&mut self, slot: u32, p: &PacketInfo<'_, '_>, out: &mut impl RecordSink) {
         let t = self.timeouts;
         // Interim record when the packet falls past the current slice.
         if t.active > 0 {
             let f = &self.flows[slot as usize];
             if p.ts_ns >= f.slice_start_ns.saturating_add(t.active) {
-                self.emit_slice(slot, p.ts_ns, emit);
+                self.emit_slice(slot, p.ts_ns, out);
             }
         }
         let f = &mut self.flows[slot as usize];
@@ -386,6 +443,46 @@ impl FlowTable {
             f.tcp
                 .on_packet(from_orig, th.flags, p.decoded.payload.len());
         }
+        if let Some(session) = f.session.as_mut() {
+            let app_dir = if from_orig {
+                Direction::ToServer
+            } else {
+                Direction::ToClient
+            };
+            let mut cx = StreamCtx {
+                limits: &self.limits,
+                app_cfg: &self.app_cfg,
+                budget: &mut self.budget,
+                counters: &mut self.stream_counters,
+                events: &mut self.events,
+            };
+            match &p.decoded.l4 {
+                L4::Tcp(th) => session.on_tcp(
+                    app_dir,
+                    th.seq,
+                    th.ack,
+                    th.flags,
+                    th.window,
+                    p.decoded.payload,
+                    p.ts_ns,
+                    &mut cx,
+                ),
+                L4::Udp(u) => {
+                    let (sp, dp) = if from_orig {
+                        (u.src_port, u.dst_port)
+                    } else {
+                        (u.dst_port, u.src_port)
+                    };
+                    session.on_udp(app_dir, sp, dp, p.decoded.payload, p.ts_ns, &mut cx)
+                }
+                _ => {}
+            }
+        }
+        if !self.events.is_empty() {
+            let f = &mut self.flows[slot as usize];
+            emit_events(f, &mut self.events, app_dir_of(from_orig), out);
+        }
+        let f = &mut self.flows[slot as usize];
         if p.ts_ns > f.last_ns {
             f.last_ns = p.ts_ns;
         }
@@ -399,11 +496,11 @@ impl FlowTable {
     }
 
     /// Emits the current slice of a long flow and starts the slice `now_ns` falls in.
-    fn emit_slice(&mut self, slot: u32, now_ns: u64, emit: &mut impl FnMut(FlowRecord)) {
+    fn emit_slice(&mut self, slot: u32, now_ns: u64, out: &mut impl RecordSink) {
         let active = self.timeouts.active;
         let f = &mut self.flows[slot as usize];
         if f.orig.packets + f.resp.packets > 0 {
-            emit(f.record(EndReason::ActiveTimeout));
+            out.flow(&f.record(EndReason::ActiveTimeout));
             self.counters.interim_records += 1;
         }
         // Slices start at fixed offsets from the flow's first packet, so their
@@ -420,17 +517,32 @@ impl FlowTable {
         f.resp = DirectionStats::default();
     }
 
-    fn end_flow(&mut self, slot: u32, reason: EndReason, emit: &mut impl FnMut(FlowRecord)) {
+    fn end_flow(&mut self, slot: u32, reason: EndReason, out: &mut impl RecordSink) {
         let Some(f) = self.flows.get_mut(slot as usize) else {
             return;
         };
         if !f.live {
             return;
         }
+        if let Some(session) = f.session.as_mut() {
+            let mut cx = StreamCtx {
+                limits: &self.limits,
+                app_cfg: &self.app_cfg,
+                budget: &mut self.budget,
+                counters: &mut self.stream_counters,
+                events: &mut self.events,
+            };
+            session.finish(f.last_ns, &mut cx);
+            self.app_stats.add(&session.app_stats());
+        }
+        if !self.events.is_empty() {
+            emit_events(f, &mut self.events, Direction::ToServer, out);
+        }
         // An interim slice with nothing in it has nothing to report.
         if f.slice == 0 || f.orig.packets + f.resp.packets > 0 {
-            emit(f.record(reason));
+            out.flow(&f.record(reason));
         }
+        f.session = None;
         f.live = false;
         let hash = f.hash;
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
@@ -445,16 +557,16 @@ impl FlowTable {
         }
     }
 
-    fn evict_one(&mut self, emit: &mut impl FnMut(FlowRecord)) {
+    fn evict_one(&mut self, out: &mut impl RecordSink) {
         let flows = &self.flows;
         let victim = self.wheel.pop_nearest(|e| is_current(flows, e));
         if let Some(e) = victim {
-            self.end_flow(e.slot, EndReason::Evicted, emit);
+            self.end_flow(e.slot, EndReason::Evicted, out);
         }
     }
 
     /// Moves time to `now_ns`: flows past their deadline end, long flows emit interim records.
-    pub fn advance(&mut self, now_ns: u64, emit: &mut impl FnMut(FlowRecord)) {
+    pub fn advance(&mut self, now_ns: u64, out: &mut impl RecordSink) {
         let mut due = std::mem::take(&mut self.due);
         let flows = &mut self.flows;
         let t = self.timeouts;
@@ -477,9 +589,9 @@ impl FlowTable {
             let f = &self.flows[e.slot as usize];
             if f.idle_deadline(&t) <= now_ns {
                 let reason = f.close_reason(EndReason::IdleTimeout);
-                self.end_flow(e.slot, reason, emit);
+                self.end_flow(e.slot, reason, out);
             } else {
-                self.emit_slice(e.slot, now_ns, emit);
+                self.emit_slice(e.slot, now_ns, out);
                 let f = &mut self.flows[e.slot as usize];
                 let deadline = f.deadline(&t);
                 let gen = f.gen;
@@ -491,7 +603,7 @@ impl FlowTable {
 
     /// Ends every flow: those past their idle timeout at `now_ns` as timed
     /// out (as the wheel would have), the rest as `Shutdown`.
-    pub fn flush_all(&mut self, now_ns: u64, emit: &mut impl FnMut(FlowRecord)) {
+    pub fn flush_all(&mut self, now_ns: u64, out: &mut impl RecordSink) {
         let t = self.timeouts;
         // Oldest first, so output order does not depend on slab layout.
         let mut live: Vec<(u64, u32)> = self
@@ -507,7 +619,7 @@ impl FlowTable {
             if t.active > 0 && now_ns >= f.slice_start_ns.saturating_add(t.active) {
                 let last = f.last_ns;
                 if last >= f.slice_start_ns.saturating_add(t.active) {
-                    self.emit_slice(slot, last, emit);
+                    self.emit_slice(slot, last, out);
                 }
             }
             let f = &self.flows[slot as usize];
@@ -516,8 +628,51 @@ impl FlowTable {
             } else {
                 f.close_reason(EndReason::Shutdown)
             };
-            self.end_flow(slot, reason, emit);
+            self.end_flow(slot, reason, out);
         }
+    }
+}
+
+fn app_dir_of(from_orig: bool) -> Direction {
+    if from_orig {
+        Direction::ToServer
+    } else {
+        Direction::ToClient
+    }
+}
+
+/// Wraps the parser's events with what the flow knows and hands them on.
+fn emit_events(f: &mut Flow, events: &mut Vec<AppEvent>, dir: Direction, out: &mut impl RecordSink) {
+    let ((a_ip, a_port), (b_ip, b_port)) = f.key.endpoints();
+    let ((src_ip, src_port), (dst_ip, dst_port)) = if f.orig_is_first {
+        ((a_ip, a_port), (b_ip, b_port))
+    } else {
+        ((b_ip, b_port), (a_ip, a_port))
+    };
+    let flow_id = flow_id(f.hash, f.first_ns);
+    let key = f.key;
+    let Some(session) = f.session.as_mut() else {
+        events.clear();
+        return;
+    };
+    let cid: &str = session.community_id.get_or_insert_with(|| key.community_id(0));
+    for ev in events.drain(..) {
+        let env = AppEnvelope {
+            flow_id,
+            community_id: cid,
+            ts_ns: event_ts(&ev).unwrap_or(f.last_ns),
+            src_ip,
+            dst_ip,
+            src_port,
+            dst_port,
+            proto: key.proto(),
+            src_mac: f.meta.macs.map(|m| m.0),
+            dst_mac: f.meta.macs.map(|m| m.1),
+            direction: dir,
+            vlans: f.meta.vlans.as_slice(),
+            event: &ev,
+        };
+        out.app(&env);
     }
 }
 
@@ -530,4 +685,13 @@ fn is_current(flows: &[Flow], e: &Entry) -> bool {
 
 fn is_bare_syn(d: &Decoded<'_>) -> bool {
     matches!(&d.l4, L4::Tcp(t) if t.flags & (tcp::SYN | tcp::ACK) == tcp::SYN)
+}
+
+/// An event's own time: when its transaction started.
+fn event_ts(ev: &AppEvent) -> Option<u64> {
+    match ev {
+        AppEvent::Http(h) => h.request_ts_ns.or(h.response_ts_ns),
+        AppEvent::Dns(d) => d.query_ts_ns.or(d.response_ts_ns),
+        AppEvent::Tls(t) => t.client_hello_ts_ns.or(t.server_hello_ts_ns),
+    }
 }

@@ -140,6 +140,7 @@ mod tests {
             end_reason: EndReason::Fin,
             slice: 0,
             app_proto: Some("http"),
+            tcp: None,
         };
         let mut buf = Vec::new();
         encode_flow(&rec, &mut buf);

@@ -1,7 +1,11 @@
-//! Native flowtap JSON (one object per line).
+//! JSON encoding into reused buffers: the object writer and the native
+//! `flow` record encoder.
 
 mod flow;
 mod writer;
 
 pub use flow::encode_flow;
-pub use writer::{format_rfc3339_micros, JsonWriter};
+pub use writer::{
+    format_rfc3339_micros, push_epoch_secs, push_ip, push_rfc3339_micros,
+    push_rfc3339_micros_no_z, push_u64, write_escaped, JsonArray, JsonWriter, StrBuilder,
+};

@@ -125,6 +125,14 @@ impl<'b> JsonWriter<'b> {
         push_epoch_secs(self.buf, ts_ns);
     }
 
+    /// A string value built in place from escaped pieces (no scratch buffer).
+    pub fn str_with(&mut self, key: &str, f: impl FnOnce(&mut StrBuilder<'_>)) {
+        self.key(key);
+        self.buf.push(b'"');
+        f(&mut StrBuilder { buf: self.buf });
+        self.buf.push(b'"');
+    }
+
     /// A value that is already valid JSON (a number or literal we formatted).
     pub fn raw(&mut self, key: &str, json: &[u8]) {
         self.key(key);
@@ -167,6 +175,48 @@ impl<'b> JsonWriter<'b> {
 
     pub fn end_object(self) {
         self.buf.push(b'}');
+    }
+}
+
+/// Builds the inside of a JSON string; every piece is escaped as needed.
+pub struct StrBuilder<'b> {
+    buf: &'b mut Vec<u8>,
+}
+
+impl StrBuilder<'_> {
+    pub fn text(&mut self, s: &str) -> &mut Self {
+        write_escaped_inner(self.buf, s.as_bytes());
+        self
+    }
+
+    pub fn bytes(&mut self, s: &[u8]) -> &mut Self {
+        write_escaped_inner(self.buf, s);
+        self
+    }
+
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        push_u64(self.buf, v);
+        self
+    }
+
+    pub fn ip(&mut self, v: &IpAddr) -> &mut Self {
+        push_ip(self.buf, v);
+        self
+    }
+
+    /// Lets `f` append trusted bytes (they must need no escaping).
+    pub fn trusted(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        f(self.buf);
+        self
+    }
+
+    /// Bytes written so far into the string (for trimming).
+    pub fn ends_with(&self, b: u8) -> bool {
+        self.buf.last() == Some(&b)
+    }
+
+    pub fn pop(&mut self) {
+        self.buf.pop();
     }
 }
 
@@ -291,6 +341,12 @@ fn itoa_buf(mut v: u64) -> DigitBuf {
 /// sequence becomes `\u00XX` so that no input can make invalid JSON.
 pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
     buf.push(b'"');
+    write_escaped_inner(buf, s);
+    buf.push(b'"');
+}
+
+/// The escaped contents of a JSON string, without the quotes.
+fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
     for chunk in s.utf8_chunks() {
         let valid = chunk.valid().as_bytes();
         let mut start = 0;
@@ -317,7 +373,6 @@ pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
             push_u00(buf, b);
         }
     }
-    buf.push(b'"');
 }
 
 fn push_u00(buf: &mut Vec<u8>, b: u8) {

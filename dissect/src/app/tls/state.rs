@@ -60,10 +60,11 @@ impl TlsState {
 
     fn dir(&mut self, d: usize) -> &mut DirState {
         // d is always 0 or 1 (Direction::index).
+        let [to_server, to_client] = &mut self.dirs;
         if d == 0 {
-            &mut self.dirs[0]
+            to_server
         } else {
-            &mut self.dirs[1]
+            to_client
         }
     }
 

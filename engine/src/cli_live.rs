@@ -1,0 +1,286 @@
+//! The live-capture side of the `flowtap` binary: `run --iface`, `gen` and
+//! `doctor`. A module of the binary (declared in main.rs), not of the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use capture::gen::{GenConfig, GenMethod, GenSource};
+use engine::config::{CaptureSource, Config, XdpModeSetting};
+use engine::live::{run_live, LiveOptions, LiveSummary, StopCause, LIVE_POLICY};
+
+/// Options of `flowtap run` that only make sense live.
+#[derive(clap::Args, Debug)]
+pub struct LiveArgs {
+    /// Capture live from this interface (needs root) [default: capture.iface from the config].
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+    /// Live source [default: from the config, else afxdp].
+    #[arg(long, value_name = "SOURCE", conflicts_with = "pcap")]
+    pub capture: Option<CaptureSource>,
+    /// Where the XDP program runs (AF_XDP) [default: from the config, else auto].
+    #[arg(long, value_name = "MODE", conflicts_with = "pcap")]
+    pub xdp_mode: Option<XdpModeSetting>,
+    /// Stop after SECS seconds [default: run until SIGINT or SIGTERM].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, conflicts_with = "pcap")]
+    pub duration: Option<Duration>,
+    /// Only count frames and hand them straight back (no decoding, no flow
+    /// records): the capture ceiling, for benchmarks.
+    #[arg(long, conflicts_with = "pcap")]
+    pub capture_only: bool,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+/// SIGINT/SIGTERM set `stop`; a second one ends the process at once.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .context("cannot install the signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install the signal handlers")?;
+    }
+    Ok(stop)
+}
+
+/// `flowtap run --iface IF ...`: `cfg` already has --workers / --output.
+pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
+    if let Some(s) = live.capture {
+        cfg.capture.source = s;
+    }
+    if let Some(m) = live.xdp_mode {
+        cfg.capture.xdp_mode = m;
+    }
+    let iface = match live.iface.as_deref() {
+        Some(i) if !i.is_empty() => i.to_string(),
+        _ => cfg.capture.iface.clone(),
+    };
+    if iface.is_empty() {
+        bail!("nothing to read: give --pcap FILE to replay a capture, or --iface IF to capture live (or set capture.iface in the config)");
+    }
+    cfg.validate()?;
+    let stop = stop_on_signals()?;
+    let opts = LiveOptions {
+        iface: iface.clone(),
+        workers: cfg.workers,
+        duration: live.duration,
+        capture_only: live.capture_only,
+    };
+    let (writer, sender) = crate::spawn_writer(&cfg, LIVE_POLICY)?;
+    let result = run_live(&cfg, &opts, Some(sender), &stop, |info| {
+        if !quiet {
+            eprintln!(
+                "flowtap: capturing on {} with {} {} ({} worker(s){}); stop with Ctrl-C or SIGTERM",
+                info.iface,
+                info.source,
+                info.mode,
+                info.workers,
+                if info.capture_only {
+                    ", capture only"
+                } else {
+                    ""
+                }
+            );
+        }
+    });
+    // The workers and run_live's sender are gone either way: the writer ends.
+    let written = writer.join().context("writing flow records failed");
+    let summary = result.with_context(|| format!("cannot capture on {iface}"))?;
+    written?;
+    if !quiet {
+        print_summary(&summary);
+    }
+    if let Some(e) = &summary.worker_error {
+        eprintln!("flowtap: error: capture on {iface} ended early: {e} (every open flow was written)");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &LiveSummary) {
+    let st = &s.stats;
+    let c = &s.capture;
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let why = match s.cause {
+        StopCause::Signal => "stopped by signal",
+        StopCause::Duration => "duration reached",
+        StopCause::WorkerFailed => "a worker ended",
+    };
+    eprintln!(
+        "flowtap: {} packets ({} bytes) in {secs:.3}s on {} with {} {} and {} worker(s), {why}: {:.0} packets/s, {:.3} Gbit/s",
+        st.received,
+        st.bytes,
+        c.iface,
+        c.source,
+        c.mode,
+        s.workers,
+        st.received as f64 / secs,
+        st.bytes as f64 * 8.0 / secs / 1e9
+    );
+    eprintln!(
+        "flowtap: capture drops: {} (socket {} · rx ring full {} · shard ring full {} · invalid {} · unbound queue {}) · pre-filter dropped {} · output events dropped {}",
+        c.dropped(),
+        c.socket_dropped,
+        c.rx_ring_full,
+        c.shard_ring_full,
+        c.invalid,
+        c.unbound,
+        c.filtered(),
+        c.output_events_dropped
+    );
+    if c.capture_only {
+        eprintln!("flowtap: capture only: {} packets counted, none decoded", st.uninspected);
+        return;
+    }
+    eprintln!(
+        "flowtap: fates: flow {} · fragment {} · not-ip {} · undecodable {} (truncated but used: {}); accounted: {}",
+        st.flow,
+        st.fragment,
+        st.not_ip,
+        st.undecodable,
+        st.truncated,
+        if st.fates() == st.received { "yes" } else { "NO" }
+    );
+    eprintln!(
+        "flowtap: flows created {} · records {} · evicted {} · defrag reassembled {} / timed out {} / dropped at cap {}",
+        st.flows.created,
+        st.records,
+        st.flows.evicted,
+        st.defrag.reassembled,
+        st.defrag.timed_out,
+        st.defrag.dropped_at_cap,
+    );
+}
+
+/// How `flowtap gen` transmits.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum GenMethodArg {
+    /// AF_PACKET sendmmsg: delivers everywhere.
+    AfPacket,
+    /// BPF_F_TEST_XDP_LIVE_FRAMES + XDP_TX: millions of pps (on a veth the
+    /// peer needs an XDP program or GRO on).
+    XdpLive,
+}
+
+/// `flowtap gen`: replay a capture file's Ethernet frames into an interface.
+#[derive(clap::Args, Debug)]
+pub struct GenArgs {
+    /// Interface to send into. Never one that leads off the machine unless you mean it.
+    #[arg(long, value_name = "IF")]
+    pub iface: String,
+    /// Capture file (pcap or pcapng) whose Ethernet frames are sent in order.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: PathBuf,
+    /// Packets per second [default: as fast as possible].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pps: Option<u64>,
+    /// Times to send the whole file.
+    #[arg(long = "loop", value_name = "N", default_value_t = 1)]
+    pub loops: u64,
+    /// Transmit method.
+    #[arg(long, value_enum, default_value = "af-packet")]
+    pub method: GenMethodArg,
+}
+
+pub fn gen(args: &GenArgs) -> Result<ExitCode> {
+    let stop = stop_on_signals()?;
+    let mut cfg = GenConfig::new(&args.iface, GenSource::Pcap(args.pcap.clone()));
+    cfg.pps = args.pps;
+    cfg.loops = args.loops;
+    cfg.method = match args.method {
+        GenMethodArg::AfPacket => GenMethod::AfPacket,
+        GenMethodArg::XdpLive => GenMethod::XdpLive,
+    };
+    let rep = capture::gen::run(&cfg, &stop)
+        .with_context(|| format!("cannot send into {}", args.iface))?;
+    eprintln!(
+        "flowtap gen: sent {} frames ({} bytes) into {} in {:.3}s: {:.0} packets/s; skipped {} (not Ethernet or over {} bytes); refused {}{}",
+        rep.sent,
+        rep.bytes,
+        args.iface,
+        rep.elapsed.as_secs_f64(),
+        rep.pps(),
+        rep.skipped,
+        capture::gen::MAX_FRAME,
+        rep.failed,
+        if stop.load(Ordering::Relaxed) { " (stopped by signal)" } else { "" }
+    );
+    if rep.failed > 0 {
+        eprintln!(
+            "flowtap: error: the kernel refused {} frame(s): are they larger than the MTU of {}? (`ip link set dev {} mtu N`)",
+            rep.failed, args.iface, args.iface
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flowtap doctor`: check what live capture depends on.
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    /// Interface to inspect.
+    #[arg(long, value_name = "IF")]
+    pub iface: String,
+    /// Run the fix commands (needs root), then inspect again.
+    #[arg(long)]
+    pub apply: bool,
+}
+
+fn inspect(iface: &str) -> Result<tuning::doctor::Report> {
+    let mut r =
+        tuning::doctor::inspect(iface).with_context(|| format!("cannot inspect {iface}"))?;
+    if let Ok(Some(f)) = capture::afxdp::xdp_features(iface) {
+        r.set_xdp(tuning::doctor::XdpSupport {
+            native: f.native && f.redirect,
+            zero_copy: f.zero_copy,
+        });
+    }
+    Ok(r)
+}
+
+/// Exit status: 0 when nothing is left to fix, 1 otherwise.
+pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
+    let mut report = inspect(&args.iface)?;
+    print!("{}", report.render());
+    let fixes = report.fix_commands();
+    if fixes.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.apply {
+        println!(
+            "\nto fix everything, run (or `flowtap doctor --iface {} --apply`):",
+            args.iface
+        );
+        for f in &fixes {
+            println!("  {f}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("\napplying:");
+    for a in tuning::doctor::apply(&report) {
+        println!(
+            "  [{}] {}{}{}",
+            if a.ok { "ok" } else { "FAILED" },
+            a.command,
+            if a.output.is_empty() { "" } else { ": " },
+            a.output.replace('\n', " ")
+        );
+    }
+    report = inspect(&args.iface)?;
+    println!("\nafter applying:");
+    print!("{}", report.render());
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,694 @@
+//! TCP stream reassembly, passive TCP KPIs and the application-layer session
+//! of one flow.
+//!
+//! Reassembly policy: per direction the stream knows the next expected
+//! sequence number. A segment at it is delivered at once (from the packet's
+//! own bytes: no copy unless the parser keeps some of it). A segment ahead of
+//! it is held (copied, within a per-flow and a per-worker cap) until the hole
+//! fills. Bytes already delivered are never delivered again: on overlap the
+//! first bytes seen win (what Suricata's "bsd"-like default and Zeek do for
+//! the usual cases), and the segment counts as a retransmission. A hole that
+//! the other side has acknowledged, a hold list past its cap, and holes left
+//! at flow end are gaps: the parser is told (`on_gap`) and the bytes count as
+//! missed. Flows already running when capture started are picked up at the
+//! first segment seen.
+
+use dissect::app::{
+    detect_tcp, detect_udp, new_parser, AppConfig, AppEvent, AppParser, AppProto, AppStats, Ctx,
+    Detect, Direction, ParseStatus, Transport,
+};
+use dissect::event::{TcpDirectionKpis, TcpKpis};
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+/// Limits of reassembly and detection, from the config.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamLimits {
+    /// Out-of-order bytes held per flow and direction.
+    pub max_ooo_per_flow: usize,
+    /// Unconsumed bytes kept for a parser per flow and direction.
+    pub max_pending_per_flow: usize,
+    /// Bytes of one direction examined before giving up on detection.
+    pub max_detect_bytes: usize,
+    /// Whether the app layer runs at all.
+    pub app_enabled: bool,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_ooo_per_flow: 256 << 10,
+            max_pending_per_flow: 256 << 10,
+            max_detect_bytes: 4096,
+            app_enabled: true,
+        }
+    }
+}
+
+/// Per-worker counters of the stream layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamCounters {
+    /// Bytes delivered in order to a parser or detector.
+    pub delivered_bytes: u64,
+    /// Gaps reported, and their bytes.
+    pub gaps: u64,
+    pub missed_bytes: u64,
+    /// Times a per-flow out-of-order cap forced a gap.
+    pub ooo_flow_cap_hit: u64,
+    /// Times the per-worker buffer cap refused to hold bytes.
+    pub worker_cap_hit: u64,
+    /// Times a parser needed more than the per-flow pending cap.
+    pub pending_cap_hit: u64,
+    /// Parser errors (that direction is no longer parsed).
+    pub parse_errors: u64,
+    /// Flows whose protocol was detected / not recognised.
+    pub detected: u64,
+    pub undetected: u64,
+}
+
+/// Bytes of buffers held across all flows of a worker, against its cap.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub used: usize,
+    pub max: usize,
+}
+
+impl Budget {
+    fn take(&mut self, n: usize) -> bool {
+        if self.used + n > self.max {
+            return false;
+        }
+        self.used += n;
+        true
+    }
+
+    fn give(&mut self, n: usize) {
+        self.used = self.used.saturating_sub(n);
+    }
+}
+
+/// What the stream layer needs from the worker while handling a packet.
+pub struct StreamCtx<'a> {
+    pub limits: &'a StreamLimits,
+    pub app_cfg: &'a AppConfig,
+    pub budget: &'a mut Budget,
+    pub counters: &'a mut StreamCounters,
+    /// Events produced by the parser, wrapped and emitted by the caller.
+    pub events: &'a mut Vec<AppEvent>,
+}
+
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+fn seq_le(a: u32, b: u32) -> bool {
+    a == b || seq_lt(a, b)
+}
+
+/// A segment held until the hole before it fills.
+struct Held {
+    seq: u32,
+    data: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Stream {
+    started: bool,
+    next_seq: u32,
+    held: Vec<Held>,
+    held_bytes: usize,
+    /// Bytes delivered in order but not consumed by the parser yet.
+    pending: Vec<u8>,
+    /// The parser said it needs this many pending bytes before another call.
+    needed: usize,
+    /// The parser gave up on this direction.
+    errored: bool,
+    kpi: TcpDirectionKpis,
+    /// Time of the last payload segment.
+    last_data_ns: u64,
+}
+
+/// The application layer of a flow.
+enum App {
+    /// Still looking at the first bytes.
+    Detecting,
+    Parsing(Box<dyn AppParser>),
+    /// Not a protocol we parse, or the app layer is off.
+    None,
+}
+
+/// Everything a TCP or UDP flow keeps beyond its counters.
+pub struct Session {
+    app: App,
+    proto: Option<AppProto>,
+    streams: [Stream; 2],
+    syn_ns: Option<u64>,
+    syn_ack_ns: Option<u64>,
+    server_delay_us: Option<u64>,
+    client_delay_us: Option<u64>,
+    /// Direction of the last payload seen, for application response time.
+    last_data_dir: Option<Direction>,
+    art_count: u32,
+    art_sum_us: u64,
+    art_max_us: u64,
+    app_stats: AppStats,
+    /// The flow's Community ID, computed once for its first event.
+    pub community_id: Option<String>,
+}
+
+fn idx(d: Direction) -> usize {
+    d.index()
+}
+
+impl Session {
+    pub fn new(limits: &StreamLimits) -> Session {
+        Session {
+            app: if limits.app_enabled {
+                App::Detecting
+            } else {
+                App::None
+            },
+            proto: None,
+            streams: [Stream::default(), Stream::default()],
+            syn_ns: None,
+            syn_ack_ns: None,
+            server_delay_us: None,
+            client_delay_us: None,
+            last_data_dir: None,
+            art_count: 0,
+            art_sum_us: 0,
+            art_max_us: 0,
+            app_stats: AppStats::default(),
+            community_id: None,
+        }
+    }
+
+    pub fn app_proto(&self) -> Option<AppProto> {
+        self.proto
+    }
+
+    pub fn app_stats(&self) -> AppStats {
+        self.app_stats
+    }
+
+    pub fn kpis(&self) -> TcpKpis {
+        TcpKpis {
+            orig: self.streams[0].kpi,
+            resp: self.streams[1].kpi,
+            server_delay_us: self.server_delay_us,
+            client_delay_us: self.client_delay_us,
+            app_response_count: self.art_count,
+            app_response_sum_us: self.art_sum_us,
+            app_response_max_us: self.art_max_us,
+        }
+    }
+
+    /// One TCP segment from `dir` (ToServer = from the originator).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_tcp(
+        &mut self,
+        dir: Direction,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        window: u16,
+        payload: &[u8],
+        ts_ns: u64,
+        cx: &mut StreamCtx<'_>,
+    ) {
+        let i = idx(dir);
+        {
+            let k = &mut self.streams[i].kpi;
+            if flags & SYN != 0 {
+                if flags & ACK != 0 {
+                    k.syn_ack += 1;
+                } else {
+                    k.syn += 1;
+                }
+            }
+            if flags & FIN != 0 {
+                k.fin += 1;
+            }
+            if flags & RST != 0 {
+                k.rst += 1;
+            }
+            if window == 0 && flags & (RST | SYN) == 0 {
+                k.zero_window += 1;
+            }
+            if (1..=8).contains(&payload.len()) {
+                k.tiny += 1;
+            }
+        }
+        self.handshake_timing(dir, flags, ts_ns);
+
+        // The peer acknowledged bytes of the other direction that we never
+        // saw: the mirror lost them. Deliver what is held and report the gap.
+        if flags & ACK != 0 && flags & RST == 0 {
+            let other = dir.reverse();
+            let o = &self.streams[idx(other)];
+            if o.started && seq_lt(o.next_seq, ack) {
+                let to = match o.held.first() {
+                    Some(h) if seq_lt(h.seq, ack) => h.seq,
+                    _ => ack,
+                };
+                self.gap(other, to, ts_ns, cx);
+            }
+        }
+
+        let s = &mut self.streams[i];
+        let mut seq = seq;
+        if flags & SYN != 0 {
+            s.started = true;
+            seq = seq.wrapping_add(1);
+            s.next_seq = seq;
+        } else if !s.started {
+            // Picked up mid-stream.
+            s.started = true;
+            s.next_seq = seq;
+        }
+        if payload.is_empty() {
+            if flags & FIN != 0 && seq == s.next_seq {
+                // FIN takes one sequence number.
+                s.next_seq = seq.wrapping_add(1);
+            }
+            return;
+        }
+        self.data_timing(dir, ts_ns);
+        let s = &mut self.streams[i];
+        let end = seq.wrapping_add(payload.len() as u32);
+        if seq_le(end, s.next_seq) {
+            s.kpi.retransmitted += 1;
+            return;
+        }
+        let mut data = payload;
+        if seq_lt(seq, s.next_seq) {
+            // Partly old: the first bytes seen win.
+            s.kpi.retransmitted += 1;
+            let skip = s.next_seq.wrapping_sub(seq) as usize;
+            data = data.get(skip..).unwrap_or(&[]);
+            seq = s.next_seq;
+        }
+        if seq == s.next_seq {
+            s.next_seq = end;
+            self.deliver(dir, data, ts_ns, cx);
+            self.drain_held(dir, ts_ns, cx);
+            let s = &mut self.streams[i];
+            if flags & FIN != 0 && s.next_seq == end {
+                s.next_seq = end.wrapping_add(1);
+            }
+            return;
+        }
+        // Ahead of a hole.
+        s.kpi.out_of_order += 1;
+        if !self.wants_bytes() {
+            // Nothing will read these bytes: track the sequence space only.
+            let s = &mut self.streams[i];
+            s.next_seq = end;
+            return;
+        }
+        let s = &mut self.streams[i];
+        if s.held_bytes + data.len() > cx.limits.max_ooo_per_flow {
+            cx.counters.ooo_flow_cap_hit += 1;
+            // Give up on the hole: skip to the first held byte (or this one).
+            let to = s.held.first().map_or(seq, |h| if seq_lt(seq, h.seq) { seq } else { h.seq });
+            self.gap(dir, to, ts_ns, cx);
+            // Retry this segment now that the stream moved on.
+            let s = &mut self.streams[i];
+            if seq == s.next_seq {
+                s.next_seq = end;
+                self.deliver(dir, data, ts_ns, cx);
+                self.drain_held(dir, ts_ns, cx);
+                return;
+            }
+        }
+        let s = &mut self.streams[i];
+        if !cx.budget.take(data.len()) {
+            cx.counters.worker_cap_hit += 1;
+            let to = seq;
+            self.gap(dir, to, ts_ns, cx);
+            let s = &mut self.streams[i];
+            s.next_seq = end;
+            self.deliver(dir, data, ts_ns, cx);
+            self.drain_held(dir, ts_ns, cx);
+            return;
+        }
+        let pos = s
+            .held
+            .iter()
+            .position(|h| seq_lt(seq, h.seq))
+            .unwrap_or(s.held.len());
+        s.held_bytes += data.len();
+        s.held.insert(
+            pos,
+            Held {
+                seq,
+                data: data.to_vec(),
+            },
+        );
+    }
+
+    /// One UDP datagram from `dir`.
+    pub fn on_udp(
+        &mut self,
+        dir: Direction,
+        src_port: u16,
+        dst_port: u16,
+        payload: &[u8],
+        ts_ns: u64,
+        cx: &mut StreamCtx<'_>,
+    ) {
+        if let App::Detecting = self.app {
+            match detect_udp(src_port, dst_port, payload) {
+                Some(p) => {
+                    self.proto = Some(p);
+                    self.app = App::Parsing(new_parser(p, Transport::Udp, cx.app_cfg));
+                    cx.counters.detected += 1;
+                }
+                None => {
+                    self.app = App::None;
+                    cx.counters.undetected += 1;
+                }
+            }
+        }
+        if let App::Parsing(parser) = &mut self.app {
+            let ctx = Ctx::new(ts_ns);
+            let events = &mut *cx.events;
+            let status = parser.parse(dir, payload, &ctx, &mut |e| events.push(e));
+            cx.counters.delivered_bytes += payload.len() as u64;
+            if let ParseStatus::Error { .. } = status {
+                cx.counters.parse_errors += 1;
+            }
+        }
+    }
+
+    fn wants_bytes(&self) -> bool {
+        match &self.app {
+            App::Detecting => true,
+            App::Parsing(p) => !p.is_done(),
+            App::None => false,
+        }
+    }
+
+    fn handshake_timing(&mut self, dir: Direction, flags: u8, ts_ns: u64) {
+        let syn = flags & SYN != 0;
+        let ackf = flags & ACK != 0;
+        match (dir, syn, ackf) {
+            (Direction::ToServer, true, false) => {
+                self.syn_ns.get_or_insert(ts_ns);
+            }
+            (Direction::ToClient, true, true) => {
+                if let Some(s) = self.syn_ns {
+                    if self.syn_ack_ns.is_none() {
+                        self.server_delay_us = Some(ts_ns.saturating_sub(s) / 1_000);
+                    }
+                }
+                self.syn_ack_ns.get_or_insert(ts_ns);
+            }
+            (Direction::ToServer, false, true) => {
+                if let (Some(sa), None) = (self.syn_ack_ns, self.client_delay_us) {
+                    self.client_delay_us = Some(ts_ns.saturating_sub(sa) / 1_000);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Application response time: the first server payload after client payload.
+    fn data_timing(&mut self, dir: Direction, ts_ns: u64) {
+        if dir == Direction::ToClient && self.last_data_dir == Some(Direction::ToServer) {
+            let req_end = self.streams[0].last_data_ns;
+            let us = ts_ns.saturating_sub(req_end) / 1_000;
+            self.art_count += 1;
+            self.art_sum_us += us;
+            self.art_max_us = self.art_max_us.max(us);
+        }
+        self.last_data_dir = Some(dir);
+        self.streams[idx(dir)].last_data_ns = ts_ns;
+    }
+
+    /// Delivers held segments that became contiguous.
+    fn drain_held(&mut self, dir: Direction, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        let i = idx(dir);
+        loop {
+            let s = &mut self.streams[i];
+            let Some(first) = s.held.first() else {
+                return;
+            };
+            if seq_lt(s.next_seq, first.seq) {
+                return;
+            }
+            let h = s.held.remove(0);
+            s.held_bytes -= h.data.len();
+            cx.budget.give(h.data.len());
+            let end = h.seq.wrapping_add(h.data.len() as u32);
+            if seq_le(end, s.next_seq) {
+                continue; // entirely delivered already
+            }
+            let skip = s.next_seq.wrapping_sub(h.seq) as usize;
+            s.next_seq = end;
+            let data = h.data.get(skip..).unwrap_or(&[]);
+            self.deliver(dir, data, ts_ns, cx);
+        }
+    }
+
+    /// Skips the stream of `dir` forward to `to`, telling the parser.
+    fn gap(&mut self, dir: Direction, to: u32, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        let i = idx(dir);
+        let s = &mut self.streams[i];
+        if !seq_lt(s.next_seq, to) {
+            return;
+        }
+        let missed = u64::from(to.wrapping_sub(s.next_seq));
+        s.next_seq = to;
+        s.kpi.missed_bytes += missed;
+        cx.counters.gaps += 1;
+        cx.counters.missed_bytes += missed;
+        let dropped = s.pending.len() as u64;
+        cx.budget.give(s.pending.len());
+        s.pending.clear();
+        s.needed = 0;
+        match &mut self.app {
+            App::Parsing(p) => p.on_gap(dir, missed + dropped),
+            App::Detecting => {
+                // Detection cannot continue on a broken stream.
+                self.app = App::None;
+                cx.counters.undetected += 1;
+            }
+            App::None => {}
+        }
+        self.drain_held(dir, ts_ns, cx);
+    }
+
+    /// In-order bytes of `dir`.
+    fn deliver(&mut self, dir: Direction, data: &[u8], ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        if data.is_empty() {
+            return;
+        }
+        cx.counters.delivered_bytes += data.len() as u64;
+        if let App::Detecting = self.app {
+            self.detect(dir, data, cx);
+        }
+        let i = idx(dir);
+        let App::Parsing(parser) = &mut self.app else {
+            return;
+        };
+        let s = &mut self.streams[i];
+        if s.errored || parser.is_done() {
+            return;
+        }
+        let ctx = Ctx::new(ts_ns);
+        if s.pending.is_empty() {
+            // Parse straight from the packet; keep only what is left over.
+            let events = &mut *cx.events;
+            let status = parser.parse(dir, data, &ctx, &mut |e| events.push(e));
+            let (consumed, needed, error) = split_status(status);
+            if error {
+                s.errored = true;
+                cx.counters.parse_errors += 1;
+                return;
+            }
+            let rest = data.get(consumed.min(data.len())..).unwrap_or(&[]);
+            if !rest.is_empty() {
+                keep(s, rest, needed, dir, parser.as_mut(), cx);
+            }
+            return;
+        }
+        if !cx.budget.take(data.len()) {
+            cx.counters.worker_cap_hit += 1;
+            let lost = (s.pending.len() + data.len()) as u64;
+            cx.budget.give(s.pending.len());
+            s.pending.clear();
+            s.needed = 0;
+            parser.on_gap(dir, lost);
+            return;
+        }
+        s.pending.extend_from_slice(data);
+        if s.pending.len() < s.needed {
+            if s.needed > cx.limits.max_pending_per_flow {
+                overflow(s, dir, parser.as_mut(), cx);
+            }
+            return;
+        }
+        // Parse from the pending buffer until it stops making progress.
+        loop {
+            let events = &mut *cx.events;
+            let status = parser.parse(dir, &s.pending, &ctx, &mut |e| events.push(e));
+            let (consumed, needed, error) = split_status(status);
+            let consumed = consumed.min(s.pending.len());
+            s.pending.drain(..consumed);
+            cx.budget.give(consumed);
+            if error {
+                s.errored = true;
+                cx.counters.parse_errors += 1;
+                cx.budget.give(s.pending.len());
+                s.pending.clear();
+                return;
+            }
+            s.needed = needed;
+            if consumed == 0 || s.pending.is_empty() || s.pending.len() < needed {
+                break;
+            }
+        }
+        if s.pending.len() > cx.limits.max_pending_per_flow {
+            overflow(s, dir, parser.as_mut(), cx);
+        }
+    }
+
+    fn detect(&mut self, dir: Direction, data: &[u8], cx: &mut StreamCtx<'_>) {
+        // The first bytes of each direction: what is buffered so far plus this.
+        let i = idx(dir);
+        let verdict = {
+            let s = &self.streams[i];
+            if s.pending.is_empty() {
+                detect_tcp(0, 0, dir, data)
+            } else {
+                let mut v = Vec::with_capacity(s.pending.len() + data.len());
+                v.extend_from_slice(&s.pending);
+                v.extend_from_slice(data);
+                detect_tcp(0, 0, dir, &v)
+            }
+        };
+        match verdict {
+            Detect::Proto(p) => {
+                self.proto = Some(p);
+                let mut parser = new_parser(p, Transport::Tcp, cx.app_cfg);
+                cx.counters.detected += 1;
+                // Bytes held back during detection go first (client side first).
+                for d in [Direction::ToServer, Direction::ToClient] {
+                    let s = &mut self.streams[idx(d)];
+                    if s.pending.is_empty() {
+                        continue;
+                    }
+                    let buf = std::mem::take(&mut s.pending);
+                    cx.budget.give(buf.len());
+                    let ctx = Ctx::default();
+                    let events = &mut *cx.events;
+                    let status = parser.parse(d, &buf, &ctx, &mut |e| events.push(e));
+                    let (consumed, needed, error) = split_status(status);
+                    if error {
+                        s.errored = true;
+                        cx.counters.parse_errors += 1;
+                        continue;
+                    }
+                    let rest = buf.get(consumed.min(buf.len())..).unwrap_or(&[]);
+                    if !rest.is_empty() {
+                        keep(s, rest, needed, d, parser.as_mut(), cx);
+                    }
+                }
+                self.app = App::Parsing(parser);
+            }
+            Detect::NeedMore => {
+                let s = &mut self.streams[i];
+                if s.pending.len() + data.len() > cx.limits.max_detect_bytes
+                    || !cx.budget.take(data.len())
+                {
+                    self.give_up_detection(cx);
+                } else {
+                    s.pending.extend_from_slice(data);
+                }
+            }
+            Detect::Unknown => self.give_up_detection(cx),
+        }
+    }
+
+    fn give_up_detection(&mut self, cx: &mut StreamCtx<'_>) {
+        self.app = App::None;
+        cx.counters.undetected += 1;
+        for s in &mut self.streams {
+            cx.budget.give(s.pending.len());
+            s.pending = Vec::new();
+        }
+    }
+
+    /// Flow end: holes left are gaps; the parser emits what it still holds.
+    pub fn finish(&mut self, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        for d in [Direction::ToServer, Direction::ToClient] {
+            while let Some(to) = self.streams[idx(d)].held.first().map(|h| h.seq) {
+                let before = self.streams[idx(d)].held.len();
+                self.gap(d, to, ts_ns, cx);
+                if self.streams[idx(d)].held.len() == before {
+                    // Nothing moved (the held segment starts behind next_seq): drop it.
+                    let s = &mut self.streams[idx(d)];
+                    let h = s.held.remove(0);
+                    s.held_bytes -= h.data.len();
+                    cx.budget.give(h.data.len());
+                }
+            }
+        }
+        if let App::Parsing(parser) = &mut self.app {
+            let events = &mut *cx.events;
+            parser.flush(&Ctx::new(ts_ns), &mut |e| events.push(e));
+            self.app_stats.add(&parser.stats());
+        }
+        for s in &mut self.streams {
+            cx.budget.give(s.pending.len());
+            s.pending = Vec::new();
+        }
+        self.app = App::None;
+    }
+}
+
+/// (consumed, needed, error) of a parse result.
+fn split_status(st: ParseStatus) -> (usize, usize, bool) {
+    match st {
+        ParseStatus::Consumed(n) => (n, 0, false),
+        ParseStatus::Incomplete { consumed, needed } => (consumed, needed, false),
+        ParseStatus::Error { consumed } => (consumed, 0, true),
+    }
+}
+
+/// Keeps bytes the parser did not consume, within the caps.
+fn keep(
+    s: &mut Stream,
+    rest: &[u8],
+    needed: usize,
+    dir: Direction,
+    parser: &mut dyn AppParser,
+    cx: &mut StreamCtx<'_>,
+) {
+    if needed > cx.limits.max_pending_per_flow || rest.len() > cx.limits.max_pending_per_flow {
+        cx.counters.pending_cap_hit += 1;
+        parser.on_gap(dir, rest.len() as u64);
+        return;
+    }
+    if !cx.budget.take(rest.len()) {
+        cx.counters.worker_cap_hit += 1;
+        parser.on_gap(dir, rest.len() as u64);
+        return;
+    }
+    s.pending.extend_from_slice(rest);
+    s.needed = needed;
+}
+
+/// The parser wants more than a flow may hold: drop what is pending, as a gap.
+fn overflow(s: &mut Stream, dir: Direction, parser: &mut dyn AppParser, cx: &mut StreamCtx<'_>) {
+    cx.counters.pending_cap_hit += 1;
+    let lost = s.pending.len() as u64;
+    cx.budget.give(s.pending.len());
+    s.pending.clear();
+    s.needed = 0;
+    parser.on_gap(dir, lost);
+}

@@ -1,0 +1,581 @@
+//! The seam between the workers and the sinks.
+//!
+//! [`Outputs::start`] spawns one thread per sink; [`Outputs::handle`] gives
+//! each worker a [`WorkerOutput`], which encodes every event once per schema
+//! among the sinks that want its type, straight into reused buffers, and
+//! hands batches (bounded by events, bytes and age) to each sink's bounded
+//! queue under that sink's when-full policy.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use dissect::event::{AppEnvelope, FlowRecord};
+
+use crate::event::{EventType, TypeSet};
+use crate::schema::{self, EncodeOptions, Schema};
+use crate::sink::file::{FileSink, StdoutSink};
+use crate::sink::gelf::{GelfTcp, GelfUdp};
+use crate::sink::runner::Runner;
+use crate::sink::spool::Spool;
+use crate::sink::syslog::{SyslogTcp, SyslogUdp};
+use crate::sink::{Batch, SinkError, SinkKind, SinkSpec, Transport};
+use crate::writer::WhenFull;
+
+/// Errors starting or stopping the outputs.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("sink {name}: {source}")]
+    Sink {
+        name: String,
+        #[source]
+        source: SinkError,
+    },
+    #[error("sink {name}: invalid: {source}")]
+    Spec {
+        name: String,
+        #[source]
+        source: crate::sink::SpecError,
+    },
+    #[error("sink {0}: cannot start its thread")]
+    Spawn(String),
+    #[error("sink {0}: its thread panicked")]
+    Panicked(String),
+    #[error("sink {0}: built without Kafka support (feature `kafka`)")]
+    NoKafka(String),
+}
+
+/// Per-type on/off and sampling of app-layer events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Volume {
+    /// Types emitted at all.
+    pub enabled: TypeSet,
+    /// Keep 1 in N flows' events of each type (by flow id, so a sampled
+    /// flow keeps all its events); 0 and 1 keep all. Indexed by [`EventType::index`].
+    pub sample: [u32; 5],
+}
+
+impl Default for Volume {
+    fn default() -> Self {
+        Volume {
+            enabled: TypeSet::ALL,
+            sample: [1; 5],
+        }
+    }
+}
+
+impl Volume {
+    fn keep(&self, t: EventType, flow_id: u64) -> bool {
+        if !self.enabled.contains(t) {
+            return false;
+        }
+        let n = self.sample.get(t.index()).copied().unwrap_or(1);
+        n <= 1 || mix(flow_id) % u64::from(n) == 0
+    }
+}
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x
+}
+
+/// Counters of one sink, shared by its thread and the workers.
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    /// Events handed to the queue.
+    pub events_queued: AtomicU64,
+    pub events_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub batches_sent: AtomicU64,
+    /// Events that could not be delivered (datagram errors, shutdown give-up).
+    pub events_failed: AtomicU64,
+    /// Events dropped because the queue was full (when_full = drop).
+    pub events_dropped: AtomicU64,
+    /// Events dropped because the spool was at its cap.
+    pub events_dropped_spool_full: AtomicU64,
+    /// Events written to the spool / replayed from it.
+    pub events_spooled: AtomicU64,
+    pub events_unspooled: AtomicU64,
+    /// Bytes and events in the spool now.
+    pub spool_bytes: AtomicU64,
+    pub spool_events: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    /// 1 while connected.
+    pub up: AtomicU64,
+}
+
+/// A sink's counters at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkSnapshot {
+    pub name: String,
+    pub kind: &'static str,
+    pub schema: &'static str,
+    /// Batches waiting in the queue.
+    pub queue_batches: u64,
+    pub queue_capacity: u64,
+    pub events_queued: u64,
+    pub events_sent: u64,
+    pub bytes_sent: u64,
+    pub batches_sent: u64,
+    pub events_failed: u64,
+    pub events_dropped: u64,
+    pub events_dropped_spool_full: u64,
+    pub events_spooled: u64,
+    pub events_unspooled: u64,
+    pub spool_bytes: u64,
+    pub spool_events: u64,
+    pub reconnects: u64,
+    pub connect_failures: u64,
+    pub up: bool,
+}
+
+struct SinkRuntime {
+    spec: SinkSpec,
+    tx: Sender<Batch>,
+    pool: Receiver<Batch>,
+    counters: Arc<SinkCounters>,
+    handle: JoinHandle<Result<(), SinkError>>,
+}
+
+/// The running sinks.
+pub struct Outputs {
+    sinks: Vec<SinkRuntime>,
+    opts: Arc<EncodeOptions>,
+    volume: Volume,
+}
+
+fn transport(spec: &SinkSpec, opts: &EncodeOptions) -> Result<Box<dyn Transport>, OutputError> {
+    let sink_err = |source| OutputError::Sink {
+        name: spec.name.clone(),
+        source,
+    };
+    Ok(match &spec.kind {
+        SinkKind::Stdout => Box::new(StdoutSink::new()),
+        SinkKind::File(f) => Box::new(FileSink::open(f.clone()).map_err(sink_err)?),
+        SinkKind::GelfUdp {
+            addr,
+            compress,
+            chunk_size,
+        } => Box::new(GelfUdp::new(addr, *compress, *chunk_size)),
+        SinkKind::GelfTcp { addr } => Box::new(GelfTcp::new(addr)),
+        SinkKind::SyslogUdp { addr } => Box::new(SyslogUdp::new(addr, &opts.host)),
+        SinkKind::SyslogTcp { addr } => Box::new(SyslogTcp::new(addr, &opts.host)),
+        #[cfg(feature = "kafka")]
+        SinkKind::Kafka {
+            brokers,
+            topic,
+            properties,
+        } => Box::new(
+            crate::sink::kafka::KafkaSink::new(brokers, topic, properties).map_err(sink_err)?,
+        ),
+        #[cfg(not(feature = "kafka"))]
+        SinkKind::Kafka { .. } => return Err(OutputError::NoKafka(spec.name.clone())),
+    })
+}
+
+impl Outputs {
+    /// Validates the specs, opens files, and starts one thread per sink.
+    /// Sink names are made unique (`file`, `file-2`, ...).
+    pub fn start(
+        specs: Vec<SinkSpec>,
+        opts: EncodeOptions,
+        volume: Volume,
+    ) -> Result<Outputs, OutputError> {
+        let mut sinks = Vec::with_capacity(specs.len());
+        let mut names: Vec<String> = Vec::new();
+        for mut spec in specs {
+            if names.contains(&spec.name) {
+                let base = spec.name.clone();
+                let mut i = 2;
+                while names.contains(&format!("{base}-{i}")) {
+                    i += 1;
+                }
+                spec.name = format!("{base}-{i}");
+            }
+            names.push(spec.name.clone());
+            spec.validate().map_err(|source| OutputError::Spec {
+                name: spec.name.clone(),
+                source,
+            })?;
+            let t = transport(&spec, &opts)?;
+            let spool = match &spec.spool {
+                Some(s) => Some(Spool::open(&s.dir, &spec.name, s.max_bytes).map_err(|source| {
+                    OutputError::Sink {
+                        name: spec.name.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+            let (tx, rx) = bounded::<Batch>(spec.queue_batches);
+            let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
+            let counters = Arc::new(SinkCounters::default());
+            let runner = Runner {
+                name: spec.name.clone(),
+                transport: t,
+                rx,
+                pool: pool_tx,
+                counters: Arc::clone(&counters),
+                spool,
+                grace: Duration::from_secs(10),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("sink-{}", spec.name))
+                .spawn(move || runner.run())
+                .map_err(|_| OutputError::Spawn(spec.name.clone()))?;
+            sinks.push(SinkRuntime {
+                spec,
+                tx,
+                pool: pool_rx,
+                counters,
+                handle,
+            });
+        }
+        Ok(Outputs {
+            sinks,
+            opts: Arc::new(opts),
+            volume,
+        })
+    }
+
+    /// A handle for one worker (or the stats thread).
+    pub fn handle(&self) -> WorkerOutput {
+        let ports: Vec<Port> = self
+            .sinks
+            .iter()
+            .map(|s| Port {
+                types: s.spec.types.intersect(supported(s.spec.schema)),
+                schema: s.spec.schema,
+                tx: s.tx.clone(),
+                pool: s.pool.clone(),
+                policy: s.spec.when_full,
+                max_events: s.spec.batch_events,
+                max_bytes: s.spec.batch_bytes,
+                max_age: s.spec.batch_age,
+                batch: Batch::default(),
+                first_at: None,
+                counters: Arc::clone(&s.counters),
+            })
+            .collect();
+        WorkerOutput::new(ports, Arc::clone(&self.opts), self.volume)
+    }
+
+    pub fn sink_names(&self) -> Vec<String> {
+        self.sinks.iter().map(|s| s.spec.name.clone()).collect()
+    }
+
+    /// Every sink's counters now.
+    pub fn snapshot(&self) -> Vec<SinkSnapshot> {
+        self.sinks
+            .iter()
+            .map(|s| snapshot(&s.spec, &s.counters, s.tx.len()))
+            .collect()
+    }
+
+    /// A cheap, clonable reader of the counters (for a metrics thread).
+    pub fn probe(&self) -> OutputsProbe {
+        OutputsProbe {
+            sinks: self
+                .sinks
+                .iter()
+                .map(|s| (s.spec.clone(), Arc::clone(&s.counters), s.tx.clone()))
+                .collect(),
+        }
+    }
+
+    /// Waits for every sink to deliver what it was given (every
+    /// [`WorkerOutput`] must be dropped first) and returns the final counters.
+    pub fn finish(self) -> Result<Vec<SinkSnapshot>, OutputError> {
+        let mut out = Vec::with_capacity(self.sinks.len());
+        let mut first_err = None;
+        for s in self.sinks {
+            drop(s.tx);
+            let r = s.handle.join();
+            out.push(snapshot(&s.spec, &s.counters, 0));
+            let e = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(source)) => Some(OutputError::Sink {
+                    name: s.spec.name.clone(),
+                    source,
+                }),
+                Err(_) => Some(OutputError::Panicked(s.spec.name.clone())),
+            };
+            if first_err.is_none() {
+                first_err = e;
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Reads sink counters from any thread.
+#[derive(Clone)]
+pub struct OutputsProbe {
+    #[allow(clippy::type_complexity)]
+    sinks: Vec<(SinkSpec, Arc<SinkCounters>, Sender<Batch>)>,
+}
+
+impl OutputsProbe {
+    pub fn snapshot(&self) -> Vec<SinkSnapshot> {
+        self.sinks
+            .iter()
+            .map(|(spec, c, tx)| snapshot(spec, c, tx.len()))
+            .collect()
+    }
+}
+
+fn snapshot(spec: &SinkSpec, c: &SinkCounters, depth: usize) -> SinkSnapshot {
+    let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    SinkSnapshot {
+        name: spec.name.clone(),
+        kind: spec.kind.label(),
+        schema: spec.schema.as_str(),
+        queue_batches: depth as u64,
+        queue_capacity: spec.queue_batches as u64,
+        events_queued: l(&c.events_queued),
+        events_sent: l(&c.events_sent),
+        bytes_sent: l(&c.bytes_sent),
+        batches_sent: l(&c.batches_sent),
+        events_failed: l(&c.events_failed),
+        events_dropped: l(&c.events_dropped),
+        events_dropped_spool_full: l(&c.events_dropped_spool_full),
+        events_spooled: l(&c.events_spooled),
+        events_unspooled: l(&c.events_unspooled),
+        spool_bytes: l(&c.spool_bytes),
+        spool_events: l(&c.spool_events),
+        reconnects: l(&c.reconnects),
+        connect_failures: l(&c.connect_failures),
+        up: l(&c.up) == 1,
+    }
+}
+
+fn supported(schema: Schema) -> TypeSet {
+    let mut s = TypeSet::EMPTY;
+    for t in EventType::ALL {
+        if schema.supports(t) {
+            s.insert(t);
+        }
+    }
+    s
+}
+
+/// One sink as a worker sees it.
+struct Port {
+    types: TypeSet,
+    schema: Schema,
+    tx: Sender<Batch>,
+    pool: Receiver<Batch>,
+    policy: WhenFull,
+    max_events: usize,
+    max_bytes: usize,
+    max_age: Duration,
+    batch: Batch,
+    first_at: Option<Instant>,
+    counters: Arc<SinkCounters>,
+}
+
+impl Port {
+    fn submit(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let fresh = self.pool.try_recv().unwrap_or_else(|_| {
+            Batch::with_capacity(self.max_bytes + (self.max_bytes >> 2), self.max_events.min(1 << 16))
+        });
+        let full = std::mem::replace(&mut self.batch, fresh);
+        let n = full.len() as u64;
+        self.first_at = None;
+        let rejected = match self.policy {
+            WhenFull::Block => self.tx.send(full).err().map(|e| e.0),
+            WhenFull::DropNewest => match self.tx.try_send(full) {
+                Ok(()) => None,
+                Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => Some(b),
+            },
+        };
+        match rejected {
+            None => {
+                self.counters.events_queued.fetch_add(n, Ordering::Relaxed);
+            }
+            Some(mut b) => {
+                self.counters.events_dropped.fetch_add(n, Ordering::Relaxed);
+                // Keep the grown buffers.
+                b.clear();
+                self.batch = b;
+            }
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.batch.len() >= self.max_events || self.batch.bytes.len() >= self.max_bytes
+    }
+}
+
+/// Routing of one event type: per schema in use, the sinks that take it.
+#[derive(Clone, Debug, Default)]
+struct Route {
+    groups: Vec<(Schema, Vec<usize>)>,
+}
+
+/// A worker's handle on the outputs. Not shared; one per worker.
+pub struct WorkerOutput {
+    ports: Vec<Port>,
+    routes: [Route; 5],
+    opts: Arc<EncodeOptions>,
+    volume: Volume,
+    scratch: Vec<u8>,
+    /// Events encoded (once per event, whatever the number of schemas).
+    pub encoded: u64,
+    /// Events left out by the volume controls (type off or not sampled).
+    pub filtered: u64,
+    /// Events per type that went to at least one sink.
+    pub by_type: [u64; 5],
+}
+
+impl WorkerOutput {
+    fn new(ports: Vec<Port>, opts: Arc<EncodeOptions>, volume: Volume) -> WorkerOutput {
+        let mut routes: [Route; 5] = Default::default();
+        for t in EventType::ALL {
+            let r = &mut routes[t.index()];
+            for (i, p) in ports.iter().enumerate() {
+                if !p.types.contains(t) {
+                    continue;
+                }
+                match r.groups.iter_mut().find(|(s, _)| *s == p.schema) {
+                    Some((_, v)) => v.push(i),
+                    None => r.groups.push((p.schema, vec![i])),
+                }
+            }
+        }
+        WorkerOutput {
+            ports,
+            routes,
+            opts,
+            volume,
+            scratch: Vec::with_capacity(8192),
+            encoded: 0,
+            filtered: 0,
+            by_type: [0; 5],
+        }
+    }
+
+    /// A handle with no sinks: encodes nothing, counts events (benchmarks).
+    pub fn discard() -> WorkerOutput {
+        WorkerOutput::new(Vec::new(), Arc::new(EncodeOptions::default()), Volume::default())
+    }
+
+    /// Whether any sink takes events of this type.
+    pub fn wants(&self, t: EventType) -> bool {
+        !self.routes[t.index()].groups.is_empty() && self.volume.enabled.contains(t)
+    }
+
+    fn route(
+        &mut self,
+        t: EventType,
+        ts_ns: u64,
+        key: &[u8],
+        mut encode: impl FnMut(Schema, &EncodeOptions, &mut Vec<u8>) -> bool,
+    ) {
+        let route = &self.routes[t.index()];
+        if route.groups.is_empty() {
+            return;
+        }
+        let mut any = false;
+        for (schema, sinks) in &route.groups {
+            self.scratch.clear();
+            if !encode(*schema, &self.opts, &mut self.scratch) {
+                continue;
+            }
+            any = true;
+            for &i in sinks {
+                if let Some(p) = self.ports.get_mut(i) {
+                    if p.batch.is_empty() {
+                        p.first_at = None;
+                    }
+                    p.batch.bytes.extend_from_slice(&self.scratch);
+                    p.batch.commit(t, ts_ns, key);
+                    if p.full() {
+                        p.submit();
+                    }
+                }
+            }
+        }
+        if any {
+            self.encoded += 1;
+            self.by_type[t.index()] += 1;
+        }
+    }
+
+    /// Queues a flow record for every sink that takes flows.
+    pub fn push_flow(&mut self, rec: &FlowRecord) {
+        if !self.volume.keep(EventType::Flow, rec.flow_id) {
+            self.filtered += 1;
+            return;
+        }
+        self.route(
+            EventType::Flow,
+            rec.end_ns,
+            rec.community_id.as_bytes(),
+            |s, o, buf| {
+                schema::encode_flow(s, o, rec, buf);
+                true
+            },
+        );
+    }
+
+    /// Queues an application-layer event.
+    pub fn push_app(&mut self, env: &AppEnvelope<'_>) {
+        let t = schema::app_type(env);
+        if !self.volume.keep(t, env.flow_id) {
+            self.filtered += 1;
+            return;
+        }
+        self.route(t, env.ts_ns, env.community_id.as_bytes(), |s, o, buf| {
+            schema::encode_app(s, o, env, buf)
+        });
+    }
+
+    /// Queues a `stats` event, given as its native JSON line.
+    pub fn push_stats(&mut self, ts_ns: u64, native_line: &[u8]) {
+        if !self.volume.enabled.contains(EventType::Stats) {
+            return;
+        }
+        self.route(EventType::Stats, ts_ns, b"", |s, o, buf| {
+            schema::encode_stats(s, o, ts_ns, native_line, buf)
+        });
+    }
+
+    /// Hands batches over: all non-empty ones when `force`, else those
+    /// past their age limit. Call once per packet batch.
+    pub fn flush(&mut self, force: bool) {
+        let mut now = None;
+        for p in &mut self.ports {
+            if p.batch.is_empty() {
+                continue;
+            }
+            if force {
+                p.submit();
+                continue;
+            }
+            let now = *now.get_or_insert_with(Instant::now);
+            match p.first_at {
+                None => p.first_at = Some(now),
+                Some(t) if now.duration_since(t) >= p.max_age => p.submit(),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+impl Drop for WorkerOutput {
+    fn drop(&mut self) {
+        self.flush(true);
+    }
+}

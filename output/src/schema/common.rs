@@ -1,0 +1,257 @@
+//! Pieces several schemas share.
+
+use std::net::IpAddr;
+
+use dissect::app::dns::{rrtype_name, DnsRdata, DnsRecord};
+use dissect::app::Direction;
+
+use crate::json::{push_ip, JsonWriter};
+
+/// IANA protocol names as Suricata spells them.
+pub fn proto_name(proto: u8) -> Option<&'static str> {
+    Some(match proto {
+        1 => "ICMP",
+        6 => "TCP",
+        17 => "UDP",
+        58 => "IPv6-ICMP",
+        132 => "SCTP",
+        47 => "GRE",
+        50 => "ESP",
+        51 => "AH",
+        _ => return None,
+    })
+}
+
+/// Lower-case transport name (ECS `network.transport`).
+pub fn transport_name(proto: u8) -> Option<&'static str> {
+    Some(match proto {
+        1 => "icmp",
+        6 => "tcp",
+        17 => "udp",
+        58 => "ipv6-icmp",
+        132 => "sctp",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        _ => return None,
+    })
+}
+
+/// Writes `proto` as its name, or as its number when it has none.
+pub fn proto_member(w: &mut JsonWriter<'_>, key: &str, proto: u8) {
+    match proto_name(proto) {
+        Some(n) => w.str(key, n),
+        None => w.u64(key, u64::from(proto)),
+    }
+}
+
+/// Whether this protocol has ports (ICMP "ports" are type/code stand-ins).
+pub fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 132)
+}
+
+pub fn ip_version(ip: &IpAddr) -> u64 {
+    if ip.is_ipv4() {
+        4
+    } else {
+        6
+    }
+}
+
+/// Two lower-case hex digits.
+pub fn hex2(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]
+}
+
+pub fn hex2_str(b: &[u8; 2]) -> &str {
+    std::str::from_utf8(b).unwrap_or("00")
+}
+
+/// `00-1C-42-00-00-08` (ECS spelling).
+pub fn push_mac_ecs(buf: &mut Vec<u8>, m: &[u8; 6]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for (i, b) in m.iter().enumerate() {
+        if i > 0 {
+            buf.push(b'-');
+        }
+        buf.push(HEX[(b >> 4) as usize]);
+        buf.push(HEX[(b & 0xf) as usize]);
+    }
+}
+
+
+pub fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::ToServer => "to_server",
+        Direction::ToClient => "to_client",
+    }
+}
+
+/// A deterministic 64-bit event id (FNV-1a over the flow id, type and times).
+pub fn event_id(flow_id: u64, kind: &str, ts_ns: u64, n: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(&flow_id.to_le_bytes());
+    eat(kind.as_bytes());
+    eat(&ts_ns.to_le_bytes());
+    eat(&n.to_le_bytes());
+    h
+}
+
+/// 16 lower-case hex digits.
+pub fn hex16(v: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, b) in v.to_be_bytes().iter().enumerate() {
+        let h = hex2(*b);
+        out[2 * i] = h[0];
+        out[2 * i + 1] = h[1];
+    }
+    out
+}
+
+pub fn hex16_str(b: &[u8; 16]) -> &str {
+    std::str::from_utf8(b).unwrap_or("0000000000000000")
+}
+
+/// "1.1" from "HTTP/1.1".
+pub fn http_version_number(v: &str) -> &str {
+    v.strip_prefix("HTTP/").unwrap_or(v)
+}
+
+/// Cuts `b` to at most `max` bytes.
+pub fn cut(b: &[u8], max: usize) -> &[u8] {
+    b.get(..max.min(b.len())).unwrap_or(b)
+}
+
+/// DNS opcode names (ECS `dns.op_code`).
+pub fn opcode_name(op: u8) -> Option<&'static str> {
+    Some(match op {
+        0 => "QUERY",
+        1 => "IQUERY",
+        2 => "STATUS",
+        4 => "NOTIFY",
+        5 => "UPDATE",
+        6 => "DSO",
+        _ => return None,
+    })
+}
+
+/// Class names (ECS `dns.question.class`).
+pub fn class_name(c: u16) -> Option<&'static str> {
+    Some(match c {
+        1 => "IN",
+        3 => "CH",
+        4 => "HS",
+        254 => "NONE",
+        255 => "ANY",
+        _ => return None,
+    })
+}
+
+/// Writes `key` as the record type's name, or its number.
+pub fn rrtype_member(w: &mut JsonWriter<'_>, key: &str, t: u16) {
+    match rrtype_name(t) {
+        Some(n) => w.str(key, n),
+        None => w.u64(key, u64::from(t)),
+    }
+}
+
+/// The text form of record data, when it has one (A, AAAA, names, MX, TXT).
+pub fn push_rdata_text(buf: &mut Vec<u8>, d: &DnsRdata) -> bool {
+    match d {
+        DnsRdata::A(a) => push_ip(buf, &IpAddr::V4(*a)),
+        DnsRdata::Aaaa(a) => push_ip(buf, &IpAddr::V6(*a)),
+        DnsRdata::Name(n) => buf.extend_from_slice(n.as_bytes()),
+        DnsRdata::Mx { exchange, .. } => buf.extend_from_slice(exchange.as_bytes()),
+        DnsRdata::Txt(parts) => {
+            for p in parts {
+                buf.extend_from_slice(p.as_bytes());
+            }
+        }
+        DnsRdata::Srv { target, .. } => buf.extend_from_slice(target.as_bytes()),
+        DnsRdata::Soa { mname, .. } => buf.extend_from_slice(mname.as_bytes()),
+        DnsRdata::Other { .. } => return false,
+    }
+    true
+}
+
+/// Writes one answer/authority record the way Suricata's eve v3 does:
+/// `rrname`, `rrtype`, `ttl`, then `rdata` or a typed object (`srv`, `soa`, `mx`).
+pub fn dns_record_members(w: &mut JsonWriter<'_>, r: &DnsRecord, scratch: &mut Vec<u8>) {
+    w.str("rrname", &r.name);
+    rrtype_member(w, "rrtype", r.rtype);
+    w.u64("ttl", u64::from(r.ttl));
+    match &r.data {
+        DnsRdata::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => {
+            let mut o = w.begin_object("srv");
+            o.u64("priority", u64::from(*priority));
+            o.u64("weight", u64::from(*weight));
+            o.u64("port", u64::from(*port));
+            o.str("name", target);
+            o.end_object();
+        }
+        DnsRdata::Soa {
+            mname,
+            rname,
+            serial,
+            refresh,
+            retry,
+            expire,
+            minimum,
+        } => {
+            let mut o = w.begin_object("soa");
+            o.str("mname", mname);
+            o.str("rname", rname);
+            o.u64("serial", u64::from(*serial));
+            o.u64("refresh", u64::from(*refresh));
+            o.u64("retry", u64::from(*retry));
+            o.u64("expire", u64::from(*expire));
+            o.u64("minimum", u64::from(*minimum));
+            o.end_object();
+        }
+        DnsRdata::Mx {
+            preference,
+            exchange,
+        } => {
+            w.str("rdata", exchange);
+            w.u64("preference", u64::from(*preference));
+        }
+        DnsRdata::Other { len } => w.u64("rdata_len", u64::from(*len)),
+        other => {
+            scratch.clear();
+            push_rdata_text(scratch, other);
+            w.bytes_as_str("rdata", scratch);
+        }
+    }
+}
+
+/// Header flag names set in a DNS event (ECS `dns.header_flags`).
+pub fn dns_flag_names(e: &dissect::app::DnsEvent) -> impl Iterator<Item = &'static str> {
+    [
+        (e.aa, "AA"),
+        (e.tc, "TC"),
+        (e.rd, "RD"),
+        (e.ra, "RA"),
+        (e.ad, "AD"),
+        (e.cd, "CD"),
+    ]
+    .into_iter()
+    .filter_map(|(on, n)| on.then_some(n))
+}
+
+/// Lower-case hex of a u16 without leading zeros (Suricata's dns `flags`).
+pub fn push_hex_u16(buf: &mut Vec<u8>, v: u16) {
+    let _ = std::io::Write::write_fmt(buf, format_args!("{v:x}"));
+}
+

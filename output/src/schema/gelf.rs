@@ -1,0 +1,334 @@
+//! GELF 1.1: `version`, `host`, `short_message`, `timestamp` (seconds with
+//! microseconds), `level` (6, informational) and flat `_`-prefixed additional
+//! fields holding only strings and numbers. 64-bit ids are strings, since
+//! GELF numbers are doubles.
+
+use dissect::app::{AppEvent, DnsEvent, HttpEvent, TlsEvent};
+use dissect::event::{AppEnvelope, FlowRecord};
+
+use super::common::{has_ports, hex2, hex2_str, proto_name, transport_name};
+use super::EncodeOptions;
+use crate::json::{JsonWriter, StrBuilder};
+
+fn head(
+    w: &mut JsonWriter<'_>,
+    opts: &EncodeOptions,
+    short: impl FnOnce(&mut StrBuilder<'_>),
+    ts_ns: u64,
+) {
+    w.str("version", "1.1");
+    w.str("host", &opts.host);
+    w.str_with("short_message", short);
+    w.epoch_secs("timestamp", ts_ns);
+    w.u64("level", 6);
+}
+
+fn id_str(w: &mut JsonWriter<'_>, key: &str, v: u64) {
+    w.str_with(key, |s| {
+        s.u64(v);
+    });
+}
+
+/// `TCP 10.0.0.1:1234 -> 10.0.0.2:80`
+fn push_tuple(
+    s: &mut StrBuilder<'_>,
+    proto: u8,
+    src: &std::net::IpAddr,
+    sp: u16,
+    dst: &std::net::IpAddr,
+    dp: u16,
+) {
+    match proto_name(proto) {
+        Some(n) => s.text(n),
+        None => s.u64(u64::from(proto)),
+    };
+    s.text(" ").ip(src);
+    if has_ports(proto) {
+        s.text(":").u64(u64::from(sp));
+    }
+    s.text(" -> ").ip(dst);
+    if has_ports(proto) {
+        s.text(":").u64(u64::from(dp));
+    }
+}
+
+fn tuple_fields(
+    w: &mut JsonWriter<'_>,
+    proto: u8,
+    src: &std::net::IpAddr,
+    sp: u16,
+    dst: &std::net::IpAddr,
+    dp: u16,
+) {
+    w.ip("_src_ip", src);
+    w.ip("_dest_ip", dst);
+    if has_ports(proto) {
+        w.u64("_src_port", u64::from(sp));
+        w.u64("_dest_port", u64::from(dp));
+    }
+    match transport_name(proto) {
+        Some(n) => w.str("_proto", n),
+        None => w.u64("_proto", u64::from(proto)),
+    }
+    w.u64("_ip_proto", u64::from(proto));
+}
+
+fn mac_field(w: &mut JsonWriter<'_>, key: &str, m: &Option<[u8; 6]>) {
+    if let Some(m) = m {
+        w.mac(key, m);
+    }
+}
+
+fn vlan_field(w: &mut JsonWriter<'_>, vlans: &[u16]) {
+    if let Some(v) = vlans.first() {
+        w.u64("_vlan", u64::from(*v));
+    }
+    if let Some(v) = vlans.get(1) {
+        w.u64("_vlan_inner", u64::from(*v));
+    }
+}
+
+pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
+    let mut w = JsonWriter::object(buf);
+    head(
+        &mut w,
+        opts,
+        |s| {
+            s.text("flow ");
+            push_tuple(
+                s,
+                rec.proto,
+                &rec.src_ip,
+                rec.src_port,
+                &rec.dst_ip,
+                rec.dst_port,
+            );
+            s.text(" ").text(rec.end_reason.as_str());
+        },
+        rec.end_ns,
+    );
+    w.str("_event_type", "flow");
+    id_str(&mut w, "_flow_id", rec.flow_id);
+    w.str("_community_id", &rec.community_id);
+    tuple_fields(
+        &mut w,
+        rec.proto,
+        &rec.src_ip,
+        rec.src_port,
+        &rec.dst_ip,
+        rec.dst_port,
+    );
+    mac_field(&mut w, "_src_mac", &rec.src_mac);
+    mac_field(&mut w, "_dest_mac", &rec.dst_mac);
+    vlan_field(&mut w, &rec.vlans);
+    if let Some(a) = rec.app_proto {
+        w.str("_app_proto", a);
+    }
+    w.timestamp("_flow_start", rec.start_ns);
+    w.timestamp("_flow_end", rec.end_ns);
+    w.u64(
+        "_flow_duration_us",
+        rec.end_ns.saturating_sub(rec.start_ns) / 1_000,
+    );
+    w.u64("_pkts_toserver", rec.orig.packets);
+    w.u64("_bytes_toserver", rec.orig.bytes);
+    w.u64("_pkts_toclient", rec.resp.packets);
+    w.u64("_bytes_toclient", rec.resp.bytes);
+    w.str("_flow_reason", rec.end_reason.as_str());
+    w.u64("_flow_slice", u64::from(rec.slice));
+    if rec.proto == 6 {
+        w.str("_tcp_flags_ts", hex2_str(&hex2(rec.orig.tcp_flags)));
+        w.str("_tcp_flags_tc", hex2_str(&hex2(rec.resp.tcp_flags)));
+        w.str("_tcp_state", rec.conn_state);
+        w.str("_tcp_history", &rec.history);
+    }
+    if let Some(t) = &rec.tunnel {
+        w.str("_tunnel_type", t.kind);
+        w.ip("_tunnel_src_ip", &t.outer_src);
+        w.ip("_tunnel_dest_ip", &t.outer_dst);
+        if let Some(id) = t.id {
+            w.u64("_tunnel_id", u64::from(id));
+        }
+    }
+    w.finish_line();
+}
+
+pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>) {
+    let kind = super::app_type(env).as_str();
+    let mut w = JsonWriter::object(buf);
+    head(&mut w, opts, |s| short_app(s, kind, env.event), env.ts_ns);
+    w.str("_event_type", kind);
+    id_str(&mut w, "_flow_id", env.flow_id);
+    w.str("_community_id", env.community_id);
+    tuple_fields(
+        &mut w,
+        env.proto,
+        &env.src_ip,
+        env.src_port,
+        &env.dst_ip,
+        env.dst_port,
+    );
+    mac_field(&mut w, "_src_mac", &env.src_mac);
+    mac_field(&mut w, "_dest_mac", &env.dst_mac);
+    vlan_field(&mut w, env.vlans);
+    w.str("_direction", super::common::direction_name(env.direction));
+    match env.event {
+        AppEvent::Http(h) => http(&mut w, opts, h),
+        AppEvent::Dns(d) => dns(&mut w, d),
+        AppEvent::Tls(t) => tls(&mut w, t),
+    }
+    w.finish_line();
+}
+
+/// `http GET example.com /index.html 200`, `dns A example.com NOERROR`, `tls example.com TLS 1.3`.
+fn short_app(s: &mut StrBuilder<'_>, kind: &str, ev: &AppEvent) {
+    s.text(kind);
+    match ev {
+        AppEvent::Http(h) => {
+            for part in [&h.method, &h.host, &h.uri].into_iter().flatten() {
+                s.text(" ").text(part);
+            }
+            if let Some(st) = h.status {
+                s.text(" ").u64(u64::from(st));
+            }
+        }
+        AppEvent::Dns(d) => {
+            if let Some(q) = d.queries.first() {
+                s.text(" ");
+                match dissect::app::dns::rrtype_name(q.rtype) {
+                    Some(n) => s.text(n),
+                    None => s.u64(u64::from(q.rtype)),
+                };
+                s.text(" ").text(&q.name);
+            }
+            if let Some(n) = d.rcode.and_then(dissect::app::dns::rcode_name) {
+                s.text(" ").text(n);
+            }
+        }
+        AppEvent::Tls(t) => {
+            if let Some(sni) = &t.sni {
+                s.text(" ").text(sni);
+            }
+            if let Some(v) = t.version {
+                s.text(" ").text(&dissect::app::tls::version_name(v));
+            }
+        }
+    }
+}
+
+fn opt(w: &mut JsonWriter<'_>, key: &str, v: &Option<String>) {
+    if let Some(s) = v {
+        w.str(key, s);
+    }
+}
+
+fn http(w: &mut JsonWriter<'_>, opts: &EncodeOptions, h: &HttpEvent) {
+    w.u64("_http_tx_id", h.tx_id);
+    opt(w, "_http_method", &h.method);
+    opt(w, "_http_url", &h.uri);
+    opt(w, "_http_hostname", &h.host);
+    opt(w, "_http_protocol", &h.version);
+    opt(w, "_http_user_agent", &h.user_agent);
+    opt(w, "_http_referer", &h.referer);
+    opt(w, "_http_content_type", &h.content_type);
+    opt(w, "_http_location", &h.location);
+    if let Some(s) = h.status {
+        w.u64("_http_status", u64::from(s));
+    }
+    w.u64("_http_request_body_len", h.request_body_len);
+    w.u64("_http_response_body_len", h.response_body_len);
+    if opts.max_body_bytes > 0 && !h.request_body.is_empty() {
+        w.bytes_as_str(
+            "_http_request_body",
+            super::common::cut(&h.request_body, opts.max_body_bytes),
+        );
+    }
+    if let Some(l) = h.latency_ns {
+        w.u64("_http_latency_us", l / 1_000);
+    }
+}
+
+fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
+    w.u64("_dns_id", u64::from(d.id));
+    if let Some(q) = d.queries.first() {
+        w.str("_dns_rrname", &q.name);
+        match dissect::app::dns::rrtype_name(q.rtype) {
+            Some(n) => w.str("_dns_rrtype", n),
+            None => w.u64("_dns_rrtype", u64::from(q.rtype)),
+        }
+    }
+    if let Some(rc) = d.rcode {
+        match dissect::app::dns::rcode_name(rc) {
+            Some(n) => w.str("_dns_rcode", n),
+            None => w.u64("_dns_rcode", u64::from(rc)),
+        }
+    }
+    if !d.answers.is_empty() {
+        let mut s = Vec::with_capacity(64);
+        for (i, r) in d.answers.iter().enumerate() {
+            if i > 0 {
+                s.push(b',');
+            }
+            super::common::push_rdata_text(&mut s, &r.data);
+        }
+        w.bytes_as_str("_dns_answers", &s);
+        w.u64("_dns_answer_count", d.answers.len() as u64);
+    }
+    if let Some(l) = d.latency_ns {
+        w.u64("_dns_latency_us", l / 1_000);
+    }
+}
+
+fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
+    opt(w, "_tls_sni", &t.sni);
+    if let Some(v) = t.version {
+        w.str("_tls_version", &dissect::app::tls::version_name(v));
+    }
+    opt(w, "_tls_ja3", &t.ja3_hash);
+    opt(w, "_tls_ja3s", &t.ja3s_hash);
+    opt(w, "_tls_ja4", &t.ja4);
+    if let Some(c) = t.certificates.first() {
+        w.str("_tls_subject", &c.subject);
+        w.str("_tls_issuerdn", &c.issuer);
+        w.str("_tls_serial", &c.serial);
+        w.str("_tls_fingerprint", &c.sha1);
+    }
+}
+
+/// Stats as flat fields: `_stats_packets_received`, ...
+pub fn encode_stats(opts: &EncodeOptions, ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
+    let mut w = JsonWriter::object(buf);
+    head(
+        &mut w,
+        opts,
+        |s| {
+            s.text("flowtap stats");
+        },
+        ts_ns,
+    );
+    w.str("_event_type", "stats");
+    let mut key = String::from("_stats");
+    flatten(&mut w, &mut key, stats);
+    w.finish_line();
+}
+
+fn flatten(w: &mut JsonWriter<'_>, key: &mut String, v: &serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let len = key.len();
+                key.push('_');
+                key.extend(
+                    k.chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+                );
+                flatten(w, key, v);
+                key.truncate(len);
+            }
+        }
+        serde_json::Value::Number(n) => w.raw(key, n.to_string().as_bytes()),
+        serde_json::Value::Bool(b) => w.u64(key, u64::from(*b)),
+        serde_json::Value::String(s) => w.str(key, s),
+        other => w.str(key, &other.to_string()),
+    }
+}

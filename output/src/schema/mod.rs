@@ -1,0 +1,181 @@
+//! Event schemas. Each sink picks one; a worker encodes an event once per
+//! schema in use, straight into a reused buffer, one line per event (JSON
+//! strings never hold a raw newline, so a batch splits on `\n`).
+//!
+//! | schema | layout |
+//! |---|---|
+//! | `native` | flowtap's own JSON (see `docs/schema-native.md`), EVE-like names |
+//! | `ecs` | Elastic Common Schema 8.11 names (`source.ip`, `network.community_id`, `url.*`, `dns.*`, `tls.*`, `event.*`); flowtap-only fields under `flowtap.*` |
+//! | `eve` | Suricata eve.json layout (`event_type`, `src_ip`, `flow{}`, `http{}`, `dns{}` v3, `tls{}`) |
+//! | `gelf` | GELF 1.1 (`version`, `host`, `short_message`, `timestamp`, `level`, flat `_` fields) |
+//! | `nanocorp` | network events: `event_id`, `event_type`, `seen_at` (epoch ms), `source_ip`/`mac`, `dest_ip`/`mac`, `proto_path`, `network_protocol` |
+//! | `nutanix` | flow lines `SRC= DST= PROTO= SPORT= DPORT= ORIG: PKTS= BYTES= REPLY: PKTS= BYTES=` (flow events only) |
+
+mod common;
+pub mod ecs;
+pub mod eve;
+pub mod gelf;
+pub mod nanocorp;
+pub mod native;
+pub mod nutanix;
+
+use dissect::event::{AppEnvelope, FlowRecord};
+
+use crate::event::EventType;
+
+/// Version of the native schema; bumped on any incompatible change.
+pub const NATIVE_SCHEMA_VERSION: u32 = 1;
+/// The ECS version the `ecs` schema follows.
+pub const ECS_VERSION: &str = "8.11.0";
+
+/// An output schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Schema {
+    Native,
+    Ecs,
+    Eve,
+    Gelf,
+    Nanocorp,
+    Nutanix,
+}
+
+impl Schema {
+    pub const ALL: [Schema; 6] = [
+        Schema::Native,
+        Schema::Ecs,
+        Schema::Eve,
+        Schema::Gelf,
+        Schema::Nanocorp,
+        Schema::Nutanix,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schema::Native => "native",
+            Schema::Ecs => "ecs",
+            Schema::Eve => "eve",
+            Schema::Gelf => "gelf",
+            Schema::Nanocorp => "nanocorp",
+            Schema::Nutanix => "nutanix",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Schema> {
+        Schema::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether this schema has a layout for `t` (nutanix lines are flows only).
+    pub fn supports(self, t: EventType) -> bool {
+        match self {
+            Schema::Nutanix => t == EventType::Flow,
+            _ => true,
+        }
+    }
+}
+
+/// Settings the encoders share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// This appliance's name (GELF `host`, ECS `observer.hostname`).
+    pub host: String,
+    /// Captured HTTP bodies are cut to this many bytes in events (0 = never written).
+    pub max_body_bytes: usize,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            host: local_hostname(),
+            max_body_bytes: 256,
+        }
+    }
+}
+
+/// The kernel's host name, or "flowtap".
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "flowtap".into())
+}
+
+/// Appends one flow record as a line in `schema`.
+pub fn encode_flow(schema: Schema, opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
+    match schema {
+        Schema::Native => native::encode_flow(rec, buf),
+        Schema::Ecs => ecs::encode_flow(opts, rec, buf),
+        Schema::Eve => eve::encode_flow(rec, buf),
+        Schema::Gelf => gelf::encode_flow(opts, rec, buf),
+        Schema::Nanocorp => nanocorp::encode_flow(rec, buf),
+        Schema::Nutanix => nutanix::encode_flow(rec, buf),
+    }
+}
+
+/// Appends one application-layer event as a line in `schema`; returns false
+/// (and appends nothing) when the schema has no layout for it.
+pub fn encode_app(
+    schema: Schema,
+    opts: &EncodeOptions,
+    env: &AppEnvelope<'_>,
+    buf: &mut Vec<u8>,
+) -> bool {
+    match schema {
+        Schema::Native => native::encode_app(opts, env, buf),
+        Schema::Ecs => ecs::encode_app(opts, env, buf),
+        Schema::Eve => eve::encode_app(opts, env, buf),
+        Schema::Gelf => gelf::encode_app(opts, env, buf),
+        Schema::Nanocorp => nanocorp::encode_app(opts, env, buf),
+        Schema::Nutanix => return false,
+    }
+    true
+}
+
+/// Appends a `stats` event in `schema`, given the native stats line (one
+/// JSON object with `timestamp`, `event_type` and `stats`). Returns false when
+/// the schema has no layout for stats or the line does not parse.
+pub fn encode_stats(
+    schema: Schema,
+    opts: &EncodeOptions,
+    ts_ns: u64,
+    native_line: &[u8],
+    buf: &mut Vec<u8>,
+) -> bool {
+    if schema == Schema::Native {
+        buf.extend_from_slice(native_line);
+        if buf.last() != Some(&b'\n') {
+            buf.push(b'\n');
+        }
+        return true;
+    }
+    if schema == Schema::Nutanix {
+        return false;
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(native_line) else {
+        return false;
+    };
+    let empty = serde_json::Value::Object(serde_json::Map::new());
+    let stats = v.get("stats").unwrap_or(&empty);
+    match schema {
+        Schema::Ecs => ecs::encode_stats(opts, ts_ns, stats, buf),
+        Schema::Eve => eve::encode_stats(ts_ns, stats, buf),
+        Schema::Gelf => gelf::encode_stats(opts, ts_ns, stats, buf),
+        Schema::Nanocorp => nanocorp::encode_stats(ts_ns, stats, buf),
+        Schema::Native | Schema::Nutanix => return false,
+    }
+    true
+}
+
+/// The type of an application event.
+pub fn app_type(env: &AppEnvelope<'_>) -> EventType {
+    match env.event {
+        dissect::app::AppEvent::Http(_) => EventType::Http,
+        dissect::app::AppEvent::Dns(_) => EventType::Dns,
+        dissect::app::AppEvent::Tls(_) => EventType::Tls,
+    }
+}
+
+#[doc(hidden)]
+pub mod testdata;
+#[cfg(test)]
+mod tests;

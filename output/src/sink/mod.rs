@@ -1,0 +1,83 @@
+//! Sinks: where encoded batches go. Each sink runs on a thread of its own
+//! (see [`runner`]) behind a bounded queue; a transport only knows how to
+//! frame and send the events of a batch.
+
+pub mod batch;
+pub mod file;
+pub mod gelf;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod net;
+pub(crate) mod runner;
+pub mod spec;
+pub mod spool;
+pub mod syslog;
+
+use std::io;
+
+pub use batch::{Batch, EventMeta};
+pub use spec::{
+    FileCompression, FileSpec, GelfCompression, SinkKind, SinkSpec, SpecError, SpoolSpec,
+};
+
+/// What went wrong in a sink.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{what} {target}")]
+    Io {
+        what: &'static str,
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("message of {0} bytes needs more than 128 GELF chunks")]
+    TooLarge(usize),
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("sink is not connected")]
+    Down,
+}
+
+impl SinkError {
+    pub(crate) fn io(what: &'static str, target: impl Into<String>, source: io::Error) -> Self {
+        SinkError::Io {
+            what,
+            target: target.into(),
+            source,
+        }
+    }
+}
+
+/// A send that stopped part-way: `sent` events of the batch (from the
+/// starting index) went out before `error`.
+#[derive(Debug)]
+pub struct Partial {
+    pub sent: usize,
+    pub error: SinkError,
+}
+
+/// Frames and sends events. Runs on the sink's own thread.
+pub trait Transport: Send {
+    /// Makes sure the transport can send (connects if needed).
+    fn connect(&mut self) -> Result<(), SinkError>;
+    /// Sends events `from..` of `batch`.
+    fn send(&mut self, batch: &Batch, from: usize) -> Result<(), Partial>;
+    /// Called when the queue is idle: flush buffers, rotate by time.
+    fn idle(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Called at the end; flushes and closes.
+    fn close(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Datagram transports: a failed event is counted, never retried.
+    fn lossy(&self) -> bool {
+        false
+    }
+    /// Whether the peer is known to be gone (checked before each send).
+    fn peer_closed(&mut self) -> bool {
+        false
+    }
+}

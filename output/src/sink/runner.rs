@@ -1,0 +1,319 @@
+//! The loop on each sink's thread: take batches from the queue, send them,
+//! reconnect with backoff when the collector is gone, and meanwhile either
+//! spool to disk (when configured) or hold the batch, which lets the queue
+//! fill so that the workers' when-full policy decides (drop and count, or
+//! wait). A sink that is down never blocks another sink's thread.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::batch::Batch;
+use super::spool::Spool;
+use super::{SinkError, Transport};
+use crate::outputs::SinkCounters;
+
+const TICK: Duration = Duration::from_millis(50);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub(crate) struct Runner {
+    pub name: String,
+    pub transport: Box<dyn Transport>,
+    pub rx: Receiver<Batch>,
+    pub pool: Sender<Batch>,
+    pub counters: Arc<SinkCounters>,
+    pub spool: Option<Spool>,
+    /// How long to keep trying to deliver after the queue closed.
+    pub grace: Duration,
+}
+
+struct Link {
+    up: bool,
+    next_try: Instant,
+    backoff: Duration,
+    reported_down: bool,
+}
+
+impl Runner {
+    fn recycle(&self, mut b: Batch) {
+        b.clear();
+        let _ = self.pool.try_send(b);
+    }
+
+    /// Connects if down and the backoff allows; returns whether up.
+    fn ensure_up(&mut self, link: &mut Link) -> bool {
+        if link.up {
+            if !self.transport.peer_closed() {
+                return true;
+            }
+            self.went_down(link, None);
+        }
+        let now = Instant::now();
+        if now < link.next_try {
+            return false;
+        }
+        match self.transport.connect() {
+            Ok(()) => {
+                if link.reported_down {
+                    eprintln!("flowtap: sink {}: connected again", self.name);
+                    self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                link.up = true;
+                link.reported_down = false;
+                link.backoff = BACKOFF_MIN;
+                self.counters.up.store(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                if !link.reported_down {
+                    eprintln!("flowtap: sink {}: {e}; retrying", self.name);
+                    link.reported_down = true;
+                }
+                link.next_try = now + link.backoff;
+                link.backoff = (link.backoff * 2).min(BACKOFF_MAX);
+                false
+            }
+        }
+    }
+
+    fn went_down(&mut self, link: &mut Link, e: Option<&SinkError>) {
+        link.up = false;
+        link.next_try = Instant::now();
+        self.counters.up.store(0, Ordering::Relaxed);
+        if !link.reported_down {
+            match e {
+                Some(e) => eprintln!("flowtap: sink {}: {e}; reconnecting", self.name),
+                None => eprintln!("flowtap: sink {}: collector closed the connection; reconnecting", self.name),
+            }
+            link.reported_down = true;
+        }
+    }
+
+    /// Sends `b` from `from`; returns the index reached (== len when done).
+    fn try_send(&mut self, link: &mut Link, b: &Batch, mut from: usize) -> usize {
+        while from < b.len() {
+            if !self.ensure_up(link) {
+                return from;
+            }
+            match self.transport.send(b, from) {
+                Ok(()) => {
+                    let n = (b.len() - from) as u64;
+                    self.counters.events_sent.fetch_add(n, Ordering::Relaxed);
+                    self.counters
+                        .bytes_sent
+                        .fetch_add(b.bytes_from(from).len() as u64, Ordering::Relaxed);
+                    self.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+                    return b.len();
+                }
+                Err(p) => {
+                    let before = b.bytes_from(from).len();
+                    from += p.sent;
+                    let after = b.bytes_from(from).len();
+                    self.counters
+                        .events_sent
+                        .fetch_add(p.sent as u64, Ordering::Relaxed);
+                    self.counters
+                        .bytes_sent
+                        .fetch_add((before - after) as u64, Ordering::Relaxed);
+                    if self.transport.lossy() || matches!(p.error, SinkError::TooLarge(_)) {
+                        // A datagram that failed is gone; count it, go on.
+                        self.counters.events_failed.fetch_add(1, Ordering::Relaxed);
+                        from += 1;
+                    } else {
+                        self.went_down(link, Some(&p.error));
+                    }
+                }
+            }
+        }
+        from
+    }
+
+    fn to_spool(&mut self, b: &Batch, from: usize) {
+        let n = b.len().saturating_sub(from) as u64;
+        if n == 0 {
+            return;
+        }
+        let Some(sp) = &mut self.spool else {
+            return;
+        };
+        match sp.push(b, from) {
+            Ok(true) => {
+                self.counters.events_spooled.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(false) => {
+                self.counters
+                    .events_dropped_spool_full
+                    .fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                eprintln!("flowtap: sink {}: {e}", self.name);
+                self.counters.events_failed.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        self.update_spool_gauges();
+    }
+
+    fn update_spool_gauges(&self) {
+        if let Some(sp) = &self.spool {
+            self.counters.spool_bytes.store(sp.bytes(), Ordering::Relaxed);
+            self.counters
+                .spool_events
+                .store(sp.events(), Ordering::Relaxed);
+        }
+    }
+
+    /// Replays the spool while the collector is up; returns true when empty.
+    fn drain_spool(&mut self, link: &mut Link, scratch: &mut Batch, skip: &mut usize) -> bool {
+        loop {
+            // Keep order: whatever is queued goes behind the spool.
+            while let Ok(b) = self.rx.try_recv() {
+                self.to_spool(&b, 0);
+                self.recycle(b);
+            }
+            let Some(sp) = &mut self.spool else {
+                return true;
+            };
+            if sp.is_empty() {
+                return true;
+            }
+            match sp.peek(scratch) {
+                Ok(true) => {}
+                Ok(false) => return true,
+                Err(e) => {
+                    eprintln!("flowtap: sink {}: {e}", self.name);
+                    return true;
+                }
+            }
+            let b = std::mem::take(scratch);
+            let reached = self.try_send(link, &b, *skip);
+            if reached < b.len() {
+                *skip = reached;
+                *scratch = b;
+                return false;
+            }
+            *skip = 0;
+            if let Some(sp) = &mut self.spool {
+                if let Err(e) = sp.pop(b.len(), b.bytes.len()) {
+                    eprintln!("flowtap: sink {}: {e}", self.name);
+                }
+            }
+            self.counters.events_unspooled.fetch_add(b.len() as u64, Ordering::Relaxed);
+            self.update_spool_gauges();
+            *scratch = b;
+        }
+    }
+
+    pub(crate) fn run(mut self) -> Result<(), SinkError> {
+        let mut link = Link {
+            up: false,
+            next_try: Instant::now(),
+            backoff: BACKOFF_MIN,
+            reported_down: false,
+        };
+        self.ensure_up(&mut link);
+        self.update_spool_gauges();
+        let mut scratch = Batch::default();
+        let mut skip = 0usize;
+        let mut pending: Option<(Batch, usize)> = None;
+        let mut closed = false;
+        loop {
+            if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
+                if let Some((b, from)) = pending.take() {
+                    self.to_spool(&b, from);
+                    self.recycle(b);
+                }
+                if self.drain_spool(&mut link, &mut scratch, &mut skip) {
+                    continue;
+                }
+                // Down: keep spooling what arrives.
+                match self.rx.recv_timeout(TICK) {
+                    Ok(b) => {
+                        self.to_spool(&b, 0);
+                        self.recycle(b);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                continue;
+            }
+            let (b, from) = match pending.take() {
+                Some(p) => p,
+                None => match self.rx.recv_timeout(TICK) {
+                    Ok(b) => (b, 0),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if link.up {
+                            if let Err(e) = self.transport.idle() {
+                                eprintln!("flowtap: sink {}: {e}", self.name);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                },
+            };
+            let reached = self.try_send(&mut link, &b, from);
+            if reached >= b.len() {
+                self.recycle(b);
+                continue;
+            }
+            if self.spool.is_some() {
+                self.to_spool(&b, reached);
+                self.recycle(b);
+            } else {
+                // Hold it; the queue fills behind it.
+                pending = Some((b, reached));
+                std::thread::sleep(TICK.min(link.next_try.saturating_duration_since(Instant::now())));
+            }
+        }
+        let _ = closed;
+        // The queue is closed: deliver what is left within the grace time.
+        let deadline = Instant::now() + self.grace;
+        loop {
+            if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
+                if let Some((b, from)) = pending.take() {
+                    self.to_spool(&b, from);
+                    self.recycle(b);
+                }
+                if !self.drain_spool(&mut link, &mut scratch, &mut skip) {
+                    if Instant::now() >= deadline {
+                        // Stays on disk for the next run.
+                        break;
+                    }
+                    std::thread::sleep(TICK);
+                }
+                continue;
+            }
+            let Some((b, from)) = pending.take() else {
+                break;
+            };
+            let reached = self.try_send(&mut link, &b, from);
+            if reached >= b.len() {
+                self.recycle(b);
+                continue;
+            }
+            if self.spool.is_some() {
+                self.to_spool(&b, reached);
+                continue;
+            }
+            if Instant::now() >= deadline {
+                let lost = (b.len() - reached) as u64;
+                self.counters.events_failed.fetch_add(lost, Ordering::Relaxed);
+                eprintln!(
+                    "flowtap: sink {}: gave up on {lost} event(s) at shutdown",
+                    self.name
+                );
+                break;
+            }
+            pending = Some((b, reached));
+            std::thread::sleep(TICK);
+        }
+        self.transport.close()
+    }
+}
