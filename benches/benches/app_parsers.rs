@@ -130,10 +130,13 @@ fn tls_flights() -> (Vec<u8>, Vec<u8>) {
     ch.extend_from_slice(&[7; 32]);
     ch.push(32);
     ch.extend_from_slice(&[9; 32]);
-    let ciphers: Vec<u8> = [0x1a1a_u16, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .collect();
+    let ciphers: Vec<u8> = [
+        0x1a1a_u16, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013,
+        0xc014, 0x009c, 0x009d, 0x002f, 0x0035,
+    ]
+    .iter()
+    .flat_map(|v| v.to_be_bytes())
+    .collect();
     ch.extend(vec16(&ciphers));
     ch.extend_from_slice(&[1, 0]);
     let mut e = Vec::new();
@@ -147,9 +150,21 @@ fn tls_flights() -> (Vec<u8>, Vec<u8>) {
     e.extend(ext(35, &[]));
     e.extend(ext(16, &vec16(b"\x02h2\x08http/1.1")));
     e.extend(ext(5, &[1, 0, 0, 0, 0]));
-    e.extend(ext(13, &vec16(&[4, 3, 8, 4, 4, 1, 5, 3, 8, 5, 5, 1, 8, 6, 6, 1])));
+    e.extend(ext(
+        13,
+        &vec16(&[4, 3, 8, 4, 4, 1, 5, 3, 8, 5, 5, 1, 8, 6, 6, 1]),
+    ));
     e.extend(ext(18, &[]));
-    e.extend(ext(51, &vec16(&[0, 29, 0, 32].iter().copied().chain([1u8; 32]).collect::<Vec<u8>>())));
+    e.extend(ext(
+        51,
+        &vec16(
+            &[0, 29, 0, 32]
+                .iter()
+                .copied()
+                .chain([1u8; 32])
+                .collect::<Vec<u8>>(),
+        ),
+    ));
     e.extend(ext(45, &[1, 1]));
     e.extend(ext(43, &[4, 3, 4, 3, 3]));
     e.extend(ext(27, &[2, 0, 2]));
@@ -161,7 +176,14 @@ fn tls_flights() -> (Vec<u8>, Vec<u8>) {
     sh.extend_from_slice(&[5; 32]);
     sh.push(0);
     sh.extend_from_slice(&[0xc0, 0x2f, 0]);
-    sh.extend(vec16(&[ext(0xff01, &[0]), ext(11, &[1, 0]), ext(16, &vec16(b"\x02h2"))].concat()));
+    sh.extend(vec16(
+        &[
+            ext(0xff01, &[0]),
+            ext(11, &[1, 0]),
+            ext(16, &vec16(b"\x02h2")),
+        ]
+        .concat(),
+    ));
     let mut list = Vec::new();
     for _ in 0..3 {
         list.extend_from_slice(&(CERT.len() as u32).to_be_bytes()[1..]);

@@ -100,7 +100,9 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         print_summary(&summary);
     }
     if let Some(e) = &summary.worker_error {
-        eprintln!("flowtap: error: capture on {iface} ended early: {e} (every open flow was written)");
+        eprintln!(
+            "flowtap: error: capture on {iface} ended early: {e} (every open flow was written)"
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -138,7 +140,10 @@ fn print_summary(s: &LiveSummary) {
         c.output_events_dropped
     );
     if c.capture_only {
-        eprintln!("flowtap: capture only: {} packets counted, none decoded", st.uninspected);
+        eprintln!(
+            "flowtap: capture only: {} packets counted, none decoded",
+            st.uninspected
+        );
         return;
     }
     eprintln!(

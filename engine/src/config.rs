@@ -8,10 +8,12 @@ use serde::Deserialize;
 
 mod app_section;
 mod capture_section;
+mod output_section;
 pub use app_section::{AppSection, DnsSection, HttpSection, StreamSection, TlsSection};
 pub use capture_section::{
     CaptureSection, CaptureSource, FilterSection, ShardSetting, XdpModeSetting, ZeroCopySetting,
 };
+pub use output_section::{metrics_addr, OutputSection, SampleSection, SinkSection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -157,30 +159,6 @@ impl Default for DefragSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutputSection {
-    /// `-` for stdout or a file path.
-    pub path: String,
-    /// Batches queued between the workers and the writer.
-    pub queue_batches: usize,
-    /// A worker hands its batch to the writer when it reaches this many bytes.
-    pub batch_bytes: usize,
-    /// Seconds between `stats` events (0 = only at the end).
-    pub stats_interval: u64,
-}
-
-impl Default for OutputSection {
-    fn default() -> Self {
-        OutputSection {
-            path: "-".into(),
-            queue_batches: 64,
-            batch_bytes: 256 << 10,
-            stats_interval: 0,
-        }
-    }
-}
-
 impl Config {
     pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -222,9 +200,7 @@ impl Config {
         if self.defrag.timeout == 0 {
             return bad("defrag.timeout", "must be at least 1 second");
         }
-        if self.output.queue_batches == 0 {
-            return bad("output.queue_batches", "must be at least 1");
-        }
+        self.output.validate()?;
         self.stream.validate()?;
         self.app.validate()?;
         if self.decode.max_tunnel_depth == 0 {

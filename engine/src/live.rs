@@ -644,8 +644,8 @@ pub fn run_live(
         capture_only: opts.capture_only,
     });
 
-    let every = (cfg.output.stats_interval > 0)
-        .then(|| Duration::from_secs(cfg.output.stats_interval));
+    let every =
+        (cfg.output.stats_interval > 0).then(|| Duration::from_secs(cfg.output.stats_interval));
     let mut next_stats = every.map(|d| started + d);
     let mut buf = Vec::new();
     let cause = loop {
@@ -673,7 +673,8 @@ pub fn run_live(
                 }
                 opened.add_filter_drops(&mut cap);
                 if let Some(tx) = &sender {
-                    cap.output_events_dropped = tx.counters().events_dropped.load(Ordering::Relaxed);
+                    cap.output_events_dropped =
+                        tx.counters().events_dropped.load(Ordering::Relaxed);
                     encode_live_stats(&sum, &cap, wall_ns(), workers, &mut buf);
                     tx.submit(&mut buf, 1);
                 }
@@ -760,7 +761,10 @@ mod tests {
         assert_eq!(x.queues, Some(vec![0, 1]));
         assert_eq!(x.mode, XdpMode::Generic);
         assert_eq!(x.zero_copy, ZeroCopy::Off);
-        assert_eq!((x.frames, x.frame_size, x.rx_ring, x.fill_ring), (8192, 4096, 1024, 4096));
+        assert_eq!(
+            (x.frames, x.frame_size, x.rx_ring, x.fill_ring),
+            (8192, 4096, 1024, 4096)
+        );
         assert!(!x.need_wakeup);
         assert_eq!(
             x.busy_poll,
@@ -771,7 +775,10 @@ mod tests {
         );
         assert_eq!(x.shard, Shard::Software { ring: 512 });
         let a = afpacket_config(&cfg, "eth9");
-        assert_eq!((a.block_size, a.block_count, a.block_timeout_ms), (65536, 8, 5));
+        assert_eq!(
+            (a.block_size, a.block_count, a.block_timeout_ms),
+            (65536, 8, 5)
+        );
     }
 
     #[test]
@@ -787,8 +794,14 @@ mod tests {
             let e = run_live(&cfg, &opts, None, &stop, |_| {}).expect_err("no such interface");
             assert!(e.to_string().contains("does not exist"), "{source}: {e}");
         }
-        let e = run_live(&Config::default(), &LiveOptions::default(), None, &stop, |_| {})
-            .expect_err("no interface");
+        let e = run_live(
+            &Config::default(),
+            &LiveOptions::default(),
+            None,
+            &stop,
+            |_| {},
+        )
+        .expect_err("no interface");
         assert!(matches!(e, LiveError::NoInterface), "{e}");
     }
 }

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use engine::config::Config;
 use engine::offline::{replay_file, Progress, ReplaySummary, OFFLINE_POLICY};
 use engine::stats::{encode_stats, WorkerStats};
-use output::writer::{BatchSender, Destination, LineWriter, WhenFull};
+use output::writer::{BatchSender, LineWriter, WhenFull};
 
 mod cli_live;
 
@@ -62,9 +62,16 @@ struct RunArgs {
     /// Worker threads; each owns the flows its shard hash gives it [default: one per core; live AF_XDP: one per RX queue].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
-    /// Where flow records go: a file path, or - for stdout [default: from config, else -].
-    #[arg(long, short, value_name = "PATH|-")]
-    output: Option<String>,
+    /// Where events go; repeat for several sinks, each with its own schema and
+    /// types: `-` (stdout), a file path, `file:///p?rotate_bytes=64M&rotate_secs=3600&compress=gzip&keep_files=24`,
+    /// `gelf+udp://h:p`, `gelf+tcp://h:p`, `syslog+udp://h:p`, `syslog+tcp://h:p`, `kafka://h:p/topic`,
+    /// each with `?schema=native|ecs|eve|gelf|nanocorp|nutanix&types=flow,http,dns,tls,stats`
+    /// [default: the config's [[output.sinks]], else output.path, else -].
+    #[arg(long, short, value_name = "URL|PATH|-", allow_hyphen_values = true)]
+    output: Vec<String>,
+    /// Serve Prometheus metrics on ADDR:PORT (a bare PORT means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<String>,
     /// Configuration file (TOML); see `flowtap default-config`.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -117,8 +124,18 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(w) = args.workers {
         cfg.workers = w;
     }
-    if let Some(o) = &args.output {
-        cfg.output.path = o.clone();
+    if !args.output.is_empty() {
+        cfg.output.sinks = args
+            .output
+            .iter()
+            .map(|u| engine::config::SinkSection {
+                url: u.clone(),
+                ..Default::default()
+            })
+            .collect();
+    }
+    if let Some(m) = &args.metrics {
+        cfg.output.metrics_listen = m.clone();
     }
     let Some(pcap) = args.pcap.clone() else {
         return cli_live::run(&args.live, cfg, args.quiet);
@@ -214,9 +231,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
 /// Opens the output and starts the writer thread (offline: lossless;
 /// live: drops and counts when full).
 fn spawn_writer(cfg: &Config, policy: WhenFull) -> Result<(LineWriter, BatchSender)> {
-    let dest = Destination::parse(&cfg.output.path);
-    LineWriter::spawn(&dest, cfg.output.queue_batches, policy)
-        .context("cannot start the output writer")
+    let specs = cfg.output.sink_specs(&[])?;
+    let volume = cfg.output.volume()?;
+    LineWriter::start(specs, cfg.output.encode_options(), volume, policy)
+        .context("cannot start the outputs")
 }
 
 fn wall_ns() -> u64 {

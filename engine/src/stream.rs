@@ -157,6 +157,8 @@ pub struct Session {
     app_stats: AppStats,
     /// The flow's Community ID, computed once for its first event.
     pub community_id: Option<String>,
+    /// (client, server) ports: hints for protocol detection.
+    ports: (u16, u16),
 }
 
 fn idx(d: Direction) -> usize {
@@ -164,7 +166,8 @@ fn idx(d: Direction) -> usize {
 }
 
 impl Session {
-    pub fn new(limits: &StreamLimits) -> Session {
+    /// `ports` = (client port, server port).
+    pub fn new(limits: &StreamLimits, ports: (u16, u16)) -> Session {
         Session {
             app: if limits.app_enabled {
                 App::Detecting
@@ -183,6 +186,7 @@ impl Session {
             art_max_us: 0,
             app_stats: AppStats::default(),
             community_id: None,
+            ports,
         }
     }
 
@@ -313,7 +317,10 @@ impl Session {
         if s.held_bytes + data.len() > cx.limits.max_ooo_per_flow {
             cx.counters.ooo_flow_cap_hit += 1;
             // Give up on the hole: skip to the first held byte (or this one).
-            let to = s.held.first().map_or(seq, |h| if seq_lt(seq, h.seq) { seq } else { h.seq });
+            let to = s
+                .held
+                .first()
+                .map_or(seq, |h| if seq_lt(seq, h.seq) { seq } else { h.seq });
             self.gap(dir, to, ts_ns, cx);
             // Retry this segment now that the stream moved on.
             let s = &mut self.streams[i];
@@ -562,13 +569,14 @@ impl Session {
         let i = idx(dir);
         let verdict = {
             let s = &self.streams[i];
+            let (client, server) = self.ports;
             if s.pending.is_empty() {
-                detect_tcp(0, 0, dir, data)
+                detect_tcp(client, server, dir, data)
             } else {
                 let mut v = Vec::with_capacity(s.pending.len() + data.len());
                 v.extend_from_slice(&s.pending);
                 v.extend_from_slice(data);
-                detect_tcp(0, 0, dir, &v)
+                detect_tcp(client, server, dir, &v)
             }
         };
         match verdict {

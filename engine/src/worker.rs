@@ -8,8 +8,8 @@ use capture::{Packet, PacketSource, Poll};
 use dissect::event::{AppEnvelope, FlowRecord};
 use dissect::flow::{FlowKey, KeyConfig};
 use dissect::packet::{decode, decode_ip_payload, DecodeConfig, DecodeStatus, Decoded};
-use output::json::encode_flow;
 use output::writer::BatchSender;
+use output::WorkerOutput;
 
 use crate::config::Config;
 use crate::defrag::{Defrag, FragKey, Insert};
@@ -18,17 +18,14 @@ use crate::stats::WorkerStats;
 
 const NS: u64 = 1_000_000_000;
 
-/// Encoded records waiting to be handed to the writer.
+/// A worker's events on their way to the sinks: each record is encoded once
+/// per schema the sinks use and batched per sink (see `output::outputs`).
 pub struct EventBatch {
-    buf: Vec<u8>,
-    events: u64,
-    sender: Option<BatchSender>,
-    batch_bytes: usize,
-    /// Records encoded (whether or not a writer took them).
+    out: Option<WorkerOutput>,
+    /// Records emitted (whether or not a sink took them).
     pub encoded: u64,
     /// Of which application-layer events.
     pub app_encoded: u64,
-    encode_opts: output::EncodeOptions,
 }
 
 impl RecordSink for EventBatch {
@@ -42,42 +39,39 @@ impl RecordSink for EventBatch {
 }
 
 impl EventBatch {
-    pub fn new(sender: Option<BatchSender>, batch_bytes: usize) -> EventBatch {
+    /// `None`: no sink (benchmarks); the sinks' own limits size the batches.
+    pub fn new(sender: Option<BatchSender>, _batch_bytes: usize) -> EventBatch {
+        EventBatch::with_output(sender.map(|s| s.worker()))
+    }
+
+    pub fn with_output(out: Option<WorkerOutput>) -> EventBatch {
         EventBatch {
-            buf: Vec::with_capacity(batch_bytes + (batch_bytes >> 2)),
-            events: 0,
-            sender,
-            batch_bytes,
+            out,
             encoded: 0,
             app_encoded: 0,
-            encode_opts: output::EncodeOptions::default(),
         }
     }
 
     fn push_flow(&mut self, rec: &FlowRecord) {
-        encode_flow(rec, &mut self.buf);
-        self.events += 1;
+        if let Some(o) = &mut self.out {
+            o.push_flow(rec);
+        }
         self.encoded += 1;
     }
 
     fn push_app(&mut self, env: &AppEnvelope<'_>) {
-        output::schema::native::encode_app(&self.encode_opts, env, &mut self.buf);
-        self.events += 1;
+        if let Some(o) = &mut self.out {
+            o.push_app(env);
+        }
         self.encoded += 1;
         self.app_encoded += 1;
     }
 
-    /// Hands the batch over when it is full (or when `force`).
+    /// Hands batches over: all when `force`, else those past their age limit.
     fn flush(&mut self, force: bool) {
-        if self.buf.is_empty() || (!force && self.buf.len() < self.batch_bytes) {
-            return;
+        if let Some(o) = &mut self.out {
+            o.flush(force);
         }
-        match &self.sender {
-            Some(s) => s.submit(&mut self.buf, self.events),
-            // No writer (benchmarks): the encoding was the work.
-            None => self.buf.clear(),
-        }
-        self.events = 0;
     }
 }
 

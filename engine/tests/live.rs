@@ -141,7 +141,9 @@ impl Net {
     /// `flowtap gen` in `ns_a` into `a`; returns the frames sent.
     fn gen(&self, capture: &Path, pps: u64) -> u64 {
         let o = Command::new("ip")
-            .args(["netns", "exec", &self.ns_a, FLOWTAP, "gen", "--iface", &self.a])
+            .args([
+                "netns", "exec", &self.ns_a, FLOWTAP, "gen", "--iface", &self.a,
+            ])
             .arg("--pcap")
             .arg(capture)
             .args(["--pps", &pps.to_string()])
@@ -212,7 +214,10 @@ impl Live {
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits for the "capturing on" line (every worker running).
@@ -318,7 +323,10 @@ fn last_stats(events: &[Value]) -> &Value {
 }
 
 fn assert_same_flows(live: &[&Value], offline: &[&Value], what: &str) {
-    let (l, o) = (multiset(live.iter().copied()), multiset(offline.iter().copied()));
+    let (l, o) = (
+        multiset(live.iter().copied()),
+        multiset(offline.iter().copied()),
+    );
     if l != o {
         let mut msg = format!(
             "{what}: live flow records differ from the replay's ({} live, {} replay)\n",
@@ -365,7 +373,10 @@ fn live_equals_offline(args: &[&str], sig: &str, expect_mode: &str) {
     for rel in CAPTURES {
         sent += net.gen(&corpus().join(rel), 20_000);
     }
-    assert_eq!(sent, frames, "the generator sent every frame of the captures");
+    assert_eq!(
+        sent, frames,
+        "the generator sent every frame of the captures"
+    );
     // Let the last frames through the ring before stopping.
     std::thread::sleep(Duration::from_millis(500));
     live.signal(sig);
@@ -375,9 +386,17 @@ fn live_equals_offline(args: &[&str], sig: &str, expect_mode: &str) {
     let events = live.events();
     let stats = &last_stats(&events)["stats"];
     eprintln!("{args:?}: {}", stats["capture"]);
-    assert_eq!(stats["packets"]["received"].as_u64(), Some(frames), "{stats}");
+    assert_eq!(
+        stats["packets"]["received"].as_u64(),
+        Some(frames),
+        "{stats}"
+    );
     assert_eq!(stats["packets"]["accounted"], true, "{stats}");
-    assert_eq!(stats["capture"]["received"].as_u64(), Some(frames), "{stats}");
+    assert_eq!(
+        stats["capture"]["received"].as_u64(),
+        Some(frames),
+        "{stats}"
+    );
     assert_eq!(stats["capture"]["dropped"]["total"], 0, "{stats}");
     assert_eq!(stats["capture"]["output_events_dropped"], 0, "{stats}");
     let offline: Vec<&Value> = offline.iter().collect();
@@ -430,7 +449,8 @@ fn idle_flows_expire_on_a_quiet_link() {
         "[flow.timeouts]\ntcp_syn = 1\ntcp_established = 1\ntcp_closed = 1\nudp = 1\nother = 1\n",
     )
     .expect("write config");
-    let cap = corpus().join("dns/sv-dns.dns-udp-eve-log-answer-only--dns-udp-google.com-a-aaaa-mx.pcap");
+    let cap =
+        corpus().join("dns/sv-dns.dns-udp-eve-log-answer-only--dns-udp-google.com-a-aaaa-mx.pcap");
     let mut live = Live::start(&net, &["--config", cfg.to_str().expect("path")]);
     live.wait_ready();
     net.gen(&cap, 20_000);
@@ -454,7 +474,12 @@ fn idle_flows_expire_on_a_quiet_link() {
         "{flows:?}"
     );
     live.signal("INT");
-    assert_eq!(live.wait_exit(Duration::from_secs(20)), 0, "{}", live.stderr());
+    assert_eq!(
+        live.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        live.stderr()
+    );
     assert!(!net.xdp_on_b());
 }
 
@@ -473,9 +498,18 @@ fn duration_stops_the_capture_and_stats_are_periodic() {
         &["--duration", "2.5", "--config", cfg.to_str().expect("path")],
     );
     live.wait_ready();
-    assert_eq!(live.wait_exit(Duration::from_secs(20)), 0, "{}", live.stderr());
+    assert_eq!(
+        live.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        live.stderr()
+    );
     assert!(t0.elapsed() < Duration::from_secs(15));
-    assert!(live.stderr().contains("duration reached"), "{}", live.stderr());
+    assert!(
+        live.stderr().contains("duration reached"),
+        "{}",
+        live.stderr()
+    );
     let events = live.events();
     let stats: Vec<&Value> = events
         .iter()
@@ -499,7 +533,12 @@ fn capture_only_counts_every_frame() {
     let sent = net.gen(&corpus().join(CAPTURES[0]), 20_000);
     std::thread::sleep(Duration::from_millis(300));
     live.signal("INT");
-    assert_eq!(live.wait_exit(Duration::from_secs(20)), 0, "{}", live.stderr());
+    assert_eq!(
+        live.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        live.stderr()
+    );
     let events = live.events();
     assert!(flows_of(&events).is_empty());
     let p = &last_stats(&events)["stats"]["packets"];
@@ -569,7 +608,12 @@ fn no_native_xdp_busy_interface_and_no_privileges_are_clear_errors() {
     let sent = net.gen(&corpus().join(CAPTURES[0]), 20_000);
     std::thread::sleep(Duration::from_millis(300));
     first.signal("INT");
-    assert_eq!(first.wait_exit(Duration::from_secs(20)), 0, "{}", first.stderr());
+    assert_eq!(
+        first.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        first.stderr()
+    );
     let events = first.events();
     assert_eq!(
         last_stats(&events)["stats"]["packets"]["received"].as_u64(),
@@ -580,13 +624,30 @@ fn no_native_xdp_busy_interface_and_no_privileges_are_clear_errors() {
     // no privileges (a copy of the binary any user may run)
     let bin = tmp_dir("live-nobody").join("flowtap");
     std::fs::copy(FLOWTAP, &bin).expect("copy binary");
-    sh(&["chmod", "0755", bin.parent().and_then(Path::to_str).expect("dir")]);
+    sh(&[
+        "chmod",
+        "0755",
+        bin.parent().and_then(Path::to_str).expect("dir"),
+    ]);
     for source in ["afxdp", "afpacket"] {
         let o = Command::new("ip")
             .args(["netns", "exec", &net.ns_b])
-            .args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ])
             .arg(&bin)
-            .args(["run", "--iface", &net.b, "--capture", source, "--output", "/dev/null"])
+            .args([
+                "run",
+                "--iface",
+                &net.b,
+                "--capture",
+                source,
+                "--output",
+                "/dev/null",
+            ])
             .output()
             .expect("run flowtap as nobody");
         let err = String::from_utf8_lossy(&o.stderr);

@@ -22,7 +22,7 @@ use crate::sink::runner::Runner;
 use crate::sink::spool::Spool;
 use crate::sink::syslog::{SyslogTcp, SyslogUdp};
 use crate::sink::{Batch, SinkError, SinkKind, SinkSpec, Transport};
-use crate::writer::WhenFull;
+use crate::writer::{WhenFull, WriterCounters};
 
 /// Errors starting or stopping the outputs.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +147,41 @@ pub struct Outputs {
     sinks: Vec<SinkRuntime>,
     opts: Arc<EncodeOptions>,
     volume: Volume,
+    agg: Option<Arc<WriterCounters>>,
+}
+
+/// What a [`WorkerOutput`] is made from; holds the sinks' queue senders,
+/// so drop every factory before [`Outputs::finish`].
+pub struct Factory {
+    sinks: Vec<(SinkSpec, Sender<Batch>, Receiver<Batch>, Arc<SinkCounters>)>,
+    opts: Arc<EncodeOptions>,
+    volume: Volume,
+    agg: Option<Arc<WriterCounters>>,
+}
+
+impl Factory {
+    /// A handle for one worker (or the stats thread).
+    pub fn handle(&self) -> WorkerOutput {
+        let ports: Vec<Port> = self
+            .sinks
+            .iter()
+            .map(|(spec, tx, pool, counters)| Port {
+                types: spec.types.intersect(supported(spec.schema)),
+                schema: spec.schema,
+                tx: tx.clone(),
+                pool: pool.clone(),
+                policy: spec.when_full.unwrap_or(WhenFull::DropNewest),
+                max_events: spec.batch_events,
+                max_bytes: spec.batch_bytes,
+                max_age: spec.batch_age,
+                batch: Batch::default(),
+                first_at: None,
+                counters: Arc::clone(counters),
+                agg: self.agg.clone(),
+            })
+            .collect();
+        WorkerOutput::new(ports, Arc::clone(&self.opts), self.volume)
+    }
 }
 
 fn transport(spec: &SinkSpec, opts: &EncodeOptions) -> Result<Box<dyn Transport>, OutputError> {
@@ -186,6 +221,17 @@ impl Outputs {
         opts: EncodeOptions,
         volume: Volume,
     ) -> Result<Outputs, OutputError> {
+        Outputs::start_with(specs, opts, volume, WhenFull::DropNewest, None)
+    }
+
+    /// Like [`Outputs::start`]; drops are also added to `agg`.
+    pub fn start_with(
+        specs: Vec<SinkSpec>,
+        opts: EncodeOptions,
+        volume: Volume,
+        default_when_full: WhenFull,
+        agg: Option<Arc<WriterCounters>>,
+    ) -> Result<Outputs, OutputError> {
         let mut sinks = Vec::with_capacity(specs.len());
         let mut names: Vec<String> = Vec::new();
         for mut spec in specs {
@@ -198,6 +244,7 @@ impl Outputs {
                 spec.name = format!("{base}-{i}");
             }
             names.push(spec.name.clone());
+            spec.when_full.get_or_insert(default_when_full);
             spec.validate().map_err(|source| OutputError::Spec {
                 name: spec.name.clone(),
                 source,
@@ -240,29 +287,34 @@ impl Outputs {
             sinks,
             opts: Arc::new(opts),
             volume,
+            agg,
         })
     }
 
     /// A handle for one worker (or the stats thread).
     pub fn handle(&self) -> WorkerOutput {
-        let ports: Vec<Port> = self
-            .sinks
-            .iter()
-            .map(|s| Port {
-                types: s.spec.types.intersect(supported(s.spec.schema)),
-                schema: s.spec.schema,
-                tx: s.tx.clone(),
-                pool: s.pool.clone(),
-                policy: s.spec.when_full,
-                max_events: s.spec.batch_events,
-                max_bytes: s.spec.batch_bytes,
-                max_age: s.spec.batch_age,
-                batch: Batch::default(),
-                first_at: None,
-                counters: Arc::clone(&s.counters),
-            })
-            .collect();
-        WorkerOutput::new(ports, Arc::clone(&self.opts), self.volume)
+        self.factory().handle()
+    }
+
+    /// A detached maker of handles (see [`Factory`]).
+    pub fn factory(&self) -> Factory {
+        Factory {
+            sinks: self
+                .sinks
+                .iter()
+                .map(|s| {
+                    (
+                        s.spec.clone(),
+                        s.tx.clone(),
+                        s.pool.clone(),
+                        Arc::clone(&s.counters),
+                    )
+                })
+                .collect(),
+            opts: Arc::clone(&self.opts),
+            volume: self.volume,
+            agg: self.agg.clone(),
+        }
     }
 
     pub fn sink_names(&self) -> Vec<String> {
@@ -380,6 +432,7 @@ struct Port {
     batch: Batch,
     first_at: Option<Instant>,
     counters: Arc<SinkCounters>,
+    agg: Option<Arc<WriterCounters>>,
 }
 
 impl Port {
@@ -406,6 +459,10 @@ impl Port {
             }
             Some(mut b) => {
                 self.counters.events_dropped.fetch_add(n, Ordering::Relaxed);
+                if let Some(a) = &self.agg {
+                    a.events_dropped.fetch_add(n, Ordering::Relaxed);
+                    a.batches_dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 // Keep the grown buffers.
                 b.clear();
                 self.batch = b;

@@ -156,18 +156,19 @@ impl LineWriter {
         };
         let mut spec = SinkSpec::new(kind);
         spec.queue_batches = queue_batches.max(1);
-        spec.when_full = policy;
-        LineWriter::start(vec![spec], EncodeOptions::default(), Volume::default())
+        LineWriter::start(vec![spec], EncodeOptions::default(), Volume::default(), policy)
     }
 
-    /// Starts the given sinks.
+    /// Starts the given sinks; `policy` applies to those that set none.
     pub fn start(
         specs: Vec<SinkSpec>,
         opts: EncodeOptions,
         volume: Volume,
+        policy: WhenFull,
     ) -> Result<(LineWriter, BatchSender), WriterError> {
         let counters = Arc::new(WriterCounters::default());
-        let outputs = Outputs::start_with(specs, opts, volume, Some(Arc::clone(&counters)))?;
+        let outputs =
+            Outputs::start_with(specs, opts, volume, policy, Some(Arc::clone(&counters)))?;
         let sender = BatchSender {
             factory: Arc::new(outputs.factory()),
             counters: Arc::clone(&counters),

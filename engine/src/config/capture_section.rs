@@ -160,9 +160,8 @@ impl FilterSection {
         self.drop_cidrs
             .iter()
             .map(|c| {
-                c.parse::<Cidr>().map_err(|e| {
-                    ConfigError::Invalid(format!("capture.filter.drop_cidrs: {e}"))
-                })
+                c.parse::<Cidr>()
+                    .map_err(|e| ConfigError::Invalid(format!("capture.filter.drop_cidrs: {e}")))
             })
             .collect()
     }
@@ -170,18 +169,23 @@ impl FilterSection {
 
 impl CaptureSection {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field: &str, why: String| {
-            Err(ConfigError::Invalid(format!("capture.{field}: {why}")))
-        };
+        let bad =
+            |field: &str, why: String| Err(ConfigError::Invalid(format!("capture.{field}: {why}")));
         if self.iface.len() > 15 {
             return bad("iface", format!("{:?} is longer than 15 bytes", self.iface));
         }
         if self.frame_size != 2048 && self.frame_size != 4096 {
-            return bad("frame_size", format!("{} must be 2048 or 4096", self.frame_size));
+            return bad(
+                "frame_size",
+                format!("{} must be 2048 or 4096", self.frame_size),
+            );
         }
         for (name, v) in [("rx_ring", self.rx_ring), ("fill_ring", self.fill_ring)] {
             if !v.is_power_of_two() || !(64..=1 << 20).contains(&v) {
-                return bad(name, format!("{v} must be a power of two from 64 to 1048576"));
+                return bad(
+                    name,
+                    format!("{v} must be a power of two from 64 to 1048576"),
+                );
             }
         }
         if self.umem_frames < self.fill_ring || self.umem_frames > 1 << 22 {
@@ -194,10 +198,16 @@ impl CaptureSection {
             );
         }
         if self.busy_poll_usecs > 0 && self.busy_poll_budget == 0 {
-            return bad("busy_poll_budget", "must be at least 1 with busy polling on".into());
+            return bad(
+                "busy_poll_budget",
+                "must be at least 1 with busy polling on".into(),
+            );
         }
         if self.shard_ring == 0 || self.shard_ring > 1 << 20 {
-            return bad("shard_ring", format!("{} must be 1..=1048576", self.shard_ring));
+            return bad(
+                "shard_ring",
+                format!("{} must be 1..=1048576", self.shard_ring),
+            );
         }
         let b = self.afpacket_block_size;
         if !b.is_power_of_two() || !(4096..=1 << 30).contains(&b) {
@@ -218,10 +228,16 @@ impl CaptureSection {
             );
         }
         if self.sched_fifo > 99 {
-            return bad("sched_fifo", format!("{} must be 0 (off) or 1..=99", self.sched_fifo));
+            return bad(
+                "sched_fifo",
+                format!("{} must be 0 (off) or 1..=99", self.sched_fifo),
+            );
         }
         if let Some(v) = self.filter.drop_vlans.iter().find(|v| **v > 4095) {
-            return bad("filter.drop_vlans", format!("VLAN id {v} is out of range 0..=4095"));
+            return bad(
+                "filter.drop_vlans",
+                format!("VLAN id {v} is out of range 0..=4095"),
+            );
         }
         self.filter.cidrs()?;
         if self.source == CaptureSource::AfPacket && !self.filter.is_empty() {
@@ -280,16 +296,40 @@ mod tests {
             ("[capture]\numem_frames = 100\n", "capture.umem_frames"),
             ("[capture]\nshard = \"rss\"\n", "shard"),
             ("[capture]\nshard_ring = 0\n", "capture.shard_ring"),
-            ("[capture]\nafpacket_block_size = 5000\n", "capture.afpacket_block_size"),
-            ("[capture]\nafpacket_block_count = 0\n", "capture.afpacket_block_count"),
+            (
+                "[capture]\nafpacket_block_size = 5000\n",
+                "capture.afpacket_block_size",
+            ),
+            (
+                "[capture]\nafpacket_block_count = 0\n",
+                "capture.afpacket_block_count",
+            ),
             ("[capture]\nsched_fifo = 100\n", "capture.sched_fifo"),
-            ("[capture]\nbusy_poll_usecs = 50\nbusy_poll_budget = 0\n", "capture.busy_poll_budget"),
-            ("[capture]\niface = \"a-very-long-interface-name\"\n", "capture.iface"),
+            (
+                "[capture]\nbusy_poll_usecs = 50\nbusy_poll_budget = 0\n",
+                "capture.busy_poll_budget",
+            ),
+            (
+                "[capture]\niface = \"a-very-long-interface-name\"\n",
+                "capture.iface",
+            ),
             ("[capture]\nifname = \"eth0\"\n", "ifname"),
-            ("[capture.filter]\ndrop_vlans = [5000]\n", "capture.filter.drop_vlans"),
-            ("[capture.filter]\ndrop_cidrs = [\"10.0.0.0/40\"]\n", "capture.filter.drop_cidrs"),
-            ("[capture.filter]\ndrop_cidrs = [\"nope\"]\n", "capture.filter.drop_cidrs"),
-            ("[capture.filter]\ndrop_protocols = [300]\n", "drop_protocols"),
+            (
+                "[capture.filter]\ndrop_vlans = [5000]\n",
+                "capture.filter.drop_vlans",
+            ),
+            (
+                "[capture.filter]\ndrop_cidrs = [\"10.0.0.0/40\"]\n",
+                "capture.filter.drop_cidrs",
+            ),
+            (
+                "[capture.filter]\ndrop_cidrs = [\"nope\"]\n",
+                "capture.filter.drop_cidrs",
+            ),
+            (
+                "[capture.filter]\ndrop_protocols = [300]\n",
+                "drop_protocols",
+            ),
             ("[capture.filter]\ndrop_port = [53]\n", "drop_port"),
             (
                 "[capture]\nsource = \"afpacket\"\n[capture.filter]\ndrop_ports = [53]\n",

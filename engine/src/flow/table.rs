@@ -8,8 +8,8 @@ use dissect::packet::{Decoded, Tunnel, Vlans, L4};
 use hashbrown::HashTable;
 
 use super::tcp::{self, TcpTrack};
-use crate::stream::{Budget, Session, StreamCounters, StreamCtx, StreamLimits};
 use super::wheel::{Entry, Wheel};
+use crate::stream::{Budget, Session, StreamCounters, StreamCtx, StreamLimits};
 
 const NS: u64 = 1_000_000_000;
 
@@ -406,8 +406,8 @@ impl FlowTable {
                 vlans: d.vlans.clone(),
                 tunnel: d.tunnel.clone(),
             },
-            session: matches!(d.l4, L4::Tcp(_) | L4::Udp(_))
-                .then(|| Box::new(Session::new(&self.limits))),
+            session: session_ports(&d.l4, from_orig_first)
+                .map(|ports| Box::new(Session::new(&self.limits, ports))),
         };
         if flipped {
             f.tcp.mark_flipped();
@@ -642,7 +642,12 @@ fn app_dir_of(from_orig: bool) -> Direction {
 }
 
 /// Wraps the parser's events with what the flow knows and hands them on.
-fn emit_events(f: &mut Flow, events: &mut Vec<AppEvent>, dir: Direction, out: &mut impl RecordSink) {
+fn emit_events(
+    f: &mut Flow,
+    events: &mut Vec<AppEvent>,
+    dir: Direction,
+    out: &mut impl RecordSink,
+) {
     let ((a_ip, a_port), (b_ip, b_port)) = f.key.endpoints();
     let ((src_ip, src_port), (dst_ip, dst_port)) = if f.orig_is_first {
         ((a_ip, a_port), (b_ip, b_port))
@@ -655,7 +660,9 @@ fn emit_events(f: &mut Flow, events: &mut Vec<AppEvent>, dir: Direction, out: &m
         events.clear();
         return;
     };
-    let cid: &str = session.community_id.get_or_insert_with(|| key.community_id(0));
+    let cid: &str = session
+        .community_id
+        .get_or_insert_with(|| key.community_id(0));
     for ev in events.drain(..) {
         let env = AppEnvelope {
             flow_id,
@@ -694,4 +701,15 @@ fn event_ts(ev: &AppEvent) -> Option<u64> {
         AppEvent::Dns(d) => d.query_ts_ns.or(d.response_ts_ns),
         AppEvent::Tls(t) => t.client_hello_ts_ns.or(t.server_hello_ts_ns),
     }
+}
+
+/// (client, server) ports of a new TCP or UDP flow, given whether its first
+/// packet came from the client; None for other protocols.
+fn session_ports(l4: &L4, from_client: bool) -> Option<(u16, u16)> {
+    let (sp, dp) = match l4 {
+        L4::Tcp(t) => (t.src_port, t.dst_port),
+        L4::Udp(u) => (u.src_port, u.dst_port),
+        _ => return None,
+    };
+    Some(if from_client { (sp, dp) } else { (dp, sp) })
 }

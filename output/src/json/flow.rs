@@ -1,6 +1,6 @@
 //! `flow` records in native flowtap JSON.
 
-use dissect::event::{DirectionStats, FlowRecord};
+use dissect::event::{DirectionStats, FlowRecord, TcpKpis};
 
 use super::JsonWriter;
 
@@ -76,9 +76,46 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
         t.str("tcp_flags_tc", hex_byte(rec.resp.tcp_flags).as_str());
         t.str("state", rec.conn_state);
         t.str("history", &rec.history);
+        if let Some(k) = &rec.tcp {
+            kpis(&mut t, k);
+        }
         t.end_object();
     }
     w.finish_line();
+}
+
+/// Passive TCP KPIs inside the `tcp` object.
+fn kpis(t: &mut JsonWriter<'_>, k: &TcpKpis) {
+    for (name, d) in [("toserver", &k.orig), ("toclient", &k.resp)] {
+        let mut o = t.begin_object(name);
+        o.u64("syn", u64::from(d.syn));
+        o.u64("syn_ack", u64::from(d.syn_ack));
+        o.u64("fin", u64::from(d.fin));
+        o.u64("rst", u64::from(d.rst));
+        o.u64("retransmitted", u64::from(d.retransmitted));
+        o.u64("out_of_order", u64::from(d.out_of_order));
+        o.u64("zero_window", u64::from(d.zero_window));
+        o.u64("tiny", u64::from(d.tiny));
+        o.u64("missed_bytes", d.missed_bytes);
+        o.end_object();
+    }
+    if let Some(v) = k.server_delay_us {
+        t.u64("server_delay_us", v);
+    }
+    if let Some(v) = k.client_delay_us {
+        t.u64("client_delay_us", v);
+    }
+    if let (Some(s), Some(c)) = (k.server_delay_us, k.client_delay_us) {
+        t.u64("handshake_rtt_us", s + c);
+    }
+    if k.app_response_count > 0 {
+        t.u64("app_response_count", u64::from(k.app_response_count));
+        t.u64(
+            "app_response_avg_us",
+            k.app_response_sum_us / u64::from(k.app_response_count),
+        );
+        t.u64("app_response_max_us", k.app_response_max_us);
+    }
 }
 
 fn direction(w: &mut JsonWriter<'_>, pkts: &str, bytes: &str, d: &DirectionStats) {

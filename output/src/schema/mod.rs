@@ -176,6 +176,8 @@ pub fn app_type(env: &AppEnvelope<'_>) -> EventType {
 }
 
 #[doc(hidden)]
+pub mod ecs_check;
+#[doc(hidden)]
 pub mod testdata;
 #[cfg(test)]
 mod tests;

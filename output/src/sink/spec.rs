@@ -146,7 +146,8 @@ pub struct SinkSpec {
     pub batch_age: Duration,
     /// Batches queued between the workers and the sink thread.
     pub queue_batches: usize,
-    pub when_full: WhenFull,
+    /// `None`: the run's default (offline replay waits, live capture drops).
+    pub when_full: Option<WhenFull>,
     pub spool: Option<SpoolSpec>,
 }
 
@@ -161,7 +162,7 @@ impl SinkSpec {
             batch_bytes: 256 << 10,
             batch_age: Duration::from_millis(500),
             queue_batches: 64,
-            when_full: WhenFull::DropNewest,
+            when_full: None,
             spool: None,
         }
     }
@@ -359,11 +360,7 @@ fn finish(mut spec: SinkSpec, query: &str, url: &str) -> Result<SinkSpec, SpecEr
                 spec.queue_batches = parse_num("queue_batches", &v)? as usize
             }
             "when_full" => {
-                spec.when_full = match v.as_str() {
-                    "block" => WhenFull::Block,
-                    "drop" | "drop_newest" => WhenFull::DropNewest,
-                    _ => return Err(err("when_full", format!("`{v}` (expected block or drop)"))),
-                }
+                spec.when_full = Some(parse_when_full(&v)?);
             }
             "spool" => {
                 let max = spec.spool.as_ref().map_or(1 << 30, |s| s.max_bytes);
@@ -392,6 +389,15 @@ fn finish(mut spec: SinkSpec, query: &str, url: &str) -> Result<SinkSpec, SpecEr
     }
     spec.validate()?;
     Ok(spec)
+}
+
+/// `block` or `drop`.
+pub fn parse_when_full(v: &str) -> Result<WhenFull, SpecError> {
+    match v {
+        "block" => Ok(WhenFull::Block),
+        "drop" | "drop_newest" => Ok(WhenFull::DropNewest),
+        _ => Err(err("when_full", format!("`{v}` (expected block or drop)"))),
+    }
 }
 
 fn host_port(scheme: &str, body: &str) -> Result<String, SpecError> {
@@ -512,7 +518,7 @@ mod tests {
             }
         );
         assert_eq!(s.spool.as_ref().map(|s| s.max_bytes), Some(1 << 30));
-        assert_eq!(s.when_full, WhenFull::Block);
+        assert_eq!(s.when_full, Some(WhenFull::Block));
         let s = SinkSpec::parse_url("kafka://127.0.0.1:9092/flowtap-{type}?kafka.acks=all")
             .expect("kafka");
         assert_eq!(

@@ -1,0 +1,301 @@
+//! `[output]`: sinks (`[[output.sinks]]`), volume controls, metrics.
+
+use output::sink::spec::{parse_size, parse_when_full, SpoolSpec};
+use output::{EventType, Schema, SinkSpec, TypeSet, Volume};
+use serde::Deserialize;
+use std::time::Duration;
+
+use super::ConfigError;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// `-` for stdout or a file path; used when no `[[output.sinks]]` and no `--output`.
+    pub path: String,
+    /// Batches queued between the workers and each sink.
+    pub queue_batches: usize,
+    /// A worker hands its batch to a sink when it reaches this many bytes.
+    pub batch_bytes: usize,
+    /// Seconds between `stats` events (0 = only at the end).
+    pub stats_interval: u64,
+    /// Name written as GELF `host`, ECS `observer.hostname`, syslog HOSTNAME ("" = this host's name).
+    pub host: String,
+    /// Event types emitted at all (flow, http, dns, tls, stats).
+    pub types: Vec<String>,
+    /// Captured HTTP bodies are cut to this many bytes in events (0 = never written).
+    pub max_body_bytes: usize,
+    /// Keep 1 in N flows' app-layer events (0 or 1 = all).
+    pub sample: SampleSection,
+    /// Prometheus metrics on this address ("" = off). A bare port means 127.0.0.1:PORT.
+    pub metrics_listen: String,
+    /// Sinks; when empty, `path` is the one sink.
+    pub sinks: Vec<SinkSection>,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            path: "-".into(),
+            queue_batches: 64,
+            batch_bytes: 256 << 10,
+            stats_interval: 0,
+            host: String::new(),
+            types: ["flow", "http", "dns", "tls", "stats"]
+                .map(String::from)
+                .to_vec(),
+            max_body_bytes: 256,
+            sample: SampleSection::default(),
+            metrics_listen: String::new(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleSection {
+    pub http: u32,
+    pub dns: u32,
+    pub tls: u32,
+}
+
+impl Default for SampleSection {
+    fn default() -> Self {
+        SampleSection {
+            http: 1,
+            dns: 1,
+            tls: 1,
+        }
+    }
+}
+
+/// One `[[output.sinks]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSection {
+    /// Where: the same syntax as `--output` (`-`, a path, `file:///p?rotate_bytes=..`,
+    /// `gelf+udp://h:p`, `gelf+tcp://h:p`, `syslog+udp://h:p`, `syslog+tcp://h:p`, `kafka://h:p/topic`).
+    pub url: String,
+    pub name: Option<String>,
+    /// native, ecs, eve, gelf, nanocorp, nutanix.
+    pub schema: Option<String>,
+    /// Event types this sink takes (default all).
+    pub types: Option<Vec<String>>,
+    pub batch_events: Option<usize>,
+    pub batch_bytes: Option<usize>,
+    pub batch_ms: Option<u64>,
+    pub queue_batches: Option<usize>,
+    /// block or drop (default: block for replay, drop for live capture).
+    pub when_full: Option<String>,
+    /// Directory of a disk spool that absorbs collector outages.
+    pub spool_dir: Option<String>,
+    /// Spool cap, e.g. "1G".
+    pub spool_bytes: Option<String>,
+}
+
+fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid(format!("{field}: {why}"))
+}
+
+impl SinkSection {
+    fn to_spec(&self, at: &str, out: &OutputSection) -> Result<SinkSpec, ConfigError> {
+        let mut s = SinkSpec::parse_url(&self.url).map_err(|e| bad(format!("{at}.url"), e))?;
+        s.queue_batches = out.queue_batches;
+        s.batch_bytes = out.batch_bytes;
+        if let Some(n) = &self.name {
+            s.name = n.clone();
+        }
+        if let Some(v) = &self.schema {
+            s.schema = Schema::parse(v).ok_or_else(|| {
+                bad(
+                    format!("{at}.schema"),
+                    format!("`{v}` (expected native, ecs, eve, gelf, nanocorp or nutanix)"),
+                )
+            })?;
+        }
+        if let Some(v) = &self.types {
+            s.types =
+                TypeSet::parse_list(&v.join(",")).map_err(|e| bad(format!("{at}.types"), e))?;
+        }
+        if let Some(v) = self.batch_events {
+            s.batch_events = v;
+        }
+        if let Some(v) = self.batch_bytes {
+            s.batch_bytes = v;
+        }
+        if let Some(v) = self.batch_ms {
+            s.batch_age = Duration::from_millis(v);
+        }
+        if let Some(v) = self.queue_batches {
+            s.queue_batches = v;
+        }
+        if let Some(v) = &self.when_full {
+            s.when_full =
+                Some(parse_when_full(v).map_err(|e| bad(format!("{at}.when_full"), e.why))?);
+        }
+        if let Some(d) = &self.spool_dir {
+            let max = match &self.spool_bytes {
+                Some(b) => parse_size("spool_bytes", b)
+                    .map_err(|e| bad(format!("{at}.spool_bytes"), e.why))?,
+                None => 1 << 30,
+            };
+            s.spool = Some(SpoolSpec {
+                dir: d.into(),
+                max_bytes: max,
+            });
+        } else if self.spool_bytes.is_some() {
+            return Err(bad(format!("{at}.spool_bytes"), "needs spool_dir"));
+        }
+        s.validate()
+            .map_err(|e| bad(format!("{at}.{}", e.what), e.why))?;
+        Ok(s)
+    }
+}
+
+impl OutputSection {
+    /// The sinks: `--output` values when given, else `[[output.sinks]]`, else `path`.
+    pub fn sink_specs(&self, cli: &[String]) -> Result<Vec<SinkSpec>, ConfigError> {
+        if !cli.is_empty() {
+            return cli
+                .iter()
+                .map(|u| {
+                    let mut s =
+                        SinkSpec::parse_url(u).map_err(|e| bad(format!("--output {u}"), e))?;
+                    s.queue_batches = self.queue_batches;
+                    Ok(s)
+                })
+                .collect();
+        }
+        if self.sinks.is_empty() {
+            let mut s =
+                SinkSpec::parse_url(&self.path).map_err(|e| bad("output.path".into(), e))?;
+            s.queue_batches = self.queue_batches;
+            s.batch_bytes = self.batch_bytes;
+            return Ok(vec![s]);
+        }
+        self.sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.to_spec(&format!("output.sinks[{i}]"), self))
+            .collect()
+    }
+
+    /// Volume controls.
+    pub fn volume(&self) -> Result<Volume, ConfigError> {
+        let enabled = if self.types.is_empty() {
+            TypeSet::EMPTY
+        } else {
+            TypeSet::parse_list(&self.types.join(",")).map_err(|e| bad("output.types".into(), e))?
+        };
+        let mut v = Volume {
+            enabled,
+            ..Volume::default()
+        };
+        v.sample[EventType::Http.index()] = self.sample.http;
+        v.sample[EventType::Dns.index()] = self.sample.dns;
+        v.sample[EventType::Tls.index()] = self.sample.tls;
+        Ok(v)
+    }
+
+    pub fn encode_options(&self) -> output::EncodeOptions {
+        let mut o = output::EncodeOptions::default();
+        if !self.host.is_empty() {
+            o.host = self.host.clone();
+        }
+        o.max_body_bytes = self.max_body_bytes;
+        o
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.queue_batches == 0 {
+            return Err(bad("output.queue_batches".into(), "must be at least 1"));
+        }
+        if self.batch_bytes == 0 {
+            return Err(bad("output.batch_bytes".into(), "must be at least 1"));
+        }
+        self.volume()?;
+        self.sink_specs(&[])?;
+        if !self.metrics_listen.is_empty() && metrics_addr(&self.metrics_listen).is_none() {
+            return Err(bad(
+                "output.metrics_listen".into(),
+                format!("`{}` is not ADDR:PORT or PORT", self.metrics_listen),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `9464` -> `127.0.0.1:9464`; `ADDR:PORT` as is.
+pub fn metrics_addr(s: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(p) = s.parse::<u16>() {
+        return Some(([127, 0, 0, 1], p).into());
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn sinks_are_read_and_checked_by_name() {
+        let cfg = Config::from_toml(
+            r#"
+[output]
+types = ["flow", "dns", "stats"]
+[output.sample]
+dns = 10
+[[output.sinks]]
+url = "file:///tmp/x/eve.json?rotate_bytes=1M"
+schema = "eve"
+types = ["flow", "dns"]
+[[output.sinks]]
+url = "syslog+tcp://127.0.0.1:6514"
+spool_dir = "/tmp/spool"
+spool_bytes = "64M"
+when_full = "drop"
+"#,
+            "f",
+        )
+        .expect("ok");
+        let specs = cfg.output.sink_specs(&[]).expect("specs");
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].schema, output::Schema::Eve);
+        assert_eq!(specs[1].spool.as_ref().map(|s| s.max_bytes), Some(64 << 20));
+        let v = cfg.output.volume().expect("volume");
+        assert!(!v.enabled.contains(output::EventType::Http));
+        assert_eq!(v.sample[output::EventType::Dns.index()], 10);
+
+        for (toml, field) in [
+            (
+                "[[output.sinks]]\nurl = \"-\"\nschema = \"xml\"\n",
+                "output.sinks[0].schema",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"gelf+udp://h\"\n",
+                "output.sinks[0].url",
+            ),
+            ("[[output.sinks]]\nurl = \"-\"\ncolour = 1\n", "colour"),
+            (
+                "[[output.sinks]]\nurl = \"-\"\ntypes = [\"smb\"]\n",
+                "output.sinks[0].types",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"-\"\nwhen_full = \"maybe\"\n",
+                "output.sinks[0].when_full",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"syslog+tcp://h:1\"\nspool_bytes = \"1G\"\n",
+                "output.sinks[0].spool_bytes",
+            ),
+            ("[output]\ntypes = [\"flows\"]\n", "output.types"),
+            (
+                "[output]\nmetrics_listen = \"nope\"\n",
+                "output.metrics_listen",
+            ),
+        ] {
+            let e = Config::from_toml(toml, "f").expect_err(toml).to_string();
+            assert!(e.contains(field), "{toml}: {e}");
+        }
+    }
+}
