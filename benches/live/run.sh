@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Live capture benchmark on a veth pair between two throw-away network
-# namespaces (traffic never leaves them). Needs root, clang, iproute2, ethtool.
+# Live capture benchmark of `flowtap run --iface` on a veth pair between two
+# throw-away network namespaces (traffic never leaves them). Needs root,
+# clang, iproute2, ethtool, python3.
 #
 # README
 # ------
@@ -8,17 +9,22 @@
 #   SECONDS_PER_RUN=10 SIZES="64 1000" SOURCES="xdp-native xdp-generic afpacket" sudo -E benches/live/run.sh
 #
 # For each frame size and each source (AF_XDP native, AF_XDP generic,
-# AF_PACKET v3 fanout) it runs, capture-only:
-#   - capture/examples/capture_count in namespace B on core 1 (stand-in for
-#     `flowtap run --iface ... --capture-only` until the engine has it);
-#   - capture/examples/gen in namespace A on core 0, method xdp-live
-#     (BPF_F_TEST_XDP_LIVE_FRAMES + XDP_TX, 1024 UDP flows) as fast as it can.
-# and prints: offered pps (gen), received pps, and drops per stage:
-#   veth_drop  = frames the receiving veth dropped (rx dropped delta; includes
-#                frames the XDP program could not redirect to a full socket)
-#   sock_drop  = drops the socket reports (XDP_STATISTICS rx_dropped +
-#                rx_ring_full, or PACKET_STATISTICS tp_drops)
-#   lost       = offered - received - sock_drop (unaccounted; e.g. veth_drop)
+# AF_PACKET v3) it runs `flowtap run --iface` in namespace B with one worker
+# on core 1, while capture/examples/gen (method xdp-live: BPF_F_TEST_XDP_LIVE_FRAMES
+# + XDP_TX, 1024 UDP flows) sends into namespace A on core 0:
+#   1. capture-only (`--capture-only`: frames counted and handed straight
+#      back) at full speed: the capture ceiling;
+#   2. the full flow pipeline at full speed;
+#   3. the full pipeline paced at 90% of the ceiling: the target is zero drops.
+# and prints per run: offered pps (gen), received pps (flowtap), drops per
+# stage, and the full / capture-only ratio:
+#   veth_drop = frames the receiving veth dropped (rx dropped delta: with XDP,
+#               frames the program could not redirect to a full socket)
+#   sock_drop = the socket's drops (XDP_STATISTICS rx_dropped, or
+#               PACKET_STATISTICS tp_drops)         \  from flowtap's final
+#   ring_full = AF_XDP RX ring full                  } `stats` event,
+#   out_drop  = flow records the output queue dropped/  `capture` section
+#   lost      = offered - received - the drops above (unaccounted)
 # Caveat: on veth the receive NAPI runs on the sender's core (core 0), so the
 # generator and the kernel receive path share a core; on a 2-core VM the
 # numbers are a floor, not NIC figures. Zero-copy is not available on veth.
@@ -30,10 +36,17 @@ SECS=${SECONDS_PER_RUN:-5}
 SIZES=${SIZES:-"64 1000"}
 SOURCES=${SOURCES:-"xdp-native xdp-generic afpacket"}
 cargo build --release -q -p capture --examples
-BIN=$CARGO_TARGET_DIR/release/examples
+cargo build --release -q -p engine --bin flowtap
+GEN=$CARGO_TARGET_DIR/release/examples/gen
+FLOWTAP=$CARGO_TARGET_DIR/release/flowtap
 ID=$$
 NA=ftbenchA$ID NB=ftbenchB$ID VA=ftba$ID VB=ftbb$ID
-cleanup() { ip netns del "$NA" 2>/dev/null || true; ip netns del "$NB" 2>/dev/null || true; }
+TMP=$(mktemp -d /tmp/ft-live-bench.XXXXXX)
+cleanup() {
+  ip netns del "$NA" 2>/dev/null || true
+  ip netns del "$NB" 2>/dev/null || true
+  rm -rf "$TMP"
+}
 trap cleanup EXIT INT TERM
 for ns in "$NA" "$NB"; do
   ip netns add "$ns"
@@ -50,24 +63,55 @@ ip netns exec "$NB" ethtool -K "$VB" gro on >/dev/null
 rxdrop() { ip -n "$NB" -s -j link show "$VB" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["dropped"])'; }
 kv() { sed -n 's/.*\b'"$1"'=\([^ ]*\).*/\1/p' <<<"$2"; }
 
-printf '%-12s %6s %12s %12s %10s %10s %10s %s\n' source bytes offered_pps rx_pps veth_drop sock_drop lost mode
+# run SRC SIZE MODE PPS -> prints one table row, sets RX_PPS
+run() {
+  local src=$1 size=$2 mode=$3 pps=$4 args=() gargs=()
+  case $src in
+    xdp-native) args=(--capture afxdp --xdp-mode native) ;;
+    xdp-generic) args=(--capture afxdp --xdp-mode generic) ;;
+    afpacket) args=(--capture afpacket) ;;
+  esac
+  [ "$mode" = capture-only ] && args+=(--capture-only)
+  [ "$pps" != max ] && gargs=(--pps "$pps")
+  local out=$TMP/out.json d0 d1 g
+  d0=$(rxdrop)
+  # one worker, pinned to core 1 (its only allowed core); the generator owns core 0
+  ip netns exec "$NB" taskset -c 1 "$FLOWTAP" run --iface "$VB" "${args[@]}" --workers 1 \
+    --duration $((SECS + 3)) --output "$out" 2>"$TMP/ft.err" &
+  local ft=$!
+  for _ in $(seq 100); do grep -q "capturing on" "$TMP/ft.err" 2>/dev/null && break; sleep 0.1; done
+  grep -q "capturing on" "$TMP/ft.err" || { cat "$TMP/ft.err" >&2; exit 1; }
+  g=$(ip netns exec "$NA" "$GEN" --iface "$VA" --method xdp-live --size "$size" --flows 1024 \
+        --count 1000000000 --seconds "$SECS" --core 0 "${gargs[@]}")
+  wait $ft || { cat "$TMP/ft.err" >&2; exit 1; }
+  d1=$(rxdrop)
+  RX_PPS=$(python3 - "$src" "$size" "$mode" "$(kv sent "$g")" "$(kv secs "$g")" "$((d1 - d0))" "$out" <<'PY'
+import json, sys
+src, size, mode, sent, secs, vd, out = sys.argv[1:]
+sent, secs, vd = int(sent), float(secs), int(vd)
+stats = [json.loads(l) for l in open(out) if '"event_type":"stats"' in l][-1]["stats"]
+c = stats["capture"]
+recv, d = c["received"], c["dropped"]
+lost = sent - recv - vd - d["socket"] - d["rx_ring_full"]
+rx = recv / secs
+print(f"{src:<12} {size:>5} {mode:<13} {sent/secs:>11.0f} {rx:>11.0f} {vd:>10} {d['socket']:>10} "
+      f"{d['rx_ring_full']:>10} {c['output_events_dropped']:>8} {lost:>9}  {c['mode']}", file=sys.stderr)
+print(f"{rx:.0f}")
+PY
+)
+}
+
+printf '%-12s %5s %-13s %11s %11s %10s %10s %10s %8s %9s  %s\n' \
+  source bytes mode offered_pps rx_pps veth_drop sock_drop ring_full out_drop lost how >&2
+SUMMARY=()
 for size in $SIZES; do
   for src in $SOURCES; do
-    d0=$(rxdrop)
-    ip netns exec "$NB" "$BIN/capture_count" --iface "$VB" --source "$src" --seconds $((SECS + 3)) --first-core 1 >/tmp/ft-cc-$ID.out 2>/tmp/ft-cc-$ID.err &
-    cc=$!
-    sleep 1.5
-    g=$(ip netns exec "$NA" "$BIN/gen" --iface "$VA" --method xdp-live --size "$size" --flows 1024 --count 1000000000 --seconds "$SECS" --core 0)
-    wait $cc || { cat /tmp/ft-cc-$ID.err >&2; exit 1; }
-    c=$(grep RESULT /tmp/ft-cc-$ID.out)
-    d1=$(rxdrop)
-    sent=$(kv sent "$g"); secs=$(kv secs "$g"); recv=$(kv received "$c"); sd=$(kv kernel_dropped "$c")
-    python3 - "$src" "$size" "$sent" "$secs" "$recv" "$sd" "$((d1 - d0))" "$(kv mode "$c")" <<'PY'
-import sys
-src, size, sent, secs, recv, sd, vd, mode = sys.argv[1:]
-sent, secs, recv, sd, vd = int(sent), float(secs), int(recv), int(sd), int(vd)
-print(f"{src:<12} {size:>6} {sent/secs:>12.0f} {recv/secs:>12.0f} {vd:>10} {sd:>10} {sent-recv-sd:>10} {mode}")
-PY
+    run "$src" "$size" capture-only max; ceil=$RX_PPS
+    run "$src" "$size" full max; full=$RX_PPS
+    paced=$(( ceil * 9 / 10 ))
+    run "$src" "$size" "full@90%" "$paced"
+    SUMMARY+=("$(python3 -c "import sys; c,f=$ceil,$full; print(f'{sys.argv[1]:<12} {sys.argv[2]:>5}  capture-only {c:>10} pps  full {f:>10} pps  full/capture-only {f/max(c,1):.2f}')" "$src" "$size")")
   done
 done
-rm -f /tmp/ft-cc-$ID.out /tmp/ft-cc-$ID.err
+echo >&2
+printf '%s\n' "${SUMMARY[@]}" >&2

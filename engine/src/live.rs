@@ -277,6 +277,8 @@ struct WorkerEnd {
 }
 
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// A busy worker reads the clock once per this many batches.
+const CLOCK_EVERY_BATCHES: u32 = 64;
 /// Records waiting in a worker's batch are handed over at least this often.
 const OUTPUT_EVERY: Duration = Duration::from_millis(200);
 
@@ -305,7 +307,7 @@ fn run_pipeline<S: LiveSource>(src: &mut S, s: &WorkerSetup) -> (WorkerStats, Op
     );
     w.publish_to(Arc::clone(&s.stats_slot));
     let mut idle = 0u32;
-    let mut batches = 0u64;
+    let mut until_clock = CLOCK_EVERY_BATCHES;
     let mut next_publish = Instant::now() + PUBLISH_EVERY;
     let mut next_output = Instant::now() + OUTPUT_EVERY;
     let mut error = None;
@@ -314,11 +316,12 @@ fn run_pipeline<S: LiveSource>(src: &mut S, s: &WorkerSetup) -> (WorkerStats, Op
             Ok(Poll::Packets(_)) => {
                 w.end_batch();
                 idle = 0;
-                batches += 1;
-                // Look at the clock every 64 batches only.
-                if batches % 64 != 0 {
+                // Look at the clock every CLOCK_EVERY_BATCHES batches only.
+                until_clock -= 1;
+                if until_clock > 0 {
                     continue;
                 }
+                until_clock = CLOCK_EVERY_BATCHES;
             }
             Ok(Poll::Idle) => {
                 w.tick(wall_ns());
@@ -375,15 +378,16 @@ fn run_count_only<S: LiveSource>(src: &mut S, s: &WorkerSetup) -> (WorkerStats, 
         pkts += 1;
         bytes += u64::from(p.orig_len);
     };
-    let mut polls = 0u64;
+    let mut until_clock = CLOCK_EVERY_BATCHES;
     while !s.halt.load(Ordering::Relaxed) {
         match src.poll_batch(BATCH_PACKETS, &mut count) {
             Ok(Poll::Packets(_)) => {
                 idle = 0;
-                polls += 1;
-                if polls % 64 != 0 {
+                until_clock -= 1;
+                if until_clock > 0 {
                     continue;
                 }
+                until_clock = CLOCK_EVERY_BATCHES;
             }
             Ok(Poll::Idle) => {
                 idle += 1;

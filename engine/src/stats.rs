@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use crate::defrag::DefragCounters;
 use crate::flow::TableCounters;
+use crate::stream::StreamCounters;
+use dissect::app::AppStats;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -34,10 +36,31 @@ pub struct WorkerStats {
     pub defrag: DefragCounters,
     /// Flow records emitted.
     pub records: u64,
+    /// TCP reassembly and protocol detection.
+    pub stream: StreamCounters,
+    /// Counters of the app-layer parsers of ended flows.
+    pub app: AppStats,
+    /// Application-layer events emitted.
+    pub app_events: u64,
+    /// Bytes held by reassembly and parsers at the last update.
+    pub stream_bytes_held: u64,
 }
 
 impl WorkerStats {
     pub fn merge(&mut self, o: &WorkerStats) {
+        let (a, b) = (&mut self.stream, &o.stream);
+        a.delivered_bytes += b.delivered_bytes;
+        a.gaps += b.gaps;
+        a.missed_bytes += b.missed_bytes;
+        a.ooo_flow_cap_hit += b.ooo_flow_cap_hit;
+        a.worker_cap_hit += b.worker_cap_hit;
+        a.pending_cap_hit += b.pending_cap_hit;
+        a.parse_errors += b.parse_errors;
+        a.detected += b.detected;
+        a.undetected += b.undetected;
+        self.app.add(&o.app);
+        self.app_events += o.app_events;
+        self.stream_bytes_held += o.stream_bytes_held;
         self.received += o.received;
         self.bytes += o.bytes;
         self.flow += o.flow;
@@ -157,6 +180,32 @@ fn encode_stats_with(
         o.u64("overlapping", d.overlapping);
         o.u64("pending_at_end", d.pending_at_end);
         o.u64("fragments_pending_at_end", d.fragments_pending_at_end);
+        o.end_object();
+    }
+    {
+        let t = &s.stream;
+        let mut o = st.begin_object("stream");
+        o.u64("delivered_bytes", t.delivered_bytes);
+        o.u64("gaps", t.gaps);
+        o.u64("missed_bytes", t.missed_bytes);
+        o.u64("ooo_flow_cap_hit", t.ooo_flow_cap_hit);
+        o.u64("worker_cap_hit", t.worker_cap_hit);
+        o.u64("pending_cap_hit", t.pending_cap_hit);
+        o.u64("bytes_held", s.stream_bytes_held);
+        o.end_object();
+        let a = &s.app;
+        let mut o = st.begin_object("app");
+        o.u64("events", s.app_events);
+        o.u64("detected", t.detected);
+        o.u64("undetected", t.undetected);
+        o.u64("parse_errors", t.parse_errors);
+        o.u64("malformed", a.malformed);
+        o.u64("pending_overflow", a.pending_overflow);
+        o.u64("truncated", a.truncated);
+        o.u64("gaps", a.gaps);
+        o.u64("resyncs", a.resyncs);
+        o.u64("orphan_responses", a.orphan_responses);
+        o.u64("unanswered", a.unanswered);
         o.end_object();
     }
     if let Some(c) = capture {

@@ -479,11 +479,8 @@ impl Session {
         s.needed = 0;
         match &mut self.app {
             App::Parsing(p) => p.on_gap(dir, missed + dropped),
-            App::Detecting => {
-                // Detection cannot continue on a broken stream.
-                self.app = App::None;
-                cx.counters.undetected += 1;
-            }
+            // Detection cannot continue on a broken stream.
+            App::Detecting => self.give_up_detection(cx),
             App::None => {}
         }
         self.drain_held(dir, ts_ns, cx);

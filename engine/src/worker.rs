@@ -257,7 +257,11 @@ impl Worker {
         let mut s = self.stats.clone();
         s.flows = self.table.counters();
         s.defrag = self.defrag.counters();
-        s.records = self.out.encoded;
+        s.records = self.out.encoded - self.out.app_encoded;
+        s.app_events = self.out.app_encoded;
+        s.stream = self.table.stream_counters();
+        s.app = self.table.app_stats();
+        s.stream_bytes_held = self.table.stream_bytes() as u64;
         s
     }
 

@@ -276,27 +276,40 @@ impl Drop for Live {
     }
 }
 
-/// A flow record without what differs between a live run and a replay:
-/// times (arrival vs capture time), the flow id (derived from the start
-/// time), and whether a flow that never closed ended by idle timeout or at
-/// shutdown (replay time spans the capture, live time the replay).
-fn comparable(flow: &Value) -> String {
-    let mut f = flow.clone();
-    if let Some(o) = f.as_object_mut() {
-        o.remove("timestamp");
-        o.remove("flow_id");
-    }
-    if let Some(o) = f.get_mut("flow").and_then(Value::as_object_mut) {
-        for k in ["start", "end", "duration_us", "age"] {
-            o.remove(k);
+/// Removes, at any depth, what depends on when packets arrived: times,
+/// durations and delays (every `*_us` key: flow duration, TCP handshake and
+/// application response delays, HTTP latency, ...), and the flow id (derived
+/// from the start time).
+fn strip_times(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.retain(|k, _| {
+                !(k == "timestamp"
+                    || k == "flow_id"
+                    || k == "start"
+                    || k == "end"
+                    || k.ends_with("_us"))
+            });
+            o.values_mut().for_each(strip_times);
         }
-        if let Some(r) = o.get_mut("reason") {
-            if r == "idle_timeout" || r == "shutdown" {
-                *r = Value::from("not_closed");
-            }
+        Value::Array(a) => a.iter_mut().for_each(strip_times),
+        _ => {}
+    }
+}
+
+/// An event without what differs between a live run and a replay: times
+/// (arrival vs capture time; see `strip_times`), and whether a flow that
+/// never closed ended by idle timeout or at shutdown (replay time spans the
+/// capture, live time only the replay).
+fn comparable(event: &Value) -> String {
+    let mut e = event.clone();
+    strip_times(&mut e);
+    if let Some(r) = e.get_mut("flow").and_then(|f| f.get_mut("reason")) {
+        if r == "idle_timeout" || r == "shutdown" {
+            *r = Value::from("not_closed");
         }
     }
-    f.to_string()
+    e.to_string()
 }
 
 fn multiset<'a>(flows: impl IntoIterator<Item = &'a Value>) -> BTreeMap<String, usize> {
@@ -322,14 +335,22 @@ fn last_stats(events: &[Value]) -> &Value {
         .expect("a final stats event")
 }
 
-fn assert_same_flows(live: &[&Value], offline: &[&Value], what: &str) {
+/// Flow records and application events (everything but `stats`).
+fn records_of(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["event_type"] != "stats")
+        .collect()
+}
+
+fn assert_same_records(live: &[&Value], offline: &[&Value], what: &str) {
     let (l, o) = (
         multiset(live.iter().copied()),
         multiset(offline.iter().copied()),
     );
     if l != o {
         let mut msg = format!(
-            "{what}: live flow records differ from the replay's ({} live, {} replay)\n",
+            "{what}: live records differ from the replay's ({} live, {} replay)\n",
             live.len(),
             offline.len()
         );
@@ -347,20 +368,24 @@ fn assert_same_flows(live: &[&Value], offline: &[&Value], what: &str) {
     }
 }
 
-/// Replays every capture into `b` through a live `flowtap run` with `args`,
+/// Replays `captures` into `b` through a live `flowtap run` with `args`,
 /// stops it with `sig`, and compares with the replay of the same captures.
-fn live_equals_offline(args: &[&str], sig: &str, expect_mode: &str) {
+fn live_equals_offline(captures: &[&str], args: &[&str], sig: &str, expect_mode: &str) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new();
     let mut offline = Vec::new();
     let mut frames = 0u64;
-    for rel in CAPTURES {
+    for rel in captures {
         let run = run_flowtap(&corpus().join(rel), 1, &[]);
         assert!(run.status.success(), "replay of {rel}: {}", run.stderr);
         frames += run.stats()["stats"]["packets"]["received"]
             .as_u64()
             .expect("received");
-        offline.extend(run.events.into_iter().filter(|e| e["event_type"] == "flow"));
+        offline.extend(
+            run.events
+                .into_iter()
+                .filter(|e| e["event_type"] != "stats"),
+        );
     }
     let mut live = Live::start(&net, args);
     live.wait_ready();
@@ -370,7 +395,7 @@ fn live_equals_offline(args: &[&str], sig: &str, expect_mode: &str) {
         live.stderr()
     );
     let mut sent = 0;
-    for rel in CAPTURES {
+    for rel in captures {
         sent += net.gen(&corpus().join(rel), 20_000);
     }
     assert_eq!(
@@ -400,7 +425,11 @@ fn live_equals_offline(args: &[&str], sig: &str, expect_mode: &str) {
     assert_eq!(stats["capture"]["dropped"]["total"], 0, "{stats}");
     assert_eq!(stats["capture"]["output_events_dropped"], 0, "{stats}");
     let offline: Vec<&Value> = offline.iter().collect();
-    assert_same_flows(&flows_of(&events), &offline, &format!("{args:?}"));
+    assert!(
+        offline.iter().filter(|e| e["event_type"] == "flow").count() >= captures.len(),
+        "every capture gives flows to compare"
+    );
+    assert_same_records(&records_of(&events), &offline, &format!("{args:?}"));
     assert!(!net.xdp_on_b(), "an XDP program is left on the veth");
 }
 
@@ -408,6 +437,7 @@ fn live_equals_offline(args: &[&str], sig: &str, expect_mode: &str) {
 fn afxdp_native_live_flows_equal_the_replay() {
     require_root!();
     live_equals_offline(
+        CAPTURES,
         &["--capture", "afxdp", "--xdp-mode", "native"],
         "INT",
         "afxdp native",
@@ -418,18 +448,36 @@ fn afxdp_native_live_flows_equal_the_replay() {
 fn afxdp_generic_live_flows_equal_the_replay() {
     require_root!();
     live_equals_offline(
+        CAPTURES,
         &["--capture", "afxdp", "--xdp-mode", "generic"],
         "INT",
         "afxdp generic",
     );
 }
 
-/// Two fanout sockets: the kernel's symmetric hash keeps each flow on one
-/// worker. Stopped with SIGTERM (the systemd way).
+/// AF_PACKET, stopped with SIGTERM (the systemd way): one socket with every
+/// capture, then two fanout sockets, where the kernel's symmetric flow hash
+/// keeps each flow on one worker. That hash reads the outer headers only: a
+/// VXLAN mirror whose outer UDP source port differs per direction (as in the
+/// VXLAN capture) has its two directions land on different workers, so the
+/// two-socket run leaves that capture out (a known limit of fanout hashing,
+/// shared by AF_XDP's RSS / software shard; see the README).
 #[test]
 fn afpacket_live_flows_equal_the_replay_and_sigterm_flushes_them() {
     require_root!();
     live_equals_offline(
+        CAPTURES,
+        &["--capture", "afpacket", "--workers", "1"],
+        "TERM",
+        "afpacket tpacket_v3",
+    );
+    let plain: Vec<&str> = CAPTURES
+        .iter()
+        .copied()
+        .filter(|c| !c.contains("vxlan"))
+        .collect();
+    live_equals_offline(
+        &plain,
         &["--capture", "afpacket", "--workers", "2"],
         "TERM",
         "afpacket tpacket_v3",

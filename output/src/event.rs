@@ -83,7 +83,9 @@ impl TypeSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = EventType> {
-        EventType::ALL.into_iter().filter(move |t| self.contains(*t))
+        EventType::ALL
+            .into_iter()
+            .filter(move |t| self.contains(*t))
     }
 
     /// Parses `flow,http,dns` (also `all`); names the unknown type.

@@ -27,13 +27,13 @@ use crate::writer::{WhenFull, WriterCounters};
 /// Errors starting or stopping the outputs.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("sink {name}: {source}")]
+    #[error("sink {name}")]
     Sink {
         name: String,
         #[source]
         source: SinkError,
     },
-    #[error("sink {name}: invalid: {source}")]
+    #[error("sink {name}: invalid")]
     Spec {
         name: String,
         #[source]
@@ -43,7 +43,7 @@ pub enum OutputError {
     Spawn(String),
     #[error("sink {0}: its thread panicked")]
     Panicked(String),
-    #[error("sink {0}: built without Kafka support (feature `kafka`)")]
+    #[error("sink {0}: the Kafka sink is not built yet")]
     NoKafka(String),
 }
 
@@ -72,7 +72,7 @@ impl Volume {
             return false;
         }
         let n = self.sample.get(t.index()).copied().unwrap_or(1);
-        n <= 1 || mix(flow_id) % u64::from(n) == 0
+        n <= 1 || mix(flow_id).is_multiple_of(u64::from(n))
     }
 }
 
@@ -150,10 +150,13 @@ pub struct Outputs {
     agg: Option<Arc<WriterCounters>>,
 }
 
+/// A sink as a [`Factory`] holds it.
+type SinkEnds = (SinkSpec, Sender<Batch>, Receiver<Batch>, Arc<SinkCounters>);
+
 /// What a [`WorkerOutput`] is made from; holds the sinks' queue senders,
 /// so drop every factory before [`Outputs::finish`].
 pub struct Factory {
-    sinks: Vec<(SinkSpec, Sender<Batch>, Receiver<Batch>, Arc<SinkCounters>)>,
+    sinks: Vec<SinkEnds>,
     opts: Arc<EncodeOptions>,
     volume: Volume,
     agg: Option<Arc<WriterCounters>>,
@@ -200,15 +203,6 @@ fn transport(spec: &SinkSpec, opts: &EncodeOptions) -> Result<Box<dyn Transport>
         SinkKind::GelfTcp { addr } => Box::new(GelfTcp::new(addr)),
         SinkKind::SyslogUdp { addr } => Box::new(SyslogUdp::new(addr, &opts.host)),
         SinkKind::SyslogTcp { addr } => Box::new(SyslogTcp::new(addr, &opts.host)),
-        #[cfg(feature = "kafka")]
-        SinkKind::Kafka {
-            brokers,
-            topic,
-            properties,
-        } => Box::new(
-            crate::sink::kafka::KafkaSink::new(brokers, topic, properties).map_err(sink_err)?,
-        ),
-        #[cfg(not(feature = "kafka"))]
         SinkKind::Kafka { .. } => return Err(OutputError::NoKafka(spec.name.clone())),
     })
 }
@@ -251,12 +245,12 @@ impl Outputs {
             })?;
             let t = transport(&spec, &opts)?;
             let spool = match &spec.spool {
-                Some(s) => Some(Spool::open(&s.dir, &spec.name, s.max_bytes).map_err(|source| {
-                    OutputError::Sink {
+                Some(s) => Some(Spool::open(&s.dir, &spec.name, s.max_bytes).map_err(
+                    |source| OutputError::Sink {
                         name: spec.name.clone(),
                         source,
-                    }
-                })?),
+                    },
+                )?),
                 None => None,
             };
             let (tx, rx) = bounded::<Batch>(spec.queue_batches);
@@ -441,7 +435,10 @@ impl Port {
             return;
         }
         let fresh = self.pool.try_recv().unwrap_or_else(|_| {
-            Batch::with_capacity(self.max_bytes + (self.max_bytes >> 2), self.max_events.min(1 << 16))
+            Batch::with_capacity(
+                self.max_bytes + (self.max_bytes >> 2),
+                self.max_events.min(1 << 16),
+            )
         });
         let full = std::mem::replace(&mut self.batch, fresh);
         let n = full.len() as u64;
@@ -525,7 +522,11 @@ impl WorkerOutput {
 
     /// A handle with no sinks: encodes nothing, counts events (benchmarks).
     pub fn discard() -> WorkerOutput {
-        WorkerOutput::new(Vec::new(), Arc::new(EncodeOptions::default()), Volume::default())
+        WorkerOutput::new(
+            Vec::new(),
+            Arc::new(EncodeOptions::default()),
+            Volume::default(),
+        )
     }
 
     /// Whether any sink takes events of this type.

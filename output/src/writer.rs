@@ -134,7 +134,9 @@ pub fn parse_rfc3339_ns(s: &str) -> Option<u64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60 + se;
-    u64::try_from(secs).ok().map(|s| s * 1_000_000_000 + frac_ns)
+    u64::try_from(secs)
+        .ok()
+        .map(|s| s * 1_000_000_000 + frac_ns)
 }
 
 /// Owns the sink threads; join it after every sender and worker handle is gone.
@@ -156,7 +158,12 @@ impl LineWriter {
         };
         let mut spec = SinkSpec::new(kind);
         spec.queue_batches = queue_batches.max(1);
-        LineWriter::start(vec![spec], EncodeOptions::default(), Volume::default(), policy)
+        LineWriter::start(
+            vec![spec],
+            EncodeOptions::default(),
+            Volume::default(),
+            policy,
+        )
     }
 
     /// Starts the given sinks; `policy` applies to those that set none.
@@ -189,10 +196,12 @@ impl LineWriter {
         let snaps = self.outputs.finish()?;
         let c = &self.counters;
         for s in &snaps {
-            c.batches_written.fetch_add(s.batches_sent, Ordering::Relaxed);
+            c.batches_written
+                .fetch_add(s.batches_sent, Ordering::Relaxed);
             c.events_written.fetch_add(s.events_sent, Ordering::Relaxed);
             c.bytes_written.fetch_add(s.bytes_sent, Ordering::Relaxed);
-            c.events_failed.fetch_add(s.events_failed, Ordering::Relaxed);
+            c.events_failed
+                .fetch_add(s.events_failed, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -187,7 +187,7 @@ pub enum XdpError {
     NoSuchInterface(String),
     #[error("permission denied: run as root (or with CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_IPC_LOCK)")]
     NotRoot,
-    #[error("{iface} does not support XDP in {mode} mode ({source}): use mode = \"generic\" or \"auto\", or capture with AF_PACKET")]
+    #[error("{iface} does not support XDP in {mode} mode ({source}): use --xdp-mode generic (xdp_mode = \"generic\" or \"auto\" in [capture]), or capture with AF_PACKET (--capture afpacket)")]
     NoXdpSupport {
         iface: String,
         mode: AttachMode,

@@ -403,8 +403,8 @@ impl FlowTable {
             tcp: TcpTrack::default(),
             meta: FlowMeta {
                 macs,
-                vlans: d.vlans.clone(),
-                tunnel: d.tunnel.clone(),
+                vlans: d.vlans,
+                tunnel: d.tunnel,
             },
             session: session_ports(&d.l4, from_orig_first)
                 .map(|ports| Box::new(Session::new(&self.limits, ports))),

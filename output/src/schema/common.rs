@@ -80,7 +80,6 @@ pub fn push_mac_ecs(buf: &mut Vec<u8>, m: &[u8; 6]) {
     }
 }
 
-
 pub fn direction_name(d: Direction) -> &'static str {
     match d {
         Direction::ToServer => "to_server",
@@ -254,4 +253,3 @@ pub fn dns_flag_names(e: &dissect::app::DnsEvent) -> impl Iterator<Item = &'stat
 pub fn push_hex_u16(buf: &mut Vec<u8>, v: u16) {
     let _ = std::io::Write::write_fmt(buf, format_args!("{v:x}"));
 }
-

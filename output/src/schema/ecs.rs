@@ -498,7 +498,12 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
     o.end_object();
 }
 
-pub fn encode_stats(opts: &EncodeOptions, ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
+pub fn encode_stats(
+    opts: &EncodeOptions,
+    ts_ns: u64,
+    stats: &serde_json::Value,
+    buf: &mut Vec<u8>,
+) {
     let mut w = JsonWriter::object(buf);
     head(&mut w, opts, ts_ns);
     let mut e = w.begin_object("event");

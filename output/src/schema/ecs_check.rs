@@ -78,13 +78,15 @@ pub fn ecs_problems(doc: &Value) -> Vec<String> {
                 "keyword" | "wildcard" | "text" | "match_only_text" | "constant_keyword" => {
                     x.is_string()
                 }
-                "ip" => x.as_str().is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
-                "long" | "integer" | "short" | "byte" | "unsigned_long" => {
-                    x.is_u64() || x.is_i64()
-                }
+                "ip" => x
+                    .as_str()
+                    .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+                "long" | "integer" | "short" | "byte" | "unsigned_long" => x.is_u64() || x.is_i64(),
                 "float" | "scaled_float" | "double" => x.is_number(),
                 "boolean" => x.is_boolean(),
-                "date" => x.as_str().is_some_and(|s| s.len() >= 19 && &s[4..5] == "-"),
+                "date" => x
+                    .as_str()
+                    .is_some_and(|s| s.len() >= 19 && s.as_bytes().get(4) == Some(&b'-')),
                 _ => true,
             };
             if !ok {
@@ -101,4 +103,3 @@ pub fn ecs_problems(doc: &Value) -> Vec<String> {
     }
     problems
 }
-

@@ -296,7 +296,12 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
 }
 
 /// Stats as flat fields: `_stats_packets_received`, ...
-pub fn encode_stats(opts: &EncodeOptions, ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
+pub fn encode_stats(
+    opts: &EncodeOptions,
+    ts_ns: u64,
+    stats: &serde_json::Value,
+    buf: &mut Vec<u8>,
+) {
     let mut w = JsonWriter::object(buf);
     head(
         &mut w,

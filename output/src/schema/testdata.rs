@@ -12,8 +12,12 @@ pub fn flow() -> FlowRecord {
         community_id: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=".into(),
         start_ns: 1_405_687_770_458_338_000,
         end_ns: 1_405_687_770_592_064_000,
-        src_ip: "192.168.1.103".parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
-        dst_ip: "195.154.172.150".parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        src_ip: "192.168.1.103"
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        dst_ip: "195.154.172.150"
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
         src_port: 52869,
         dst_port: 80,
         proto: 6,
@@ -22,8 +26,12 @@ pub fn flow() -> FlowRecord {
         vlans: vec![100, 200],
         tunnel: Some(TunnelInfo {
             kind: "vxlan",
-            outer_src: "192.0.2.1".parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
-            outer_dst: "192.0.2.2".parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+            outer_src: "192.0.2.1"
+                .parse()
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+            outer_dst: "192.0.2.2"
+                .parse()
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
             id: Some(5001),
         }),
         orig: DirectionStats {

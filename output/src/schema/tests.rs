@@ -1,5 +1,3 @@
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::testdata::{dns, envelope, flow, http, tls, STATS_LINE};
@@ -36,9 +34,8 @@ fn json(line: &[u8]) -> Value {
         1,
         "one line per event"
     );
-    serde_json::from_slice(line).unwrap_or_else(|e| {
-        panic!("invalid JSON {e}: {}", String::from_utf8_lossy(line))
-    })
+    serde_json::from_slice(line)
+        .unwrap_or_else(|e| panic!("invalid JSON {e}: {}", String::from_utf8_lossy(line)))
 }
 
 #[test]
@@ -112,7 +109,10 @@ fn eve_layout_matches_suricata() {
     assert_eq!(d["dns"]["rcode"], "NOERROR");
     assert_eq!(d["dns"]["queries"][0]["rrtype"], "A");
     let t = json(&lines[3]);
-    assert_eq!(t["tls"]["issuerdn"], "C=US, O=Let's Encrypt, CN=Let's Encrypt Authority X3");
+    assert_eq!(
+        t["tls"]["issuerdn"],
+        "C=US, O=Let's Encrypt, CN=Let's Encrypt Authority X3"
+    );
     assert_eq!(t["tls"]["notbefore"], "2019-12-17T01:17:28");
     assert_eq!(t["tls"]["ja3"]["hash"], "e7d705a3286e19ea42f587b344ee6865");
     assert_eq!(t["tls"]["server_alpns"], serde_json::json!(["h2"]));
@@ -132,7 +132,10 @@ fn ecs_output_uses_only_ecs_fields_of_the_right_type() {
     assert_eq!(f["source"]["ip"], "192.168.1.103");
     assert_eq!(f["destination"]["port"], 80);
     assert_eq!(f["source"]["mac"], "00-1C-42-00-00-08");
-    assert_eq!(f["network"]["community_id"], "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+    assert_eq!(
+        f["network"]["community_id"],
+        "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+    );
     assert_eq!(f["network"]["transport"], "tcp");
     assert_eq!(f["network"]["vlan"]["id"], "100");
     assert_eq!(f["network"]["inner"]["vlan"]["id"], "200");
@@ -145,7 +148,10 @@ fn ecs_output_uses_only_ecs_fields_of_the_right_type() {
     assert_eq!(h["http"]["version"], "1.1");
     let d = json(&lines[2]);
     assert_eq!(d["dns"]["question"]["name"], "www.example.com");
-    assert_eq!(d["dns"]["resolved_ip"], serde_json::json!(["93.184.216.34"]));
+    assert_eq!(
+        d["dns"]["resolved_ip"],
+        serde_json::json!(["93.184.216.34"])
+    );
     assert_eq!(d["dns"]["header_flags"], serde_json::json!(["RD", "RA"]));
     let t = json(&lines[3]);
     assert_eq!(t["tls"]["client"]["server_name"], "www.ntop.org");
@@ -170,8 +176,15 @@ fn gelf_is_gelf_1_1() {
         assert!(m["timestamp"].is_f64(), "{}", m["timestamp"]);
         assert_eq!(m["level"], 6);
         for (k, v) in m {
-            if ["version", "host", "short_message", "timestamp", "level", "full_message"]
-                .contains(&k.as_str())
+            if [
+                "version",
+                "host",
+                "short_message",
+                "timestamp",
+                "level",
+                "full_message",
+            ]
+            .contains(&k.as_str())
             {
                 continue;
             }

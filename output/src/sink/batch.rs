@@ -122,7 +122,10 @@ mod tests {
                 (EventType::Dns, b"{\"b\":2}".to_vec())
             ]
         );
-        assert_eq!(b.event(0).map(|(m, _)| m.key().to_vec()), Some(b"1:abc".to_vec()));
+        assert_eq!(
+            b.event(0).map(|(m, _)| m.key().to_vec()),
+            Some(b"1:abc".to_vec())
+        );
         assert_eq!(b.bytes_from(1), b"{\"b\":2}\n");
     }
 }

@@ -1,4 +1,4 @@
-//! JSON-lines files and stdout. A file rotates by size and/or age: the
+//! JSON-lines files and stdout (the directory must exist). A file rotates by size and/or age: the
 //! current file is flushed, closed and renamed (atomically, same
 //! directory) to `NAME.YYYYMMDDTHHMMSSZ-NNNNNN`, optionally gzipped (written
 //! to `.gz.tmp`, then renamed), and the oldest rotated files are removed past
@@ -90,11 +90,8 @@ impl FileSink {
     }
 
     fn reopen(&mut self) -> Result<(), SinkError> {
+        // The directory must exist: a mistyped path fails loudly.
         let path = &self.spec.path;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)
-                .map_err(|e| SinkError::io("cannot create directory", dir.display().to_string(), e))?;
-        }
         let f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -111,7 +108,8 @@ impl FileSink {
             return false;
         }
         let by_size = self.spec.rotate_bytes > 0 && self.size + next_line > self.spec.rotate_bytes;
-        let by_age = !self.spec.rotate_age.is_zero() && self.opened.elapsed() >= self.spec.rotate_age;
+        let by_age =
+            !self.spec.rotate_age.is_zero() && self.opened.elapsed() >= self.spec.rotate_age;
         by_size || by_age
     }
 
@@ -240,7 +238,8 @@ fn gzip_file(path: &Path) -> Result<(), SinkError> {
     let run = || -> io::Result<()> {
         let mut input = File::open(path)?;
         let out = File::create(&tmp)?;
-        let mut gz = flate2::write::GzEncoder::new(BufWriter::new(out), flate2::Compression::default());
+        let mut gz =
+            flate2::write::GzEncoder::new(BufWriter::new(out), flate2::Compression::default());
         io::copy(&mut input, &mut gz)?;
         let out = gz.finish()?;
         let f = out.into_inner().map_err(|e| e.into_error())?;
@@ -294,8 +293,9 @@ impl Transport for FileSink {
             self.rotate()?;
         }
         if let Some(o) = &mut self.out {
-            o.flush()
-                .map_err(|e| SinkError::io("cannot write", self.spec.path.display().to_string(), e))?;
+            o.flush().map_err(|e| {
+                SinkError::io("cannot write", self.spec.path.display().to_string(), e)
+            })?;
         }
         Ok(())
     }
@@ -341,7 +341,9 @@ mod tests {
                     .read_to_string(&mut text)
                     .expect("gunzip");
             } else {
-                io::BufReader::new(raw).read_to_string(&mut text).expect("read");
+                io::BufReader::new(raw)
+                    .read_to_string(&mut text)
+                    .expect("read");
             }
             for l in text.lines() {
                 let v: serde_json::Value = serde_json::from_str(l).expect("whole JSON line");
@@ -392,7 +394,9 @@ mod tests {
         s.close().expect("close");
         let files = rotated_files(&dir.join("f.json"));
         assert_eq!(files.len(), 3);
-        assert!(files.iter().all(|(p, _)| p.extension().is_some_and(|e| e == "gz")));
+        assert!(files
+            .iter()
+            .all(|(p, _)| p.extension().is_some_and(|e| e == "gz")));
         // the newest events are all there, in order, none split
         let got = read_all(&dir, "f.json");
         assert_eq!(got.last(), Some(&999));

@@ -167,7 +167,8 @@ mod tests {
     #[test]
     fn chunks_reassemble_and_decompress() {
         let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        rx.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        rx.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
         let addr = rx.local_addr().expect("addr").to_string();
         let mut g = GelfUdp::new(&addr, GelfCompression::Zlib, 600);
         g.connect().expect("connect");

@@ -5,8 +5,6 @@
 pub mod batch;
 pub mod file;
 pub mod gelf;
-#[cfg(feature = "kafka")]
-pub mod kafka;
 pub mod net;
 pub(crate) mod runner;
 pub mod spec;

@@ -124,7 +124,10 @@ impl TcpConn {
         while written < self.buf.len() {
             match s.write(self.buf.get(written..).unwrap_or(&[])) {
                 Ok(0) => {
-                    result = Err(io::Error::new(io::ErrorKind::WriteZero, "connection closed"));
+                    result = Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "connection closed",
+                    ));
                     break;
                 }
                 Ok(n) => written += n,

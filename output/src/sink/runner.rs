@@ -68,7 +68,9 @@ impl Runner {
                 true
             }
             Err(e) => {
-                self.counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .connect_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 if !link.reported_down {
                     eprintln!("flowtap: sink {}: {e}; retrying", self.name);
                     link.reported_down = true;
@@ -87,7 +89,10 @@ impl Runner {
         if !link.reported_down {
             match e {
                 Some(e) => eprintln!("flowtap: sink {}: {e}; reconnecting", self.name),
-                None => eprintln!("flowtap: sink {}: collector closed the connection; reconnecting", self.name),
+                None => eprintln!(
+                    "flowtap: sink {}: collector closed the connection; reconnecting",
+                    self.name
+                ),
             }
             link.reported_down = true;
         }
@@ -132,7 +137,7 @@ impl Runner {
         from
     }
 
-    fn to_spool(&mut self, b: &Batch, from: usize) {
+    fn spool_batch(&mut self, b: &Batch, from: usize) {
         let n = b.len().saturating_sub(from) as u64;
         if n == 0 {
             return;
@@ -159,7 +164,9 @@ impl Runner {
 
     fn update_spool_gauges(&self) {
         if let Some(sp) = &self.spool {
-            self.counters.spool_bytes.store(sp.bytes(), Ordering::Relaxed);
+            self.counters
+                .spool_bytes
+                .store(sp.bytes(), Ordering::Relaxed);
             self.counters
                 .spool_events
                 .store(sp.events(), Ordering::Relaxed);
@@ -171,7 +178,7 @@ impl Runner {
         loop {
             // Keep order: whatever is queued goes behind the spool.
             while let Ok(b) = self.rx.try_recv() {
-                self.to_spool(&b, 0);
+                self.spool_batch(&b, 0);
                 self.recycle(b);
             }
             let Some(sp) = &mut self.spool else {
@@ -201,7 +208,9 @@ impl Runner {
                     eprintln!("flowtap: sink {}: {e}", self.name);
                 }
             }
-            self.counters.events_unspooled.fetch_add(b.len() as u64, Ordering::Relaxed);
+            self.counters
+                .events_unspooled
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
             self.update_spool_gauges();
             *scratch = b;
         }
@@ -223,7 +232,7 @@ impl Runner {
         loop {
             if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
                 if let Some((b, from)) = pending.take() {
-                    self.to_spool(&b, from);
+                    self.spool_batch(&b, from);
                     self.recycle(b);
                 }
                 if self.drain_spool(&mut link, &mut scratch, &mut skip) {
@@ -232,7 +241,7 @@ impl Runner {
                 // Down: keep spooling what arrives.
                 match self.rx.recv_timeout(TICK) {
                     Ok(b) => {
-                        self.to_spool(&b, 0);
+                        self.spool_batch(&b, 0);
                         self.recycle(b);
                     }
                     Err(RecvTimeoutError::Timeout) => {}
@@ -264,12 +273,14 @@ impl Runner {
                 continue;
             }
             if self.spool.is_some() {
-                self.to_spool(&b, reached);
+                self.spool_batch(&b, reached);
                 self.recycle(b);
             } else {
                 // Hold it; the queue fills behind it.
                 pending = Some((b, reached));
-                std::thread::sleep(TICK.min(link.next_try.saturating_duration_since(Instant::now())));
+                std::thread::sleep(
+                    TICK.min(link.next_try.saturating_duration_since(Instant::now())),
+                );
             }
         }
         let _ = closed;
@@ -278,7 +289,7 @@ impl Runner {
         loop {
             if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
                 if let Some((b, from)) = pending.take() {
-                    self.to_spool(&b, from);
+                    self.spool_batch(&b, from);
                     self.recycle(b);
                 }
                 if !self.drain_spool(&mut link, &mut scratch, &mut skip) {
@@ -299,12 +310,14 @@ impl Runner {
                 continue;
             }
             if self.spool.is_some() {
-                self.to_spool(&b, reached);
+                self.spool_batch(&b, reached);
                 continue;
             }
             if Instant::now() >= deadline {
                 let lost = (b.len() - reached) as u64;
-                self.counters.events_failed.fetch_add(lost, Ordering::Relaxed);
+                self.counters
+                    .events_failed
+                    .fetch_add(lost, Ordering::Relaxed);
                 eprintln!(
                     "flowtap: sink {}: gave up on {lost} event(s) at shutdown",
                     self.name

@@ -198,7 +198,10 @@ impl SinkSpec {
                     | SinkKind::Kafka { .. }
             )
         {
-            return Err(err("schema", "gelf is for GELF, file, stdout and kafka sinks"));
+            return Err(err(
+                "schema",
+                "gelf is for GELF, file, stdout and kafka sinks",
+            ));
         }
         let supported: Vec<EventType> = self
             .types

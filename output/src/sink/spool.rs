@@ -37,10 +37,17 @@ impl Spool {
     /// Opens `dir/<name>.spool`; a spool left by an earlier run is replayed.
     pub fn open(dir: &Path, name: &str, max_bytes: u64) -> Result<Spool, SinkError> {
         let d = dir.display().to_string();
-        fs::create_dir_all(dir).map_err(|e| SinkError::io("cannot create spool directory", d, e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| SinkError::io("cannot create spool directory", d, e))?;
         let safe: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = dir.join(format!("{safe}.spool"));
         let file = OpenOptions::new()
@@ -175,7 +182,9 @@ impl Spool {
         let r = self.file.read_exact(&mut self.scratch);
         r.map_err(|e| self.err(e))?;
         out.bytes.resize(len, 0);
-        self.file.read_exact(&mut out.bytes).map_err(|e| self.err(e))?;
+        self.file
+            .read_exact(&mut out.bytes)
+            .map_err(|e| self.err(e))?;
         for rec in self.scratch.chunks_exact(46) {
             let end = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
             let kind = kind_of(rec[4]);
@@ -217,7 +226,8 @@ mod tests {
         let mut s = Spool::open(&dir, "s1", 10_000).expect("open");
         let mut b = Batch::default();
         for i in 0..10u64 {
-            b.bytes.extend_from_slice(format!("{{\"n\":{i}}}\n").as_bytes());
+            b.bytes
+                .extend_from_slice(format!("{{\"n\":{i}}}\n").as_bytes());
             b.commit(EventType::Dns, i, b"1:key");
         }
         assert!(s.push(&b, 0).expect("push"));
@@ -233,15 +243,27 @@ mod tests {
         let mut out = Batch::default();
         assert!(s.peek(&mut out).expect("peek"));
         assert_eq!(out.len(), 10);
-        assert_eq!(out.event(3).map(|(m, l)| (m.ts_ns, l.to_vec())), Some((3, b"{\"n\":3}".to_vec())));
-        assert_eq!(out.event(3).map(|(m, _)| m.key().to_vec()), Some(b"1:key".to_vec()));
+        assert_eq!(
+            out.event(3).map(|(m, l)| (m.ts_ns, l.to_vec())),
+            Some((3, b"{\"n\":3}".to_vec()))
+        );
+        assert_eq!(
+            out.event(3).map(|(m, _)| m.key().to_vec()),
+            Some(b"1:key".to_vec())
+        );
         s.pop(out.len(), out.bytes.len()).expect("pop");
         assert!(s.peek(&mut out).expect("peek"));
         assert_eq!(out.len(), 3);
-        assert_eq!(out.event(0).map(|(_, l)| l.to_vec()), Some(b"{\"n\":7}".to_vec()));
+        assert_eq!(
+            out.event(0).map(|(_, l)| l.to_vec()),
+            Some(b"{\"n\":7}".to_vec())
+        );
         s.pop(out.len(), out.bytes.len()).expect("pop");
         assert!(s.is_empty());
-        assert_eq!(fs::metadata(dir.join("s1.spool")).map(|m| m.len()).ok(), Some(0));
+        assert_eq!(
+            fs::metadata(dir.join("s1.spool")).map(|m| m.len()).ok(),
+            Some(0)
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }
