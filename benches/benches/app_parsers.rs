@@ -11,26 +11,46 @@ use dissect::app::{
 
 const SEG: usize = 1448;
 
-/// Feed `data` in segments, keeping unconsumed bytes like the engine.
-fn feed(p: &mut dyn AppParser, dir: Direction, data: &[u8], events: &mut usize) {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let ctx = Ctx::new(1);
-    for seg in data.chunks(SEG) {
-        buf.extend_from_slice(seg);
-        match p.parse(dir, &buf, &ctx, &mut |_| *events += 1) {
-            ParseStatus::Consumed(n) | ParseStatus::Incomplete { consumed: n, .. } => {
-                buf.drain(..n);
+/// The engine's side of one flow: a buffer of unconsumed bytes per direction.
+struct Flow {
+    p: Box<dyn AppParser>,
+    buf: [Vec<u8>; 2],
+    events: usize,
+}
+
+impl Flow {
+    fn new(p: Box<dyn AppParser>) -> Flow {
+        Flow {
+            p,
+            buf: [Vec::with_capacity(4096), Vec::with_capacity(4096)],
+            events: 0,
+        }
+    }
+
+    /// Feed `data` in segments, keeping unconsumed bytes like the engine.
+    fn feed(&mut self, dir: Direction, data: &[u8]) {
+        let ctx = Ctx::new(1);
+        let buf = &mut self.buf[dir.index()];
+        let events = &mut self.events;
+        for seg in data.chunks(SEG) {
+            buf.extend_from_slice(seg);
+            match self.p.parse(dir, buf, &ctx, &mut |_| *events += 1) {
+                ParseStatus::Consumed(n) | ParseStatus::Incomplete { consumed: n, .. } => {
+                    buf.drain(..n);
+                }
+                ParseStatus::Error { .. } => return,
             }
-            ParseStatus::Error { .. } => return,
         }
     }
 }
 
-fn http_streams(n: usize) -> (Vec<u8>, Vec<u8>) {
-    let mut req = Vec::new();
-    let mut resp = Vec::new();
+/// `n` keep-alive transactions: (request, response) bytes each.
+fn http_txs(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     let body = vec![b'x'; 2000];
+    let mut txs = Vec::new();
     for i in 0..n {
+        let mut req = Vec::new();
+        let mut resp = Vec::new();
         req.extend_from_slice(
             format!(
                 "GET /static/app/{i}/bundle.js?v=1.2.3 HTTP/1.1\r\nHost: www.example.com\r\n\
@@ -59,8 +79,9 @@ fn http_streams(n: usize) -> (Vec<u8>, Vec<u8>) {
             }
             resp.extend_from_slice(b"0\r\n\r\n");
         }
+        txs.push((req, resp));
     }
-    (req, resp)
+    txs
 }
 
 fn push_name(m: &mut Vec<u8>, name: &str) {
@@ -202,31 +223,29 @@ fn bench(c: &mut Criterion) {
     let cfg = AppConfig::default();
     let mut g = c.benchmark_group("app_parsers");
 
-    let (req, resp) = http_streams(100);
-    g.throughput(Throughput::Bytes((req.len() + resp.len()) as u64));
+    let txs = http_txs(100);
+    let bytes: usize = txs.iter().map(|(a, b)| a.len() + b.len()).sum();
+    g.throughput(Throughput::Bytes(bytes as u64));
+    let run_http = |cfg: &AppConfig| {
+        let mut f = Flow::new(new_parser(AppProto::Http, Transport::Tcp, cfg));
+        for (req, resp) in &txs {
+            f.feed(Direction::ToServer, req);
+            f.feed(Direction::ToClient, resp);
+        }
+        f.events
+    };
     g.bench_function("http_100_keepalive_txs", |b| {
         b.iter(|| {
-            let mut p = new_parser(AppProto::Http, Transport::Tcp, &cfg);
-            let mut ev = 0;
-            feed(p.as_mut(), Direction::ToServer, &req, &mut ev);
-            feed(p.as_mut(), Direction::ToClient, &resp, &mut ev);
-            p.flush(&Ctx::new(2), &mut |_| ev += 1);
+            let ev = run_http(&cfg);
             assert_eq!(ev, 100);
             black_box(ev)
         })
     });
-
     let mut hcfg = cfg.clone();
     hcfg.http.log_request_headers = true;
     hcfg.http.log_response_headers = true;
     g.bench_function("http_100_txs_with_header_lists", |b| {
-        b.iter(|| {
-            let mut p = new_parser(AppProto::Http, Transport::Tcp, &hcfg);
-            let mut ev = 0;
-            feed(p.as_mut(), Direction::ToServer, &req, &mut ev);
-            feed(p.as_mut(), Direction::ToClient, &resp, &mut ev);
-            black_box(ev)
-        })
+        b.iter(|| black_box(run_http(&hcfg)))
     });
 
     let (q, r) = dns_pair();
@@ -246,23 +265,21 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes((client.len() + server.len()) as u64));
     g.bench_function("tls12_hello_and_3_cert_chain", |b| {
         b.iter(|| {
-            let mut p = new_parser(AppProto::Tls, Transport::Tcp, &cfg);
-            let mut ev = 0;
-            feed(p.as_mut(), Direction::ToServer, &client, &mut ev);
-            feed(p.as_mut(), Direction::ToClient, &server, &mut ev);
-            assert_eq!(ev, 1);
-            black_box(ev)
+            let mut f = Flow::new(new_parser(AppProto::Tls, Transport::Tcp, &cfg));
+            f.feed(Direction::ToServer, &client);
+            f.feed(Direction::ToClient, &server);
+            assert_eq!(f.events, 1);
+            black_box(f.events)
         })
     });
     let mut ncfg = cfg.clone();
     ncfg.tls.parse_certs = false;
     g.bench_function("tls12_hello_chain_no_cert_decode", |b| {
         b.iter(|| {
-            let mut p = new_parser(AppProto::Tls, Transport::Tcp, &ncfg);
-            let mut ev = 0;
-            feed(p.as_mut(), Direction::ToServer, &client, &mut ev);
-            feed(p.as_mut(), Direction::ToClient, &server, &mut ev);
-            black_box(ev)
+            let mut f = Flow::new(new_parser(AppProto::Tls, Transport::Tcp, &ncfg));
+            f.feed(Direction::ToServer, &client);
+            f.feed(Direction::ToClient, &server);
+            black_box(f.events)
         })
     });
     g.finish();

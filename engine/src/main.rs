@@ -43,7 +43,7 @@ enum Command {
     /// Example: flowtap gen --iface veth0 --pcap capture.pcap --pps 20000 --loop 10
     Gen(cli_live::GenArgs),
     /// Check an interface for live capture (queues, RSS key, offloads, XDP) and
-    /// print the commands that fix what is wrong; exits 1 while problems remain.
+    /// print the commands that fix what is wrong; exits 1 while one of them is needed.
     ///
     /// Example: flowtap doctor --iface eth1 --apply
     Doctor(cli_live::DoctorArgs),

@@ -24,14 +24,22 @@ pub fn run(mut p: Box<dyn AppParser>, script: &[u8]) {
         if c == 0xff {
             let len = script.get(i).copied().unwrap_or(0) as u64;
             i += 1;
-            let d = if len & 1 == 0 { Direction::ToServer } else { Direction::ToClient };
+            let d = if len & 1 == 0 {
+                Direction::ToServer
+            } else {
+                Direction::ToClient
+            };
             let k = d.index();
             let pending = buf[k].len() as u64;
             buf[k].clear();
             p.on_gap(d, len + pending);
             continue;
         }
-        let d = if c & 1 == 0 { Direction::ToServer } else { Direction::ToClient };
+        let d = if c & 1 == 0 {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
         let k = d.index();
         let n = if c >= 0xf0 {
             let hi = script.get(i).copied().unwrap_or(0);
@@ -58,7 +66,10 @@ pub fn run(mut p: Box<dyn AppParser>, script: &[u8]) {
             ParseStatus::Incomplete { consumed, needed } => {
                 assert!(consumed <= buf[k].len());
                 buf[k].drain(..consumed);
-                assert!(needed > buf[k].len(), "Incomplete must ask for more than it has");
+                assert!(
+                    needed > buf[k].len(),
+                    "Incomplete must ask for more than it has"
+                );
                 if needed > CAP {
                     let n = buf[k].len() as u64;
                     buf[k].clear();
@@ -80,5 +91,9 @@ pub fn run(mut p: Box<dyn AppParser>, script: &[u8]) {
     }
     p.expire(&Ctx::new(ts + 60_000_000_000), &mut |_| events += 1);
     p.flush(&Ctx::new(ts + 1), &mut |_| events += 1);
-    assert_eq!(p.stats().events as usize, events, "every emitted event is counted");
+    assert_eq!(
+        p.stats().events as usize,
+        events,
+        "every emitted event is counted"
+    );
 }

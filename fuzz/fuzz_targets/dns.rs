@@ -8,8 +8,14 @@ use libfuzzer_sys::fuzz_target;
 mod app_driver;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, script)) = data.split_first() else { return };
-    let transport = if flags & 1 != 0 { Transport::Tcp } else { Transport::Udp };
+    let Some((&flags, script)) = data.split_first() else {
+        return;
+    };
+    let transport = if flags & 1 != 0 {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
     let cfg = DnsConfig {
         max_pending: usize::from(flags >> 4) + 1,
         query_timeout_ns: if flags & 2 != 0 { 3_000_000 } else { 0 },

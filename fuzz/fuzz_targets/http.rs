@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 mod app_driver;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, script)) = data.split_first() else { return };
+    let Some((&flags, script)) = data.split_first() else {
+        return;
+    };
     let cfg = HttpConfig {
         log_request_headers: flags & 1 != 0,
         log_response_headers: flags & 2 != 0,

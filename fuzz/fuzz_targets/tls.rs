@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 mod app_driver;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, script)) = data.split_first() else { return };
+    let Some((&flags, script)) = data.split_first() else {
+        return;
+    };
     let cfg = TlsConfig {
         max_handshake_len: if flags & 1 != 0 { 512 } else { 64 * 1024 },
         max_certs: usize::from(flags >> 4),

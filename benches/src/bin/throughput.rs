@@ -40,10 +40,9 @@ fn main() {
             _ => path = a,
         }
     }
-    let mut cfg = Config::default();
-    cfg.pin_workers = true;
+    let cfg = Config::default();
     match std::fs::read(&path) {
-        Ok(bytes) => measure(&format!("{path}"), bytes, &cfg, workers, repeat),
+        Ok(bytes) => measure(&path, bytes, &cfg, workers, repeat),
         Err(e) => eprintln!("skipping {path}: {e} (generate W1 first, see --help)"),
     }
     if small > 0 {

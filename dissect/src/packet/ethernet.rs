@@ -23,7 +23,9 @@ pub(crate) fn ethernet<'a>(b: &'a [u8], out: &mut Decoded<'a>) -> Step<'a> {
     out.macs = Some((src, dst));
     let rest = tail(b, 14);
     if ty >= 0x0600 {
-        return Step::EtherType(ty, rest);
+        // Dispatched here rather than through the decode loop: this is
+        // the path nearly every packet takes.
+        return ethertype(ty, rest, out);
     }
     // 802.3 length field: only LLC/SNAP can carry an ethertype.
     match (array_at::<3>(rest, 0), u16_at(rest, 6)) {

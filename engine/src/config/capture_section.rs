@@ -101,7 +101,8 @@ pub struct CaptureSection {
     pub afpacket_block_timeout_ms: u32,
     /// SCHED_FIFO priority of the workers (1..=99; 0 = normal scheduling).
     pub sched_fifo: u8,
-    /// Lock all memory (mlockall) so the capture never pages.
+    /// Lock all memory (mlockall) so the capture never pages. Every table is
+    /// then faulted in at its configured maximum (RSS = the budget).
     pub mlock: bool,
     pub filter: FilterSection,
 }

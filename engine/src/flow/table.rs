@@ -231,14 +231,15 @@ impl Flow {
 }
 
 /// A flow id that is the same whatever worker or run saw the flow: the
-/// flow's key hash mixed with its first packet time, kept positive for
-/// consumers that read it as a signed 64-bit integer (as Suricata's is).
+/// flow's key hash mixed with its first packet time, kept below 2^53 so that
+/// JSON consumers that read numbers as doubles (JavaScript, many log
+/// pipelines) keep it exact, as Suricata's ids are.
 fn flow_id(key_hash: u64, first_ns: u64) -> u64 {
     let mut x = key_hash ^ first_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
-    x & 0x7fff_ffff_ffff_ffff
+    x & ((1 << 53) - 1)
 }
 
 pub struct FlowTable {

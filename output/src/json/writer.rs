@@ -347,6 +347,13 @@ pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
 
 /// The escaped contents of a JSON string, without the quotes.
 fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
+    // Fast path: most values (hosts, URIs, names) are plain printable ASCII.
+    if s.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        buf.extend_from_slice(s);
+        return;
+    }
     for chunk in s.utf8_chunks() {
         let valid = chunk.valid().as_bytes();
         let mut start = 0;
