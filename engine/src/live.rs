@@ -652,6 +652,7 @@ pub fn run_live(
         (cfg.output.stats_interval > 0).then(|| Duration::from_secs(cfg.output.stats_interval));
     let mut next_stats = every.map(|d| started + d);
     let mut buf = Vec::new();
+    let mut ended_early = 0;
     let cause = loop {
         if stop.load(Ordering::Relaxed) {
             break StopCause::Signal;
@@ -659,7 +660,8 @@ pub fn run_live(
         if opts.duration.is_some_and(|d| started.elapsed() >= d) {
             break StopCause::Duration;
         }
-        if handles.iter().any(|h| h.is_finished()) {
+        if let Some(i) = handles.iter().position(|h| h.is_finished()) {
+            ended_early = i;
             break StopCause::WorkerFailed;
         }
         if let (Some(at), Some(d)) = (next_stats, every) {
@@ -724,8 +726,8 @@ pub fn run_live(
     }
     if cause == StopCause::WorkerFailed && summary.worker_error.is_none() {
         summary.worker_error = Some(LiveError::WorkerFailed(
-            usize::MAX,
-            "a worker ended before the capture was stopped".into(),
+            ended_early,
+            "it ended before the capture was stopped".into(),
         ));
     }
     opened.add_filter_drops(&mut summary.capture);

@@ -137,3 +137,24 @@ fn periodic_stats_events_are_written() {
     assert!(!run.of_type("stats").is_empty());
     assert_eq!(run.stats()["stats"]["packets"]["accounted"], true);
 }
+
+#[test]
+fn a_plain_output_file_is_replaced_not_appended() {
+    let dir = tmp_dir("cli");
+    let out = dir.join("twice.json");
+    let cap = corpus().join("dns/sv-cond-log-dns-dig--input.pcap");
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        let (code, _, err) = flowtap(&[
+            "run",
+            "--pcap",
+            cap.to_str().expect("path"),
+            "-o",
+            out.to_str().expect("path"),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        counts.push(std::fs::read_to_string(&out).expect("read").lines().count());
+    }
+    assert_eq!(counts[0], counts[1]);
+    assert!(counts[0] >= 2, "a flow and a stats line at least");
+}

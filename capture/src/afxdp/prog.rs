@@ -44,6 +44,7 @@ impl Attached {
         filter: &PreFilter,
     ) -> Result<Attached, XdpError> {
         filter.validate().map_err(XdpError::Config)?;
+        route_libbpf_messages();
         let open = ObjectBuilder::default()
             .open_memory(OBJ)
             .map_err(|e| XdpError::Bpf(format!("open: {e}")))?;
@@ -173,6 +174,21 @@ impl Drop for Attached {
         }
         // closing `link` (after this) releases it for good.
     }
+}
+
+/// libbpf prints its warnings straight to stderr; send them to `log` instead,
+/// so a failed load ends in our one error line (which says what to do).
+fn route_libbpf_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = libbpf_rs::set_print(Some((
+            libbpf_rs::PrintLevel::Warn,
+            |level, msg| match level {
+                libbpf_rs::PrintLevel::Warn => log::warn!("libbpf: {}", msg.trim_end()),
+                _ => log::debug!("libbpf: {}", msg.trim_end()),
+            },
+        )));
+    });
 }
 
 fn load_error(msg: String) -> XdpError {

@@ -114,10 +114,12 @@ impl Default for CaptureSection {
             iface: String::new(),
             xdp_mode: XdpModeSetting::Auto,
             zero_copy: ZeroCopySetting::Auto,
-            umem_frames: 4096,
+            // 64 MiB per queue (like AF_PACKET's 64 x 1 MiB ring): enough to
+            // ride out a worker stall of ~10 ms at 2 Mpps without a drop.
+            umem_frames: 32768,
             frame_size: 2048,
-            rx_ring: 2048,
-            fill_ring: 2048,
+            rx_ring: 16384,
+            fill_ring: 16384,
             need_wakeup: true,
             busy_poll_usecs: 0,
             busy_poll_budget: 64,

@@ -70,7 +70,9 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    /// Opens (appends to) the file; creates its directory.
+    /// Opens the file. A plain file (no rotation) starts empty, as any
+    /// command's output file does; a rotating file is appended to, so that a
+    /// restart continues the current file that collectors are tailing.
     pub fn open(spec: FileSpec) -> Result<FileSink, SinkError> {
         let mut s = FileSink {
             seq: 0,
@@ -81,7 +83,8 @@ impl FileSink {
             rotations: 0,
         };
         s.seq = s.rotated_files().len() as u64;
-        s.reopen()?;
+        let rotating = s.spec.rotate_bytes > 0 || !s.spec.rotate_age.is_zero();
+        s.open_file(!rotating)?;
         Ok(s)
     }
 
@@ -90,11 +93,17 @@ impl FileSink {
     }
 
     fn reopen(&mut self) -> Result<(), SinkError> {
+        self.open_file(false)
+    }
+
+    fn open_file(&mut self, truncate: bool) -> Result<(), SinkError> {
         // The directory must exist: a mistyped path fails loudly.
         let path = &self.spec.path;
         let f = OpenOptions::new()
             .create(true)
-            .append(true)
+            .append(!truncate)
+            .write(true)
+            .truncate(truncate)
             .open(path)
             .map_err(|e| SinkError::io("cannot open output file", self.path_str(), e))?;
         self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
