@@ -199,6 +199,7 @@ pub fn xdp_config(cfg: &Config, iface: &str, queues: Option<Vec<u32>>) -> XdpCon
     let c = &cfg.capture;
     let mut x = XdpConfig::new(iface);
     x.queues = queues;
+    x.shard_hash = inner_shard_hash;
     x.mode = match c.xdp_mode {
         XdpModeSetting::Auto => XdpMode::Auto,
         XdpModeSetting::Native => XdpMode::Native,
@@ -810,4 +811,19 @@ mod tests {
         .expect_err("no interface");
         assert!(matches!(e, LiveError::NoInterface), "{e}");
     }
+}
+
+/// Software-shard owner of an Ethernet frame: the same symmetric hash of the
+/// innermost IP pair that offline replay uses, so flows inside tunnels (VXLAN,
+/// GRE, ERSPAN mirrors) keep both directions on one worker. Decapsulation uses
+/// the default ports (a plain function pointer cannot carry the config).
+fn inner_shard_hash(frame: &[u8]) -> u32 {
+    let mut d = dissect::packet::Decoded::default();
+    dissect::packet::decode(
+        capture::LinkType::ETHERNET.0,
+        frame,
+        &dissect::packet::DecodeConfig::default(),
+        &mut d,
+    );
+    dissect::flow::shard_hash(&d)
 }

@@ -499,8 +499,9 @@ fn afxdp_generic_live_flows_equal_the_replay() {
 /// keeps each flow on one worker. That hash reads the outer headers only: a
 /// VXLAN mirror whose outer UDP source port differs per direction (as in the
 /// VXLAN capture) has its two directions land on different workers, so the
-/// two-socket run leaves that capture out (a known limit of fanout hashing,
-/// shared by AF_XDP's RSS / software shard; see the README).
+/// two-socket run leaves that capture out (a known limit of the kernel's
+/// fanout hashing, shared by NIC RSS; AF_XDP's software shard mode
+/// decapsulates instead: see the README).
 #[test]
 fn afpacket_live_flows_equal_the_replay_and_sigterm_flushes_them() {
     require_root!();
@@ -525,22 +526,19 @@ fn afpacket_live_flows_equal_the_replay_and_sigterm_flushes_them() {
 
 /// Software shard mode on a veth with two RX queues: two workers, and the
 /// frames a queue receives for flows the other worker owns cross over
-/// through the shard rings. The VXLAN capture is left out for the reason
-/// given above (the shard hash reads the outer headers).
+/// through the shard rings. The shard hash decapsulates tunnels (the same
+/// inner-IP-pair hash as offline replay), so the VXLAN capture, whose outer
+/// source port differs per direction, is included: both directions of each
+/// inner flow must meet on one worker.
 #[test]
 fn afxdp_software_shard_live_flows_equal_the_replay() {
     require_root!();
     let cfg = tmp_dir("live").join("software-shard.toml");
     std::fs::write(&cfg, "[capture]\nshard = \"software\"\nshard_ring = 256\n")
         .expect("write config");
-    let plain: Vec<&str> = CAPTURES
-        .iter()
-        .copied()
-        .filter(|c| !c.contains("vxlan"))
-        .collect();
     live_equals_offline_on(
         2,
-        &plain,
+        CAPTURES,
         &[
             "--xdp-mode",
             "native",

@@ -127,6 +127,11 @@ pub struct XdpConfig {
     pub busy_poll: Option<BusyPoll>,
     pub filter: PreFilter,
     pub shard: Shard,
+    /// The hash that picks a frame's owner in software shard mode. The
+    /// default looks at the outer headers only; the engine passes one that
+    /// decapsulates tunnels, so both directions of a flow inside a VXLAN or
+    /// GRE mirror meet on one worker whatever the outer ports are.
+    pub shard_hash: fn(&[u8]) -> u32,
 }
 
 impl XdpConfig {
@@ -146,6 +151,7 @@ impl XdpConfig {
             busy_poll: None,
             filter: PreFilter::default(),
             shard: Shard::Hardware,
+            shard_hash: symmetric_hash,
         }
     }
 
@@ -329,6 +335,7 @@ pub struct XdpQueue {
     ring_full: u64,
     shard: Option<ShardLinks>,
     nshards: u32,
+    shard_hash: fn(&[u8]) -> u32,
     _attached: Arc<Attached>,
 }
 
@@ -354,6 +361,7 @@ impl XdpQueue {
             ring_full: 0,
             shard,
             nshards,
+            shard_hash: cfg.shard_hash,
             _attached: attached,
         };
         q.refill();
@@ -460,7 +468,7 @@ impl XdpQueue {
                 self.invalid += 1;
                 continue;
             };
-            let owner = (symmetric_hash(data) % self.nshards) as usize;
+            let owner = ((self.shard_hash)(data) % self.nshards) as usize;
             if owner == me {
                 f(&Packet {
                     ts_ns,
