@@ -749,6 +749,21 @@ pub fn run_live(
     Ok(summary)
 }
 
+/// Software-shard owner of an Ethernet frame: the same symmetric hash of the
+/// innermost IP pair that offline replay uses, so flows inside tunnels (VXLAN,
+/// GRE, ERSPAN mirrors) keep both directions on one worker. Decapsulation uses
+/// the default ports (a plain function pointer cannot carry the config).
+fn inner_shard_hash(frame: &[u8]) -> u32 {
+    let mut d = dissect::packet::Decoded::default();
+    dissect::packet::decode(
+        capture::LinkType::ETHERNET.0,
+        frame,
+        &dissect::packet::DecodeConfig::default(),
+        &mut d,
+    );
+    dissect::flow::shard_hash(&d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,19 +826,4 @@ mod tests {
         .expect_err("no interface");
         assert!(matches!(e, LiveError::NoInterface), "{e}");
     }
-}
-
-/// Software-shard owner of an Ethernet frame: the same symmetric hash of the
-/// innermost IP pair that offline replay uses, so flows inside tunnels (VXLAN,
-/// GRE, ERSPAN mirrors) keep both directions on one worker. Decapsulation uses
-/// the default ports (a plain function pointer cannot carry the config).
-fn inner_shard_hash(frame: &[u8]) -> u32 {
-    let mut d = dissect::packet::Decoded::default();
-    dissect::packet::decode(
-        capture::LinkType::ETHERNET.0,
-        frame,
-        &dissect::packet::DecodeConfig::default(),
-        &mut d,
-    );
-    dissect::flow::shard_hash(&d)
 }
