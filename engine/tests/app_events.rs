@@ -51,187 +51,135 @@ fn s(v: &Value) -> String {
     }
 }
 
-/// (community id, method, host, uri, status) of HTTP events.
-fn http_keys_ours(events: &[&Value]) -> Vec<String> {
+/// The sorted keys of the events that pass `keep`.
+fn keys(
+    events: &[&Value],
+    keep: impl Fn(&Value) -> bool,
+    key: impl Fn(&Value) -> String,
+) -> Vec<String> {
     let mut v: Vec<String> = events
         .iter()
-        .map(|e| {
-            let h = &e["http"];
-            format!(
-                "{} {} {} {} {}",
-                s(&e["community_id"]),
-                s(&h["method"]),
-                s(&h["host"]),
-                s(&h["uri"]),
-                s(&h["status"])
-            )
-        })
+        .copied()
+        .filter(|e| keep(e))
+        .map(key)
         .collect();
     v.sort();
     v
+}
+
+fn all(_: &Value) -> bool {
+    true
+}
+
+/// (community id, method, host, uri, status) of an HTTP event; flowtap and
+/// Suricata name the first three fields differently.
+fn http_key(e: &Value, [method, host, uri]: [&str; 3]) -> String {
+    let h = &e["http"];
+    format!(
+        "{} {} {} {} {}",
+        s(&e["community_id"]),
+        s(&h[method]),
+        s(&h[host]),
+        s(&h[uri]),
+        s(&h["status"])
+    )
+}
+
+fn http_keys_ours(events: &[&Value]) -> Vec<String> {
+    keys(events, all, |e| http_key(e, ["method", "host", "uri"]))
 }
 
 fn http_keys_suricata(events: &[&Value]) -> Vec<String> {
-    let mut v: Vec<String> = events
-        .iter()
-        .map(|e| {
-            let h = &e["http"];
-            format!(
-                "{} {} {} {} {}",
-                s(&e["community_id"]),
-                s(&h["http_method"]),
-                s(&h["hostname"]),
-                s(&h["url"]),
-                s(&h["status"])
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    keys(events, all, |e| {
+        http_key(e, ["http_method", "hostname", "url"])
+    })
 }
 
-/// (community id, id, first query name, type) of DNS queries.
-fn dns_queries_ours(events: &[&Value]) -> Vec<String> {
-    let mut v: Vec<String> = events
-        .iter()
-        .filter(|e| e["dns"]["has_query"] == true)
-        .map(|e| {
-            let d = &e["dns"];
-            let q = &d["queries"][0];
-            format!(
-                "{} {} {} {}",
-                s(&e["community_id"]),
-                s(&d["id"]),
-                s(&q["rrname"]),
-                s(&q["rrtype"])
-            )
+/// (community id, id, first query name, type) of a DNS query.
+fn dns_query_key(e: &Value) -> String {
+    let d = &e["dns"];
+    let q = &d["queries"][0];
+    format!(
+        "{} {} {} {}",
+        s(&e["community_id"]),
+        s(&d["id"]),
+        s(&q["rrname"]),
+        s(&q["rrtype"])
+    )
+}
+
+/// (community id, id, rcode, sorted answer rdata) of a DNS response.
+fn dns_answer_key(e: &Value) -> String {
+    let d = &e["dns"];
+    let mut rdata: Vec<String> = d["answers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| format!("{}={}", s(&r["rrtype"]), s(&r["rdata"])))
+                .collect()
         })
-        .collect();
-    v.sort();
-    v
+        .unwrap_or_default();
+    rdata.sort();
+    format!(
+        "{} {} {} {}",
+        s(&e["community_id"]),
+        s(&d["id"]),
+        s(&d["rcode"]),
+        rdata.join(",")
+    )
+}
+
+/// flowtap's one event per transaction says what it holds; Suricata logs a
+/// request and a response event per transaction.
+fn dns_queries_ours(events: &[&Value]) -> Vec<String> {
+    keys(events, |e| e["dns"]["has_query"] == true, dns_query_key)
 }
 
 fn dns_queries_suricata(events: &[&Value]) -> Vec<String> {
-    let mut v: Vec<String> = events
-        .iter()
-        .filter(|e| e["dns"]["type"] == "request" || e["dns"]["type"] == "query")
-        .map(|e| {
-            let d = &e["dns"];
-            let q = &d["queries"][0];
-            format!(
-                "{} {} {} {}",
-                s(&e["community_id"]),
-                s(&d["id"]),
-                s(&q["rrname"]),
-                s(&q["rrtype"])
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    let request = |e: &Value| matches!(e["dns"]["type"].as_str(), Some("request" | "query"));
+    keys(events, request, dns_query_key)
 }
 
-/// (community id, id, rcode, sorted answer rdata) of DNS responses.
 fn dns_answers_ours(events: &[&Value]) -> Vec<String> {
-    let mut v: Vec<String> = events
-        .iter()
-        .filter(|e| e["dns"]["has_response"] == true)
-        .map(|e| {
-            let d = &e["dns"];
-            let mut rdata: Vec<String> = d["answers"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|r| format!("{}={}", s(&r["rrtype"]), s(&r["rdata"])))
-                        .collect()
-                })
-                .unwrap_or_default();
-            rdata.sort();
-            format!(
-                "{} {} {} {}",
-                s(&e["community_id"]),
-                s(&d["id"]),
-                s(&d["rcode"]),
-                rdata.join(",")
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    keys(events, |e| e["dns"]["has_response"] == true, dns_answer_key)
 }
 
 fn dns_answers_suricata(events: &[&Value]) -> Vec<String> {
-    let mut v: Vec<String> = events
-        .iter()
-        .filter(|e| e["dns"]["type"] == "response" || e["dns"]["type"] == "answer")
-        .map(|e| {
-            let d = &e["dns"];
-            let mut rdata: Vec<String> = d["answers"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|r| format!("{}={}", s(&r["rrtype"]), s(&r["rdata"])))
-                        .collect()
-                })
-                .unwrap_or_default();
-            rdata.sort();
-            format!(
-                "{} {} {} {}",
-                s(&e["community_id"]),
-                s(&d["id"]),
-                s(&d["rcode"]),
-                rdata.join(",")
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    let response = |e: &Value| matches!(e["dns"]["type"].as_str(), Some("response" | "answer"));
+    keys(events, response, dns_answer_key)
 }
 
-/// (community id, sni, version, ja4, leaf subject, issuer, serial, sha1 fingerprint) of TLS events.
+/// (community id, sni, version, ja4, leaf subject, issuer, serial, sha1
+/// fingerprint) of a TLS event, given where the leaf certificate's fields are.
+fn tls_key(e: &Value, cert: &Value, [subject, issuer, fingerprint]: [&str; 3]) -> String {
+    let t = &e["tls"];
+    format!(
+        "{} sni={} {} ja4={} subject={} issuer={} serial={} fp={}",
+        s(&e["community_id"]),
+        s(&t["sni"]),
+        s(&t["version"]),
+        s(&t["ja4"]),
+        s(&cert[subject]),
+        s(&cert[issuer]),
+        s(&cert["serial"]),
+        s(&cert[fingerprint])
+    )
+}
+
 fn tls_keys_ours(events: &[&Value]) -> Vec<String> {
-    let mut v: Vec<String> = events
-        .iter()
-        .map(|e| {
-            let t = &e["tls"];
-            let c = &t["certificates"][0];
-            format!(
-                "{} sni={} {} ja4={} subject={} issuer={} serial={} fp={}",
-                s(&e["community_id"]),
-                s(&t["sni"]),
-                s(&t["version"]),
-                s(&t["ja4"]),
-                s(&c["subject"]),
-                s(&c["issuer"]),
-                s(&c["serial"]),
-                s(&c["sha1"])
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    keys(events, all, |e| {
+        tls_key(
+            e,
+            &e["tls"]["certificates"][0],
+            ["subject", "issuer", "sha1"],
+        )
+    })
 }
 
 fn tls_keys_suricata(events: &[&Value]) -> Vec<String> {
-    let mut v: Vec<String> = events
-        .iter()
-        .map(|e| {
-            let t = &e["tls"];
-            format!(
-                "{} sni={} {} ja4={} subject={} issuer={} serial={} fp={}",
-                s(&e["community_id"]),
-                s(&t["sni"]),
-                s(&t["version"]),
-                s(&t["ja4"]),
-                s(&t["subject"]),
-                s(&t["issuerdn"]),
-                s(&t["serial"]),
-                s(&t["fingerprint"])
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    keys(events, all, |e| {
+        tls_key(e, &e["tls"], ["subject", "issuerdn", "fingerprint"])
+    })
 }
 
 fn of<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
