@@ -3,7 +3,12 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 # live capture tests and benches: ethtool (doctor, GRO), iproute2 (ip netns/link), procps (sysctl, kill)
-packages=(tshark clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps)
+# sink tests against real collectors: rsyslog (+ gnutls driver, mmjsonparse is in rsyslog),
+# openssl (test CA and certificates), nodejs + npm (the graygelf GELF UDP decoder)
+packages=(tshark clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps
+  rsyslog rsyslog-gnutls openssl nodejs)
+# Debian's npm package conflicts with a nodejs that bundles npm (nodesource): only when missing.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,4 +20,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# GELF UDP decoder for engine/tests/sink_gelf.rs: graygelf (plain, gzip, zlib,
+# chunked in any order), pinned, in a fixed directory outside the repository.
+GELF_DIR=/opt/flowtap-test/graygelf
+if [ ! -f "$GELF_DIR/node_modules/graygelf/package.json" ]; then
+  echo "setup: installing graygelf into $GELF_DIR" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO mkdir -p "$GELF_DIR"
+  $SUDO npm install --prefix "$GELF_DIR" --no-audit --no-fund --loglevel=error graygelf@2.0.0 >/dev/null
 fi

@@ -95,9 +95,12 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     // The workers and run_live's sender are gone either way: the writer ends.
     let written = writer.join().context("writing flow records failed");
     let summary = result.with_context(|| format!("cannot capture on {iface}"))?;
-    written?;
+    let sinks = written?;
     if !quiet {
         print_summary(&summary);
+        for s in &sinks {
+            eprintln!("flowtap: {}", s.summary_line());
+        }
     }
     if let Some(e) = &summary.worker_error {
         eprintln!(

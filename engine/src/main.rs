@@ -75,6 +75,11 @@ struct RunArgs {
     /// Configuration file (TOML); see `flowtap default-config`.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Replay: read at most this many packets per second (default: as fast as
+    /// the workers go), e.g. to keep a replay running while a collector is
+    /// restarted.
+    #[arg(long, value_name = "N", requires = "pcap")]
+    pps: Option<u64>,
     /// Do not draw the progress bar even when stderr is a terminal.
     #[arg(long)]
     no_progress: bool,
@@ -198,6 +203,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Some(sender.clone()),
         &published,
         bar.as_ref().map(|b| b as &dyn Progress),
+        args.pps,
     )
     .with_context(|| format!("cannot replay {}", pcap.display()));
     if let Some(b) = &bar {
@@ -213,13 +219,16 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     sender.submit(&mut buf, 1);
     drop(sender);
     let counters = Arc::clone(writer.counters());
-    writer.join().context("writing flow records failed")?;
+    let sinks = writer.join().context("writing flow records failed")?;
     if !args.quiet {
         print_summary(
             &summary,
             workers,
             counters.events_dropped.load(Ordering::Relaxed),
         );
+        for s in &sinks {
+            eprintln!("flowtap: {}", s.summary_line());
+        }
     }
     if let Some(e) = summary.file_error {
         eprintln!("flowtap: error: {e} (every packet before it was processed and written)");

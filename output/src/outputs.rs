@@ -134,6 +134,35 @@ pub struct SinkSnapshot {
     pub up: bool,
 }
 
+impl SinkSnapshot {
+    /// Events of this sink that are lost for good: dropped at a full queue
+    /// or a full spool, or failed (datagram errors, shutdown give-up).
+    /// Events still in the spool are not lost (the next run replays them).
+    pub fn events_lost(&self) -> u64 {
+        self.events_dropped + self.events_dropped_spool_full + self.events_failed
+    }
+
+    /// The one-line summary printed at the end of a run.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "sink {} ({}, {}): sent {} · dropped {} (queue full {} · spool full {} · failed {}) · spooled {} · replayed {} · left in spool {} · reconnects {} · connect failures {}",
+            self.name,
+            self.kind,
+            self.schema,
+            self.events_sent,
+            self.events_lost(),
+            self.events_dropped,
+            self.events_dropped_spool_full,
+            self.events_failed,
+            self.events_spooled,
+            self.events_unspooled,
+            self.spool_events,
+            self.reconnects,
+            self.connect_failures
+        )
+    }
+}
+
 struct SinkRuntime {
     spec: SinkSpec,
     tx: Sender<Batch>,
@@ -200,9 +229,11 @@ fn transport(spec: &SinkSpec, opts: &EncodeOptions) -> Result<Box<dyn Transport>
             compress,
             chunk_size,
         } => Box::new(GelfUdp::new(addr, *compress, *chunk_size)),
-        SinkKind::GelfTcp { addr } => Box::new(GelfTcp::new(addr)),
+        SinkKind::GelfTcp { addr, tcp } => Box::new(GelfTcp::new(addr, tcp).map_err(sink_err)?),
         SinkKind::SyslogUdp { addr } => Box::new(SyslogUdp::new(addr, &opts.host)),
-        SinkKind::SyslogTcp { addr } => Box::new(SyslogTcp::new(addr, &opts.host)),
+        SinkKind::SyslogTcp { addr, tcp } => {
+            Box::new(SyslogTcp::new(addr, tcp, &opts.host).map_err(sink_err)?)
+        }
         SinkKind::Kafka { .. } => return Err(OutputError::NoKafka(spec.name.clone())),
     })
 }

@@ -1,6 +1,7 @@
 //! `[output]`: sinks (`[[output.sinks]]`), volume controls, metrics.
 
-use output::sink::spec::{parse_size, parse_when_full, SpoolSpec};
+use output::sink::spec::{parse_size, parse_when_full, SpoolSpec, TlsSpec};
+use output::sink::SinkKind;
 use output::{EventType, Schema, SinkSpec, TypeSet, Volume};
 use serde::Deserialize;
 use std::time::Duration;
@@ -91,6 +92,19 @@ pub struct SinkSection {
     pub spool_dir: Option<String>,
     /// Spool cap, e.g. "1G".
     pub spool_bytes: Option<String>,
+    /// TCP sinks (syslog+tcp, gelf+tcp): TLS on (the URL's `tls=true`).
+    pub tls: Option<bool>,
+    /// PEM CA file the collector's certificate must chain to (default: the
+    /// system bundle).
+    pub tls_ca: Option<String>,
+    /// PEM client certificate and key, for collectors that require one.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// Name the collector's certificate must carry (default: the URL's host).
+    pub tls_server_name: Option<String>,
+    /// TCP sinks: a write that makes no progress this long marks the
+    /// collector stalled (default 10000).
+    pub write_timeout_ms: Option<u64>,
 }
 
 fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
@@ -146,9 +160,74 @@ impl SinkSection {
         } else if self.spool_bytes.is_some() {
             return Err(bad(format!("{at}.spool_bytes"), "needs spool_dir"));
         }
+        self.apply_tcp(at, &mut s)?;
         s.validate()
             .map_err(|e| bad(format!("{at}.{}", e.what), e.why))?;
         Ok(s)
+    }
+
+    /// Applies the TLS and write-timeout keys to a TCP sink.
+    fn apply_tcp(&self, at: &str, s: &mut SinkSpec) -> Result<(), ConfigError> {
+        let set = [
+            ("tls", self.tls.is_some()),
+            ("tls_ca", self.tls_ca.is_some()),
+            ("tls_cert", self.tls_cert.is_some()),
+            ("tls_key", self.tls_key.is_some()),
+            ("tls_server_name", self.tls_server_name.is_some()),
+            ("write_timeout_ms", self.write_timeout_ms.is_some()),
+        ];
+        let tcp = match &mut s.kind {
+            SinkKind::SyslogTcp { tcp, .. } | SinkKind::GelfTcp { tcp, .. } => tcp,
+            _ => {
+                return match set.iter().find(|(_, on)| *on) {
+                    Some((k, _)) => Err(bad(
+                        format!("{at}.{k}"),
+                        "only for TCP sinks (syslog+tcp, gelf+tcp)",
+                    )),
+                    None => Ok(()),
+                }
+            }
+        };
+        if let Some(ms) = self.write_timeout_ms {
+            tcp.write_timeout = Duration::from_millis(ms);
+        }
+        let any_file = set[1..5].iter().any(|(_, on)| *on);
+        match self.tls {
+            Some(false) if any_file => {
+                let k = set[1..5].iter().find(|(_, on)| *on).map_or("tls", |(k, _)| k);
+                return Err(bad(format!("{at}.{k}"), "needs tls = true"));
+            }
+            Some(false) => tcp.tls = None,
+            Some(true) => {
+                tcp.tls.get_or_insert_with(TlsSpec::default);
+            }
+            None if any_file && tcp.tls.is_none() => {
+                let k = set[1..5].iter().find(|(_, on)| *on).map_or("tls", |(k, _)| k);
+                return Err(bad(format!("{at}.{k}"), "needs tls = true"));
+            }
+            None => {}
+        }
+        if let Some(t) = &mut tcp.tls {
+            if let Some(v) = &self.tls_ca {
+                t.ca = Some(v.into());
+            }
+            if let Some(v) = &self.tls_cert {
+                t.cert = Some(v.into());
+            }
+            if let Some(v) = &self.tls_key {
+                t.key = Some(v.into());
+            }
+            if let Some(v) = &self.tls_server_name {
+                t.server_name = Some(v.clone());
+            }
+        }
+        tcp.validate().map_err(|e| {
+            let k = match e.what.as_str() {
+                "write_timeout_ms" => "write_timeout_ms".to_string(),
+                w => format!("tls_{w}"),
+            };
+            bad(format!("{at}.{k}"), e.why)
+        })
     }
 }
 
@@ -262,12 +341,24 @@ url = "syslog+tcp://127.0.0.1:6514"
 spool_dir = "/tmp/spool"
 spool_bytes = "64M"
 when_full = "drop"
+tls = true
+tls_ca = "/etc/flowtap/ca.pem"
+tls_server_name = "collector.lan"
+write_timeout_ms = 2500
 "#,
             "f",
         )
         .expect("ok");
         let specs = cfg.output.sink_specs(&[]).expect("specs");
         assert_eq!(specs.len(), 2);
+        let output::SinkKind::SyslogTcp { tcp, .. } = &specs[1].kind else {
+            panic!("syslog+tcp")
+        };
+        assert_eq!(tcp.write_timeout, std::time::Duration::from_millis(2500));
+        let tls = tcp.tls.as_ref().expect("tls on");
+        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("/etc/flowtap/ca.pem")));
+        assert_eq!(tls.server_name.as_deref(), Some("collector.lan"));
+        assert_eq!(tls.cert, None);
         assert_eq!(specs[0].schema, output::Schema::Eve);
         assert_eq!(specs[1].spool.as_ref().map(|s| s.max_bytes), Some(64 << 20));
         let v = cfg.output.volume().expect("volume");
@@ -295,6 +386,22 @@ when_full = "drop"
             (
                 "[[output.sinks]]\nurl = \"syslog+tcp://h:1\"\nspool_bytes = \"1G\"\n",
                 "output.sinks[0].spool_bytes",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"syslog+udp://h:1\"\ntls = true\n",
+                "output.sinks[0].tls",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"gelf+tcp://h:1\"\ntls_ca = \"/ca.pem\"\n",
+                "output.sinks[0].tls_ca",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"gelf+tcp://h:1\"\ntls = true\ntls_key = \"/k.pem\"\n",
+                "output.sinks[0].tls_cert",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"gelf+tcp://h:1\"\nwrite_timeout_ms = 0\n",
+                "output.sinks[0].write_timeout_ms",
             ),
             ("[output]\ntypes = [\"flows\"]\n", "output.types"),
             (

@@ -15,7 +15,8 @@ use std::io;
 
 pub use batch::{Batch, EventMeta};
 pub use spec::{
-    FileCompression, FileSpec, GelfCompression, SinkKind, SinkSpec, SpecError, SpoolSpec,
+    FileCompression, FileSpec, GelfCompression, SinkKind, SinkSpec, SpecError, SpoolSpec, TcpSpec,
+    TlsSpec,
 };
 
 /// What went wrong in a sink.
@@ -36,6 +37,12 @@ pub enum SinkError {
     Kafka(String),
     #[error("sink is not connected")]
     Down,
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
+    #[error("TLS with {target} failed: {why}")]
+    Tls { target: String, why: String },
+    #[error("{target} took nothing for {ms} ms (collector stalled)")]
+    Stalled { target: String, ms: u64 },
 }
 
 impl SinkError {
@@ -77,5 +84,10 @@ pub trait Transport: Send {
     /// Whether the peer is known to be gone (checked before each send).
     fn peer_closed(&mut self) -> bool {
         false
+    }
+    /// Events found lost since the last call (committed to a connection
+    /// that died before taking them whole); the runner counts them failed.
+    fn take_lost(&mut self) -> u64 {
+        0
     }
 }

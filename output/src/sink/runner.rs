@@ -43,19 +43,37 @@ impl Runner {
         let _ = self.pool.try_send(b);
     }
 
+    /// Counts events the transport found lost (committed to a connection
+    /// that died before taking them whole).
+    fn count_lost(&mut self) {
+        let lost = self.transport.take_lost();
+        if lost > 0 {
+            self.counters
+                .events_failed
+                .fetch_add(lost, Ordering::Relaxed);
+            eprintln!(
+                "flowtap: sink {}: {lost} event(s) lost with a stalled connection that broke",
+                self.name
+            );
+        }
+    }
+
     /// Connects if down and the backoff allows; returns whether up.
     fn ensure_up(&mut self, link: &mut Link) -> bool {
         if link.up {
             if !self.transport.peer_closed() {
                 return true;
             }
+            self.count_lost();
             self.went_down(link, None);
         }
         let now = Instant::now();
         if now < link.next_try {
             return false;
         }
-        match self.transport.connect() {
+        let connected = self.transport.connect();
+        self.count_lost();
+        match connected {
             Ok(()) => {
                 if link.reported_down {
                     eprintln!("flowtap: sink {}: connected again", self.name);
@@ -327,6 +345,8 @@ impl Runner {
             pending = Some((b, reached));
             std::thread::sleep(TICK);
         }
-        self.transport.close()
+        let closed = self.transport.close();
+        self.count_lost();
+        closed
     }
 }
