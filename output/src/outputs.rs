@@ -6,7 +6,7 @@
 //! hands batches (bounded by events, bytes and age) to each sink's bounded
 //! queue under that sink's when-full policy.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -165,10 +165,19 @@ impl SinkSnapshot {
 
 struct SinkRuntime {
     spec: SinkSpec,
+    /// Set when the run ends, so that a sink holding a batch for a
+    /// collector that is down stops waiting for more and starts its grace.
+    closing: Arc<AtomicBool>,
     tx: Sender<Batch>,
     pool: Receiver<Batch>,
     counters: Arc<SinkCounters>,
     handle: JoinHandle<Result<(), SinkError>>,
+}
+
+/// A sink whose queue was closed.
+struct Ended {
+    spec: SinkSpec,
+    counters: Arc<SinkCounters>,
 }
 
 /// The running sinks.
@@ -287,7 +296,9 @@ impl Outputs {
             let (tx, rx) = bounded::<Batch>(spec.queue_batches);
             let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
             let counters = Arc::new(SinkCounters::default());
+            let closing = Arc::new(AtomicBool::new(false));
             let runner = Runner {
+                closing: Arc::clone(&closing),
                 name: spec.name.clone(),
                 transport: t,
                 rx,
@@ -302,6 +313,7 @@ impl Outputs {
                 .map_err(|_| OutputError::Spawn(spec.name.clone()))?;
             sinks.push(SinkRuntime {
                 spec,
+                closing,
                 tx,
                 pool: pool_rx,
                 counters,
@@ -370,9 +382,16 @@ impl Outputs {
     pub fn finish(self) -> Result<Vec<SinkSnapshot>, OutputError> {
         let mut out = Vec::with_capacity(self.sinks.len());
         let mut first_err = None;
+        // Every sink starts its grace at once, then each is waited for.
+        let mut ending = Vec::with_capacity(self.sinks.len());
         for s in self.sinks {
+            s.closing.store(true, Ordering::Relaxed);
             drop(s.tx);
-            let r = s.handle.join();
+            ending.push((s.spec, s.counters, s.handle));
+        }
+        for (spec, counters, handle) in ending {
+            let s = Ended { spec, counters };
+            let r = handle.join();
             out.push(snapshot(&s.spec, &s.counters, 0));
             let e = match r {
                 Ok(Ok(())) => None,

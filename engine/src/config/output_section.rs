@@ -194,7 +194,10 @@ impl SinkSection {
         let any_file = set[1..5].iter().any(|(_, on)| *on);
         match self.tls {
             Some(false) if any_file => {
-                let k = set[1..5].iter().find(|(_, on)| *on).map_or("tls", |(k, _)| k);
+                let k = set[1..5]
+                    .iter()
+                    .find(|(_, on)| *on)
+                    .map_or("tls", |(k, _)| k);
                 return Err(bad(format!("{at}.{k}"), "needs tls = true"));
             }
             Some(false) => tcp.tls = None,
@@ -202,7 +205,10 @@ impl SinkSection {
                 tcp.tls.get_or_insert_with(TlsSpec::default);
             }
             None if any_file && tcp.tls.is_none() => {
-                let k = set[1..5].iter().find(|(_, on)| *on).map_or("tls", |(k, _)| k);
+                let k = set[1..5]
+                    .iter()
+                    .find(|(_, on)| *on)
+                    .map_or("tls", |(k, _)| k);
                 return Err(bad(format!("{at}.{k}"), "needs tls = true"));
             }
             None => {}
@@ -356,7 +362,10 @@ write_timeout_ms = 2500
         };
         assert_eq!(tcp.write_timeout, std::time::Duration::from_millis(2500));
         let tls = tcp.tls.as_ref().expect("tls on");
-        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("/etc/flowtap/ca.pem")));
+        assert_eq!(
+            tls.ca.as_deref(),
+            Some(std::path::Path::new("/etc/flowtap/ca.pem"))
+        );
         assert_eq!(tls.server_name.as_deref(), Some("collector.lan"));
         assert_eq!(tls.cert, None);
         assert_eq!(specs[0].schema, output::Schema::Eve);

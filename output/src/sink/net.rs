@@ -71,10 +71,7 @@ fn tls_setup(what: &str, path: &Path, why: impl std::fmt::Display) -> SinkError 
 impl TlsClient {
     /// Reads the PEM files of `spec`; `addr` gives the default server name.
     pub fn new(spec: &TlsSpec, addr: &str) -> Result<TlsClient, SinkError> {
-        let ca = spec
-            .ca
-            .clone()
-            .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+        let ca = spec.ca.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
         let mut roots = RootCertStore::empty();
         let certs = CertificateDer::pem_file_iter(&ca)
             .map_err(|e| tls_setup("cannot read CA file", &ca, e))?;
@@ -113,7 +110,9 @@ impl TlsClient {
             Some(n) => n.clone(),
             None => {
                 let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-                host.trim_start_matches('[').trim_end_matches(']').to_string()
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
             }
         };
         let server_name = ServerName::try_from(name.clone())
@@ -359,7 +358,10 @@ impl TcpConn {
         while !self.tail.is_empty() {
             match c.write(&self.tail) {
                 Ok(0) => {
-                    r = Err(io::Error::new(io::ErrorKind::WriteZero, "connection closed"));
+                    r = Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "connection closed",
+                    ));
                     break;
                 }
                 Ok(n) => {

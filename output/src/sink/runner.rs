@@ -4,7 +4,7 @@
 //! fill so that the workers' when-full policy decides (drop and count, or
 //! wait). A sink that is down never blocks another sink's thread.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ pub(crate) struct Runner {
     pub spool: Option<Spool>,
     /// How long to keep trying to deliver after the queue closed.
     pub grace: Duration,
+    /// Set when the run ends (the queue is closed or about to be).
+    pub closing: Arc<AtomicBool>,
 }
 
 struct Link {
@@ -299,12 +301,25 @@ impl Runner {
                 std::thread::sleep(
                     TICK.min(link.next_try.saturating_duration_since(Instant::now())),
                 );
+                if self.closing.load(Ordering::Relaxed) {
+                    // The run ended while the collector is down: what is
+                    // still queued is handled within the grace time below.
+                    break;
+                }
             }
         }
         let _ = closed;
-        // The queue is closed: deliver what is left within the grace time.
+        // The queue is closed: deliver what is left (the held batch, then
+        // whatever is still queued) within the grace time.
         let deadline = Instant::now() + self.grace;
         loop {
+            let spool_empty = self.spool.as_ref().is_none_or(Spool::is_empty);
+            if pending.is_none() && spool_empty {
+                match self.rx.try_recv() {
+                    Ok(b) => pending = Some((b, 0)),
+                    Err(_) => break,
+                }
+            }
             if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
                 if let Some((b, from)) = pending.take() {
                     self.spool_batch(&b, from);
@@ -332,7 +347,10 @@ impl Runner {
                 continue;
             }
             if Instant::now() >= deadline {
-                let lost = (b.len() - reached) as u64;
+                let mut lost = (b.len() - reached) as u64;
+                while let Ok(q) = self.rx.try_recv() {
+                    lost += q.len() as u64;
+                }
                 self.counters
                     .events_failed
                     .fetch_add(lost, Ordering::Relaxed);
