@@ -65,7 +65,7 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
     for _ in 0..repeat {
         let file = CaptureFile::from_bytes(bytes.clone())
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
-        let s = replay(file, cfg, workers, None, &[], None)
+        let s = replay(file, cfg, workers, None, &[], None, None)
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
         pkts = s.stats.received;
         wire_bytes = s.stats.bytes;
