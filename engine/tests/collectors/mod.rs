@@ -310,6 +310,8 @@ const line = (o) => fs.writeSync(fd, JSON.stringify(o) + '\n');
 server.on('message', (gelf) => line(gelf));
 server.on('error', (e) => line({ decode_error: String(e) }));
 server.listen(+port, '127.0.0.1');
+// A larger socket buffer where the system allows (net.core.rmem_max caps it).
+server._udp.on('listening', () => { try { server._udp.setRecvBufferSize(4 << 20); } catch (e) {} });
 process.on('SIGTERM', () => { fs.closeSync(fd); process.exit(0); });
 "#;
 
