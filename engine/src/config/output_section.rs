@@ -113,9 +113,12 @@ fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
 
 impl SinkSection {
     fn to_spec(&self, at: &str, out: &OutputSection) -> Result<SinkSpec, ConfigError> {
-        let mut s = SinkSpec::parse_url(&self.url).map_err(|e| bad(format!("{at}.url"), e))?;
-        s.queue_batches = out.queue_batches;
-        s.batch_bytes = out.batch_bytes;
+        // [output]'s queue and batch sizes are defaults the URL may override.
+        let mut s = SinkSpec::parse_url_with(&self.url, |s| {
+            s.queue_batches = out.queue_batches;
+            s.batch_bytes = out.batch_bytes;
+        })
+        .map_err(|e| bad(format!("{at}.url"), e))?;
         if let Some(n) = &self.name {
             s.name = n.clone();
         }
@@ -244,18 +247,17 @@ impl OutputSection {
             return cli
                 .iter()
                 .map(|u| {
-                    let mut s =
-                        SinkSpec::parse_url(u).map_err(|e| bad(format!("--output {u}"), e))?;
-                    s.queue_batches = self.queue_batches;
-                    Ok(s)
+                    SinkSpec::parse_url_with(u, |s| s.queue_batches = self.queue_batches)
+                        .map_err(|e| bad(format!("--output {u}"), e))
                 })
                 .collect();
         }
         if self.sinks.is_empty() {
-            let mut s =
-                SinkSpec::parse_url(&self.path).map_err(|e| bad("output.path".into(), e))?;
-            s.queue_batches = self.queue_batches;
-            s.batch_bytes = self.batch_bytes;
+            let s = SinkSpec::parse_url_with(&self.path, |s| {
+                s.queue_batches = self.queue_batches;
+                s.batch_bytes = self.batch_bytes;
+            })
+            .map_err(|e| bad("output.path".into(), e))?;
             return Ok(vec![s]);
         }
         self.sinks
@@ -339,7 +341,7 @@ types = ["flow", "dns", "stats"]
 [output.sample]
 dns = 10
 [[output.sinks]]
-url = "file:///tmp/x/eve.json?rotate_bytes=1M"
+url = "file:///tmp/x/eve.json?rotate_bytes=1M&queue_batches=3"
 schema = "eve"
 types = ["flow", "dns"]
 [[output.sinks]]
@@ -369,6 +371,9 @@ write_timeout_ms = 2500
         assert_eq!(tls.server_name.as_deref(), Some("collector.lan"));
         assert_eq!(tls.cert, None);
         assert_eq!(specs[0].schema, output::Schema::Eve);
+        // The URL's own queue size beats [output]'s default.
+        assert_eq!(specs[0].queue_batches, 3);
+        assert_eq!(specs[1].queue_batches, 64);
         assert_eq!(specs[1].spool.as_ref().map(|s| s.max_bytes), Some(64 << 20));
         let v = cfg.output.volume().expect("volume");
         assert!(!v.enabled.contains(output::EventType::Http));

@@ -381,16 +381,19 @@ impl Run {
     }
 }
 
-/// Starts `flowtap run` with `args`; [`Flowtap::wait`] collects it.
+/// Starts `flowtap run` with `args`; [`Flowtap::wait`] collects it. Its
+/// stderr is read as it comes, so a test can wait for a message.
 pub struct Flowtap {
     child: Child,
     started: Instant,
     max_rss_kib: u64,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Flowtap {
     pub fn start(args: &[String]) -> Flowtap {
-        let child = Command::new(FLOWTAP)
+        let mut child = Command::new(FLOWTAP)
             .arg("run")
             .args(args)
             .stdin(Stdio::null())
@@ -398,10 +401,23 @@ impl Flowtap {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start flowtap");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let sink = std::sync::Arc::clone(&stderr);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
         Flowtap {
             child,
             started: Instant::now(),
             max_rss_kib: 0,
+            stderr,
+            reader: Some(reader),
         }
     }
 
@@ -411,6 +427,22 @@ impl Flowtap {
 
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits until stderr contains `text` (false after `within`).
+    pub fn wait_stderr(&mut self, text: &str, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if self.stderr().contains(text) {
+                return true;
+            }
+            self.sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Samples the resident set (kiB) now; the peak is kept.
@@ -428,21 +460,14 @@ impl Flowtap {
     /// Sleeps `d` while sampling memory.
     pub fn sleep(&mut self, d: Duration) {
         let until = Instant::now() + d;
-        while Instant::now() < until {
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
             self.sample_rss();
-            std::thread::sleep(Duration::from_millis(25).min(until - Instant::now()));
+            std::thread::sleep(Duration::from_millis(25).min(left));
         }
     }
 
     pub fn wait(mut self, within: Duration) -> Run {
         let deadline = Instant::now() + within;
-        let mut stderr = self.child.stderr.take().expect("stderr");
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            use std::io::Read;
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
         let status = loop {
             self.sample_rss();
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -451,15 +476,29 @@ impl Flowtap {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let st = self.child.wait().expect("wait flowtap");
-                let err = reader.join().unwrap_or_default();
-                panic!("flowtap did not finish within {within:?} ({st}):\n{err}");
+                panic!(
+                    "flowtap did not finish within {within:?} ({st}):\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(25));
         };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
         Run {
-            stderr: reader.join().unwrap_or_default(),
+            stderr: self.stderr(),
             ok: status.success(),
             max_rss_kib: self.max_rss_kib,
+        }
+    }
+}
+
+impl Drop for Flowtap {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

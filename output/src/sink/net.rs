@@ -124,6 +124,18 @@ impl TlsClient {
     }
 }
 
+/// Whether the socket becomes writable (or errored, which the next write
+/// reports) within `wait`.
+fn writable(sock: &TcpStream, wait: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(sock, PollFlags::OUT)];
+    let timeout = Timespec {
+        tv_sec: wait.as_secs() as i64,
+        tv_nsec: i64::from(wait.subsec_nanos()),
+    };
+    matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+}
+
 /// Why a write stopped: the collector stalled (nothing taken for the write
 /// timeout) or the connection broke.
 fn is_stall(e: &io::Error) -> bool {
@@ -352,6 +364,12 @@ impl TcpConn {
         if c.peer_closed() {
             self.drop_conn();
             return Ok(());
+        }
+        // A few bytes of room is not a collector that reads again: wait until
+        // the kernel reports the socket writable (for TCP, a third of the
+        // send buffer free), else it is still stalled.
+        if !writable(&c.sock, wait) {
+            return Err(self.stall_error());
         }
         let _ = c.sock.set_write_timeout(Some(wait));
         let mut r = Ok(());

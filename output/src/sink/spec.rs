@@ -336,6 +336,16 @@ impl SinkSpec {
     /// `?schema=..&types=..`; the TCP ones also take
     /// `tls=true&ca=..&cert=..&key=..&server_name=..&write_timeout_ms=..`).
     pub fn parse_url(s: &str) -> Result<SinkSpec, SpecError> {
+        SinkSpec::parse_url_with(s, |_| {})
+    }
+
+    /// Like [`SinkSpec::parse_url`], with `defaults` applied before the
+    /// URL's own options (so that `?queue_batches=2` beats a config-wide
+    /// `queue_batches`).
+    pub fn parse_url_with(
+        s: &str,
+        defaults: impl FnOnce(&mut SinkSpec),
+    ) -> Result<SinkSpec, SpecError> {
         let s = s.trim();
         if s.is_empty() {
             return Err(err("output", "empty"));
@@ -430,7 +440,9 @@ impl SinkSpec {
                 ))
             }
         };
-        finish(SinkSpec::new(kind), query, s)
+        let mut spec = SinkSpec::new(kind);
+        defaults(&mut spec);
+        finish(spec, query, s)
     }
 }
 
