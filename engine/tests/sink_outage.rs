@@ -114,6 +114,8 @@ enum Outage {
 
 enum Proto {
     Syslog,
+    /// Syslog over TLS (rsyslog gtls).
+    SyslogTls,
     Gelf,
 }
 
@@ -136,10 +138,12 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
     let collected = dir.join("collected.json");
     let mut conf = rsyslog_preamble(&dir);
     conf.push_str("module(load=\"imtcp\")\n");
+    let pki = matches!(proto, Proto::SyslogTls).then(|| Pki::make(&dir));
+    let tls_input = pki.as_ref().map(|p| p.rsyslog_tls("anon")).unwrap_or_default();
     let (scheme, schema, framing) = match proto {
-        Proto::Syslog => {
+        Proto::Syslog | Proto::SyslogTls => {
             conf.push_str(&syslog_ruleset("r", &collected));
-            ("syslog+tcp", "ecs", "")
+            ("syslog+tcp", "ecs", tls_input.as_str())
         }
         Proto::Gelf => {
             conf.push_str(&gelf_ruleset("r", &collected));
@@ -158,6 +162,9 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
     let file = dir.join("file.json");
     let mut url =
         format!("{scheme}://127.0.0.1:{port}?name={name}&schema={schema}&write_timeout_ms=300");
+    if let Some(p) = &pki {
+        url.push_str(&format!("&tls=true&ca={}", p.ca.display()));
+    }
     if spool {
         url.push_str(&format!("&spool={}", dir.join("spool").display()));
     } else {
@@ -211,7 +218,7 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
     wait_lines(&collected, sent, Duration::from_secs(20));
     rs.stop();
     let (want, got): (Vec<String>, Vec<String>) = match proto {
-        Proto::Syslog => (
+        Proto::Syslog | Proto::SyslogTls => (
             std::fs::read_to_string(&file)
                 .unwrap_or_default()
                 .lines()
@@ -267,6 +274,18 @@ fn syslog_tcp_paused_collector_with_spool_every_event_once_in_order() {
     assert_eq!(c["dropped"], 0, "{c:?}");
     assert_eq!(c["sent"], r.want.len() as u64, "{c:?}");
     let missing = missing_in_order(&r.got, &r.want, "syslog+tcp paused, spool");
+    assert!(missing.is_empty(), "{} events missing", missing.len());
+    assert_eq!(r.got.len(), r.want.len());
+}
+
+#[test]
+fn syslog_tls_paused_collector_with_spool_every_event_once_in_order() {
+    let r = outage_run(Proto::SyslogTls, Outage::Pause, true, "syslog-tls-pause-spool");
+    let c = r.run.sink(&r.name);
+    assert!(c["spooled"] > 0, "the stall spooled events: {c:?}");
+    assert_eq!(c["replayed"], c["spooled"], "{c:?}");
+    assert_eq!(c["dropped"], 0, "{c:?}");
+    let missing = missing_in_order(&r.got, &r.want, "syslog+tcp with TLS paused, spool");
     assert!(missing.is_empty(), "{} events missing", missing.len());
     assert_eq!(r.got.len(), r.want.len());
 }
