@@ -139,7 +139,10 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
     let mut conf = rsyslog_preamble(&dir);
     conf.push_str("module(load=\"imtcp\")\n");
     let pki = matches!(proto, Proto::SyslogTls).then(|| Pki::make(&dir));
-    let tls_input = pki.as_ref().map(|p| p.rsyslog_tls("anon")).unwrap_or_default();
+    let tls_input = pki
+        .as_ref()
+        .map(|p| p.rsyslog_tls("anon"))
+        .unwrap_or_default();
     let (scheme, schema, framing) = match proto {
         Proto::Syslog | Proto::SyslogTls => {
             conf.push_str(&syslog_ruleset("r", &collected));
@@ -280,7 +283,12 @@ fn syslog_tcp_paused_collector_with_spool_every_event_once_in_order() {
 
 #[test]
 fn syslog_tls_paused_collector_with_spool_every_event_once_in_order() {
-    let r = outage_run(Proto::SyslogTls, Outage::Pause, true, "syslog-tls-pause-spool");
+    let r = outage_run(
+        Proto::SyslogTls,
+        Outage::Pause,
+        true,
+        "syslog-tls-pause-spool",
+    );
     let c = r.run.sink(&r.name);
     assert!(c["spooled"] > 0, "the stall spooled events: {c:?}");
     assert_eq!(c["replayed"], c["spooled"], "{c:?}");

@@ -662,3 +662,69 @@ impl UdpConn {
             .map_err(|e| SinkError::io("cannot send to", self.addr.clone(), e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn frame(n: usize) -> Vec<u8> {
+        let mut f = format!("{n:08} ").into_bytes();
+        f.resize(50_000, b'a' + (n % 26) as u8);
+        f.push(b'\n');
+        f
+    }
+
+    #[test]
+    fn a_stalled_connection_keeps_its_event_and_finishes_it_when_the_peer_reads() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = l.local_addr().expect("addr").to_string();
+        let spec = TcpSpec {
+            tls: None,
+            write_timeout: Duration::from_millis(200),
+        };
+        let mut c = TcpConn::with(&addr, &spec).expect("conn");
+        c.connect().expect("connect");
+        let (mut peer, _) = l.accept().expect("accept");
+        // The peer reads nothing: write batches of 20 frames until one stalls.
+        let mut next = 0usize;
+        let stalled_at = loop {
+            assert!(next < 4000, "never stalled");
+            c.clear_frames();
+            for i in next..next + 20 {
+                c.frames().extend_from_slice(&frame(i));
+                c.end_frame();
+            }
+            match c.write_frames() {
+                Ok(()) => next += 20,
+                Err((taken, SinkError::Stalled { .. })) => {
+                    next += taken;
+                    break next;
+                }
+                Err((_, e)) => panic!("{e}"),
+            }
+        };
+        // Still not reading: the connection stays stalled, nothing is lost.
+        assert!(matches!(c.connect(), Err(SinkError::Stalled { .. })));
+        assert!(matches!(
+            c.write_frames(),
+            Err((0, SinkError::Stalled { .. }))
+        ));
+        assert_eq!(c.take_lost(), 0);
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).expect("read");
+            got
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while c.connect().is_err() {
+            assert!(std::time::Instant::now() < deadline, "never drained");
+        }
+        c.disconnect();
+        let got = reader.join().expect("reader");
+        let want: Vec<u8> = (0..stalled_at).flat_map(frame).collect();
+        assert_eq!(got.len(), want.len(), "every taken frame, whole, once");
+        assert!(got == want);
+        assert_eq!(c.take_lost(), 0);
+    }
+}
