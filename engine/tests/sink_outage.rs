@@ -17,7 +17,7 @@
 //!
 //! The replay is paced (`--pps`) over a generated capture
 //! (../shared/bench/gen_bench_pcap.py, 100k packets, ~12k events) so that it
-//! lasts seconds, and the tests wait for flowtap to report the stall rather
+//! lasts about 8 s, and the tests wait for flowtap to report the stall rather
 //! than guess how long the kernel buffers take to fill.
 
 mod collectors;
@@ -65,8 +65,9 @@ fn capture() -> PathBuf {
     .clone()
 }
 
-/// 100k packets at this rate: a replay of about 6 s.
-const PPS: &str = "16000";
+/// 100k packets at this rate: a replay of about 8 s.
+const PPS: u64 = 12_000;
+const PACKETS: u64 = 100_025;
 const STALLED: &str = "(collector stalled)";
 
 fn sysctl_max(name: &str) -> u64 {
@@ -181,7 +182,7 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
         "--workers".into(),
         "1".into(),
         "--pps".into(),
-        PPS.into(),
+        PPS.to_string(),
         "--output".into(),
         url,
         "--output".into(),
@@ -192,6 +193,10 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
         Outage::Pause => {
             rs.pause();
             let stalled = ft.wait_stderr(STALLED, Duration::from_secs(20));
+            eprintln!(
+                "{tag}: paused at 0.8 s, flowtap reported the stall at {:?}",
+                ft.elapsed()
+            );
             // Keep it paused a little longer: events spool / queue / drop.
             ft.sleep(Duration::from_millis(700));
             rs.resume();
@@ -210,8 +215,9 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
         "flowtap failed (it must not crash):\n{}",
         run.stderr
     );
+    let replay_secs = PACKETS as f64 / PPS as f64;
     assert!(
-        elapsed_before_end.as_secs_f64() < 6.2,
+        elapsed_before_end.as_secs_f64() < replay_secs - 0.2,
         "the outage must fall within the replay (it ended at {elapsed_before_end:?})"
     );
     let want_vals = read_json_lines(&file);
