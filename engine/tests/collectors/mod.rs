@@ -269,6 +269,14 @@ impl Rsyslog {
         }
     }
 
+    /// SIGKILL: no chance to read its sockets or write out its queue.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Starts it again with the same config (same ports, same files).
     pub fn restart(&mut self) {
         self.stop();

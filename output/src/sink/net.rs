@@ -676,6 +676,34 @@ mod tests {
     }
 
     #[test]
+    fn tls_setup_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("flowtap-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        for (ca, want) in [
+            (dir.join("missing.pem"), "cannot read CA file"),
+            (empty.clone(), "no certificate in CA file"),
+        ] {
+            let spec = TlsSpec {
+                ca: Some(ca.clone()),
+                ..TlsSpec::default()
+            };
+            let e = TlsClient::new(&spec, "127.0.0.1:6514")
+                .err()
+                .expect("an error")
+                .to_string();
+            assert!(
+                e.starts_with("TLS setup: ")
+                    && e.contains(want)
+                    && e.contains(&*ca.to_string_lossy()),
+                "{e}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_stalled_connection_keeps_its_event_and_finishes_it_when_the_peer_reads() {
         let l = TcpListener::bind("127.0.0.1:0").expect("listen");
         let addr = l.local_addr().expect("addr").to_string();
