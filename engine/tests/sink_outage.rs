@@ -17,7 +17,7 @@
 //!
 //! The replay is paced (`--pps`) over a generated capture
 //! (../shared/bench/gen_bench_pcap.py, 100k packets, ~12k events) so that it
-//! lasts about 8 s, and the tests wait for flowtap to report the stall rather
+//! lasts about 6 s, and the tests wait for flowtap to report the stall rather
 //! than guess how long the kernel buffers take to fill.
 
 mod collectors;
@@ -65,10 +65,20 @@ fn capture() -> PathBuf {
     .clone()
 }
 
-/// 100k packets at this rate: a replay of about 8 s.
-const PPS: u64 = 12_000;
+/// 100k packets at this rate: a replay of about 6 s.
+const PPS: u64 = 16_000;
 const PACKETS: u64 = 100_025;
 const STALLED: &str = "(collector stalled)";
+const PAUSE_AT_MS: u64 = 500;
+/// flowtap's socket send buffer in these tests (the kernel doubles it): a
+/// pause shows within a second or two, and it bounds the in-flight loss.
+const SEND_BUFFER: u64 = 64 << 10;
+
+/// What a stopped collector can take with it: flowtap's send buffer and
+/// the collector's receive buffer (at most net.ipv4.tcp_rmem's max).
+fn in_flight_bound() -> u64 {
+    2 * SEND_BUFFER + sysctl_max("tcp_rmem")
+}
 
 fn sysctl_max(name: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
@@ -167,7 +177,7 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
     let name = format!("{tag}-sink");
     let file = dir.join("file.json");
     let mut url =
-        format!("{scheme}://127.0.0.1:{port}?name={name}&schema={schema}&write_timeout_ms=300");
+        format!("{scheme}://127.0.0.1:{port}?name={name}&schema={schema}&write_timeout_ms=300&send_buffer={SEND_BUFFER}");
     if let Some(p) = &pki {
         url.push_str(&format!("&tls=true&ca={}", p.ca.display()));
     }
@@ -190,13 +200,17 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
         "--output".into(),
         format!("{}?schema={schema}", file.display()),
     ]);
-    ft.sleep(Duration::from_millis(800));
     match outage {
         Outage::Pause => {
+            // Early, before the collector's receive buffer has grown (the
+            // kernel autotunes it as the collector reads, up to
+            // net.ipv4.tcp_rmem's max): the stall then shows within a second
+            // or two rather than after many megabytes.
+            ft.sleep(Duration::from_millis(PAUSE_AT_MS));
             rs.pause();
             let stalled = ft.wait_stderr(STALLED, Duration::from_secs(20));
             eprintln!(
-                "{tag}: paused at 0.8 s, flowtap reported the stall at {:?}",
+                "{tag}: paused at {PAUSE_AT_MS} ms, flowtap reported the stall at {:?}",
                 ft.elapsed()
             );
             // Keep it paused a little longer: events spool / queue / drop.
@@ -205,6 +219,7 @@ fn outage_run(proto: Proto, outage: Outage, spool: bool, tag: &str) -> Result {
             assert!(stalled, "flowtap never saw the stall:\n{}", ft.stderr());
         }
         Outage::Restart | Outage::Kill => {
+            ft.sleep(Duration::from_millis(800));
             if matches!(outage, Outage::Kill) {
                 rs.kill();
             } else {
@@ -360,7 +375,7 @@ fn gelf_tcp_restarted_collector_without_spool_counts_what_it_refused() {
     assert_eq!(c["sent"] + c["dropped"], r.want.len() as u64, "{c:?}");
     // What was sent but is missing is the in-flight loss at the stop.
     let sent_missing = missing.len() as u64 - c["dropped"];
-    let bytes_bound = sysctl_max("tcp_wmem") + sysctl_max("tcp_rmem");
+    let bytes_bound = in_flight_bound();
     let smallest = r.want.iter().map(String::len).min().unwrap_or(1) as u64;
     assert!(
         sent_missing * smallest <= bytes_bound,
@@ -406,7 +421,7 @@ fn check_in_flight_gap(missing: &[usize], want: &[String], _dropped: u64) {
         );
     }
     let bytes: u64 = missing.iter().map(|&i| want[i].len() as u64).sum();
-    let bound = sysctl_max("tcp_wmem") + sysctl_max("tcp_rmem");
+    let bound = in_flight_bound();
     assert!(
         bytes <= bound,
         "{} events ({bytes} bytes) lost: more than the socket buffers ({bound}) hold",

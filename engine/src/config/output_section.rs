@@ -105,6 +105,9 @@ pub struct SinkSection {
     /// TCP sinks: a write that makes no progress this long marks the
     /// collector stalled (default 10000).
     pub write_timeout_ms: Option<u64>,
+    /// TCP sinks: socket send buffer, e.g. "256k" (default: the kernel's
+    /// autotuning); bounds what a collector crash can take in flight.
+    pub send_buffer: Option<String>,
 }
 
 fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
@@ -178,6 +181,7 @@ impl SinkSection {
             ("tls_key", self.tls_key.is_some()),
             ("tls_server_name", self.tls_server_name.is_some()),
             ("write_timeout_ms", self.write_timeout_ms.is_some()),
+            ("send_buffer", self.send_buffer.is_some()),
         ];
         let tcp = match &mut s.kind {
             SinkKind::SyslogTcp { tcp, .. } | SinkKind::GelfTcp { tcp, .. } => tcp,
@@ -193,6 +197,12 @@ impl SinkSection {
         };
         if let Some(ms) = self.write_timeout_ms {
             tcp.write_timeout = Duration::from_millis(ms);
+        }
+        if let Some(b) = &self.send_buffer {
+            tcp.send_buffer = Some(
+                parse_size("send_buffer", b).map_err(|e| bad(format!("{at}.send_buffer"), e.why))?
+                    as usize,
+            );
         }
         let any_file = set[1..5].iter().any(|(_, on)| *on);
         match self.tls {
@@ -232,7 +242,7 @@ impl SinkSection {
         }
         tcp.validate().map_err(|e| {
             let k = match e.what.as_str() {
-                "write_timeout_ms" => "write_timeout_ms".to_string(),
+                w @ ("write_timeout_ms" | "send_buffer") => w.to_string(),
                 w => format!("tls_{w}"),
             };
             bad(format!("{at}.{k}"), e.why)
@@ -353,6 +363,7 @@ tls = true
 tls_ca = "/etc/flowtap/ca.pem"
 tls_server_name = "collector.lan"
 write_timeout_ms = 2500
+send_buffer = "128k"
 "#,
             "f",
         )
@@ -363,6 +374,7 @@ write_timeout_ms = 2500
             panic!("syslog+tcp")
         };
         assert_eq!(tcp.write_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(tcp.send_buffer, Some(128 << 10));
         let tls = tcp.tls.as_ref().expect("tls on");
         assert_eq!(
             tls.ca.as_deref(),

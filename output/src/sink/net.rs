@@ -248,6 +248,7 @@ pub struct TcpConn {
     addr: String,
     tls: Option<TlsClient>,
     write_timeout: Duration,
+    send_buffer: Option<usize>,
     conn: Option<Conn>,
     /// Set when a write timed out: the connection is kept, `tail` (the rest
     /// of the one event committed to it) goes out before anything else.
@@ -273,7 +274,9 @@ impl TcpConn {
             Some(t) => Some(TlsClient::new(t, addr)?),
             None => None,
         };
-        Ok(TcpConn::build(addr, tls, spec.write_timeout))
+        let mut c = TcpConn::build(addr, tls, spec.write_timeout);
+        c.send_buffer = spec.send_buffer;
+        Ok(c)
     }
 
     fn build(addr: &str, tls: Option<TlsClient>, write_timeout: Duration) -> TcpConn {
@@ -281,6 +284,7 @@ impl TcpConn {
             addr: addr.to_string(),
             tls,
             write_timeout,
+            send_buffer: None,
             conn: None,
             stalled: false,
             tail: Vec::new(),
@@ -318,6 +322,10 @@ impl TcpConn {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     let _ = s.set_write_timeout(Some(self.write_timeout));
+                    if let Some(b) = self.send_buffer {
+                        // The kernel doubles it for its bookkeeping.
+                        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&s, b);
+                    }
                     let tls = match &self.tls {
                         Some(t) => Some(self.handshake(t, &s)?),
                         None => None,
@@ -710,6 +718,7 @@ mod tests {
         let spec = TcpSpec {
             tls: None,
             write_timeout: Duration::from_millis(200),
+            send_buffer: None,
         };
         let mut c = TcpConn::with(&addr, &spec).expect("conn");
         c.connect().expect("connect");

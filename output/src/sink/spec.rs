@@ -90,6 +90,11 @@ pub struct TcpSpec {
     /// stalled: the sink stops feeding the connection (spooling or holding
     /// what follows) until it drains.
     pub write_timeout: Duration,
+    /// SO_SNDBUF of the connection (`None`: the kernel's autotuning, up to
+    /// net.ipv4.tcp_wmem's max). Bytes in it when a collector dies are lost
+    /// although counted as sent; a smaller buffer bounds that loss and makes
+    /// a stall show sooner.
+    pub send_buffer: Option<usize>,
 }
 
 impl Default for TcpSpec {
@@ -97,13 +102,14 @@ impl Default for TcpSpec {
         TcpSpec {
             tls: None,
             write_timeout: Duration::from_secs(10),
+            send_buffer: None,
         }
     }
 }
 
 impl TcpSpec {
-    /// Reads `tls`, `ca`, `cert`, `key`, `server_name` and
-    /// `write_timeout_ms` from URL options.
+    /// Reads `tls`, `ca`, `cert`, `key`, `server_name`, `write_timeout_ms`
+    /// and `send_buffer` from URL options.
     fn from_opts(opts: &[(String, String)]) -> Result<TcpSpec, SpecError> {
         let get = |k: &str| opts.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let mut t = TcpSpec::default();
@@ -130,6 +136,9 @@ impl TcpSpec {
         if let Some(v) = get("write_timeout_ms") {
             t.write_timeout = Duration::from_millis(parse_num("write_timeout_ms", v)?);
         }
+        if let Some(v) = get("send_buffer") {
+            t.send_buffer = Some(parse_size("send_buffer", v)? as usize);
+        }
         t.validate()?;
         Ok(t)
     }
@@ -138,6 +147,12 @@ impl TcpSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.write_timeout.is_zero() {
             return Err(err("write_timeout_ms", "must be at least 1"));
+        }
+        if self
+            .send_buffer
+            .is_some_and(|b| !(4096..=1 << 30).contains(&b))
+        {
+            return Err(err("send_buffer", "must be within 4k..=1G"));
         }
         if let Some(t) = &self.tls {
             match (&t.cert, &t.key) {
@@ -334,7 +349,7 @@ impl SinkSpec {
     /// (`file:///p?rotate_bytes=..`, `gelf+udp://h:p`, `gelf+tcp://h:p`,
     /// `syslog+udp://h:p`, `syslog+tcp://h:p`, `kafka://h:p/topic`, each with
     /// `?schema=..&types=..`; the TCP ones also take
-    /// `tls=true&ca=..&cert=..&key=..&server_name=..&write_timeout_ms=..`).
+    /// `tls=true&ca=..&cert=..&key=..&server_name=..&write_timeout_ms=..&send_buffer=..`).
     pub fn parse_url(s: &str) -> Result<SinkSpec, SpecError> {
         SinkSpec::parse_url_with(s, |_| {})
     }
@@ -490,7 +505,7 @@ fn finish(mut spec: SinkSpec, query: &str, url: &str) -> Result<SinkSpec, SpecEr
                 if matches!(spec.kind, SinkKind::File(_)) => {}
             "compress" if matches!(spec.kind, SinkKind::File(_) | SinkKind::GelfUdp { .. }) => {}
             "chunk_size" if matches!(spec.kind, SinkKind::GelfUdp { .. }) => {}
-            "tls" | "ca" | "cert" | "key" | "server_name" | "write_timeout_ms"
+            "tls" | "ca" | "cert" | "key" | "server_name" | "write_timeout_ms" | "send_buffer"
                 if matches!(
                     spec.kind,
                     SinkKind::GelfTcp { .. } | SinkKind::SyslogTcp { .. }
@@ -631,7 +646,7 @@ mod tests {
             }
         );
         let g = SinkSpec::parse_url(
-            "gelf+tcp://collector:12201?tls=true&ca=/etc/ca.pem&cert=/c.pem&key=/k.pem&server_name=graylog.lan&write_timeout_ms=1500",
+            "gelf+tcp://collector:12201?tls=true&ca=/etc/ca.pem&cert=/c.pem&key=/k.pem&server_name=graylog.lan&write_timeout_ms=1500&send_buffer=256k",
         )
         .expect("gelf tls");
         assert_eq!(
@@ -646,6 +661,7 @@ mod tests {
                         server_name: Some("graylog.lan".into()),
                     }),
                     write_timeout: Duration::from_millis(1500),
+                    send_buffer: Some(256 << 10),
                 }
             }
         );
@@ -681,6 +697,7 @@ mod tests {
             ("syslog+tcp://h:1?tls=maybe", "tls"),
             ("gelf+tcp://h:1?tls=true&cert=/c.pem", "key"),
             ("gelf+tcp://h:1?write_timeout_ms=0", "write_timeout_ms"),
+            ("gelf+tcp://h:1?send_buffer=10", "send_buffer"),
             ("syslog+udp://h:1?tls=true", "tls"),
         ] {
             let e = SinkSpec::parse_url(url).expect_err(url);
