@@ -84,18 +84,21 @@ pub fn listening(port: u16, udp: bool) -> bool {
     })
 }
 
-pub fn wait_listening(ports: &[(u16, bool)], what: &str, child: &mut Child) {
+/// Waits until `child` listens on `ports`; the error says why not.
+pub fn wait_listening(ports: &[(u16, bool)], what: &str, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ports.iter().all(|&(p, u)| listening(p, u)) {
         if let Ok(Some(st)) = child.try_wait() {
-            panic!("{what} exited ({st}) before listening on {ports:?}");
+            return Err(format!(
+                "{what} exited ({st}) before listening on {ports:?}"
+            ));
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what} does not listen on {ports:?}"
-        );
+        if Instant::now() >= deadline {
+            return Err(format!("{what} does not listen on {ports:?}"));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    Ok(())
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -231,7 +234,14 @@ impl Rsyslog {
             .stderr(log)
             .spawn()
             .expect("start rsyslogd (run scripts/setup.sh)");
-        wait_listening(&self.listen, "rsyslogd", &mut child);
+        if let Err(e) = wait_listening(&self.listen, "rsyslogd", &mut child) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{e} (are rsyslog and rsyslog-gnutls installed? run scripts/setup.sh); its log:\n{}",
+                self.log()
+            );
+        }
         self.child = Some(child);
     }
 
@@ -346,7 +356,10 @@ impl GelfUdpServer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start node");
-        wait_listening(&[(port, true)], "graygelf server", &mut child);
+        if let Err(e) = wait_listening(&[(port, true)], "graygelf server", &mut child) {
+            let _ = child.kill();
+            panic!("{e} (run scripts/setup.sh)");
+        }
         GelfUdpServer { port, out, child }
     }
 }
