@@ -3,7 +3,8 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 # live capture tests and benches: ethtool (doctor, GRO), iproute2 (ip netns/link), procps (sysctl, kill)
-packages=(tshark clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps)
+# metrics test: prometheus (scrapes flowtap, ships promtool)
+packages=(tshark clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

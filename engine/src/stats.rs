@@ -966,4 +966,35 @@ mod tests {
         ));
         assert!(text.contains("flowtap_sink_queue_batches{sink=\"file\"} 1\n"));
     }
+
+    /// Every `flowtap_*` name in the Grafana dashboard is a metric flowtap
+    /// declares (the live metrics test checks the real endpoint too).
+    #[test]
+    fn dashboard_uses_only_exposed_metrics() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana/flowtap.json"
+        );
+        let text = std::fs::read_to_string(path).expect("deploy/grafana/flowtap.json");
+        let _: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let snap = Snapshot {
+            per_worker: vec![worker(1)],
+            capture: Some(CaptureStats::default()),
+            sinks: vec![SinkSnapshot::default()],
+        };
+        let exposed = snap.exposition();
+        let mut used = 0;
+        for (i, _) in text.match_indices("flowtap_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            used += 1;
+            assert!(
+                exposed.contains(&format!("# TYPE {name} ")),
+                "the dashboard uses {name}, which flowtap does not expose"
+            );
+        }
+        assert!(used > 40, "{used} metric references");
+    }
 }
