@@ -27,12 +27,13 @@ impl<'b> JsonWriter<'b> {
         self.buf.extend_from_slice(b"}\n");
     }
 
+    #[inline]
     fn key(&mut self, key: &str) {
-        if self.need_comma {
-            self.buf.push(b',');
-        }
+        let sep: &[u8] = if self.need_comma { b",\"" } else { b"\"" };
         self.need_comma = true;
-        self.buf.push(b'"');
+        // One reservation for the member's punctuation and a short value.
+        self.buf.reserve(key.len() + 32);
+        self.buf.extend_from_slice(sep);
         self.buf.extend_from_slice(key.as_bytes());
         self.buf.extend_from_slice(b"\":");
     }
@@ -55,11 +56,8 @@ impl<'b> JsonWriter<'b> {
 
     pub fn i64(&mut self, key: &str, value: i64) {
         self.key(key);
-        if value < 0 {
-            self.buf.push(b'-');
-        }
-        let mut tmp = itoa_buf(value.unsigned_abs());
-        self.buf.extend_from_slice(tmp.as_bytes_mut());
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     pub fn bool(&mut self, key: &str, value: bool) {
@@ -82,11 +80,7 @@ impl<'b> JsonWriter<'b> {
 
     pub fn mac(&mut self, key: &str, m: &[u8; 6]) {
         self.key(key);
-        let _ = write!(
-            self.buf,
-            "\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        );
+        push_mac(self.buf, m, b':', HEX_LOWER);
     }
 
     /// RFC 3339 UTC timestamp with microseconds.
@@ -104,8 +98,7 @@ impl<'b> JsonWriter<'b> {
             if i > 0 {
                 self.buf.push(b',');
             }
-            let mut tmp = itoa_buf(v);
-            self.buf.extend_from_slice(tmp.as_bytes_mut());
+            push_u64(self.buf, v);
         }
         self.buf.push(b']');
     }
@@ -267,9 +260,23 @@ impl JsonArray<'_> {
 }
 
 /// Appends the decimal digits of `v`.
+#[inline]
 pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
-    let mut tmp = itoa_buf(v);
-    buf.extend_from_slice(tmp.as_bytes_mut());
+    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `"xx:xx:xx:xx:xx:xx"` (quoted) with `sep` between the bytes.
+pub fn push_mac(buf: &mut Vec<u8>, m: &[u8; 6], sep: u8, hex: &[u8; 16]) {
+    let mut out = [sep; 19];
+    out[0] = b'"';
+    out[18] = b'"';
+    for (i, b) in m.iter().enumerate() {
+        out[1 + 3 * i] = hex[(b >> 4) as usize];
+        out[2 + 3 * i] = hex[(b & 0xf) as usize];
+    }
+    buf.extend_from_slice(&out);
 }
 
 /// Appends an IP address in its canonical text form (RFC 5952 for IPv6).
@@ -293,48 +300,12 @@ pub fn push_ip(buf: &mut Vec<u8>, ip: &IpAddr) {
 /// Appends seconds since the epoch with six decimals.
 pub fn push_epoch_secs(buf: &mut Vec<u8>, ts_ns: u64) {
     push_u64(buf, ts_ns / 1_000_000_000);
-    buf.push(b'.');
-    push_fixed(buf, (ts_ns % 1_000_000_000) / 1_000, 6);
-}
-
-/// Appends `v` zero-padded to `width` digits (v must fit).
-fn push_fixed(buf: &mut Vec<u8>, mut v: u64, width: usize) {
-    let start = buf.len();
-    buf.resize(start + width, b'0');
-    let mut i = start + width;
-    while i > start {
-        i -= 1;
-        if let Some(b) = buf.get_mut(i) {
-            *b = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
-    }
-}
-
-/// Decimal digits of a u64 without allocating.
-struct DigitBuf {
-    bytes: [u8; 20],
-    start: usize,
-}
-
-impl DigitBuf {
-    fn as_bytes_mut(&mut self) -> &[u8] {
-        self.bytes.get(self.start..).unwrap_or(&[])
-    }
-}
-
-fn itoa_buf(mut v: u64) -> DigitBuf {
-    let mut bytes = [0u8; 20];
-    let mut i = bytes.len();
-    loop {
-        i -= 1;
-        bytes[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    DigitBuf { bytes, start: i }
+    let m = ((ts_ns % 1_000_000_000) / 1_000) as u32;
+    let mut out = [b'.'; 7];
+    out[1..3].copy_from_slice(&two_digits(m / 10_000));
+    out[3..5].copy_from_slice(&two_digits((m / 100) % 100));
+    out[5..7].copy_from_slice(&two_digits(m % 100));
+    buf.extend_from_slice(&out);
 }
 
 /// Writes `s` as a JSON string. Valid UTF-8 is kept; each byte of an invalid
@@ -398,23 +369,54 @@ pub fn push_rfc3339_micros(buf: &mut Vec<u8>, ts_ns: u64) {
 /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC, no zone designator).
 pub fn push_rfc3339_micros_no_z(buf: &mut Vec<u8>, ts_ns: u64) {
     let secs = ts_ns / 1_000_000_000;
-    let micros = (ts_ns % 1_000_000_000) / 1_000;
+    let m = ((ts_ns % 1_000_000_000) / 1_000) as u32;
+    let mut out = [0u8; 26];
+    out[..20].copy_from_slice(&second_prefix(secs));
+    out[20..22].copy_from_slice(&two_digits(m / 10_000));
+    out[22..24].copy_from_slice(&two_digits((m / 100) % 100));
+    out[24..26].copy_from_slice(&two_digits(m % 100));
+    buf.extend_from_slice(&out);
+}
+
+/// `"00"`..`"99"`.
+#[inline]
+fn two_digits(v: u32) -> [u8; 2] {
+    [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a second since the epoch. Events of a worker
+/// come in bursts within one second, so the last answer is kept per thread
+/// (the calendar arithmetic is most of a timestamp's cost).
+fn second_prefix(secs: u64) -> [u8; 20] {
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, [u8; 20])> =
+            const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+    }
+    LAST.with(|last| {
+        let (s, p) = last.get();
+        if s == secs {
+            return p;
+        }
+        let p = compute_second_prefix(secs);
+        last.set((secs, p));
+        p
+    })
+}
+
+fn compute_second_prefix(secs: u64) -> [u8; 20] {
     let days = (secs / 86_400) as i64;
-    let sod = secs % 86_400;
+    let sod = (secs % 86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    push_fixed(buf, y.max(0) as u64, 4);
-    buf.push(b'-');
-    push_fixed(buf, u64::from(m), 2);
-    buf.push(b'-');
-    push_fixed(buf, u64::from(d), 2);
-    buf.push(b'T');
-    push_fixed(buf, sod / 3600, 2);
-    buf.push(b':');
-    push_fixed(buf, (sod / 60) % 60, 2);
-    buf.push(b':');
-    push_fixed(buf, sod % 60, 2);
-    buf.push(b'.');
-    push_fixed(buf, micros, 6);
+    let y = y.clamp(0, 9999) as u32;
+    let mut p = *b"0000-00-00T00:00:00.";
+    p[0..2].copy_from_slice(&two_digits(y / 100));
+    p[2..4].copy_from_slice(&two_digits(y % 100));
+    p[5..7].copy_from_slice(&two_digits(m));
+    p[8..10].copy_from_slice(&two_digits(d));
+    p[11..13].copy_from_slice(&two_digits(sod / 3600));
+    p[14..16].copy_from_slice(&two_digits((sod / 60) % 60));
+    p[17..19].copy_from_slice(&two_digits(sod % 60));
+    p
 }
 
 /// The timestamp format used in records, as a `String` (for logs and tests).
@@ -456,6 +458,38 @@ mod tests {
             format_rfc3339_micros(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+        // the per-thread cache: same second, then another one
+        assert_eq!(
+            format_rfc3339_micros(1_405_687_770_592_064_000),
+            "2014-07-18T12:49:30.592064Z"
+        );
+        assert_eq!(
+            format_rfc3339_micros(1_405_687_770_000_001_999),
+            "2014-07-18T12:49:30.000001Z"
+        );
+        assert_eq!(
+            format_rfc3339_micros(1_405_687_799_999_999_999),
+            "2014-07-18T12:49:59.999999Z"
+        );
+        let mut b = Vec::new();
+        push_epoch_secs(&mut b, 1_405_687_770_000_042_000);
+        assert_eq!(b, b"1405687770.000042");
+        // a whole day and a year boundary, against plain formatting
+        for secs in (0..86_400u64)
+            .chain(1_703_980_800..1_704_153_600)
+            .step_by(7)
+        {
+            let got = compute_second_prefix(secs);
+            let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+            let sod = secs % 86_400;
+            let want = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
+                sod / 3600,
+                (sod / 60) % 60,
+                sod % 60
+            );
+            assert_eq!(std::str::from_utf8(&got).ok(), Some(want.as_str()));
+        }
     }
 
     #[test]
