@@ -103,6 +103,13 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b']');
     }
 
+    /// `YYYY-MM-DDTHH:MM:SS` (UTC) of seconds since the epoch, the way
+    /// Suricata writes certificate validity.
+    pub fn utc_secs(&mut self, key: &str, secs: i64) {
+        self.key(key);
+        push_utc_secs(self.buf, secs);
+    }
+
     /// RFC 3339 timestamp the way Suricata's eve.json writes it
     /// (`2014-07-18T12:49:30.592064+0000`).
     pub fn timestamp_eve(&mut self, key: &str, ts_ns: u64) {
@@ -237,6 +244,14 @@ impl JsonArray<'_> {
         push_u64(self.buf, v);
     }
 
+    /// A string element built in place from escaped pieces.
+    pub fn str_with(&mut self, f: impl FnOnce(&mut StrBuilder<'_>)) {
+        self.sep();
+        self.buf.push(b'"');
+        f(&mut StrBuilder { buf: self.buf });
+        self.buf.push(b'"');
+    }
+
     pub fn ip(&mut self, v: &IpAddr) {
         self.sep();
         self.buf.push(b'"');
@@ -319,9 +334,7 @@ pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
 /// The escaped contents of a JSON string, without the quotes.
 fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
     // Fast path: most values (hosts, URIs, names) are plain printable ASCII.
-    if s.iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    if is_plain(s) {
         buf.extend_from_slice(s);
         return;
     }
@@ -351,6 +364,39 @@ fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
             push_u00(buf, b);
         }
     }
+}
+
+/// Whether `s` is printable ASCII without `"` or `\\` (nothing to escape),
+/// eight bytes at a time.
+#[inline]
+fn is_plain(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// Whether a byte of `x` needs escaping; may say yes wrongly only when
+    /// another byte does (the borrows and carries start at such a byte).
+    #[inline]
+    fn special(x: u64) -> bool {
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        let q = x ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q;
+        let b = x ^ (ONES * u64::from(b'\\'));
+        let backslash = b.wrapping_sub(ONES) & !b;
+        // 0x7f becomes 0x80; bytes from 0x80 up have the bit already.
+        let high = x.wrapping_add(ONES) | x;
+        (control | quote | backslash | high) & HIGH != 0
+    }
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if special(u64::from_le_bytes(w)) {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 fn push_u00(buf: &mut Vec<u8>, b: u8) {
@@ -404,8 +450,11 @@ fn second_prefix(secs: u64) -> [u8; 20] {
 }
 
 fn compute_second_prefix(secs: u64) -> [u8; 20] {
-    let days = (secs / 86_400) as i64;
-    let sod = (secs % 86_400) as u32;
+    civil_prefix((secs / 86_400) as i64, (secs % 86_400) as u32)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a day since 1970-01-01 and a second of that day.
+fn civil_prefix(days: i64, sod: u32) -> [u8; 20] {
     let (y, m, d) = civil_from_days(days);
     let y = y.clamp(0, 9999) as u32;
     let mut p = *b"0000-00-00T00:00:00.";
@@ -417,6 +466,22 @@ fn compute_second_prefix(secs: u64) -> [u8; 20] {
     p[14..16].copy_from_slice(&two_digits((sod / 60) % 60));
     p[17..19].copy_from_slice(&two_digits(sod % 60));
     p
+}
+
+/// Appends `"YYYY-MM-DDTHH:MM:SS"` (quoted, UTC) of seconds since the epoch
+/// (years outside 0..=9999 are written as far as the format allows).
+pub fn push_utc_secs(buf: &mut Vec<u8>, secs: i64) {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, _, _) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        let _ = write!(buf, "\"{}\"", dissect::app::tls::format_utc(secs));
+        return;
+    }
+    let mut p = civil_prefix(days, sod);
+    p[19] = b'"';
+    buf.push(b'"');
+    buf.extend_from_slice(&p);
 }
 
 /// The timestamp format used in records, as a `String` (for logs and tests).
@@ -489,6 +554,66 @@ mod tests {
                 sod % 60
             );
             assert_eq!(std::str::from_utf8(&got).ok(), Some(want.as_str()));
+        }
+    }
+
+    #[test]
+    fn plain_detection_matches_the_bytewise_rule() {
+        let bytewise = |s: &[u8]| {
+            s.iter()
+                .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..40 {
+            for _ in 0..2_000 {
+                let mut s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // mostly printable, sometimes a special byte
+                        if seed.is_multiple_of(16) {
+                            [0x00, 0x1f, b'"', b'\\', 0x7f, 0x80, 0xff, 0x20, 0x7e]
+                                [(seed >> 8) as usize % 9]
+                        } else {
+                            0x20 + (seed >> 16) as u8 % 0x5f
+                        }
+                    })
+                    .collect();
+                assert_eq!(is_plain(&s), bytewise(&s), "{s:?}");
+                s.reverse();
+                assert_eq!(is_plain(&s), bytewise(&s), "{s:?}");
+            }
+        }
+        for b in 0..=255u8 {
+            for pos in 0..16 {
+                let mut s = vec![b'a'; 16];
+                s[pos] = b;
+                assert_eq!(is_plain(&s), bytewise(&s), "{b:#x} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn utc_seconds_match_the_tls_formatting() {
+        for secs in [
+            0i64,
+            -1,
+            951_782_400,
+            2_524_607_999,
+            253_402_300_799,
+            -62_135_596_800,
+        ]
+        .into_iter()
+        .chain((0..400).map(|i| i * 7_919_993))
+        {
+            let mut b = Vec::new();
+            push_utc_secs(&mut b, secs);
+            assert_eq!(
+                String::from_utf8_lossy(&b),
+                format!("\"{}\"", dissect::app::tls::format_utc(secs)),
+                "{secs}"
+            );
         }
     }
 

@@ -5,8 +5,8 @@ use dissect::app::{AppEvent, DnsEvent, HttpEvent, TlsEvent};
 use dissect::event::{AppEnvelope, EndReason, FlowRecord};
 
 use super::common::{
-    class_name, cut, dns_flag_names, http_version_number, opcode_name, push_mac_ecs,
-    push_rdata_text, transport_name,
+    class_name, cut, dns_flag_names, has_rdata_text, http_version_number, opcode_name,
+    push_mac_ecs, rdata_text, transport_name,
 };
 use super::{EncodeOptions, ECS_VERSION};
 use crate::json::JsonWriter;
@@ -385,7 +385,6 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
         qo.end_object();
     }
     if !d.answers.is_empty() {
-        let mut scratch = Vec::new();
         let mut a = o.begin_array("answers");
         for r in &d.answers {
             let mut e = a.object();
@@ -393,9 +392,8 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
             type_member(&mut e, "type", r.rtype);
             class_member(&mut e, "class", r.rclass);
             e.u64("ttl", u64::from(r.ttl));
-            scratch.clear();
-            if push_rdata_text(&mut scratch, &r.data) {
-                e.bytes_as_str("data", &scratch);
+            if has_rdata_text(&r.data) {
+                e.str_with("data", |s| rdata_text(s, &r.data));
             }
             e.end_object();
         }
@@ -474,8 +472,8 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
         if let Some(c) = t.certificates.first() {
             s.str("subject", &c.subject);
             s.str("issuer", &c.issuer);
-            s.str("not_before", &dissect::app::tls::format_utc(c.not_before));
-            s.str("not_after", &dissect::app::tls::format_utc(c.not_after));
+            s.utc_secs("not_before", c.not_before);
+            s.utc_secs("not_after", c.not_after);
             let mut h = s.begin_object("hash");
             h.str("sha1", &c.sha1.replace(':', "").to_ascii_uppercase());
             h.str("sha256", &c.sha256.to_ascii_uppercase());
