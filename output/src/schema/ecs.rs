@@ -9,12 +9,34 @@ use super::common::{
     push_mac_ecs, rdata_text, transport_name,
 };
 use super::{EncodeOptions, ECS_VERSION};
-use crate::json::JsonWriter;
+use crate::json::{JsonWriter, StrBuilder};
 
 fn mac(w: &mut JsonWriter<'_>, key: &str, m: &[u8; 6]) {
     w.str_with(key, |s| {
         s.trusted(|b| push_mac_ecs(b, m));
     });
+}
+
+/// `src` without its `:` separators (hex fingerprints and serials, as ECS
+/// writes them), upper-cased when asked; no allocation.
+fn without_colons(s: &mut StrBuilder<'_>, src: &str, upper: bool) {
+    if !src.is_ascii() {
+        // Not a fingerprint: keep characters whole.
+        let t = src.replace(':', "");
+        s.text(&if upper { t.to_ascii_uppercase() } else { t });
+        return;
+    }
+    let mut chunk = [0u8; 64];
+    let mut n = 0;
+    for &b in src.as_bytes().iter().filter(|&&b| b != b':') {
+        chunk[n] = if upper { b.to_ascii_uppercase() } else { b };
+        n += 1;
+        if n == chunk.len() {
+            s.bytes(&chunk);
+            n = 0;
+        }
+    }
+    s.bytes(&chunk[..n]);
 }
 
 /// A number written as a string (ECS keyword fields holding numbers).
@@ -475,11 +497,11 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
             s.utc_secs("not_before", c.not_before);
             s.utc_secs("not_after", c.not_after);
             let mut h = s.begin_object("hash");
-            h.str("sha1", &c.sha1.replace(':', "").to_ascii_uppercase());
-            h.str("sha256", &c.sha256.to_ascii_uppercase());
+            h.str_with("sha1", |s| without_colons(s, &c.sha1, true));
+            h.str_with("sha256", |s| without_colons(s, &c.sha256, true));
             h.end_object();
             let mut x = s.begin_object("x509");
-            x.str("serial_number", &c.serial.replace(':', ""));
+            x.str_with("serial_number", |s| without_colons(s, &c.serial, false));
             if !c.san_dns.is_empty() {
                 x.str_array("alternative_names", c.san_dns.iter().map(String::as_str));
             }
