@@ -133,6 +133,22 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b'"');
     }
 
+    /// Members that are already valid JSON (`"a":1,"b":{"c":"d"}`: our own
+    /// constant literals), written in one piece.
+    pub fn raw_members(&mut self, members: &[u8]) {
+        self.raw_members_with(|b| b.extend_from_slice(members));
+    }
+
+    /// Members `f` appends as valid JSON (constant pieces around values it
+    /// escapes itself).
+    pub fn raw_members_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        if self.need_comma {
+            self.buf.push(b',');
+        }
+        self.need_comma = true;
+        f(self.buf);
+    }
+
     /// A value that is already valid JSON (a number or literal we formatted).
     pub fn raw(&mut self, key: &str, json: &[u8]) {
         self.key(key);

@@ -9,7 +9,7 @@ use super::common::{
     push_mac_ecs, rdata_text, transport_name,
 };
 use super::{EncodeOptions, ECS_VERSION};
-use crate::json::{JsonWriter, StrBuilder};
+use crate::json::{write_escaped, JsonWriter, StrBuilder};
 
 fn mac(w: &mut JsonWriter<'_>, key: &str, m: &[u8; 6]) {
     w.str_with(key, |s| {
@@ -48,14 +48,14 @@ fn num_str(w: &mut JsonWriter<'_>, key: &str, v: u64) {
 
 fn head(w: &mut JsonWriter<'_>, opts: &EncodeOptions, ts_ns: u64) {
     w.timestamp("@timestamp", ts_ns);
-    let mut e = w.begin_object("ecs");
-    e.str("version", ECS_VERSION);
-    e.end_object();
-    let mut o = w.begin_object("observer");
-    o.str("hostname", &opts.host);
-    o.str("type", "sensor");
-    o.str("product", "flowtap");
-    o.end_object();
+    // Constant members in few pieces (they are a good part of an event).
+    w.raw_members_with(|b| {
+        b.extend_from_slice(br#""ecs":{"version":""#);
+        b.extend_from_slice(ECS_VERSION.as_bytes());
+        b.extend_from_slice(br#""},"observer":{"hostname":"#);
+        write_escaped(b, opts.host.as_bytes());
+        b.extend_from_slice(br#","type":"sensor","product":"flowtap"}"#);
+    });
 }
 
 struct Side<'a> {
@@ -127,17 +127,11 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
     head(&mut w, opts, rec.end_ns);
     {
         let mut e = w.begin_object("event");
-        e.str("kind", "event");
-        e.str_array("category", ["network"]);
-        let interim = rec.end_reason == EndReason::ActiveTimeout;
-        if interim {
-            e.str_array("type", ["connection", "info"]);
+        if rec.end_reason == EndReason::ActiveTimeout {
+            e.raw_members(br#""kind":"event","category":["network"],"type":["connection","info"],"action":"network_flow","dataset":"flowtap.flow","module":"flowtap""#);
         } else {
-            e.str_array("type", ["connection", "end"]);
+            e.raw_members(br#""kind":"event","category":["network"],"type":["connection","end"],"action":"network_flow","dataset":"flowtap.flow","module":"flowtap""#);
         }
-        e.str("action", "network_flow");
-        e.str("dataset", "flowtap.flow");
-        e.str("module", "flowtap");
         e.timestamp("start", rec.start_ns);
         e.timestamp("end", rec.end_ns);
         e.u64("duration", rec.end_ns.saturating_sub(rec.start_ns));
@@ -218,22 +212,11 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
     head(&mut w, opts, env.ts_ns);
     {
         let mut e = w.begin_object("event");
-        e.str("kind", "event");
-        match env.event {
-            AppEvent::Http(_) => {
-                e.str_array("category", ["network", "web"]);
-                e.str_array("type", ["protocol", "access"]);
-            }
-            _ => {
-                e.str_array("category", ["network"]);
-                e.str_array("type", ["protocol"]);
-            }
-        }
-        e.str("action", kind);
-        e.str_with("dataset", |s| {
-            s.text("flowtap.").text(kind);
+        e.raw_members(match env.event {
+            AppEvent::Http(_) => br#""kind":"event","category":["network","web"],"type":["protocol","access"],"action":"http","dataset":"flowtap.http","module":"flowtap""#,
+            AppEvent::Dns(_) => br#""kind":"event","category":["network"],"type":["protocol"],"action":"dns","dataset":"flowtap.dns","module":"flowtap""#,
+            AppEvent::Tls(_) => br#""kind":"event","category":["network"],"type":["protocol"],"action":"tls","dataset":"flowtap.tls","module":"flowtap""#,
         });
-        e.str("module", "flowtap");
         e.end_object();
     }
     side(
