@@ -313,19 +313,100 @@ pub fn push_mac(buf: &mut Vec<u8>, m: &[u8; 6], sep: u8, hex: &[u8; 16]) {
 /// Appends an IP address in its canonical text form (RFC 5952 for IPv6).
 pub fn push_ip(buf: &mut Vec<u8>, ip: &IpAddr) {
     match ip {
-        IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'.');
-                }
-                push_u64(buf, u64::from(*o));
-            }
+        IpAddr::V4(v4) => push_ipv4(buf, v4.octets()),
+        IpAddr::V6(v6) => push_ipv6(buf, v6),
+    }
+}
+
+/// Dotted quad, built on the stack and appended in one piece.
+fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
+    let mut out = [0u8; 15];
+    let mut n = 0;
+    for (i, &b) in o.iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
         }
-        // io::Write on Vec<u8> cannot fail.
-        IpAddr::V6(v6) => {
-            let _ = write!(buf, "{v6}");
+        if b >= 100 {
+            out[n] = b'0' + b / 100;
+            n += 1;
+        }
+        if b >= 10 {
+            out[n] = b'0' + b / 10 % 10;
+            n += 1;
+        }
+        out[n] = b'0' + b % 10;
+        n += 1;
+    }
+    buf.extend_from_slice(&out[..n]);
+}
+
+/// The text `std`'s `Display` gives (RFC 5952: lower-case hex, the first
+/// longest run of two or more zero groups as `::`, IPv4-mapped as
+/// `::ffff:a.b.c.d`) without going through `core::fmt`.
+fn push_ipv6(buf: &mut Vec<u8>, a: &std::net::Ipv6Addr) {
+    if let Some(v4) = a.to_ipv4_mapped() {
+        buf.extend_from_slice(b"::ffff:");
+        push_ipv4(buf, v4.octets());
+        return;
+    }
+    let seg = a.segments();
+    let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
+    for (i, &s) in seg.iter().enumerate() {
+        if s == 0 {
+            if cur_len == 0 {
+                cur = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                best = cur;
+                best_len = cur_len;
+            }
+        } else {
+            cur_len = 0;
         }
     }
+    let mut out = [0u8; 39];
+    let mut n = 0;
+    let group = |out: &mut [u8; 39], n: &mut usize, s: u16| {
+        let mut started = false;
+        for shift in [12, 8, 4, 0] {
+            let d = ((s >> shift) & 0xf) as usize;
+            if d != 0 || started || shift == 0 {
+                out[*n] = HEX_LOWER[d];
+                *n += 1;
+                started = true;
+            }
+        }
+    };
+    if best_len > 1 {
+        for (i, &s) in seg[..best].iter().enumerate() {
+            if i > 0 {
+                out[n] = b':';
+                n += 1;
+            }
+            group(&mut out, &mut n, s);
+        }
+        out[n] = b':';
+        out[n + 1] = b':';
+        n += 2;
+        for (i, &s) in seg[best + best_len..].iter().enumerate() {
+            if i > 0 {
+                out[n] = b':';
+                n += 1;
+            }
+            group(&mut out, &mut n, s);
+        }
+    } else {
+        for (i, &s) in seg.iter().enumerate() {
+            if i > 0 {
+                out[n] = b':';
+                n += 1;
+            }
+            group(&mut out, &mut n, s);
+        }
+    }
+    buf.extend_from_slice(&out[..n]);
 }
 
 /// Appends seconds since the epoch with six decimals.
@@ -607,6 +688,54 @@ mod tests {
                 s[pos] = b;
                 assert_eq!(is_plain(&s), bytewise(&s), "{b:#x} at {pos}");
             }
+        }
+    }
+
+    #[test]
+    fn addresses_match_std_display() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let check = |ip: IpAddr| {
+            let mut b = Vec::new();
+            push_ip(&mut b, &ip);
+            assert_eq!(String::from_utf8_lossy(&b), ip.to_string());
+        };
+        for _ in 0..20_000 {
+            let r = next();
+            check(IpAddr::V4(Ipv4Addr::from((r >> 7) as u32)));
+            // groups that are often zero, to make runs of every length
+            let mut seg = [0u16; 8];
+            for s in &mut seg {
+                let x = next();
+                *s = if x % 3 == 0 { (x >> 20) as u16 } else { 0 };
+                if x % 7 == 0 {
+                    *s = (x >> 40) as u16 & 0xf;
+                }
+            }
+            check(IpAddr::V6(Ipv6Addr::from(seg)));
+        }
+        for s in [
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::1",
+            "2001:db8:0:0:1:0:0:1",
+            "::ffff:192.0.2.1",
+            "::192.0.2.1",
+            "fe80::1:0:0:0",
+            "0:0:1::",
+            "1:0:1:0:1:0:1:0",
+        ] {
+            check(s.parse().expect("address"));
+        }
+        for o in [0u8, 9, 10, 99, 100, 199, 255] {
+            check(IpAddr::V4(Ipv4Addr::new(o, o, 0, 255)));
         }
     }
 
