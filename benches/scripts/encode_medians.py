@@ -6,6 +6,7 @@ criterion's saved estimates, optionally against a second baseline.
     ... change the encoders ...
     cargo bench -p benches --bench encode -- --save-baseline after
     benches/scripts/encode_medians.py before after
+    benches/scripts/encode_medians.py before,before2,before3 after,after2,after3
 
 CARGO_TARGET_DIR (default: target) locates the criterion directory.
 """
@@ -32,7 +33,16 @@ def main():
     target = os.environ.get("CARGO_TARGET_DIR", "target")
     root = os.path.join(target, "criterion", "encode")
     baselines = sys.argv[1:] or ["base"]
-    cols = [medians(root, b) for b in baselines]
+    # `a,b,c` as one column: the median of those runs' medians (noisy machine)
+    cols = []
+    for b in baselines:
+        runs = [medians(root, x) for x in b.split(",")]
+        col = {}
+        for k in runs[0]:
+            vals = sorted(r[k] for r in runs if k in r)
+            col[k] = vals[len(vals) // 2]
+        cols.append(col)
+    baselines = [b.split(",")[0] + (f" (median of {len(b.split(','))})" if "," in b else "") for b in baselines]
     head = "| event | schema | " + " | ".join(
         f"{b} median ns | {b} M events/s" for b in baselines
     ) + (" | speed-up |" if len(cols) == 2 else " |")
