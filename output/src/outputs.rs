@@ -569,6 +569,27 @@ impl WorkerOutput {
         }
         let mut any = false;
         for (schema, sinks) in &route.groups {
+            // One sink with this schema (the usual case): encode straight
+            // into its batch, no copy.
+            if let [i] = sinks.as_slice() {
+                let Some(p) = self.ports.get_mut(*i) else {
+                    continue;
+                };
+                if p.batch.is_empty() {
+                    p.first_at = None;
+                }
+                let start = p.batch.bytes.len();
+                if !encode(*schema, &self.opts, &mut p.batch.bytes) {
+                    p.batch.bytes.truncate(start);
+                    continue;
+                }
+                any = true;
+                p.batch.commit(t, ts_ns, key);
+                if p.full() {
+                    p.submit();
+                }
+                continue;
+            }
             self.scratch.clear();
             if !encode(*schema, &self.opts, &mut self.scratch) {
                 continue;

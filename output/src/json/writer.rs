@@ -29,11 +29,14 @@ impl<'b> JsonWriter<'b> {
 
     #[inline]
     fn key(&mut self, key: &str) {
-        let sep: &[u8] = if self.need_comma { b",\"" } else { b"\"" };
-        self.need_comma = true;
-        // One reservation for the member's punctuation and a short value.
+        // One reservation for the member's punctuation and a short value;
+        // single pushes (not a 1-or-2-byte slice, which becomes a memcpy call).
         self.buf.reserve(key.len() + 32);
-        self.buf.extend_from_slice(sep);
+        if self.need_comma {
+            self.buf.push(b',');
+        }
+        self.need_comma = true;
+        self.buf.push(b'"');
         self.buf.extend_from_slice(key.as_bytes());
         self.buf.extend_from_slice(b"\":");
     }

@@ -285,5 +285,26 @@ pub fn dns_flag_names(e: &dissect::app::DnsEvent) -> impl Iterator<Item = &'stat
 
 /// Lower-case hex of a u16 without leading zeros (Suricata's dns `flags`).
 pub fn push_hex_u16(buf: &mut Vec<u8>, v: u16) {
-    let _ = std::io::Write::write_fmt(buf, format_args!("{v:x}"));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = [
+        HEX[usize::from(v >> 12)],
+        HEX[usize::from((v >> 8) & 0xf)],
+        HEX[usize::from((v >> 4) & 0xf)],
+        HEX[usize::from(v & 0xf)],
+    ];
+    // at least one digit
+    let skip = (v.leading_zeros() / 4).min(3) as usize;
+    buf.extend_from_slice(&digits[skip..]);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_u16_has_no_leading_zeros() {
+        for v in [0u16, 1, 0xf, 0x10, 0x100, 0x120, 0x8180, 0xffff, 0x0abc] {
+            let mut b = Vec::new();
+            super::push_hex_u16(&mut b, v);
+            assert_eq!(String::from_utf8_lossy(&b), format!("{v:x}"));
+        }
+    }
 }
