@@ -27,7 +27,9 @@ impl<'b> JsonWriter<'b> {
         self.buf.extend_from_slice(b"}\n");
     }
 
-    #[inline]
+    // Always inlined: callers pass literal keys, whose copies then have a
+    // constant length (stores, not a memcpy call).
+    #[inline(always)]
     fn key(&mut self, key: &str) {
         // One reservation for the member's punctuation and a short value;
         // single pushes (not a 1-or-2-byte slice, which becomes a memcpy call).
@@ -41,39 +43,46 @@ impl<'b> JsonWriter<'b> {
         self.buf.extend_from_slice(b"\":");
     }
 
+    #[inline(always)]
     pub fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         write_escaped(self.buf, value.as_bytes());
     }
 
     /// A byte string that should be text; invalid UTF-8 is escaped as \u00XX per byte.
+    #[inline]
     pub fn bytes_as_str(&mut self, key: &str, value: &[u8]) {
         self.key(key);
         write_escaped(self.buf, value);
     }
 
+    #[inline(always)]
     pub fn u64(&mut self, key: &str, value: u64) {
         self.key(key);
         push_u64(self.buf, value);
     }
 
+    #[inline]
     pub fn i64(&mut self, key: &str, value: i64) {
         self.key(key);
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
+    #[inline(always)]
     pub fn bool(&mut self, key: &str, value: bool) {
         self.key(key);
         self.buf
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
+    #[inline]
     pub fn null(&mut self, key: &str) {
         self.key(key);
         self.buf.extend_from_slice(b"null");
     }
 
+    #[inline]
     pub fn ip(&mut self, key: &str, value: &IpAddr) {
         self.key(key);
         self.buf.push(b'"');
@@ -81,12 +90,14 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b'"');
     }
 
+    #[inline]
     pub fn mac(&mut self, key: &str, m: &[u8; 6]) {
         self.key(key);
         push_mac(self.buf, m, b':', HEX_LOWER);
     }
 
     /// RFC 3339 UTC timestamp with microseconds.
+    #[inline]
     pub fn timestamp(&mut self, key: &str, ts_ns: u64) {
         self.key(key);
         self.buf.push(b'"');
@@ -108,6 +119,7 @@ impl<'b> JsonWriter<'b> {
 
     /// `YYYY-MM-DDTHH:MM:SS` (UTC) of seconds since the epoch, the way
     /// Suricata writes certificate validity.
+    #[inline]
     pub fn utc_secs(&mut self, key: &str, secs: i64) {
         self.key(key);
         push_utc_secs(self.buf, secs);
@@ -115,6 +127,7 @@ impl<'b> JsonWriter<'b> {
 
     /// RFC 3339 timestamp the way Suricata's eve.json writes it
     /// (`2014-07-18T12:49:30.592064+0000`).
+    #[inline]
     pub fn timestamp_eve(&mut self, key: &str, ts_ns: u64) {
         self.key(key);
         self.buf.push(b'"');
@@ -123,12 +136,14 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// Seconds since the epoch as a number with microseconds (`1405687770.592064`).
+    #[inline]
     pub fn epoch_secs(&mut self, key: &str, ts_ns: u64) {
         self.key(key);
         push_epoch_secs(self.buf, ts_ns);
     }
 
     /// A string value built in place from escaped pieces (no scratch buffer).
+    #[inline]
     pub fn str_with(&mut self, key: &str, f: impl FnOnce(&mut StrBuilder<'_>)) {
         self.key(key);
         self.buf.push(b'"');
@@ -138,12 +153,14 @@ impl<'b> JsonWriter<'b> {
 
     /// Members that are already valid JSON (`"a":1,"b":{"c":"d"}`: our own
     /// constant literals), written in one piece.
+    #[inline]
     pub fn raw_members(&mut self, members: &[u8]) {
         self.raw_members_with(|b| b.extend_from_slice(members));
     }
 
     /// Members `f` appends as valid JSON (constant pieces around values it
     /// escapes itself).
+    #[inline]
     pub fn raw_members_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
         if self.need_comma {
             self.buf.push(b',');
@@ -153,6 +170,7 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// A value that is already valid JSON (a number or literal we formatted).
+    #[inline]
     pub fn raw(&mut self, key: &str, json: &[u8]) {
         self.key(key);
         self.buf.extend_from_slice(json);
@@ -183,6 +201,7 @@ impl<'b> JsonWriter<'b> {
 
     /// Opens a nested object under `key`; write its members through the
     /// returned writer, then call [`JsonWriter::end_object`].
+    #[inline]
     pub fn begin_object(&mut self, key: &str) -> JsonWriter<'_> {
         self.key(key);
         self.buf.push(b'{');
@@ -192,6 +211,7 @@ impl<'b> JsonWriter<'b> {
         }
     }
 
+    #[inline]
     pub fn end_object(self) {
         self.buf.push(b'}');
     }
@@ -425,6 +445,7 @@ pub fn push_epoch_secs(buf: &mut Vec<u8>, ts_ns: u64) {
 
 /// Writes `s` as a JSON string. Valid UTF-8 is kept; each byte of an invalid
 /// sequence becomes `\u00XX` so that no input can make invalid JSON.
+#[inline]
 pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
     buf.push(b'"');
     write_escaped_inner(buf, s);
@@ -432,12 +453,19 @@ pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// The escaped contents of a JSON string, without the quotes.
+#[inline]
 fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
     // Fast path: most values (hosts, URIs, names) are plain printable ASCII.
     if is_plain(s) {
         buf.extend_from_slice(s);
-        return;
+    } else {
+        write_escaped_slow(buf, s);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn write_escaped_slow(buf: &mut Vec<u8>, s: &[u8]) {
     for chunk in s.utf8_chunks() {
         let valid = chunk.valid().as_bytes();
         let mut start = 0;
