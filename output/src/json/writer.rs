@@ -341,25 +341,38 @@ pub fn push_ip(buf: &mut Vec<u8>, ip: &IpAddr) {
     }
 }
 
-/// Dotted quad, built on the stack and appended in one piece.
+/// Decimal text of every octet: `[len, d0, d1, d2]`.
+const OCTETS: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b >= 100 {
+            [3, b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10]
+        } else if b >= 10 {
+            [2, b'0' + b / 10, b'0' + b % 10, 0]
+        } else {
+            [1, b'0' + b, 0, 0]
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Dotted quad, built on the stack from a table and appended in one piece.
+#[inline]
 fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
-    let mut out = [0u8; 15];
+    // 15 bytes at most, plus room for the unconditional 3-byte copies.
+    let mut out = [0u8; 18];
     let mut n = 0;
     for (i, &b) in o.iter().enumerate() {
-        if i > 0 {
-            out[n] = b'.';
-            n += 1;
-        }
-        if b >= 100 {
-            out[n] = b'0' + b / 100;
-            n += 1;
-        }
-        if b >= 10 {
-            out[n] = b'0' + b / 10 % 10;
-            n += 1;
-        }
-        out[n] = b'0' + b % 10;
-        n += 1;
+        let [len, d0, d1, d2] = OCTETS[usize::from(b)];
+        out[n] = b'.';
+        n += usize::from(i > 0);
+        out[n] = d0;
+        out[n + 1] = d1;
+        out[n + 2] = d2;
+        n += usize::from(len);
     }
     buf.extend_from_slice(&out[..n]);
 }
