@@ -9,7 +9,9 @@
 #    the time is the replay's, up to the worker's end, so process start and
 #    the sink's final flush are not in it). The variants are interleaved over
 #    ROUNDS rounds of REPEAT runs each (the machine is shared and noisy) and
-#    the median of all runs is shown.
+#    the median of the round medians is shown, for the wall time and for
+#    the worker thread's own CPU time (/proc/thread-self/schedstat: what
+#    other processes take from it on a shared machine is not in it).
 # 2. The real binary end to end (`flowtap run --pcap W1 --workers 1`: with
 #    one worker the reader thread runs the worker itself), with hyperfine
 #    (Debian package `hyperfine`), medians of RUNS runs.
@@ -43,8 +45,8 @@ for _ in $(seq "$rounds"); do
       file-ecs) a=(--sink "$out/events-ecs.json" --schema ecs) ;;
       eve) a=(--sink "$out/events-eve.json" --schema eve) ;;
     esac
-    "$harness" --repeat "$repeat" "${a[@]}" "$w1" 2>/dev/null | grep -o 'median [0-9.]* ms' |
-      sed "s/^/$v /" >>"$out/harness.txt"
+    "$harness" --repeat "$repeat" "${a[@]}" "$w1" 2>/dev/null |
+      sed -n "s/.*: median \([0-9.]*\) ms = .*/$v wall \1/p; s/.*worker CPU time median \([0-9.]*\) ms/$v cpu \1/p" >>"$out/harness.txt"
   done
 done
 echo "in process (throughput harness), $((rounds * repeat)) runs each:"
@@ -52,13 +54,13 @@ python3 - "$out/harness.txt" <<'PY'
 import sys, statistics
 runs = {}
 for line in open(sys.argv[1]):
-    v, _, ms, _ = line.split()
-    runs.setdefault(v, []).append(float(ms))
-base = statistics.median(runs["none"])
-print("| sink | median ms (of round medians) | vs none |\n|---|---|---|")
-for v, ms in runs.items():
-    m = statistics.median(ms)
-    print(f"| {v} | {m:.1f} | {m / base:.3f} |")
+    v, kind, ms = line.split()
+    runs.setdefault((v, kind), []).append(float(ms))
+med = {k: statistics.median(x) for k, x in runs.items()}
+print("| sink | wall ms | vs none | worker CPU ms | vs none |\n|---|---|---|---|---|")
+for v in dict.fromkeys(k[0] for k in runs):
+    w, c = med[(v, "wall")], med[(v, "cpu")]
+    print(f"| {v} | {w:.1f} | {w / med[('none', 'wall')]:.3f} | {c:.1f} | {c / med[('none', 'cpu')]:.3f} |")
 PY
 command -v hyperfine >/dev/null || { echo "sink_cost: install hyperfine for the end-to-end part" >&2; exit 0; }
 printf '[output]\ntypes = []\n' >"$out/none.toml"

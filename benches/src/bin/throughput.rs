@@ -80,6 +80,7 @@ struct Out {
 
 fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usize, out: &Out) {
     let mut times: Vec<Duration> = Vec::new();
+    let mut cpu: Vec<u64> = Vec::new();
     let mut pkts = 0;
     let mut wire_bytes = 0;
     let mut records = 0;
@@ -98,6 +99,7 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
             .unwrap_or_else(|e| fail(&format!("sink {path}: {e}")))
         });
         let sender = writer.as_ref().map(|(_, s)| s.clone());
+        let cpu0 = thread_cpu_ns();
         let s = replay(file, cfg, workers, sender, &[], None)
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
         if let Some((w, s)) = writer {
@@ -108,7 +110,12 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
         wire_bytes = s.stats.bytes;
         records = s.stats.records + s.stats.app_events;
         times.push(s.elapsed);
+        cpu.push(thread_cpu_ns().saturating_sub(cpu0));
     }
+    cpu.sort_unstable();
+    // With one worker this thread is the worker: its own CPU time does not
+    // count time other processes took from it (a shared machine).
+    let worker_cpu = (workers == 1).then(|| cpu[cpu.len() / 2] as f64 / 1e6);
     times.sort();
     let median = times[times.len() / 2].as_secs_f64().max(1e-9);
     let best = times[0].as_secs_f64().max(1e-9);
@@ -122,6 +129,9 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
         wire_bytes as f64 * 8.0 / median / 1e9,
         pkts as f64 / best / 1e6,
     );
+    if let Some(ms) = worker_cpu {
+        println!("{name}: worker CPU time median {ms:.1} ms");
+    }
 }
 
 /// A classic pcap of `n` minimum-size Ethernet/IPv4/UDP frames over `flows` flows.
@@ -158,6 +168,14 @@ fn synth_small_packets(n: usize, flows: usize) -> Vec<u8> {
         out.extend_from_slice(&frame);
     }
     out
+}
+
+/// CPU time this thread has run, from /proc/thread-self/schedstat (ns).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }
 
 fn peak_rss_kib() -> u64 {
