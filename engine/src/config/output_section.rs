@@ -312,18 +312,10 @@ impl OutputSection {
         }
         self.volume()?;
         self.sink_specs(&[])?;
-        if !self.metrics_listen.is_empty() {
-            if metrics_addr(&self.metrics_listen).is_none() {
-                return Err(bad(
-                    "output.metrics_listen".into(),
-                    format!("`{}` is not ADDR:PORT or PORT", self.metrics_listen),
-                ));
-            }
-            // TODO(metrics): the Prometheus endpoint is not built yet; refuse
-            // rather than silently serve nothing.
+        if !self.metrics_listen.is_empty() && metrics_addr(&self.metrics_listen).is_none() {
             return Err(bad(
                 "output.metrics_listen".into(),
-                "the metrics endpoint is not available in this build yet",
+                format!("`{}` is not ADDR:PORT or PORT", self.metrics_listen),
             ));
         }
         Ok(())
