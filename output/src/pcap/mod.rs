@@ -4,13 +4,22 @@
 //! Workers get a [`PcapHandle`] each; it copies frames into reused chunk
 //! buffers and hands full chunks to the writer thread through a bounded
 //! queue. A full queue drops the chunk's packets (counted, per file) and never
-//! blocks capture. The contract with the engine is `PCAP-API.md`.
+//! blocks capture. The contract with the engine is `PCAP-API.md`; file
+//! naming, rotation and retention are described in [`files`].
+
+mod chunk;
+pub mod files;
+pub mod format;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::writer::BatchSender;
+use chunk::{Chunk, Op};
 
 /// The file format of a rule's files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,8 +91,6 @@ pub enum PcapError {
     Spawn(#[source] std::io::Error),
     #[error("pcap writer: its thread panicked")]
     Panicked,
-    #[error("pcap writer: not built yet")]
-    NotBuilt,
 }
 
 /// Counters of the writer, shared by the handles and the writer thread.
@@ -96,6 +103,8 @@ pub struct PcapCounters {
     pub bytes_written: AtomicU64,
     /// Packets dropped because the queue to the writer thread was full.
     pub queue_drops: AtomicU64,
+    /// Files given up after an I/O error (ENOSPC, EACCES, …), plus failed
+    /// removals by retention.
     pub io_errors: AtomicU64,
     pub files_removed_by_retention: AtomicU64,
     pub bytes_removed: AtomicU64,
@@ -143,27 +152,149 @@ pub struct FlowLabel<'a> {
     pub reason: &'a str,
 }
 
-/// A per-flow file, as the handle that opened it names it.
+/// A per-flow file, as the handle that opened it names it: the handle's
+/// number (12 bits), the rule (12 bits) and a sequence number (40 bits,
+/// wrapping; ids need only be unique among the files open at once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileId(u64);
 
+impl FileId {
+    fn new(handle: u64, rule: usize, seq: u64) -> FileId {
+        FileId(((handle & 0xfff) << 52) | ((rule as u64 & 0xfff) << 40) | (seq & ((1 << 40) - 1)))
+    }
+
+    fn rule(self) -> usize {
+        ((self.0 >> 40) & 0xfff) as usize
+    }
+}
+
+/// Rules beyond this many are refused (the rule is part of a [`FileId`]).
+pub const MAX_RULES: usize = 4096;
+
+/// A finished file, as the `pcap` event reports it (see
+/// `docs/schema-native.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcapEvent<'a> {
+    /// The event's time: the file's last frame (or when it opened, if empty).
+    pub ts_ns: u64,
+    pub path: &'a str,
+    pub rule: &'a str,
+    /// Per-flow files: the flow.
+    pub flow_id: Option<u64>,
+    pub community_id: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub worker: Option<u16>,
+    /// `pcapng` or `pcap`.
+    pub format: &'static str,
+    /// `gzip`, or None.
+    pub compression: Option<&'static str>,
+    pub packets: u64,
+    /// Sum of the captured (stored) frame lengths.
+    pub captured_bytes: u64,
+    /// Size of the file on disk (what `sha256` covers).
+    pub file_bytes: u64,
+    /// Frames of this file dropped at a full queue.
+    pub dropped_packets: u64,
+    /// Lower-case hex.
+    pub sha256: &'a str,
+    pub first_ts_ns: Option<u64>,
+    pub last_ts_ns: Option<u64>,
+    /// Finished early by a per-flow limit or retention.
+    pub truncated: bool,
+}
+
 /// The running writer thread.
 pub struct PcapWriter {
+    tx: Sender<Chunk>,
+    pool_tx: Sender<Chunk>,
+    pool_rx: Receiver<Chunk>,
+    snaplens: Arc<[u32]>,
     counters: Arc<PcapCounters>,
+    next_handle: AtomicU64,
+    thread: JoinHandle<()>,
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl PcapWriter {
-    /// Starts the writer thread. Checks each dir exists and is writable.
-    /// `events` receives one `pcap` event per finished file.
+    /// Starts the writer thread. Checks each rule (name, dir exists and is
+    /// writable; a clear [`PcapError`] names the rule and dir), removes the
+    /// rule's leftover temporary files and applies its retention to the
+    /// files already there. `events` receives one `pcap` event per finished
+    /// file.
     pub fn start(cfg: ExportConfig, events: Option<BatchSender>) -> Result<PcapWriter, PcapError> {
-        let _ = (cfg, events);
-        Err(PcapError::NotBuilt)
+        if cfg.rules.len() > MAX_RULES {
+            return Err(PcapError::Rule {
+                rule: format!("#{MAX_RULES}"),
+                what: format!("at most {MAX_RULES} export rules"),
+            });
+        }
+        for r in &cfg.rules {
+            let bad = |what: &str| PcapError::Rule {
+                rule: r.name.clone(),
+                what: what.to_string(),
+            };
+            if !valid_name(&r.name) {
+                return Err(bad("name must be non-empty [A-Za-z0-9_-]"));
+            }
+            if let ExportAction::Shared { rotate_bytes, .. } = r.action {
+                if rotate_bytes == 0 {
+                    return Err(bad("rotate_bytes must be above 0"));
+                }
+            }
+            files::check_dir(&r.dir).map_err(|source| PcapError::Dir {
+                rule: r.name.clone(),
+                dir: r.dir.clone(),
+                source,
+            })?;
+        }
+        let snaplens: Arc<[u32]> = cfg.rules.iter().map(|r| r.snaplen).collect();
+        let counters = Arc::new(PcapCounters::default());
+        let rules = cfg.rules.clone();
+        let writer = files::Writer::new(rules, Arc::clone(&counters), events.map(|s| s.worker()))
+            .map_err(|source| {
+            // Only reading a rule's directory can fail here.
+            let (rule, dir) = cfg
+                .rules
+                .iter()
+                .find(|r| std::fs::read_dir(&r.dir).is_err())
+                .map(|r| (r.name.clone(), r.dir.clone()))
+                .unwrap_or_default();
+            PcapError::Dir { rule, dir, source }
+        })?;
+        let queue = cfg.queue_chunks.max(1);
+        let (tx, rx) = bounded::<Chunk>(queue);
+        let (pool_tx, pool_rx) = bounded::<Chunk>(queue + 16);
+        let back = pool_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("pcap-writer".into())
+            .spawn(move || writer.run(rx, back))
+            .map_err(PcapError::Spawn)?;
+        Ok(PcapWriter {
+            tx,
+            pool_tx,
+            pool_rx,
+            snaplens,
+            counters,
+            next_handle: AtomicU64::new(0),
+            thread,
+        })
     }
 
     /// A handle for one worker; Send, not shared.
     pub fn handle(&self) -> PcapHandle {
         PcapHandle {
-            next: 0,
+            id: self.next_handle.fetch_add(1, Ordering::Relaxed),
+            seq: 0,
+            chunk: Chunk::new(),
+            tx: self.tx.clone(),
+            pool_rx: self.pool_rx.clone(),
+            pool_tx: self.pool_tx.clone(),
+            snaplens: Arc::clone(&self.snaplens),
             counters: Arc::clone(&self.counters),
         }
     }
@@ -173,39 +304,95 @@ impl PcapWriter {
     }
 
     /// Waits for the writer thread (after every handle is dropped): open
-    /// files are finished, the counters returned.
+    /// files are finished and renamed, the counters returned.
     pub fn join(self) -> Result<PcapSummary, PcapError> {
+        drop(self.tx);
+        self.thread.join().map_err(|_| PcapError::Panicked)?;
         Ok(self.counters.snapshot())
     }
 }
 
-/// A worker's handle on the writer. Cheap; never blocks (except on drop,
-/// which hands its last chunk over, waiting for room).
+/// A worker's handle on the writer. Cheap; never blocks, except when
+/// dropped: it then hands its last chunk over, waiting for room, so that
+/// every open and close reaches the writer.
 pub struct PcapHandle {
-    next: u64,
+    id: u64,
+    seq: u64,
+    chunk: Chunk,
+    tx: Sender<Chunk>,
+    pool_rx: Receiver<Chunk>,
+    pool_tx: Sender<Chunk>,
+    snaplens: Arc<[u32]>,
     counters: Arc<PcapCounters>,
 }
 
 impl PcapHandle {
     /// Starts a per-flow file for `rule`. Never blocks.
     pub fn open(&mut self, rule: usize, flow: &FlowLabel<'_>) -> FileId {
-        let _ = (rule, flow);
-        self.next += 1;
-        FileId(self.next)
+        self.seq += 1;
+        let id = FileId::new(self.id, rule, self.seq);
+        if rule >= self.snaplens.len() {
+            return id; // unknown rule: its frames are ignored by the writer
+        }
+        if self
+            .chunk
+            .would_overflow(flow.community_id.len() + flow.reason.len())
+        {
+            self.flush();
+        }
+        let community_id = self.chunk.put(flow.community_id.as_bytes());
+        let reason = self.chunk.put(flow.reason.as_bytes());
+        self.chunk.ops.push(Op::Open {
+            file: id.0,
+            rule: rule as u32,
+            linktype: flow.linktype,
+            worker: flow.worker,
+            flow_id: flow.flow_id,
+            first_ts_ns: flow.first_ts_ns,
+            community_id,
+            reason,
+        });
+        id
     }
 
-    /// Appends one frame to a per-flow file. `orig_len` is the wire length,
-    /// `data` the captured bytes.
+    /// The bytes of `data` a rule keeps.
+    fn snap<'d>(&self, rule: usize, data: &'d [u8]) -> Option<&'d [u8]> {
+        let snaplen = *self.snaplens.get(rule)? as usize;
+        Some(if snaplen == 0 || data.len() <= snaplen {
+            data
+        } else {
+            &data[..snaplen]
+        })
+    }
+
+    /// Appends one frame to a per-flow file (copied into the chunk; no
+    /// allocation in steady state). `orig_len` is the wire length, `data`
+    /// the captured bytes; the rule's snap length applies.
     pub fn packet(&mut self, file: FileId, ts_ns: u64, orig_len: u32, data: &[u8]) {
-        let _ = (file, ts_ns, orig_len, data);
+        let Some(data) = self.snap(file.rule(), data) else {
+            return;
+        };
+        if self.chunk.would_overflow(data.len()) {
+            self.flush();
+        }
+        let data = self.chunk.put(data);
+        self.chunk.ops.push(Op::Packet {
+            file: file.0,
+            ts_ns,
+            orig_len,
+            data,
+        });
     }
 
     /// The flow ended (or its limit hit): finish, rename atomically, emit the event.
     pub fn close(&mut self, file: FileId) {
-        let _ = file;
+        if self.chunk.would_overflow(0) {
+            self.flush();
+        }
+        self.chunk.ops.push(Op::Close { file: file.0 });
     }
 
-    /// A frame for a Shared-action rule.
+    /// A frame for a Shared-action rule (the "everything" ring or a shared file).
     pub fn shared_packet(
         &mut self,
         rule: usize,
@@ -214,11 +401,66 @@ impl PcapHandle {
         orig_len: u32,
         data: &[u8],
     ) {
-        let _ = (rule, linktype, ts_ns, orig_len, data);
+        let Some(data) = self.snap(rule, data) else {
+            return;
+        };
+        if self.chunk.would_overflow(data.len()) {
+            self.flush();
+        }
+        let data = self.chunk.put(data);
+        self.chunk.ops.push(Op::Shared {
+            rule: rule as u32,
+            linktype,
+            ts_ns,
+            orig_len,
+            data,
+        });
     }
 
-    /// Hands buffered chunks to the writer thread.
+    /// Hands the buffered chunk to the writer thread (call at the end of
+    /// each worker batch; it also happens by itself when a chunk fills). A
+    /// full queue drops the chunk's frames, counted per file, and keeps its
+    /// opens and closes for the next try; it never blocks.
     pub fn flush(&mut self) {
-        let _ = &self.counters;
+        if self.chunk.is_empty() {
+            return;
+        }
+        let fresh = self.pool_rx.try_recv().unwrap_or_else(|_| Chunk::new());
+        let full = std::mem::replace(&mut self.chunk, fresh);
+        match self.tx.try_send(full) {
+            Ok(()) => {}
+            Err(TrySendError::Full(mut back)) => {
+                let n = back.strip_packets();
+                self.counters.queue_drops.fetch_add(n, Ordering::Relaxed);
+                let fresh = std::mem::replace(&mut self.chunk, back);
+                let _ = self.pool_tx.try_send(fresh);
+            }
+            Err(TrySendError::Disconnected(mut back)) => {
+                let n = back.strip_packets();
+                self.counters.queue_drops.fetch_add(n, Ordering::Relaxed);
+                back.clear();
+                let _ = self.pool_tx.try_send(back);
+            }
+        }
+    }
+}
+
+impl Drop for PcapHandle {
+    fn drop(&mut self) {
+        if self.chunk.is_empty() {
+            return;
+        }
+        let last = std::mem::replace(
+            &mut self.chunk,
+            Chunk {
+                ops: Vec::new(),
+                bytes: Vec::new(),
+            },
+        );
+        if let Err(e) = self.tx.send(last) {
+            let mut back = e.into_inner();
+            let n = back.strip_packets();
+            self.counters.queue_drops.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
