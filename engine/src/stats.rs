@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::defrag::DefragCounters;
+use crate::export::ExportCounters;
 use crate::flow::TableCounters;
 use crate::stream::StreamCounters;
 use dissect::app::AppStats;
@@ -44,6 +45,8 @@ pub struct WorkerStats {
     pub app_events: u64,
     /// Bytes held by reassembly and parsers at the last update.
     pub stream_bytes_held: u64,
+    /// PCAP export (None: no export rule).
+    pub export: Option<ExportCounters>,
 }
 
 impl WorkerStats {
@@ -92,6 +95,9 @@ impl WorkerStats {
         a.pending_at_end += b.pending_at_end;
         a.fragments_pending_at_end += b.fragments_pending_at_end;
         self.records += o.records;
+        if let Some(b) = &o.export {
+            self.export.get_or_insert_with(Default::default).merge(b);
+        }
     }
 
     /// Sum of the fates; equals `received` when every packet is accounted.
@@ -206,6 +212,25 @@ fn encode_stats_with(
         o.u64("resyncs", a.resyncs);
         o.u64("orphan_responses", a.orphan_responses);
         o.u64("unanswered", a.unanswered);
+        o.end_object();
+    }
+    if let Some(e) = &s.export {
+        let mut o = st.begin_object("export");
+        o.u64("candidates", e.candidates);
+        o.u64("matches", e.matches);
+        o.u64("files_opened", e.files_opened);
+        o.u64("files_limited", e.files_limited);
+        o.u64("packets_buffered", e.packets_buffered);
+        o.u64("buffers_full", e.buffers_full);
+        o.u64("pool_evictions", e.pool_evictions);
+        o.u64("pool_evicted_packets", e.pool_evicted_packets);
+        o.u64("pool_bytes_held", e.pool_bytes_held);
+        o.u64("released_early", e.released_early);
+        o.u64("packets_exported", e.packets_exported);
+        o.u64("bytes_exported", e.bytes_exported);
+        o.u64("packets_missed", e.packets_missed);
+        o.u64("other_link", e.other_link);
+        o.u64("fragments_dropped", e.fragments_dropped);
         o.end_object();
     }
     if let Some(c) = capture {

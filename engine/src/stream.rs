@@ -198,6 +198,12 @@ impl Session {
         self.app_stats
     }
 
+    /// No protocol was detected and none will be (detection gave up, or
+    /// the app layer is off).
+    pub fn app_settled(&self) -> bool {
+        self.proto.is_none() && matches!(self.app, App::None)
+    }
+
     pub fn kpis(&self) -> TcpKpis {
         TcpKpis {
             orig: self.streams[0].kpi,
