@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use engine::config::Config;
-use engine::offline::{replay_file, Progress, ReplaySummary, OFFLINE_POLICY};
+use engine::export::ExportRun;
+use engine::offline::{replay_with_export, Progress, ReplaySummary, OFFLINE_POLICY};
 use engine::stats::{encode_stats, WorkerStats};
 use output::writer::{BatchSender, LineWriter, WhenFull};
 
@@ -49,6 +50,43 @@ enum Command {
     Doctor(cli_live::DoctorArgs),
     /// Print the default configuration file (every setting, with comments in the README).
     DefaultConfig,
+    /// Run PCAP export rules over a capture file: one pcapng per matching
+    /// flow (or a shared file), written to --dir, a `pcap` event per file.
+    ///
+    /// Example: flowtap export --pcap in.pcap --dir out --rule 'name=evil,http.host=*.example.com'
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// Capture file to read (pcap or pcapng).
+    #[arg(long, value_name = "FILE")]
+    pcap: PathBuf,
+    /// An export rule in one line: `key=value` pairs separated by `,`,
+    /// alternatives by `|`, e.g. `name=evil,http.host=*.example.com|evil.org,action=flow`.
+    /// Keys: name, action (flow|shared), format (pcapng|pcap), snaplen, dir,
+    /// compression (none|gzip), max_packets, max_bytes, rotate_bytes, rotate_secs,
+    /// retain_files, retain_bytes; conditions: cidr, src_cidr, dst_cidr, port, src_port,
+    /// dst_port, proto, vlan, tunnel, app_proto, http.host, http.uri, http.method,
+    /// http.status, http.content_type, dns.query, tls.sni, tls.ja3, tls.ja4,
+    /// flow_bytes, flow_packets (at least). Repeat for several rules.
+    #[arg(long, value_name = "RULE")]
+    rule: Vec<String>,
+    /// Configuration file; its [[export.rules]] run too.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the rules that name none.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Where events go (as for `run`) [default: `-?types=pcap,stats`: the pcap events and the stats on stdout].
+    #[arg(long, short, value_name = "URL|PATH|-", allow_hyphen_values = true)]
+    output: Vec<String>,
+    /// Worker threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Do not print the end-of-run summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,6 +131,7 @@ fn main() -> ExitCode {
             print!("{}", default_config_toml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export(args) => export(args),
     };
     match result {
         Ok(code) => code,
@@ -140,6 +179,58 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let Some(pcap) = args.pcap.clone() else {
         return cli_live::run(&args.live, cfg, args.quiet);
     };
+    replay_offline(cfg, &pcap, args.no_progress, args.quiet)
+}
+
+/// `flowtap export`: the config's rules and the `--rule`s over a capture file.
+fn export(args: ExportArgs) -> Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    for line in &args.rule {
+        let mut r = engine::export::rules::parse_compact(line)?;
+        if r.dir.is_empty() {
+            if let Some(d) = &args.dir {
+                r.dir = d.display().to_string();
+            }
+        }
+        cfg.export.rules.push(r);
+    }
+    if let Some(d) = &args.dir {
+        for r in &mut cfg.export.rules {
+            if r.dir.is_empty() {
+                r.dir = d.display().to_string();
+            }
+        }
+    }
+    if cfg.export.rules.is_empty() {
+        anyhow::bail!("no export rule: give --rule 'name=...,<condition>=...' or a --config with [[export.rules]]");
+    }
+    if let Some(w) = args.workers {
+        cfg.workers = w;
+    }
+    let outputs = if args.output.is_empty() {
+        vec!["-?types=pcap,stats".to_string()]
+    } else {
+        args.output.clone()
+    };
+    cfg.output.sinks = outputs
+        .iter()
+        .map(|u| engine::config::SinkSection {
+            url: u.clone(),
+            ..Default::default()
+        })
+        .collect();
+    replay_offline(cfg, &args.pcap, true, args.quiet)
+}
+
+fn replay_offline(
+    cfg: Config,
+    pcap: &std::path::Path,
+    no_progress: bool,
+    quiet: bool,
+) -> Result<ExitCode> {
     cfg.validate()?;
     let workers = if cfg.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -147,6 +238,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         cfg.workers
     };
     let (writer, sender) = spawn_writer(&cfg, OFFLINE_POLICY)?;
+    let export =
+        ExportRun::start(&cfg.export, Some(sender.clone())).context("cannot start PCAP export")?;
 
     let published: Vec<Arc<Mutex<WorkerStats>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStats::default())))
@@ -179,8 +272,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         })
     });
 
-    let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
-        let len = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
+    let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
+        let len = std::fs::metadata(pcap).map(|m| m.len()).unwrap_or(0);
         let pb = indicatif::ProgressBar::new(len);
         pb.set_style(
             indicatif::ProgressStyle::with_template(
@@ -191,15 +284,20 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Bar(pb)
     });
 
-    let summary = replay_file(
-        &pcap,
-        &cfg,
-        workers,
-        Some(sender.clone()),
-        &published,
-        bar.as_ref().map(|b| b as &dyn Progress),
-    )
-    .with_context(|| format!("cannot replay {}", pcap.display()));
+    let summary = capture::file::CaptureFile::open(pcap)
+        .map_err(engine::offline::ReplayError::from)
+        .and_then(|file| {
+            replay_with_export(
+                file,
+                &cfg,
+                workers,
+                Some(sender.clone()),
+                &published,
+                bar.as_ref().map(|b| b as &dyn Progress),
+                export.as_ref(),
+            )
+        })
+        .with_context(|| format!("cannot replay {}", pcap.display()));
     if let Some(b) = &bar {
         b.0.finish_and_clear();
     }
@@ -207,14 +305,19 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(t) = stats_thread {
         let _ = t.join();
     }
-    let summary = summary?;
+    // Every worker (so every export handle) is gone: the export writer
+    // finishes its files and sends their events before the last stats.
+    let pcap_summary = export.map(|e| e.finish()).transpose();
+    let mut summary = summary?;
+    let pcap_summary = pcap_summary.context("writing PCAP files failed")?;
+    summary.stats.pcap_writer = pcap_summary;
     let mut buf = Vec::new();
     encode_stats(&summary.stats, summary.last_ns, workers, &mut buf);
     sender.submit(&mut buf, 1);
     drop(sender);
     let counters = Arc::clone(writer.counters());
     writer.join().context("writing flow records failed")?;
-    if !args.quiet {
+    if !quiet {
         print_summary(
             &summary,
             workers,
@@ -276,5 +379,20 @@ fn print_summary(s: &ReplaySummary, workers: usize, dropped: u64) {
     );
     for ((layer, why), n) in &st.decode_errors {
         eprintln!("flowtap: decode: {layer}.{why}: {n}");
+    }
+    if let Some(e) = &st.export {
+        let w = st.pcap_writer.clone().unwrap_or_default();
+        eprintln!(
+            "flowtap: export: matches {} · files written {} · packets {} ({} bytes) · buffered {} · pool evictions {} · missed before match {} · queue drops {} · io errors {}",
+            e.matches,
+            w.files_written,
+            e.packets_exported,
+            e.bytes_exported,
+            e.packets_buffered,
+            e.pool_evictions,
+            e.packets_missed,
+            w.queue_drops,
+            w.io_errors
+        );
     }
 }

@@ -19,6 +19,7 @@ use dissect::packet::{decode, DecodeConfig, Decoded};
 use output::writer::{BatchSender, WhenFull};
 
 use crate::config::Config;
+use crate::export::ExportRun;
 use crate::stats::WorkerStats;
 use crate::worker::{EventBatch, Worker};
 
@@ -143,12 +144,26 @@ pub fn replay_file(
 
 /// Replays an opened capture (from a file or from memory).
 pub fn replay(
+    file: CaptureFile,
+    cfg: &Config,
+    workers: usize,
+    sender: Option<BatchSender>,
+    published: &[Arc<Mutex<WorkerStats>>],
+    progress: Option<&dyn Progress>,
+) -> Result<ReplaySummary, ReplayError> {
+    replay_with_export(file, cfg, workers, sender, published, progress, None)
+}
+
+/// [`replay`], with PCAP export when `export` is given (each worker gets
+/// its handle; they are all dropped when this returns).
+pub fn replay_with_export(
     mut file: CaptureFile,
     cfg: &Config,
     workers: usize,
     sender: Option<BatchSender>,
     published: &[Arc<Mutex<WorkerStats>>],
     progress: Option<&dyn Progress>,
+    export: Option<&ExportRun>,
 ) -> Result<ReplaySummary, ReplayError> {
     let workers = workers.max(1);
     let started = Instant::now();
@@ -159,6 +174,9 @@ pub fn replay(
         let mut w = Worker::new(cfg, EventBatch::new(sender.clone(), cfg.output.batch_bytes));
         if let Some(slot) = published.get(i) {
             w.publish_to(Arc::clone(slot));
+        }
+        if let Some(ex) = export {
+            ex.attach(&mut w, i);
         }
         w
     };
@@ -189,6 +207,7 @@ pub fn replay(
             }
         }
         let stats = worker.finish(last_ns);
+        drop(worker);
         return Ok(ReplaySummary {
             stats: stats.clone(),
             per_worker: vec![stats],

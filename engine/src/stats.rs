@@ -47,6 +47,8 @@ pub struct WorkerStats {
     pub stream_bytes_held: u64,
     /// PCAP export (None: no export rule).
     pub export: Option<ExportCounters>,
+    /// The PCAP writer thread's counters (set by the run, not by workers).
+    pub pcap_writer: Option<output::pcap::PcapSummary>,
 }
 
 impl WorkerStats {
@@ -231,6 +233,18 @@ fn encode_stats_with(
         o.u64("packets_missed", e.packets_missed);
         o.u64("other_link", e.other_link);
         o.u64("fragments_dropped", e.fragments_dropped);
+        if let Some(p) = &s.pcap_writer {
+            let mut w = o.begin_object("writer");
+            w.u64("files_opened", p.files_opened);
+            w.u64("files_written", p.files_written);
+            w.u64("packets_written", p.packets_written);
+            w.u64("bytes_written", p.bytes_written);
+            w.u64("queue_drops", p.queue_drops);
+            w.u64("io_errors", p.io_errors);
+            w.u64("files_removed_by_retention", p.files_removed_by_retention);
+            w.u64("bytes_removed", p.bytes_removed);
+            w.end_object();
+        }
         o.end_object();
     }
     if let Some(c) = capture {

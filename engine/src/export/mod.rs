@@ -777,3 +777,61 @@ impl FragStash {
         }
     }
 }
+
+/// Why export could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportStartError {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Writer(#[from] output::pcap::PcapError),
+}
+
+/// PCAP export for one run: the compiled rules and the writer thread.
+pub struct ExportRun {
+    pub rules: Arc<ExportRules>,
+    writer: output::pcap::PcapWriter,
+}
+
+impl ExportRun {
+    /// Starts the writer when the config has export rules (None otherwise).
+    /// A rule's directory that is missing or not writable is an error here,
+    /// before any packet is read. `events` receives the `pcap` events.
+    pub fn start(
+        cfg: &crate::config::ExportSection,
+        events: Option<output::writer::BatchSender>,
+    ) -> Result<Option<ExportRun>, ExportStartError> {
+        let rules = rules::compile(cfg)?;
+        if rules.is_empty() {
+            return Ok(None);
+        }
+        let writer = output::pcap::PcapWriter::start(rules.writer_config(), events)?;
+        Ok(Some(ExportRun {
+            rules: Arc::new(rules),
+            writer,
+        }))
+    }
+
+    /// Gives worker number `index` its handle.
+    pub fn attach(&self, w: &mut crate::worker::Worker, index: usize) {
+        w.set_export(
+            Arc::clone(&self.rules),
+            self.writer.handle(),
+            u16::try_from(index).unwrap_or(u16::MAX),
+        );
+    }
+
+    pub fn handle(&self) -> PcapHandle {
+        self.writer.handle()
+    }
+
+    pub fn counters(&self) -> Arc<output::pcap::PcapCounters> {
+        self.writer.counters()
+    }
+
+    /// Waits for the writer (every worker, so every handle, must be gone):
+    /// open files are finished, their `pcap` events sent.
+    pub fn finish(self) -> Result<output::pcap::PcapSummary, output::pcap::PcapError> {
+        self.writer.join()
+    }
+}
