@@ -464,3 +464,117 @@ impl Drop for PcapHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle_on(tx: Sender<Chunk>, snaplens: &[u32]) -> PcapHandle {
+        let (pool_tx, pool_rx) = bounded(4);
+        PcapHandle {
+            id: 1,
+            seq: 0,
+            chunk: Chunk::new(),
+            tx,
+            pool_rx,
+            pool_tx,
+            snaplens: snaplens.into(),
+            counters: Arc::new(PcapCounters::default()),
+        }
+    }
+
+    fn label() -> FlowLabel<'static> {
+        FlowLabel {
+            flow_id: 7,
+            community_id: "1:abc",
+            first_ts_ns: 1,
+            linktype: 1,
+            worker: 0,
+            reason: "r",
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_frames_counted_per_file_and_keeps_open_and_close() {
+        let (tx, rx) = bounded(1);
+        let mut h = handle_on(tx, &[0]);
+        let id = h.open(0, &label());
+        h.packet(id, 10, 60, &[1; 60]);
+        h.flush(); // queued: the queue is now full
+        for i in 0..3 {
+            h.packet(id, 11 + i, 60, &[2; 60]);
+        }
+        h.flush(); // nowhere to go: frames dropped, never blocks
+        assert_eq!(h.counters.queue_drops.load(Ordering::Relaxed), 3);
+        h.close(id);
+        let first = rx.try_recv().expect("first chunk");
+        assert!(matches!(first.ops[0], Op::Open { flow_id: 7, .. }));
+        assert!(matches!(first.ops[1], Op::Packet { ts_ns: 10, .. }));
+        h.flush();
+        let second = rx.try_recv().expect("second chunk");
+        assert_eq!(
+            second.ops,
+            vec![
+                Op::Dropped {
+                    file: id.0,
+                    packets: 3
+                },
+                Op::Close { file: id.0 }
+            ]
+        );
+        assert!(second.bytes.is_empty());
+    }
+
+    #[test]
+    fn snaplen_applies_in_the_handle_and_ids_carry_the_rule() {
+        let (tx, rx) = bounded(4);
+        let mut h = handle_on(tx, &[0, 16]);
+        let id = h.open(1, &label());
+        assert_eq!(id.rule(), 1);
+        h.packet(id, 1, 100, &[9; 100]);
+        h.shared_packet(1, 1, 2, 100, &[8; 100]);
+        h.shared_packet(0, 1, 3, 100, &[7; 100]);
+        h.shared_packet(5, 1, 4, 100, &[6; 100]); // no such rule: ignored
+        h.flush();
+        let c = rx.try_recv().expect("chunk");
+        let lens: Vec<usize> = c
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Packet { data, .. } | Op::Shared { data, .. } => Some(data.len as usize),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lens, vec![16, 16, 100]);
+    }
+
+    #[test]
+    fn bad_rules_are_refused_naming_the_rule() {
+        let mut r = ExportRuleOutput {
+            name: "we b".into(),
+            dir: std::env::temp_dir(),
+            action: ExportAction::PerFlow {
+                max_packets: None,
+                max_bytes: None,
+            },
+            format: PcapFormat::Pcapng,
+            snaplen: 0,
+            compression: PcapCompression::None,
+            retain_files: None,
+            retain_bytes: None,
+        };
+        let cfg = |r: &ExportRuleOutput| ExportConfig {
+            rules: vec![r.clone()],
+            queue_chunks: 4,
+        };
+        let e = PcapWriter::start(cfg(&r), None).err().expect("refused");
+        assert!(e.to_string().contains("`we b`"), "{e}");
+        r.name = "ring".into();
+        r.action = ExportAction::Shared {
+            rotate_bytes: 0,
+            rotate_secs: None,
+        };
+        let e = PcapWriter::start(cfg(&r), None).err().expect("refused");
+        assert!(e.to_string().contains("rotate_bytes"), "{e}");
+    }
+}
