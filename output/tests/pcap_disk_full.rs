@@ -133,6 +133,7 @@ fn start_err(dir: PathBuf) -> String {
                 rule("bad-one", &dir, per_flow()),
             ],
             queue_chunks: 4,
+            block_when_full: false,
         },
         None,
     ) {

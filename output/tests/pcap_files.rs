@@ -334,3 +334,44 @@ fn shared_files_rotate_by_size_and_packet_age() {
     assert_eq!(last.frames[0].ts_ns, T0 + 120_000_000_000);
     assert!(events.iter().all(|e| e.get("flow_id").is_none()));
 }
+
+#[test]
+fn blocking_handles_lose_nothing_with_a_one_chunk_queue() {
+    let dir = TempDir::new("block");
+    let h = Harness::start_with(
+        vec![rule("web", dir.path(), per_flow())],
+        dir.path(),
+        1,
+        true,
+    );
+    let mut handles: Vec<_> = (0..3).map(|_| h.writer.handle()).collect();
+    let ids: Vec<_> = handles
+        .iter_mut()
+        .enumerate()
+        .map(|(i, hd)| hd.open(0, &label(i as u64, "1:x", "t")))
+        .collect();
+    let threads: Vec<_> = handles
+        .into_iter()
+        .zip(ids)
+        .map(|(mut hd, id)| {
+            std::thread::spawn(move || {
+                for n in 0..2000u64 {
+                    hd.packet(id, T0 + n, 900, &frame(n, 900));
+                    hd.flush(); // one chunk per frame: the queue is full often
+                }
+                hd.close(id);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("worker");
+    }
+    let (summary, events) = h.finish();
+    assert_eq!(summary.queue_drops, 0);
+    assert_eq!(summary.packets_written, 6000);
+    assert_eq!(events.len(), 3);
+    for e in &events {
+        assert_eq!(e["pcap"]["packets"], 2000);
+        assert_eq!(e["pcap"]["dropped_packets"], 0);
+    }
+}

@@ -162,7 +162,8 @@ fn finished_files_appear_whole_under_their_final_name() {
     let dir = TempDir::new("atomic");
     let d = dir.path().to_path_buf();
     let events_dir = TempDir::new("atomic-events");
-    let h = Harness::start(vec![rule("web", &d, per_flow())], events_dir.path());
+    // Live mode: a full queue drops (and counts) rather than waits.
+    let h = Harness::start_with_queue(vec![rule("web", &d, per_flow())], events_dir.path(), 64);
     let flows = 120u64;
     let expected = |i: u64| 1 + (i % 7) * 25; // up to 151 frames of 500 bytes
     let stop = Arc::new(AtomicBool::new(false));

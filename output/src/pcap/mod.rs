@@ -73,6 +73,9 @@ pub struct ExportConfig {
     pub rules: Vec<ExportRuleOutput>,
     /// Bound of the queue between the handles and the writer thread, in chunks.
     pub queue_chunks: usize,
+    /// When the queue is full, `flush` waits for room (offline replay:
+    /// lossless) instead of dropping and counting the frames (live capture).
+    pub block_when_full: bool,
 }
 
 /// Errors starting or finishing the writer.
@@ -211,6 +214,7 @@ pub struct PcapWriter {
     snaplens: Arc<[u32]>,
     counters: Arc<PcapCounters>,
     next_handle: AtomicU64,
+    block_when_full: bool,
     thread: JoinHandle<()>,
 }
 
@@ -281,6 +285,7 @@ impl PcapWriter {
             snaplens,
             counters,
             next_handle: AtomicU64::new(0),
+            block_when_full: cfg.block_when_full,
             thread,
         })
     }
@@ -296,6 +301,7 @@ impl PcapWriter {
             pool_tx: self.pool_tx.clone(),
             snaplens: Arc::clone(&self.snaplens),
             counters: Arc::clone(&self.counters),
+            block: self.block_when_full,
         }
     }
 
@@ -324,6 +330,8 @@ pub struct PcapHandle {
     pool_tx: Sender<Chunk>,
     snaplens: Arc<[u32]>,
     counters: Arc<PcapCounters>,
+    /// [`ExportConfig::block_when_full`].
+    block: bool,
 }
 
 impl PcapHandle {
@@ -420,14 +428,22 @@ impl PcapHandle {
     /// Hands the buffered chunk to the writer thread (call at the end of
     /// each worker batch; it also happens by itself when a chunk fills). A
     /// full queue drops the chunk's frames, counted per file, and keeps its
-    /// opens and closes for the next try; it never blocks.
+    /// opens and closes for the next try; it never blocks (unless
+    /// [`ExportConfig::block_when_full`]: then it waits for room).
     pub fn flush(&mut self) {
         if self.chunk.is_empty() {
             return;
         }
         let fresh = self.pool_rx.try_recv().unwrap_or_else(|_| Chunk::new());
         let full = std::mem::replace(&mut self.chunk, fresh);
-        match self.tx.try_send(full) {
+        let sent = if self.block {
+            self.tx
+                .send(full)
+                .map_err(|e| TrySendError::Disconnected(e.into_inner()))
+        } else {
+            self.tx.try_send(full)
+        };
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(mut back)) => {
                 let n = back.strip_packets();
@@ -480,6 +496,7 @@ mod tests {
             pool_tx,
             snaplens: snaplens.into(),
             counters: Arc::new(PcapCounters::default()),
+            block: false,
         }
     }
 
@@ -566,6 +583,7 @@ mod tests {
         let cfg = |r: &ExportRuleOutput| ExportConfig {
             rules: vec![r.clone()],
             queue_chunks: 4,
+            block_when_full: false,
         };
         let e = PcapWriter::start(cfg(&r), None).err().expect("refused");
         assert!(e.to_string().contains("`we b`"), "{e}");

@@ -68,14 +68,26 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Lossless (`block_when_full`), as offline replay runs it.
     pub fn start(rules: Vec<ExportRuleOutput>, events_dir: &Path) -> Harness {
-        Harness::start_with_queue(rules, events_dir, 64)
+        Harness::start_with(rules, events_dir, 64, true)
     }
 
+    /// Drop-and-count at a full queue, as live capture runs it.
     pub fn start_with_queue(
         rules: Vec<ExportRuleOutput>,
         events_dir: &Path,
         queue_chunks: usize,
+    ) -> Harness {
+        Harness::start_with(rules, events_dir, queue_chunks, false)
+    }
+
+    /// `block`: [`ExportConfig::block_when_full`] (lossless).
+    pub fn start_with(
+        rules: Vec<ExportRuleOutput>,
+        events_dir: &Path,
+        queue_chunks: usize,
+        block: bool,
     ) -> Harness {
         let events_path = events_dir.join("events.json");
         let (lines, sender) =
@@ -85,6 +97,7 @@ impl Harness {
             ExportConfig {
                 rules,
                 queue_chunks,
+                block_when_full: block,
             },
             Some(sender),
         )
