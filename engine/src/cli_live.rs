@@ -76,7 +76,7 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         capture_only: live.capture_only,
     };
     let (writer, sender) = crate::spawn_writer(&cfg, LIVE_POLICY)?;
-    let export = engine::export::ExportRun::start(&cfg.export, Some(sender.clone()))
+    let export = engine::export::ExportRun::start(&cfg.export, Some(sender.clone()), false)
         .context("cannot start PCAP export")?;
     let result = run_live_with_export(
         &cfg,

@@ -188,13 +188,9 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    let dir = args.dir.as_ref().map(|d| d.display().to_string());
     for line in &args.rule {
-        let mut r = engine::export::rules::parse_compact(line)?;
-        if r.dir.is_empty() {
-            if let Some(d) = &args.dir {
-                r.dir = d.display().to_string();
-            }
-        }
+        let r = engine::export::rules::parse_compact_checked(line, dir.as_deref())?;
         cfg.export.rules.push(r);
     }
     if let Some(d) = &args.dir {
@@ -238,8 +234,8 @@ fn replay_offline(
         cfg.workers
     };
     let (writer, sender) = spawn_writer(&cfg, OFFLINE_POLICY)?;
-    let export =
-        ExportRun::start(&cfg.export, Some(sender.clone())).context("cannot start PCAP export")?;
+    let export = ExportRun::start(&cfg.export, Some(sender.clone()), true)
+        .context("cannot start PCAP export")?;
 
     let published: Vec<Arc<Mutex<WorkerStats>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStats::default())))

@@ -797,15 +797,18 @@ impl ExportRun {
     /// Starts the writer when the config has export rules (None otherwise).
     /// A rule's directory that is missing or not writable is an error here,
     /// before any packet is read. `events` receives the `pcap` events.
+    /// `offline`: the workers wait for the writer when its queue is full
+    /// (replay is lossless); live, frames are dropped and counted instead.
     pub fn start(
         cfg: &crate::config::ExportSection,
         events: Option<output::writer::BatchSender>,
+        offline: bool,
     ) -> Result<Option<ExportRun>, ExportStartError> {
         let rules = rules::compile(cfg)?;
         if rules.is_empty() {
             return Ok(None);
         }
-        let writer = output::pcap::PcapWriter::start(rules.writer_config(), events)?;
+        let writer = output::pcap::PcapWriter::start(rules.writer_config(offline), events)?;
         Ok(Some(ExportRun {
             rules: Arc::new(rules),
             writer,

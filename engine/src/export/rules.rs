@@ -492,11 +492,13 @@ impl ExportRules {
         self.rules.is_empty()
     }
 
-    /// What the writer needs.
-    pub fn writer_config(&self) -> ExportConfig {
+    /// What the writer needs. `block_when_full`: offline replay waits for
+    /// the writer (lossless), live capture drops and counts.
+    pub fn writer_config(&self, block_when_full: bool) -> ExportConfig {
         ExportConfig {
             rules: self.rules.iter().map(|r| r.output.clone()).collect(),
             queue_chunks: self.queue_chunks,
+            block_when_full,
         }
     }
 }
@@ -942,6 +944,22 @@ pub fn parse_compact(line: &str) -> Result<RuleSection, RuleError> {
             },
         }
     }
+    Ok(r)
+}
+
+/// Parses a compact rule and checks it (errors name the `--rule` it came
+/// from). `default_dir` is used when the rule names no `dir`.
+pub fn parse_compact_checked(
+    line: &str,
+    default_dir: Option<&str>,
+) -> Result<RuleSection, RuleError> {
+    let mut r = parse_compact(line)?;
+    if r.dir.is_empty() {
+        if let Some(d) = default_dir {
+            r.dir = d.to_string();
+        }
+    }
+    compile_rule(&r, &format!("--rule {line:?}"))?;
     Ok(r)
 }
 
