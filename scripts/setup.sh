@@ -3,7 +3,8 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 # live capture tests and benches: ethtool (doctor, GRO), iproute2 (ip netns/link), procps (sysctl, kill)
-packages=(tshark clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps)
+# pcap export tests: tshark + capinfos (wireshark-common), mount (a small tmpfs to fill the disk)
+packages=(tshark wireshark-common clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps mount)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
