@@ -71,6 +71,9 @@ fn a_full_disk_abandons_one_file_and_the_others_go_on() {
     drop(handle);
     let (summary, events) = h.finish();
     assert_eq!(summary.io_errors, 1, "{summary:?}");
+    // all of B's frames: those written before the error and those after
+    assert_eq!(summary.packets_failed, 400, "{summary:?}");
+    assert_eq!(summary.packets_written, 100);
     assert_eq!(summary.files_opened, 3);
     assert_eq!(summary.files_written, 2);
     let files = finished_files(fs.path());

@@ -375,3 +375,36 @@ fn blocking_handles_lose_nothing_with_a_one_chunk_queue() {
         assert_eq!(e["pcap"]["dropped_packets"], 0);
     }
 }
+
+#[test]
+fn a_quiet_shared_file_is_finished_by_wall_clock_age() {
+    let dir = TempDir::new("age");
+    let ring = rule(
+        "quiet",
+        dir.path(),
+        ExportAction::Shared {
+            rotate_bytes: 1 << 30,
+            rotate_secs: Some(1),
+        },
+    );
+    let h = Harness::start(vec![ring], dir.path());
+    let mut handle = h.writer.handle();
+    handle.shared_packet(0, 1, T0, 100, &frame(1, 100));
+    handle.flush();
+    // No more frames: the writer finishes the file on its own after ~1 s.
+    let start = std::time::Instant::now();
+    while finished_files(dir.path()).is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "not rotated"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(start.elapsed() >= std::time::Duration::from_millis(700));
+    handle.shared_packet(0, 1, T0 + 1, 100, &frame(2, 100));
+    drop(handle);
+    let (summary, events) = h.finish();
+    assert_eq!(summary.files_written, 2);
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e["pcap"]["packets"] == 1));
+}

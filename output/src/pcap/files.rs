@@ -19,7 +19,7 @@
 //! died) are removed at start. If files still being written alone exceed
 //! `retain_bytes`, the file that crossed the limit is finished at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -153,6 +153,9 @@ struct RuleRt {
 pub(crate) struct Writer {
     rules: Vec<RuleRt>,
     files: HashMap<u64, OutFile>,
+    /// Per-flow files abandoned after an I/O error, until their close: their
+    /// later frames count as failed.
+    abandoned: HashSet<u64>,
     counters: Arc<PcapCounters>,
     events: Option<WorkerOutput>,
     scratch: Vec<u8>,
@@ -326,6 +329,7 @@ impl Writer {
         let mut w = Writer {
             rules: rts,
             files: HashMap::new(),
+            abandoned: HashSet::new(),
             counters,
             events,
             scratch: Vec::with_capacity(64 * 1024),
@@ -445,6 +449,7 @@ impl Writer {
                     if let Some(f) = self.files.remove(&file) {
                         self.finish(f);
                     }
+                    self.abandoned.remove(&file);
                 }
                 Op::Shared {
                     rule,
@@ -545,14 +550,14 @@ impl Writer {
         f.captured_bytes += data.len() as u64;
         f.first_ts.get_or_insert(ts_ns);
         f.last_ts = ts_ns;
-        self.counters
-            .packets_written
-            .fetch_add(1, Ordering::Relaxed);
     }
 
     fn flow_packet(&mut self, key: u64, ts_ns: u64, orig_len: u32, data: &[u8]) {
         let Some(mut f) = self.files.remove(&key) else {
-            return; // finished early (a limit) or failed: the rest is ignored
+            if self.abandoned.contains(&key) {
+                self.counters.packets_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            return; // finished early by a limit: the rest is not wanted
         };
         let (max_packets, max_bytes) = match self.rules[f.rule].cfg.action {
             ExportAction::PerFlow {
@@ -573,6 +578,7 @@ impl Writer {
         if f.body.pending_len() >= FLUSH_AT {
             if let Err(e) = self.drain(&mut f) {
                 self.abandon(f, &e);
+                self.abandoned.insert(key);
                 return;
             }
         }
@@ -606,7 +612,7 @@ impl Writer {
         };
         if let Some(t) = rt.shared_retry_at {
             if Instant::now() < t {
-                rt.shared_dropped += 1;
+                self.counters.packets_failed.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             rt.shared_retry_at = None;
@@ -755,6 +761,9 @@ impl Writer {
         let rt = &mut self.rules[f.rule];
         rt.finished.push_back((path.clone(), f.disk_bytes));
         self.counters.files_written.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .packets_written
+            .fetch_add(f.packets, Ordering::Relaxed);
         // A file that alone crossed `retain_bytes` may remove itself here.
         self.enforce_retention(f.rule, 0, 0);
         self.emit(&f, &path);
@@ -809,6 +818,9 @@ impl Writer {
         let rt = &mut self.rules[f.rule];
         rt.disk_bytes = rt.disk_bytes.saturating_sub(f.disk_bytes);
         self.counters.io_errors.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .packets_failed
+            .fetch_add(f.packets, Ordering::Relaxed);
         let kind = e.kind();
         if !self.reported.contains(&(f.rule, kind)) {
             self.reported.push((f.rule, kind));

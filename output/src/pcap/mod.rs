@@ -101,6 +101,7 @@ pub enum PcapError {
 pub struct PcapCounters {
     pub files_opened: AtomicU64,
     pub files_written: AtomicU64,
+    /// Frames in finished files (counted when the file is finished).
     pub packets_written: AtomicU64,
     /// Bytes written to disk (after compression), headers included.
     pub bytes_written: AtomicU64,
@@ -109,6 +110,10 @@ pub struct PcapCounters {
     /// Files given up after an I/O error (ENOSPC, EACCES, …), plus failed
     /// removals by retention.
     pub io_errors: AtomicU64,
+    /// Frames lost to I/O errors: those of abandoned files (written before
+    /// the error or sent after it) and those of a shared rule while it
+    /// waits to retry.
+    pub packets_failed: AtomicU64,
     pub files_removed_by_retention: AtomicU64,
     pub bytes_removed: AtomicU64,
 }
@@ -122,6 +127,7 @@ pub struct PcapSummary {
     pub bytes_written: u64,
     pub queue_drops: u64,
     pub io_errors: u64,
+    pub packets_failed: u64,
     pub files_removed_by_retention: u64,
     pub bytes_removed: u64,
 }
@@ -136,6 +142,7 @@ impl PcapCounters {
             bytes_written: l(&self.bytes_written),
             queue_drops: l(&self.queue_drops),
             io_errors: l(&self.io_errors),
+            packets_failed: l(&self.packets_failed),
             files_removed_by_retention: l(&self.files_removed_by_retention),
             bytes_removed: l(&self.bytes_removed),
         }
