@@ -408,3 +408,58 @@ fn a_quiet_shared_file_is_finished_by_wall_clock_age() {
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e["pcap"]["packets"] == 1));
 }
+
+#[test]
+fn big_gzip_files_are_many_members_that_tools_read_whole() {
+    let dir = TempDir::new("gzbig");
+    let mut per = rule("gzf", dir.path(), per_flow());
+    per.compression = PcapCompression::Gzip;
+    let mut shared = rule(
+        "gzs",
+        dir.path(),
+        ExportAction::Shared {
+            rotate_bytes: 1 << 30,
+            rotate_secs: None,
+        },
+    );
+    shared.compression = PcapCompression::Gzip;
+    shared.format = PcapFormat::Pcap;
+    let h = Harness::start(vec![per, shared], dir.path());
+    let mut handle = h.writer.handle();
+    let id = handle.open(0, &label(1, "1:gz", "t"));
+    let sent: Vec<Vec<u8>> = (0..400u64).map(|n| frame(n, 1000)).collect();
+    for (n, f) in sent.iter().enumerate() {
+        handle.packet(id, T0 + n as u64, 1000, f);
+        handle.shared_packet(1, 1, T0 + n as u64, 1000, f);
+    }
+    handle.close(id);
+    drop(handle);
+    let (summary, events) = h.finish();
+    assert_eq!(summary.files_written, 2);
+    for e in &events {
+        let p = e["pcap"]["path"].as_str().expect("path");
+        let raw = std::fs::read(p).expect("read");
+        // more than one gzip member
+        let members = raw.windows(4).filter(|w| w == &[0x1f, 0x8b, 8, 0]).count();
+        assert!(members >= 2, "{p}: {members} members");
+        let (ok, _, err) = run("gzip", &["-t", p]);
+        assert!(ok, "gzip -t {p}: {err}");
+        let frames = if p.ends_with(".pcapng.gz") {
+            read_pcapng(&gunzip(&raw)).frames
+        } else {
+            read_pcap(&gunzip(&raw)).2
+        };
+        assert_eq!(frames.len(), 400);
+        assert!(frames.iter().zip(&sent).all(|(g, s)| g.data == *s));
+        // Wireshark reads every member
+        let (ok, out, err) = run("capinfos", &["-c", p]);
+        assert!(ok, "{err}");
+        assert!(out.contains("Number of packets:   400"), "{out}");
+        let (ok, out, err) = run("tshark", &["-r", p, "-T", "fields", "-e", "frame.cap_len"]);
+        assert!(ok && err.trim().is_empty(), "{err}");
+        assert_eq!(out.lines().filter(|l| *l == "1000").count(), 400);
+        let (_, out, _) = run("sha256sum", &[p]);
+        assert_eq!(e["pcap"]["sha256"].as_str(), out.split_whitespace().next());
+        assert_eq!(e["pcap"]["bytes"], raw.len() as u64);
+    }
+}

@@ -18,6 +18,12 @@
 //! modification time first); leftover temporary files of the rule (a run that
 //! died) are removed at start. If files still being written alone exceed
 //! `retain_bytes`, the file that crossed the limit is finished at once.
+//!
+//! Memory: an open file holds only its not-yet-written blocks (up to
+//! [`FLUSH_AT`], starting at 4 KiB) and a sha256 state; gzip files are
+//! written as one gzip member per 32 KiB drain with one shared compressor,
+//! so open gzip files carry no compressor state. At most [`MAX_OPEN_FDS`]
+//! descriptors are open; other files reopen to append.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -28,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use flate2::write::GzEncoder;
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use sha2::{Digest, Sha256};
 
 use super::chunk::{Chunk, Op};
@@ -49,56 +55,36 @@ const SHARED_RETRY: Duration = Duration::from_secs(1);
 /// The key of a rule's current shared file in error reports.
 const SHARED_KEY: u64 = u64::MAX;
 
-enum Body {
-    Plain(Vec<u8>),
-    Gzip(GzEncoder<Vec<u8>>),
-}
+/// Initial size of a file's buffer (it grows to about [`FLUSH_AT`] for
+/// busy files only, so thousands of quiet open flows stay cheap).
+const INITIAL_BUF: usize = 4096;
 
-impl Body {
-    fn new(c: PcapCompression) -> Body {
-        match c {
-            PcapCompression::None => Body::Plain(Vec::with_capacity(FLUSH_AT + 2048)),
-            PcapCompression::Gzip => Body::Gzip(GzEncoder::new(
-                Vec::with_capacity(FLUSH_AT + 2048),
-                flate2::Compression::fast(),
-            )),
+/// Compresses `input` as one complete gzip member into `out` (cleared).
+/// Each drain of a gzip file is one member, so files need no compressor
+/// state while open (one shared compressor instead of ~250 KiB per open
+/// file); concatenated members are one valid gzip stream (RFC 1952 2.2),
+/// read whole by gzip, zcat and Wireshark.
+fn gzip_member(deflate: &mut Compress, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    out.clear();
+    // ID1 ID2, CM deflate, no flags, no mtime, XFL 4 (fastest), OS unknown
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255]);
+    deflate.reset();
+    out.reserve(input.len() + input.len() / 64 + 64);
+    loop {
+        let done = deflate.total_in() as usize;
+        let status = deflate
+            .compress_vec(&input[done..], out, FlushCompress::Finish)
+            .map_err(io::Error::other)?;
+        if status == Status::StreamEnd {
+            break;
         }
+        out.reserve(out.capacity().max(1024));
     }
-
-    /// Appends one encoded block (built in `scratch` when compressing).
-    fn put(&mut self, scratch: &mut Vec<u8>, enc: impl FnOnce(&mut Vec<u8>)) {
-        match self {
-            Body::Plain(v) => enc(v),
-            Body::Gzip(g) => {
-                scratch.clear();
-                enc(scratch);
-                // Writing into a Vec cannot fail.
-                let _ = g.write_all(scratch);
-            }
-        }
-    }
-
-    /// The encoded (compressed) bytes not yet on disk.
-    fn pending(&mut self) -> &mut Vec<u8> {
-        match self {
-            Body::Plain(v) => v,
-            Body::Gzip(g) => g.get_mut(),
-        }
-    }
-
-    fn pending_len(&self) -> usize {
-        match self {
-            Body::Plain(v) => v.len(),
-            Body::Gzip(g) => g.get_ref().len(),
-        }
-    }
-
-    /// Ends the stream (the gzip trailer goes to `pending`).
-    fn end(&mut self) {
-        if let Body::Gzip(g) = self {
-            let _ = g.try_finish();
-        }
-    }
+    let mut crc = Crc::new();
+    crc.update(input);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+    Ok(())
 }
 
 /// The flow a per-flow file belongs to.
@@ -117,7 +103,9 @@ struct OutFile {
     tmp: PathBuf,
     fd: Option<File>,
     created: bool,
-    body: Body,
+    /// Encoded blocks not yet on disk (uncompressed).
+    pending: Vec<u8>,
+    gzip: bool,
     sha: Sha256,
     /// Bytes written to disk so far.
     disk_bytes: u64,
@@ -158,7 +146,9 @@ pub(crate) struct Writer {
     abandoned: HashSet<u64>,
     counters: Arc<PcapCounters>,
     events: Option<WorkerOutput>,
-    scratch: Vec<u8>,
+    /// Compressed output of one drain (gzip rules).
+    zbuf: Vec<u8>,
+    deflate: Compress,
     open_fds: usize,
     /// (rule, error kind) already reported on stderr.
     reported: Vec<(usize, io::ErrorKind)>,
@@ -332,7 +322,8 @@ impl Writer {
             abandoned: HashSet::new(),
             counters,
             events,
-            scratch: Vec::with_capacity(64 * 1024),
+            zbuf: Vec::new(),
+            deflate: Compress::new(Compression::fast(), false),
             open_fds: 0,
             reported: Vec::new(),
             next_key: 0,
@@ -487,7 +478,7 @@ impl Writer {
         let cfg = &self.rules[rule].cfg;
         self.next_key += 1;
         let tmp = cfg.dir.join(format!(".{name}.{:x}.tmp", self.next_key));
-        let mut body = Body::new(cfg.compression);
+        let mut pending = Vec::with_capacity(INITIAL_BUF);
         match cfg.format {
             PcapFormat::Pcapng => {
                 let comment = match &flow {
@@ -501,17 +492,11 @@ impl Writer {
                     ),
                     None => format!("{}\nrule: {}\nshared file", version_line(), cfg.name),
                 };
-                let snaplen = cfg.snaplen;
-                body.put(&mut self.scratch, |b| {
-                    format::pcapng_shb(b, &comment, &version_line());
-                    format::pcapng_idb(b, linktype, snaplen);
-                });
+                format::pcapng_shb(&mut pending, &comment, &version_line());
+                format::pcapng_idb(&mut pending, linktype, cfg.snaplen);
             }
             PcapFormat::Pcap => {
-                let snaplen = cfg.snaplen;
-                body.put(&mut self.scratch, |b| {
-                    format::pcap_header(b, linktype, snaplen)
-                });
+                format::pcap_header(&mut pending, linktype, cfg.snaplen);
             }
         }
         self.counters.files_opened.fetch_add(1, Ordering::Relaxed);
@@ -522,7 +507,8 @@ impl Writer {
             tmp,
             fd: None,
             created: false,
-            body,
+            pending,
+            gzip: cfg.compression == PcapCompression::Gzip,
             sha: Sha256::new(),
             disk_bytes: 0,
             packets: 0,
@@ -542,10 +528,10 @@ impl Writer {
     /// Encodes one frame into `f` (no I/O).
     fn encode(&mut self, f: &mut OutFile, ts_ns: u64, orig_len: u32, data: &[u8]) {
         let format = self.rules[f.rule].cfg.format;
-        f.body.put(&mut self.scratch, |b| match format {
-            PcapFormat::Pcapng => format::pcapng_epb(b, ts_ns, orig_len, data),
-            PcapFormat::Pcap => format::pcap_record(b, ts_ns, orig_len, data),
-        });
+        match format {
+            PcapFormat::Pcapng => format::pcapng_epb(&mut f.pending, ts_ns, orig_len, data),
+            PcapFormat::Pcap => format::pcap_record(&mut f.pending, ts_ns, orig_len, data),
+        }
         f.packets += 1;
         f.captured_bytes += data.len() as u64;
         f.first_ts.get_or_insert(ts_ns);
@@ -575,7 +561,7 @@ impl Writer {
             return;
         }
         self.encode(&mut f, ts_ns, orig_len, data);
-        if f.body.pending_len() >= FLUSH_AT {
+        if f.pending.len() >= FLUSH_AT {
             if let Err(e) = self.drain(&mut f) {
                 self.abandon(f, &e);
                 self.abandoned.insert(key);
@@ -624,8 +610,7 @@ impl Writer {
         let rotate = rt.shared.as_ref().is_some_and(|f| {
             f.over_limit
                 || f.linktype != linktype
-                || (f.packets > 0
-                    && f.disk_bytes + f.body.pending_len() as u64 + block > rotate_bytes)
+                || (f.packets > 0 && f.disk_bytes + f.pending.len() as u64 + block > rotate_bytes)
                 || rotate_secs.is_some_and(|s| {
                     f.first_ts
                         .is_some_and(|t0| ts_ns.saturating_sub(t0) >= s * 1_000_000_000)
@@ -655,7 +640,7 @@ impl Writer {
             }
         };
         self.encode(&mut f, ts_ns, orig_len, data);
-        if f.body.pending_len() >= FLUSH_AT {
+        if f.pending.len() >= FLUSH_AT {
             if let Err(e) = self.drain(&mut f) {
                 self.abandon(f, &e);
                 self.rules[rule].shared_retry_at = Some(Instant::now() + SHARED_RETRY);
@@ -688,12 +673,20 @@ impl Writer {
         fits
     }
 
-    /// Writes `f`'s pending bytes to its temporary file (making room first).
+    /// Writes `f`'s pending bytes (compressed for gzip rules) to its
+    /// temporary file, making room first.
     fn drain(&mut self, f: &mut OutFile) -> io::Result<()> {
-        let n = f.body.pending_len() as u64;
-        if n == 0 {
+        if f.pending.is_empty() {
             return Ok(());
         }
+        if f.gzip {
+            gzip_member(&mut self.deflate, &f.pending, &mut self.zbuf)?;
+        }
+        let n = if f.gzip {
+            self.zbuf.len()
+        } else {
+            f.pending.len()
+        } as u64;
         if !self.enforce_retention(f.rule, 0, n) {
             f.over_limit = true;
         }
@@ -714,12 +707,12 @@ impl Writer {
             f.fd = Some(fd);
             self.open_fds += 1;
         }
-        let pending = f.body.pending();
+        let out: &[u8] = if f.gzip { &self.zbuf } else { &f.pending };
         if let Some(fd) = &mut f.fd {
-            fd.write_all(pending)?;
+            fd.write_all(out)?;
         }
-        f.sha.update(&pending[..]);
-        pending.clear();
+        f.sha.update(out);
+        f.pending.clear();
         f.disk_bytes += n;
         self.rules[f.rule].disk_bytes += n;
         self.counters.bytes_written.fetch_add(n, Ordering::Relaxed);
@@ -744,7 +737,6 @@ impl Writer {
     /// Finishes `f`: writes the rest, renames it into place, applies
     /// retention and emits its `pcap` event.
     fn finish(&mut self, mut f: OutFile) {
-        f.body.end();
         if let Err(e) = self.drain(&mut f) {
             self.abandon(f, &e);
             return;

@@ -227,7 +227,8 @@ pub fn read_pcap(bytes: &[u8]) -> (u32, u32, Vec<Frame>) {
 pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
+    // Every drain of a gzip file is one member: read them all.
+    flate2::read::MultiGzDecoder::new(bytes)
         .read_to_end(&mut out)
         .expect("gunzip");
     out
