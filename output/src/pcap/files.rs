@@ -425,6 +425,7 @@ impl Writer {
                     };
                     let f =
                         self.new_file(rule as usize, file, name, linktype, first_ts_ns, Some(meta));
+                    self.abandoned.remove(&file);
                     if let Some(old) = self.files.insert(file, f) {
                         // An id reused without a close: finish the old file.
                         self.finish(old);
