@@ -224,6 +224,7 @@ fn encode_stats_with(
         o.u64("files_limited", e.files_limited);
         o.u64("packets_buffered", e.packets_buffered);
         o.u64("buffers_full", e.buffers_full);
+        o.u64("buffers_dropped_on_miss", e.buffers_dropped_on_miss);
         o.u64("pool_evictions", e.pool_evictions);
         o.u64("pool_evicted_packets", e.pool_evicted_packets);
         o.u64("pool_bytes_held", e.pool_bytes_held);

@@ -198,6 +198,14 @@ impl Session {
         self.app_stats
     }
 
+    /// What the parser knows of transactions not emitted yet (see
+    /// [`dissect::app::AppParser::peek`]).
+    pub fn peek_app(&self, f: &mut dyn FnMut(dissect::app::Peek<'_>)) {
+        if let App::Parsing(p) = &self.app {
+            p.peek(f);
+        }
+    }
+
     /// No protocol was detected and none will be (detection gave up, or
     /// the app layer is off).
     pub fn app_settled(&self) -> bool {

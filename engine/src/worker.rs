@@ -299,12 +299,15 @@ impl Worker {
             self.next_housekeeping_ns = self.now_ns.saturating_add(NS);
             self.table.advance(self.now_ns, &mut self.out);
             self.defrag.expire(self.now_ns);
+            // Export chunks go to the writer when full, and at least once a
+            // second (traffic time; wall time when idle): waking the writer
+            // after every batch costs more than the copying.
+            if let Some(ex) = self.table.export_mut() {
+                ex.flush();
+            }
             self.publish();
         }
         self.out.flush(false);
-        if let Some(ex) = self.table.export_mut() {
-            ex.flush();
-        }
     }
 
     /// Live capture with nothing to read: moves the flow clock to `now_ns`

@@ -2,17 +2,22 @@
 //! whole offline pipeline (read, shard, decode, defrag, flow table, JSON
 //! encoding of every record) without output I/O.
 //!
-//! Usage: throughput [--workers N] [--repeat R] [--small-packets N] [FILE]
+//! Usage: throughput [--workers N] [--repeat R] [--small-packets N]
+//!                   [--export-rule RULE --export-dir DIR] [FILE]
 //!   FILE defaults to $FLOWTAP_BENCH_PCAP or /tmp/w1.pcap (W1:
 //!   `python3 ../shared/bench/gen_bench_pcap.py -o /tmp/w1.pcap -n 200000 --seed 1`).
 //!   --small-packets N also runs N synthetic 64-byte UDP frames over 4096 flows.
+//!   --export-rule (repeatable, `flowtap export --rule` syntax) turns PCAP
+//!   export on, files written to --export-dir (emptied before each run); the
+//!   time then includes finishing the files, and export MB/s is printed.
 //! Prints one line per run and the median; peak RSS from /proc/self/status.
 
 use std::time::Duration;
 
 use capture::file::CaptureFile;
 use engine::config::Config;
-use engine::offline::replay;
+use engine::export::ExportRun;
+use engine::offline::replay_with_export;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -22,6 +27,8 @@ fn main() {
     let mut repeat = 5usize;
     let mut small = 0usize;
     let mut path = std::env::var("FLOWTAP_BENCH_PCAP").unwrap_or_else(|_| "/tmp/w1.pcap".into());
+    let mut export_rules = Vec::new();
+    let mut export_dir = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
@@ -33,6 +40,15 @@ fn main() {
             "--workers" => workers = num("--workers"),
             "--repeat" => repeat = num("--repeat").max(1),
             "--small-packets" => small = num("--small-packets"),
+            "--export-rule" => export_rules.push(
+                args.next()
+                    .unwrap_or_else(|| fail("--export-rule needs a rule")),
+            ),
+            "--export-dir" => {
+                export_dir = args
+                    .next()
+                    .unwrap_or_else(|| fail("--export-dir needs a directory"))
+            }
             "-h" | "--help" => {
                 println!("usage: throughput [--workers N] [--repeat R] [--small-packets N] [FILE]");
                 return;
@@ -40,7 +56,14 @@ fn main() {
             _ => path = a,
         }
     }
-    let cfg = Config::default();
+    let mut cfg = Config::default();
+    for r in &export_rules {
+        let dir = (!export_dir.is_empty()).then_some(export_dir.as_str());
+        cfg.export.rules.push(
+            engine::export::rules::parse_compact_checked(r, dir)
+                .unwrap_or_else(|e| fail(&e.to_string())),
+        );
+    }
     match std::fs::read(&path) {
         Ok(bytes) => measure(&path, bytes, &cfg, workers, repeat),
         Err(e) => eprintln!("skipping {path}: {e} (generate W1 first, see --help)"),
@@ -62,15 +85,40 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
     let mut pkts = 0;
     let mut wire_bytes = 0;
     let mut records = 0;
+    let mut exported = (0u64, 0u64, 0u64);
+    // Export runs: the replay alone (workers done), without starting the
+    // writer and finishing its files.
+    let mut pipeline: Vec<Duration> = Vec::new();
     for _ in 0..repeat {
+        for r in &cfg.export.rules {
+            let _ = std::fs::remove_dir_all(&r.dir);
+            let _ = std::fs::create_dir_all(&r.dir);
+        }
         let file = CaptureFile::from_bytes(bytes.clone())
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
-        let s = replay(file, cfg, workers, None, &[], None)
+        let start = std::time::Instant::now();
+        let export = ExportRun::start(&cfg.export, None, true)
+            .unwrap_or_else(|e| fail(&format!("export: {e}")));
+        let s = replay_with_export(file, cfg, workers, None, &[], None, export.as_ref())
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
+        let mut elapsed = s.elapsed;
+        if let Some(x) = export {
+            pipeline.push(s.elapsed);
+            let w = x.finish().unwrap_or_else(|e| fail(&format!("export: {e}")));
+            elapsed = start.elapsed();
+            let e = s.stats.export.unwrap_or_default();
+            exported = (w.files_written, w.bytes_written, e.matches);
+            if w.queue_drops + w.io_errors > 0 {
+                eprintln!(
+                    "export: {} queue drops, {} io errors",
+                    w.queue_drops, w.io_errors
+                );
+            }
+        }
         pkts = s.stats.received;
         wire_bytes = s.stats.bytes;
         records = s.stats.records;
-        times.push(s.elapsed);
+        times.push(elapsed);
     }
     times.sort();
     let median = times[times.len() / 2].as_secs_f64().max(1e-9);
@@ -84,6 +132,20 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
         wire_bytes as f64 * 8.0 / median / 1e9,
         pkts as f64 / best / 1e6,
     );
+    if !cfg.export.rules.is_empty() {
+        pipeline.sort();
+        let replay = pipeline[pipeline.len() / 2].as_secs_f64().max(1e-9);
+        println!(
+            "  export: {} matches, {} files, {:.1} MB written = {:.1} MB/s (median run); \
+             replay alone (without writer start/finish) {:.1} ms = {:.2} Mpps",
+            exported.2,
+            exported.0,
+            exported.1 as f64 / 1e6,
+            exported.1 as f64 / 1e6 / median,
+            replay * 1e3,
+            pkts as f64 / replay / 1e6
+        );
+    }
 }
 
 /// A classic pcap of `n` minimum-size Ethernet/IPv4/UDP frames over `flows` flows.

@@ -31,11 +31,12 @@ pub mod rules;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use dissect::app::{AppEvent, AppProto};
+use dissect::app::{AppEvent, AppProto, Peek};
 use dissect::flow::FlowKey;
 use output::pcap::{FileId, FlowLabel, PcapHandle};
 
 use crate::defrag::FragKey;
+use crate::stream::Session;
 use pool::{Chain, Frame, Pool, Victim};
 pub use rules::{ExportRules, FlowFacts, Rule, RuleError};
 
@@ -66,6 +67,10 @@ pub struct ExportCounters {
     pub packets_buffered: u64,
     /// Flows whose buffer reached `buffer_packets` / `buffer_bytes` undecided.
     pub buffers_full: u64,
+    /// Flows whose buffer was dropped because their first transaction (HTTP
+    /// request head, ClientHello, DNS query) did not match: a later one
+    /// still may, its file then starts at that match.
+    pub buffers_dropped_on_miss: u64,
     /// Flows whose buffer was dropped to make room in the pool (oldest first).
     pub pool_evictions: u64,
     pub pool_evicted_packets: u64,
@@ -94,6 +99,7 @@ impl ExportCounters {
         self.files_limited += o.files_limited;
         self.packets_buffered += o.packets_buffered;
         self.buffers_full += o.buffers_full;
+        self.buffers_dropped_on_miss += o.buffers_dropped_on_miss;
         self.pool_evictions += o.pool_evictions;
         self.pool_evicted_packets += o.pool_evicted_packets;
         self.released_early += o.released_early;
@@ -127,6 +133,10 @@ struct Slot {
     pending: u64,
     /// Rules whose application conditions an event satisfied.
     app_ok: u64,
+    /// Early-decidable rules whose first transaction did not match.
+    early_missed: u64,
+    /// HTTP transactions below this id were judged already.
+    peeked_tx: u64,
     /// Reason of the application match, per rule in `app_ok` (rarely more than one).
     app_reasons: Vec<(u8, String)>,
     packets: u64,
@@ -149,6 +159,8 @@ impl Slot {
             chain: Chain::EMPTY,
             pending: 0,
             app_ok: 0,
+            early_missed: 0,
+            peeked_tx: 0,
             app_reasons: Vec::new(),
             packets: 0,
             bytes: 0,
@@ -195,18 +207,24 @@ pub struct FlowExport {
     kpi_rules: u64,
     /// Rules that need an application event.
     app_rules: u64,
+    /// Rules whose application conditions can be judged before the event.
+    early_rules: u64,
 }
 
 impl FlowExport {
     pub fn new(rules: Arc<ExportRules>, handle: PcapHandle, worker: u16) -> FlowExport {
         let mut kpi_rules = 0;
         let mut app_rules = 0;
+        let mut early_rules = 0;
         for (i, r) in rules.rules.iter().enumerate() {
             if r.has_kpis() {
                 kpi_rules |= 1u64 << i;
             }
             if r.needs_app {
                 app_rules |= 1u64 << i;
+            }
+            if r.early {
+                early_rules |= 1u64 << i;
             }
         }
         let pool_bytes = if rules.flow_rules == 0 {
@@ -224,6 +242,7 @@ impl FlowExport {
             counters: ExportCounters::default(),
             kpi_rules,
             app_rules,
+            early_rules,
         }
     }
 
@@ -289,6 +308,8 @@ impl FlowExport {
             chain: Chain::EMPTY,
             pending,
             app_ok: 0,
+            early_missed: 0,
+            peeked_tx: 0,
             app_reasons: reasons,
             packets: 0,
             bytes: 0,
@@ -304,14 +325,16 @@ impl FlowExport {
 
     /// One packet (or reassembled datagram: several `frames`) of a candidate
     /// flow, after the table accounted it; `events` are the application
-    /// events it produced. Returns false when the flow needs nothing more
-    /// from export (the table then forgets the slot).
+    /// events it produced, `session` the flow's app layer, `payload` whether
+    /// the packet carried any. Returns false when the flow needs nothing
+    /// more from export (the table then forgets the slot).
     pub fn on_packet(
         &mut self,
         slot: u32,
         frames: &[RawFrame<'_>],
         wire_bytes: u64,
-        app: AppKnown,
+        session: Option<&Session>,
+        payload: bool,
         events: &[AppEvent],
     ) -> bool {
         let Some(st) = self.slots.get_mut(slot as usize) else {
@@ -332,11 +355,20 @@ impl FlowExport {
         if st.pending == 0 {
             return self.keep_or_release(slot);
         }
-        let mut stored = true;
-        for f in frames {
-            stored &= self.buffer(slot, f);
+        // Decide first: a flow that this very packet decides (its protocol,
+        // its first request) costs no copy into the pool.
+        // A packet without payload or events tells rules that wait on the
+        // application layer nothing new (most ACKs).
+        let waiting_on_app = st.pending & (self.kpi_rules | !self.app_rules) == 0;
+        if payload || !events.is_empty() || !waiting_on_app {
+            let peek = if payload { session } else { None };
+            self.decide(slot, app_known(session), peek, events, frames);
         }
-        self.decide(slot, app, events, frames, stored);
+        if self.slots[slot as usize].pending != 0 {
+            for f in frames {
+                self.buffer(slot, f);
+            }
+        }
         self.keep_or_release(slot)
     }
 
@@ -350,7 +382,7 @@ impl FlowExport {
             return;
         }
         if st.pending != 0 && (!events.is_empty() || app != AppKnown::Detecting) {
-            self.decide(slot, app, events, &[], true);
+            self.decide(slot, app, None, events, &[]);
         }
         self.release(slot);
     }
@@ -430,12 +462,15 @@ impl FlowExport {
         let mut evicted_self = false;
         let ok = self
             .pool
-            .push(&mut chain, slot, gen, &frame, &mut |v: Victim| {
+            .push(&mut chain, slot, gen, &frame, &mut |v: Victim, evict| {
                 let Some(s) = slots.get_mut(v.owner as usize) else {
                     return false;
                 };
                 if !(s.live && s.buf_gen == v.gen) {
                     return false;
+                }
+                if !evict {
+                    return true;
                 }
                 // The oldest candidate loses its buffer (it may still match:
                 // its file then starts at the match).
@@ -471,11 +506,12 @@ impl FlowExport {
         &mut self,
         slot: u32,
         app: AppKnown,
+        peek: Option<&Session>,
         events: &[AppEvent],
         current: &[RawFrame<'_>],
-        current_stored: bool,
     ) {
-        let rules = Arc::clone(&self.rules);
+        // Disjoint borrows of the rules and the slot (no Arc traffic per packet).
+        let rules = &*self.rules;
         let st = &mut self.slots[slot as usize];
         // Rules whose application conditions can no longer hold.
         let app_pending = st.pending & self.app_rules & !st.app_ok;
@@ -496,9 +532,39 @@ impl FlowExport {
                         continue;
                     }
                 }
-                if let Some(reason) = events.iter().find_map(|e| r.app_matches(e)) {
+                if let Some(reason) = events.iter().find_map(|e| r.app_matches(Peek::of(e))) {
                     st.app_ok |= 1 << i;
                     st.app_reasons.push((i as u8, reason));
+                } else if let (true, Some(s)) = (self.early_rules & (1 << i) != 0, peek) {
+                    // Judge the transactions under way (request head,
+                    // ClientHello, query) rather than wait for their events.
+                    let mut seen = false;
+                    let mut hit = None;
+                    let mut next_tx = st.peeked_tx;
+                    s.peek_app(&mut |p| {
+                        if let Peek::Http(h) = p {
+                            if h.tx_id < st.peeked_tx {
+                                return;
+                            }
+                            next_tx = next_tx.max(h.tx_id + 1);
+                        }
+                        seen = true;
+                        if hit.is_none() {
+                            hit = r.app_matches(p);
+                        }
+                    });
+                    st.peeked_tx = next_tx;
+                    if let Some(reason) = hit {
+                        st.app_ok |= 1 << i;
+                        st.app_reasons.push((i as u8, reason));
+                    } else if seen {
+                        if matches!(r.app, rules::AppConds::Tls { .. }) {
+                            // One handshake per flow: decided.
+                            st.pending &= !(1 << i);
+                        } else {
+                            st.early_missed |= 1 << i;
+                        }
+                    }
                 } else if r.app.proto().is_none() && !r.app_proto.is_empty() {
                     // `app_proto` alone: the detected protocol is enough.
                     if let AppKnown::Proto(p) = app {
@@ -529,6 +595,11 @@ impl FlowExport {
         if matched == 0 {
             if st.pending == 0 {
                 self.drop_buffer(slot);
+            } else if st.buffering && st.pending & !st.early_missed == 0 {
+                // Every rule still pending missed its first chance: keep
+                // watching, but stop paying for a buffer.
+                self.counters.buffers_dropped_on_miss += 1;
+                self.drop_buffer(slot);
             }
             return;
         }
@@ -536,7 +607,7 @@ impl FlowExport {
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            self.start_output(slot, i, current, current_stored);
+            self.start_output(slot, i, current);
         }
         let st = &mut self.slots[slot as usize];
         st.pending &= !matched;
@@ -545,15 +616,9 @@ impl FlowExport {
         }
     }
 
-    /// Rule `rule` selected the flow: open its file, write the buffer (and
-    /// the current packet when the buffer did not take it).
-    fn start_output(
-        &mut self,
-        slot: u32,
-        rule: usize,
-        current: &[RawFrame<'_>],
-        current_stored: bool,
-    ) {
+    /// Rule `rule` selected the flow: open its file, write the buffer, then
+    /// `current` (the packet being handled, not buffered).
+    fn start_output(&mut self, slot: u32, rule: usize, current: &[RawFrame<'_>]) {
         let r = &self.rules.rules[rule];
         let st = &self.slots[slot as usize];
         let reason = st
@@ -563,13 +628,7 @@ impl FlowExport {
             .map(|(_, s)| s.clone())
             .unwrap_or_else(|| kpi_or_flow_reason(r, st.packets, st.bytes));
         self.counters.matches += 1;
-        let missed = st.unbuffered
-            - if current_stored {
-                0
-            } else {
-                current.len() as u64
-            };
-        self.counters.packets_missed += missed;
+        self.counters.packets_missed += st.unbuffered;
         let file = if r.is_shared() {
             None
         } else {
@@ -605,16 +664,14 @@ impl FlowExport {
         pool.for_each(&chain, |f| {
             write_one(handle, counters, rule, linktype, limits, out, f);
         });
-        if !current_stored {
-            for f in current {
-                let fr = Frame {
-                    ts_ns: f.ts_ns,
-                    orig_len: f.orig_len,
-                    link: f.link,
-                    data: f.data,
-                };
-                write_one(handle, counters, rule, linktype, limits, out, &fr);
-            }
+        for f in current {
+            let fr = Frame {
+                ts_ns: f.ts_ns,
+                orig_len: f.orig_len,
+                link: f.link,
+                data: f.data,
+            };
+            write_one(handle, counters, rule, linktype, limits, out, &fr);
         }
     }
 
@@ -643,6 +700,17 @@ impl FlowExport {
                 &fr,
             );
         }
+    }
+}
+
+fn app_known(s: Option<&Session>) -> AppKnown {
+    match s {
+        None => AppKnown::Nothing,
+        Some(s) => match s.app_proto() {
+            Some(p) => AppKnown::Proto(p),
+            None if s.app_settled() => AppKnown::Nothing,
+            None => AppKnown::Detecting,
+        },
     }
 }
 

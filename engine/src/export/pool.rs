@@ -3,12 +3,18 @@
 //! the HTTP response, the TLS handshake) starts with the flow's first
 //! packets.
 //!
-//! One byte ring allocated once: records are appended at the head and each
+//! One byte ring: records are appended at the head and each
 //! flow's records are chained; the oldest record is at the tail. When a
 //! record does not fit, the tail moves on: records of flows that no longer
 //! buffer (matched, released, ended) are skipped for free, and a live one
 //! takes its whole flow's buffer with it (an eviction, counted by the
 //! caller). No allocation per packet, the oldest candidates go first.
+//!
+//! The ring starts small and doubles up to its cap only when the records
+//! it holds are live (dead ones at the tail are passed first), so a worker
+//! whose candidates decide quickly stays in a small, cache-warm ring and
+//! never makes the kernel zero-fill the whole budget; once at its cap it
+//! never allocates again.
 
 /// Where a flow's records are: `owner` and `gen` are the caller's (a slot
 /// and its buffer generation); a record whose owner moved to another
@@ -50,8 +56,13 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
+/// First size of the ring.
+const START_BYTES: usize = 1 << 20;
+
 pub struct Pool {
     buf: Vec<u8>,
+    /// The size the ring may grow to.
+    cap: usize,
     head: usize,
     tail: usize,
     /// Bytes between tail and head, wrap waste included.
@@ -68,17 +79,19 @@ pub struct Victim {
 
 impl Pool {
     pub fn new(bytes: usize) -> Pool {
-        // Zeroed allocation: the kernel maps the pages when first written.
+        let cap = bytes.max(HDR * 4);
         Pool {
-            buf: vec![0u8; bytes.max(HDR * 4)],
+            buf: vec![0u8; cap.min(START_BYTES)],
+            cap,
             head: 0,
             tail: 0,
             used: 0,
         }
     }
 
+    /// The size the ring may grow to.
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.cap
     }
 
     /// Bytes held (records, dead ones not yet passed by the tail, wrap waste).
@@ -107,30 +120,40 @@ impl Pool {
     }
 
     /// Appends a frame to `chain` (owned by `owner`/`gen`). When room is
-    /// needed the tail record goes; `reclaim(victim)` is told its owner and
-    /// says whether that owner was still buffering (then the caller has
-    /// dropped the owner's whole buffer: an eviction). When the owner is
-    /// `chain`'s own, `false` is returned and nothing is stored.
+    /// needed: dead records at the tail are passed, else the ring grows
+    /// (up to its cap), else the tail record goes. `reclaim(victim, evict)`
+    /// says whether the record's owner is still buffering; with `evict` the
+    /// caller then drops that owner's whole buffer (an eviction). When the
+    /// owner is `chain`'s own, `false` is returned and nothing is stored.
     pub fn push(
         &mut self,
         chain: &mut Chain,
         owner: u32,
         gen: u32,
         f: &Frame<'_>,
-        reclaim: &mut dyn FnMut(Victim) -> bool,
+        reclaim: &mut dyn FnMut(Victim, bool) -> bool,
     ) -> bool {
         let need = Self::record_len(f.data.len());
-        if need > self.buf.len() / 2 {
+        if need > self.cap / 2 {
             return false;
         }
         let at = loop {
             if let Some(at) = self.fits(need) {
                 break at;
             }
+            if let Some(v) = self.peek_tail() {
+                if !reclaim(v, false) {
+                    self.pop_tail();
+                    continue;
+                }
+            }
+            if self.grow(need) {
+                continue;
+            }
             let Some(v) = self.pop_tail() else {
                 return false;
             };
-            if reclaim(v) && v.owner == owner && v.gen == gen {
+            if reclaim(v, true) && v.owner == owner && v.gen == gen {
                 return false;
             }
         };
@@ -192,6 +215,37 @@ impl Pool {
         } else {
             None
         }
+    }
+
+    /// Grows the ring when it is not wrapped (so every offset stays valid).
+    fn grow(&mut self, need: usize) -> bool {
+        let len = self.buf.len();
+        if len >= self.cap || self.head < self.tail {
+            return false;
+        }
+        let grown = (len * 2).max(self.head + need).min(self.cap);
+        self.buf.resize(grown, 0);
+        true
+    }
+
+    /// The owner of the oldest record (passing a wrap marker).
+    fn peek_tail(&mut self) -> Option<Victim> {
+        if self.used == 0 {
+            return None;
+        }
+        let cap = self.buf.len();
+        if cap - self.tail < HDR || self.rd32(self.tail + 24) == WRAP {
+            self.used -= cap - self.tail;
+            self.tail = 0;
+            if self.used == 0 {
+                self.head = 0;
+                return None;
+            }
+        }
+        Some(Victim {
+            owner: self.rd32(self.tail),
+            gen: self.rd32(self.tail + 4),
+        })
     }
 
     /// Drops the oldest record; returns its owner.
@@ -276,7 +330,7 @@ mod tests {
                         link: 1,
                         data: &data,
                     },
-                    &mut |v| {
+                    &mut |v, _| {
                         evicted.push(v);
                         true
                     },
@@ -302,7 +356,7 @@ mod tests {
                 link: 1,
                 data: &data,
             },
-            &mut |v| {
+            &mut |v, _| {
                 evicted.push(v);
                 true
             },
@@ -334,7 +388,7 @@ mod tests {
                         link: 1,
                         data: &data,
                     },
-                    &mut |v| {
+                    &mut |v, _| {
                         let live = v.gen == cur;
                         if live {
                             evictions += 1;
@@ -352,6 +406,55 @@ mod tests {
     }
 
     #[test]
+    fn grows_to_its_cap_then_wraps() {
+        let mut pool = Pool::new(4 << 20);
+        let mut c = Chain::EMPTY;
+        let data = vec![7u8; 1000];
+        for i in 0..3000u64 {
+            assert!(pool.push(
+                &mut c,
+                1,
+                0,
+                &Frame {
+                    ts_ns: i,
+                    orig_len: 1000,
+                    link: 1,
+                    data: &data
+                },
+                &mut |_, _| true,
+            ));
+        }
+        assert!(pool.buf.len() > START_BYTES && pool.buf.len() <= 4 << 20);
+        let got = collect(&pool, &c);
+        assert_eq!(got.len(), 3000);
+        assert!(got.iter().enumerate().all(|(i, f)| f.0 == i as u64));
+        // Past the cap the oldest (this very flow) is evicted.
+        let mut evicted = 0;
+        let mut d = Chain::EMPTY;
+        for i in 0..5000u64 {
+            pool.push(
+                &mut d,
+                2,
+                0,
+                &Frame {
+                    ts_ns: i,
+                    orig_len: 1000,
+                    link: 1,
+                    data: &data,
+                },
+                &mut |v, _| {
+                    if v.owner == 1 {
+                        evicted += 1;
+                    }
+                    v.owner == 1 && evicted == 1
+                },
+            );
+        }
+        assert_eq!(pool.buf.len(), 4 << 20);
+        assert!(pool.used() <= pool.capacity());
+    }
+
+    #[test]
     fn oversized_frame_is_refused() {
         let mut pool = Pool::new(1024);
         let mut c = Chain::EMPTY;
@@ -366,7 +469,7 @@ mod tests {
                 link: 1,
                 data: &data
             },
-            &mut |_| true,
+            &mut |_, _| true,
         ));
         assert!(c.is_empty());
     }

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use dissect::app::dns::DnsEvent;
 use dissect::app::http::HttpEvent;
 use dissect::app::tls::TlsEvent;
-use dissect::app::{AppEvent, AppProto};
+use dissect::app::{AppProto, Peek};
 use dissect::packet::TunnelKind;
 use output::pcap::{ExportAction, ExportConfig, ExportRuleOutput, PcapCompression, PcapFormat};
 
@@ -306,8 +306,23 @@ impl AppConds {
         }
     }
 
+    /// The conditions only use what the first part of a transaction says
+    /// (HTTP request head, ClientHello, DNS query), so a transaction can be
+    /// judged before its event (see [`Peek`]).
+    pub fn decidable_early(&self) -> bool {
+        match self {
+            AppConds::None => false,
+            AppConds::Http {
+                status,
+                content_type,
+                ..
+            } => status.is_empty() && content_type.is_empty(),
+            AppConds::Dns { .. } | AppConds::Tls { .. } => true,
+        }
+    }
+
     /// `Some(reason)` when the event satisfies every condition.
-    pub fn matches(&self, ev: &AppEvent) -> Option<String> {
+    pub fn matches(&self, ev: Peek<'_>) -> Option<String> {
         match (self, ev) {
             (AppConds::None, _) => Some(format!("app_proto={}", ev.proto().as_str())),
             (
@@ -318,10 +333,10 @@ impl AppConds {
                     status,
                     content_type,
                 },
-                AppEvent::Http(h),
+                Peek::Http(h),
             ) => http_matches(h, host, uri, method, status, content_type),
-            (AppConds::Dns { query }, AppEvent::Dns(d)) => dns_matches(d, query),
-            (AppConds::Tls { sni, ja3, ja4 }, AppEvent::Tls(t)) => tls_matches(t, sni, ja3, ja4),
+            (AppConds::Dns { query }, Peek::Dns(d)) => dns_matches(d, query),
+            (AppConds::Tls { sni, ja3, ja4 }, Peek::Tls(t)) => tls_matches(t, sni, ja3, ja4),
             _ => None,
         }
     }
@@ -414,6 +429,9 @@ pub struct Rule {
     pub app: AppConds,
     /// The rule needs an application event (or at least a detected protocol).
     pub needs_app: bool,
+    /// Its application conditions can be judged on a transaction's first
+    /// part ([`AppConds::decidable_early`]).
+    pub early: bool,
     pub min_bytes: Option<u64>,
     pub min_packets: Option<u64>,
     /// The rule's flow conditions in the compact syntax (the reason of a
@@ -461,7 +479,7 @@ impl Rule {
     }
 
     /// `Some(reason)` when `ev` satisfies the application conditions.
-    pub fn app_matches(&self, ev: &AppEvent) -> Option<String> {
+    pub fn app_matches(&self, ev: Peek<'_>) -> Option<String> {
         if !self.app_proto.is_empty() && !self.app_proto.contains(&ev.proto()) {
             return None;
         }
@@ -737,6 +755,7 @@ fn compile_rule(r: &RuleSection, label: &str) -> Result<Rule, RuleError> {
         },
         flow,
         app_proto,
+        early: app.decidable_early(),
         app,
         needs_app,
         min_bytes: m.flow_bytes.map(|s| s.0),
@@ -998,6 +1017,7 @@ fn split_unescaped(s: &str, sep: char) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use dissect::app::AppEvent;
 
     fn rule(toml: &str) -> Result<ExportRules, String> {
         Config::from_toml(toml, "t.toml")
@@ -1194,11 +1214,14 @@ mod tests {
         };
         let ev = AppEvent::Http(Box::new(h.clone()));
         assert_eq!(
-            rule.app_matches(&ev).as_deref(),
+            rule.app_matches(Peek::of(&ev)).as_deref(),
             Some("http.host=www.example.com http.status=404")
         );
         h.status = Some(200);
-        assert!(rule.app_matches(&AppEvent::Http(Box::new(h))).is_none());
+        assert!(rule
+            .app_matches(Peek::of(&AppEvent::Http(Box::new(h))))
+            .is_none());
+        assert!(!rule.early, "http.status needs the response");
         assert!(rule.app_possible(Some(AppProto::Http)));
         assert!(!rule.app_possible(Some(AppProto::Tls)));
         assert!(!rule.app_possible(None));
@@ -1206,6 +1229,6 @@ mod tests {
             sni: Some("www.example.com".into()),
             ..TlsEvent::default()
         };
-        assert!(rule.app_matches(&AppEvent::Tls(Box::new(tls))).is_none());
+        assert!(rule.app_matches(Peek::Tls(&tls)).is_none());
     }
 }

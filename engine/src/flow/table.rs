@@ -514,7 +514,8 @@ impl FlowTable {
                     f.export,
                     p.raw,
                     p.bytes,
-                    app_known(f.session.as_deref()),
+                    f.session.as_deref(),
+                    !p.decoded.payload.is_empty(),
                     &self.events,
                 )
             {
