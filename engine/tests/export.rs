@@ -284,7 +284,15 @@ fn http_host_rule_exports_exactly_the_matching_flows_with_their_handshake() {
 fn dns_query_rule_exports_the_matching_queries_only() {
     let cap = corpus().join("mixed/sv-ethernet-eve--test.pcap");
     let dir = fresh_dir("dns");
-    let run = export(&cap, &dir, &["name=dropbox,dns.query=*.dropbox.com"], 1);
+    let run = export(
+        &cap,
+        &dir,
+        &[
+            "name=dropbox,dns.query=*.dropbox.com",
+            "name=dropbox-all,dns.query=*.dropbox.com,action=shared",
+        ],
+        1,
+    );
     let want = app_cids(&run, "dns", |d| {
         d["queries"].as_array().is_some_and(|q| {
             q.iter().any(|q| {
@@ -296,7 +304,30 @@ fn dns_query_rule_exports_the_matching_queries_only() {
     });
     assert_eq!(want.len(), 3, "three dropbox lookups in the capture");
     assert_eq!(check_files_against_original(&run, &cap, "dropbox"), want);
-    for e in run.of_type("pcap") {
+    // The shared rule's file holds the same frames as the per-flow files.
+    let mut per_flow: Vec<_> = run
+        .of_type("pcap")
+        .iter()
+        .filter(|e| e["pcap"]["rule"] == "dropbox")
+        .flat_map(|e| frames(Path::new(e["pcap"]["path"].as_str().unwrap_or("")), None))
+        .collect();
+    let shared: Vec<_> = run
+        .of_type("pcap")
+        .iter()
+        .filter(|e| e["pcap"]["rule"] == "dropbox-all")
+        .flat_map(|e| frames(Path::new(e["pcap"]["path"].as_str().unwrap_or("")), None))
+        .collect();
+    per_flow.sort();
+    assert_eq!(per_flow.len(), 6);
+    assert_eq!(
+        shared, per_flow,
+        "one worker: the shared file is in time order"
+    );
+    for e in run
+        .of_type("pcap")
+        .into_iter()
+        .filter(|e| e["pcap"]["rule"] == "dropbox")
+    {
         let reason = e["pcap"]["reason"].as_str().unwrap_or("");
         assert!(
             reason.starts_with("dns.query=") && reason.ends_with(".dropbox.com"),
