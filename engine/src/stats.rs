@@ -221,6 +221,7 @@ fn encode_stats_with(
         o.u64("candidates", e.candidates);
         o.u64("matches", e.matches);
         o.u64("files_opened", e.files_opened);
+        o.u64("matches_without_packets", e.matches_without_packets);
         o.u64("files_limited", e.files_limited);
         o.u64("packets_buffered", e.packets_buffered);
         o.u64("buffers_full", e.buffers_full);

@@ -146,6 +146,37 @@ fn frames(path: &Path, filter: Option<&str>) -> Vec<(String, String, String)> {
         .unwrap_or_default()
 }
 
+type Frame = (String, String, String);
+
+/// Every frame of `capture`, grouped by the Community ID tshark computes
+/// for it (two tshark passes instead of one per flow).
+fn frames_by_flow(capture: &Path) -> BTreeMap<String, Vec<Frame>> {
+    let all = frames(capture, None);
+    let o = tshark(
+        &[
+            "--enable-protocol",
+            "communityid",
+            "-T",
+            "fields",
+            "-e",
+            "communityid",
+        ],
+        capture,
+    );
+    let cids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(cids.len(), all.len(), "one line per frame");
+    let mut by = BTreeMap::<String, Vec<Frame>>::new();
+    for (cid, f) in cids.into_iter().zip(all) {
+        if !cid.is_empty() {
+            by.entry(cid).or_default().push(f);
+        }
+    }
+    by
+}
+
 fn sha256sum(path: &Path) -> String {
     let o = Command::new("sha256sum")
         .arg(path)
@@ -178,6 +209,7 @@ fn capture_comment(path: &Path) -> String {
 /// id in its comment, and that holds exactly the frames tshark finds for
 /// that flow in the original capture. Returns the events' community ids.
 fn check_files_against_original(run: &Export, original: &Path, rule: &str) -> BTreeSet<String> {
+    let by_flow = frames_by_flow(original);
     let mut cids = BTreeSet::new();
     let events = run.of_type("pcap");
     for e in events.iter().filter(|e| e["pcap"]["rule"] == rule) {
@@ -192,7 +224,7 @@ fn check_files_against_original(run: &Export, original: &Path, rule: &str) -> BT
             .to_string();
         let got = frames(&path, None);
         assert_eq!(p["packets"].as_u64(), Some(got.len() as u64), "{e}");
-        let want = frames(original, Some(&format!("communityid == \"{cid}\"")));
+        let want = by_flow.get(&cid).cloned().unwrap_or_default();
         assert!(!want.is_empty(), "tshark finds no frame of {cid}");
         assert_eq!(
             got.len(),
@@ -681,4 +713,72 @@ fn full_disk_counts_io_errors_and_capture_goes_on() {
             assert_eq!(e["pcap"]["sha256"].as_str(), Some(sha256sum(&f).as_str()));
         }
     }
+}
+
+#[test]
+fn a_full_pool_evicts_the_oldest_candidates_and_files_stay_exact_from_the_match() {
+    // http.status is only known with the response, so every HTTP flow
+    // buffers until then; a 64K pool cannot hold them all.
+    let cap = corpus().join("mixed/ndpi-1kxun.pcap");
+    let dir = fresh_dir("evict");
+    let cfg = dir.join("small.toml");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).expect("dir");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[export]\npool_bytes_per_worker = \"64K\"\n\n[[export.rules]]\nname = \"ok\"\n\
+             dir = \"{}\"\nmatch.http.status = 200\n",
+            files.display()
+        ),
+    )
+    .expect("write");
+    let run = flowtap(
+        "run",
+        &cap,
+        &["--config", cfg.to_str().expect("path"), "--workers", "1"],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let ex = &run.stats()["stats"]["export"];
+    assert!(ex["pool_evictions"].as_u64() > Some(0), "{ex}");
+    assert!(ex["packets_missed"].as_u64() > Some(0), "{ex}");
+    assert!(ex["pool_bytes_held"].as_u64() <= Some(64 << 10), "{ex}");
+    let want = app_cids(&run, "http", |h| h["status"] == 200);
+    let events = run.of_type("pcap");
+    let got: BTreeSet<String> = events
+        .iter()
+        .map(|e| e["pcap"]["community_id"].as_str().unwrap_or("").to_string())
+        .collect();
+    // Every matching flow gets its file, unless it matched only as it
+    // ended with its buffer gone (then it is counted, and has no file).
+    assert!(got.is_subset(&want));
+    assert_eq!(
+        (want.len() - got.len()) as u64,
+        ex["matches_without_packets"].as_u64().unwrap_or(0),
+        "{ex}"
+    );
+    assert_eq!(ex["matches"].as_u64(), Some(want.len() as u64), "{ex}");
+    assert!(got.len() * 2 > want.len(), "most still have a file: {ex}");
+    // Each file is the flow's packets from some point on (what was evicted
+    // is missing at the start only), in order and byte for byte.
+    let by_flow = frames_by_flow(&cap);
+    let mut shorter = 0;
+    for e in &events {
+        let p = &e["pcap"];
+        let path = PathBuf::from(p["path"].as_str().expect("path"));
+        let cid = p["community_id"].as_str().expect("cid");
+        let got = frames(&path, None);
+        let all = by_flow.get(cid).cloned().unwrap_or_default();
+        assert!(
+            !got.is_empty() && got.len() <= all.len(),
+            "{e}: {} frames, the flow has {}",
+            got.len(),
+            all.len()
+        );
+        assert_eq!(got[..], all[all.len() - got.len()..], "{}", path.display());
+        if got.len() < all.len() {
+            shorter += 1;
+        }
+    }
+    assert!(shorter > 0, "some files lost their start to evictions");
 }

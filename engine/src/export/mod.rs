@@ -61,6 +61,9 @@ pub struct ExportCounters {
     pub matches: u64,
     /// Per-flow files opened.
     pub files_opened: u64,
+    /// Flows that matched only as they ended, with nothing buffered any
+    /// more (pool eviction, buffer limit): no file.
+    pub matches_without_packets: u64,
     /// Per-flow files finished because the rule's limit was hit.
     pub files_limited: u64,
     /// Frames copied into the pre-trigger pool.
@@ -96,6 +99,7 @@ impl ExportCounters {
         self.candidates += o.candidates;
         self.matches += o.matches;
         self.files_opened += o.files_opened;
+        self.matches_without_packets += o.matches_without_packets;
         self.files_limited += o.files_limited;
         self.packets_buffered += o.packets_buffered;
         self.buffers_full += o.buffers_full;
@@ -362,7 +366,7 @@ impl FlowExport {
         let waiting_on_app = st.pending & (self.kpi_rules | !self.app_rules) == 0;
         if payload || !events.is_empty() || !waiting_on_app {
             let peek = if payload { session } else { None };
-            self.decide(slot, app_known(session), peek, events, frames);
+            self.decide(slot, app_known(session), peek, events, frames, false);
         }
         if self.slots[slot as usize].pending != 0 {
             for f in frames {
@@ -382,7 +386,7 @@ impl FlowExport {
             return;
         }
         if st.pending != 0 && (!events.is_empty() || app != AppKnown::Detecting) {
-            self.decide(slot, app, None, events, &[]);
+            self.decide(slot, app, None, events, &[], true);
         }
         self.release(slot);
     }
@@ -509,6 +513,7 @@ impl FlowExport {
         peek: Option<&Session>,
         events: &[AppEvent],
         current: &[RawFrame<'_>],
+        ending: bool,
     ) {
         // Disjoint borrows of the rules and the slot (no Arc traffic per packet).
         let rules = &*self.rules;
@@ -607,7 +612,7 @@ impl FlowExport {
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            self.start_output(slot, i, current);
+            self.start_output(slot, i, current, ending);
         }
         let st = &mut self.slots[slot as usize];
         st.pending &= !matched;
@@ -617,8 +622,9 @@ impl FlowExport {
     }
 
     /// Rule `rule` selected the flow: open its file, write the buffer, then
-    /// `current` (the packet being handled, not buffered).
-    fn start_output(&mut self, slot: u32, rule: usize, current: &[RawFrame<'_>]) {
+    /// `current` (the packet being handled, not buffered). A flow that
+    /// matches as it ends with nothing left to write gets no (empty) file.
+    fn start_output(&mut self, slot: u32, rule: usize, current: &[RawFrame<'_>], ending: bool) {
         let r = &self.rules.rules[rule];
         let st = &self.slots[slot as usize];
         let reason = st
@@ -629,6 +635,10 @@ impl FlowExport {
             .unwrap_or_else(|| kpi_or_flow_reason(r, st.packets, st.bytes));
         self.counters.matches += 1;
         self.counters.packets_missed += st.unbuffered;
+        if ending && st.chain.is_empty() && current.is_empty() {
+            self.counters.matches_without_packets += 1;
+            return;
+        }
         let file = if r.is_shared() {
             None
         } else {
