@@ -309,6 +309,8 @@ fn http_host_rule_exports_exactly_the_matching_flows_with_their_handshake() {
         ex["released_early"].as_u64() > Some(0),
         "DNS flows cannot match: {ex}"
     );
+    // HTTP flows to other hosts stop buffering at their first request.
+    assert!(ex["buffers_dropped_on_miss"].as_u64() > Some(0), "{ex}");
     assert_eq!(files_in(&dir).len(), want.len());
 }
 
