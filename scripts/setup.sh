@@ -3,11 +3,12 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 # live capture tests and benches: ethtool (doctor, GRO), iproute2 (ip netns/link), procps (sysctl, kill)
+# pcap export tests: tshark + capinfos (wireshark-common), mount (a small tmpfs to fill the disk)
 # metrics test: prometheus (scrapes flowtap, ships promtool)
 # sink tests against real collectors: rsyslog (+ gnutls driver, mmjsonparse is in rsyslog),
 # openssl (test CA and certificates), nodejs + npm (the graygelf GELF UDP decoder),
 # python3 (sink_outage generates its capture with ../shared/bench/gen_bench_pcap.py)
-packages=(tshark clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps
+packages=(tshark wireshark-common clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps mount
   prometheus rsyslog rsyslog-gnutls openssl nodejs python3)
 # Debian's npm package conflicts with a nodejs that bundles npm (nodesource): only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

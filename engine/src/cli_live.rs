@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use capture::gen::{GenConfig, GenMethod, GenSource};
 use engine::config::{CaptureSource, Config, XdpModeSetting};
-use engine::live::{run_live, LiveOptions, LiveSummary, StopCause, LIVE_POLICY};
+use engine::live::{run_live_with_export, LiveOptions, LiveSummary, StopCause, LIVE_POLICY};
 use engine::stats::{serve_metrics, Monitor};
 
 /// Options of `flowtap run` that only make sense live.
@@ -82,9 +82,19 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         monitor: Some(monitor),
     };
     let (writer, sender) = crate::spawn_writer(&cfg, LIVE_POLICY)?;
-    let result = run_live(&cfg, &opts, Some(sender), &stop, |info| {
-        if !quiet {
-            eprintln!(
+    let export = engine::export::ExportRun::start(&cfg.export, Some(sender.clone()), false)
+        .context("cannot start PCAP export")?;
+    if let (Some(e), Some(m)) = (&export, &opts.monitor) {
+        m.watch_pcap(e.counters());
+    }
+    let result = run_live_with_export(
+        &cfg,
+        &opts,
+        Some(sender),
+        &stop,
+        |info| {
+            if !quiet {
+                eprintln!(
                 "flowtap: capturing on {} with {} {} ({} worker(s){}); stop with Ctrl-C or SIGTERM",
                 info.iface,
                 info.source,
@@ -96,13 +106,18 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
                     ""
                 }
             );
-        }
-    });
-    // The workers and run_live's sender are gone either way: the writer ends.
+            }
+        },
+        export.as_ref(),
+    );
+    // The workers (so the export handles) are gone: the export writer
+    // finishes its files and sends their events, then the line writer ends.
+    let exported = export.map(|e| e.finish()).transpose();
     let written = writer.join().context("writing flow records failed");
     drop(metrics);
     let summary = result.with_context(|| format!("cannot capture on {iface}"))?;
     let sinks = written?;
+    exported.context("writing PCAP files failed")?;
     if !quiet {
         print_summary(&summary);
         for s in &sinks {

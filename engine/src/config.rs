@@ -8,10 +8,14 @@ use serde::Deserialize;
 
 mod app_section;
 mod capture_section;
+mod export_section;
 mod output_section;
 pub use app_section::{AppSection, DnsSection, HttpSection, StreamSection, TlsSection};
 pub use capture_section::{
     CaptureSection, CaptureSource, FilterSection, ShardSetting, XdpModeSetting, ZeroCopySetting,
+};
+pub use export_section::{
+    DnsMatch, ExportSection, HttpMatch, MatchSection, RuleSection, Size, TlsMatch, Values,
 };
 pub use output_section::{metrics_addr, OutputSection, SampleSection, SinkSection};
 
@@ -42,6 +46,7 @@ pub struct Config {
     pub capture: CaptureSection,
     pub stream: StreamSection,
     pub app: AppSection,
+    pub export: ExportSection,
 }
 
 impl Default for Config {
@@ -56,6 +61,7 @@ impl Default for Config {
             capture: CaptureSection::default(),
             stream: StreamSection::default(),
             app: AppSection::default(),
+            export: ExportSection::default(),
         }
     }
 }
@@ -207,6 +213,7 @@ impl Config {
             return bad("decode.max_tunnel_depth", "must be at least 1");
         }
         self.capture.validate()?;
+        self.export.validate()?;
         Ok(())
     }
 }

@@ -272,6 +272,8 @@ struct WorkerSetup {
     sender: Option<BatchSender>,
     stats_slot: Arc<Mutex<WorkerStats>>,
     queue_slot: Arc<Mutex<QueueCounters>>,
+    /// PCAP export: the rules and this worker's handle (taken by the worker).
+    export: Option<(Arc<crate::export::ExportRules>, output::pcap::PcapHandle)>,
 }
 
 struct WorkerEnd {
@@ -306,12 +308,15 @@ fn publish_queue<S: LiveSource>(src: &S, slot: &Mutex<QueueCounters>) {
 }
 
 /// The full pipeline on one source until `halt`.
-fn run_pipeline<S: LiveSource>(src: &mut S, s: &WorkerSetup) -> (WorkerStats, Option<String>) {
+fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats, Option<String>) {
     let mut w = Worker::new(
         &s.cfg,
         EventBatch::new(s.sender.clone(), s.cfg.output.batch_bytes),
     );
     w.publish_to(Arc::clone(&s.stats_slot));
+    if let Some((rules, handle)) = s.export.take() {
+        w.set_export(rules, handle, u16::try_from(s.index).unwrap_or(u16::MAX));
+    }
     let mut idle = 0u32;
     let mut until_clock = CLOCK_EVERY_BATCHES;
     let mut next_publish = Instant::now() + PUBLISH_EVERY;
@@ -423,7 +428,7 @@ fn run_count_only<S: LiveSource>(src: &mut S, s: &WorkerSetup) -> (WorkerStats, 
 
 fn spawn_worker<S: LiveSource>(
     mut src: S,
-    setup: WorkerSetup,
+    mut setup: WorkerSetup,
     ready: mpsc::Sender<(usize, Result<(), WorkerError>)>,
 ) -> Result<JoinHandle<WorkerEnd>, LiveError> {
     std::thread::Builder::new()
@@ -443,7 +448,7 @@ fn spawn_worker<S: LiveSource>(
             let (stats, error) = if setup.capture_only {
                 run_count_only(&mut src, &setup)
             } else {
-                run_pipeline(&mut src, &setup)
+                run_pipeline(&mut src, &mut setup)
             };
             let queue = src.counters();
             if let Ok(mut g) = setup.queue_slot.lock() {
@@ -489,6 +494,20 @@ pub fn run_live(
     sender: Option<BatchSender>,
     stop: &AtomicBool,
     on_ready: impl FnOnce(&LiveInfo),
+) -> Result<LiveSummary, LiveError> {
+    run_live_with_export(cfg, opts, sender, stop, on_ready, None)
+}
+
+/// [`run_live`] with PCAP export when `export` is given: each worker gets a
+/// handle (dropped when it ends); the final `stats` event carries the
+/// writer's counters as they are then.
+pub fn run_live_with_export(
+    cfg: &Config,
+    opts: &LiveOptions,
+    sender: Option<BatchSender>,
+    stop: &AtomicBool,
+    on_ready: impl FnOnce(&LiveInfo),
+    export: Option<&crate::export::ExportRun>,
 ) -> Result<LiveSummary, LiveError> {
     cfg.validate()?;
     let iface = opts.iface.as_str();
@@ -600,6 +619,7 @@ pub fn run_live(
             sender: sender.clone(),
             stats_slot: Arc::clone(&slot.stats),
             queue_slot: Arc::clone(&slot.queue),
+            export: export.map(|e| (Arc::clone(&e.rules), e.handle())),
         };
         slots.push(slot);
         s
@@ -763,6 +783,9 @@ pub fn run_live(
             per_worker: summary.per_worker.clone(),
             capture: Some(summary.capture.clone()),
             sinks: monitor.sinks(),
+            // Files still open finish after the workers: their `pcap`
+            // events come after this line.
+            pcap_writer: export.map(|e| e.counters().snapshot()),
         }
         .encode_stats(wall_ns(), &mut buf);
         tx.submit(&mut buf, 1);

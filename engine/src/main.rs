@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use engine::config::Config;
-use engine::offline::{replay_file, Progress, ReplaySummary, OFFLINE_POLICY};
+use engine::export::ExportRun;
+use engine::offline::{replay_file, Progress, ReplayOptions, ReplaySummary, OFFLINE_POLICY};
 use engine::stats::{serve_metrics, Monitor, Snapshot, WorkerStats};
 use output::writer::{BatchSender, LineWriter, WhenFull};
 
@@ -49,6 +50,43 @@ enum Command {
     Doctor(cli_live::DoctorArgs),
     /// Print the default configuration file (every setting, with comments in the README).
     DefaultConfig,
+    /// Run PCAP export rules over a capture file: one pcapng per matching
+    /// flow (or a shared file), written to --dir, a `pcap` event per file.
+    ///
+    /// Example: flowtap export --pcap in.pcap --dir out --rule 'name=evil,http.host=*.example.com'
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// Capture file to read (pcap or pcapng).
+    #[arg(long, value_name = "FILE")]
+    pcap: PathBuf,
+    /// An export rule in one line: `key=value` pairs separated by `,`,
+    /// alternatives by `|`, e.g. `name=evil,http.host=*.example.com|evil.org,action=flow`.
+    /// Keys: name, action (flow|shared), format (pcapng|pcap), snaplen, dir,
+    /// compression (none|gzip), max_packets, max_bytes, rotate_bytes, rotate_secs,
+    /// retain_files, retain_bytes; conditions: cidr, src_cidr, dst_cidr, port, src_port,
+    /// dst_port, proto, vlan, tunnel, app_proto, http.host, http.uri, http.method,
+    /// http.status, http.content_type, dns.query, tls.sni, tls.ja3, tls.ja4,
+    /// flow_bytes, flow_packets (at least). Repeat for several rules.
+    #[arg(long, value_name = "RULE")]
+    rule: Vec<String>,
+    /// Configuration file; its [[export.rules]] run too.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the rules that name none.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Where events go (as for `run`) [default: `-?types=pcap,stats`: the pcap events and the stats on stdout].
+    #[arg(long, short, value_name = "URL|PATH|-", allow_hyphen_values = true)]
+    output: Vec<String>,
+    /// Worker threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Do not print the end-of-run summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,6 +136,7 @@ fn main() -> ExitCode {
             print!("{}", default_config_toml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export(args) => export(args),
     };
     match result {
         Ok(code) => code,
@@ -145,6 +184,55 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let Some(pcap) = args.pcap.clone() else {
         return cli_live::run(&args.live, cfg, args.quiet);
     };
+    replay_offline(cfg, &pcap, args.pps, args.no_progress, args.quiet)
+}
+
+/// `flowtap export`: the config's rules and the `--rule`s over a capture file.
+fn export(args: ExportArgs) -> Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let dir = args.dir.as_ref().map(|d| d.display().to_string());
+    for line in &args.rule {
+        let r = engine::export::rules::parse_compact_checked(line, dir.as_deref())?;
+        cfg.export.rules.push(r);
+    }
+    if let Some(d) = &args.dir {
+        for r in &mut cfg.export.rules {
+            if r.dir.is_empty() {
+                r.dir = d.display().to_string();
+            }
+        }
+    }
+    if cfg.export.rules.is_empty() {
+        anyhow::bail!("no export rule: give --rule 'name=...,<condition>=...' or a --config with [[export.rules]]");
+    }
+    if let Some(w) = args.workers {
+        cfg.workers = w;
+    }
+    let outputs = if args.output.is_empty() {
+        vec!["-?types=pcap,stats".to_string()]
+    } else {
+        args.output.clone()
+    };
+    cfg.output.sinks = outputs
+        .iter()
+        .map(|u| engine::config::SinkSection {
+            url: u.clone(),
+            ..Default::default()
+        })
+        .collect();
+    replay_offline(cfg, &args.pcap, None, true, args.quiet)
+}
+
+fn replay_offline(
+    cfg: Config,
+    pcap: &std::path::Path,
+    pps: Option<u64>,
+    no_progress: bool,
+    quiet: bool,
+) -> Result<ExitCode> {
     cfg.validate()?;
     let workers = if cfg.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -156,6 +244,11 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let metrics = serve_metrics(&cfg.output.metrics_listen, &monitor)?;
     let (writer, sender) = spawn_writer(&cfg, OFFLINE_POLICY)?;
     monitor.watch_sinks(sender.probe());
+    let export = ExportRun::start(&cfg.export, Some(sender.clone()), true)
+        .context("cannot start PCAP export")?;
+    if let Some(e) = &export {
+        monitor.watch_pcap(e.counters());
+    }
 
     let published: Vec<Arc<Mutex<WorkerStats>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStats::default())))
@@ -183,8 +276,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         })
     });
 
-    let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
-        let len = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
+    let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
+        let len = std::fs::metadata(pcap).map(|m| m.len()).unwrap_or(0);
         let pb = indicatif::ProgressBar::new(len);
         pb.set_style(
             indicatif::ProgressStyle::with_template(
@@ -196,13 +289,16 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     });
 
     let summary = replay_file(
-        &pcap,
+        pcap,
         &cfg,
         workers,
-        Some(sender.clone()),
-        &published,
-        bar.as_ref().map(|b| b as &dyn Progress),
-        args.pps,
+        ReplayOptions {
+            sender: Some(sender.clone()),
+            published: &published,
+            progress: bar.as_ref().map(|b| b as &dyn Progress),
+            pps,
+            export: export.as_ref(),
+        },
     )
     .with_context(|| format!("cannot replay {}", pcap.display()));
     if let Some(b) = &bar {
@@ -212,12 +308,17 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(t) = stats_thread {
         let _ = t.join();
     }
+    // Every worker (so every export handle) is gone: the export writer
+    // finishes its files and sends their events before the last stats.
+    let pcap_summary = export.map(|e| e.finish()).transpose();
     let summary = summary?;
+    let pcap_writer = pcap_summary.context("writing PCAP files failed")?;
     let mut buf = Vec::new();
     Snapshot {
         per_worker: summary.per_worker.clone(),
         capture: None,
         sinks: monitor.sinks(),
+        pcap_writer: pcap_writer.clone(),
     }
     .encode_stats(summary.last_ns, &mut buf);
     sender.submit(&mut buf, 1);
@@ -225,11 +326,12 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let counters = Arc::clone(writer.counters());
     let sinks = writer.join().context("writing flow records failed")?;
     drop(metrics);
-    if !args.quiet {
+    if !quiet {
         print_summary(
             &summary,
             workers,
             counters.events_dropped.load(Ordering::Relaxed),
+            pcap_writer.as_ref(),
         );
         for s in &sinks {
             eprintln!("flowtap: {}", s.summary_line());
@@ -257,7 +359,12 @@ fn wall_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn print_summary(s: &ReplaySummary, workers: usize, dropped: u64) {
+fn print_summary(
+    s: &ReplaySummary,
+    workers: usize,
+    dropped: u64,
+    pcap_writer: Option<&output::pcap::PcapSummary>,
+) {
     let st = &s.stats;
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
@@ -290,5 +397,20 @@ fn print_summary(s: &ReplaySummary, workers: usize, dropped: u64) {
     );
     for ((layer, why), n) in &st.decode_errors {
         eprintln!("flowtap: decode: {layer}.{why}: {n}");
+    }
+    if let Some(e) = &st.export {
+        let w = pcap_writer.cloned().unwrap_or_default();
+        eprintln!(
+            "flowtap: export: matches {} · files written {} · packets {} ({} bytes) · buffered {} · pool evictions {} · missed before match {} · queue drops {} · io errors {}",
+            e.matches,
+            w.files_written,
+            e.packets_exported,
+            e.bytes_exported,
+            e.packets_buffered,
+            e.pool_evictions,
+            e.packets_missed,
+            w.queue_drops,
+            w.io_errors
+        );
     }
 }

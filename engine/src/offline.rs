@@ -19,6 +19,7 @@ use dissect::packet::{decode, DecodeConfig, Decoded};
 use output::writer::{BatchSender, WhenFull};
 
 use crate::config::Config;
+use crate::export::ExportRun;
 use crate::stats::WorkerStats;
 use crate::worker::{EventBatch, Worker};
 
@@ -152,20 +153,31 @@ impl PacketSource for ChannelSource {
     }
 }
 
-/// Replays `path` through `workers` workers, writing records through
-/// `sender`; `pps` paces the reading (packets per second, `None`: as fast as
-/// the workers go).
+/// What a replay takes besides the capture, the config and the worker count.
+#[derive(Default)]
+pub struct ReplayOptions<'a> {
+    /// Where the workers' events go (`None`: encoded nowhere).
+    pub sender: Option<BatchSender>,
+    /// Slots the workers publish their counters to (stats, metrics).
+    pub published: &'a [Arc<Mutex<WorkerStats>>],
+    pub progress: Option<&'a dyn Progress>,
+    /// Paces the reading to this many packets per second (`None`: as fast as
+    /// the workers go).
+    pub pps: Option<u64>,
+    /// PCAP export: each worker gets its handle; they are all dropped when
+    /// the replay returns.
+    pub export: Option<&'a ExportRun>,
+}
+
+/// Replays `path` through `workers` workers.
 pub fn replay_file(
     path: &Path,
     cfg: &Config,
     workers: usize,
-    sender: Option<BatchSender>,
-    published: &[Arc<Mutex<WorkerStats>>],
-    progress: Option<&dyn Progress>,
-    pps: Option<u64>,
+    opts: ReplayOptions<'_>,
 ) -> Result<ReplaySummary, ReplayError> {
     let file = CaptureFile::open(path)?;
-    replay(file, cfg, workers, sender, published, progress, pps)
+    replay(file, cfg, workers, opts)
 }
 
 /// Replays an opened capture (from a file or from memory).
@@ -173,11 +185,15 @@ pub fn replay(
     mut file: CaptureFile,
     cfg: &Config,
     workers: usize,
-    sender: Option<BatchSender>,
-    published: &[Arc<Mutex<WorkerStats>>],
-    progress: Option<&dyn Progress>,
-    pps: Option<u64>,
+    opts: ReplayOptions<'_>,
 ) -> Result<ReplaySummary, ReplayError> {
+    let ReplayOptions {
+        sender,
+        published,
+        progress,
+        pps,
+        export,
+    } = opts;
     let workers = workers.max(1);
     let started = Instant::now();
     let pacer = Pacer::new(pps);
@@ -188,6 +204,9 @@ pub fn replay(
         let mut w = Worker::new(cfg, EventBatch::new(sender.clone(), cfg.output.batch_bytes));
         if let Some(slot) = published.get(i) {
             w.publish_to(Arc::clone(slot));
+        }
+        if let Some(ex) = export {
+            ex.attach(&mut w, i);
         }
         w
     };
@@ -221,6 +240,7 @@ pub fn replay(
             }
         }
         let stats = worker.finish(last_ns);
+        drop(worker);
         return Ok(ReplaySummary {
             stats: stats.clone(),
             per_worker: vec![stats],

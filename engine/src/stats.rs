@@ -15,12 +15,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::defrag::DefragCounters;
+use crate::export::ExportCounters;
 use crate::flow::TableCounters;
 use crate::stream::StreamCounters;
 use dissect::app::AppStats;
 use output::metrics::{
-    list_sinks, Exposition, Figure, JsonListing, Kind, Listing, MetricsError, MetricsServer,
+    list_pcap_writer, list_sinks, Exposition, Figure, JsonListing, Kind, Listing, MetricsError,
+    MetricsServer,
 };
+use output::pcap::{PcapCounters, PcapSummary};
 use output::{OutputsProbe, SinkSnapshot};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub struct WorkerStats {
     pub app_by_type: AppEventCounts,
     /// Bytes held by reassembly and parsers at the last update.
     pub stream_bytes_held: u64,
+    /// PCAP export (None: no export rule).
+    pub export: Option<ExportCounters>,
 }
 
 impl WorkerStats {
@@ -102,6 +107,9 @@ impl WorkerStats {
         a.pending_at_end += b.pending_at_end;
         a.fragments_pending_at_end += b.fragments_pending_at_end;
         self.records += o.records;
+        if let Some(b) = &o.export {
+            self.export.get_or_insert_with(Default::default).merge(b);
+        }
     }
 
     /// Sum of the fates; equals `received` when every packet is accounted.
@@ -128,6 +136,8 @@ pub struct Snapshot {
     pub per_worker: Vec<WorkerStats>,
     pub capture: Option<CaptureStats>,
     pub sinks: Vec<SinkSnapshot>,
+    /// The PCAP export writer thread (None: no export rule).
+    pub pcap_writer: Option<PcapSummary>,
 }
 
 impl Snapshot {
@@ -162,6 +172,16 @@ impl Snapshot {
             value: self.per_worker.len() as u64,
         });
         list_worker(total, v);
+        if let Some(e) = &total.export {
+            v.open("export");
+            list_export(e, v);
+            if let Some(w) = &self.pcap_writer {
+                v.open("writer");
+                list_pcap_writer(w, v);
+                v.close();
+            }
+            v.close();
+        }
         if let Some(c) = &self.capture {
             list_capture(c, v);
         }
@@ -183,13 +203,156 @@ impl Snapshot {
             let i = i.to_string();
             e.set_scope(&[("worker", &i)]);
             list_worker(w, &mut e);
+            if let Some(x) = &w.export {
+                list_export(x, &mut e);
+            }
         }
         e.set_scope(&[]);
+        if let Some(w) = &self.pcap_writer {
+            list_pcap_writer(w, &mut e);
+        }
         if let Some(c) = &self.capture {
             list_capture(c, &mut e);
         }
         list_sinks(&self.sinks, &mut e);
         e.render()
+    }
+}
+
+/// Lists the PCAP export counters of a worker (or their sum): the `export`
+/// section of the `stats` event.
+pub fn list_export(e: &ExportCounters, v: &mut dyn Listing) {
+    use Kind::{Counter, Gauge};
+    let figures: [(&str, &'static str, Kind, &'static str, u64); 17] = [
+        (
+            "candidates",
+            "flowtap_export_candidates_total",
+            Counter,
+            "Flows that some export rule could still select when they started.",
+            e.candidates,
+        ),
+        (
+            "matches",
+            "flowtap_export_matches_total",
+            Counter,
+            "(flow, rule) export matches.",
+            e.matches,
+        ),
+        (
+            "files_opened",
+            "flowtap_export_flow_files_opened_total",
+            Counter,
+            "Per-flow export files opened.",
+            e.files_opened,
+        ),
+        (
+            "matches_without_packets",
+            "flowtap_export_matches_without_packets_total",
+            Counter,
+            "Flows that matched only as they ended, with nothing buffered any more (no file).",
+            e.matches_without_packets,
+        ),
+        (
+            "files_limited",
+            "flowtap_export_flow_files_limited_total",
+            Counter,
+            "Per-flow files finished because the rule's packet or byte limit was hit.",
+            e.files_limited,
+        ),
+        (
+            "packets_buffered",
+            "flowtap_export_packets_buffered_total",
+            Counter,
+            "Frames copied into the pre-trigger pool.",
+            e.packets_buffered,
+        ),
+        (
+            "buffers_full",
+            "flowtap_export_buffers_full_total",
+            Counter,
+            "Flows whose pre-trigger buffer filled before a rule decided.",
+            e.buffers_full,
+        ),
+        (
+            "buffers_dropped_on_miss",
+            "flowtap_export_buffers_dropped_on_miss_total",
+            Counter,
+            "Flows whose buffer was dropped because their first transaction did not match.",
+            e.buffers_dropped_on_miss,
+        ),
+        (
+            "pool_evictions",
+            "flowtap_export_pool_evictions_total",
+            Counter,
+            "Flows whose buffer was released to make room in the pool (oldest first).",
+            e.pool_evictions,
+        ),
+        (
+            "pool_evicted_packets",
+            "flowtap_export_pool_evicted_packets_total",
+            Counter,
+            "Frames released from the pool to make room.",
+            e.pool_evicted_packets,
+        ),
+        (
+            "pool_bytes_held",
+            "flowtap_export_pool_bytes",
+            Gauge,
+            "Bytes held in the pre-trigger pool.",
+            e.pool_bytes_held,
+        ),
+        (
+            "released_early",
+            "flowtap_export_released_early_total",
+            Counter,
+            "Flows released before they ended because no rule could select them any more.",
+            e.released_early,
+        ),
+        (
+            "packets_exported",
+            "flowtap_export_packets_total",
+            Counter,
+            "Frames handed to the PCAP writer.",
+            e.packets_exported,
+        ),
+        (
+            "bytes_exported",
+            "flowtap_export_bytes_total",
+            Counter,
+            "Bytes of the frames handed to the PCAP writer.",
+            e.bytes_exported,
+        ),
+        (
+            "packets_missed",
+            "flowtap_export_packets_missed_total",
+            Counter,
+            "Frames of matched flows from before the match that were no longer buffered.",
+            e.packets_missed,
+        ),
+        (
+            "other_link",
+            "flowtap_export_other_link_total",
+            Counter,
+            "Frames of a flow on another link type than its first (not exported).",
+            e.other_link,
+        ),
+        (
+            "fragments_dropped",
+            "flowtap_export_fragments_dropped_total",
+            Counter,
+            "Fragment frames dropped from the export stash before their datagram completed.",
+            e.fragments_dropped,
+        ),
+    ];
+    for (key, metric, kind, help, value) in figures {
+        v.figure(&Figure {
+            key,
+            metric,
+            kind,
+            help,
+            labels: &[],
+            value,
+        });
     }
 }
 
@@ -732,6 +895,7 @@ pub struct Monitor {
     workers: Mutex<Vec<Arc<Mutex<WorkerStats>>>>,
     capture: Mutex<Option<CaptureStats>>,
     sinks: Mutex<Option<OutputsProbe>>,
+    pcap: Mutex<Option<Arc<PcapCounters>>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -748,6 +912,7 @@ impl Monitor {
             workers: Mutex::new(Vec::new()),
             capture: Mutex::new(None),
             sinks: Mutex::new(None),
+            pcap: Mutex::new(None),
         })
     }
 
@@ -755,6 +920,21 @@ impl Monitor {
         if let Ok(mut g) = self.sinks.lock() {
             *g = Some(probe);
         }
+    }
+
+    /// The PCAP export writer's counters.
+    pub fn watch_pcap(&self, counters: Arc<PcapCounters>) {
+        if let Ok(mut g) = self.pcap.lock() {
+            *g = Some(counters);
+        }
+    }
+
+    /// The PCAP export writer's counters now (None without export).
+    pub fn pcap_writer(&self) -> Option<PcapSummary> {
+        self.pcap
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|c| c.snapshot()))
     }
 
     /// The slots the workers publish into (one per worker, in order).
@@ -795,6 +975,7 @@ impl Monitor {
             per_worker,
             capture: self.capture.lock().ok().and_then(|g| g.clone()),
             sinks: self.sinks(),
+            pcap_writer: self.pcap_writer(),
         }
     }
 }
@@ -880,6 +1061,12 @@ mod tests {
         w.flows.active = 2 * seed;
         w.defrag.invalid = seed;
         w.stream.worker_cap_hit = seed + 1;
+        w.export = Some(ExportCounters {
+            matches: seed,
+            packets_exported: 3 * seed,
+            pool_bytes_held: 100 * seed,
+            ..ExportCounters::default()
+        });
         w
     }
 
@@ -907,6 +1094,11 @@ mod tests {
                 queue_batches: 1,
                 ..SinkSnapshot::default()
             }],
+            pcap_writer: Some(PcapSummary {
+                files_written: 4,
+                queue_drops: 1,
+                ..PcapSummary::default()
+            }),
         };
         let mut buf = Vec::new();
         snap.encode_stats(1_000_000_000, &mut buf);
@@ -920,6 +1112,8 @@ mod tests {
         assert_eq!(stats["app"]["events"], 48);
         assert_eq!(stats["capture"]["iface"], "eth\"1");
         assert_eq!(stats["capture"]["dropped"]["total"], 3);
+        assert_eq!(stats["export"]["matches"], 8);
+        assert_eq!(stats["export"]["writer"]["files_written"], 4);
 
         let text = snap.exposition();
         let mut sums: HashMap<(String, Vec<(String, String)>), u64> = HashMap::new();
@@ -965,6 +1159,8 @@ mod tests {
             "flowtap_capture_info{source=\"afpacket\",iface=\"eth\\\"1\",mode=\"tpacket_v3\"} 1\n"
         ));
         assert!(text.contains("flowtap_sink_queue_batches{sink=\"file\"} 1\n"));
+        assert!(text.contains("flowtap_export_matches_total{worker=\"2\"} 5\n"));
+        assert!(text.contains("flowtap_pcap_files_written_total 4\n"));
     }
 
     /// Every `flowtap_*` name in the Grafana dashboard is a metric flowtap
@@ -981,6 +1177,7 @@ mod tests {
             per_worker: vec![worker(1)],
             capture: Some(CaptureStats::default()),
             sinks: vec![SinkSnapshot::default()],
+            pcap_writer: Some(PcapSummary::default()),
         };
         let exposed = snap.exposition();
         let mut used = 0;

@@ -198,6 +198,20 @@ impl Session {
         self.app_stats
     }
 
+    /// What the parser knows of transactions not emitted yet (see
+    /// [`dissect::app::AppParser::peek`]).
+    pub fn peek_app(&self, f: &mut dyn FnMut(dissect::app::Peek<'_>)) {
+        if let App::Parsing(p) = &self.app {
+            p.peek(f);
+        }
+    }
+
+    /// No protocol was detected and none will be (detection gave up, or
+    /// the app layer is off).
+    pub fn app_settled(&self) -> bool {
+        self.proto.is_none() && matches!(self.app, App::None)
+    }
+
     pub fn kpis(&self) -> TcpKpis {
         TcpKpis {
             orig: self.streams[0].kpi,

@@ -14,6 +14,7 @@ use output::WorkerOutput;
 
 use crate::config::Config;
 use crate::defrag::{Defrag, FragKey, Insert};
+use crate::export::{ExportRules, FlowExport, FragStash, RawFrame};
 use crate::flow::{FlowTable, FlowTimeouts, PacketInfo, RecordSink};
 use crate::stats::{AppEventCounts, WorkerStats};
 
@@ -96,6 +97,14 @@ pub struct Worker {
     next_housekeeping_ns: u64,
     /// Where the stats thread reads this worker's counters.
     published: Option<Arc<Mutex<WorkerStats>>>,
+    /// PCAP export is on (its state lives in the flow table).
+    exporting: bool,
+    /// Some rule takes every frame.
+    capture_all: bool,
+    /// Fragment frames waiting for their datagram (export only).
+    frag_stash: Option<FragStash>,
+    /// Reused: the frames of the datagram just reassembled.
+    frag_frames: Vec<(u64, u32, u32, Vec<u8>)>,
 }
 
 impl Worker {
@@ -129,7 +138,30 @@ impl Worker {
             now_ns: 0,
             next_housekeeping_ns: 0,
             published: None,
+            exporting: false,
+            capture_all: false,
+            frag_stash: None,
+            frag_frames: Vec::new(),
         }
+    }
+
+    /// Turns PCAP export on: `handle` is this worker's (number `index`)
+    /// handle on the writer thread.
+    pub fn set_export(
+        &mut self,
+        rules: Arc<ExportRules>,
+        handle: output::pcap::PcapHandle,
+        index: u16,
+    ) {
+        if rules.is_empty() {
+            return;
+        }
+        self.capture_all = !rules.capture_all.is_empty();
+        if rules.flow_rules != 0 {
+            self.frag_stash = Some(FragStash::new(rules.fragment_bytes));
+        }
+        self.table.set_export(FlowExport::new(rules, handle, index));
+        self.exporting = true;
     }
 
     /// Lets a stats thread read this worker's counters (updated once per batch).
@@ -144,6 +176,17 @@ impl Worker {
         self.stats.bytes += u64::from(pkt.orig_len);
         if pkt.ts_ns > self.now_ns {
             self.now_ns = pkt.ts_ns;
+        }
+        let raw = RawFrame {
+            ts_ns: pkt.ts_ns,
+            orig_len: pkt.orig_len,
+            link: pkt.link.0,
+            data: pkt.data,
+        };
+        if self.capture_all {
+            if let Some(ex) = self.table.export_mut() {
+                ex.capture_all(&raw);
+            }
         }
         let mut d = Decoded::default();
         decode(pkt.link.0, pkt.data, &self.decode_cfg, &mut d);
@@ -182,6 +225,9 @@ impl Worker {
                 vlan: d.vlans.as_slice().last().copied().unwrap_or(0),
             };
             let proto = ip.proto;
+            if let Some(stash) = self.frag_stash.as_mut() {
+                stash.hold(key, &raw);
+            }
             let inserted = self.defrag.insert(
                 key,
                 frag.offset,
@@ -194,14 +240,37 @@ impl Worker {
                 {
                     let mut whole = Decoded::default();
                     decode_ip_payload(&d, proto, &r.payload, &self.decode_cfg, &mut whole);
-                    self.account(&whole, pkt.ts_ns, r.frames, r.bytes);
+                    let mut held = std::mem::take(&mut self.frag_frames);
+                    if let Some(stash) = self.frag_stash.as_mut() {
+                        stash.take(&key, &mut held);
+                    }
+                    let frames: Vec<RawFrame<'_>> = held
+                        .iter()
+                        .map(|(ts_ns, orig_len, link, data)| RawFrame {
+                            ts_ns: *ts_ns,
+                            orig_len: *orig_len,
+                            link: *link,
+                            data,
+                        })
+                        .collect();
+                    self.account(&whole, pkt.ts_ns, r.frames, r.bytes, &frames);
+                    drop(frames);
+                    if let Some(stash) = self.frag_stash.as_mut() {
+                        stash.recycle(&mut held);
+                    }
+                    self.frag_frames = held;
                 }
                 self.defrag.recycle(r.payload);
             }
             return;
         }
         self.stats.flow += 1;
-        self.account(&d, pkt.ts_ns, 1, u64::from(pkt.orig_len));
+        let raw = if self.exporting {
+            std::slice::from_ref(&raw)
+        } else {
+            &[]
+        };
+        self.account(&d, pkt.ts_ns, 1, u64::from(pkt.orig_len), raw);
     }
 
     fn count_error(&mut self, layer: &'static str, why: &'static str) {
@@ -209,7 +278,14 @@ impl Worker {
     }
 
     #[inline]
-    fn account(&mut self, d: &Decoded<'_>, ts_ns: u64, frames: u64, bytes: u64) {
+    fn account(
+        &mut self,
+        d: &Decoded<'_>,
+        ts_ns: u64,
+        frames: u64,
+        bytes: u64,
+        raw: &[RawFrame<'_>],
+    ) {
         let Some((key, from_first)) = FlowKey::from_decoded(d, &self.key_cfg) else {
             return;
         };
@@ -221,6 +297,7 @@ impl Worker {
             ts_ns,
             frames,
             bytes,
+            raw,
         };
         self.table.on_packet(&info, &mut self.out);
     }
@@ -232,6 +309,12 @@ impl Worker {
             self.next_housekeeping_ns = self.now_ns.saturating_add(NS);
             self.table.advance(self.now_ns, &mut self.out);
             self.defrag.expire(self.now_ns);
+            // Export chunks go to the writer when full, and at least once a
+            // second (traffic time; wall time when idle): waking the writer
+            // after every batch costs more than the copying.
+            if let Some(ex) = self.table.export_mut() {
+                ex.flush();
+            }
             self.publish();
         }
         self.out.flush(false);
@@ -259,6 +342,9 @@ impl Worker {
         self.table.flush_all(now, &mut self.out);
         self.defrag.finish();
         self.out.flush(true);
+        if let Some(ex) = self.table.export_mut() {
+            ex.flush();
+        }
         self.publish();
         self.stats()
     }
@@ -273,6 +359,10 @@ impl Worker {
         s.stream = self.table.stream_counters();
         s.app = self.table.app_stats();
         s.stream_bytes_held = self.table.stream_bytes() as u64;
+        if let Some(mut e) = self.table.export_counters() {
+            e.fragments_dropped = self.frag_stash.as_ref().map_or(0, |f| f.dropped);
+            s.export = Some(e);
+        }
         s
     }
 

@@ -10,15 +10,18 @@ pub enum EventType {
     Dns,
     Tls,
     Stats,
+    /// A finished pcap export file.
+    Pcap,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         EventType::Flow,
         EventType::Http,
         EventType::Dns,
         EventType::Tls,
         EventType::Stats,
+        EventType::Pcap,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +31,7 @@ impl EventType {
             EventType::Dns => "dns",
             EventType::Tls => "tls",
             EventType::Stats => "stats",
+            EventType::Pcap => "pcap",
         }
     }
 
@@ -56,7 +60,7 @@ pub struct TypeSet(u8);
 
 impl TypeSet {
     pub const EMPTY: TypeSet = TypeSet(0);
-    pub const ALL: TypeSet = TypeSet(0b1_1111);
+    pub const ALL: TypeSet = TypeSet(0b11_1111);
 
     pub fn of(types: &[EventType]) -> TypeSet {
         TypeSet(types.iter().fold(0, |a, t| a | t.bit()))
@@ -99,7 +103,7 @@ impl TypeSet {
                 Some(t) => set.insert(t),
                 None => {
                     return Err(format!(
-                        "unknown event type `{part}` (expected flow, http, dns, tls, stats or all)"
+                        "unknown event type `{part}` (expected flow, http, dns, tls, stats, pcap or all)"
                     ))
                 }
             }

@@ -9,6 +9,7 @@ pub mod event;
 pub mod json;
 pub mod metrics;
 pub mod outputs;
+pub mod pcap;
 pub mod schema;
 pub mod sink;
 pub mod writer;

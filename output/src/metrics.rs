@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::json::{push_u64, write_escaped};
 use crate::outputs::SinkSnapshot;
+use crate::pcap::PcapSummary;
 
 /// Prometheus metric type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +269,78 @@ fn escape_label_value(out: &mut String, v: &str) {
 /// HELP texts escape `\` and newlines.
 fn escape_help(h: &str) -> String {
     h.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Lists the PCAP export writer's counters (the `export.writer` section of
+/// the `stats` event).
+pub fn list_pcap_writer(w: &PcapSummary, v: &mut dyn Listing) {
+    use Kind::Counter;
+    let figures: [(&str, &'static str, &'static str, u64); 9] = [
+        (
+            "files_opened",
+            "flowtap_pcap_files_opened_total",
+            "PCAP files the export writer opened.",
+            w.files_opened,
+        ),
+        (
+            "files_written",
+            "flowtap_pcap_files_written_total",
+            "PCAP files finished and renamed into place.",
+            w.files_written,
+        ),
+        (
+            "packets_written",
+            "flowtap_pcap_packets_written_total",
+            "Frames in finished PCAP files.",
+            w.packets_written,
+        ),
+        (
+            "bytes_written",
+            "flowtap_pcap_bytes_written_total",
+            "Bytes written to PCAP files.",
+            w.bytes_written,
+        ),
+        (
+            "queue_drops",
+            "flowtap_pcap_queue_drops_total",
+            "Frames dropped because the export writer's queue was full.",
+            w.queue_drops,
+        ),
+        (
+            "io_errors",
+            "flowtap_pcap_io_errors_total",
+            "Write errors (disk full, permission): each abandons one file.",
+            w.io_errors,
+        ),
+        (
+            "packets_failed",
+            "flowtap_pcap_packets_failed_total",
+            "Frames lost to write errors.",
+            w.packets_failed,
+        ),
+        (
+            "files_removed_by_retention",
+            "flowtap_pcap_files_removed_total",
+            "Finished PCAP files removed by retention (oldest first).",
+            w.files_removed_by_retention,
+        ),
+        (
+            "bytes_removed",
+            "flowtap_pcap_bytes_removed_total",
+            "Bytes of PCAP files removed by retention.",
+            w.bytes_removed,
+        ),
+    ];
+    for (key, metric, help, value) in figures {
+        v.figure(&Figure {
+            key,
+            metric,
+            kind: Counter,
+            help,
+            labels: &[],
+            value,
+        });
+    }
 }
 
 /// Lists every sink's counters (`sinks.<name>.*` in the event, `sink`

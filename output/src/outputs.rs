@@ -54,14 +54,14 @@ pub struct Volume {
     pub enabled: TypeSet,
     /// Keep 1 in N flows' events of each type (by flow id, so a sampled
     /// flow keeps all its events); 0 and 1 keep all. Indexed by [`EventType::index`].
-    pub sample: [u32; 5],
+    pub sample: [u32; EventType::ALL.len()],
 }
 
 impl Default for Volume {
     fn default() -> Self {
         Volume {
             enabled: TypeSet::ALL,
-            sample: [1; 5],
+            sample: [1; EventType::ALL.len()],
         }
     }
 }
@@ -553,7 +553,7 @@ struct Route {
 /// A worker's handle on the outputs. Not shared; one per worker.
 pub struct WorkerOutput {
     ports: Vec<Port>,
-    routes: [Route; 5],
+    routes: [Route; EventType::ALL.len()],
     opts: Arc<EncodeOptions>,
     volume: Volume,
     scratch: Vec<u8>,
@@ -562,12 +562,12 @@ pub struct WorkerOutput {
     /// Events left out by the volume controls (type off or not sampled).
     pub filtered: u64,
     /// Events per type that went to at least one sink.
-    pub by_type: [u64; 5],
+    pub by_type: [u64; EventType::ALL.len()],
 }
 
 impl WorkerOutput {
     fn new(ports: Vec<Port>, opts: Arc<EncodeOptions>, volume: Volume) -> WorkerOutput {
-        let mut routes: [Route; 5] = Default::default();
+        let mut routes: [Route; EventType::ALL.len()] = Default::default();
         for t in EventType::ALL {
             let r = &mut routes[t.index()];
             for (i, p) in ports.iter().enumerate() {
@@ -588,7 +588,7 @@ impl WorkerOutput {
             scratch: Vec::with_capacity(8192),
             encoded: 0,
             filtered: 0,
-            by_type: [0; 5],
+            by_type: [0; EventType::ALL.len()],
         }
     }
 
@@ -700,6 +700,18 @@ impl WorkerOutput {
         }
         self.route(EventType::Stats, ts_ns, b"", |s, o, buf| {
             schema::encode_stats(s, o, ts_ns, native_line, buf)
+        });
+    }
+
+    /// Queues a `pcap` event (a finished export file).
+    pub fn push_pcap(&mut self, ev: &crate::pcap::PcapEvent<'_>) {
+        if !self.volume.enabled.contains(EventType::Pcap) {
+            self.filtered += 1;
+            return;
+        }
+        let key = ev.community_id.unwrap_or(ev.path);
+        self.route(EventType::Pcap, ev.ts_ns, key.as_bytes(), |s, o, buf| {
+            schema::encode_pcap(s, o, ev, buf)
         });
     }
 

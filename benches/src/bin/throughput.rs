@@ -5,17 +5,22 @@
 //! and hand over without disk writes) in `--schema` (native): the time then
 //! includes what encoding and handing events to the sink cost the workers.
 //!
-//! Usage: throughput [--workers N] [--repeat R] [--small-packets N] [--sink PATH [--schema S]] [FILE]
+//! Usage: throughput [--workers N] [--repeat R] [--small-packets N] [--sink PATH [--schema S]]
+//!                   [--export-rule RULE --export-dir DIR] [FILE]
 //!   FILE defaults to $FLOWTAP_BENCH_PCAP or /tmp/w1.pcap (W1:
 //!   `python3 ../shared/bench/gen_bench_pcap.py -o /tmp/w1.pcap -n 200000 --seed 1`).
 //!   --small-packets N also runs N synthetic 64-byte UDP frames over 4096 flows.
+//!   --export-rule (repeatable, `flowtap export --rule` syntax) turns PCAP
+//!   export on, files written to --export-dir (emptied before each run); the
+//!   time then includes finishing the files, and export MB/s is printed.
 //! Prints one line per run and the median; peak RSS from /proc/self/status.
 
 use std::time::Duration;
 
 use capture::file::CaptureFile;
 use engine::config::Config;
-use engine::offline::{replay, OFFLINE_POLICY};
+use engine::export::ExportRun;
+use engine::offline::{replay, ReplayOptions, OFFLINE_POLICY};
 use output::sink::{FileSpec, SinkKind, SinkSpec};
 use output::writer::LineWriter;
 use output::{EncodeOptions, Schema, Volume};
@@ -30,6 +35,8 @@ fn main() {
     let mut sink: Option<String> = None;
     let mut schema = Schema::Native;
     let mut path = std::env::var("FLOWTAP_BENCH_PCAP").unwrap_or_else(|_| "/tmp/w1.pcap".into());
+    let mut export_rules = Vec::new();
+    let mut export_dir = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
@@ -46,6 +53,15 @@ fn main() {
                 let s = args.next().unwrap_or_default();
                 schema = Schema::parse(&s).unwrap_or_else(|| fail(&format!("no schema {s:?}")));
             }
+            "--export-rule" => export_rules.push(
+                args.next()
+                    .unwrap_or_else(|| fail("--export-rule needs a rule")),
+            ),
+            "--export-dir" => {
+                export_dir = args
+                    .next()
+                    .unwrap_or_else(|| fail("--export-dir needs a directory"))
+            }
             "-h" | "--help" => {
                 println!("usage: throughput [--workers N] [--repeat R] [--small-packets N] [--sink PATH [--schema S]] [FILE]");
                 return;
@@ -53,7 +69,14 @@ fn main() {
             _ => path = a,
         }
     }
-    let cfg = Config::default();
+    let mut cfg = Config::default();
+    for r in &export_rules {
+        let dir = (!export_dir.is_empty()).then_some(export_dir.as_str());
+        cfg.export.rules.push(
+            engine::export::rules::parse_compact_checked(r, dir)
+                .unwrap_or_else(|e| fail(&e.to_string())),
+        );
+    }
     let out = Out { sink, schema };
     match std::fs::read(&path) {
         Ok(bytes) => measure(&path, bytes, &cfg, workers, repeat, &out),
@@ -84,7 +107,15 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
     let mut pkts = 0;
     let mut wire_bytes = 0;
     let mut records = 0;
+    let mut exported = (0u64, 0u64, 0u64);
+    // Export runs: the replay alone (workers done), without starting the
+    // writer and finishing its files.
+    let mut pipeline: Vec<Duration> = Vec::new();
     for _ in 0..repeat {
+        for r in &cfg.export.rules {
+            let _ = std::fs::remove_dir_all(&r.dir);
+            let _ = std::fs::create_dir_all(&r.dir);
+        }
         let file = CaptureFile::from_bytes(bytes.clone())
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
         let writer = out.sink.as_ref().map(|path| {
@@ -99,9 +130,30 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
             .unwrap_or_else(|e| fail(&format!("sink {path}: {e}")))
         });
         let sender = writer.as_ref().map(|(_, s)| s.clone());
+        let start = std::time::Instant::now();
         let cpu0 = thread_cpu_ns();
-        let s = replay(file, cfg, workers, sender, &[], None, None)
-            .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
+        let export = ExportRun::start(&cfg.export, None, true)
+            .unwrap_or_else(|e| fail(&format!("export: {e}")));
+        let opts = ReplayOptions {
+            sender,
+            export: export.as_ref(),
+            ..Default::default()
+        };
+        let s = replay(file, cfg, workers, opts).unwrap_or_else(|e| fail(&format!("{name}: {e}")));
+        let mut elapsed = s.elapsed;
+        if let Some(x) = export {
+            pipeline.push(s.elapsed);
+            let w = x.finish().unwrap_or_else(|e| fail(&format!("export: {e}")));
+            elapsed = start.elapsed();
+            let e = s.stats.export.unwrap_or_default();
+            exported = (w.files_written, w.bytes_written, e.matches);
+            if w.queue_drops + w.io_errors > 0 {
+                eprintln!(
+                    "export: {} queue drops, {} io errors",
+                    w.queue_drops, w.io_errors
+                );
+            }
+        }
         if let Some((w, s)) = writer {
             drop(s);
             w.join().unwrap_or_else(|e| fail(&format!("sink: {e}")));
@@ -109,7 +161,7 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
         pkts = s.stats.received;
         wire_bytes = s.stats.bytes;
         records = s.stats.records + s.stats.app_events;
-        times.push(s.elapsed);
+        times.push(elapsed);
         cpu.push(thread_cpu_ns().saturating_sub(cpu0));
     }
     cpu.sort_unstable();
@@ -131,6 +183,20 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
     );
     if let Some(ms) = worker_cpu {
         println!("{name}: worker CPU time median {ms:.1} ms");
+    }
+    if !cfg.export.rules.is_empty() {
+        pipeline.sort();
+        let replay = pipeline[pipeline.len() / 2].as_secs_f64().max(1e-9);
+        println!(
+            "  export: {} matches, {} files, {:.1} MB written = {:.1} MB/s (median run); \
+             replay alone (without writer start/finish) {:.1} ms = {:.2} Mpps",
+            exported.2,
+            exported.0,
+            exported.1 as f64 / 1e6,
+            exported.1 as f64 / 1e6 / median,
+            replay * 1e3,
+            pkts as f64 / replay / 1e6
+        );
     }
 }
 

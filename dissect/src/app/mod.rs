@@ -148,6 +148,12 @@ pub trait AppParser: Send {
     /// Timer hook: emit transactions that waited too long (DNS queries older
     /// than the configured timeout). `parse` does the same on every call.
     fn expire(&mut self, _ctx: &Ctx, _emit: &mut dyn FnMut(AppEvent)) {}
+    /// What is already known of transactions whose event is not out yet:
+    /// HTTP requests whose headers are complete (awaiting their response),
+    /// a TLS handshake after its ClientHello, DNS queries awaiting their
+    /// answer. Only the fields seen so far are set. For decisions that
+    /// should not wait for the event (the engine's PCAP export rules).
+    fn peek(&self, _f: &mut dyn FnMut(Peek<'_>)) {}
     /// Nothing more will be parsed on this flow (tunnel, finished handshake).
     fn is_done(&self) -> bool {
         false
@@ -205,6 +211,33 @@ impl AppEvent {
             AppEvent::Http(_) => AppProto::Http,
             AppEvent::Dns(_) => AppProto::Dns,
             AppEvent::Tls(_) => AppProto::Tls,
+        }
+    }
+}
+
+/// A transaction not emitted yet, as far as it is known (see [`AppParser::peek`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Peek<'a> {
+    Http(&'a HttpEvent),
+    Dns(&'a DnsEvent),
+    Tls(&'a TlsEvent),
+}
+
+impl<'a> Peek<'a> {
+    /// An emitted event seen the same way.
+    pub fn of(ev: &'a AppEvent) -> Peek<'a> {
+        match ev {
+            AppEvent::Http(h) => Peek::Http(h),
+            AppEvent::Dns(d) => Peek::Dns(d),
+            AppEvent::Tls(t) => Peek::Tls(t),
+        }
+    }
+
+    pub fn proto(&self) -> AppProto {
+        match self {
+            Peek::Http(_) => AppProto::Http,
+            Peek::Dns(_) => AppProto::Dns,
+            Peek::Tls(_) => AppProto::Tls,
         }
     }
 }

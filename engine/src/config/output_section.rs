@@ -21,7 +21,7 @@ pub struct OutputSection {
     pub stats_interval: u64,
     /// Name written as GELF `host`, ECS `observer.hostname`, syslog HOSTNAME ("" = this host's name).
     pub host: String,
-    /// Event types emitted at all (flow, http, dns, tls, stats).
+    /// Event types emitted at all (flow, http, dns, tls, stats, pcap).
     pub types: Vec<String>,
     /// Captured HTTP bodies are cut to this many bytes in events (0 = never written).
     pub max_body_bytes: usize,
@@ -41,7 +41,7 @@ impl Default for OutputSection {
             batch_bytes: 256 << 10,
             stats_interval: 0,
             host: String::new(),
-            types: ["flow", "http", "dns", "tls", "stats"]
+            types: ["flow", "http", "dns", "tls", "stats", "pcap"]
                 .map(String::from)
                 .to_vec(),
             max_body_bytes: 256,

@@ -9,6 +9,8 @@ use hashbrown::HashTable;
 
 use super::tcp::{self, TcpTrack};
 use super::wheel::{Entry, Wheel};
+use crate::export::rules::FlowFacts;
+use crate::export::{AppKnown, ExportCounters, FlowExport, FlowStart, RawFrame, NO_EXPORT};
 use crate::stream::{Budget, Session, StreamCounters, StreamCtx, StreamLimits};
 
 const NS: u64 = 1_000_000_000;
@@ -56,6 +58,9 @@ pub struct PacketInfo<'d, 'a> {
     pub frames: u64,
     /// Wire bytes of those frames.
     pub bytes: u64,
+    /// The captured frames themselves (for PCAP export; may be empty when
+    /// export is off).
+    pub raw: &'d [RawFrame<'a>],
 }
 
 /// Per-worker flow counters.
@@ -99,6 +104,8 @@ struct Flow {
     meta: FlowMeta,
     /// Reassembly, KPIs and app parser (TCP and UDP flows).
     session: Option<Box<Session>>,
+    /// Its PCAP export state ([`NO_EXPORT`]: none).
+    export: u32,
 }
 
 impl Flow {
@@ -119,6 +126,7 @@ impl Flow {
             tcp: TcpTrack::default(),
             meta: FlowMeta::default(),
             session: None,
+            export: NO_EXPORT,
         }
     }
 
@@ -259,6 +267,8 @@ pub struct FlowTable {
     app_stats: AppStats,
     /// Events a parser produced for the packet being handled.
     events: Vec<AppEvent>,
+    /// PCAP export (None: no export rule, and no cost).
+    export: Option<FlowExport>,
 }
 
 impl FlowTable {
@@ -290,7 +300,21 @@ impl FlowTable {
             stream_counters: StreamCounters::default(),
             app_stats: AppStats::default(),
             events: Vec::new(),
+            export: None,
         }
+    }
+
+    /// Turns PCAP export on for this table's flows.
+    pub fn set_export(&mut self, export: FlowExport) {
+        self.export = Some(export);
+    }
+
+    pub fn export_mut(&mut self) -> Option<&mut FlowExport> {
+        self.export.as_mut()
+    }
+
+    pub fn export_counters(&self) -> Option<ExportCounters> {
+        self.export.as_ref().map(|e| e.counters())
     }
 
     pub fn counters(&self) -> TableCounters {
@@ -409,7 +433,11 @@ impl FlowTable {
             },
             session: session_ports(&d.l4, from_orig_first)
                 .map(|ports| Box::new(Session::new(&self.limits, ports))),
+            export: NO_EXPORT,
         };
+        if let Some(ex) = self.export.as_mut() {
+            f.export = ex.on_flow_start(&flow_start(f, p));
+        }
         if flipped {
             f.tcp.mark_flipped();
         }
@@ -479,6 +507,21 @@ impl FlowTable {
                 _ => {}
             }
         }
+        if let Some(ex) = self.export.as_mut() {
+            let f = &mut self.flows[slot as usize];
+            if f.export != NO_EXPORT
+                && !ex.on_packet(
+                    f.export,
+                    p.raw,
+                    p.bytes,
+                    f.session.as_deref(),
+                    !p.decoded.payload.is_empty(),
+                    &self.events,
+                )
+            {
+                f.export = NO_EXPORT;
+            }
+        }
         if !self.events.is_empty() {
             let f = &mut self.flows[slot as usize];
             emit_events(f, &mut self.events, app_dir_of(from_orig), out);
@@ -535,6 +578,12 @@ impl FlowTable {
             };
             session.finish(f.last_ns, &mut cx);
             self.app_stats.add(&session.app_stats());
+        }
+        if f.export != NO_EXPORT {
+            if let Some(ex) = self.export.as_mut() {
+                ex.on_flow_end(f.export, app_known(f.session.as_deref()), &self.events);
+            }
+            f.export = NO_EXPORT;
         }
         if !self.events.is_empty() {
             emit_events(f, &mut self.events, Direction::ToServer, out);
@@ -631,6 +680,42 @@ impl FlowTable {
             };
             self.end_flow(slot, reason, out);
         }
+    }
+}
+
+/// What export needs to know of a new flow.
+fn flow_start<'f>(f: &'f Flow, p: &PacketInfo<'_, '_>) -> FlowStart<'f> {
+    let ((a_ip, a_port), (b_ip, b_port)) = f.key.endpoints();
+    let ((src, src_port), (dst, dst_port)) = if f.orig_is_first {
+        ((a_ip, a_port), (b_ip, b_port))
+    } else {
+        ((b_ip, b_port), (a_ip, a_port))
+    };
+    FlowStart {
+        facts: FlowFacts {
+            src,
+            src_port,
+            dst,
+            dst_port,
+            proto: f.key.proto(),
+            vlans: f.meta.vlans.as_slice(),
+            tunnel: f.meta.tunnel.as_ref().map(|t| t.kind),
+        },
+        key: f.key,
+        flow_id: flow_id(f.hash, f.first_ns),
+        first_ns: f.first_ns,
+        linktype: p.raw.first().map_or(1, |r| r.link),
+    }
+}
+
+fn app_known(s: Option<&Session>) -> AppKnown {
+    match s {
+        None => AppKnown::Nothing,
+        Some(s) => match s.app_proto() {
+            Some(p) => AppKnown::Proto(p),
+            None if s.app_settled() => AppKnown::Nothing,
+            None => AppKnown::Detecting,
+        },
     }
 }
 

@@ -297,6 +297,45 @@ pub fn push_hex_u16(buf: &mut Vec<u8>, v: u16) {
     buf.extend_from_slice(&digits[skip..]);
 }
 
+/// The `pcap` object's members (native, eve and nanocorp share them);
+/// `ts` writes a timestamp in the schema's own format.
+pub fn pcap_members(
+    o: &mut JsonWriter<'_>,
+    ev: &crate::pcap::PcapEvent<'_>,
+    ts: impl Fn(&mut JsonWriter<'_>, &str, u64),
+) {
+    o.str("path", ev.path);
+    o.str("rule", ev.rule);
+    if let Some(id) = ev.flow_id {
+        o.u64("flow_id", id);
+    }
+    if let Some(c) = ev.community_id {
+        o.str("community_id", c);
+    }
+    if let Some(r) = ev.reason {
+        o.str("reason", r);
+    }
+    if let Some(w) = ev.worker {
+        o.u64("worker", u64::from(w));
+    }
+    o.str("format", ev.format);
+    if let Some(c) = ev.compression {
+        o.str("compression", c);
+    }
+    o.u64("packets", ev.packets);
+    o.u64("bytes", ev.file_bytes);
+    o.u64("captured_bytes", ev.captured_bytes);
+    o.u64("dropped_packets", ev.dropped_packets);
+    o.str("sha256", ev.sha256);
+    if let Some(t) = ev.first_ts_ns {
+        ts(o, "first_ts", t);
+    }
+    if let Some(t) = ev.last_ts_ns {
+        ts(o, "last_ts", t);
+    }
+    o.bool("truncated", ev.truncated);
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -519,3 +519,84 @@ pub fn encode_stats(
     f.end_object();
     w.finish_line();
 }
+
+/// A finished pcap export file: ECS `file.*` (path, name, directory,
+/// extension, size, hash.sha256), `rule.name`, `event.*` (a file creation),
+/// `network.community_id`; the rest under `flowtap.pcap`.
+pub fn encode_pcap(opts: &EncodeOptions, ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+    let mut w = JsonWriter::object(buf);
+    head(&mut w, opts, ev.ts_ns);
+    {
+        let mut e = w.begin_object("event");
+        e.str("kind", "event");
+        e.str_array("category", ["file"]);
+        e.str_array("type", ["creation"]);
+        e.str("dataset", "flowtap.pcap");
+        e.str("module", "flowtap");
+        if let Some(t) = ev.first_ts_ns {
+            e.timestamp("start", t);
+        }
+        if let Some(t) = ev.last_ts_ns {
+            e.timestamp("end", t);
+        }
+        e.end_object();
+    }
+    {
+        let path = std::path::Path::new(ev.path);
+        let mut f = w.begin_object("file");
+        f.str("path", ev.path);
+        if let Some(n) = path.file_name().and_then(|n| n.to_str()) {
+            f.str("name", n);
+        }
+        if let Some(d) = path.parent().and_then(|d| d.to_str()) {
+            f.str("directory", d);
+        }
+        f.str(
+            "extension",
+            if ev.compression.is_some() {
+                "gz"
+            } else {
+                ev.format
+            },
+        );
+        f.u64("size", ev.file_bytes);
+        let mut h = f.begin_object("hash");
+        h.str("sha256", ev.sha256);
+        h.end_object();
+        f.end_object();
+    }
+    {
+        let mut r = w.begin_object("rule");
+        r.str("name", ev.rule);
+        r.end_object();
+    }
+    if let Some(c) = ev.community_id {
+        let mut n = w.begin_object("network");
+        n.str("community_id", c);
+        n.end_object();
+    }
+    {
+        let mut f = w.begin_object("flowtap");
+        if let Some(id) = ev.flow_id {
+            f.u64("flow_id", id);
+        }
+        let mut o = f.begin_object("pcap");
+        if let Some(r) = ev.reason {
+            o.str("reason", r);
+        }
+        if let Some(wk) = ev.worker {
+            o.u64("worker", u64::from(wk));
+        }
+        o.str("format", ev.format);
+        if let Some(c) = ev.compression {
+            o.str("compression", c);
+        }
+        o.u64("packets", ev.packets);
+        o.u64("captured_bytes", ev.captured_bytes);
+        o.u64("dropped_packets", ev.dropped_packets);
+        o.bool("truncated", ev.truncated);
+        o.end_object();
+        f.end_object();
+    }
+    w.finish_line();
+}

@@ -311,3 +311,21 @@ pub fn encode_stats(ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
     w.raw("stats", stats.to_string().as_bytes());
     w.finish_line();
 }
+
+/// A finished pcap export file (Suricata has no such event; the layout
+/// follows its other events: envelope, then an object named after the type).
+pub fn encode_pcap(ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+    let mut w = JsonWriter::object(buf);
+    w.timestamp_eve("timestamp", ev.ts_ns);
+    if let Some(id) = ev.flow_id {
+        w.u64("flow_id", id);
+    }
+    w.str("event_type", "pcap");
+    if let Some(c) = ev.community_id {
+        w.str("community_id", c);
+    }
+    let mut o = w.begin_object("pcap");
+    super::common::pcap_members(&mut o, ev, |w, k, t| w.timestamp_eve(k, t));
+    o.end_object();
+    w.finish_line();
+}

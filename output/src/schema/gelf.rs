@@ -340,3 +340,49 @@ fn flatten(w: &mut JsonWriter<'_>, key: &mut String, v: &serde_json::Value) {
         other => w.str(key, &other.to_string()),
     }
 }
+
+/// A finished pcap export file, as flat `_pcap_*` fields.
+pub fn encode_pcap(opts: &EncodeOptions, ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+    let mut w = JsonWriter::object(buf);
+    head(
+        &mut w,
+        opts,
+        |s| {
+            s.text("pcap ")
+                .text(ev.path)
+                .text(" (")
+                .u64(ev.packets)
+                .text(" packets)");
+        },
+        ev.ts_ns,
+    );
+    w.str("_event_type", "pcap");
+    if let Some(id) = ev.flow_id {
+        id_str(&mut w, "_flow_id", id);
+    }
+    if let Some(c) = ev.community_id {
+        w.str("_community_id", c);
+    }
+    w.str("_pcap_path", ev.path);
+    w.str("_pcap_rule", ev.rule);
+    if let Some(r) = ev.reason {
+        w.str("_pcap_reason", r);
+    }
+    w.str("_pcap_format", ev.format);
+    if let Some(c) = ev.compression {
+        w.str("_pcap_compression", c);
+    }
+    w.u64("_pcap_packets", ev.packets);
+    w.u64("_pcap_bytes", ev.file_bytes);
+    w.u64("_pcap_captured_bytes", ev.captured_bytes);
+    w.u64("_pcap_dropped_packets", ev.dropped_packets);
+    w.str("_pcap_sha256", ev.sha256);
+    if let Some(t) = ev.first_ts_ns {
+        w.epoch_secs("_pcap_first_ts", t);
+    }
+    if let Some(t) = ev.last_ts_ns {
+        w.epoch_secs("_pcap_last_ts", t);
+    }
+    w.u64("_pcap_truncated", u64::from(ev.truncated));
+    w.finish_line();
+}

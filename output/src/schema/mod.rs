@@ -166,6 +166,25 @@ pub fn encode_stats(
     true
 }
 
+/// Appends a `pcap` event (a finished export file) in `schema`; returns
+/// false when the schema has no layout for it (nutanix).
+pub fn encode_pcap(
+    schema: Schema,
+    opts: &EncodeOptions,
+    ev: &crate::pcap::PcapEvent<'_>,
+    buf: &mut Vec<u8>,
+) -> bool {
+    match schema {
+        Schema::Native => native::encode_pcap(ev, buf),
+        Schema::Ecs => ecs::encode_pcap(opts, ev, buf),
+        Schema::Eve => eve::encode_pcap(ev, buf),
+        Schema::Gelf => gelf::encode_pcap(opts, ev, buf),
+        Schema::Nanocorp => nanocorp::encode_pcap(ev, buf),
+        Schema::Nutanix => return false,
+    }
+    true
+}
+
 /// The type of an application event.
 pub fn app_type(env: &AppEnvelope<'_>) -> EventType {
     match env.event {

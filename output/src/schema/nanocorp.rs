@@ -215,3 +215,26 @@ pub fn encode_stats(ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
     w.raw("stats", stats.to_string().as_bytes());
     w.finish_line();
 }
+
+/// A finished pcap export file: `event_id`, `event_type`, `seen_at`, then `pcap`.
+pub fn encode_pcap(ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+    let mut w = JsonWriter::object(buf);
+    let n = ev.path.bytes().fold(0u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    w.str(
+        "event_id",
+        hex16_str(&hex16(event_id(
+            ev.flow_id.unwrap_or(0),
+            "pcap",
+            ev.ts_ns,
+            n,
+        ))),
+    );
+    w.str("event_type", "pcap");
+    w.u64("seen_at", ev.ts_ns / 1_000_000);
+    let mut o = w.begin_object("pcap");
+    super::common::pcap_members(&mut o, ev, |w, k, t| w.u64(k, t / 1_000_000));
+    o.end_object();
+    w.finish_line();
+}

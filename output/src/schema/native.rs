@@ -236,3 +236,20 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
     o.bool("truncated", t.truncated);
     o.end_object();
 }
+
+/// A finished pcap export file.
+pub fn encode_pcap(ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+    let mut w = JsonWriter::object(buf);
+    w.timestamp("timestamp", ev.ts_ns);
+    if let Some(id) = ev.flow_id {
+        w.u64("flow_id", id);
+    }
+    w.str("event_type", "pcap");
+    if let Some(c) = ev.community_id {
+        w.str("community_id", c);
+    }
+    let mut o = w.begin_object("pcap");
+    super::common::pcap_members(&mut o, ev, |w, k, t| w.timestamp(k, t));
+    o.end_object();
+    w.finish_line();
+}

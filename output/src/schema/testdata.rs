@@ -181,3 +181,27 @@ pub fn envelope<'a>(rec: &'a FlowRecord, ev: &'a AppEvent) -> AppEnvelope<'a> {
 
 pub const STATS_LINE: &[u8] = br#"{"timestamp":"2014-07-18T12:49:30.592064Z","event_type":"stats","stats":{"workers":2,"packets":{"received":10,"accounted":true},"decode_errors":{"ipv4.truncated":1}}}
 "#;
+
+/// A finished per-flow pcap file of the [`flow`] record.
+pub fn pcap_event() -> crate::pcap::PcapEvent<'static> {
+    crate::pcap::PcapEvent {
+        ts_ns: 1_405_687_770_592_064_000,
+        path:
+            "/var/lib/flowtap/pcap/20140718T124930.458338Z_web_1-LQU9qZlK-B5F3KDmev6m5PMibrg.pcapng",
+        rule: "web",
+        flow_id: Some(5_164_307_337_712_871),
+        community_id: Some("1:LQU9qZlK+B5F3KDmev6m5PMibrg="),
+        reason: Some("http.host=www.ethereal.com"),
+        worker: Some(1),
+        format: "pcapng",
+        compression: None,
+        packets: 11,
+        captured_bytes: 2011,
+        file_bytes: 2500,
+        dropped_packets: 0,
+        sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        first_ts_ns: Some(1_405_687_770_458_338_000),
+        last_ts_ns: Some(1_405_687_770_592_064_000),
+        truncated: false,
+    }
+}

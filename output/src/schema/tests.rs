@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use super::testdata::{dns, envelope, flow, http, tls, STATS_LINE};
+use super::testdata::{dns, envelope, flow, http, pcap_event, tls, STATS_LINE};
 use super::*;
 
 fn opts() -> EncodeOptions {
@@ -22,6 +22,9 @@ fn all_lines(schema: Schema) -> Vec<Vec<u8>> {
         }
     }
     if encode_stats(schema, &opts(), rec.end_ns, STATS_LINE, &mut buf) {
+        out.push(std::mem::take(&mut buf));
+    }
+    if encode_pcap(schema, &opts(), &pcap_event(), &mut buf) {
         out.push(std::mem::take(&mut buf));
     }
     out
@@ -48,7 +51,7 @@ fn every_json_schema_writes_one_valid_line_per_event() {
         Schema::Nanocorp,
     ] {
         let lines = all_lines(schema);
-        assert_eq!(lines.len(), 5, "{schema:?}");
+        assert_eq!(lines.len(), 6, "{schema:?}");
         for l in &lines {
             let v = json(l);
             assert!(v.is_object());
@@ -79,6 +82,23 @@ fn native_flow_is_unchanged_and_app_events_carry_the_envelope() {
     assert_eq!(t["tls"]["version"], "TLS 1.2");
     let s = json(&lines[4]);
     assert_eq!(s["stats"]["packets"]["received"], 10);
+    let p = json(&lines[5]);
+    assert_eq!(p["event_type"], "pcap");
+    assert_eq!(p["timestamp"], "2014-07-18T12:49:30.592064Z");
+    assert_eq!(p["flow_id"], 5_164_307_337_712_871u64);
+    assert_eq!(p["community_id"], "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+    assert_eq!(p["pcap"]["rule"], "web");
+    assert_eq!(p["pcap"]["flow_id"], 5_164_307_337_712_871u64);
+    assert_eq!(p["pcap"]["packets"], 11);
+    assert_eq!(p["pcap"]["bytes"], 2500);
+    assert_eq!(p["pcap"]["captured_bytes"], 2011);
+    assert_eq!(p["pcap"]["dropped_packets"], 0);
+    assert_eq!(p["pcap"]["reason"], "http.host=www.ethereal.com");
+    assert_eq!(p["pcap"]["first_ts"], "2014-07-18T12:49:30.458338Z");
+    assert_eq!(p["pcap"]["last_ts"], "2014-07-18T12:49:30.592064Z");
+    assert_eq!(p["pcap"]["format"], "pcapng");
+    assert_eq!(p["pcap"]["truncated"], false);
+    assert_eq!(p["pcap"]["sha256"].as_str().map(str::len), Some(64), "{p}");
 }
 
 #[test]
@@ -116,6 +136,11 @@ fn eve_layout_matches_suricata() {
     assert_eq!(t["tls"]["notbefore"], "2019-12-17T01:17:28");
     assert_eq!(t["tls"]["ja3"]["hash"], "e7d705a3286e19ea42f587b344ee6865");
     assert_eq!(t["tls"]["server_alpns"], serde_json::json!(["h2"]));
+    let p = json(&lines[5]);
+    assert_eq!(p["event_type"], "pcap");
+    assert_eq!(p["timestamp"], "2014-07-18T12:49:30.592064+0000");
+    assert_eq!(p["pcap"]["first_ts"], "2014-07-18T12:49:30.458338+0000");
+    assert_eq!(p["pcap"]["packets"], 11);
 }
 
 use super::ecs_check::ecs_problems;
@@ -156,6 +181,19 @@ fn ecs_output_uses_only_ecs_fields_of_the_right_type() {
     let t = json(&lines[3]);
     assert_eq!(t["tls"]["client"]["server_name"], "www.ntop.org");
     assert_eq!(t["tls"]["version"], "1.2");
+    let p = json(&lines[5]);
+    assert_eq!(p["event"]["category"], serde_json::json!(["file"]));
+    assert_eq!(p["event"]["dataset"], "flowtap.pcap");
+    assert_eq!(
+        p["file"]["name"],
+        "20140718T124930.458338Z_web_1-LQU9qZlK-B5F3KDmev6m5PMibrg.pcapng"
+    );
+    assert_eq!(p["file"]["directory"], "/var/lib/flowtap/pcap");
+    assert_eq!(p["file"]["size"], 2500);
+    assert_eq!(p["file"]["extension"], "pcapng");
+    assert_eq!(p["rule"]["name"], "web");
+    assert_eq!(p["flowtap"]["pcap"]["packets"], 11);
+    assert_eq!(p["flowtap"]["flow_id"], 5_164_307_337_712_871u64);
 }
 
 #[test]
@@ -207,6 +245,11 @@ fn gelf_is_gelf_1_1() {
     let s = json(&all_lines(Schema::Gelf)[4]);
     assert_eq!(s["_stats_packets_received"], 10);
     assert_eq!(s["_stats_decode_errors_ipv4_truncated"], 1);
+    let p = json(&all_lines(Schema::Gelf)[5]);
+    assert_eq!(p["_event_type"], "pcap");
+    assert_eq!(p["_pcap_rule"], "web");
+    assert_eq!(p["_pcap_packets"], 11);
+    assert_eq!(p["_flow_id"], "5164307337712871");
 }
 
 #[test]
@@ -226,6 +269,12 @@ fn nanocorp_events() {
     assert_eq!(d["dns"]["query"], "www.example.com");
     // deterministic ids
     assert_eq!(all_lines(Schema::Nanocorp)[0], lines[0]);
+    let p = json(&lines[5]);
+    assert_eq!(p["event_type"], "pcap");
+    assert_eq!(p["seen_at"], 1_405_687_770_592u64);
+    assert_eq!(p["pcap"]["packets"], 11);
+    assert_eq!(p["pcap"]["first_ts"], 1_405_687_770_458u64);
+    assert_ne!(p["event_id"], f["event_id"]);
 }
 
 #[test]

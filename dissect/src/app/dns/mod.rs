@@ -119,6 +119,10 @@ impl AppParser for DnsParser {
         self.st.expire(ctx, emit)
     }
 
+    fn peek(&self, f: &mut dyn FnMut(crate::app::Peek<'_>)) {
+        self.st.peek(&mut |ev| f(crate::app::Peek::Dns(ev)));
+    }
+
     fn stats(&self) -> AppStats {
         self.st.stats
     }

@@ -19,6 +19,13 @@ pub(crate) struct DnsState {
 }
 
 impl DnsState {
+    /// Queries awaiting their answer.
+    pub(crate) fn peek(&self, f: &mut dyn FnMut(&DnsEvent)) {
+        for ev in &self.pending {
+            f(ev);
+        }
+    }
+
     pub(crate) fn new(mut cfg: DnsConfig, tcp: bool) -> DnsState {
         cfg.max_pending = cfg.max_pending.max(1);
         DnsState {

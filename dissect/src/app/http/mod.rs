@@ -117,6 +117,10 @@ impl AppParser for HttpParser {
         self.st.is_tunnel()
     }
 
+    fn peek(&self, f: &mut dyn FnMut(crate::app::Peek<'_>)) {
+        self.st.peek(&mut |ev| f(crate::app::Peek::Http(ev)));
+    }
+
     fn stats(&self) -> AppStats {
         self.st.stats
     }

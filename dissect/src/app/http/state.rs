@@ -155,6 +155,8 @@ impl Side {
 #[derive(Debug, Default)]
 struct Tx {
     ev: HttpEvent,
+    /// The request line and headers are parsed (host, URI, method known).
+    req_head_done: bool,
     req_done: bool,
     resp_done: bool,
     head: bool,
@@ -193,6 +195,13 @@ pub(crate) struct HttpState {
 }
 
 impl HttpState {
+    /// Queued transactions whose request head is parsed.
+    pub(crate) fn peek(&self, f: &mut dyn FnMut(&HttpEvent)) {
+        for tx in self.txs.iter().filter(|t| t.req_head_done) {
+            f(&tx.ev);
+        }
+    }
+
     pub(crate) fn new(mut cfg: HttpConfig) -> HttpState {
         cfg.max_pending = cfg.max_pending.max(1);
         cfg.max_line_len = cfg.max_line_len.max(64);
@@ -516,6 +525,9 @@ impl HttpState {
         self.req.reset_message();
         self.req.cur = cur;
         if http09 {
+            if let Some(tx) = self.cur_tx(true) {
+                tx.req_head_done = true;
+            }
             // HTTP/0.9: no headers, no body.
             self.message_done(true, ctx, false);
         } else {
@@ -759,6 +771,7 @@ impl HttpState {
         if is_req {
             if let Some(tx) = self.cur_tx(true) {
                 tx.ev.request_chunked = chunked;
+                tx.req_head_done = true;
             }
             if chunked {
                 self.req.phase = Phase::ChunkSize;

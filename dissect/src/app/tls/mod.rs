@@ -105,6 +105,12 @@ impl AppParser for TlsParser {
         self.st.is_done()
     }
 
+    fn peek(&self, f: &mut dyn FnMut(crate::app::Peek<'_>)) {
+        if let Some(ev) = self.st.pending() {
+            f(crate::app::Peek::Tls(ev));
+        }
+    }
+
     fn stats(&self) -> AppStats {
         self.st.stats
     }

@@ -58,6 +58,11 @@ impl TlsState {
         self.emitted
     }
 
+    /// The handshake being built, once its ClientHello is parsed.
+    pub(crate) fn pending(&self) -> Option<&TlsEvent> {
+        (!self.emitted && self.ev.has_client_hello).then_some(&self.ev)
+    }
+
     fn dir(&mut self, d: usize) -> &mut DirState {
         // d is always 0 or 1 (Direction::index).
         let [to_server, to_client] = &mut self.dirs;
