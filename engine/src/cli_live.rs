@@ -95,9 +95,10 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     // The workers and run_live's sender are gone either way: the writer ends.
     let written = writer.join().context("writing flow records failed");
     let summary = result.with_context(|| format!("cannot capture on {iface}"))?;
-    written?;
+    let sinks = written?;
     if !quiet {
         print_summary(&summary);
+        crate::print_sinks(&sinks);
     }
     if let Some(e) = &summary.worker_error {
         eprintln!(

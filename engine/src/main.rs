@@ -213,13 +213,14 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     sender.submit(&mut buf, 1);
     drop(sender);
     let counters = Arc::clone(writer.counters());
-    writer.join().context("writing flow records failed")?;
+    let sinks = writer.join().context("writing flow records failed")?;
     if !args.quiet {
         print_summary(
             &summary,
             workers,
             counters.events_dropped.load(Ordering::Relaxed),
         );
+        print_sinks(&sinks);
     }
     if let Some(e) = summary.file_error {
         eprintln!("flowtap: error: {e} (every packet before it was processed and written)");
@@ -241,6 +242,14 @@ fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Final counters of each network sink (the stats event is written before
+/// the sinks finish, so only stderr has these).
+fn print_sinks(sinks: &[output::SinkSnapshot]) {
+    for s in sinks.iter().filter(|s| s.is_network()) {
+        eprintln!("flowtap: {}", s.summary_line());
+    }
 }
 
 fn print_summary(s: &ReplaySummary, workers: usize, dropped: u64) {

@@ -6,7 +6,7 @@
 //! hands batches (bounded by events, bytes and age) to each sink's bounded
 //! queue under that sink's when-full policy.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -133,11 +133,37 @@ pub struct SinkSnapshot {
     pub up: bool,
 }
 
+impl SinkSnapshot {
+    /// Whether the sink ships events over the network (not a file or stdout).
+    pub fn is_network(&self) -> bool {
+        !matches!(self.kind, "file" | "stdout")
+    }
+
+    /// One line of final counters for the end-of-run summary:
+    /// `sink NAME (KIND): sent N · failed N · dropped N (queue full) · ...`.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "sink {} ({}): sent {} · failed {} · dropped {} (queue full) · dropped {} (spool full) · spooled {} · replayed {} · left in spool {} · reconnects {}",
+            self.name,
+            self.kind,
+            self.events_sent,
+            self.events_failed,
+            self.events_dropped,
+            self.events_dropped_spool_full,
+            self.events_spooled,
+            self.events_unspooled,
+            self.spool_events,
+            self.reconnects
+        )
+    }
+}
+
 struct SinkRuntime {
     spec: SinkSpec,
     tx: Sender<Batch>,
     pool: Receiver<Batch>,
     counters: Arc<SinkCounters>,
+    closing: Arc<AtomicBool>,
     handle: JoinHandle<Result<(), SinkError>>,
 }
 
@@ -265,6 +291,7 @@ impl Outputs {
             };
             let (tx, rx) = bounded::<Batch>(spec.queue_batches);
             let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
+            let closing = Arc::new(AtomicBool::new(false));
             let runner = Runner {
                 name: spec.name.clone(),
                 transport: t,
@@ -273,6 +300,7 @@ impl Outputs {
                 counters: Arc::clone(&counters),
                 spool,
                 grace: Duration::from_secs(10),
+                closing: Arc::clone(&closing),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sink-{}", spec.name))
@@ -283,6 +311,7 @@ impl Outputs {
                 tx,
                 pool: pool_rx,
                 counters,
+                closing,
                 handle,
             });
         }
@@ -350,6 +379,7 @@ impl Outputs {
         let mut first_err = None;
         for s in self.sinks {
             drop(s.tx);
+            s.closing.store(true, Ordering::Relaxed);
             let r = s.handle.join();
             out.push(snapshot(&s.spec, &s.counters, 0));
             let e = match r {

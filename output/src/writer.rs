@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::outputs::{Factory, OutputError, Outputs};
+use crate::outputs::{Factory, OutputError, Outputs, SinkSnapshot};
 use crate::schema::EncodeOptions;
 use crate::sink::{FileSpec, SinkKind, SinkSpec};
 use crate::{Volume, WorkerOutput};
@@ -191,8 +191,9 @@ impl LineWriter {
         &self.outputs
     }
 
-    /// Waits until every sender is gone and every sink delivered its events.
-    pub fn join(self) -> Result<(), WriterError> {
+    /// Waits until every sender is gone and every sink delivered its events;
+    /// returns every sink's final counters.
+    pub fn join(self) -> Result<Vec<SinkSnapshot>, WriterError> {
         let snaps = self.outputs.finish()?;
         let c = &self.counters;
         for s in &snaps {
@@ -203,7 +204,7 @@ impl LineWriter {
             c.events_failed
                 .fetch_add(s.events_failed, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(snaps)
     }
 }
 

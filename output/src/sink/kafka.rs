@@ -36,7 +36,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
 };
 use rdkafka::util::Timeout;
 
@@ -117,7 +117,9 @@ impl ProducerContext for Context {
 
 /// The Kafka transport of one sink.
 pub struct KafkaSink {
-    producer: BaseProducer<Context>,
+    /// Its own thread serves librdkafka's events (delivery reports, errors)
+    /// as they come, so the queue length it reports is current.
+    producer: ThreadedProducer<Context>,
     /// Topic per event type (`{type}` replaced).
     topics: [String; 5],
     /// Queue length under which a stalled sink may resume.
@@ -151,7 +153,7 @@ impl KafkaSink {
             failed: AtomicU64::new(0),
             first_failure: Mutex::new(None),
         };
-        let producer: BaseProducer<Context> = cfg
+        let producer: ThreadedProducer<Context> = cfg
             .create_with_context(ctx)
             .map_err(|e| SinkError::Kafka(e.to_string()))?;
         let topics = EventType::ALL.map(|t| topic.replace("{type}", t.as_str()));
@@ -176,7 +178,24 @@ impl Transport for KafkaSink {
     /// Checks that a broker answers (a metadata request) and that
     /// librdkafka's queue has room again after a stall.
     fn connect(&mut self) -> Result<(), SinkError> {
-        self.producer.poll(Duration::ZERO);
+        self.probe()
+    }
+
+    fn peer_closed(&mut self) -> bool {
+        self.ctx().all_down.load(Ordering::Relaxed)
+    }
+
+    fn send(&mut self, batch: &Batch, from: usize) -> Result<(), Partial> {
+        self.produce(batch, from)
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        self.flush_or_purge()
+    }
+}
+
+impl KafkaSink {
+    fn probe(&mut self) -> Result<(), SinkError> {
         let probe = self.topics[EventType::Flow.index()].clone();
         self.producer
             .client()
@@ -192,12 +211,7 @@ impl Transport for KafkaSink {
         Ok(())
     }
 
-    fn peer_closed(&mut self) -> bool {
-        self.ctx().all_down.load(Ordering::Relaxed)
-    }
-
-    fn send(&mut self, batch: &Batch, from: usize) -> Result<(), Partial> {
-        self.producer.poll(Duration::ZERO);
+    fn produce(&mut self, batch: &Batch, from: usize) -> Result<(), Partial> {
         for i in from..batch.len() {
             let Some((meta, line)) = batch.event(i) else {
                 break;
@@ -216,7 +230,7 @@ impl Transport for KafkaSink {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                         record = r;
-                        self.producer.poll(Duration::from_millis(10));
+                        std::thread::sleep(Duration::from_millis(5));
                         let now = self.producer.in_flight_count();
                         if now < queued {
                             queued = now;
@@ -260,12 +274,7 @@ impl Transport for KafkaSink {
         Ok(())
     }
 
-    fn idle(&mut self) -> Result<(), SinkError> {
-        self.producer.poll(Duration::ZERO);
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), SinkError> {
+    fn flush_or_purge(&mut self) -> Result<(), SinkError> {
         if self.producer.flush(Timeout::After(CLOSE_FLUSH)).is_err() {
             let left = self.producer.in_flight_count();
             eprintln!(

@@ -4,7 +4,7 @@
 //! fill so that the workers' when-full policy decides (drop and count, or
 //! wait). A sink that is down never blocks another sink's thread.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ pub(crate) struct Runner {
     pub spool: Option<Spool>,
     /// How long to keep trying to deliver after the queue closed.
     pub grace: Duration,
+    /// Set when the outputs are finishing: a batch held for a collector
+    /// that is down must not keep the sink waiting past the grace time.
+    pub closing: Arc<AtomicBool>,
 }
 
 struct Link {
@@ -231,7 +234,6 @@ impl Runner {
         let mut scratch = Batch::default();
         let mut skip = 0usize;
         let mut pending: Option<(Batch, usize)> = None;
-        let mut closed = false;
         loop {
             if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
                 if let Some((b, from)) = pending.take() {
@@ -252,6 +254,9 @@ impl Runner {
                 }
                 continue;
             }
+            if pending.is_some() && self.closing.load(Ordering::Relaxed) {
+                break;
+            }
             let (b, from) = match pending.take() {
                 Some(p) => p,
                 None => match self.rx.recv_timeout(TICK) {
@@ -264,10 +269,7 @@ impl Runner {
                         }
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
             let reached = self.try_send(&mut link, &b, from);
@@ -286,8 +288,9 @@ impl Runner {
                 );
             }
         }
-        let _ = closed;
-        // The queue is closed: deliver what is left within the grace time.
+        // The queue is closed (or closing with a batch held): deliver what is
+        // left, the held batch first, then anything still queued, within the
+        // grace time.
         let deadline = Instant::now() + self.grace;
         loop {
             if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
@@ -304,7 +307,10 @@ impl Runner {
                 }
                 continue;
             }
-            let Some((b, from)) = pending.take() else {
+            let Some((b, from)) = pending
+                .take()
+                .or_else(|| self.rx.try_recv().ok().map(|b| (b, 0)))
+            else {
                 break;
             };
             let reached = self.try_send(&mut link, &b, from);
@@ -317,7 +323,10 @@ impl Runner {
                 continue;
             }
             if Instant::now() >= deadline {
-                let lost = (b.len() - reached) as u64;
+                let mut lost = (b.len() - reached) as u64;
+                while let Ok(q) = self.rx.try_recv() {
+                    lost += q.len() as u64;
+                }
                 self.counters
                     .events_failed
                     .fetch_add(lost, Ordering::Relaxed);
