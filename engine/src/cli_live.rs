@@ -98,7 +98,9 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     let sinks = written?;
     if !quiet {
         print_summary(&summary);
-        crate::print_sinks(&sinks);
+        for s in &sinks {
+            eprintln!("flowtap: {}", s.summary_line());
+        }
     }
     if let Some(e) = &summary.worker_error {
         eprintln!(

@@ -220,7 +220,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             workers,
             counters.events_dropped.load(Ordering::Relaxed),
         );
-        print_sinks(&sinks);
+        for s in &sinks {
+            eprintln!("flowtap: {}", s.summary_line());
+        }
     }
     if let Some(e) = summary.file_error {
         eprintln!("flowtap: error: {e} (every packet before it was processed and written)");
@@ -242,14 +244,6 @@ fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Final counters of each network sink (the stats event is written before
-/// the sinks finish, so only stderr has these).
-fn print_sinks(sinks: &[output::SinkSnapshot]) {
-    for s in sinks.iter().filter(|s| s.is_network()) {
-        eprintln!("flowtap: {}", s.summary_line());
-    }
 }
 
 fn print_summary(s: &ReplaySummary, workers: usize, dropped: u64) {

@@ -201,38 +201,34 @@ struct SinkLine {
     reconnects: u64,
 }
 
+/// Reads `flowtap: sink NAME (kafka, SCHEMA): sent N · dropped N (queue full
+/// N · spool full N · failed N) · spooled N · replayed N · left in spool N ·
+/// reconnects N · ...`.
 fn sink_line(stderr: &str, name: &str) -> SinkLine {
-    let head = format!("flowtap: sink {name} (kafka): ");
+    let head = format!("flowtap: sink {name} (kafka, ");
     let line = stderr
         .lines()
-        .find_map(|l| l.strip_prefix(&head))
+        .find(|l| l.starts_with(&head))
         .unwrap_or_else(|| panic!("no `{head}` line in: {stderr}"));
     let num = |label: &str| -> u64 {
-        line.split(" · ")
-            .find_map(|p| p.strip_prefix(label))
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no `{label}` in {line}"))
+        line.find(label)
+            .map(|at| &line[at + label.len()..])
+            .and_then(|r| {
+                r.split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no `{label}N` in {line}"))
     };
     SinkLine {
-        sent: num("sent "),
-        failed: num("failed "),
-        dropped: line
-            .split(" · ")
-            .find(|p| p.ends_with("(queue full)"))
-            .and_then(|p| p.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .expect("dropped (queue full)"),
-        dropped_spool_full: line
-            .split(" · ")
-            .find(|p| p.ends_with("(spool full)"))
-            .and_then(|p| p.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .expect("dropped (spool full)"),
-        spooled: num("spooled "),
-        replayed: num("replayed "),
-        left: num("left in spool "),
-        reconnects: num("reconnects "),
+        sent: num(": sent "),
+        failed: num(" failed "),
+        dropped: num("(queue full "),
+        dropped_spool_full: num(" spool full "),
+        spooled: num(" spooled "),
+        replayed: num(" replayed "),
+        left: num(" left in spool "),
+        reconnects: num(" reconnects "),
     }
 }
 
@@ -593,12 +589,22 @@ fn outage_without_spool_counts_every_missing_event() {
     let dir = tmp_dir("kafka");
     let file = dir.join("drop-run.json");
     let kafka = format!(
-        "kafka://{}/dr-{{type}}?batch_events=32&queue=2&when_full=drop&kafka.queue.buffering.max.messages=50&kafka.linger.ms=5",
+        "kafka://{}/dr-{{type}}?batch_events=32&when_full=drop&kafka.queue.buffering.max.messages=50&kafka.linger.ms=5",
         broker.addr()
     );
+    // Two batches between the workers and each sink.
+    let config = dir.join("queue2.toml");
+    std::fs::write(&config, "[output]\nqueue_batches = 2\n").expect("write config");
     let (st, err, peak) = paced_run(
         capture,
-        &["--output", &kafka, "--output", file.to_str().expect("path")],
+        &[
+            "--config",
+            config.to_str().expect("path"),
+            "--output",
+            &kafka,
+            "--output",
+            file.to_str().expect("path"),
+        ],
         24,
         Duration::from_millis(300),
         &[(4, Step::Stop), (19, Step::Cont)],

@@ -134,37 +134,49 @@ pub struct SinkSnapshot {
 }
 
 impl SinkSnapshot {
-    /// Whether the sink ships events over the network (not a file or stdout).
-    pub fn is_network(&self) -> bool {
-        !matches!(self.kind, "file" | "stdout")
+    /// Events of this sink that are lost for good: dropped at a full queue
+    /// or a full spool, or failed (datagram errors, shutdown give-up).
+    /// Events still in the spool are not lost (the next run replays them).
+    pub fn events_lost(&self) -> u64 {
+        self.events_dropped + self.events_dropped_spool_full + self.events_failed
     }
 
-    /// One line of final counters for the end-of-run summary:
-    /// `sink NAME (KIND): sent N · failed N · dropped N (queue full) · ...`.
+    /// The one-line summary printed at the end of a run.
     pub fn summary_line(&self) -> String {
         format!(
-            "sink {} ({}): sent {} · failed {} · dropped {} (queue full) · dropped {} (spool full) · spooled {} · replayed {} · left in spool {} · reconnects {}",
+            "sink {} ({}, {}): sent {} · dropped {} (queue full {} · spool full {} · failed {}) · spooled {} · replayed {} · left in spool {} · reconnects {} · connect failures {}",
             self.name,
             self.kind,
+            self.schema,
             self.events_sent,
-            self.events_failed,
+            self.events_lost(),
             self.events_dropped,
             self.events_dropped_spool_full,
+            self.events_failed,
             self.events_spooled,
             self.events_unspooled,
             self.spool_events,
-            self.reconnects
+            self.reconnects,
+            self.connect_failures
         )
     }
 }
 
 struct SinkRuntime {
     spec: SinkSpec,
+    /// Set when the run ends, so that a sink holding a batch for a
+    /// collector that is down stops waiting for more and starts its grace.
+    closing: Arc<AtomicBool>,
     tx: Sender<Batch>,
     pool: Receiver<Batch>,
     counters: Arc<SinkCounters>,
-    closing: Arc<AtomicBool>,
     handle: JoinHandle<Result<(), SinkError>>,
+}
+
+/// A sink whose queue was closed.
+struct Ended {
+    spec: SinkSpec,
+    counters: Arc<SinkCounters>,
 }
 
 /// The running sinks.
@@ -293,6 +305,7 @@ impl Outputs {
             let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
             let closing = Arc::new(AtomicBool::new(false));
             let runner = Runner {
+                closing: Arc::clone(&closing),
                 name: spec.name.clone(),
                 transport: t,
                 rx,
@@ -300,7 +313,6 @@ impl Outputs {
                 counters: Arc::clone(&counters),
                 spool,
                 grace: Duration::from_secs(10),
-                closing: Arc::clone(&closing),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sink-{}", spec.name))
@@ -308,10 +320,10 @@ impl Outputs {
                 .map_err(|_| OutputError::Spawn(spec.name.clone()))?;
             sinks.push(SinkRuntime {
                 spec,
+                closing,
                 tx,
                 pool: pool_rx,
                 counters,
-                closing,
                 handle,
             });
         }
@@ -377,10 +389,16 @@ impl Outputs {
     pub fn finish(self) -> Result<Vec<SinkSnapshot>, OutputError> {
         let mut out = Vec::with_capacity(self.sinks.len());
         let mut first_err = None;
+        // Every sink starts its grace at once, then each is waited for.
+        let mut ending = Vec::with_capacity(self.sinks.len());
         for s in self.sinks {
-            drop(s.tx);
             s.closing.store(true, Ordering::Relaxed);
-            let r = s.handle.join();
+            drop(s.tx);
+            ending.push((s.spec, s.counters, s.handle));
+        }
+        for (spec, counters, handle) in ending {
+            let s = Ended { spec, counters };
+            let r = handle.join();
             out.push(snapshot(&s.spec, &s.counters, 0));
             let e = match r {
                 Ok(Ok(())) => None,

@@ -192,7 +192,7 @@ impl LineWriter {
     }
 
     /// Waits until every sender is gone and every sink delivered its events;
-    /// returns every sink's final counters.
+    /// returns each sink's final counters.
     pub fn join(self) -> Result<Vec<SinkSnapshot>, WriterError> {
         let snaps = self.outputs.finish()?;
         let c = &self.counters;

@@ -93,15 +93,6 @@ pub struct SinkSection {
     pub spool_bytes: Option<String>,
 }
 
-/// Whether the sink URL sets one of `keys` in its `?query` (an option the
-/// URL sets wins over the output-wide default).
-fn url_sets(url: &str, keys: &[&str]) -> bool {
-    url.split_once('?').is_some_and(|(_, q)| {
-        q.split('&')
-            .any(|kv| keys.contains(&kv.split_once('=').map_or(kv, |(k, _)| k)))
-    })
-}
-
 fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid(format!("{field}: {why}"))
 }
@@ -109,12 +100,8 @@ fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
 impl SinkSection {
     fn to_spec(&self, at: &str, out: &OutputSection) -> Result<SinkSpec, ConfigError> {
         let mut s = SinkSpec::parse_url(&self.url).map_err(|e| bad(format!("{at}.url"), e))?;
-        if !url_sets(&self.url, &["queue", "queue_batches"]) {
-            s.queue_batches = out.queue_batches;
-        }
-        if !url_sets(&self.url, &["batch_bytes"]) {
-            s.batch_bytes = out.batch_bytes;
-        }
+        s.queue_batches = out.queue_batches;
+        s.batch_bytes = out.batch_bytes;
         if let Some(n) = &self.name {
             s.name = n.clone();
         }
@@ -174,9 +161,7 @@ impl OutputSection {
                 .map(|u| {
                     let mut s =
                         SinkSpec::parse_url(u).map_err(|e| bad(format!("--output {u}"), e))?;
-                    if !url_sets(u, &["queue", "queue_batches"]) {
-                        s.queue_batches = self.queue_batches;
-                    }
+                    s.queue_batches = self.queue_batches;
                     Ok(s)
                 })
                 .collect();
@@ -184,12 +169,8 @@ impl OutputSection {
         if self.sinks.is_empty() {
             let mut s =
                 SinkSpec::parse_url(&self.path).map_err(|e| bad("output.path".into(), e))?;
-            if !url_sets(&self.path, &["queue", "queue_batches"]) {
-                s.queue_batches = self.queue_batches;
-            }
-            if !url_sets(&self.path, &["batch_bytes"]) {
-                s.batch_bytes = self.batch_bytes;
-            }
+            s.queue_batches = self.queue_batches;
+            s.batch_bytes = self.batch_bytes;
             return Ok(vec![s]);
         }
         self.sinks
@@ -263,26 +244,6 @@ pub fn metrics_addr(s: &str) -> Option<std::net::SocketAddr> {
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
-
-    #[test]
-    fn queue_and_batch_bytes_in_a_url_win_over_the_output_defaults() {
-        let cfg = Config::from_toml("[output]\nqueue_batches = 16\nbatch_bytes = 4096\n", "f")
-            .expect("config");
-        let specs = cfg
-            .output
-            .sink_specs(&["kafka://h:9092/t?queue=2".into(), "/tmp/x.json".into()])
-            .expect("specs");
-        assert_eq!(specs[0].queue_batches, 2);
-        assert_eq!(specs[1].queue_batches, 16);
-        let cfg = Config::from_toml(
-            "[output]\nqueue_batches = 16\nbatch_bytes = 4096\n[[output.sinks]]\nurl = \"-?batch_bytes=100&queue_batches=3\"\n[[output.sinks]]\nurl = \"-\"\n",
-            "f",
-        )
-        .expect("config");
-        let specs = cfg.output.sink_specs(&[]).expect("specs");
-        assert_eq!((specs[0].queue_batches, specs[0].batch_bytes), (3, 100));
-        assert_eq!((specs[1].queue_batches, specs[1].batch_bytes), (16, 4096));
-    }
 
     #[test]
     fn sinks_are_read_and_checked_by_name() {

@@ -83,4 +83,9 @@ pub trait Transport: Send {
     fn peer_closed(&mut self) -> bool {
         false
     }
+    /// Events found lost since the last call (committed to a connection
+    /// that died before taking them whole); the runner counts them failed.
+    fn take_lost(&mut self) -> u64 {
+        0
+    }
 }

@@ -28,8 +28,7 @@ pub(crate) struct Runner {
     pub spool: Option<Spool>,
     /// How long to keep trying to deliver after the queue closed.
     pub grace: Duration,
-    /// Set when the outputs are finishing: a batch held for a collector
-    /// that is down must not keep the sink waiting past the grace time.
+    /// Set when the run ends (the queue is closed or about to be).
     pub closing: Arc<AtomicBool>,
 }
 
@@ -46,19 +45,37 @@ impl Runner {
         let _ = self.pool.try_send(b);
     }
 
+    /// Counts events the transport found lost (committed to a connection
+    /// that died before taking them whole).
+    fn count_lost(&mut self) {
+        let lost = self.transport.take_lost();
+        if lost > 0 {
+            self.counters
+                .events_failed
+                .fetch_add(lost, Ordering::Relaxed);
+            eprintln!(
+                "flowtap: sink {}: {lost} event(s) lost with a stalled connection that broke",
+                self.name
+            );
+        }
+    }
+
     /// Connects if down and the backoff allows; returns whether up.
     fn ensure_up(&mut self, link: &mut Link) -> bool {
         if link.up {
             if !self.transport.peer_closed() {
                 return true;
             }
+            self.count_lost();
             self.went_down(link, None);
         }
         let now = Instant::now();
         if now < link.next_try {
             return false;
         }
-        match self.transport.connect() {
+        let connected = self.transport.connect();
+        self.count_lost();
+        match connected {
             Ok(()) => {
                 if link.reported_down {
                     eprintln!("flowtap: sink {}: connected again", self.name);
@@ -234,6 +251,7 @@ impl Runner {
         let mut scratch = Batch::default();
         let mut skip = 0usize;
         let mut pending: Option<(Batch, usize)> = None;
+        let mut closed = false;
         loop {
             if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
                 if let Some((b, from)) = pending.take() {
@@ -254,9 +272,6 @@ impl Runner {
                 }
                 continue;
             }
-            if pending.is_some() && self.closing.load(Ordering::Relaxed) {
-                break;
-            }
             let (b, from) = match pending.take() {
                 Some(p) => p,
                 None => match self.rx.recv_timeout(TICK) {
@@ -269,7 +284,10 @@ impl Runner {
                         }
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
                 },
             };
             let reached = self.try_send(&mut link, &b, from);
@@ -286,13 +304,25 @@ impl Runner {
                 std::thread::sleep(
                     TICK.min(link.next_try.saturating_duration_since(Instant::now())),
                 );
+                if self.closing.load(Ordering::Relaxed) {
+                    // The run ended while the collector is down: what is
+                    // still queued is handled within the grace time below.
+                    break;
+                }
             }
         }
-        // The queue is closed (or closing with a batch held): deliver what is
-        // left, the held batch first, then anything still queued, within the
-        // grace time.
+        let _ = closed;
+        // The queue is closed: deliver what is left (the held batch, then
+        // whatever is still queued) within the grace time.
         let deadline = Instant::now() + self.grace;
         loop {
+            let spool_empty = self.spool.as_ref().is_none_or(Spool::is_empty);
+            if pending.is_none() && spool_empty {
+                match self.rx.try_recv() {
+                    Ok(b) => pending = Some((b, 0)),
+                    Err(_) => break,
+                }
+            }
             if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
                 if let Some((b, from)) = pending.take() {
                     self.spool_batch(&b, from);
@@ -307,10 +337,7 @@ impl Runner {
                 }
                 continue;
             }
-            let Some((b, from)) = pending
-                .take()
-                .or_else(|| self.rx.try_recv().ok().map(|b| (b, 0)))
-            else {
+            let Some((b, from)) = pending.take() else {
                 break;
             };
             let reached = self.try_send(&mut link, &b, from);
@@ -339,6 +366,8 @@ impl Runner {
             pending = Some((b, reached));
             std::thread::sleep(TICK);
         }
-        self.transport.close()
+        let closed = self.transport.close();
+        self.count_lost();
+        closed
     }
 }
