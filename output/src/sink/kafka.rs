@@ -29,7 +29,7 @@
 //! the broker are thus `events_sent - events_failed`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -80,9 +80,8 @@ struct Context {
     counters: Arc<SinkCounters>,
     /// Set when librdkafka reports every broker down; cleared by a probe.
     all_down: AtomicBool,
-    /// Delivery failures seen so far, and the first error, for the report.
+    /// Delivery failures seen so far (the first one is reported).
     failed: AtomicU64,
-    first_failure: Mutex<Option<String>>,
 }
 
 impl ClientContext for Context {
@@ -113,8 +112,6 @@ impl ProducerContext for Context {
         if let Err((e, _)) = result {
             self.counters.events_failed.fetch_add(1, Ordering::Relaxed);
             if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                let mut first = self.first_failure.lock().unwrap_or_else(|p| p.into_inner());
-                *first = Some(e.to_string());
                 eprintln!("flowtap: kafka: a message could not be delivered: {e} (counted in events_failed)");
             }
         }
@@ -157,7 +154,6 @@ impl KafkaSink {
             counters,
             all_down: AtomicBool::new(false),
             failed: AtomicU64::new(0),
-            first_failure: Mutex::new(None),
         };
         let producer: ThreadedProducer<Context> = cfg
             .create_with_context(ctx)
