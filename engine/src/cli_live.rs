@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use capture::gen::{GenConfig, GenMethod, GenSource};
 use engine::config::{CaptureSource, Config, XdpModeSetting};
 use engine::live::{run_live, LiveOptions, LiveSummary, StopCause, LIVE_POLICY};
+use engine::stats::{serve_metrics, Monitor};
 
 /// Options of `flowtap run` that only make sense live.
 #[derive(clap::Args, Debug)]
@@ -69,11 +70,16 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     }
     cfg.validate()?;
     let stop = stop_on_signals()?;
+    // The endpoint first: a taken port must not cost an output file or an
+    // attached XDP program.
+    let monitor = Monitor::new();
+    let metrics = serve_metrics(&cfg.output.metrics_listen, &monitor)?;
     let opts = LiveOptions {
         iface: iface.clone(),
         workers: cfg.workers,
         duration: live.duration,
         capture_only: live.capture_only,
+        monitor: Some(monitor),
     };
     let (writer, sender) = crate::spawn_writer(&cfg, LIVE_POLICY)?;
     let result = run_live(&cfg, &opts, Some(sender), &stop, |info| {
@@ -94,6 +100,7 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     });
     // The workers and run_live's sender are gone either way: the writer ends.
     let written = writer.join().context("writing flow records failed");
+    drop(metrics);
     let summary = result.with_context(|| format!("cannot capture on {iface}"))?;
     let sinks = written?;
     if !quiet {

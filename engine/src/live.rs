@@ -36,7 +36,7 @@ use output::writer::{BatchSender, WhenFull};
 use crate::config::{
     CaptureSource, Config, ConfigError, ShardSetting, XdpModeSetting, ZeroCopySetting,
 };
-use crate::stats::{encode_live_stats, CaptureStats, WorkerStats};
+use crate::stats::{CaptureStats, Monitor, Snapshot, WorkerStats};
 use crate::worker::{EventBatch, Worker};
 
 /// The when-full policy of live capture: never stall a receive core.
@@ -91,6 +91,9 @@ pub struct LiveOptions {
     pub duration: Option<Duration>,
     /// Only count frames (returned untouched): the capture ceiling.
     pub capture_only: bool,
+    /// Where the counters are published for the metrics endpoint (the
+    /// capture's own periodic `stats` events read the same snapshot).
+    pub monitor: Option<Arc<Monitor>>,
 }
 
 /// What was opened, reported once every worker is running.
@@ -278,6 +281,8 @@ struct WorkerEnd {
 }
 
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How often the main loop refreshes the capture counters the metrics show.
+const CAPTURE_EVERY: Duration = Duration::from_secs(1);
 /// A busy worker reads the clock once per this many batches.
 const CLOCK_EVERY_BATCHES: u32 = 64;
 /// Records waiting in a worker's batch are handed over at least this often.
@@ -640,6 +645,27 @@ pub fn run_live(
         return Err(e);
     }
 
+    let monitor = opts.monitor.clone().unwrap_or_else(Monitor::new);
+    if let Some(tx) = &sender {
+        monitor.watch_sinks(tx.probe());
+    }
+    monitor.watch_workers(slots.iter().map(|s| Arc::clone(&s.stats)).collect());
+    // The capture counters as the metrics and the stats events see them.
+    let capture_now = |base: &CaptureStats| {
+        let mut cap = base.clone();
+        for s in &slots {
+            if let Ok(g) = s.queue.lock() {
+                g.add_to(&mut cap);
+            }
+        }
+        opened.add_filter_drops(&mut cap);
+        if let Some(tx) = &sender {
+            cap.output_events_dropped = tx.counters().events_dropped.load(Ordering::Relaxed);
+        }
+        cap
+    };
+    monitor.set_capture(capture_now(&capture));
+
     let started = Instant::now();
     on_ready(&LiveInfo {
         source: capture.source,
@@ -652,6 +678,7 @@ pub fn run_live(
     let every =
         (cfg.output.stats_interval > 0).then(|| Duration::from_secs(cfg.output.stats_interval));
     let mut next_stats = every.map(|d| started + d);
+    let mut next_capture = started + CAPTURE_EVERY;
     let mut buf = Vec::new();
     let mut ended_early = 0;
     let cause = loop {
@@ -665,24 +692,16 @@ pub fn run_live(
             ended_early = i;
             break StopCause::WorkerFailed;
         }
+        if Instant::now() >= next_capture {
+            next_capture += CAPTURE_EVERY;
+            monitor.set_capture(capture_now(&capture));
+        }
         if let (Some(at), Some(d)) = (next_stats, every) {
             if Instant::now() >= at {
                 next_stats = Some(at + d);
-                let mut sum = WorkerStats::default();
-                let mut cap = capture.clone();
-                for s in &slots {
-                    if let Ok(g) = s.stats.lock() {
-                        sum.merge(&g);
-                    }
-                    if let Ok(g) = s.queue.lock() {
-                        g.add_to(&mut cap);
-                    }
-                }
-                opened.add_filter_drops(&mut cap);
+                monitor.set_capture(capture_now(&capture));
                 if let Some(tx) = &sender {
-                    cap.output_events_dropped =
-                        tx.counters().events_dropped.load(Ordering::Relaxed);
-                    encode_live_stats(&sum, &cap, wall_ns(), workers, &mut buf);
+                    monitor.snapshot().encode_stats(wall_ns(), &mut buf);
                     tx.submit(&mut buf, 1);
                 }
             }
@@ -737,13 +756,15 @@ pub fn run_live(
     if let Some(tx) = &sender {
         summary.capture.output_events_dropped =
             tx.counters().events_dropped.load(Ordering::Relaxed);
-        encode_live_stats(
-            &summary.stats,
-            &summary.capture,
-            wall_ns(),
-            workers,
-            &mut buf,
-        );
+    }
+    monitor.set_capture(summary.capture.clone());
+    if let Some(tx) = &sender {
+        Snapshot {
+            per_worker: summary.per_worker.clone(),
+            capture: Some(summary.capture.clone()),
+            sinks: monitor.sinks(),
+        }
+        .encode_stats(wall_ns(), &mut buf);
         tx.submit(&mut buf, 1);
     }
     Ok(summary)

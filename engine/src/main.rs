@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use engine::config::Config;
 use engine::offline::{replay_file, Progress, ReplaySummary, OFFLINE_POLICY};
-use engine::stats::{encode_stats, WorkerStats};
+use engine::stats::{serve_metrics, Monitor, Snapshot, WorkerStats};
 use output::writer::{BatchSender, LineWriter, WhenFull};
 
 mod cli_live;
@@ -75,6 +75,11 @@ struct RunArgs {
     /// Configuration file (TOML); see `flowtap default-config`.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Replay: read at most this many packets per second (default: as fast as
+    /// the workers go), e.g. to keep a replay running while a collector is
+    /// restarted.
+    #[arg(long, value_name = "N", requires = "pcap")]
+    pps: Option<u64>,
     /// Do not draw the progress bar even when stderr is a terminal.
     #[arg(long)]
     no_progress: bool,
@@ -146,14 +151,19 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         cfg.workers
     };
+    // The endpoint first: a taken port must not cost an output file.
+    let monitor = Monitor::new();
+    let metrics = serve_metrics(&cfg.output.metrics_listen, &monitor)?;
     let (writer, sender) = spawn_writer(&cfg, OFFLINE_POLICY)?;
+    monitor.watch_sinks(sender.probe());
 
     let published: Vec<Arc<Mutex<WorkerStats>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStats::default())))
         .collect();
+    monitor.watch_workers(published.clone());
     let stop_stats = Arc::new(AtomicBool::new(false));
     let stats_thread = (cfg.output.stats_interval > 0).then(|| {
-        let published = published.clone();
+        let monitor = Arc::clone(&monitor);
         let stop = Arc::clone(&stop_stats);
         let sender = sender.clone();
         let every = Duration::from_secs(cfg.output.stats_interval);
@@ -167,13 +177,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
                     continue;
                 }
                 waited = Duration::ZERO;
-                let mut sum = WorkerStats::default();
-                for p in &published {
-                    if let Ok(g) = p.lock() {
-                        sum.merge(&g);
-                    }
-                }
-                encode_stats(&sum, wall_ns(), published.len(), &mut buf);
+                monitor.snapshot().encode_stats(wall_ns(), &mut buf);
                 sender.submit(&mut buf, 1);
             }
         })
@@ -198,6 +202,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Some(sender.clone()),
         &published,
         bar.as_ref().map(|b| b as &dyn Progress),
+        args.pps,
     )
     .with_context(|| format!("cannot replay {}", pcap.display()));
     if let Some(b) = &bar {
@@ -209,11 +214,17 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let summary = summary?;
     let mut buf = Vec::new();
-    encode_stats(&summary.stats, summary.last_ns, workers, &mut buf);
+    Snapshot {
+        per_worker: summary.per_worker.clone(),
+        capture: None,
+        sinks: monitor.sinks(),
+    }
+    .encode_stats(summary.last_ns, &mut buf);
     sender.submit(&mut buf, 1);
     drop(sender);
     let counters = Arc::clone(writer.counters());
     let sinks = writer.join().context("writing flow records failed")?;
+    drop(metrics);
     if !args.quiet {
         print_summary(
             &summary,

@@ -47,6 +47,30 @@ pub struct ReplaySummary {
     pub file_error: Option<FileError>,
 }
 
+/// Paces a replay to a packet rate (`flowtap run --pcap F --pps N`), for
+/// tests and demos that need a replay to last: sleeps after each batch until
+/// the wall clock catches up with `packets / pps`.
+struct Pacer {
+    pps: u64,
+    started: Instant,
+}
+
+impl Pacer {
+    fn new(pps: Option<u64>) -> Option<Pacer> {
+        pps.filter(|&p| p > 0).map(|pps| Pacer {
+            pps,
+            started: Instant::now(),
+        })
+    }
+
+    fn wait(&self, packets: u64) {
+        let due = Duration::from_secs_f64(packets as f64 / self.pps as f64);
+        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
+
 /// Reports progress while a replay runs (the CLI draws a bar from it).
 pub trait Progress: Send {
     fn update(&self, bytes_read: u64, packets: u64);
@@ -128,7 +152,9 @@ impl PacketSource for ChannelSource {
     }
 }
 
-/// Replays `path` through `workers` workers, writing records through `sender`.
+/// Replays `path` through `workers` workers, writing records through
+/// `sender`; `pps` paces the reading (packets per second, `None`: as fast as
+/// the workers go).
 pub fn replay_file(
     path: &Path,
     cfg: &Config,
@@ -136,9 +162,10 @@ pub fn replay_file(
     sender: Option<BatchSender>,
     published: &[Arc<Mutex<WorkerStats>>],
     progress: Option<&dyn Progress>,
+    pps: Option<u64>,
 ) -> Result<ReplaySummary, ReplayError> {
     let file = CaptureFile::open(path)?;
-    replay(file, cfg, workers, sender, published, progress)
+    replay(file, cfg, workers, sender, published, progress, pps)
 }
 
 /// Replays an opened capture (from a file or from memory).
@@ -149,9 +176,11 @@ pub fn replay(
     sender: Option<BatchSender>,
     published: &[Arc<Mutex<WorkerStats>>],
     progress: Option<&dyn Progress>,
+    pps: Option<u64>,
 ) -> Result<ReplaySummary, ReplayError> {
     let workers = workers.max(1);
     let started = Instant::now();
+    let pacer = Pacer::new(pps);
     let mut first_ns = u64::MAX;
     let mut last_ns = 0u64;
     let mut read = 0u64;
@@ -176,6 +205,9 @@ pub fn replay(
             });
             read += n;
             worker.end_batch();
+            if let Some(p) = &pacer {
+                p.wait(read);
+            }
             if let Some(pr) = progress {
                 pr.update(file.offset(), read);
             }
@@ -264,6 +296,9 @@ pub fn replay(
                 let full = std::mem::replace(b, fresh);
                 send_failed |= txs[i].send(full).is_err();
             }
+        }
+        if let Some(p) = &pacer {
+            p.wait(read);
         }
         if let Some(pr) = progress {
             pr.update(file.offset(), read);

@@ -12,11 +12,16 @@
 //! with frames before any worker saw them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use crate::defrag::DefragCounters;
 use crate::flow::TableCounters;
 use crate::stream::StreamCounters;
 use dissect::app::AppStats;
+use output::metrics::{
+    list_sinks, Exposition, Figure, JsonListing, Kind, Listing, MetricsError, MetricsServer,
+};
+use output::{OutputsProbe, SinkSnapshot};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -42,6 +47,8 @@ pub struct WorkerStats {
     pub app: AppStats,
     /// Application-layer events emitted.
     pub app_events: u64,
+    /// Of which, by type.
+    pub app_by_type: AppEventCounts,
     /// Bytes held by reassembly and parsers at the last update.
     pub stream_bytes_held: u64,
 }
@@ -60,6 +67,9 @@ impl WorkerStats {
         a.undetected += b.undetected;
         self.app.add(&o.app);
         self.app_events += o.app_events;
+        self.app_by_type.http += o.app_by_type.http;
+        self.app_by_type.dns += o.app_by_type.dns;
+        self.app_by_type.tls += o.app_by_type.tls;
         self.stream_bytes_held += o.stream_bytes_held;
         self.received += o.received;
         self.bytes += o.bytes;
@@ -100,146 +110,568 @@ impl WorkerStats {
     }
 }
 
-/// Appends a `stats` event line with every counter.
-pub fn encode_stats(s: &WorkerStats, ts_ns: u64, workers: usize, buf: &mut Vec<u8>) {
-    encode_stats_with(s, None, ts_ns, workers, buf);
+/// Application-layer events emitted, by type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppEventCounts {
+    pub http: u64,
+    pub dns: u64,
+    pub tls: u64,
 }
 
-/// Appends a `stats` event line of a live capture: every counter plus the
-/// `capture` section.
-pub fn encode_live_stats(
-    s: &WorkerStats,
-    c: &CaptureStats,
-    ts_ns: u64,
-    workers: usize,
-    buf: &mut Vec<u8>,
-) {
-    encode_stats_with(s, Some(c), ts_ns, workers, buf);
+/// Every counter at one moment: per worker, of the capture sources (live)
+/// and of the sinks. The `stats` event and the Prometheus exposition are
+/// both written from it through the same listing ([`list_worker`],
+/// [`list_capture`], [`output::metrics::list_sinks`]); the event carries
+/// the sum over workers of what the metrics carry per `worker`.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub per_worker: Vec<WorkerStats>,
+    pub capture: Option<CaptureStats>,
+    pub sinks: Vec<SinkSnapshot>,
 }
 
-fn encode_stats_with(
-    s: &WorkerStats,
-    capture: Option<&CaptureStats>,
-    ts_ns: u64,
-    workers: usize,
-    buf: &mut Vec<u8>,
-) {
-    use output::json::JsonWriter;
-    let mut w = JsonWriter::object(buf);
-    w.timestamp("timestamp", ts_ns);
-    w.str("event_type", "stats");
-    let mut st = w.begin_object("stats");
-    st.u64("workers", workers as u64);
-    {
-        let mut p = st.begin_object("packets");
-        p.u64("received", s.received);
-        p.u64("bytes", s.bytes);
-        p.u64("flow", s.flow);
-        p.u64("fragment", s.fragment);
-        p.u64("not_ip", s.not_ip);
-        p.u64("undecodable", s.undecodable);
-        p.u64("truncated", s.truncated);
-        p.u64("uninspected", s.uninspected);
-        p.bool("accounted", s.fates() == s.received);
-        p.end_object();
-    }
-    {
-        let mut e = st.begin_object("decode_errors");
-        for ((layer, why), n) in &s.decode_errors {
-            let mut key = String::with_capacity(layer.len() + why.len() + 1);
-            key.push_str(layer);
-            key.push('.');
-            key.push_str(why);
-            e.u64(&key, *n);
+impl Snapshot {
+    /// The sum over workers.
+    pub fn total(&self) -> WorkerStats {
+        let mut sum = WorkerStats::default();
+        for w in &self.per_worker {
+            sum.merge(w);
         }
-        e.end_object();
+        sum
     }
-    {
-        let f = &s.flows;
-        let mut o = st.begin_object("flows");
-        o.u64("created", f.created);
-        o.u64("expired", f.expired);
-        o.u64("evicted", f.evicted);
-        o.u64("ended_at_shutdown", f.ended_at_shutdown);
-        o.u64("interim_records", f.interim_records);
-        o.u64("active", f.active);
-        o.u64("tcp_port_reuse", f.tcp_reuse);
-        o.u64("records", s.records);
-        o.end_object();
+
+    /// Appends the `stats` event line.
+    pub fn encode_stats(&self, ts_ns: u64, buf: &mut Vec<u8>) {
+        let total = self.total();
+        let mut w = output::json::JsonWriter::object(buf);
+        w.timestamp("timestamp", ts_ns);
+        w.str("event_type", "stats");
+        w.raw("stats", b"{");
+        let mut j = JsonListing::new(buf, false);
+        self.list_into(&total, &mut j);
+        buf.extend_from_slice(b"}}\n");
     }
-    {
-        let d = &s.defrag;
-        let mut o = st.begin_object("defrag");
-        o.u64("fragments", d.fragments);
-        o.u64("reassembled", d.reassembled);
-        o.u64("fragments_reassembled", d.fragments_reassembled);
-        o.u64("timed_out", d.timed_out);
-        o.u64("fragments_timed_out", d.fragments_timed_out);
-        o.u64("dropped_at_cap", d.dropped_at_cap);
-        o.u64("invalid", d.invalid);
-        o.u64("overlapping", d.overlapping);
-        o.u64("pending_at_end", d.pending_at_end);
-        o.u64("fragments_pending_at_end", d.fragments_pending_at_end);
-        o.end_object();
-    }
-    {
-        let t = &s.stream;
-        let mut o = st.begin_object("stream");
-        o.u64("delivered_bytes", t.delivered_bytes);
-        o.u64("gaps", t.gaps);
-        o.u64("missed_bytes", t.missed_bytes);
-        o.u64("ooo_flow_cap_hit", t.ooo_flow_cap_hit);
-        o.u64("worker_cap_hit", t.worker_cap_hit);
-        o.u64("pending_cap_hit", t.pending_cap_hit);
-        o.u64("bytes_held", s.stream_bytes_held);
-        o.end_object();
-        let a = &s.app;
-        let mut o = st.begin_object("app");
-        o.u64("events", s.app_events);
-        o.u64("detected", t.detected);
-        o.u64("undetected", t.undetected);
-        o.u64("parse_errors", t.parse_errors);
-        o.u64("malformed", a.malformed);
-        o.u64("pending_overflow", a.pending_overflow);
-        o.u64("truncated", a.truncated);
-        o.u64("gaps", a.gaps);
-        o.u64("resyncs", a.resyncs);
-        o.u64("orphan_responses", a.orphan_responses);
-        o.u64("unanswered", a.unanswered);
-        o.end_object();
-    }
-    if let Some(c) = capture {
-        let mut o = st.begin_object("capture");
-        o.str("source", c.source);
-        o.str("iface", &c.iface);
-        o.str("mode", &c.mode);
-        o.u64("queues", c.queues);
-        o.bool("capture_only", c.capture_only);
-        o.u64("received", c.received);
-        {
-            let mut d = o.begin_object("dropped");
-            d.u64("total", c.dropped());
-            d.u64("socket", c.socket_dropped);
-            d.u64("rx_ring_full", c.rx_ring_full);
-            d.u64("shard_ring_full", c.shard_ring_full);
-            d.u64("invalid", c.invalid);
-            d.u64("unbound_queue", c.unbound);
-            d.end_object();
+
+    fn list_into(&self, total: &WorkerStats, v: &mut dyn Listing) {
+        v.figure(&Figure {
+            key: "workers",
+            metric: "flowtap_workers",
+            kind: Kind::Gauge,
+            help: "Worker threads (each owns the flows its shard hash gives it).",
+            labels: &[],
+            value: self.per_worker.len() as u64,
+        });
+        list_worker(total, v);
+        if let Some(c) = &self.capture {
+            list_capture(c, v);
         }
-        o.u64("fill_ring_empty", c.fill_ring_empty);
-        {
-            let mut f = o.begin_object("filtered");
-            f.u64("vlan", c.filtered_vlan);
-            f.u64("cidr", c.filtered_cidr);
-            f.u64("protocol", c.filtered_protocol);
-            f.u64("port", c.filtered_port);
-            f.end_object();
-        }
-        o.u64("output_events_dropped", c.output_events_dropped);
-        o.end_object();
+        list_sinks(&self.sinks, v);
     }
-    st.end_object();
-    w.finish_line();
+
+    /// The Prometheus text exposition: worker counters per `worker`.
+    pub fn exposition(&self) -> String {
+        let mut e = Exposition::new();
+        e.figure(&Figure {
+            key: "workers",
+            metric: "flowtap_workers",
+            kind: Kind::Gauge,
+            help: "Worker threads (each owns the flows its shard hash gives it).",
+            labels: &[],
+            value: self.per_worker.len() as u64,
+        });
+        for (i, w) in self.per_worker.iter().enumerate() {
+            let i = i.to_string();
+            e.set_scope(&[("worker", &i)]);
+            list_worker(w, &mut e);
+        }
+        e.set_scope(&[]);
+        if let Some(c) = &self.capture {
+            list_capture(c, &mut e);
+        }
+        list_sinks(&self.sinks, &mut e);
+        e.render()
+    }
+}
+
+/// Lists one worker's counters (or their sum): the `packets`,
+/// `decode_errors`, `flows`, `events`, `defrag`, `stream` and `app`
+/// sections of the `stats` event.
+pub fn list_worker(s: &WorkerStats, v: &mut dyn Listing) {
+    use Kind::{Counter, Gauge};
+    fn fig(
+        v: &mut dyn Listing,
+        key: &str,
+        metric: &'static str,
+        kind: Kind,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        value: u64,
+    ) {
+        v.figure(&Figure {
+            key,
+            metric,
+            kind,
+            help,
+            labels,
+            value,
+        });
+    }
+    v.open("packets");
+    fig(
+        v,
+        "received",
+        "flowtap_packets_received_total",
+        Counter,
+        "Packets a worker received.",
+        &[],
+        s.received,
+    );
+    fig(
+        v,
+        "bytes",
+        "flowtap_received_bytes_total",
+        Counter,
+        "Bytes of the packets a worker received (whole frames as on the wire).",
+        &[],
+        s.bytes,
+    );
+    const FATE: &str = "Packets by fate: flow (to a flow), fragment (to defrag), not_ip, undecodable, uninspected (capture only); they sum to the packets received.";
+    for (key, value) in [
+        ("flow", s.flow),
+        ("fragment", s.fragment),
+        ("not_ip", s.not_ip),
+        ("undecodable", s.undecodable),
+    ] {
+        fig(
+            v,
+            key,
+            "flowtap_packet_fates_total",
+            Counter,
+            FATE,
+            &[("fate", key)],
+            value,
+        );
+    }
+    fig(
+        v,
+        "truncated",
+        "flowtap_packets_truncated_total",
+        Counter,
+        "Packets cut short (snaplen) that still gave a flow what parsed.",
+        &[],
+        s.truncated,
+    );
+    fig(
+        v,
+        "uninspected",
+        "flowtap_packet_fates_total",
+        Counter,
+        FATE,
+        &[("fate", "uninspected")],
+        s.uninspected,
+    );
+    v.flag("accounted", s.fates() == s.received);
+    v.close();
+
+    v.open("decode_errors");
+    const DECODE: &str = "Frames that stopped early or were malformed, by layer and reason.";
+    v.declare("flowtap_decode_errors_total", Counter, DECODE);
+    let mut key = String::new();
+    for ((layer, why), n) in &s.decode_errors {
+        key.clear();
+        key.push_str(layer);
+        key.push('.');
+        key.push_str(why);
+        fig(
+            v,
+            &key,
+            "flowtap_decode_errors_total",
+            Counter,
+            DECODE,
+            &[("layer", layer), ("reason", why)],
+            *n,
+        );
+    }
+    v.close();
+
+    let f = &s.flows;
+    v.open("flows");
+    fig(
+        v,
+        "created",
+        "flowtap_flows_created_total",
+        Counter,
+        "Flows created.",
+        &[],
+        f.created,
+    );
+    const ENDED: &str = "Flows ended, by reason: timeout (idle, or closed by FIN/RST and then quiet), evicted (table full), shutdown (capture ended).";
+    fig(
+        v,
+        "expired",
+        "flowtap_flows_ended_total",
+        Counter,
+        ENDED,
+        &[("reason", "timeout")],
+        f.expired,
+    );
+    fig(
+        v,
+        "evicted",
+        "flowtap_flows_ended_total",
+        Counter,
+        ENDED,
+        &[("reason", "evicted")],
+        f.evicted,
+    );
+    fig(
+        v,
+        "ended_at_shutdown",
+        "flowtap_flows_ended_total",
+        Counter,
+        ENDED,
+        &[("reason", "shutdown")],
+        f.ended_at_shutdown,
+    );
+    fig(
+        v,
+        "interim_records",
+        "flowtap_flow_interim_records_total",
+        Counter,
+        "Interim records of long flows (active timeout).",
+        &[],
+        f.interim_records,
+    );
+    fig(
+        v,
+        "active",
+        "flowtap_flows_active",
+        Gauge,
+        "Flows in the flow table now.",
+        &[],
+        f.active,
+    );
+    fig(
+        v,
+        "tcp_port_reuse",
+        "flowtap_flows_tcp_port_reuse_total",
+        Counter,
+        "TCP flows ended because a new SYN reused their ports.",
+        &[],
+        f.tcp_reuse,
+    );
+    v.number("records", s.records);
+    v.close();
+
+    v.open("events");
+    const EVENTS: &str = "Events emitted by the workers, by type (before the sinks' type filters).";
+    for (t, n) in [
+        ("flow", s.records),
+        ("http", s.app_by_type.http),
+        ("dns", s.app_by_type.dns),
+        ("tls", s.app_by_type.tls),
+    ] {
+        fig(
+            v,
+            t,
+            "flowtap_events_total",
+            Counter,
+            EVENTS,
+            &[("type", t)],
+            n,
+        );
+    }
+    v.close();
+
+    let d = &s.defrag;
+    v.open("defrag");
+    for (key, metric, help, value) in [
+        (
+            "fragments",
+            "flowtap_defrag_fragments_total",
+            "IP fragments handed to the reassembler.",
+            d.fragments,
+        ),
+        (
+            "reassembled",
+            "flowtap_defrag_datagrams_reassembled_total",
+            "IP datagrams completed from fragments.",
+            d.reassembled,
+        ),
+        (
+            "fragments_reassembled",
+            "flowtap_defrag_fragments_reassembled_total",
+            "Fragments that became part of a completed datagram.",
+            d.fragments_reassembled,
+        ),
+        (
+            "timed_out",
+            "flowtap_defrag_datagrams_timed_out_total",
+            "Datagrams given up after the defrag timeout.",
+            d.timed_out,
+        ),
+        (
+            "fragments_timed_out",
+            "flowtap_defrag_fragments_timed_out_total",
+            "Fragments of datagrams given up after the timeout.",
+            d.fragments_timed_out,
+        ),
+    ] {
+        fig(v, key, metric, Counter, help, &[], value);
+    }
+    const REFUSED: &str =
+        "Fragments refused, by reason: cap (memory limit reached), invalid (beyond 64 KiB, empty, after the end).";
+    fig(
+        v,
+        "dropped_at_cap",
+        "flowtap_defrag_fragments_refused_total",
+        Counter,
+        REFUSED,
+        &[("reason", "cap")],
+        d.dropped_at_cap,
+    );
+    fig(
+        v,
+        "invalid",
+        "flowtap_defrag_fragments_refused_total",
+        Counter,
+        REFUSED,
+        &[("reason", "invalid")],
+        d.invalid,
+    );
+    fig(
+        v,
+        "overlapping",
+        "flowtap_defrag_datagrams_overlapping_total",
+        Counter,
+        "Datagrams in which fragments overlapped.",
+        &[],
+        d.overlapping,
+    );
+    fig(
+        v,
+        "pending_at_end",
+        "flowtap_defrag_datagrams_pending_at_end",
+        Gauge,
+        "Datagrams still incomplete when the capture ended (0 while it runs).",
+        &[],
+        d.pending_at_end,
+    );
+    fig(
+        v,
+        "fragments_pending_at_end",
+        "flowtap_defrag_fragments_pending_at_end",
+        Gauge,
+        "Fragments of the datagrams still incomplete when the capture ended.",
+        &[],
+        d.fragments_pending_at_end,
+    );
+    v.close();
+
+    let t = &s.stream;
+    v.open("stream");
+    fig(
+        v,
+        "delivered_bytes",
+        "flowtap_stream_delivered_bytes_total",
+        Counter,
+        "TCP payload bytes reassembly delivered in order to the parsers.",
+        &[],
+        t.delivered_bytes,
+    );
+    fig(
+        v,
+        "gaps",
+        "flowtap_stream_gaps_total",
+        Counter,
+        "Holes in TCP streams reported to the parsers.",
+        &[],
+        t.gaps,
+    );
+    fig(
+        v,
+        "missed_bytes",
+        "flowtap_stream_missed_bytes_total",
+        Counter,
+        "TCP payload bytes never seen (in the holes).",
+        &[],
+        t.missed_bytes,
+    );
+    const LIMIT: &str = "Times a reassembly limit was hit, by limit: ooo_flow (out-of-order bytes of a flow), worker (bytes of all flows of a worker), pending (segments waiting).";
+    for (key, limit, value) in [
+        ("ooo_flow_cap_hit", "ooo_flow", t.ooo_flow_cap_hit),
+        ("worker_cap_hit", "worker", t.worker_cap_hit),
+        ("pending_cap_hit", "pending", t.pending_cap_hit),
+    ] {
+        fig(
+            v,
+            key,
+            "flowtap_stream_limit_hits_total",
+            Counter,
+            LIMIT,
+            &[("limit", limit)],
+            value,
+        );
+    }
+    fig(
+        v,
+        "bytes_held",
+        "flowtap_stream_held_bytes",
+        Gauge,
+        "Bytes held by reassembly and the app-layer parsers.",
+        &[],
+        s.stream_bytes_held,
+    );
+    v.close();
+
+    let a = &s.app;
+    v.open("app");
+    v.number("events", s.app_events);
+    for (key, metric, help, value) in [
+        (
+            "detected",
+            "flowtap_app_flows_detected_total",
+            "Flows whose application protocol was detected.",
+            t.detected,
+        ),
+        (
+            "undetected",
+            "flowtap_app_flows_undetected_total",
+            "Flows with payload whose application protocol was not detected.",
+            t.undetected,
+        ),
+        (
+            "parse_errors",
+            "flowtap_app_parse_errors_total",
+            "App-layer parse errors.",
+            t.parse_errors,
+        ),
+        (
+            "malformed",
+            "flowtap_app_malformed_total",
+            "Malformed app-layer messages.",
+            a.malformed,
+        ),
+        (
+            "pending_overflow",
+            "flowtap_app_pending_overflow_total",
+            "Transactions dropped because too many were pending.",
+            a.pending_overflow,
+        ),
+        (
+            "truncated",
+            "flowtap_app_truncated_total",
+            "App-layer fields cut at their limit.",
+            a.truncated,
+        ),
+        (
+            "gaps",
+            "flowtap_app_gaps_total",
+            "Stream gaps the parsers had to skip.",
+            a.gaps,
+        ),
+        (
+            "resyncs",
+            "flowtap_app_resyncs_total",
+            "Times a parser found its place again after a gap or an error.",
+            a.resyncs,
+        ),
+        (
+            "orphan_responses",
+            "flowtap_app_orphan_responses_total",
+            "Responses without a request.",
+            a.orphan_responses,
+        ),
+        (
+            "unanswered",
+            "flowtap_app_unanswered_total",
+            "Requests emitted without a response.",
+            a.unanswered,
+        ),
+    ] {
+        fig(v, key, metric, Counter, help, &[], value);
+    }
+    v.close();
+}
+
+/// Lists a live capture's source counters: the `capture` section.
+pub fn list_capture(c: &CaptureStats, v: &mut dyn Listing) {
+    use Kind::Counter;
+    v.open("capture");
+    v.text("source", c.source);
+    v.text("iface", &c.iface);
+    v.text("mode", &c.mode);
+    v.info(
+        "flowtap_capture_info",
+        "The live capture: source, interface and mode.",
+        &[("source", c.source), ("iface", &c.iface), ("mode", &c.mode)],
+    );
+    v.number("queues", c.queues);
+    v.flag("capture_only", c.capture_only);
+    v.figure(&Figure {
+        key: "received",
+        metric: "flowtap_capture_packets_received_total",
+        kind: Counter,
+        help: "Frames the capture sources handed to the workers.",
+        labels: &[],
+        value: c.received,
+    });
+    v.open("dropped");
+    v.number("total", c.dropped());
+    const DROPPED: &str = "Frames lost before a worker saw them, by reason: socket (kernel: no free frame or slot), rx_ring_full, shard_ring_full (software shard), invalid, unbound_queue (RX queue without a socket).";
+    for (key, value) in [
+        ("socket", c.socket_dropped),
+        ("rx_ring_full", c.rx_ring_full),
+        ("shard_ring_full", c.shard_ring_full),
+        ("invalid", c.invalid),
+        ("unbound_queue", c.unbound),
+    ] {
+        v.figure(&Figure {
+            key,
+            metric: "flowtap_capture_packets_dropped_total",
+            kind: Counter,
+            help: DROPPED,
+            labels: &[("reason", key)],
+            value,
+        });
+    }
+    v.close();
+    v.figure(&Figure {
+        key: "fill_ring_empty",
+        metric: "flowtap_capture_fill_ring_empty_total",
+        kind: Counter,
+        help: "Times the kernel found the AF_XDP fill ring empty.",
+        labels: &[],
+        value: c.fill_ring_empty,
+    });
+    v.open("filtered");
+    const FILTERED: &str =
+        "Frames the in-kernel pre-filter dropped on purpose, by rule: vlan, cidr, protocol, port.";
+    for (key, value) in [
+        ("vlan", c.filtered_vlan),
+        ("cidr", c.filtered_cidr),
+        ("protocol", c.filtered_protocol),
+        ("port", c.filtered_port),
+    ] {
+        v.figure(&Figure {
+            key,
+            metric: "flowtap_capture_packets_filtered_total",
+            kind: Counter,
+            help: FILTERED,
+            labels: &[("rule", key)],
+            value,
+        });
+    }
+    v.close();
+    v.figure(&Figure {
+        key: "output_events_dropped",
+        metric: "flowtap_output_events_dropped_total",
+        kind: Counter,
+        help: "Events the sinks' queues could not take (summed over sinks).",
+        labels: &[],
+        value: c.output_events_dropped,
+    });
+    v.close();
 }
 
 /// What a live capture's sources did with frames before a worker saw them,
@@ -289,5 +721,280 @@ impl CaptureStats {
     /// Frames the pre-filter dropped on purpose.
     pub fn filtered(&self) -> u64 {
         self.filtered_vlan + self.filtered_cidr + self.filtered_protocol + self.filtered_port
+    }
+}
+
+/// Where a run's counters are read from, by the periodic `stats` event and
+/// by the metrics endpoint (so both show one snapshot's figures). Workers
+/// publish into their slots; a live capture's main loop sets the capture
+/// counters; the sinks' counters are read through a probe.
+pub struct Monitor {
+    workers: Mutex<Vec<Arc<Mutex<WorkerStats>>>>,
+    capture: Mutex<Option<CaptureStats>>,
+    sinks: Mutex<Option<OutputsProbe>>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Monitor")
+    }
+}
+
+impl Monitor {
+    /// A monitor with nothing to watch yet (the metrics endpoint can start
+    /// before the outputs and workers it will report on).
+    pub fn new() -> Arc<Monitor> {
+        Arc::new(Monitor {
+            workers: Mutex::new(Vec::new()),
+            capture: Mutex::new(None),
+            sinks: Mutex::new(None),
+        })
+    }
+
+    pub fn watch_sinks(&self, probe: OutputsProbe) {
+        if let Ok(mut g) = self.sinks.lock() {
+            *g = Some(probe);
+        }
+    }
+
+    /// The slots the workers publish into (one per worker, in order).
+    pub fn watch_workers(&self, slots: Vec<Arc<Mutex<WorkerStats>>>) {
+        if let Ok(mut g) = self.workers.lock() {
+            *g = slots;
+        }
+    }
+
+    pub fn set_capture(&self, c: CaptureStats) {
+        if let Ok(mut g) = self.capture.lock() {
+            *g = Some(c);
+        }
+    }
+
+    /// The sinks' counters now (none without a probe).
+    pub fn sinks(&self) -> Vec<SinkSnapshot> {
+        self.sinks
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|p| p.snapshot()))
+            .unwrap_or_default()
+    }
+
+    /// Every counter now.
+    pub fn snapshot(&self) -> Snapshot {
+        let per_worker = self
+            .workers
+            .lock()
+            .map(|slots| {
+                slots
+                    .iter()
+                    .map(|s| s.lock().map(|g| g.clone()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Snapshot {
+            per_worker,
+            capture: self.capture.lock().ok().and_then(|g| g.clone()),
+            sinks: self.sinks(),
+        }
+    }
+}
+
+/// Starts the Prometheus endpoint on `listen` (`output.metrics_listen` /
+/// `--metrics`; "" = none), serving `monitor`'s snapshot on every scrape.
+pub fn serve_metrics(
+    listen: &str,
+    monitor: &Arc<Monitor>,
+) -> Result<Option<MetricsServer>, MetricsStartError> {
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let addr = crate::config::metrics_addr(listen).ok_or_else(|| MetricsStartError::Address {
+        listen: listen.to_string(),
+    })?;
+    let m = Arc::clone(monitor);
+    MetricsServer::start(addr, Arc::new(move || m.snapshot().exposition()))
+        .map(Some)
+        .map_err(MetricsStartError::Start)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsStartError {
+    #[error("output.metrics_listen (--metrics): `{listen}` is not ADDR:PORT or PORT")]
+    Address { listen: String },
+    #[error("output.metrics_listen (--metrics)")]
+    Start(#[source] MetricsError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    type Labels = Vec<(String, String)>;
+
+    /// Records every figure (path in the event, metric, labels, value).
+    #[derive(Default)]
+    struct Recorder {
+        path: Vec<String>,
+        figures: Vec<(Vec<String>, &'static str, Labels, u64)>,
+    }
+
+    impl Listing for Recorder {
+        fn open(&mut self, key: &str) {
+            self.path.push(key.to_string());
+        }
+        fn close(&mut self) {
+            self.path.pop();
+        }
+        fn figure(&mut self, f: &Figure<'_>) {
+            let mut p = self.path.clone();
+            p.push(f.key.to_string());
+            let labels = f
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            self.figures.push((p, f.metric, labels, f.value));
+        }
+    }
+
+    fn worker(seed: u64) -> WorkerStats {
+        let mut w = WorkerStats {
+            received: 100 * seed,
+            bytes: 6400 * seed,
+            flow: 90 * seed,
+            fragment: 4 * seed,
+            not_ip: 3 * seed,
+            undecodable: 3 * seed,
+            records: 7 * seed,
+            app_events: 6 * seed,
+            app_by_type: AppEventCounts {
+                http: seed,
+                dns: 2 * seed,
+                tls: 3 * seed,
+            },
+            ..WorkerStats::default()
+        };
+        w.decode_errors.insert(("ipv4", "truncated"), seed);
+        w.flows.created = 9 * seed;
+        w.flows.active = 2 * seed;
+        w.defrag.invalid = seed;
+        w.stream.worker_cap_hit = seed + 1;
+        w
+    }
+
+    /// The event carries, at each figure's place, the sum over workers of
+    /// that figure's metric samples; capture and sink figures are equal.
+    #[test]
+    fn stats_event_and_exposition_carry_the_same_figures() {
+        let snap = Snapshot {
+            per_worker: vec![worker(1), worker(2), worker(5)],
+            capture: Some(CaptureStats {
+                source: "afpacket",
+                iface: "eth\"1".into(),
+                mode: "tpacket_v3".into(),
+                received: 800,
+                socket_dropped: 3,
+                filtered_port: 4,
+                ..CaptureStats::default()
+            }),
+            sinks: vec![SinkSnapshot {
+                name: "file".into(),
+                kind: "file",
+                schema: "native",
+                events_sent: 11,
+                events_dropped: 2,
+                queue_batches: 1,
+                ..SinkSnapshot::default()
+            }],
+        };
+        let mut buf = Vec::new();
+        snap.encode_stats(1_000_000_000, &mut buf);
+        let event: serde_json::Value = serde_json::from_slice(&buf).expect("JSON");
+        assert!(buf.ends_with(b"}\n"));
+        let stats = &event["stats"];
+        assert_eq!(stats["workers"], 3);
+        assert_eq!(stats["packets"]["received"], 800);
+        assert_eq!(stats["packets"]["accounted"], true);
+        assert_eq!(stats["flows"]["records"], 56);
+        assert_eq!(stats["app"]["events"], 48);
+        assert_eq!(stats["capture"]["iface"], "eth\"1");
+        assert_eq!(stats["capture"]["dropped"]["total"], 3);
+
+        let text = snap.exposition();
+        let mut sums: HashMap<(String, Vec<(String, String)>), u64> = HashMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').expect("sample");
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => (n, l.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            // (no label value of this snapshot holds a comma)
+            let labels: Vec<(String, String)> = labels
+                .split(',')
+                .filter(|kv| !kv.is_empty())
+                .filter_map(|kv| kv.split_once('='))
+                .filter(|(k, _)| *k != "worker")
+                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                .collect();
+            *sums.entry((name.to_string(), labels)).or_default() +=
+                value.parse::<u64>().expect("integer");
+        }
+        let mut rec = Recorder::default();
+        snap.list_into(&snap.total(), &mut rec);
+        assert!(rec.figures.len() > 60, "{}", rec.figures.len());
+        for (path, metric, labels, value) in &rec.figures {
+            let mut j = stats;
+            for k in path {
+                j = &j[k];
+            }
+            assert_eq!(j.as_u64(), Some(*value), "{path:?} in {stats}");
+            if metric.starts_with("flowtap_capture_info")
+                || labels.iter().any(|(_, v)| v.contains('"'))
+            {
+                continue;
+            }
+            assert_eq!(
+                sums.get(&(metric.to_string(), labels.clone())),
+                Some(value),
+                "{metric}{labels:?} summed over workers, at {path:?}\n{text}"
+            );
+        }
+        assert!(text.contains("flowtap_packets_received_total{worker=\"2\"} 500\n"));
+        assert!(text.contains(
+            "flowtap_capture_info{source=\"afpacket\",iface=\"eth\\\"1\",mode=\"tpacket_v3\"} 1\n"
+        ));
+        assert!(text.contains("flowtap_sink_queue_batches{sink=\"file\"} 1\n"));
+    }
+
+    /// Every `flowtap_*` name in the Grafana dashboard is a metric flowtap
+    /// declares (the live metrics test checks the real endpoint too).
+    #[test]
+    fn dashboard_uses_only_exposed_metrics() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana/flowtap.json"
+        );
+        let text = std::fs::read_to_string(path).expect("deploy/grafana/flowtap.json");
+        let _: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let snap = Snapshot {
+            per_worker: vec![worker(1)],
+            capture: Some(CaptureStats::default()),
+            sinks: vec![SinkSnapshot::default()],
+        };
+        let exposed = snap.exposition();
+        let mut used = 0;
+        for (i, _) in text.match_indices("flowtap_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            used += 1;
+            assert!(
+                exposed.contains(&format!("# TYPE {name} ")),
+                "the dashboard uses {name}, which flowtap does not expose"
+            );
+        }
+        assert!(used > 40, "{used} metric references");
     }
 }

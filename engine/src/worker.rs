@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use capture::{Packet, PacketSource, Poll};
+use dissect::app::AppEvent;
 use dissect::event::{AppEnvelope, FlowRecord};
 use dissect::flow::{FlowKey, KeyConfig};
 use dissect::packet::{decode, decode_ip_payload, DecodeConfig, DecodeStatus, Decoded};
@@ -14,7 +15,7 @@ use output::WorkerOutput;
 use crate::config::Config;
 use crate::defrag::{Defrag, FragKey, Insert};
 use crate::flow::{FlowTable, FlowTimeouts, PacketInfo, RecordSink};
-use crate::stats::WorkerStats;
+use crate::stats::{AppEventCounts, WorkerStats};
 
 const NS: u64 = 1_000_000_000;
 
@@ -26,6 +27,8 @@ pub struct EventBatch {
     pub encoded: u64,
     /// Of which application-layer events.
     pub app_encoded: u64,
+    /// Application-layer events by type.
+    pub app_by_type: AppEventCounts,
 }
 
 impl RecordSink for EventBatch {
@@ -49,6 +52,7 @@ impl EventBatch {
             out,
             encoded: 0,
             app_encoded: 0,
+            app_by_type: AppEventCounts::default(),
         }
     }
 
@@ -65,6 +69,12 @@ impl EventBatch {
         }
         self.encoded += 1;
         self.app_encoded += 1;
+        let n = match env.event {
+            AppEvent::Http(_) => &mut self.app_by_type.http,
+            AppEvent::Dns(_) => &mut self.app_by_type.dns,
+            AppEvent::Tls(_) => &mut self.app_by_type.tls,
+        };
+        *n += 1;
     }
 
     /// Hands batches over: all when `force`, else those past their age limit.
@@ -259,6 +269,7 @@ impl Worker {
         s.defrag = self.defrag.counters();
         s.records = self.out.encoded - self.out.app_encoded;
         s.app_events = self.out.app_encoded;
+        s.app_by_type = self.out.app_by_type;
         s.stream = self.table.stream_counters();
         s.app = self.table.app_stats();
         s.stream_bytes_held = self.table.stream_bytes() as u64;

@@ -106,6 +106,10 @@ pub struct SinkCounters {
     pub connect_failures: AtomicU64,
     /// 1 while connected.
     pub up: AtomicU64,
+    /// Batches put into / taken from the queue (their difference is its
+    /// depth, readable without holding an end of the channel).
+    pub batches_enqueued: AtomicU64,
+    pub batches_dequeued: AtomicU64,
 }
 
 /// A sink's counters at one moment.
@@ -200,6 +204,17 @@ pub struct Factory {
 }
 
 impl Factory {
+    /// A reader of the sinks' counters (for the stats and metrics).
+    pub fn probe(&self) -> OutputsProbe {
+        OutputsProbe {
+            sinks: self
+                .sinks
+                .iter()
+                .map(|(spec, _, _, counters)| (spec.clone(), Arc::clone(counters)))
+                .collect(),
+        }
+    }
+
     /// A handle for one worker (or the stats thread).
     pub fn handle(&self) -> WorkerOutput {
         let ports: Vec<Port> = self
@@ -241,9 +256,11 @@ fn transport(
             compress,
             chunk_size,
         } => Box::new(GelfUdp::new(addr, *compress, *chunk_size)),
-        SinkKind::GelfTcp { addr } => Box::new(GelfTcp::new(addr)),
+        SinkKind::GelfTcp { addr, tcp } => Box::new(GelfTcp::new(addr, tcp).map_err(sink_err)?),
         SinkKind::SyslogUdp { addr } => Box::new(SyslogUdp::new(addr, &opts.host)),
-        SinkKind::SyslogTcp { addr } => Box::new(SyslogTcp::new(addr, &opts.host)),
+        SinkKind::SyslogTcp { addr, tcp } => {
+            Box::new(SyslogTcp::new(addr, tcp, &opts.host).map_err(sink_err)?)
+        }
         SinkKind::Kafka {
             brokers,
             topic,
@@ -379,7 +396,7 @@ impl Outputs {
             sinks: self
                 .sinks
                 .iter()
-                .map(|s| (s.spec.clone(), Arc::clone(&s.counters), s.tx.clone()))
+                .map(|s| (s.spec.clone(), Arc::clone(&s.counters)))
                 .collect(),
         }
     }
@@ -419,18 +436,22 @@ impl Outputs {
     }
 }
 
-/// Reads sink counters from any thread.
+/// Reads sink counters from any thread. Holds no end of the sinks' queues,
+/// so a probe never keeps a sink running.
 #[derive(Clone)]
 pub struct OutputsProbe {
-    #[allow(clippy::type_complexity)]
-    sinks: Vec<(SinkSpec, Arc<SinkCounters>, Sender<Batch>)>,
+    sinks: Vec<(SinkSpec, Arc<SinkCounters>)>,
 }
 
 impl OutputsProbe {
     pub fn snapshot(&self) -> Vec<SinkSnapshot> {
         self.sinks
             .iter()
-            .map(|(spec, c, tx)| snapshot(spec, c, tx.len()))
+            .map(|(spec, c)| {
+                let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                let depth = l(&c.batches_enqueued).saturating_sub(l(&c.batches_dequeued));
+                snapshot(spec, c, depth as usize)
+            })
             .collect()
     }
 }
@@ -509,6 +530,9 @@ impl Port {
         };
         match rejected {
             None => {
+                self.counters
+                    .batches_enqueued
+                    .fetch_add(1, Ordering::Relaxed);
                 self.counters.events_queued.fetch_add(n, Ordering::Relaxed);
             }
             Some(mut b) => {
@@ -604,6 +628,27 @@ impl WorkerOutput {
         }
         let mut any = false;
         for (schema, sinks) in &route.groups {
+            // One sink with this schema (the usual case): encode straight
+            // into its batch, no copy.
+            if let [i] = sinks.as_slice() {
+                let Some(p) = self.ports.get_mut(*i) else {
+                    continue;
+                };
+                if p.batch.is_empty() {
+                    p.first_at = None;
+                }
+                let start = p.batch.bytes.len();
+                if !encode(*schema, &self.opts, &mut p.batch.bytes) {
+                    p.batch.bytes.truncate(start);
+                    continue;
+                }
+                any = true;
+                p.batch.commit(t, ts_ns, key);
+                if p.full() {
+                    p.submit();
+                }
+                continue;
+            }
             self.scratch.clear();
             if !encode(*schema, &self.opts, &mut self.scratch) {
                 continue;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::outputs::{Factory, OutputError, Outputs, SinkSnapshot};
+use crate::outputs::{Factory, OutputError, Outputs, OutputsProbe, SinkSnapshot};
 use crate::schema::EncodeOptions;
 use crate::sink::{FileSpec, SinkKind, SinkSpec};
 use crate::{Volume, WorkerOutput};
@@ -93,6 +93,11 @@ impl BatchSender {
 
     pub fn counters(&self) -> &Arc<WriterCounters> {
         &self.counters
+    }
+
+    /// A reader of every sink's counters (queue depth, sent, dropped, ...).
+    pub fn probe(&self) -> OutputsProbe {
+        self.factory.probe()
     }
 }
 

@@ -1,8 +1,11 @@
 //! End-to-end throughput harness: loads a capture into memory and times the
-//! whole offline pipeline (read, shard, decode, defrag, flow table, JSON
-//! encoding of every record) without output I/O.
+//! whole offline pipeline (read, shard, decode, defrag, flow table, app
+//! parsers) up to the workers' end. By default no sink: records are built
+//! but not encoded. `--sink PATH` adds a file sink (`/dev/null` to encode
+//! and hand over without disk writes) in `--schema` (native): the time then
+//! includes what encoding and handing events to the sink cost the workers.
 //!
-//! Usage: throughput [--workers N] [--repeat R] [--small-packets N] [FILE]
+//! Usage: throughput [--workers N] [--repeat R] [--small-packets N] [--sink PATH [--schema S]] [FILE]
 //!   FILE defaults to $FLOWTAP_BENCH_PCAP or /tmp/w1.pcap (W1:
 //!   `python3 ../shared/bench/gen_bench_pcap.py -o /tmp/w1.pcap -n 200000 --seed 1`).
 //!   --small-packets N also runs N synthetic 64-byte UDP frames over 4096 flows.
@@ -12,7 +15,10 @@ use std::time::Duration;
 
 use capture::file::CaptureFile;
 use engine::config::Config;
-use engine::offline::replay;
+use engine::offline::{replay, OFFLINE_POLICY};
+use output::sink::{FileSpec, SinkKind, SinkSpec};
+use output::writer::LineWriter;
+use output::{EncodeOptions, Schema, Volume};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,6 +27,8 @@ fn main() {
     let mut workers = 1usize;
     let mut repeat = 5usize;
     let mut small = 0usize;
+    let mut sink: Option<String> = None;
+    let mut schema = Schema::Native;
     let mut path = std::env::var("FLOWTAP_BENCH_PCAP").unwrap_or_else(|_| "/tmp/w1.pcap".into());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -33,21 +41,27 @@ fn main() {
             "--workers" => workers = num("--workers"),
             "--repeat" => repeat = num("--repeat").max(1),
             "--small-packets" => small = num("--small-packets"),
+            "--sink" => sink = Some(args.next().unwrap_or_else(|| fail("--sink needs a path"))),
+            "--schema" => {
+                let s = args.next().unwrap_or_default();
+                schema = Schema::parse(&s).unwrap_or_else(|| fail(&format!("no schema {s:?}")));
+            }
             "-h" | "--help" => {
-                println!("usage: throughput [--workers N] [--repeat R] [--small-packets N] [FILE]");
+                println!("usage: throughput [--workers N] [--repeat R] [--small-packets N] [--sink PATH [--schema S]] [FILE]");
                 return;
             }
             _ => path = a,
         }
     }
     let cfg = Config::default();
+    let out = Out { sink, schema };
     match std::fs::read(&path) {
-        Ok(bytes) => measure(&path, bytes, &cfg, workers, repeat),
+        Ok(bytes) => measure(&path, bytes, &cfg, workers, repeat, &out),
         Err(e) => eprintln!("skipping {path}: {e} (generate W1 first, see --help)"),
     }
     if small > 0 {
         let bytes = synth_small_packets(small, 4096);
-        measure("synthetic 64-byte UDP", bytes, &cfg, workers, repeat);
+        measure("synthetic 64-byte UDP", bytes, &cfg, workers, repeat, &out);
     }
     println!("peak RSS: {} MiB", peak_rss_kib() / 1024);
 }
@@ -57,33 +71,67 @@ fn fail(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usize) {
+/// Where events go during a measurement.
+struct Out {
+    /// A file sink's path; `None`: no sink (nothing encoded).
+    sink: Option<String>,
+    schema: Schema,
+}
+
+fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usize, out: &Out) {
     let mut times: Vec<Duration> = Vec::new();
+    let mut cpu: Vec<u64> = Vec::new();
     let mut pkts = 0;
     let mut wire_bytes = 0;
     let mut records = 0;
     for _ in 0..repeat {
         let file = CaptureFile::from_bytes(bytes.clone())
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
-        let s = replay(file, cfg, workers, None, &[], None)
+        let writer = out.sink.as_ref().map(|path| {
+            let mut spec = SinkSpec::new(SinkKind::File(FileSpec::plain(path.into())));
+            spec.schema = out.schema;
+            LineWriter::start(
+                vec![spec],
+                EncodeOptions::default(),
+                Volume::default(),
+                OFFLINE_POLICY,
+            )
+            .unwrap_or_else(|e| fail(&format!("sink {path}: {e}")))
+        });
+        let sender = writer.as_ref().map(|(_, s)| s.clone());
+        let cpu0 = thread_cpu_ns();
+        let s = replay(file, cfg, workers, sender, &[], None, None)
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
+        if let Some((w, s)) = writer {
+            drop(s);
+            w.join().unwrap_or_else(|e| fail(&format!("sink: {e}")));
+        }
         pkts = s.stats.received;
         wire_bytes = s.stats.bytes;
-        records = s.stats.records;
+        records = s.stats.records + s.stats.app_events;
         times.push(s.elapsed);
+        cpu.push(thread_cpu_ns().saturating_sub(cpu0));
     }
+    cpu.sort_unstable();
+    // With one worker this thread is the worker: its own CPU time does not
+    // count time other processes took from it (a shared machine).
+    let worker_cpu = (workers == 1).then(|| cpu[cpu.len() / 2] as f64 / 1e6);
     times.sort();
     let median = times[times.len() / 2].as_secs_f64().max(1e-9);
     let best = times[0].as_secs_f64().max(1e-9);
     println!(
-        "{name}: {pkts} packets, {wire_bytes} bytes, {records} records, {workers} worker(s): \
+        "{name}: {pkts} packets, {wire_bytes} bytes, {records} events, {workers} worker(s), sink {}: \
          median {:.1} ms = {:.2} Mpps ({:.2} Mpps/worker), {:.2} Gbit/s; best {:.2} Mpps",
+        out.sink.as_ref().map_or("none".to_string(), |p| format!("{p} ({})", out.schema.as_str())),
         median * 1e3,
         pkts as f64 / median / 1e6,
         pkts as f64 / median / 1e6 / workers as f64,
         wire_bytes as f64 * 8.0 / median / 1e9,
         pkts as f64 / best / 1e6,
     );
+    if let Some(ms) = worker_cpu {
+        println!("{name}: worker CPU time median {ms:.1} ms");
+    }
 }
 
 /// A classic pcap of `n` minimum-size Ethernet/IPv4/UDP frames over `flows` flows.
@@ -120,6 +168,14 @@ fn synth_small_packets(n: usize, flows: usize) -> Vec<u8> {
         out.extend_from_slice(&frame);
     }
     out
+}
+
+/// CPU time this thread has run, from /proc/thread-self/schedstat (ns).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }
 
 fn peak_rss_kib() -> u64 {

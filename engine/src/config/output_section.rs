@@ -1,6 +1,7 @@
 //! `[output]`: sinks (`[[output.sinks]]`), volume controls, metrics.
 
-use output::sink::spec::{parse_size, parse_when_full, SpoolSpec};
+use output::sink::spec::{parse_size, parse_when_full, SpoolSpec, TlsSpec};
+use output::sink::SinkKind;
 use output::{EventType, Schema, SinkSpec, TypeSet, Volume};
 use serde::Deserialize;
 use std::time::Duration;
@@ -91,6 +92,22 @@ pub struct SinkSection {
     pub spool_dir: Option<String>,
     /// Spool cap, e.g. "1G".
     pub spool_bytes: Option<String>,
+    /// TCP sinks (syslog+tcp, gelf+tcp): TLS on (the URL's `tls=true`).
+    pub tls: Option<bool>,
+    /// PEM CA file the collector's certificate must chain to (default: the
+    /// system bundle).
+    pub tls_ca: Option<String>,
+    /// PEM client certificate and key, for collectors that require one.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// Name the collector's certificate must carry (default: the URL's host).
+    pub tls_server_name: Option<String>,
+    /// TCP sinks: a write that makes no progress this long marks the
+    /// collector stalled (default 10000).
+    pub write_timeout_ms: Option<u64>,
+    /// TCP sinks: socket send buffer, e.g. "256k" (default: the kernel's
+    /// autotuning); bounds what a collector crash can take in flight.
+    pub send_buffer: Option<String>,
 }
 
 fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
@@ -99,9 +116,12 @@ fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
 
 impl SinkSection {
     fn to_spec(&self, at: &str, out: &OutputSection) -> Result<SinkSpec, ConfigError> {
-        let mut s = SinkSpec::parse_url(&self.url).map_err(|e| bad(format!("{at}.url"), e))?;
-        s.queue_batches = out.queue_batches;
-        s.batch_bytes = out.batch_bytes;
+        // [output]'s queue and batch sizes are defaults the URL may override.
+        let mut s = SinkSpec::parse_url_with(&self.url, |s| {
+            s.queue_batches = out.queue_batches;
+            s.batch_bytes = out.batch_bytes;
+        })
+        .map_err(|e| bad(format!("{at}.url"), e))?;
         if let Some(n) = &self.name {
             s.name = n.clone();
         }
@@ -146,9 +166,87 @@ impl SinkSection {
         } else if self.spool_bytes.is_some() {
             return Err(bad(format!("{at}.spool_bytes"), "needs spool_dir"));
         }
+        self.apply_tcp(at, &mut s)?;
         s.validate()
             .map_err(|e| bad(format!("{at}.{}", e.what), e.why))?;
         Ok(s)
+    }
+
+    /// Applies the TLS and write-timeout keys to a TCP sink.
+    fn apply_tcp(&self, at: &str, s: &mut SinkSpec) -> Result<(), ConfigError> {
+        let set = [
+            ("tls", self.tls.is_some()),
+            ("tls_ca", self.tls_ca.is_some()),
+            ("tls_cert", self.tls_cert.is_some()),
+            ("tls_key", self.tls_key.is_some()),
+            ("tls_server_name", self.tls_server_name.is_some()),
+            ("write_timeout_ms", self.write_timeout_ms.is_some()),
+            ("send_buffer", self.send_buffer.is_some()),
+        ];
+        let tcp = match &mut s.kind {
+            SinkKind::SyslogTcp { tcp, .. } | SinkKind::GelfTcp { tcp, .. } => tcp,
+            _ => {
+                return match set.iter().find(|(_, on)| *on) {
+                    Some((k, _)) => Err(bad(
+                        format!("{at}.{k}"),
+                        "only for TCP sinks (syslog+tcp, gelf+tcp)",
+                    )),
+                    None => Ok(()),
+                }
+            }
+        };
+        if let Some(ms) = self.write_timeout_ms {
+            tcp.write_timeout = Duration::from_millis(ms);
+        }
+        if let Some(b) = &self.send_buffer {
+            tcp.send_buffer = Some(
+                parse_size("send_buffer", b).map_err(|e| bad(format!("{at}.send_buffer"), e.why))?
+                    as usize,
+            );
+        }
+        let any_file = set[1..5].iter().any(|(_, on)| *on);
+        match self.tls {
+            Some(false) if any_file => {
+                let k = set[1..5]
+                    .iter()
+                    .find(|(_, on)| *on)
+                    .map_or("tls", |(k, _)| k);
+                return Err(bad(format!("{at}.{k}"), "needs tls = true"));
+            }
+            Some(false) => tcp.tls = None,
+            Some(true) => {
+                tcp.tls.get_or_insert_with(TlsSpec::default);
+            }
+            None if any_file && tcp.tls.is_none() => {
+                let k = set[1..5]
+                    .iter()
+                    .find(|(_, on)| *on)
+                    .map_or("tls", |(k, _)| k);
+                return Err(bad(format!("{at}.{k}"), "needs tls = true"));
+            }
+            None => {}
+        }
+        if let Some(t) = &mut tcp.tls {
+            if let Some(v) = &self.tls_ca {
+                t.ca = Some(v.into());
+            }
+            if let Some(v) = &self.tls_cert {
+                t.cert = Some(v.into());
+            }
+            if let Some(v) = &self.tls_key {
+                t.key = Some(v.into());
+            }
+            if let Some(v) = &self.tls_server_name {
+                t.server_name = Some(v.clone());
+            }
+        }
+        tcp.validate().map_err(|e| {
+            let k = match e.what.as_str() {
+                w @ ("write_timeout_ms" | "send_buffer") => w.to_string(),
+                w => format!("tls_{w}"),
+            };
+            bad(format!("{at}.{k}"), e.why)
+        })
     }
 }
 
@@ -159,18 +257,17 @@ impl OutputSection {
             return cli
                 .iter()
                 .map(|u| {
-                    let mut s =
-                        SinkSpec::parse_url(u).map_err(|e| bad(format!("--output {u}"), e))?;
-                    s.queue_batches = self.queue_batches;
-                    Ok(s)
+                    SinkSpec::parse_url_with(u, |s| s.queue_batches = self.queue_batches)
+                        .map_err(|e| bad(format!("--output {u}"), e))
                 })
                 .collect();
         }
         if self.sinks.is_empty() {
-            let mut s =
-                SinkSpec::parse_url(&self.path).map_err(|e| bad("output.path".into(), e))?;
-            s.queue_batches = self.queue_batches;
-            s.batch_bytes = self.batch_bytes;
+            let s = SinkSpec::parse_url_with(&self.path, |s| {
+                s.queue_batches = self.queue_batches;
+                s.batch_bytes = self.batch_bytes;
+            })
+            .map_err(|e| bad("output.path".into(), e))?;
             return Ok(vec![s]);
         }
         self.sinks
@@ -215,18 +312,10 @@ impl OutputSection {
         }
         self.volume()?;
         self.sink_specs(&[])?;
-        if !self.metrics_listen.is_empty() {
-            if metrics_addr(&self.metrics_listen).is_none() {
-                return Err(bad(
-                    "output.metrics_listen".into(),
-                    format!("`{}` is not ADDR:PORT or PORT", self.metrics_listen),
-                ));
-            }
-            // TODO(metrics): the Prometheus endpoint is not built yet; refuse
-            // rather than silently serve nothing.
+        if !self.metrics_listen.is_empty() && metrics_addr(&self.metrics_listen).is_none() {
             return Err(bad(
                 "output.metrics_listen".into(),
-                "the metrics endpoint is not available in this build yet",
+                format!("`{}` is not ADDR:PORT or PORT", self.metrics_listen),
             ));
         }
         Ok(())
@@ -254,7 +343,7 @@ types = ["flow", "dns", "stats"]
 [output.sample]
 dns = 10
 [[output.sinks]]
-url = "file:///tmp/x/eve.json?rotate_bytes=1M"
+url = "file:///tmp/x/eve.json?rotate_bytes=1M&queue_batches=3"
 schema = "eve"
 types = ["flow", "dns"]
 [[output.sinks]]
@@ -262,13 +351,33 @@ url = "syslog+tcp://127.0.0.1:6514"
 spool_dir = "/tmp/spool"
 spool_bytes = "64M"
 when_full = "drop"
+tls = true
+tls_ca = "/etc/flowtap/ca.pem"
+tls_server_name = "collector.lan"
+write_timeout_ms = 2500
+send_buffer = "128k"
 "#,
             "f",
         )
         .expect("ok");
         let specs = cfg.output.sink_specs(&[]).expect("specs");
         assert_eq!(specs.len(), 2);
+        let output::SinkKind::SyslogTcp { tcp, .. } = &specs[1].kind else {
+            panic!("syslog+tcp")
+        };
+        assert_eq!(tcp.write_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(tcp.send_buffer, Some(128 << 10));
+        let tls = tcp.tls.as_ref().expect("tls on");
+        assert_eq!(
+            tls.ca.as_deref(),
+            Some(std::path::Path::new("/etc/flowtap/ca.pem"))
+        );
+        assert_eq!(tls.server_name.as_deref(), Some("collector.lan"));
+        assert_eq!(tls.cert, None);
         assert_eq!(specs[0].schema, output::Schema::Eve);
+        // The URL's own queue size beats [output]'s default.
+        assert_eq!(specs[0].queue_batches, 3);
+        assert_eq!(specs[1].queue_batches, 64);
         assert_eq!(specs[1].spool.as_ref().map(|s| s.max_bytes), Some(64 << 20));
         let v = cfg.output.volume().expect("volume");
         assert!(!v.enabled.contains(output::EventType::Http));
@@ -295,6 +404,22 @@ when_full = "drop"
             (
                 "[[output.sinks]]\nurl = \"syslog+tcp://h:1\"\nspool_bytes = \"1G\"\n",
                 "output.sinks[0].spool_bytes",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"syslog+udp://h:1\"\ntls = true\n",
+                "output.sinks[0].tls",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"gelf+tcp://h:1\"\ntls_ca = \"/ca.pem\"\n",
+                "output.sinks[0].tls_ca",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"gelf+tcp://h:1\"\ntls = true\ntls_key = \"/k.pem\"\n",
+                "output.sinks[0].tls_cert",
+            ),
+            (
+                "[[output.sinks]]\nurl = \"gelf+tcp://h:1\"\nwrite_timeout_ms = 0\n",
+                "output.sinks[0].write_timeout_ms",
             ),
             ("[output]\ntypes = [\"flows\"]\n", "output.types"),
             (

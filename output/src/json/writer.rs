@@ -27,7 +27,13 @@ impl<'b> JsonWriter<'b> {
         self.buf.extend_from_slice(b"}\n");
     }
 
+    // Always inlined: callers pass literal keys, whose copies then have a
+    // constant length (stores, not a memcpy call).
+    #[inline(always)]
     fn key(&mut self, key: &str) {
+        // One reservation for the member's punctuation and a short value;
+        // single pushes (not a 1-or-2-byte slice, which becomes a memcpy call).
+        self.buf.reserve(key.len() + 32);
         if self.need_comma {
             self.buf.push(b',');
         }
@@ -37,42 +43,46 @@ impl<'b> JsonWriter<'b> {
         self.buf.extend_from_slice(b"\":");
     }
 
+    #[inline(always)]
     pub fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         write_escaped(self.buf, value.as_bytes());
     }
 
     /// A byte string that should be text; invalid UTF-8 is escaped as \u00XX per byte.
+    #[inline]
     pub fn bytes_as_str(&mut self, key: &str, value: &[u8]) {
         self.key(key);
         write_escaped(self.buf, value);
     }
 
+    #[inline(always)]
     pub fn u64(&mut self, key: &str, value: u64) {
         self.key(key);
         push_u64(self.buf, value);
     }
 
+    #[inline]
     pub fn i64(&mut self, key: &str, value: i64) {
         self.key(key);
-        if value < 0 {
-            self.buf.push(b'-');
-        }
-        let mut tmp = itoa_buf(value.unsigned_abs());
-        self.buf.extend_from_slice(tmp.as_bytes_mut());
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
+    #[inline(always)]
     pub fn bool(&mut self, key: &str, value: bool) {
         self.key(key);
         self.buf
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
+    #[inline]
     pub fn null(&mut self, key: &str) {
         self.key(key);
         self.buf.extend_from_slice(b"null");
     }
 
+    #[inline]
     pub fn ip(&mut self, key: &str, value: &IpAddr) {
         self.key(key);
         self.buf.push(b'"');
@@ -80,16 +90,14 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b'"');
     }
 
+    #[inline]
     pub fn mac(&mut self, key: &str, m: &[u8; 6]) {
         self.key(key);
-        let _ = write!(
-            self.buf,
-            "\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        );
+        push_mac(self.buf, m, b':', HEX_LOWER);
     }
 
     /// RFC 3339 UTC timestamp with microseconds.
+    #[inline]
     pub fn timestamp(&mut self, key: &str, ts_ns: u64) {
         self.key(key);
         self.buf.push(b'"');
@@ -104,14 +112,22 @@ impl<'b> JsonWriter<'b> {
             if i > 0 {
                 self.buf.push(b',');
             }
-            let mut tmp = itoa_buf(v);
-            self.buf.extend_from_slice(tmp.as_bytes_mut());
+            push_u64(self.buf, v);
         }
         self.buf.push(b']');
     }
 
+    /// `YYYY-MM-DDTHH:MM:SS` (UTC) of seconds since the epoch, the way
+    /// Suricata writes certificate validity.
+    #[inline]
+    pub fn utc_secs(&mut self, key: &str, secs: i64) {
+        self.key(key);
+        push_utc_secs(self.buf, secs);
+    }
+
     /// RFC 3339 timestamp the way Suricata's eve.json writes it
     /// (`2014-07-18T12:49:30.592064+0000`).
+    #[inline]
     pub fn timestamp_eve(&mut self, key: &str, ts_ns: u64) {
         self.key(key);
         self.buf.push(b'"');
@@ -120,12 +136,14 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// Seconds since the epoch as a number with microseconds (`1405687770.592064`).
+    #[inline]
     pub fn epoch_secs(&mut self, key: &str, ts_ns: u64) {
         self.key(key);
         push_epoch_secs(self.buf, ts_ns);
     }
 
     /// A string value built in place from escaped pieces (no scratch buffer).
+    #[inline]
     pub fn str_with(&mut self, key: &str, f: impl FnOnce(&mut StrBuilder<'_>)) {
         self.key(key);
         self.buf.push(b'"');
@@ -133,7 +151,26 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b'"');
     }
 
+    /// Members that are already valid JSON (`"a":1,"b":{"c":"d"}`: our own
+    /// constant literals), written in one piece.
+    #[inline]
+    pub fn raw_members(&mut self, members: &[u8]) {
+        self.raw_members_with(|b| b.extend_from_slice(members));
+    }
+
+    /// Members `f` appends as valid JSON (constant pieces around values it
+    /// escapes itself).
+    #[inline]
+    pub fn raw_members_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        if self.need_comma {
+            self.buf.push(b',');
+        }
+        self.need_comma = true;
+        f(self.buf);
+    }
+
     /// A value that is already valid JSON (a number or literal we formatted).
+    #[inline]
     pub fn raw(&mut self, key: &str, json: &[u8]) {
         self.key(key);
         self.buf.extend_from_slice(json);
@@ -164,6 +201,7 @@ impl<'b> JsonWriter<'b> {
 
     /// Opens a nested object under `key`; write its members through the
     /// returned writer, then call [`JsonWriter::end_object`].
+    #[inline]
     pub fn begin_object(&mut self, key: &str) -> JsonWriter<'_> {
         self.key(key);
         self.buf.push(b'{');
@@ -173,6 +211,7 @@ impl<'b> JsonWriter<'b> {
         }
     }
 
+    #[inline]
     pub fn end_object(self) {
         self.buf.push(b'}');
     }
@@ -244,6 +283,14 @@ impl JsonArray<'_> {
         push_u64(self.buf, v);
     }
 
+    /// A string element built in place from escaped pieces.
+    pub fn str_with(&mut self, f: impl FnOnce(&mut StrBuilder<'_>)) {
+        self.sep();
+        self.buf.push(b'"');
+        f(&mut StrBuilder { buf: self.buf });
+        self.buf.push(b'"');
+    }
+
     pub fn ip(&mut self, v: &IpAddr) {
         self.sep();
         self.buf.push(b'"');
@@ -267,78 +314,151 @@ impl JsonArray<'_> {
 }
 
 /// Appends the decimal digits of `v`.
+#[inline]
 pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
-    let mut tmp = itoa_buf(v);
-    buf.extend_from_slice(tmp.as_bytes_mut());
+    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `"xx:xx:xx:xx:xx:xx"` (quoted) with `sep` between the bytes.
+pub fn push_mac(buf: &mut Vec<u8>, m: &[u8; 6], sep: u8, hex: &[u8; 16]) {
+    let mut out = [sep; 19];
+    out[0] = b'"';
+    out[18] = b'"';
+    for (i, b) in m.iter().enumerate() {
+        out[1 + 3 * i] = hex[(b >> 4) as usize];
+        out[2 + 3 * i] = hex[(b & 0xf) as usize];
+    }
+    buf.extend_from_slice(&out);
 }
 
 /// Appends an IP address in its canonical text form (RFC 5952 for IPv6).
 pub fn push_ip(buf: &mut Vec<u8>, ip: &IpAddr) {
     match ip {
-        IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'.');
-                }
-                push_u64(buf, u64::from(*o));
+        IpAddr::V4(v4) => push_ipv4(buf, v4.octets()),
+        IpAddr::V6(v6) => push_ipv6(buf, v6),
+    }
+}
+
+/// Decimal text of every octet: `[len, d0, d1, d2]`.
+const OCTETS: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b >= 100 {
+            [3, b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10]
+        } else if b >= 10 {
+            [2, b'0' + b / 10, b'0' + b % 10, 0]
+        } else {
+            [1, b'0' + b, 0, 0]
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Dotted quad, built on the stack from a table and appended in one piece.
+#[inline]
+fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
+    // 15 bytes at most, plus room for the unconditional 3-byte copies.
+    let mut out = [0u8; 18];
+    let mut n = 0;
+    for (i, &b) in o.iter().enumerate() {
+        let [len, d0, d1, d2] = OCTETS[usize::from(b)];
+        out[n] = b'.';
+        n += usize::from(i > 0);
+        out[n] = d0;
+        out[n + 1] = d1;
+        out[n + 2] = d2;
+        n += usize::from(len);
+    }
+    buf.extend_from_slice(&out[..n]);
+}
+
+/// The text `std`'s `Display` gives (RFC 5952: lower-case hex, the first
+/// longest run of two or more zero groups as `::`, IPv4-mapped as
+/// `::ffff:a.b.c.d`) without going through `core::fmt`.
+fn push_ipv6(buf: &mut Vec<u8>, a: &std::net::Ipv6Addr) {
+    if let Some(v4) = a.to_ipv4_mapped() {
+        buf.extend_from_slice(b"::ffff:");
+        push_ipv4(buf, v4.octets());
+        return;
+    }
+    let seg = a.segments();
+    let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
+    for (i, &s) in seg.iter().enumerate() {
+        if s == 0 {
+            if cur_len == 0 {
+                cur = i;
             }
-        }
-        // io::Write on Vec<u8> cannot fail.
-        IpAddr::V6(v6) => {
-            let _ = write!(buf, "{v6}");
+            cur_len += 1;
+            if cur_len > best_len {
+                best = cur;
+                best_len = cur_len;
+            }
+        } else {
+            cur_len = 0;
         }
     }
+    let mut out = [0u8; 39];
+    let mut n = 0;
+    let group = |out: &mut [u8; 39], n: &mut usize, s: u16| {
+        let mut started = false;
+        for shift in [12, 8, 4, 0] {
+            let d = ((s >> shift) & 0xf) as usize;
+            if d != 0 || started || shift == 0 {
+                out[*n] = HEX_LOWER[d];
+                *n += 1;
+                started = true;
+            }
+        }
+    };
+    if best_len > 1 {
+        for (i, &s) in seg[..best].iter().enumerate() {
+            if i > 0 {
+                out[n] = b':';
+                n += 1;
+            }
+            group(&mut out, &mut n, s);
+        }
+        out[n] = b':';
+        out[n + 1] = b':';
+        n += 2;
+        for (i, &s) in seg[best + best_len..].iter().enumerate() {
+            if i > 0 {
+                out[n] = b':';
+                n += 1;
+            }
+            group(&mut out, &mut n, s);
+        }
+    } else {
+        for (i, &s) in seg.iter().enumerate() {
+            if i > 0 {
+                out[n] = b':';
+                n += 1;
+            }
+            group(&mut out, &mut n, s);
+        }
+    }
+    buf.extend_from_slice(&out[..n]);
 }
 
 /// Appends seconds since the epoch with six decimals.
 pub fn push_epoch_secs(buf: &mut Vec<u8>, ts_ns: u64) {
     push_u64(buf, ts_ns / 1_000_000_000);
-    buf.push(b'.');
-    push_fixed(buf, (ts_ns % 1_000_000_000) / 1_000, 6);
-}
-
-/// Appends `v` zero-padded to `width` digits (v must fit).
-fn push_fixed(buf: &mut Vec<u8>, mut v: u64, width: usize) {
-    let start = buf.len();
-    buf.resize(start + width, b'0');
-    let mut i = start + width;
-    while i > start {
-        i -= 1;
-        if let Some(b) = buf.get_mut(i) {
-            *b = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
-    }
-}
-
-/// Decimal digits of a u64 without allocating.
-struct DigitBuf {
-    bytes: [u8; 20],
-    start: usize,
-}
-
-impl DigitBuf {
-    fn as_bytes_mut(&mut self) -> &[u8] {
-        self.bytes.get(self.start..).unwrap_or(&[])
-    }
-}
-
-fn itoa_buf(mut v: u64) -> DigitBuf {
-    let mut bytes = [0u8; 20];
-    let mut i = bytes.len();
-    loop {
-        i -= 1;
-        bytes[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    DigitBuf { bytes, start: i }
+    let m = ((ts_ns % 1_000_000_000) / 1_000) as u32;
+    let mut out = [b'.'; 7];
+    out[1..3].copy_from_slice(&two_digits(m / 10_000));
+    out[3..5].copy_from_slice(&two_digits((m / 100) % 100));
+    out[5..7].copy_from_slice(&two_digits(m % 100));
+    buf.extend_from_slice(&out);
 }
 
 /// Writes `s` as a JSON string. Valid UTF-8 is kept; each byte of an invalid
 /// sequence becomes `\u00XX` so that no input can make invalid JSON.
+#[inline]
 pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
     buf.push(b'"');
     write_escaped_inner(buf, s);
@@ -346,14 +466,19 @@ pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// The escaped contents of a JSON string, without the quotes.
+#[inline]
 fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
     // Fast path: most values (hosts, URIs, names) are plain printable ASCII.
-    if s.iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    if is_plain(s) {
         buf.extend_from_slice(s);
-        return;
+    } else {
+        write_escaped_slow(buf, s);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn write_escaped_slow(buf: &mut Vec<u8>, s: &[u8]) {
     for chunk in s.utf8_chunks() {
         let valid = chunk.valid().as_bytes();
         let mut start = 0;
@@ -382,6 +507,39 @@ fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Whether `s` is printable ASCII without `"` or `\\` (nothing to escape),
+/// eight bytes at a time.
+#[inline]
+fn is_plain(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// Whether a byte of `x` needs escaping; may say yes wrongly only when
+    /// another byte does (the borrows and carries start at such a byte).
+    #[inline]
+    fn special(x: u64) -> bool {
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        let q = x ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q;
+        let b = x ^ (ONES * u64::from(b'\\'));
+        let backslash = b.wrapping_sub(ONES) & !b;
+        // 0x7f becomes 0x80; bytes from 0x80 up have the bit already.
+        let high = x.wrapping_add(ONES) | x;
+        (control | quote | backslash | high) & HIGH != 0
+    }
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if special(u64::from_le_bytes(w)) {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
 fn push_u00(buf: &mut Vec<u8>, b: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     buf.extend_from_slice(b"\\u00");
@@ -398,23 +556,73 @@ pub fn push_rfc3339_micros(buf: &mut Vec<u8>, ts_ns: u64) {
 /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC, no zone designator).
 pub fn push_rfc3339_micros_no_z(buf: &mut Vec<u8>, ts_ns: u64) {
     let secs = ts_ns / 1_000_000_000;
-    let micros = (ts_ns % 1_000_000_000) / 1_000;
-    let days = (secs / 86_400) as i64;
-    let sod = secs % 86_400;
+    let m = ((ts_ns % 1_000_000_000) / 1_000) as u32;
+    let mut out = [0u8; 26];
+    out[..20].copy_from_slice(&second_prefix(secs));
+    out[20..22].copy_from_slice(&two_digits(m / 10_000));
+    out[22..24].copy_from_slice(&two_digits((m / 100) % 100));
+    out[24..26].copy_from_slice(&two_digits(m % 100));
+    buf.extend_from_slice(&out);
+}
+
+/// `"00"`..`"99"`.
+#[inline]
+fn two_digits(v: u32) -> [u8; 2] {
+    [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a second since the epoch. Events of a worker
+/// come in bursts within one second, so the last answer is kept per thread
+/// (the calendar arithmetic is most of a timestamp's cost).
+fn second_prefix(secs: u64) -> [u8; 20] {
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, [u8; 20])> =
+            const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+    }
+    LAST.with(|last| {
+        let (s, p) = last.get();
+        if s == secs {
+            return p;
+        }
+        let p = compute_second_prefix(secs);
+        last.set((secs, p));
+        p
+    })
+}
+
+fn compute_second_prefix(secs: u64) -> [u8; 20] {
+    civil_prefix((secs / 86_400) as i64, (secs % 86_400) as u32)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a day since 1970-01-01 and a second of that day.
+fn civil_prefix(days: i64, sod: u32) -> [u8; 20] {
     let (y, m, d) = civil_from_days(days);
-    push_fixed(buf, y.max(0) as u64, 4);
-    buf.push(b'-');
-    push_fixed(buf, u64::from(m), 2);
-    buf.push(b'-');
-    push_fixed(buf, u64::from(d), 2);
-    buf.push(b'T');
-    push_fixed(buf, sod / 3600, 2);
-    buf.push(b':');
-    push_fixed(buf, (sod / 60) % 60, 2);
-    buf.push(b':');
-    push_fixed(buf, sod % 60, 2);
-    buf.push(b'.');
-    push_fixed(buf, micros, 6);
+    let y = y.clamp(0, 9999) as u32;
+    let mut p = *b"0000-00-00T00:00:00.";
+    p[0..2].copy_from_slice(&two_digits(y / 100));
+    p[2..4].copy_from_slice(&two_digits(y % 100));
+    p[5..7].copy_from_slice(&two_digits(m));
+    p[8..10].copy_from_slice(&two_digits(d));
+    p[11..13].copy_from_slice(&two_digits(sod / 3600));
+    p[14..16].copy_from_slice(&two_digits((sod / 60) % 60));
+    p[17..19].copy_from_slice(&two_digits(sod % 60));
+    p
+}
+
+/// Appends `"YYYY-MM-DDTHH:MM:SS"` (quoted, UTC) of seconds since the epoch
+/// (years outside 0..=9999 are written as far as the format allows).
+pub fn push_utc_secs(buf: &mut Vec<u8>, secs: i64) {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, _, _) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        let _ = write!(buf, "\"{}\"", dissect::app::tls::format_utc(secs));
+        return;
+    }
+    let mut p = civil_prefix(days, sod);
+    p[19] = b'"';
+    buf.push(b'"');
+    buf.extend_from_slice(&p);
 }
 
 /// The timestamp format used in records, as a `String` (for logs and tests).
@@ -456,6 +664,146 @@ mod tests {
             format_rfc3339_micros(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+        // the per-thread cache: same second, then another one
+        assert_eq!(
+            format_rfc3339_micros(1_405_687_770_592_064_000),
+            "2014-07-18T12:49:30.592064Z"
+        );
+        assert_eq!(
+            format_rfc3339_micros(1_405_687_770_000_001_999),
+            "2014-07-18T12:49:30.000001Z"
+        );
+        assert_eq!(
+            format_rfc3339_micros(1_405_687_799_999_999_999),
+            "2014-07-18T12:49:59.999999Z"
+        );
+        let mut b = Vec::new();
+        push_epoch_secs(&mut b, 1_405_687_770_000_042_000);
+        assert_eq!(b, b"1405687770.000042");
+        // a whole day and a year boundary, against plain formatting
+        for secs in (0..86_400u64)
+            .chain(1_703_980_800..1_704_153_600)
+            .step_by(7)
+        {
+            let got = compute_second_prefix(secs);
+            let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+            let sod = secs % 86_400;
+            let want = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
+                sod / 3600,
+                (sod / 60) % 60,
+                sod % 60
+            );
+            assert_eq!(std::str::from_utf8(&got).ok(), Some(want.as_str()));
+        }
+    }
+
+    #[test]
+    fn plain_detection_matches_the_bytewise_rule() {
+        let bytewise = |s: &[u8]| {
+            s.iter()
+                .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..40 {
+            for _ in 0..2_000 {
+                let mut s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // mostly printable, sometimes a special byte
+                        if seed.is_multiple_of(16) {
+                            [0x00, 0x1f, b'"', b'\\', 0x7f, 0x80, 0xff, 0x20, 0x7e]
+                                [(seed >> 8) as usize % 9]
+                        } else {
+                            0x20 + (seed >> 16) as u8 % 0x5f
+                        }
+                    })
+                    .collect();
+                assert_eq!(is_plain(&s), bytewise(&s), "{s:?}");
+                s.reverse();
+                assert_eq!(is_plain(&s), bytewise(&s), "{s:?}");
+            }
+        }
+        for b in 0..=255u8 {
+            for pos in 0..16 {
+                let mut s = vec![b'a'; 16];
+                s[pos] = b;
+                assert_eq!(is_plain(&s), bytewise(&s), "{b:#x} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_match_std_display() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let check = |ip: IpAddr| {
+            let mut b = Vec::new();
+            push_ip(&mut b, &ip);
+            assert_eq!(String::from_utf8_lossy(&b), ip.to_string());
+        };
+        for _ in 0..20_000 {
+            let r = next();
+            check(IpAddr::V4(Ipv4Addr::from((r >> 7) as u32)));
+            // groups that are often zero, to make runs of every length
+            let mut seg = [0u16; 8];
+            for s in &mut seg {
+                let x = next();
+                *s = if x % 3 == 0 { (x >> 20) as u16 } else { 0 };
+                if x % 7 == 0 {
+                    *s = (x >> 40) as u16 & 0xf;
+                }
+            }
+            check(IpAddr::V6(Ipv6Addr::from(seg)));
+        }
+        for s in [
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::1",
+            "2001:db8:0:0:1:0:0:1",
+            "::ffff:192.0.2.1",
+            "::192.0.2.1",
+            "fe80::1:0:0:0",
+            "0:0:1::",
+            "1:0:1:0:1:0:1:0",
+        ] {
+            check(s.parse().expect("address"));
+        }
+        for o in [0u8, 9, 10, 99, 100, 199, 255] {
+            check(IpAddr::V4(Ipv4Addr::new(o, o, 0, 255)));
+        }
+    }
+
+    #[test]
+    fn utc_seconds_match_the_tls_formatting() {
+        for secs in [
+            0i64,
+            -1,
+            951_782_400,
+            2_524_607_999,
+            253_402_300_799,
+            -62_135_596_800,
+        ]
+        .into_iter()
+        .chain((0..400).map(|i| i * 7_919_993))
+        {
+            let mut b = Vec::new();
+            push_utc_secs(&mut b, secs);
+            assert_eq!(
+                String::from_utf8_lossy(&b),
+                format!("\"{}\"", dissect::app::tls::format_utc(secs)),
+                "{secs}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use dissect::app::dns::{rrtype_name, DnsRdata, DnsRecord};
 use dissect::app::Direction;
 
-use crate::json::{push_ip, JsonWriter};
+use crate::json::{JsonWriter, StrBuilder};
 
 /// IANA protocol names as Suricata spells them.
 pub fn proto_name(proto: u8) -> Option<&'static str> {
@@ -161,28 +161,66 @@ pub fn rrtype_member(w: &mut JsonWriter<'_>, key: &str, t: u16) {
     }
 }
 
-/// The text form of record data, when it has one (A, AAAA, names, MX, TXT).
-pub fn push_rdata_text(buf: &mut Vec<u8>, d: &DnsRdata) -> bool {
+/// Whether record data has a text form (A, AAAA, names, MX, TXT, SRV, SOA).
+pub fn has_rdata_text(d: &DnsRdata) -> bool {
+    !matches!(d, DnsRdata::Other { .. })
+}
+
+/// Writes the text form of record data (escaped) into a JSON string being
+/// built; nothing for data without one.
+pub fn rdata_text(s: &mut StrBuilder<'_>, d: &DnsRdata) {
     match d {
-        DnsRdata::A(a) => push_ip(buf, &IpAddr::V4(*a)),
-        DnsRdata::Aaaa(a) => push_ip(buf, &IpAddr::V6(*a)),
-        DnsRdata::Name(n) => buf.extend_from_slice(n.as_bytes()),
-        DnsRdata::Mx { exchange, .. } => buf.extend_from_slice(exchange.as_bytes()),
+        DnsRdata::A(a) => {
+            s.ip(&IpAddr::V4(*a));
+        }
+        DnsRdata::Aaaa(a) => {
+            s.ip(&IpAddr::V6(*a));
+        }
+        DnsRdata::Name(n) => {
+            s.text(n);
+        }
+        DnsRdata::Mx { exchange, .. } => {
+            s.text(exchange);
+        }
         DnsRdata::Txt(parts) => {
             for p in parts {
-                buf.extend_from_slice(p.as_bytes());
+                s.text(p);
             }
         }
-        DnsRdata::Srv { target, .. } => buf.extend_from_slice(target.as_bytes()),
-        DnsRdata::Soa { mname, .. } => buf.extend_from_slice(mname.as_bytes()),
-        DnsRdata::Other { .. } => return false,
+        DnsRdata::Srv { target, .. } => {
+            s.text(target);
+        }
+        DnsRdata::Soa { mname, .. } => {
+            s.text(mname);
+        }
+        DnsRdata::Other { .. } => {}
     }
-    true
+}
+
+/// TLS version names without allocating for the known ones.
+pub fn tls_version_member(w: &mut JsonWriter<'_>, key: &str, v: u16) {
+    match known_tls_version(v) {
+        Some(n) => w.str(key, n),
+        None => w.str(key, &dissect::app::tls::version_name(v)),
+    }
+}
+
+/// The names `dissect::app::tls::version_name` gives the common versions.
+pub fn known_tls_version(v: u16) -> Option<&'static str> {
+    Some(match v {
+        0x0200 => "SSLv2",
+        0x0300 => "SSLv3",
+        0x0301 => "TLSv1",
+        0x0302 => "TLS 1.1",
+        0x0303 => "TLS 1.2",
+        0x0304 => "TLS 1.3",
+        _ => return None,
+    })
 }
 
 /// Writes one answer/authority record the way Suricata's eve v3 does:
 /// `rrname`, `rrtype`, `ttl`, then `rdata` or a typed object (`srv`, `soa`, `mx`).
-pub fn dns_record_members(w: &mut JsonWriter<'_>, r: &DnsRecord, scratch: &mut Vec<u8>) {
+pub fn dns_record_members(w: &mut JsonWriter<'_>, r: &DnsRecord) {
     w.str("rrname", &r.name);
     rrtype_member(w, "rrtype", r.rtype);
     w.u64("ttl", u64::from(r.ttl));
@@ -227,11 +265,7 @@ pub fn dns_record_members(w: &mut JsonWriter<'_>, r: &DnsRecord, scratch: &mut V
             w.u64("preference", u64::from(*preference));
         }
         DnsRdata::Other { len } => w.u64("rdata_len", u64::from(*len)),
-        other => {
-            scratch.clear();
-            push_rdata_text(scratch, other);
-            w.bytes_as_str("rdata", scratch);
-        }
+        other => w.str_with("rdata", |s| rdata_text(s, other)),
     }
 }
 
@@ -251,5 +285,26 @@ pub fn dns_flag_names(e: &dissect::app::DnsEvent) -> impl Iterator<Item = &'stat
 
 /// Lower-case hex of a u16 without leading zeros (Suricata's dns `flags`).
 pub fn push_hex_u16(buf: &mut Vec<u8>, v: u16) {
-    let _ = std::io::Write::write_fmt(buf, format_args!("{v:x}"));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = [
+        HEX[usize::from(v >> 12)],
+        HEX[usize::from((v >> 8) & 0xf)],
+        HEX[usize::from((v >> 4) & 0xf)],
+        HEX[usize::from(v & 0xf)],
+    ];
+    // at least one digit
+    let skip = (v.leading_zeros() / 4).min(3) as usize;
+    buf.extend_from_slice(&digits[skip..]);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_u16_has_no_leading_zeros() {
+        for v in [0u16, 1, 0xf, 0x10, 0x100, 0x120, 0x8180, 0xffff, 0x0abc] {
+            let mut b = Vec::new();
+            super::push_hex_u16(&mut b, v);
+            assert_eq!(String::from_utf8_lossy(&b), format!("{v:x}"));
+        }
+    }
 }

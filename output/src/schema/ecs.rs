@@ -5,16 +5,38 @@ use dissect::app::{AppEvent, DnsEvent, HttpEvent, TlsEvent};
 use dissect::event::{AppEnvelope, EndReason, FlowRecord};
 
 use super::common::{
-    class_name, cut, dns_flag_names, http_version_number, opcode_name, push_mac_ecs,
-    push_rdata_text, transport_name,
+    class_name, cut, dns_flag_names, has_rdata_text, http_version_number, opcode_name,
+    push_mac_ecs, rdata_text, transport_name,
 };
 use super::{EncodeOptions, ECS_VERSION};
-use crate::json::JsonWriter;
+use crate::json::{write_escaped, JsonWriter, StrBuilder};
 
 fn mac(w: &mut JsonWriter<'_>, key: &str, m: &[u8; 6]) {
     w.str_with(key, |s| {
         s.trusted(|b| push_mac_ecs(b, m));
     });
+}
+
+/// `src` without its `:` separators (hex fingerprints and serials, as ECS
+/// writes them), upper-cased when asked; no allocation.
+fn without_colons(s: &mut StrBuilder<'_>, src: &str, upper: bool) {
+    if !src.is_ascii() {
+        // Not a fingerprint: keep characters whole.
+        let t = src.replace(':', "");
+        s.text(&if upper { t.to_ascii_uppercase() } else { t });
+        return;
+    }
+    let mut chunk = [0u8; 64];
+    let mut n = 0;
+    for &b in src.as_bytes().iter().filter(|&&b| b != b':') {
+        chunk[n] = if upper { b.to_ascii_uppercase() } else { b };
+        n += 1;
+        if n == chunk.len() {
+            s.bytes(&chunk);
+            n = 0;
+        }
+    }
+    s.bytes(&chunk[..n]);
 }
 
 /// A number written as a string (ECS keyword fields holding numbers).
@@ -26,14 +48,14 @@ fn num_str(w: &mut JsonWriter<'_>, key: &str, v: u64) {
 
 fn head(w: &mut JsonWriter<'_>, opts: &EncodeOptions, ts_ns: u64) {
     w.timestamp("@timestamp", ts_ns);
-    let mut e = w.begin_object("ecs");
-    e.str("version", ECS_VERSION);
-    e.end_object();
-    let mut o = w.begin_object("observer");
-    o.str("hostname", &opts.host);
-    o.str("type", "sensor");
-    o.str("product", "flowtap");
-    o.end_object();
+    // Constant members in few pieces (they are a good part of an event).
+    w.raw_members_with(|b| {
+        b.extend_from_slice(br#""ecs":{"version":""#);
+        b.extend_from_slice(ECS_VERSION.as_bytes());
+        b.extend_from_slice(br#""},"observer":{"hostname":"#);
+        write_escaped(b, opts.host.as_bytes());
+        b.extend_from_slice(br#","type":"sensor","product":"flowtap"}"#);
+    });
 }
 
 struct Side<'a> {
@@ -105,17 +127,11 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
     head(&mut w, opts, rec.end_ns);
     {
         let mut e = w.begin_object("event");
-        e.str("kind", "event");
-        e.str_array("category", ["network"]);
-        let interim = rec.end_reason == EndReason::ActiveTimeout;
-        if interim {
-            e.str_array("type", ["connection", "info"]);
+        if rec.end_reason == EndReason::ActiveTimeout {
+            e.raw_members(br#""kind":"event","category":["network"],"type":["connection","info"],"action":"network_flow","dataset":"flowtap.flow","module":"flowtap""#);
         } else {
-            e.str_array("type", ["connection", "end"]);
+            e.raw_members(br#""kind":"event","category":["network"],"type":["connection","end"],"action":"network_flow","dataset":"flowtap.flow","module":"flowtap""#);
         }
-        e.str("action", "network_flow");
-        e.str("dataset", "flowtap.flow");
-        e.str("module", "flowtap");
         e.timestamp("start", rec.start_ns);
         e.timestamp("end", rec.end_ns);
         e.u64("duration", rec.end_ns.saturating_sub(rec.start_ns));
@@ -196,22 +212,11 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
     head(&mut w, opts, env.ts_ns);
     {
         let mut e = w.begin_object("event");
-        e.str("kind", "event");
-        match env.event {
-            AppEvent::Http(_) => {
-                e.str_array("category", ["network", "web"]);
-                e.str_array("type", ["protocol", "access"]);
-            }
-            _ => {
-                e.str_array("category", ["network"]);
-                e.str_array("type", ["protocol"]);
-            }
-        }
-        e.str("action", kind);
-        e.str_with("dataset", |s| {
-            s.text("flowtap.").text(kind);
+        e.raw_members(match env.event {
+            AppEvent::Http(_) => br#""kind":"event","category":["network","web"],"type":["protocol","access"],"action":"http","dataset":"flowtap.http","module":"flowtap""#,
+            AppEvent::Dns(_) => br#""kind":"event","category":["network"],"type":["protocol"],"action":"dns","dataset":"flowtap.dns","module":"flowtap""#,
+            AppEvent::Tls(_) => br#""kind":"event","category":["network"],"type":["protocol"],"action":"tls","dataset":"flowtap.tls","module":"flowtap""#,
         });
-        e.str("module", "flowtap");
         e.end_object();
     }
     side(
@@ -385,7 +390,6 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
         qo.end_object();
     }
     if !d.answers.is_empty() {
-        let mut scratch = Vec::new();
         let mut a = o.begin_array("answers");
         for r in &d.answers {
             let mut e = a.object();
@@ -393,9 +397,8 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
             type_member(&mut e, "type", r.rtype);
             class_member(&mut e, "class", r.rclass);
             e.u64("ttl", u64::from(r.ttl));
-            scratch.clear();
-            if push_rdata_text(&mut scratch, &r.data) {
-                e.bytes_as_str("data", &scratch);
+            if has_rdata_text(&r.data) {
+                e.str_with("data", |s| rdata_text(s, &r.data));
             }
             e.end_object();
         }
@@ -474,14 +477,14 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
         if let Some(c) = t.certificates.first() {
             s.str("subject", &c.subject);
             s.str("issuer", &c.issuer);
-            s.str("not_before", &dissect::app::tls::format_utc(c.not_before));
-            s.str("not_after", &dissect::app::tls::format_utc(c.not_after));
+            s.utc_secs("not_before", c.not_before);
+            s.utc_secs("not_after", c.not_after);
             let mut h = s.begin_object("hash");
-            h.str("sha1", &c.sha1.replace(':', "").to_ascii_uppercase());
-            h.str("sha256", &c.sha256.to_ascii_uppercase());
+            h.str_with("sha1", |s| without_colons(s, &c.sha1, true));
+            h.str_with("sha256", |s| without_colons(s, &c.sha256, true));
             h.end_object();
             let mut x = s.begin_object("x509");
-            x.str("serial_number", &c.serial.replace(':', ""));
+            x.str_with("serial_number", |s| without_colons(s, &c.serial, false));
             if !c.san_dns.is_empty() {
                 x.str_array("alternative_names", c.san_dns.iter().map(String::as_str));
             }

@@ -244,7 +244,6 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
         }
         q.end();
     }
-    let mut scratch = Vec::new();
     for (key, list) in [("answers", &d.answers), ("authorities", &d.authorities)] {
         if list.is_empty() {
             continue;
@@ -252,7 +251,7 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
         let mut a = o.begin_array(key);
         for r in list {
             let mut e = a.object();
-            dns_record_members(&mut e, r, &mut scratch);
+            dns_record_members(&mut e, r);
             e.end_object();
         }
         a.end();
@@ -275,11 +274,11 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
         o.str("sni", v);
     }
     if let Some(v) = t.version {
-        o.str("version", &dissect::app::tls::version_name(v));
+        super::common::tls_version_member(&mut o, "version", v);
     }
     if let Some(c) = t.certificates.first() {
-        o.str("notbefore", &dissect::app::tls::format_utc(c.not_before));
-        o.str("notafter", &dissect::app::tls::format_utc(c.not_after));
+        o.utc_secs("notbefore", c.not_before);
+        o.utc_secs("notafter", c.not_after);
     }
     if let (Some(s), Some(h)) = (&t.ja3, &t.ja3_hash) {
         let mut j = o.begin_object("ja3");

@@ -210,7 +210,10 @@ fn short_app(s: &mut StrBuilder<'_>, kind: &str, ev: &AppEvent) {
                 s.text(" ").text(sni);
             }
             if let Some(v) = t.version {
-                s.text(" ").text(&dissect::app::tls::version_name(v));
+                match super::common::known_tls_version(v) {
+                    Some(n) => s.text(" ").text(n),
+                    None => s.text(" ").text(&dissect::app::tls::version_name(v)),
+                };
             }
         }
     }
@@ -264,14 +267,14 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
         }
     }
     if !d.answers.is_empty() {
-        let mut s = Vec::with_capacity(64);
-        for (i, r) in d.answers.iter().enumerate() {
-            if i > 0 {
-                s.push(b',');
+        w.str_with("_dns_answers", |s| {
+            for (i, r) in d.answers.iter().enumerate() {
+                if i > 0 {
+                    s.text(",");
+                }
+                super::common::rdata_text(s, &r.data);
             }
-            super::common::push_rdata_text(&mut s, &r.data);
-        }
-        w.bytes_as_str("_dns_answers", &s);
+        });
         w.u64("_dns_answer_count", d.answers.len() as u64);
     }
     if let Some(l) = d.latency_ns {
@@ -282,7 +285,7 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
 fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
     opt(w, "_tls_sni", &t.sni);
     if let Some(v) = t.version {
-        w.str("_tls_version", &dissect::app::tls::version_name(v));
+        super::common::tls_version_member(w, "_tls_version", v);
     }
     opt(w, "_tls_ja3", &t.ja3_hash);
     opt(w, "_tls_ja3s", &t.ja3s_hash);

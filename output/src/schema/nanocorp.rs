@@ -170,12 +170,12 @@ pub fn encode_app(_opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8
                 o.str("rcode", rc);
             }
             let mut a = o.begin_array("answers");
-            let mut s = Vec::new();
-            for r in &d.answers {
-                s.clear();
-                if super::common::push_rdata_text(&mut s, &r.data) {
-                    a.str(&String::from_utf8_lossy(&s));
-                }
+            for r in d
+                .answers
+                .iter()
+                .filter(|r| super::common::has_rdata_text(&r.data))
+            {
+                a.str_with(|s| super::common::rdata_text(s, &r.data));
             }
             a.end();
             o.end_object();
@@ -186,7 +186,7 @@ pub fn encode_app(_opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8
                 o.str("sni", s);
             }
             if let Some(v) = t.version {
-                o.str("version", &dissect::app::tls::version_name(v));
+                super::common::tls_version_member(&mut o, "version", v);
             }
             if let Some(j) = &t.ja3_hash {
                 o.str("ja3", j);

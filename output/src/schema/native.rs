@@ -163,7 +163,6 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
         e.end_object();
     }
     q.end();
-    let mut scratch = Vec::new();
     for (key, list) in [("answers", &d.answers), ("authorities", &d.authorities)] {
         if list.is_empty() {
             continue;
@@ -171,7 +170,7 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
         let mut a = o.begin_array(key);
         for r in list {
             let mut e = a.object();
-            dns_record_members(&mut e, r, &mut scratch);
+            dns_record_members(&mut e, r);
             e.end_object();
         }
         a.end();
@@ -190,7 +189,7 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
     let mut o = w.begin_object("tls");
     opt_str(&mut o, "sni", &t.sni);
     if let Some(v) = t.version {
-        o.str("version", &dissect::app::tls::version_name(v));
+        super::common::tls_version_member(&mut o, "version", v);
     }
     if let Some(c) = t.cipher {
         o.u64("cipher_suite", u64::from(c));
@@ -213,8 +212,8 @@ fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
             e.str("subject", &c.subject);
             e.str("issuer", &c.issuer);
             e.str("serial", &c.serial);
-            e.str("not_before", &dissect::app::tls::format_utc(c.not_before));
-            e.str("not_after", &dissect::app::tls::format_utc(c.not_after));
+            e.utc_secs("not_before", c.not_before);
+            e.utc_secs("not_after", c.not_after);
             if !c.san_dns.is_empty() {
                 e.str_array("san_dns", c.san_dns.iter().map(String::as_str));
             }

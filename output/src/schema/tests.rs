@@ -257,3 +257,21 @@ fn flow_encoding_allocates_nothing_once_warm() {
         assert_eq!((buf.capacity(), buf.as_ptr()), (cap, ptr), "{schema:?}");
     }
 }
+
+#[test]
+fn ecs_certificate_fingerprints_are_upper_case_without_colons() {
+    let rec = flow();
+    let mut buf = Vec::new();
+    assert!(encode_app(
+        Schema::Ecs,
+        &opts(),
+        &envelope(&rec, &tls()),
+        &mut buf
+    ));
+    let v = json(&buf);
+    let server = &v["tls"]["server"];
+    assert_eq!(server["hash"]["sha1"], "DBA7E43E", "{server}");
+    assert_eq!(server["x509"]["serial_number"], "03C56F66", "{server}");
+    assert_eq!(server["not_before"], "2019-12-17T01:17:28", "{server}");
+    assert_eq!(server["hash"]["sha256"], "ABCDEF", "{server}");
+}

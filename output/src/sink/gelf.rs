@@ -1,14 +1,14 @@
 //! GELF transports. UDP: one message per datagram, optionally gzip- or
 //! zlib-compressed, chunked when larger than the chunk size (magic 0x1e 0x0f,
 //! 8-byte message id, sequence number, sequence count; at most 128 chunks,
-//! larger messages are counted as failed). TCP: messages end with a NUL
-//! byte, uncompressed (the GELF TCP framing).
+//! larger messages are counted as failed). TCP (optionally TLS): messages
+//! end with a NUL byte, uncompressed (the GELF TCP framing).
 
 use std::io::Write;
 
-use super::batch::Batch;
-use super::net::{TcpConn, UdpConn};
-use super::spec::GelfCompression;
+use super::batch::{Batch, EventMeta};
+use super::net::{Framing, StreamSink, TcpConn, UdpConn};
+use super::spec::{GelfCompression, TcpSpec};
 use super::{Partial, SinkError, Transport};
 
 const MAX_CHUNKS: usize = 128;
@@ -113,46 +113,25 @@ impl Transport for GelfUdp {
     }
 }
 
-pub struct GelfTcp {
-    conn: TcpConn,
+/// GELF TCP framing: the message, then a NUL byte.
+pub struct NulDelimited;
+
+impl Framing for NulDelimited {
+    fn frame(&mut self, out: &mut Vec<u8>, _: &EventMeta, line: &[u8]) {
+        out.extend_from_slice(line);
+        out.push(0);
+    }
 }
+
+/// GELF over TCP or TLS.
+pub type GelfTcp = StreamSink<NulDelimited>;
 
 impl GelfTcp {
-    pub fn new(addr: &str) -> GelfTcp {
-        GelfTcp {
-            conn: TcpConn::new(addr),
-        }
-    }
-}
-
-impl Transport for GelfTcp {
-    fn connect(&mut self) -> Result<(), SinkError> {
-        self.conn.connect()
-    }
-
-    fn peer_closed(&mut self) -> bool {
-        self.conn.peer_closed()
-    }
-
-    fn send(&mut self, batch: &Batch, from: usize) -> Result<(), Partial> {
-        self.conn.clear_frames();
-        for i in from..batch.len() {
-            let Some((_, line)) = batch.event(i) else {
-                break;
-            };
-            let f = self.conn.frames();
-            f.extend_from_slice(line);
-            f.push(0);
-            self.conn.end_frame();
-        }
-        self.conn
-            .write_frames()
-            .map_err(|(sent, error)| Partial { sent, error })
-    }
-
-    fn close(&mut self) -> Result<(), SinkError> {
-        self.conn.disconnect();
-        Ok(())
+    pub fn new(addr: &str, tcp: &TcpSpec) -> Result<GelfTcp, SinkError> {
+        Ok(StreamSink::with_framing(
+            TcpConn::with(addr, tcp)?,
+            NulDelimited,
+        ))
     }
 }
 

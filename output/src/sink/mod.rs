@@ -16,7 +16,8 @@ use std::io;
 
 pub use batch::{Batch, EventMeta};
 pub use spec::{
-    FileCompression, FileSpec, GelfCompression, SinkKind, SinkSpec, SpecError, SpoolSpec,
+    FileCompression, FileSpec, GelfCompression, SinkKind, SinkSpec, SpecError, SpoolSpec, TcpSpec,
+    TlsSpec,
 };
 
 /// What went wrong in a sink.
@@ -41,6 +42,12 @@ pub enum SinkError {
     Rejected(String),
     #[error("sink is not connected")]
     Down,
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
+    #[error("TLS with {target} failed: {why}")]
+    Tls { target: String, why: String },
+    #[error("{target} took nothing for {ms} ms (collector stalled)")]
+    Stalled { target: String, ms: u64 },
 }
 
 impl SinkError {

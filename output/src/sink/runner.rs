@@ -196,11 +196,19 @@ impl Runner {
         }
     }
 
+    /// A batch left the queue (its depth is queued minus taken).
+    fn took_batch(&self) {
+        self.counters
+            .batches_dequeued
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Replays the spool while the collector is up; returns true when empty.
     fn drain_spool(&mut self, link: &mut Link, scratch: &mut Batch, skip: &mut usize) -> bool {
         loop {
             // Keep order: whatever is queued goes behind the spool.
             while let Ok(b) = self.rx.try_recv() {
+                self.took_batch();
                 self.spool_batch(&b, 0);
                 self.recycle(b);
             }
@@ -264,6 +272,7 @@ impl Runner {
                 // Down: keep spooling what arrives.
                 match self.rx.recv_timeout(TICK) {
                     Ok(b) => {
+                        self.took_batch();
                         self.spool_batch(&b, 0);
                         self.recycle(b);
                     }
@@ -275,7 +284,10 @@ impl Runner {
             let (b, from) = match pending.take() {
                 Some(p) => p,
                 None => match self.rx.recv_timeout(TICK) {
-                    Ok(b) => (b, 0),
+                    Ok(b) => {
+                        self.took_batch();
+                        (b, 0)
+                    }
                     Err(RecvTimeoutError::Timeout) => {
                         if link.up {
                             if let Err(e) = self.transport.idle() {

@@ -67,6 +67,107 @@ pub enum GelfCompression {
     Zlib,
 }
 
+/// TLS for a TCP sink (rustls).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TlsSpec {
+    /// PEM file of the CA certificate(s) the collector's certificate must
+    /// chain to (`None`: the system's bundle, /etc/ssl/certs/ca-certificates.crt).
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (chain) and its private key, for collectors
+    /// that authenticate their clients; both or neither.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Name the collector's certificate must carry (default: the host of
+    /// the address).
+    pub server_name: Option<String>,
+}
+
+/// Connection settings of a TCP sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpSpec {
+    pub tls: Option<TlsSpec>,
+    /// A write that makes no progress for this long means the collector
+    /// stalled: the sink stops feeding the connection (spooling or holding
+    /// what follows) until it drains.
+    pub write_timeout: Duration,
+    /// SO_SNDBUF of the connection (`None`: the kernel's autotuning, up to
+    /// net.ipv4.tcp_wmem's max). Bytes in it when a collector dies are lost
+    /// although counted as sent; a smaller buffer bounds that loss and makes
+    /// a stall show sooner.
+    pub send_buffer: Option<usize>,
+}
+
+impl Default for TcpSpec {
+    fn default() -> Self {
+        TcpSpec {
+            tls: None,
+            write_timeout: Duration::from_secs(10),
+            send_buffer: None,
+        }
+    }
+}
+
+impl TcpSpec {
+    /// Reads `tls`, `ca`, `cert`, `key`, `server_name`, `write_timeout_ms`
+    /// and `send_buffer` from URL options.
+    fn from_opts(opts: &[(String, String)]) -> Result<TcpSpec, SpecError> {
+        let get = |k: &str| opts.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let mut t = TcpSpec::default();
+        let tls_on = match get("tls") {
+            None | Some("false" | "0" | "no" | "off") => false,
+            Some("true" | "1" | "yes" | "on" | "") => true,
+            Some(v) => return Err(err("tls", format!("`{v}` (expected true or false)"))),
+        };
+        let tls = TlsSpec {
+            ca: get("ca").map(PathBuf::from),
+            cert: get("cert").map(PathBuf::from),
+            key: get("key").map(PathBuf::from),
+            server_name: get("server_name").map(String::from),
+        };
+        if tls_on {
+            t.tls = Some(tls);
+        } else if tls != TlsSpec::default() {
+            let k = ["ca", "cert", "key", "server_name"]
+                .into_iter()
+                .find(|k| get(k).is_some())
+                .unwrap_or("tls");
+            return Err(err(k, "needs tls=true"));
+        }
+        if let Some(v) = get("write_timeout_ms") {
+            t.write_timeout = Duration::from_millis(parse_num("write_timeout_ms", v)?);
+        }
+        if let Some(v) = get("send_buffer") {
+            t.send_buffer = Some(parse_size("send_buffer", v)? as usize);
+        }
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// Checks the combination; the error names the field.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.write_timeout.is_zero() {
+            return Err(err("write_timeout_ms", "must be at least 1"));
+        }
+        if self
+            .send_buffer
+            .is_some_and(|b| !(4096..=1 << 30).contains(&b))
+        {
+            return Err(err("send_buffer", "must be within 4k..=1G"));
+        }
+        if let Some(t) = &self.tls {
+            match (&t.cert, &t.key) {
+                (Some(_), None) => return Err(err("key", "a client cert needs its key")),
+                (None, Some(_)) => return Err(err("cert", "a client key needs its cert")),
+                _ => {}
+            }
+            if t.server_name.as_deref() == Some("") {
+                return Err(err("server_name", "empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where a sink sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SinkKind {
@@ -80,12 +181,14 @@ pub enum SinkKind {
     },
     GelfTcp {
         addr: String,
+        tcp: TcpSpec,
     },
     SyslogUdp {
         addr: String,
     },
     SyslogTcp {
         addr: String,
+        tcp: TcpSpec,
     },
     Kafka {
         brokers: String,
@@ -233,6 +336,7 @@ impl SinkSpec {
             SinkKind::File(f) if f.path.as_os_str().is_empty() => {
                 return Err(err("path", "empty file path"))
             }
+            SinkKind::GelfTcp { tcp, .. } | SinkKind::SyslogTcp { tcp, .. } => tcp.validate()?,
             SinkKind::Kafka { topic, .. } if topic.is_empty() => {
                 return Err(err("topic", "empty Kafka topic"))
             }
@@ -244,8 +348,19 @@ impl SinkSpec {
     /// Parses an `--output` value: `-`, a path, or a sink URL with options
     /// (`file:///p?rotate_bytes=..`, `gelf+udp://h:p`, `gelf+tcp://h:p`,
     /// `syslog+udp://h:p`, `syslog+tcp://h:p`, `kafka://h:p/topic`, each with
-    /// `?schema=..&types=..`).
+    /// `?schema=..&types=..`; the TCP ones also take
+    /// `tls=true&ca=..&cert=..&key=..&server_name=..&write_timeout_ms=..&send_buffer=..`).
     pub fn parse_url(s: &str) -> Result<SinkSpec, SpecError> {
+        SinkSpec::parse_url_with(s, |_| {})
+    }
+
+    /// Like [`SinkSpec::parse_url`], with `defaults` applied before the
+    /// URL's own options (so that `?queue_batches=2` beats a config-wide
+    /// `queue_batches`).
+    pub fn parse_url_with(
+        s: &str,
+        defaults: impl FnOnce(&mut SinkSpec),
+    ) -> Result<SinkSpec, SpecError> {
         let s = s.trim();
         if s.is_empty() {
             return Err(err("output", "empty"));
@@ -309,12 +424,14 @@ impl SinkSpec {
             },
             "gelf+tcp" => SinkKind::GelfTcp {
                 addr: host_port(scheme, body)?,
+                tcp: TcpSpec::from_opts(&opts)?,
             },
             "syslog+udp" | "syslog" => SinkKind::SyslogUdp {
                 addr: host_port(scheme, body)?,
             },
             "syslog+tcp" => SinkKind::SyslogTcp {
                 addr: host_port(scheme, body)?,
+                tcp: TcpSpec::from_opts(&opts)?,
             },
             "kafka" => {
                 let (brokers, topic) = body.split_once('/').unwrap_or((body, "flowtap"));
@@ -338,7 +455,9 @@ impl SinkSpec {
                 ))
             }
         };
-        finish(SinkSpec::new(kind), query, s)
+        let mut spec = SinkSpec::new(kind);
+        defaults(&mut spec);
+        finish(spec, query, s)
     }
 }
 
@@ -386,6 +505,11 @@ fn finish(mut spec: SinkSpec, query: &str, url: &str) -> Result<SinkSpec, SpecEr
                 if matches!(spec.kind, SinkKind::File(_)) => {}
             "compress" if matches!(spec.kind, SinkKind::File(_) | SinkKind::GelfUdp { .. }) => {}
             "chunk_size" if matches!(spec.kind, SinkKind::GelfUdp { .. }) => {}
+            "tls" | "ca" | "cert" | "key" | "server_name" | "write_timeout_ms" | "send_buffer"
+                if matches!(
+                    spec.kind,
+                    SinkKind::GelfTcp { .. } | SinkKind::SyslogTcp { .. }
+                ) => {}
             k if k.starts_with("kafka.") => {}
             other => return Err(err(other, format!("unknown option in `{url}`"))),
         }
@@ -517,7 +641,28 @@ mod tests {
         assert_eq!(
             s.kind,
             SinkKind::SyslogTcp {
-                addr: "[::1]:6514".into()
+                addr: "[::1]:6514".into(),
+                tcp: TcpSpec::default(),
+            }
+        );
+        let g = SinkSpec::parse_url(
+            "gelf+tcp://collector:12201?tls=true&ca=/etc/ca.pem&cert=/c.pem&key=/k.pem&server_name=graylog.lan&write_timeout_ms=1500&send_buffer=256k",
+        )
+        .expect("gelf tls");
+        assert_eq!(
+            g.kind,
+            SinkKind::GelfTcp {
+                addr: "collector:12201".into(),
+                tcp: TcpSpec {
+                    tls: Some(TlsSpec {
+                        ca: Some("/etc/ca.pem".into()),
+                        cert: Some("/c.pem".into()),
+                        key: Some("/k.pem".into()),
+                        server_name: Some("graylog.lan".into()),
+                    }),
+                    write_timeout: Duration::from_millis(1500),
+                    send_buffer: Some(256 << 10),
+                }
             }
         );
         assert_eq!(s.spool.as_ref().map(|s| s.max_bytes), Some(1 << 30));
@@ -548,6 +693,12 @@ mod tests {
             ("ftp://x:1", "output"),
             ("file:///x?colour=red", "colour"),
             ("file:///x?spool=/tmp", "spool"),
+            ("syslog+tcp://h:1?ca=/ca.pem", "ca"),
+            ("syslog+tcp://h:1?tls=maybe", "tls"),
+            ("gelf+tcp://h:1?tls=true&cert=/c.pem", "key"),
+            ("gelf+tcp://h:1?write_timeout_ms=0", "write_timeout_ms"),
+            ("gelf+tcp://h:1?send_buffer=10", "send_buffer"),
+            ("syslog+udp://h:1?tls=true", "tls"),
         ] {
             let e = SinkSpec::parse_url(url).expect_err(url);
             assert!(e.to_string().starts_with(part), "{url}: {e}");

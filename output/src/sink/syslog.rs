@@ -7,7 +7,8 @@
 //! sink's schema.
 
 use super::batch::{Batch, EventMeta};
-use super::net::{TcpConn, UdpConn};
+use super::net::{Framing, StreamSink, TcpConn, UdpConn};
+use super::spec::TcpSpec;
 use super::{Partial, SinkError, Transport};
 use crate::json::{push_rfc3339_micros, push_u64};
 
@@ -92,53 +93,34 @@ impl Transport for SyslogUdp {
     }
 }
 
-pub struct SyslogTcp {
-    conn: TcpConn,
+/// RFC 5424 messages with octet counting (RFC 6587 3.4.1): `LEN SP MSG`.
+pub struct OctetCounted {
     header: SyslogHeader,
     msg: Vec<u8>,
 }
 
-impl SyslogTcp {
-    pub fn new(addr: &str, host: &str) -> SyslogTcp {
-        SyslogTcp {
-            conn: TcpConn::new(addr),
-            header: SyslogHeader::new(host),
-            msg: Vec::with_capacity(8192),
-        }
+impl Framing for OctetCounted {
+    fn frame(&mut self, out: &mut Vec<u8>, m: &EventMeta, line: &[u8]) {
+        self.msg.clear();
+        self.header.push_message(&mut self.msg, m, line);
+        push_u64(out, self.msg.len() as u64);
+        out.push(b' ');
+        out.extend_from_slice(&self.msg);
     }
 }
 
-impl Transport for SyslogTcp {
-    fn connect(&mut self) -> Result<(), SinkError> {
-        self.conn.connect()
-    }
+/// Syslog over TCP or TLS.
+pub type SyslogTcp = StreamSink<OctetCounted>;
 
-    fn peer_closed(&mut self) -> bool {
-        self.conn.peer_closed()
-    }
-
-    fn send(&mut self, batch: &Batch, from: usize) -> Result<(), Partial> {
-        self.conn.clear_frames();
-        for i in from..batch.len() {
-            let Some((m, line)) = batch.event(i) else {
-                break;
-            };
-            self.msg.clear();
-            self.header.push_message(&mut self.msg, m, line);
-            let f = self.conn.frames();
-            push_u64(f, self.msg.len() as u64);
-            f.push(b' ');
-            f.extend_from_slice(&self.msg);
-            self.conn.end_frame();
-        }
-        self.conn
-            .write_frames()
-            .map_err(|(sent, error)| Partial { sent, error })
-    }
-
-    fn close(&mut self) -> Result<(), SinkError> {
-        self.conn.disconnect();
-        Ok(())
+impl SyslogTcp {
+    pub fn new(addr: &str, tcp: &TcpSpec, host: &str) -> Result<SyslogTcp, SinkError> {
+        Ok(StreamSink::with_framing(
+            TcpConn::with(addr, tcp)?,
+            OctetCounted {
+                header: SyslogHeader::new(host),
+                msg: Vec::with_capacity(8192),
+            },
+        ))
     }
 }
 

@@ -1,0 +1,595 @@
+//! The Prometheus endpoint end to end: the real `flowtap` binary captures
+//! live (AF_PACKET, two workers) in a throw-away network namespace while
+//! `flowtap gen` replays corpus captures into it; Debian's `prometheus`
+//! scrapes `--metrics` every second inside the same namespace, and what its
+//! HTTP API (`/api/v1/query`) answers must equal what was sent and
+//! flowtap's own `stats` events (the last periodic one and the final one).
+//! The endpoint's text passes `promtool check metrics`, and every metric
+//! the Grafana dashboard (`deploy/grafana/flowtap.json`) uses is exposed.
+//!
+//! Needs root for the namespaces (CI runs as root); without root the live
+//! test prints a loud SKIPPED banner, like `live.rs`. `prometheus` and
+//! `promtool` come from `scripts/setup.sh`.
+
+mod common;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::*;
+
+const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
+
+/// Captures with HTTP, DNS (over TCP), VXLAN and TLS that are known to
+/// replay live exactly (see `live.rs`).
+const CAPTURES: &[&str] = &[
+    "http/sv-http-all-headers--input.pcap",
+    "dns/sv-dns.dns-tcp-multirequest-buffer--dns-tcp-multirequest-buffer.pcap",
+    "tunnels/sv-vxlan-decoder-03--vxlan.pcap",
+    "vlan/ndpi-ja3_lots_of_cipher_suites.pcap",
+];
+
+const METRICS_PORT: u16 = 9464;
+const PROMETHEUS_PORT: u16 = 9090;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn require(binary: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(binary))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| panic!("`{binary}` is not installed: run scripts/setup.sh"))
+}
+
+fn dashboard_metrics() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/flowtap.json");
+    let text = std::fs::read_to_string(&path).expect("deploy/grafana/flowtap.json");
+    let dash: Value = serde_json::from_str(&text).expect("the dashboard is valid JSON");
+    let mut exprs = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, v) in o {
+                    if k == "expr" || k == "query" {
+                        if let Some(s) = v.as_str() {
+                            out.push(s.to_string());
+                        }
+                    }
+                    walk(v, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(&dash, &mut exprs);
+    assert!(exprs.len() >= 10, "the dashboard has its panels: {exprs:?}");
+    let mut names = Vec::new();
+    for e in &exprs {
+        let b = e.as_bytes();
+        let mut i = 0;
+        while let Some(p) = e[i..].find("flowtap_") {
+            let start = i + p;
+            let mut end = start;
+            while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+                end += 1;
+            }
+            names.push(e[start..end].to_string());
+            i = end;
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Checks an exposition with promtool and that it declares every metric
+/// the dashboard uses.
+fn check_exposition(text: &str) {
+    let mut child = Command::new(require("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in dashboard_metrics() {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "the dashboard uses {name}, which flowtap does not expose"
+        );
+    }
+}
+
+/// A bad or taken address is refused at start, naming the setting, before
+/// any output is written.
+#[test]
+fn a_taken_or_bad_metrics_address_is_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let dir = tmp_dir("metrics");
+    let out = dir.join("taken.json");
+    let capture = corpus().join(CAPTURES[0]);
+    for (arg, expect) in [
+        (addr.as_str(), "the address is in use"),
+        ("nope", "is not ADDR:PORT or PORT"),
+    ] {
+        let o = Command::new(FLOWTAP)
+            .args(["run", "--no-progress", "--metrics", arg, "--pcap"])
+            .arg(&capture)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .expect("run flowtap");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("output.metrics_listen"), "{err}");
+        assert!(err.contains(expect), "{expect:?} in {err}");
+        assert!(!out.exists(), "nothing written before the refusal");
+    }
+}
+
+struct Net {
+    ns_a: String,
+    ns_b: String,
+    a: String,
+    b: String,
+}
+
+impl Net {
+    fn new() -> Net {
+        let id = std::process::id() % 100_000;
+        let net = Net {
+            ns_a: format!("ftmA{id}"),
+            ns_b: format!("ftmB{id}"),
+            a: format!("ftma{id}"),
+            b: format!("ftmb{id}"),
+        };
+        for ns in [&net.ns_a, &net.ns_b] {
+            sh(&["ip", "netns", "add", ns]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]);
+        }
+        sh(&[
+            "ip", "link", "add", &net.a, "netns", &net.ns_a, "mtu", "1600", "type", "veth", "peer",
+            "name", &net.b, "netns", &net.ns_b, "mtu", "1600",
+        ]);
+        sh(&["ip", "-n", &net.ns_a, "link", "set", &net.a, "up"]);
+        sh(&["ip", "-n", &net.ns_b, "link", "set", &net.b, "up"]);
+        // flowtap's endpoint and Prometheus talk over ns_b's loopback.
+        sh(&["ip", "-n", &net.ns_b, "link", "set", "lo", "up"]);
+        net
+    }
+
+    /// `flowtap gen` in `ns_a` into `a`; returns the frames sent.
+    fn gen(&self, capture: &Path) -> u64 {
+        let o = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns_a, FLOWTAP, "gen", "--iface", &self.a,
+            ])
+            .arg("--pcap")
+            .arg(capture)
+            .args(["--pps", "20000"])
+            .output()
+            .expect("run flowtap gen");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "flowtap gen failed: {err}");
+        assert!(err.contains("skipped 0"), "frames skipped: {err}");
+        err.split_whitespace()
+            .skip_while(|w| *w != "sent")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `sent N` in {err}"))
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Runs `f` on a thread inside network namespace `ns`.
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        let file = File::open(format!("/var/run/netns/{ns}")).expect("open netns");
+        // SAFETY: a valid namespace fd; setns affects only this thread.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
+/// GET `path` on 127.0.0.1:`port` inside `ns`: (status line, body).
+fn http_get(ns: &str, port: u16, path: &str) -> Option<(String, String)> {
+    let path = path.to_string();
+    in_ns(ns, move || {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            c,
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut raw = String::new();
+        c.read_to_string(&mut raw).ok()?;
+        let (head, body) = raw.split_once("\r\n\r\n")?;
+        Some((head.lines().next()?.to_string(), body.to_string()))
+    })
+}
+
+/// Percent-encodes a PromQL expression for a query string.
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A process killed (and waited for) on drop.
+struct Proc {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Proc { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Prometheus {
+    ns: String,
+    _proc: Proc,
+}
+
+impl Prometheus {
+    fn start(ns: &str, dir: &Path) -> Prometheus {
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: flowtap\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n\
+                 \x20   static_configs:\n      - targets: ['127.0.0.1:{METRICS_PORT}']\n"
+            ),
+        )
+        .expect("write prometheus.yml");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
+            .arg(require("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"));
+        let proc = Proc::spawn(cmd);
+        let p = Prometheus {
+            ns: ns.to_string(),
+            _proc: proc,
+        };
+        let t0 = Instant::now();
+        loop {
+            if let Some((status, _)) = http_get(&p.ns, PROMETHEUS_PORT, "/-/ready") {
+                if status.contains(" 200") {
+                    break;
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "prometheus not ready after 30 s: {}",
+                p._proc.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    /// An instant query whose answer is one sample (or none): its value.
+    fn value(&self, q: &str) -> Option<u64> {
+        let (status, body) = http_get(
+            &self.ns,
+            PROMETHEUS_PORT,
+            &format!("/api/v1/query?query={}", encode(q)),
+        )?;
+        assert!(status.contains(" 200"), "{q}: {status} {body}");
+        let v: Value = serde_json::from_str(&body).expect("API answer is JSON");
+        assert_eq!(v["status"], "success", "{q}: {body}");
+        let result = v["data"]["result"].as_array()?;
+        assert!(result.len() <= 1, "{q}: one series expected: {body}");
+        let s = result.first()?["value"][1].as_str()?;
+        s.parse::<f64>().ok().map(|f| f as u64)
+    }
+}
+
+fn stats_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.ends_with('}'))
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .filter(|e| e["event_type"] == "stats")
+        .collect()
+}
+
+#[test]
+fn prometheus_scrapes_what_flowtap_counts() {
+    if !is_root() {
+        eprintln!("\n!!!!! SKIPPED prometheus_scrapes_what_flowtap_counts: needs root for network namespaces (CI runs as root) !!!!!\n");
+        return;
+    }
+    require("prometheus");
+    let dir = tmp_dir("metrics").join("scrape");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let net = Net::new();
+    let cfg = dir.join("flowtap.toml");
+    // Short timeouts: every flow ends (and is counted) while the capture runs.
+    std::fs::write(
+        &cfg,
+        "[output]\nstats_interval = 1\n[flow.timeouts]\ntcp_syn = 1\ntcp_established = 1\n\
+         tcp_closed = 1\nudp = 1\nother = 1\n",
+    )
+    .expect("config");
+    let output = dir.join("events.json");
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns", "exec", &net.ns_b, FLOWTAP, "run", "--iface", &net.b,
+    ])
+    .args(["--capture", "afpacket", "--workers", "2", "--metrics"])
+    .arg(format!("127.0.0.1:{METRICS_PORT}"))
+    .arg("--config")
+    .arg(&cfg)
+    .arg("--output")
+    .arg(&output);
+    let mut flowtap = Proc::spawn(cmd);
+    let t0 = Instant::now();
+    while !flowtap.stderr().contains("flowtap: capturing on") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30)
+                && flowtap.child.try_wait().ok().flatten().is_none(),
+            "flowtap not capturing: {}",
+            flowtap.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let prom = Prometheus::start(&net.ns_b, &dir);
+
+    let mut sent = 0;
+    for rel in CAPTURES {
+        sent += net.gen(&corpus().join(rel));
+    }
+
+    // Wait until Prometheus has scraped the settled counters: every frame
+    // received, every flow ended and written.
+    let t0 = Instant::now();
+    loop {
+        let received = prom.value("sum(flowtap_packets_received_total)");
+        let active = prom.value("sum(flowtap_flows_active)");
+        let created = prom.value("sum(flowtap_flows_created_total)");
+        let records = prom.value("sum(flowtap_events_total{type=\"flow\"})");
+        if received == Some(sent) && active == Some(0) && created.is_some() && created == records {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "Prometheus never saw settled counters: received {received:?} of {sent}, active {active:?}, created {created:?}, records {records:?}; flowtap: {}",
+            flowtap.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // One more periodic stats event and one more scrape of the same figures.
+    std::thread::sleep(Duration::from_millis(2200));
+
+    let q = |expr: &str| {
+        prom.value(expr)
+            .unwrap_or_else(|| panic!("no value for {expr}"))
+    };
+    assert_eq!(q("up{job=\"flowtap\"}"), 1);
+    assert_eq!(
+        q("count(flowtap_packets_received_total)"),
+        2,
+        "one series per worker"
+    );
+    let scraped = [
+        ("packets.received", q("sum(flowtap_packets_received_total)")),
+        ("packets.bytes", q("sum(flowtap_received_bytes_total)")),
+        (
+            "packets.flow",
+            q("sum(flowtap_packet_fates_total{fate=\"flow\"})"),
+        ),
+        ("flows.created", q("sum(flowtap_flows_created_total)")),
+        (
+            "flows.expired",
+            q("sum(flowtap_flows_ended_total{reason=\"timeout\"})"),
+        ),
+        ("events.flow", q("sum(flowtap_events_total{type=\"flow\"})")),
+        ("events.http", q("sum(flowtap_events_total{type=\"http\"})")),
+        ("events.dns", q("sum(flowtap_events_total{type=\"dns\"})")),
+        ("events.tls", q("sum(flowtap_events_total{type=\"tls\"})")),
+        (
+            "stream.delivered_bytes",
+            q("sum(flowtap_stream_delivered_bytes_total)"),
+        ),
+        ("app.detected", q("sum(flowtap_app_flows_detected_total)")),
+        (
+            "capture.received",
+            q("flowtap_capture_packets_received_total"),
+        ),
+        (
+            "capture.dropped.total",
+            q("sum(flowtap_capture_packets_dropped_total)"),
+        ),
+        (
+            "capture.output_events_dropped",
+            q("flowtap_output_events_dropped_total"),
+        ),
+    ];
+    eprintln!("scraped by Prometheus: {scraped:?}");
+    let sink_sent = q("flowtap_sink_events_sent_total{sink=\"file\"}");
+    assert_eq!(q("sum(flowtap_sink_events_dropped_total)"), 0);
+    assert_eq!(
+        q("flowtap_sink_info{sink=\"file\",kind=\"file\",schema=\"native\"}"),
+        1
+    );
+
+    // The endpoint's own text: valid, and everything the dashboard needs.
+    let (status, text) =
+        http_get(&net.ns_b, METRICS_PORT, "/metrics").expect("flowtap's endpoint answers");
+    assert!(status.contains(" 200"), "{status}");
+    check_exposition(&text);
+
+    let periodic = stats_events(&output)
+        .last()
+        .cloned()
+        .expect("periodic stats events");
+
+    sh(&["kill", "-INT", &flowtap.child.id().to_string()]);
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(st) = flowtap.child.try_wait().expect("wait") {
+            break st.code();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "flowtap did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(code, Some(0), "{}", flowtap.stderr());
+    let events = stats_events(&output);
+    let last = events.last().expect("final stats event");
+
+    let at = |v: &Value, path: &str| -> u64 {
+        let mut j = v;
+        for k in path.split('.') {
+            j = &j[k];
+        }
+        j.as_u64().unwrap_or_else(|| panic!("{path} in {v}"))
+    };
+    assert_eq!(at(&last["stats"], "packets.received"), sent, "{last}");
+    assert_eq!(at(&last["stats"], "flows.ended_at_shutdown"), 0, "{last}");
+    assert!(at(&last["stats"], "events.http") > 0, "{last}");
+    assert!(at(&last["stats"], "events.dns") > 0, "{last}");
+    assert!(at(&last["stats"], "events.tls") > 0, "{last}");
+    for (path, value) in scraped {
+        assert_eq!(
+            at(&last["stats"], path),
+            value,
+            "final stats {path}: {last}"
+        );
+        assert_eq!(
+            at(&periodic["stats"], path),
+            value,
+            "periodic stats {path}: {periodic}"
+        );
+    }
+    // Stats events are themselves sent between the scrape and the event.
+    let p = at(&periodic["stats"], "sinks.file.events_sent");
+    assert!(
+        p.abs_diff(sink_sent) <= 3,
+        "sink events_sent {p} in the event vs {sink_sent} scraped"
+    );
+    let events_total = ["flow", "http", "dns", "tls"]
+        .iter()
+        .map(|t| at(&last["stats"], &format!("events.{t}")))
+        .sum::<u64>();
+    assert!(
+        sink_sent >= events_total,
+        "the file sink sent every event ({sink_sent} >= {events_total})"
+    );
+    drop(prom);
+}
