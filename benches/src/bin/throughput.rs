@@ -2,7 +2,8 @@
 //! whole offline pipeline (read, shard, decode, defrag, flow table, app
 //! parsers) up to the workers' end. By default no sink: records are built
 //! but not encoded. `--sink PATH` adds a file sink (`/dev/null` to encode
-//! and hand over without disk writes) in `--schema` (native): the time then
+//! and hand over without disk writes; any `--output` URL works too, e.g.
+//! `kafka://127.0.0.1:9092/w1-{type}`) in `--schema` (native): the time then
 //! includes what encoding and handing events to the sink cost the workers.
 //!
 //! Usage: throughput [--workers N] [--repeat R] [--small-packets N] [--sink PATH [--schema S]]
@@ -21,7 +22,7 @@ use capture::file::CaptureFile;
 use engine::config::Config;
 use engine::export::ExportRun;
 use engine::offline::{replay, ReplayOptions, OFFLINE_POLICY};
-use output::sink::{FileSpec, SinkKind, SinkSpec};
+use output::sink::SinkSpec;
 use output::writer::LineWriter;
 use output::{EncodeOptions, Schema, Volume};
 
@@ -119,7 +120,9 @@ fn measure(name: &str, bytes: Vec<u8>, cfg: &Config, workers: usize, repeat: usi
         let file = CaptureFile::from_bytes(bytes.clone())
             .unwrap_or_else(|e| fail(&format!("{name}: {e}")));
         let writer = out.sink.as_ref().map(|path| {
-            let mut spec = SinkSpec::new(SinkKind::File(FileSpec::plain(path.into())));
+            // A path is a file sink; any sink URL works too (kafka://..).
+            let mut spec =
+                SinkSpec::parse_url(path).unwrap_or_else(|e| fail(&format!("sink {path}: {e}")));
             spec.schema = out.schema;
             LineWriter::start(
                 vec![spec],

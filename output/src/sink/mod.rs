@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod file;
 pub mod gelf;
+pub mod kafka;
 pub mod net;
 pub(crate) mod runner;
 pub mod spec;
@@ -35,6 +36,10 @@ pub enum SinkError {
     TooLarge(usize),
     #[error("kafka: {0}")]
     Kafka(String),
+    /// This one event cannot be sent (the collector is fine): counted as
+    /// failed and skipped.
+    #[error("event rejected: {0}")]
+    Rejected(String),
     #[error("sink is not connected")]
     Down,
     #[error("TLS setup: {0}")]

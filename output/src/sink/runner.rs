@@ -144,8 +144,11 @@ impl Runner {
                     self.counters
                         .bytes_sent
                         .fetch_add((before - after) as u64, Ordering::Relaxed);
-                    if self.transport.lossy() || matches!(p.error, SinkError::TooLarge(_)) {
-                        // A datagram that failed is gone; count it, go on.
+                    if self.transport.lossy()
+                        || matches!(p.error, SinkError::TooLarge(_) | SinkError::Rejected(_))
+                    {
+                        // A datagram that failed, or an event the collector
+                        // can never take, is gone; count it, go on.
                         self.counters.events_failed.fetch_add(1, Ordering::Relaxed);
                         from += 1;
                     } else {
