@@ -235,19 +235,9 @@ impl<'de> Deserialize<'de> for Scalar {
 pub struct Size(pub u64);
 
 impl Size {
+    /// `1048576`, `64k`, `10M`, `2G` (powers of 1024), as the sinks take them.
     pub fn parse(v: &str) -> Option<Size> {
-        let v = v.trim();
-        let (num, mult) = match v.char_indices().last() {
-            Some((i, 'k' | 'K')) => (&v[..i], 1u64 << 10),
-            Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
-            Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
-            _ => (v, 1),
-        };
-        num.trim()
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(mult))
-            .map(Size)
+        output::sink::spec::parse_size("size", v).ok().map(Size)
     }
 }
 
