@@ -8,22 +8,29 @@ use std::net::IpAddr;
 /// literals); string values are escaped.
 pub struct JsonWriter<'b> {
     buf: &'b mut Vec<u8>,
-    /// Whether the object/array now open needs a comma before its next member.
-    need_comma: bool,
+    /// What goes before the next member: `{` (the object's opening brace,
+    /// written with its first member so that no member has to test
+    /// whether it is the first), then `,`.
+    sep: u8,
 }
 
 impl<'b> JsonWriter<'b> {
     /// Starts an object at the end of `buf`.
     pub fn object(buf: &'b mut Vec<u8>) -> Self {
-        buf.push(b'{');
-        JsonWriter {
-            buf,
-            need_comma: false,
+        JsonWriter { buf, sep: b'{' }
+    }
+
+    /// The opening brace if no member wrote it.
+    #[inline(always)]
+    fn open_if_empty(&mut self) {
+        if self.sep == b'{' {
+            self.buf.push(b'{');
         }
     }
 
     /// Closes the object and ends the line.
-    pub fn finish_line(self) {
+    pub fn finish_line(mut self) {
+        self.open_if_empty();
         self.buf.extend_from_slice(b"}\n");
     }
 
@@ -34,26 +41,35 @@ impl<'b> JsonWriter<'b> {
         // One reservation for the member's punctuation and a short value;
         // single pushes (not a 1-or-2-byte slice, which becomes a memcpy call).
         self.buf.reserve(key.len() + 32);
-        if self.need_comma {
-            self.buf.push(b',');
-        }
-        self.need_comma = true;
-        self.buf.push(b'"');
+        self.buf.extend_from_slice(&[self.sep, b'"']);
+        self.sep = b',';
         self.buf.extend_from_slice(key.as_bytes());
         self.buf.extend_from_slice(b"\":");
     }
 
+    /// A key and the opening quote of its string value, in one piece.
+    #[inline(always)]
+    fn key_q(&mut self, key: &str) {
+        self.buf.reserve(key.len() + 32);
+        self.buf.extend_from_slice(&[self.sep, b'"']);
+        self.sep = b',';
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.extend_from_slice(b"\":\"");
+    }
+
     #[inline(always)]
     pub fn str(&mut self, key: &str, value: &str) {
-        self.key(key);
-        write_escaped(self.buf, value.as_bytes());
+        self.key_q(key);
+        write_escaped_inner(self.buf, value.as_bytes());
+        self.buf.push(b'"');
     }
 
     /// A byte string that should be text; invalid UTF-8 is escaped as \u00XX per byte.
     #[inline]
     pub fn bytes_as_str(&mut self, key: &str, value: &[u8]) {
-        self.key(key);
-        write_escaped(self.buf, value);
+        self.key_q(key);
+        write_escaped_inner(self.buf, value);
+        self.buf.push(b'"');
     }
 
     #[inline(always)]
@@ -84,8 +100,7 @@ impl<'b> JsonWriter<'b> {
 
     #[inline]
     pub fn ip(&mut self, key: &str, value: &IpAddr) {
-        self.key(key);
-        self.buf.push(b'"');
+        self.key_q(key);
         push_ip(self.buf, value);
         self.buf.push(b'"');
     }
@@ -99,8 +114,7 @@ impl<'b> JsonWriter<'b> {
     /// RFC 3339 UTC timestamp with microseconds.
     #[inline]
     pub fn timestamp(&mut self, key: &str, ts_ns: u64) {
-        self.key(key);
-        self.buf.push(b'"');
+        self.key_q(key);
         push_rfc3339_micros(self.buf, ts_ns);
         self.buf.push(b'"');
     }
@@ -129,8 +143,7 @@ impl<'b> JsonWriter<'b> {
     /// (`2014-07-18T12:49:30.592064+0000`).
     #[inline]
     pub fn timestamp_eve(&mut self, key: &str, ts_ns: u64) {
-        self.key(key);
-        self.buf.push(b'"');
+        self.key_q(key);
         push_rfc3339_micros_no_z(self.buf, ts_ns);
         self.buf.extend_from_slice(b"+0000\"");
     }
@@ -145,8 +158,7 @@ impl<'b> JsonWriter<'b> {
     /// A string value built in place from escaped pieces (no scratch buffer).
     #[inline]
     pub fn str_with(&mut self, key: &str, f: impl FnOnce(&mut StrBuilder<'_>)) {
-        self.key(key);
-        self.buf.push(b'"');
+        self.key_q(key);
         f(&mut StrBuilder { buf: self.buf });
         self.buf.push(b'"');
     }
@@ -162,10 +174,8 @@ impl<'b> JsonWriter<'b> {
     /// escapes itself).
     #[inline]
     pub fn raw_members_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
-        if self.need_comma {
-            self.buf.push(b',');
-        }
-        self.need_comma = true;
+        self.buf.push(self.sep);
+        self.sep = b',';
         f(self.buf);
     }
 
@@ -204,15 +214,15 @@ impl<'b> JsonWriter<'b> {
     #[inline]
     pub fn begin_object(&mut self, key: &str) -> JsonWriter<'_> {
         self.key(key);
-        self.buf.push(b'{');
         JsonWriter {
             buf: self.buf,
-            need_comma: false,
+            sep: b'{',
         }
     }
 
     #[inline]
-    pub fn end_object(self) {
+    pub fn end_object(mut self) {
+        self.open_if_empty();
         self.buf.push(b'}');
     }
 }
@@ -301,10 +311,9 @@ impl JsonArray<'_> {
     /// Opens an object element; close it with [`JsonWriter::end_object`].
     pub fn object(&mut self) -> JsonWriter<'_> {
         self.sep();
-        self.buf.push(b'{');
         JsonWriter {
             buf: self.buf,
-            need_comma: false,
+            sep: b'{',
         }
     }
 
@@ -313,10 +322,50 @@ impl JsonArray<'_> {
     }
 }
 
-/// Appends the decimal digits of `v`.
+/// `"00"`..`"99"`.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// Appends the decimal digits of `v`. Most numbers in events are small
+/// (counters, ports, flags), so those take one store; longer ones are built
+/// on the stack and appended as a fixed 20-byte copy cut back to their
+/// length (no `memcpy` call of a variable length).
 #[inline]
 pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
-    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    if v < 10 {
+        buf.push(b'0' + v as u8);
+    } else if v < 100 {
+        buf.extend_from_slice(&PAIRS[v as usize]);
+    } else {
+        push_u64_long(buf, v);
+    }
+}
+
+#[inline(never)]
+fn push_u64_long(buf: &mut Vec<u8>, mut v: u64) {
+    let n = v.ilog10() as usize + 1;
+    let mut tmp = [b'0'; 20];
+    let mut i = n;
+    while v >= 100 {
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[(v % 100) as usize]);
+        v /= 100;
+    }
+    if v >= 10 {
+        tmp[..2].copy_from_slice(&PAIRS[v as usize]);
+    } else {
+        tmp[0] = b'0' + v as u8;
+    }
+    let start = buf.len();
+    buf.extend_from_slice(&tmp);
+    buf.truncate(start + n);
 }
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
@@ -699,6 +748,28 @@ mod tests {
     }
 
     #[test]
+    fn integers_match_std_formatting() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut values = vec![0, 9, 10, 99, 100, 101, 999, 1000, u64::MAX, u64::MAX - 1];
+        for p in 0..20 {
+            let x = 10u64.pow(p);
+            values.extend([x - 1, x, x + 1]);
+        }
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            values.push(seed >> (seed % 64));
+        }
+        let mut b = b"x".to_vec();
+        for v in values {
+            b.truncate(1);
+            push_u64(&mut b, v);
+            assert_eq!(String::from_utf8_lossy(&b[1..]), v.to_string());
+        }
+    }
+
+    #[test]
     fn plain_detection_matches_the_bytewise_rule() {
         let bytewise = |s: &[u8]| {
             s.iter()
@@ -820,6 +891,7 @@ mod tests {
         inner.bool("t", true);
         inner.null("z");
         inner.end_object();
+        w.begin_object("empty").end_object();
         w.finish_line();
         let s = std::str::from_utf8(&buf).expect("utf8");
         assert!(s.ends_with("}\n"));
@@ -832,5 +904,9 @@ mod tests {
         assert_eq!(v["v"], serde_json::json!([1, 20]));
         assert_eq!(v["o"]["t"], true);
         assert!(v["o"]["z"].is_null());
+        assert_eq!(v["empty"], serde_json::json!({}));
+        let mut empty = Vec::new();
+        JsonWriter::object(&mut empty).finish_line();
+        assert_eq!(empty, b"{}\n");
     }
 }
