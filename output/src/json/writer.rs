@@ -41,7 +41,7 @@ impl<'b> JsonWriter<'b> {
     // instead of one per piece.
     #[inline(always)]
     fn key_then(&mut self, key: &str, tail: &[u8]) {
-        const MAX: usize = 64;
+        const MAX: usize = 32;
         let k = key.as_bytes();
         let n = 2 + k.len() + tail.len();
         if n <= MAX {
@@ -78,7 +78,7 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// A byte string that should be text; invalid UTF-8 is escaped as \u00XX per byte.
-    #[inline]
+    #[inline(always)]
     pub fn bytes_as_str(&mut self, key: &str, value: &[u8]) {
         self.key_q(key);
         write_escaped_inner(self.buf, value);
@@ -91,7 +91,7 @@ impl<'b> JsonWriter<'b> {
         push_u64(self.buf, value);
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn i64(&mut self, key: &str, value: i64) {
         self.key(key);
         self.buf
@@ -100,38 +100,43 @@ impl<'b> JsonWriter<'b> {
 
     #[inline(always)]
     pub fn bool(&mut self, key: &str, value: bool) {
-        self.key(key);
-        self.buf
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        // The literal goes with the key: one copy for the whole member.
+        if value {
+            self.key_then(key, b"\":true");
+        } else {
+            self.key_then(key, b"\":false");
+        }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn null(&mut self, key: &str) {
-        self.key(key);
-        self.buf.extend_from_slice(b"null");
+        self.key_then(key, b"\":null");
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ip(&mut self, key: &str, value: &IpAddr) {
         self.key_q(key);
         push_ip(self.buf, value);
         self.buf.push(b'"');
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn mac(&mut self, key: &str, m: &[u8; 6]) {
         self.key(key);
         push_mac(self.buf, m, b':', HEX_LOWER);
     }
 
     /// RFC 3339 UTC timestamp with microseconds.
-    #[inline]
+    #[inline(always)]
     pub fn timestamp(&mut self, key: &str, ts_ns: u64) {
         self.key_q(key);
-        push_rfc3339_micros(self.buf, ts_ns);
-        self.buf.push(b'"');
+        let mut out = [b'"'; 28];
+        out[..26].copy_from_slice(&rfc3339_micros(ts_ns));
+        out[26] = b'Z';
+        self.buf.extend_from_slice(&out);
     }
 
+    #[inline(always)]
     pub fn u64_array(&mut self, key: &str, values: impl IntoIterator<Item = u64>) {
         self.key(key);
         self.buf.push(b'[');
@@ -146,7 +151,7 @@ impl<'b> JsonWriter<'b> {
 
     /// `YYYY-MM-DDTHH:MM:SS` (UTC) of seconds since the epoch, the way
     /// Suricata writes certificate validity.
-    #[inline]
+    #[inline(always)]
     pub fn utc_secs(&mut self, key: &str, secs: i64) {
         self.key(key);
         push_utc_secs(self.buf, secs);
@@ -154,22 +159,23 @@ impl<'b> JsonWriter<'b> {
 
     /// RFC 3339 timestamp the way Suricata's eve.json writes it
     /// (`2014-07-18T12:49:30.592064+0000`).
-    #[inline]
+    #[inline(always)]
     pub fn timestamp_eve(&mut self, key: &str, ts_ns: u64) {
         self.key_q(key);
-        push_rfc3339_micros_no_z(self.buf, ts_ns);
-        self.buf.extend_from_slice(b"+0000\"");
+        let mut out = *b"..........................+0000\"";
+        out[..26].copy_from_slice(&rfc3339_micros(ts_ns));
+        self.buf.extend_from_slice(&out);
     }
 
     /// Seconds since the epoch as a number with microseconds (`1405687770.592064`).
-    #[inline]
+    #[inline(always)]
     pub fn epoch_secs(&mut self, key: &str, ts_ns: u64) {
         self.key(key);
         push_epoch_secs(self.buf, ts_ns);
     }
 
     /// A string value built in place from escaped pieces (no scratch buffer).
-    #[inline]
+    #[inline(always)]
     pub fn str_with(&mut self, key: &str, f: impl FnOnce(&mut StrBuilder<'_>)) {
         self.key_q(key);
         f(&mut StrBuilder { buf: self.buf });
@@ -193,13 +199,14 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// A value that is already valid JSON (a number or literal we formatted).
-    #[inline]
+    #[inline(always)]
     pub fn raw(&mut self, key: &str, json: &[u8]) {
         self.key(key);
         self.buf.extend_from_slice(json);
     }
 
     /// An array of strings.
+    #[inline(always)]
     pub fn str_array<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) {
         self.key(key);
         self.buf.push(b'[');
@@ -213,6 +220,7 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// Opens an array under `key`; close it with [`JsonArray::end`].
+    #[inline(always)]
     pub fn begin_array(&mut self, key: &str) -> JsonArray<'_> {
         self.key(key);
         self.buf.push(b'[');
@@ -224,7 +232,7 @@ impl<'b> JsonWriter<'b> {
 
     /// Opens a nested object under `key`; write its members through the
     /// returned writer, then call [`JsonWriter::end_object`].
-    #[inline]
+    #[inline(always)]
     pub fn begin_object(&mut self, key: &str) -> JsonWriter<'_> {
         self.key(key);
         JsonWriter {
@@ -366,7 +374,15 @@ fn push_u64_long(buf: &mut Vec<u8>, mut v: u64) {
     let n = v.ilog10() as usize + 1;
     let mut tmp = [b'0'; 20];
     let mut i = n;
-    while v >= 100 {
+    // Four digits per 64-bit division, then two.
+    while v >= 10_000 {
+        let r = (v % 10_000) as usize;
+        v /= 10_000;
+        i -= 4;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[r / 100]);
+        tmp[i + 2..i + 4].copy_from_slice(&PAIRS[r % 100]);
+    }
+    if v >= 100 {
         i -= 2;
         tmp[i..i + 2].copy_from_slice(&PAIRS[(v % 100) as usize]);
         v /= 100;
@@ -436,7 +452,10 @@ fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
         out[n + 2] = d2;
         n += usize::from(len);
     }
-    buf.extend_from_slice(&out[..n]);
+    // A fixed-length copy cut back (no variable-length memcpy call).
+    let start = buf.len();
+    buf.extend_from_slice(&out[..16]);
+    buf.truncate(start + n);
 }
 
 /// The text `std`'s `Display` gives (RFC 5952: lower-case hex, the first
@@ -504,7 +523,9 @@ fn push_ipv6(buf: &mut Vec<u8>, a: &std::net::Ipv6Addr) {
             group(&mut out, &mut n, s);
         }
     }
-    buf.extend_from_slice(&out[..n]);
+    let start = buf.len();
+    buf.extend_from_slice(&out);
+    buf.truncate(start + n);
 }
 
 /// Appends seconds since the epoch with six decimals.
@@ -596,10 +617,12 @@ fn is_plain(s: &[u8]) -> bool {
             return false;
         }
     }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    // The tail (most values are shorter than 8 bytes) as one more word,
+    // padded with spaces (plain), not byte by byte.
+    let rest = chunks.remainder();
+    let mut w = [b' '; 8];
+    w[..rest.len()].copy_from_slice(rest);
+    !special(u64::from_le_bytes(w))
 }
 
 fn push_u00(buf: &mut Vec<u8>, b: u8) {
@@ -617,14 +640,20 @@ pub fn push_rfc3339_micros(buf: &mut Vec<u8>, ts_ns: u64) {
 
 /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC, no zone designator).
 pub fn push_rfc3339_micros_no_z(buf: &mut Vec<u8>, ts_ns: u64) {
+    buf.extend_from_slice(&rfc3339_micros(ts_ns));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC).
+#[inline]
+fn rfc3339_micros(ts_ns: u64) -> [u8; 26] {
     let secs = ts_ns / 1_000_000_000;
-    let m = ((ts_ns % 1_000_000_000) / 1_000) as u32;
+    let m = ((ts_ns % 1_000_000_000) / 1_000) as usize;
     let mut out = [0u8; 26];
     out[..20].copy_from_slice(&second_prefix(secs));
-    out[20..22].copy_from_slice(&two_digits(m / 10_000));
-    out[22..24].copy_from_slice(&two_digits((m / 100) % 100));
-    out[24..26].copy_from_slice(&two_digits(m % 100));
-    buf.extend_from_slice(&out);
+    out[20..22].copy_from_slice(&PAIRS[m / 10_000 % 100]);
+    out[22..24].copy_from_slice(&PAIRS[m / 100 % 100]);
+    out[24..26].copy_from_slice(&PAIRS[m % 100]);
+    out
 }
 
 /// `"00"`..`"99"`.
