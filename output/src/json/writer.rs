@@ -370,31 +370,34 @@ pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
 }
 
 #[inline(never)]
-fn push_u64_long(buf: &mut Vec<u8>, mut v: u64) {
+fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
     let n = v.ilog10() as usize + 1;
-    let mut tmp = [b'0'; 20];
-    let mut i = n;
-    // Four digits per 64-bit division, then two.
-    while v >= 10_000 {
-        let r = (v % 10_000) as usize;
-        v /= 10_000;
-        i -= 4;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[r / 100]);
-        tmp[i + 2..i + 4].copy_from_slice(&PAIRS[r % 100]);
+    // Twenty digits, zero-padded, in t[20..40], eight at a time with 32-bit
+    // arithmetic; the number is t[40 - n..40], appended as a fixed 20-byte
+    // copy from there cut back to its length.
+    let mut t = [0u8; 60];
+    put8(&mut t, 32, (v % 100_000_000) as u32);
+    if v >= 100_000_000 {
+        let rest = v / 100_000_000;
+        put8(&mut t, 24, (rest % 100_000_000) as u32);
+        let top = (rest / 100_000_000) as usize; // below 1845
+        t[20..22].copy_from_slice(&PAIRS[top / 100 % 100]);
+        t[22..24].copy_from_slice(&PAIRS[top % 100]);
     }
-    if v >= 100 {
-        i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[(v % 100) as usize]);
-        v /= 100;
-    }
-    if v >= 10 {
-        tmp[..2].copy_from_slice(&PAIRS[v as usize]);
-    } else {
-        tmp[0] = b'0' + v as u8;
-    }
+    let from = 40 - n;
     let start = buf.len();
-    buf.extend_from_slice(&tmp);
+    buf.extend_from_slice(&t[from..from + 20]);
     buf.truncate(start + n);
+}
+
+/// The eight digits of `x` (below 10^8), zero-padded, at `t[at..at + 8]`.
+#[inline(always)]
+fn put8(t: &mut [u8; 60], at: usize, x: u32) {
+    let (hi, lo) = ((x / 10_000) as usize, (x % 10_000) as usize);
+    t[at..at + 2].copy_from_slice(&PAIRS[hi / 100]);
+    t[at + 2..at + 4].copy_from_slice(&PAIRS[hi % 100]);
+    t[at + 4..at + 6].copy_from_slice(&PAIRS[lo / 100]);
+    t[at + 6..at + 8].copy_from_slice(&PAIRS[lo % 100]);
 }
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
