@@ -118,6 +118,7 @@ fn kpis(t: &mut JsonWriter<'_>, k: &TcpKpis) {
     }
 }
 
+#[inline(always)]
 fn direction(w: &mut JsonWriter<'_>, pkts: &str, bytes: &str, d: &DirectionStats) {
     w.u64(pkts, d.packets);
     w.u64(bytes, d.bytes);

@@ -8,52 +8,81 @@ use std::net::IpAddr;
 /// literals); string values are escaped.
 pub struct JsonWriter<'b> {
     buf: &'b mut Vec<u8>,
-    /// Whether the object/array now open needs a comma before its next member.
-    need_comma: bool,
+    /// What goes before the next member: `{` (the object's opening brace,
+    /// written with its first member so that no member has to test
+    /// whether it is the first), then `,`.
+    sep: u8,
 }
 
 impl<'b> JsonWriter<'b> {
     /// Starts an object at the end of `buf`.
     pub fn object(buf: &'b mut Vec<u8>) -> Self {
-        buf.push(b'{');
-        JsonWriter {
-            buf,
-            need_comma: false,
+        JsonWriter { buf, sep: b'{' }
+    }
+
+    /// The opening brace if no member wrote it.
+    #[inline(always)]
+    fn open_if_empty(&mut self) {
+        if self.sep == b'{' {
+            self.buf.push(b'{');
         }
     }
 
     /// Closes the object and ends the line.
-    pub fn finish_line(self) {
+    pub fn finish_line(mut self) {
+        self.open_if_empty();
         self.buf.extend_from_slice(b"}\n");
     }
 
-    // Always inlined: callers pass literal keys, whose copies then have a
-    // constant length (stores, not a memcpy call).
+    // Always inlined: callers pass literal keys, so the length is a
+    // constant and the whole member prefix (separator, quoted key, colon,
+    // and for strings the opening quote) is assembled on the stack and
+    // appended as one fixed-length copy: one capacity check per member
+    // instead of one per piece.
+    #[inline(always)]
+    fn key_then(&mut self, key: &str, tail: &[u8]) {
+        const MAX: usize = 32;
+        let k = key.as_bytes();
+        let n = 2 + k.len() + tail.len();
+        if n <= MAX {
+            let mut a = [0u8; MAX];
+            a[0] = self.sep;
+            a[1] = b'"';
+            a[2..2 + k.len()].copy_from_slice(k);
+            a[2 + k.len()..n].copy_from_slice(tail);
+            self.buf.extend_from_slice(&a[..n]);
+        } else {
+            self.buf.extend_from_slice(&[self.sep, b'"']);
+            self.buf.extend_from_slice(k);
+            self.buf.extend_from_slice(tail);
+        }
+        self.sep = b',';
+    }
+
     #[inline(always)]
     fn key(&mut self, key: &str) {
-        // One reservation for the member's punctuation and a short value;
-        // single pushes (not a 1-or-2-byte slice, which becomes a memcpy call).
-        self.buf.reserve(key.len() + 32);
-        if self.need_comma {
-            self.buf.push(b',');
-        }
-        self.need_comma = true;
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(key.as_bytes());
-        self.buf.extend_from_slice(b"\":");
+        self.key_then(key, b"\":");
+    }
+
+    /// A key and the opening quote of its string value, in one piece.
+    #[inline(always)]
+    fn key_q(&mut self, key: &str) {
+        self.key_then(key, b"\":\"");
     }
 
     #[inline(always)]
     pub fn str(&mut self, key: &str, value: &str) {
-        self.key(key);
-        write_escaped(self.buf, value.as_bytes());
+        self.key_q(key);
+        write_escaped_inner(self.buf, value.as_bytes());
+        self.buf.push(b'"');
     }
 
     /// A byte string that should be text; invalid UTF-8 is escaped as \u00XX per byte.
-    #[inline]
+    #[inline(always)]
     pub fn bytes_as_str(&mut self, key: &str, value: &[u8]) {
-        self.key(key);
-        write_escaped(self.buf, value);
+        self.key_q(key);
+        write_escaped_inner(self.buf, value);
+        self.buf.push(b'"');
     }
 
     #[inline(always)]
@@ -62,7 +91,7 @@ impl<'b> JsonWriter<'b> {
         push_u64(self.buf, value);
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn i64(&mut self, key: &str, value: i64) {
         self.key(key);
         self.buf
@@ -71,40 +100,43 @@ impl<'b> JsonWriter<'b> {
 
     #[inline(always)]
     pub fn bool(&mut self, key: &str, value: bool) {
-        self.key(key);
-        self.buf
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        // The literal goes with the key: one copy for the whole member.
+        if value {
+            self.key_then(key, b"\":true");
+        } else {
+            self.key_then(key, b"\":false");
+        }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn null(&mut self, key: &str) {
-        self.key(key);
-        self.buf.extend_from_slice(b"null");
+        self.key_then(key, b"\":null");
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ip(&mut self, key: &str, value: &IpAddr) {
-        self.key(key);
-        self.buf.push(b'"');
+        self.key_q(key);
         push_ip(self.buf, value);
         self.buf.push(b'"');
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn mac(&mut self, key: &str, m: &[u8; 6]) {
         self.key(key);
         push_mac(self.buf, m, b':', HEX_LOWER);
     }
 
     /// RFC 3339 UTC timestamp with microseconds.
-    #[inline]
+    #[inline(always)]
     pub fn timestamp(&mut self, key: &str, ts_ns: u64) {
-        self.key(key);
-        self.buf.push(b'"');
-        push_rfc3339_micros(self.buf, ts_ns);
-        self.buf.push(b'"');
+        self.key_q(key);
+        let mut out = [b'"'; 28];
+        out[..26].copy_from_slice(&rfc3339_micros(ts_ns));
+        out[26] = b'Z';
+        self.buf.extend_from_slice(&out);
     }
 
+    #[inline(always)]
     pub fn u64_array(&mut self, key: &str, values: impl IntoIterator<Item = u64>) {
         self.key(key);
         self.buf.push(b'[');
@@ -119,7 +151,7 @@ impl<'b> JsonWriter<'b> {
 
     /// `YYYY-MM-DDTHH:MM:SS` (UTC) of seconds since the epoch, the way
     /// Suricata writes certificate validity.
-    #[inline]
+    #[inline(always)]
     pub fn utc_secs(&mut self, key: &str, secs: i64) {
         self.key(key);
         push_utc_secs(self.buf, secs);
@@ -127,26 +159,25 @@ impl<'b> JsonWriter<'b> {
 
     /// RFC 3339 timestamp the way Suricata's eve.json writes it
     /// (`2014-07-18T12:49:30.592064+0000`).
-    #[inline]
+    #[inline(always)]
     pub fn timestamp_eve(&mut self, key: &str, ts_ns: u64) {
-        self.key(key);
-        self.buf.push(b'"');
-        push_rfc3339_micros_no_z(self.buf, ts_ns);
-        self.buf.extend_from_slice(b"+0000\"");
+        self.key_q(key);
+        let mut out = *b"..........................+0000\"";
+        out[..26].copy_from_slice(&rfc3339_micros(ts_ns));
+        self.buf.extend_from_slice(&out);
     }
 
     /// Seconds since the epoch as a number with microseconds (`1405687770.592064`).
-    #[inline]
+    #[inline(always)]
     pub fn epoch_secs(&mut self, key: &str, ts_ns: u64) {
         self.key(key);
         push_epoch_secs(self.buf, ts_ns);
     }
 
     /// A string value built in place from escaped pieces (no scratch buffer).
-    #[inline]
+    #[inline(always)]
     pub fn str_with(&mut self, key: &str, f: impl FnOnce(&mut StrBuilder<'_>)) {
-        self.key(key);
-        self.buf.push(b'"');
+        self.key_q(key);
         f(&mut StrBuilder { buf: self.buf });
         self.buf.push(b'"');
     }
@@ -162,21 +193,20 @@ impl<'b> JsonWriter<'b> {
     /// escapes itself).
     #[inline]
     pub fn raw_members_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
-        if self.need_comma {
-            self.buf.push(b',');
-        }
-        self.need_comma = true;
+        self.buf.push(self.sep);
+        self.sep = b',';
         f(self.buf);
     }
 
     /// A value that is already valid JSON (a number or literal we formatted).
-    #[inline]
+    #[inline(always)]
     pub fn raw(&mut self, key: &str, json: &[u8]) {
         self.key(key);
         self.buf.extend_from_slice(json);
     }
 
     /// An array of strings.
+    #[inline(always)]
     pub fn str_array<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) {
         self.key(key);
         self.buf.push(b'[');
@@ -190,6 +220,7 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// Opens an array under `key`; close it with [`JsonArray::end`].
+    #[inline(always)]
     pub fn begin_array(&mut self, key: &str) -> JsonArray<'_> {
         self.key(key);
         self.buf.push(b'[');
@@ -201,18 +232,18 @@ impl<'b> JsonWriter<'b> {
 
     /// Opens a nested object under `key`; write its members through the
     /// returned writer, then call [`JsonWriter::end_object`].
-    #[inline]
+    #[inline(always)]
     pub fn begin_object(&mut self, key: &str) -> JsonWriter<'_> {
         self.key(key);
-        self.buf.push(b'{');
         JsonWriter {
             buf: self.buf,
-            need_comma: false,
+            sep: b'{',
         }
     }
 
     #[inline]
-    pub fn end_object(self) {
+    pub fn end_object(mut self) {
+        self.open_if_empty();
         self.buf.push(b'}');
     }
 }
@@ -301,10 +332,9 @@ impl JsonArray<'_> {
     /// Opens an object element; close it with [`JsonWriter::end_object`].
     pub fn object(&mut self) -> JsonWriter<'_> {
         self.sep();
-        self.buf.push(b'{');
         JsonWriter {
             buf: self.buf,
-            need_comma: false,
+            sep: b'{',
         }
     }
 
@@ -313,10 +343,61 @@ impl JsonArray<'_> {
     }
 }
 
-/// Appends the decimal digits of `v`.
+/// `"00"`..`"99"`.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// Appends the decimal digits of `v`. Most numbers in events are small
+/// (counters, ports, flags), so those take one store; longer ones are built
+/// on the stack and appended as a fixed 20-byte copy cut back to their
+/// length (no `memcpy` call of a variable length).
 #[inline]
 pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
-    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    if v < 10 {
+        buf.push(b'0' + v as u8);
+    } else if v < 100 {
+        buf.extend_from_slice(&PAIRS[v as usize]);
+    } else {
+        push_u64_long(buf, v);
+    }
+}
+
+#[inline(never)]
+fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
+    let n = v.ilog10() as usize + 1;
+    // Twenty digits, zero-padded, in t[20..40], eight at a time with 32-bit
+    // arithmetic; the number is t[40 - n..40], appended as a fixed 20-byte
+    // copy from there cut back to its length.
+    let mut t = [0u8; 60];
+    put8(&mut t, 32, (v % 100_000_000) as u32);
+    if v >= 100_000_000 {
+        let rest = v / 100_000_000;
+        put8(&mut t, 24, (rest % 100_000_000) as u32);
+        let top = (rest / 100_000_000) as usize; // below 1845
+        t[20..22].copy_from_slice(&PAIRS[top / 100 % 100]);
+        t[22..24].copy_from_slice(&PAIRS[top % 100]);
+    }
+    let from = 40 - n;
+    let start = buf.len();
+    buf.extend_from_slice(&t[from..from + 20]);
+    buf.truncate(start + n);
+}
+
+/// The eight digits of `x` (below 10^8), zero-padded, at `t[at..at + 8]`.
+#[inline(always)]
+fn put8(t: &mut [u8; 60], at: usize, x: u32) {
+    let (hi, lo) = ((x / 10_000) as usize, (x % 10_000) as usize);
+    t[at..at + 2].copy_from_slice(&PAIRS[hi / 100]);
+    t[at + 2..at + 4].copy_from_slice(&PAIRS[hi % 100]);
+    t[at + 4..at + 6].copy_from_slice(&PAIRS[lo / 100]);
+    t[at + 6..at + 8].copy_from_slice(&PAIRS[lo % 100]);
 }
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
@@ -341,40 +422,42 @@ pub fn push_ip(buf: &mut Vec<u8>, ip: &IpAddr) {
     }
 }
 
-/// Decimal text of every octet: `[len, d0, d1, d2]`.
-const OCTETS: [[u8; 4]; 256] = {
-    let mut t = [[0u8; 4]; 256];
+/// Every octet's decimal text followed by a dot, little-endian in the low
+/// 32 bits, and that text's length (dot included) above them.
+const OCTETS: [u64; 256] = {
+    let mut t = [0u64; 256];
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        t[i] = if b >= 100 {
-            [3, b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10]
+        let (text, len): ([u8; 4], u64) = if b >= 100 {
+            ([b'0' + b / 100, b'0' + b / 10 % 10, b'0' + b % 10, b'.'], 4)
         } else if b >= 10 {
-            [2, b'0' + b / 10, b'0' + b % 10, 0]
+            ([b'0' + b / 10, b'0' + b % 10, b'.', 0], 3)
         } else {
-            [1, b'0' + b, 0, 0]
+            ([b'0' + b, b'.', 0, 0], 2)
         };
+        t[i] = u32::from_le_bytes(text) as u64 | len << 32;
         i += 1;
     }
     t
 };
 
-/// Dotted quad, built on the stack from a table and appended in one piece.
+/// Dotted quad: the four octets' texts shifted into one 16-byte word and
+/// appended as a fixed-length copy cut back to the text (no per-digit
+/// branches, no variable-length memcpy call).
 #[inline]
 fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
-    // 15 bytes at most, plus room for the unconditional 3-byte copies.
-    let mut out = [0u8; 18];
-    let mut n = 0;
-    for (i, &b) in o.iter().enumerate() {
-        let [len, d0, d1, d2] = OCTETS[usize::from(b)];
-        out[n] = b'.';
-        n += usize::from(i > 0);
-        out[n] = d0;
-        out[n + 1] = d1;
-        out[n + 2] = d2;
-        n += usize::from(len);
+    let mut acc: u128 = 0;
+    let mut n = 0u32;
+    for b in o {
+        let e = OCTETS[usize::from(b)];
+        acc |= u128::from(e as u32) << (8 * n);
+        n += (e >> 32) as u32;
     }
-    buf.extend_from_slice(&out[..n]);
+    let start = buf.len();
+    buf.extend_from_slice(&acc.to_le_bytes());
+    // Without the last octet's dot.
+    buf.truncate(start + n as usize - 1);
 }
 
 /// The text `std`'s `Display` gives (RFC 5952: lower-case hex, the first
@@ -442,7 +525,9 @@ fn push_ipv6(buf: &mut Vec<u8>, a: &std::net::Ipv6Addr) {
             group(&mut out, &mut n, s);
         }
     }
-    buf.extend_from_slice(&out[..n]);
+    let start = buf.len();
+    buf.extend_from_slice(&out);
+    buf.truncate(start + n);
 }
 
 /// Appends seconds since the epoch with six decimals.
@@ -534,10 +619,12 @@ fn is_plain(s: &[u8]) -> bool {
             return false;
         }
     }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    // The tail (most values are shorter than 8 bytes) as one more word,
+    // padded with spaces (plain), not byte by byte.
+    let rest = chunks.remainder();
+    let mut w = [b' '; 8];
+    w[..rest.len()].copy_from_slice(rest);
+    !special(u64::from_le_bytes(w))
 }
 
 fn push_u00(buf: &mut Vec<u8>, b: u8) {
@@ -555,14 +642,20 @@ pub fn push_rfc3339_micros(buf: &mut Vec<u8>, ts_ns: u64) {
 
 /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC, no zone designator).
 pub fn push_rfc3339_micros_no_z(buf: &mut Vec<u8>, ts_ns: u64) {
+    buf.extend_from_slice(&rfc3339_micros(ts_ns));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC).
+#[inline]
+fn rfc3339_micros(ts_ns: u64) -> [u8; 26] {
     let secs = ts_ns / 1_000_000_000;
-    let m = ((ts_ns % 1_000_000_000) / 1_000) as u32;
+    let m = ((ts_ns % 1_000_000_000) / 1_000) as usize;
     let mut out = [0u8; 26];
     out[..20].copy_from_slice(&second_prefix(secs));
-    out[20..22].copy_from_slice(&two_digits(m / 10_000));
-    out[22..24].copy_from_slice(&two_digits((m / 100) % 100));
-    out[24..26].copy_from_slice(&two_digits(m % 100));
-    buf.extend_from_slice(&out);
+    out[20..22].copy_from_slice(&PAIRS[m / 10_000 % 100]);
+    out[22..24].copy_from_slice(&PAIRS[m / 100 % 100]);
+    out[24..26].copy_from_slice(&PAIRS[m % 100]);
+    out
 }
 
 /// `"00"`..`"99"`.
@@ -699,6 +792,28 @@ mod tests {
     }
 
     #[test]
+    fn integers_match_std_formatting() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut values = vec![0, 9, 10, 99, 100, 101, 999, 1000, u64::MAX, u64::MAX - 1];
+        for p in 0..20 {
+            let x = 10u64.pow(p);
+            values.extend([x - 1, x, x + 1]);
+        }
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            values.push(seed >> (seed % 64));
+        }
+        let mut b = b"x".to_vec();
+        for v in values {
+            b.truncate(1);
+            push_u64(&mut b, v);
+            assert_eq!(String::from_utf8_lossy(&b[1..]), v.to_string());
+        }
+    }
+
+    #[test]
     fn plain_detection_matches_the_bytewise_rule() {
         let bytewise = |s: &[u8]| {
             s.iter()
@@ -820,6 +935,7 @@ mod tests {
         inner.bool("t", true);
         inner.null("z");
         inner.end_object();
+        w.begin_object("empty").end_object();
         w.finish_line();
         let s = std::str::from_utf8(&buf).expect("utf8");
         assert!(s.ends_with("}\n"));
@@ -832,5 +948,9 @@ mod tests {
         assert_eq!(v["v"], serde_json::json!([1, 20]));
         assert_eq!(v["o"]["t"], true);
         assert!(v["o"]["z"].is_null());
+        assert_eq!(v["empty"], serde_json::json!({}));
+        let mut empty = Vec::new();
+        JsonWriter::object(&mut empty).finish_line();
+        assert_eq!(empty, b"{}\n");
     }
 }

@@ -38,6 +38,7 @@ pub fn transport_name(proto: u8) -> Option<&'static str> {
 }
 
 /// Writes `proto` as its name, or as its number when it has none.
+#[inline(always)]
 pub fn proto_member(w: &mut JsonWriter<'_>, key: &str, proto: u8) {
     match proto_name(proto) {
         Some(n) => w.str(key, n),
@@ -154,6 +155,7 @@ pub fn class_name(c: u16) -> Option<&'static str> {
 }
 
 /// Writes `key` as the record type's name, or its number.
+#[inline(always)]
 pub fn rrtype_member(w: &mut JsonWriter<'_>, key: &str, t: u16) {
     match rrtype_name(t) {
         Some(n) => w.str(key, n),
@@ -198,6 +200,7 @@ pub fn rdata_text(s: &mut StrBuilder<'_>, d: &DnsRdata) {
 }
 
 /// TLS version names without allocating for the known ones.
+#[inline(always)]
 pub fn tls_version_member(w: &mut JsonWriter<'_>, key: &str, v: u16) {
     match known_tls_version(v) {
         Some(n) => w.str(key, n),

@@ -11,6 +11,7 @@ use super::common::{
 use super::{EncodeOptions, ECS_VERSION};
 use crate::json::{write_escaped, JsonWriter, StrBuilder};
 
+#[inline(always)]
 fn mac(w: &mut JsonWriter<'_>, key: &str, m: &[u8; 6]) {
     w.str_with(key, |s| {
         s.trusted(|b| push_mac_ecs(b, m));
@@ -40,6 +41,7 @@ fn without_colons(s: &mut StrBuilder<'_>, src: &str, upper: bool) {
 }
 
 /// A number written as a string (ECS keyword fields holding numbers).
+#[inline(always)]
 fn num_str(w: &mut JsonWriter<'_>, key: &str, v: u64) {
     w.str_with(key, |s| {
         s.u64(v);
@@ -65,6 +67,7 @@ struct Side<'a> {
     counts: Option<(u64, u64)>,
 }
 
+#[inline(always)]
 fn side(w: &mut JsonWriter<'_>, key: &str, s: &Side<'_>, ports: bool) {
     let mut o = w.begin_object(key);
     o.ip("ip", s.ip);
@@ -423,6 +426,7 @@ fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
     o.end_object();
 }
 
+#[inline(always)]
 fn type_member(w: &mut JsonWriter<'_>, key: &str, t: u16) {
     match dissect::app::dns::rrtype_name(t) {
         Some(n) => w.str(key, n),
@@ -430,6 +434,7 @@ fn type_member(w: &mut JsonWriter<'_>, key: &str, t: u16) {
     }
 }
 
+#[inline(always)]
 fn class_member(w: &mut JsonWriter<'_>, key: &str, c: u16) {
     match class_name(c) {
         Some(n) => w.str(key, n),

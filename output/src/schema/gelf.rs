@@ -23,6 +23,7 @@ fn head(
     w.u64("level", 6);
 }
 
+#[inline(always)]
 fn id_str(w: &mut JsonWriter<'_>, key: &str, v: u64) {
     w.str_with(key, |s| {
         s.u64(v);
@@ -73,6 +74,7 @@ fn tuple_fields(
     w.u64("_ip_proto", u64::from(proto));
 }
 
+#[inline(always)]
 fn mac_field(w: &mut JsonWriter<'_>, key: &str, m: &Option<[u8; 6]>) {
     if let Some(m) = m {
         w.mac(key, m);
@@ -219,6 +221,7 @@ fn short_app(s: &mut StrBuilder<'_>, kind: &str, ev: &AppEvent) {
     }
 }
 
+#[inline(always)]
 fn opt(w: &mut JsonWriter<'_>, key: &str, v: &Option<String>) {
     if let Some(s) = v {
         w.str(key, s);

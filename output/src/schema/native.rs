@@ -48,12 +48,14 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
     w.finish_line();
 }
 
+#[inline(always)]
 fn opt_str(w: &mut JsonWriter<'_>, key: &str, v: &Option<String>) {
     if let Some(s) = v {
         w.str(key, s);
     }
 }
 
+#[inline(always)]
 fn opt_u64(w: &mut JsonWriter<'_>, key: &str, v: Option<u64>) {
     if let Some(n) = v {
         w.u64(key, n);
