@@ -101,7 +101,7 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Where events go; repeat for several sinks, each with its own schema and
-    /// types: `-` (stdout), a file path, `file:///p?rotate_bytes=64M&rotate_secs=3600&compress=gzip&keep_files=24`,
+    /// types: `-` (stdout), a file path, `file:///p?rotate_bytes=64M&rotate_secs=3600&compress=zstd&keep_files=24` (gzip or zstd),
     /// `gelf+udp://h:p`, `gelf+tcp://h:p`, `syslog+udp://h:p`, `syslog+tcp://h:p`, `kafka://h:p/topic`,
     /// each with `?schema=native|ecs|eve|gelf|nanocorp|nutanix&types=flow,http,dns,tls,stats`
     /// [default: the config's [[output.sinks]], else output.path, else -].

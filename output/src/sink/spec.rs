@@ -29,6 +29,20 @@ fn err(what: &str, why: impl Into<String>) -> SpecError {
 pub enum FileCompression {
     None,
     Gzip,
+    /// Zstandard: several times faster than gzip at a better ratio on JSON
+    /// lines, so rotating a large file holds the sink's thread far less.
+    Zstd,
+}
+
+impl FileCompression {
+    /// The suffix a compressed rotated file gets.
+    pub fn suffix(self) -> Option<&'static str> {
+        match self {
+            FileCompression::None => None,
+            FileCompression::Gzip => Some(".gz"),
+            FileCompression::Zstd => Some(".zst"),
+        }
+    }
 }
 
 /// A JSON-lines file, rotated by size and/or age.
@@ -392,7 +406,13 @@ impl SinkSpec {
                     f.compress = match v {
                         "none" | "" => FileCompression::None,
                         "gzip" | "gz" => FileCompression::Gzip,
-                        _ => return Err(err("compress", format!("`{v}`: expected none or gzip"))),
+                        "zstd" | "zst" => FileCompression::Zstd,
+                        _ => {
+                            return Err(err(
+                                "compress",
+                                format!("`{v}`: expected none, gzip or zstd"),
+                            ))
+                        }
                     };
                 }
                 if let Some(v) = get("keep_files") {
