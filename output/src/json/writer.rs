@@ -371,33 +371,37 @@ pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
 
 #[inline(never)]
 fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
-    let n = v.ilog10() as usize + 1;
-    // Twenty digits, zero-padded, in t[20..40], eight at a time with 32-bit
-    // arithmetic; the number is t[40 - n..40], appended as a fixed 20-byte
-    // copy from there cut back to its length.
-    let mut t = [0u8; 60];
-    put8(&mut t, 32, (v % 100_000_000) as u32);
-    if v >= 100_000_000 {
-        let rest = v / 100_000_000;
-        put8(&mut t, 24, (rest % 100_000_000) as u32);
-        let top = (rest / 100_000_000) as usize; // below 1845
-        t[20..22].copy_from_slice(&PAIRS[top / 100 % 100]);
-        t[22..24].copy_from_slice(&PAIRS[top % 100]);
+    // Digits from the right, four at a time (one division by a constant
+    // each), ending at t[20]; the number is appended as a fixed 20-byte copy
+    // from its first digit, cut back to its length: no digit count up front,
+    // no variable-length `memcpy` call.
+    let mut t = [0u8; 40];
+    let mut end = 20;
+    let mut v = v;
+    while v >= 10_000 {
+        let r = (v % 10_000) as usize;
+        v /= 10_000;
+        t[end - 4..end - 2].copy_from_slice(&PAIRS[r / 100]);
+        t[end - 2..end].copy_from_slice(&PAIRS[r % 100]);
+        end -= 4;
     }
-    let from = 40 - n;
+    // 1..=9999 left: the leading digits.
+    let mut v = v as usize;
+    if v >= 100 {
+        t[end - 2..end].copy_from_slice(&PAIRS[v % 100]);
+        v /= 100;
+        end -= 2;
+    }
+    if v >= 10 {
+        t[end - 2..end].copy_from_slice(&PAIRS[v]);
+        end -= 2;
+    } else {
+        t[end - 1] = b'0' + v as u8;
+        end -= 1;
+    }
     let start = buf.len();
-    buf.extend_from_slice(&t[from..from + 20]);
-    buf.truncate(start + n);
-}
-
-/// The eight digits of `x` (below 10^8), zero-padded, at `t[at..at + 8]`.
-#[inline(always)]
-fn put8(t: &mut [u8; 60], at: usize, x: u32) {
-    let (hi, lo) = ((x / 10_000) as usize, (x % 10_000) as usize);
-    t[at..at + 2].copy_from_slice(&PAIRS[hi / 100]);
-    t[at + 2..at + 4].copy_from_slice(&PAIRS[hi % 100]);
-    t[at + 4..at + 6].copy_from_slice(&PAIRS[lo / 100]);
-    t[at + 6..at + 8].copy_from_slice(&PAIRS[lo % 100]);
+    buf.extend_from_slice(&t[end..end + 20]);
+    buf.truncate(start + 20 - end);
 }
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
@@ -442,22 +446,23 @@ const OCTETS: [u64; 256] = {
     t
 };
 
-/// Dotted quad: the four octets' texts shifted into one 16-byte word and
-/// appended as a fixed-length copy cut back to the text (no per-digit
-/// branches, no variable-length memcpy call).
+/// Dotted quad: each octet's text (with its dot) stored as one 4-byte
+/// word at the running offset of a stack buffer, which is appended as a
+/// fixed 16-byte copy cut back to the text (no per-digit branches, no
+/// variable-length memcpy call).
 #[inline]
 fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
-    let mut acc: u128 = 0;
-    let mut n = 0u32;
+    let mut t = [0u8; 20];
+    let mut n = 0usize;
     for b in o {
         let e = OCTETS[usize::from(b)];
-        acc |= u128::from(e as u32) << (8 * n);
-        n += (e >> 32) as u32;
+        t[n..n + 4].copy_from_slice(&(e as u32).to_le_bytes());
+        n += (e >> 32) as usize;
     }
     let start = buf.len();
-    buf.extend_from_slice(&acc.to_le_bytes());
+    buf.extend_from_slice(&t[..16]);
     // Without the last octet's dot.
-    buf.truncate(start + n as usize - 1);
+    buf.truncate(start + n - 1);
 }
 
 /// The text `std`'s `Display` gives (RFC 5952: lower-case hex, the first
@@ -553,12 +558,44 @@ pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
 /// The escaped contents of a JSON string, without the quotes.
 #[inline]
 fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
-    // Fast path: most values (hosts, URIs, names) are plain printable ASCII.
-    if is_plain(s) {
+    // Fast paths: most values (hosts, URIs, names) are plain printable ASCII.
+    let n = s.len();
+    if n <= 16 {
+        // Up to 16 bytes: checked and copied as two words assembled from
+        // overlapping fixed-size loads, appended as a fixed 16-byte copy cut
+        // back to the value (no variable-length memcpy call).
+        let mut t = [b' '; 16];
+        if n >= 8 {
+            t[..8].copy_from_slice(&word::<8>(s, 0));
+            t[n - 8..][..8].copy_from_slice(&word::<8>(s, n - 8));
+        } else if n >= 4 {
+            t[..4].copy_from_slice(&word::<4>(s, 0));
+            t[n - 4..][..4].copy_from_slice(&word::<4>(s, n - 4));
+        } else {
+            for (d, &b) in t.iter_mut().zip(s) {
+                *d = b;
+            }
+        }
+        if special(word::<8>(&t, 0)) || special(word::<8>(&t, 8)) {
+            write_escaped_slow(buf, s);
+        } else {
+            let start = buf.len();
+            buf.extend_from_slice(&t);
+            buf.truncate(start + n);
+        }
+    } else if is_plain(s) {
         buf.extend_from_slice(s);
     } else {
         write_escaped_slow(buf, s);
     }
+}
+
+/// `N` bytes of `s` from `at` as an array (a fixed-size load).
+#[inline(always)]
+fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+    let mut w = [0u8; N];
+    w.copy_from_slice(&s[at..at + N]);
+    w
 }
 
 #[cold]
@@ -592,39 +629,40 @@ fn write_escaped_slow(buf: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Whether a byte of the word `w` needs escaping (a control byte, `"`,
+/// `\\`, DEL or a non-ASCII byte); may say yes wrongly only when another
+/// byte does (the borrows and carries start at such a byte).
+#[inline(always)]
+fn special(w: [u8; 8]) -> bool {
+    let x = u64::from_le_bytes(w);
+    let control = x.wrapping_sub(ONES * 0x20) & !x;
+    let q = x ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let b = x ^ (ONES * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(ONES) & !b;
+    // 0x7f becomes 0x80; bytes from 0x80 up have the bit already.
+    let high = x.wrapping_add(ONES) | x;
+    (control | quote | backslash | high) & HIGH != 0
+}
+
 /// Whether `s` is printable ASCII without `"` or `\\` (nothing to escape),
 /// eight bytes at a time.
 #[inline]
 fn is_plain(s: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    /// Whether a byte of `x` needs escaping; may say yes wrongly only when
-    /// another byte does (the borrows and carries start at such a byte).
-    #[inline]
-    fn special(x: u64) -> bool {
-        let control = x.wrapping_sub(ONES * 0x20) & !x;
-        let q = x ^ (ONES * u64::from(b'"'));
-        let quote = q.wrapping_sub(ONES) & !q;
-        let b = x ^ (ONES * u64::from(b'\\'));
-        let backslash = b.wrapping_sub(ONES) & !b;
-        // 0x7f becomes 0x80; bytes from 0x80 up have the bit already.
-        let high = x.wrapping_add(ONES) | x;
-        (control | quote | backslash | high) & HIGH != 0
-    }
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        if special(u64::from_le_bytes(w)) {
+        if special(word::<8>(c, 0)) {
             return false;
         }
     }
-    // The tail (most values are shorter than 8 bytes) as one more word,
-    // padded with spaces (plain), not byte by byte.
+    // The tail as one more word, padded with spaces (plain).
     let rest = chunks.remainder();
     let mut w = [b' '; 8];
     w[..rest.len()].copy_from_slice(rest);
-    !special(u64::from_le_bytes(w))
+    !special(w)
 }
 
 fn push_u00(buf: &mut Vec<u8>, b: u8) {
@@ -813,6 +851,16 @@ mod tests {
         }
     }
 
+    /// The fast paths (short values as two words, plain long ones) write
+    /// what the byte-by-byte escaper writes, after what was in the buffer.
+    fn escaped_like_the_slow_path(s: &[u8]) {
+        let mut fast = b"head".to_vec();
+        write_escaped_inner(&mut fast, s);
+        let mut slow = b"head".to_vec();
+        write_escaped_slow(&mut slow, s);
+        assert_eq!(fast, slow, "{s:?}");
+    }
+
     #[test]
     fn plain_detection_matches_the_bytewise_rule() {
         let bytewise = |s: &[u8]| {
@@ -837,8 +885,10 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(is_plain(&s), bytewise(&s), "{s:?}");
+                escaped_like_the_slow_path(&s);
                 s.reverse();
                 assert_eq!(is_plain(&s), bytewise(&s), "{s:?}");
+                escaped_like_the_slow_path(&s);
             }
         }
         for b in 0..=255u8 {
@@ -846,6 +896,9 @@ mod tests {
                 let mut s = vec![b'a'; 16];
                 s[pos] = b;
                 assert_eq!(is_plain(&s), bytewise(&s), "{b:#x} at {pos}");
+                for len in [pos + 1, 16] {
+                    escaped_like_the_slow_path(&s[..len]);
+                }
             }
         }
     }
