@@ -371,6 +371,27 @@ pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
 
 #[inline(never)]
 fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
+    if v < 100_000 {
+        // Three to five digits (ports, sizes, most latencies): five digits
+        // zero-padded in one word, shifted past the leading zeros.
+        let v = v as u32;
+        let lo = (v % 10_000) as usize;
+        let mut t = [0u8; 8];
+        t[0] = b'0' + (v / 10_000) as u8;
+        t[1..3].copy_from_slice(&PAIRS[lo / 100]);
+        t[3..5].copy_from_slice(&PAIRS[lo % 100]);
+        let skip = if v >= 10_000 {
+            0
+        } else if v >= 1_000 {
+            1
+        } else {
+            2
+        };
+        let start = buf.len();
+        buf.extend_from_slice(&(u64::from_le_bytes(t) >> (8 * skip)).to_le_bytes());
+        buf.truncate(start + 5 - skip);
+        return;
+    }
     // Digits from the right, four at a time (one division by a constant
     // each), ending at t[20]; the number is appended as a fixed 20-byte copy
     // from its first digit, cut back to its length: no digit count up front,
@@ -555,8 +576,9 @@ pub fn write_escaped(buf: &mut Vec<u8>, s: &[u8]) {
     buf.push(b'"');
 }
 
-/// The escaped contents of a JSON string, without the quotes.
-#[inline]
+/// The escaped contents of a JSON string, without the quotes. Always
+/// inlined: most values are literals, whose checks then fold away.
+#[inline(always)]
 fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
     // Fast paths: most values (hosts, URIs, names) are plain printable ASCII.
     let n = s.len();
@@ -571,12 +593,27 @@ fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
         } else if n >= 4 {
             t[..4].copy_from_slice(&word::<4>(s, 0));
             t[n - 4..][..4].copy_from_slice(&word::<4>(s, n - 4));
-        } else {
-            for (d, &b) in t.iter_mut().zip(s) {
-                *d = b;
-            }
+        } else if n > 0 {
+            // 1..=3 bytes: first, middle and last cover them all.
+            t[0] = s[0];
+            t[n / 2] = s[n / 2];
+            t[n - 1] = s[n - 1];
         }
         if special(word::<8>(&t, 0)) || special(word::<8>(&t, 8)) {
+            write_escaped_slow(buf, s);
+        } else {
+            let start = buf.len();
+            buf.extend_from_slice(&t);
+            buf.truncate(start + n);
+        }
+    } else if n <= 32 {
+        // 17..=32 bytes (Community IDs, most hosts and URIs): the same with
+        // two overlapping 16-byte halves.
+        let mut t = [b' '; 32];
+        t[..16].copy_from_slice(&word::<16>(s, 0));
+        t[n - 16..][..16].copy_from_slice(&word::<16>(s, n - 16));
+        let any = (0..4).any(|i| special(word::<8>(&t, 8 * i)));
+        if any {
             write_escaped_slow(buf, s);
         } else {
             let start = buf.len();
@@ -702,23 +739,30 @@ fn two_digits(v: u32) -> [u8; 2] {
     [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.` of a second since the epoch. Events of a worker
-/// come in bursts within one second, so the last answer is kept per thread
-/// (the calendar arithmetic is most of a timestamp's cost).
+/// `YYYY-MM-DDTHH:MM:SS.` of a second since the epoch. The date is kept
+/// per thread for the last day seen (the calendar arithmetic is most of a
+/// timestamp's cost, and a flow record's start and end often straddle a
+/// second but seldom a day); the time of day is three table lookups.
+#[inline]
 fn second_prefix(secs: u64) -> [u8; 20] {
     thread_local! {
-        static LAST: std::cell::Cell<(u64, [u8; 20])> =
+        static DAY: std::cell::Cell<(u64, [u8; 20])> =
             const { std::cell::Cell::new((u64::MAX, [0; 20])) };
     }
-    LAST.with(|last| {
-        let (s, p) = last.get();
-        if s == secs {
+    let (days, sod) = (secs / 86_400, (secs % 86_400) as usize);
+    let mut p = DAY.with(|day| {
+        let (d, p) = day.get();
+        if d == days {
             return p;
         }
-        let p = compute_second_prefix(secs);
-        last.set((secs, p));
+        let p = civil_prefix(days as i64, 0);
+        day.set((days, p));
         p
-    })
+    });
+    p[11..13].copy_from_slice(&PAIRS[sod / 3600]);
+    p[14..16].copy_from_slice(&PAIRS[sod / 60 % 60]);
+    p[17..19].copy_from_slice(&PAIRS[sod % 60]);
+    p
 }
 
 fn compute_second_prefix(secs: u64) -> [u8; 20] {
@@ -743,6 +787,14 @@ fn civil_prefix(days: i64, sod: u32) -> [u8; 20] {
 /// Appends `"YYYY-MM-DDTHH:MM:SS"` (quoted, UTC) of seconds since the epoch
 /// (years outside 0..=9999 are written as far as the format allows).
 pub fn push_utc_secs(buf: &mut Vec<u8>, secs: i64) {
+    // Years 1970..=9999 (certificate validity, mostly): the cached date.
+    if (0..253_402_300_800).contains(&secs) {
+        let mut p = second_prefix(secs as u64);
+        p[19] = b'"';
+        buf.push(b'"');
+        buf.extend_from_slice(&p);
+        return;
+    }
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400) as u32;
     let (y, _, _) = civil_from_days(days);
