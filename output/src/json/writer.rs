@@ -4,6 +4,13 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 
+/// The longest member prefix (separator, quoted key, colon, opening quote)
+/// assembled on the stack.
+const PREFIX_MAX: usize = 32;
+/// A prefix and the longest value joined to it on the stack (a timestamp:
+/// 28 bytes with its quotes).
+const MEMBER_MAX: usize = 64;
+
 /// Writes one JSON object at a time into `buf`. Keys are trusted (our own
 /// literals); string values are escaped.
 pub struct JsonWriter<'b> {
@@ -34,27 +41,45 @@ impl<'b> JsonWriter<'b> {
         self.buf.extend_from_slice(b"}\n");
     }
 
-    // Always inlined: callers pass literal keys, so the length is a
-    // constant and the whole member prefix (separator, quoted key, colon,
-    // and for strings the opening quote) is assembled on the stack and
-    // appended as one fixed-length copy: one capacity check per member
-    // instead of one per piece.
+    /// The member prefix (separator, quoted key, `tail`) on the stack and
+    /// its length, when it fits in [`PREFIX_MAX`] bytes. Always inlined:
+    /// callers pass literal keys, so the length is a constant and the prefix
+    /// a few stores; the value's bytes can then join it on the stack and the
+    /// whole member be appended as one fixed-length copy (one capacity check
+    /// per member instead of one per piece).
     #[inline(always)]
-    fn key_then(&mut self, key: &str, tail: &[u8]) {
-        const MAX: usize = 32;
+    fn prefix(&self, key: &str, tail: &[u8]) -> Option<([u8; MEMBER_MAX], usize)> {
         let k = key.as_bytes();
         let n = 2 + k.len() + tail.len();
-        if n <= MAX {
-            let mut a = [0u8; MAX];
-            a[0] = self.sep;
-            a[1] = b'"';
-            a[2..2 + k.len()].copy_from_slice(k);
-            a[2 + k.len()..n].copy_from_slice(tail);
-            self.buf.extend_from_slice(&a[..n]);
-        } else {
-            self.buf.extend_from_slice(&[self.sep, b'"']);
-            self.buf.extend_from_slice(k);
-            self.buf.extend_from_slice(tail);
+        if n > PREFIX_MAX {
+            return None;
+        }
+        let mut a = [0u8; MEMBER_MAX];
+        a[0] = self.sep;
+        a[1] = b'"';
+        a[2..2 + k.len()].copy_from_slice(k);
+        a[2 + k.len()..n].copy_from_slice(tail);
+        Some((a, n))
+    }
+
+    /// Appends `a[..fixed]` in one fixed-length copy, cut back to `len`.
+    #[inline(always)]
+    fn append_member(&mut self, a: &[u8; MEMBER_MAX], fixed: usize, len: usize) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&a[..fixed]);
+        self.buf.truncate(start + len);
+        self.sep = b',';
+    }
+
+    #[inline(always)]
+    fn key_then(&mut self, key: &str, tail: &[u8]) {
+        match self.prefix(key, tail) {
+            Some((a, n)) => self.buf.extend_from_slice(&a[..n]),
+            None => {
+                self.buf.extend_from_slice(&[self.sep, b'"']);
+                self.buf.extend_from_slice(key.as_bytes());
+                self.buf.extend_from_slice(tail);
+            }
         }
         self.sep = b',';
     }
@@ -72,14 +97,22 @@ impl<'b> JsonWriter<'b> {
 
     #[inline(always)]
     pub fn str(&mut self, key: &str, value: &str) {
-        self.key_q(key);
-        write_escaped_inner(self.buf, value.as_bytes());
-        self.buf.push(b'"');
+        self.bytes_as_str(key, value.as_bytes());
     }
 
     /// A byte string that should be text; invalid UTF-8 is escaped as \u00XX per byte.
     #[inline(always)]
     pub fn bytes_as_str(&mut self, key: &str, value: &[u8]) {
+        // Up to 16 plain bytes (most values): the whole member in one copy.
+        if let Some(t) = short_plain(value) {
+            if let Some((mut a, p)) = self.prefix(key, b"\":\"") {
+                let n = value.len();
+                a[p..p + 16].copy_from_slice(&t);
+                a[p + n] = b'"';
+                self.append_member(&a, p + 17, p + n + 1);
+                return;
+            }
+        }
         self.key_q(key);
         write_escaped_inner(self.buf, value);
         self.buf.push(b'"');
@@ -87,6 +120,17 @@ impl<'b> JsonWriter<'b> {
 
     #[inline(always)]
     pub fn u64(&mut self, key: &str, value: u64) {
+        // Below 100 (flags, counters, most KPIs): the whole member in one copy.
+        if value < 100 {
+            if let Some((mut a, p)) = self.prefix(key, b"\":") {
+                let d = PAIRS[value as usize];
+                let one = value < 10;
+                a[p] = if one { d[1] } else { d[0] };
+                a[p + 1] = d[1];
+                self.append_member(&a, p + 2, p + 2 - usize::from(one));
+                return;
+            }
+        }
         self.key(key);
         push_u64(self.buf, value);
     }
@@ -115,6 +159,16 @@ impl<'b> JsonWriter<'b> {
 
     #[inline(always)]
     pub fn ip(&mut self, key: &str, value: &IpAddr) {
+        // IPv4: the whole member in one copy.
+        if let IpAddr::V4(v4) = value {
+            if let Some((mut a, p)) = self.prefix(key, b"\":\"") {
+                let (t, n) = ipv4_text(v4.octets());
+                a[p..p + 16].copy_from_slice(&t);
+                a[p + n] = b'"';
+                self.append_member(&a, p + 17, p + n + 1);
+                return;
+            }
+        }
         self.key_q(key);
         push_ip(self.buf, value);
         self.buf.push(b'"');
@@ -129,6 +183,13 @@ impl<'b> JsonWriter<'b> {
     /// RFC 3339 UTC timestamp with microseconds.
     #[inline(always)]
     pub fn timestamp(&mut self, key: &str, ts_ns: u64) {
+        if let Some((mut a, p)) = self.prefix(key, b"\":\"") {
+            a[p..p + 26].copy_from_slice(&rfc3339_micros(ts_ns));
+            a[p + 26] = b'Z';
+            a[p + 27] = b'"';
+            self.append_member(&a, p + 28, p + 28);
+            return;
+        }
         self.key_q(key);
         let mut out = [b'"'; 28];
         out[..26].copy_from_slice(&rfc3339_micros(ts_ns));
@@ -371,6 +432,20 @@ pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
 
 #[inline(never)]
 fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
+    if (100_000_000..10_000_000_000_000_000).contains(&v) {
+        // Nine to sixteen digits (flow ids, byte counts): two halves of
+        // eight digits in 32-bit arithmetic, shifted past the leading zeros
+        // as one 16-byte word.
+        let (hi, lo) = ((v / 100_000_000) as u32, (v % 100_000_000) as u32);
+        let mut t = [0u8; 16];
+        put8(&mut t, 0, hi);
+        put8(&mut t, 8, lo);
+        let skip = 7 - hi.ilog10() as usize;
+        let start = buf.len();
+        buf.extend_from_slice(&(u128::from_le_bytes(t) >> (8 * skip)).to_le_bytes());
+        buf.truncate(start + 16 - skip);
+        return;
+    }
     if v < 100_000 {
         // Three to five digits (ports, sizes, most latencies): five digits
         // zero-padded in one word, shifted past the leading zeros.
@@ -425,6 +500,16 @@ fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
     buf.truncate(start + 20 - end);
 }
 
+/// The eight digits of `x` (below 10^8), zero-padded, at `t[at..at + 8]`.
+#[inline(always)]
+fn put8(t: &mut [u8; 16], at: usize, x: u32) {
+    let (hi, lo) = ((x / 10_000) as usize, (x % 10_000) as usize);
+    t[at..at + 2].copy_from_slice(&PAIRS[hi / 100]);
+    t[at + 2..at + 4].copy_from_slice(&PAIRS[hi % 100]);
+    t[at + 4..at + 6].copy_from_slice(&PAIRS[lo / 100]);
+    t[at + 6..at + 8].copy_from_slice(&PAIRS[lo % 100]);
+}
+
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `"xx:xx:xx:xx:xx:xx"` (quoted) with `sep` between the bytes.
@@ -468,11 +553,10 @@ const OCTETS: [u64; 256] = {
 };
 
 /// Dotted quad: each octet's text (with its dot) stored as one 4-byte
-/// word at the running offset of a stack buffer, which is appended as a
-/// fixed 16-byte copy cut back to the text (no per-digit branches, no
-/// variable-length memcpy call).
-#[inline]
-fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
+/// word at the running offset of a stack buffer (no per-digit branches);
+/// the text is the first `len` bytes.
+#[inline(always)]
+fn ipv4_text(o: [u8; 4]) -> ([u8; 16], usize) {
     let mut t = [0u8; 20];
     let mut n = 0usize;
     for b in o {
@@ -480,10 +564,20 @@ fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
         t[n..n + 4].copy_from_slice(&(e as u32).to_le_bytes());
         n += (e >> 32) as usize;
     }
-    let start = buf.len();
-    buf.extend_from_slice(&t[..16]);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&t[..16]);
     // Without the last octet's dot.
-    buf.truncate(start + n - 1);
+    (out, n - 1)
+}
+
+/// Appends the dotted quad as a fixed 16-byte copy cut back to the text
+/// (no variable-length memcpy call).
+#[inline]
+fn push_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
+    let (t, n) = ipv4_text(o);
+    let start = buf.len();
+    buf.extend_from_slice(&t);
+    buf.truncate(start + n);
 }
 
 /// The text `std`'s `Display` gives (RFC 5952: lower-case hex, the first
@@ -583,28 +677,15 @@ fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
     // Fast paths: most values (hosts, URIs, names) are plain printable ASCII.
     let n = s.len();
     if n <= 16 {
-        // Up to 16 bytes: checked and copied as two words assembled from
-        // overlapping fixed-size loads, appended as a fixed 16-byte copy cut
-        // back to the value (no variable-length memcpy call).
-        let mut t = [b' '; 16];
-        if n >= 8 {
-            t[..8].copy_from_slice(&word::<8>(s, 0));
-            t[n - 8..][..8].copy_from_slice(&word::<8>(s, n - 8));
-        } else if n >= 4 {
-            t[..4].copy_from_slice(&word::<4>(s, 0));
-            t[n - 4..][..4].copy_from_slice(&word::<4>(s, n - 4));
-        } else if n > 0 {
-            // 1..=3 bytes: first, middle and last cover them all.
-            t[0] = s[0];
-            t[n / 2] = s[n / 2];
-            t[n - 1] = s[n - 1];
-        }
-        if special(word::<8>(&t, 0)) || special(word::<8>(&t, 8)) {
-            write_escaped_slow(buf, s);
-        } else {
-            let start = buf.len();
-            buf.extend_from_slice(&t);
-            buf.truncate(start + n);
+        // Up to 16 bytes: appended as a fixed 16-byte copy cut back to the
+        // value (no variable-length memcpy call).
+        match short_plain(s) {
+            Some(t) => {
+                let start = buf.len();
+                buf.extend_from_slice(&t);
+                buf.truncate(start + n);
+            }
+            None => write_escaped_slow(buf, s),
         }
     } else if n <= 32 {
         // 17..=32 bytes (Community IDs, most hosts and URIs): the same with
@@ -624,6 +705,35 @@ fn write_escaped_inner(buf: &mut Vec<u8>, s: &[u8]) {
         buf.extend_from_slice(s);
     } else {
         write_escaped_slow(buf, s);
+    }
+}
+
+/// `s` (at most 16 bytes) padded with spaces to 16, when it needs no
+/// escaping: assembled from overlapping fixed-size loads and checked as two
+/// words, with no per-byte loop and no memcpy call.
+#[inline(always)]
+fn short_plain(s: &[u8]) -> Option<[u8; 16]> {
+    let n = s.len();
+    if n > 16 {
+        return None;
+    }
+    let mut t = [b' '; 16];
+    if n >= 8 {
+        t[..8].copy_from_slice(&word::<8>(s, 0));
+        t[n - 8..][..8].copy_from_slice(&word::<8>(s, n - 8));
+    } else if n >= 4 {
+        t[..4].copy_from_slice(&word::<4>(s, 0));
+        t[n - 4..][..4].copy_from_slice(&word::<4>(s, n - 4));
+    } else if n > 0 {
+        // 1..=3 bytes: first, middle and last cover them all.
+        t[0] = s[0];
+        t[n / 2] = s[n / 2];
+        t[n - 1] = s[n - 1];
+    }
+    if special(word::<8>(&t, 0)) || special(word::<8>(&t, 8)) {
+        None
+    } else {
+        Some(t)
     }
 }
 
@@ -765,10 +875,6 @@ fn second_prefix(secs: u64) -> [u8; 20] {
     p
 }
 
-fn compute_second_prefix(secs: u64) -> [u8; 20] {
-    civil_prefix((secs / 86_400) as i64, (secs % 86_400) as u32)
-}
-
 /// `YYYY-MM-DDTHH:MM:SS.` of a day since 1970-01-01 and a second of that day.
 fn civil_prefix(days: i64, sod: u32) -> [u8; 20] {
     let (y, m, d) = civil_from_days(days);
@@ -787,14 +893,6 @@ fn civil_prefix(days: i64, sod: u32) -> [u8; 20] {
 /// Appends `"YYYY-MM-DDTHH:MM:SS"` (quoted, UTC) of seconds since the epoch
 /// (years outside 0..=9999 are written as far as the format allows).
 pub fn push_utc_secs(buf: &mut Vec<u8>, secs: i64) {
-    // Years 1970..=9999 (certificate validity, mostly): the cached date.
-    if (0..253_402_300_800).contains(&secs) {
-        let mut p = second_prefix(secs as u64);
-        p[19] = b'"';
-        buf.push(b'"');
-        buf.extend_from_slice(&p);
-        return;
-    }
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400) as u32;
     let (y, _, _) = civil_from_days(days);
@@ -868,7 +966,7 @@ mod tests {
             .chain(1_703_980_800..1_704_153_600)
             .step_by(7)
         {
-            let got = compute_second_prefix(secs);
+            let got = second_prefix(secs);
             let (y, m, d) = civil_from_days((secs / 86_400) as i64);
             let sod = secs % 86_400;
             let want = format!(
@@ -1023,6 +1121,61 @@ mod tests {
                 format!("\"{}\"", dissect::app::tls::format_utc(secs)),
                 "{secs}"
             );
+        }
+    }
+
+    /// Every member kind with a short key (the one-copy paths) and a key
+    /// too long for them (the piecewise paths) parses back to its value.
+    #[test]
+    fn members_round_trip_with_short_and_long_keys() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let long = "a_key_that_is_longer_than_the_stack_prefix_allows";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..3_000 {
+            let len = (next() % 40) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r.is_multiple_of(13) {
+                        ['"', '\\', '\n', '\u{1}', 'é', '\u{7f}'][(r >> 8) as usize % 6]
+                    } else {
+                        char::from(0x20 + (r >> 16) as u8 % 0x5f)
+                    }
+                })
+                .collect();
+            let n = match round % 4 {
+                0 => next() % 100,
+                1 => next() % 100_000,
+                _ => next() >> (next() % 64),
+            };
+            let v4 = IpAddr::V4(Ipv4Addr::from(next() as u32));
+            let v6 = IpAddr::V6(Ipv6Addr::from(
+                u128::from(next()) << 64 | u128::from(next()),
+            ));
+            let ts = next() % 4_102_444_800_000_000_000;
+            for key in ["k", long] {
+                // One member after what the buffer already held, parsed back.
+                let one = |f: &dyn Fn(&mut JsonWriter<'_>)| -> serde_json::Value {
+                    let mut buf = b"head".to_vec();
+                    let mut w = JsonWriter::object(&mut buf);
+                    f(&mut w);
+                    w.finish_line();
+                    serde_json::from_slice::<serde_json::Value>(&buf[4..])
+                        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&buf)))[key]
+                        .clone()
+                };
+                assert_eq!(one(&|w| w.str(key, &text)), text.as_str());
+                assert_eq!(one(&|w| w.u64(key, n)), n);
+                assert_eq!(one(&|w| w.ip(key, &v4)), v4.to_string());
+                assert_eq!(one(&|w| w.ip(key, &v6)), v6.to_string());
+                assert_eq!(one(&|w| w.timestamp(key, ts)), format_rfc3339_micros(ts));
+            }
         }
     }
 
