@@ -9,10 +9,7 @@ use output::schema::testdata::{dns, envelope, flow, http, tls};
 use output::schema::{encode_app, encode_flow, EncodeOptions, Schema};
 
 fn bench(c: &mut Criterion) {
-    let opts = EncodeOptions {
-        host: "probe-1".into(),
-        max_body_bytes: 256,
-    };
+    let opts = EncodeOptions::new("probe-1".into(), 256);
     let rec = flow();
     let mut g = c.benchmark_group("encode");
     g.throughput(Throughput::Elements(1));

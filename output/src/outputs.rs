@@ -257,9 +257,9 @@ fn transport(
             chunk_size,
         } => Box::new(GelfUdp::new(addr, *compress, *chunk_size)),
         SinkKind::GelfTcp { addr, tcp } => Box::new(GelfTcp::new(addr, tcp).map_err(sink_err)?),
-        SinkKind::SyslogUdp { addr } => Box::new(SyslogUdp::new(addr, &opts.host)),
+        SinkKind::SyslogUdp { addr } => Box::new(SyslogUdp::new(addr, opts.host())),
         SinkKind::SyslogTcp { addr, tcp } => {
-            Box::new(SyslogTcp::new(addr, tcp, &opts.host).map_err(sink_err)?)
+            Box::new(SyslogTcp::new(addr, tcp, opts.host()).map_err(sink_err)?)
         }
         SinkKind::Kafka {
             brokers,

@@ -295,12 +295,12 @@ impl OutputSection {
     }
 
     pub fn encode_options(&self) -> output::EncodeOptions {
-        let mut o = output::EncodeOptions::default();
-        if !self.host.is_empty() {
-            o.host = self.host.clone();
-        }
-        o.max_body_bytes = self.max_body_bytes;
-        o
+        let host = if self.host.is_empty() {
+            output::schema::local_hostname()
+        } else {
+            self.host.clone()
+        };
+        output::EncodeOptions::new(host, self.max_body_bytes)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

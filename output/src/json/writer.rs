@@ -174,10 +174,34 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b'"');
     }
 
+    /// A MAC address as `00:1c:42:00:00:08`.
     #[inline(always)]
     pub fn mac(&mut self, key: &str, m: &[u8; 6]) {
-        self.key(key);
-        push_mac(self.buf, m, b':', HEX_LOWER);
+        self.mac_with(key, m, b':', HEX_LOWER);
+    }
+
+    /// A MAC address as `00-1C-42-00-00-08` (ECS spelling).
+    #[inline(always)]
+    pub fn mac_upper_dashed(&mut self, key: &str, m: &[u8; 6]) {
+        self.mac_with(key, m, b'-', HEX_UPPER);
+    }
+
+    /// A MAC address with `sep` between the bytes, as one copy.
+    #[inline(always)]
+    fn mac_with(&mut self, key: &str, m: &[u8; 6], sep: u8, hex: &[u8; 16]) {
+        let text = mac_text(m, sep, hex);
+        match self.prefix(key, b"\":\"") {
+            Some((mut a, p)) => {
+                a[p..p + 17].copy_from_slice(&text);
+                a[p + 17] = b'"';
+                self.append_member(&a, p + 18, p + 18);
+            }
+            None => {
+                self.key_q(key);
+                self.buf.extend_from_slice(&text);
+                self.buf.push(b'"');
+            }
+        }
     }
 
     /// RFC 3339 UTC timestamp with microseconds.
@@ -512,16 +536,17 @@ fn put8(t: &mut [u8; 16], at: usize, x: u32) {
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 
-/// Appends `"xx:xx:xx:xx:xx:xx"` (quoted) with `sep` between the bytes.
-pub fn push_mac(buf: &mut Vec<u8>, m: &[u8; 6], sep: u8, hex: &[u8; 16]) {
-    let mut out = [sep; 19];
-    out[0] = b'"';
-    out[18] = b'"';
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// `xx:xx:xx:xx:xx:xx` with `sep` between the bytes.
+#[inline(always)]
+fn mac_text(m: &[u8; 6], sep: u8, hex: &[u8; 16]) -> [u8; 17] {
+    let mut out = [sep; 17];
     for (i, b) in m.iter().enumerate() {
-        out[1 + 3 * i] = hex[(b >> 4) as usize];
-        out[2 + 3 * i] = hex[(b & 0xf) as usize];
+        out[3 * i] = hex[(b >> 4) as usize];
+        out[3 * i + 1] = hex[(b & 0xf) as usize];
     }
-    buf.extend_from_slice(&out);
+    out
 }
 
 /// Appends an IP address in its canonical text form (RFC 5952 for IPv6).
@@ -830,8 +855,9 @@ pub fn push_rfc3339_micros_no_z(buf: &mut Vec<u8>, ts_ns: u64) {
     buf.extend_from_slice(&rfc3339_micros(ts_ns));
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC).
-#[inline]
+/// `YYYY-MM-DDTHH:MM:SS.uuuuuu` (UTC). Always inlined: the caller's
+/// member array takes the digits directly.
+#[inline(always)]
 fn rfc3339_micros(ts_ns: u64) -> [u8; 26] {
     let secs = ts_ns / 1_000_000_000;
     let m = ((ts_ns % 1_000_000_000) / 1_000) as usize;
@@ -853,7 +879,7 @@ fn two_digits(v: u32) -> [u8; 2] {
 /// per thread for the last day seen (the calendar arithmetic is most of a
 /// timestamp's cost, and a flow record's start and end often straddle a
 /// second but seldom a day); the time of day is three table lookups.
-#[inline]
+#[inline(always)]
 fn second_prefix(secs: u64) -> [u8; 20] {
     thread_local! {
         static DAY: std::cell::Cell<(u64, [u8; 20])> =

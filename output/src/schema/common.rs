@@ -69,18 +69,6 @@ pub fn hex2_str(b: &[u8; 2]) -> &str {
     std::str::from_utf8(b).unwrap_or("00")
 }
 
-/// `00-1C-42-00-00-08` (ECS spelling), assembled on the stack and appended
-/// in one copy.
-pub fn push_mac_ecs(buf: &mut Vec<u8>, m: &[u8; 6]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = [b'-'; 17];
-    for (i, b) in m.iter().enumerate() {
-        out[3 * i] = HEX[(b >> 4) as usize];
-        out[3 * i + 1] = HEX[(b & 0xf) as usize];
-    }
-    buf.extend_from_slice(&out);
-}
-
 pub fn direction_name(d: Direction) -> &'static str {
     match d {
         Direction::ToServer => "to_server",

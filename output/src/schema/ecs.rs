@@ -5,39 +5,74 @@ use dissect::app::{AppEvent, DnsEvent, HttpEvent, TlsEvent};
 use dissect::event::{AppEnvelope, EndReason, FlowRecord};
 
 use super::common::{
-    class_name, cut, dns_flag_names, has_rdata_text, http_version_number, opcode_name,
-    push_mac_ecs, rdata_text, transport_name,
+    class_name, cut, dns_flag_names, has_rdata_text, http_version_number, opcode_name, rdata_text,
+    transport_name,
 };
-use super::{EncodeOptions, ECS_VERSION};
-use crate::json::{write_escaped, JsonWriter, StrBuilder};
+use super::EncodeOptions;
+use crate::json::{JsonWriter, StrBuilder};
 
 #[inline(always)]
 fn mac(w: &mut JsonWriter<'_>, key: &str, m: &[u8; 6]) {
-    w.str_with(key, |s| {
-        s.trusted(|b| push_mac_ecs(b, m));
-    });
+    w.mac_upper_dashed(key, m);
 }
 
 /// `src` without its `:` separators (hex fingerprints and serials, as ECS
 /// writes them), upper-cased when asked; no allocation.
-fn without_colons(s: &mut StrBuilder<'_>, src: &str, upper: bool) {
-    if !src.is_ascii() {
+pub(crate) fn without_colons(s: &mut StrBuilder<'_>, src: &str, upper: bool) {
+    let b = src.as_bytes();
+    if !b.is_ascii() {
         // Not a fingerprint: keep characters whole.
         let t = src.replace(':', "");
         s.text(&if upper { t.to_ascii_uppercase() } else { t });
         return;
     }
-    let mut chunk = [0u8; 64];
-    let mut n = 0;
-    for &b in src.as_bytes().iter().filter(|&&b| b != b':') {
-        chunk[n] = if upper { b.to_ascii_uppercase() } else { b };
-        n += 1;
-        if n == chunk.len() {
-            s.bytes(&chunk);
-            n = 0;
+    // Hex with colons between pairs (`f2:3f:…`, SHA-1, serials) or plain
+    // (SHA-256): pairs copied, then upper-cased eight bytes at a time.
+    let mut out = [0u8; 128];
+    let n;
+    if b.len() <= out.len() && !b.contains(&b':') {
+        out[..b.len()].copy_from_slice(b);
+        n = b.len();
+    } else if b.len() <= 3 * out.len() / 2
+        && b.len() % 3 == 2
+        && b.iter().skip(2).step_by(3).all(|&c| c == b':')
+    {
+        for (i, pair) in b.chunks(3).enumerate() {
+            out[2 * i..2 * i + 2].copy_from_slice(&pair[..2]);
+        }
+        n = b.len() / 3 * 2 + 2;
+    } else {
+        let mut chunk = [0u8; 64];
+        let mut n = 0;
+        for &c in b.iter().filter(|&&c| c != b':') {
+            chunk[n] = if upper { c.to_ascii_uppercase() } else { c };
+            n += 1;
+            if n == chunk.len() {
+                s.bytes(&chunk);
+                n = 0;
+            }
+        }
+        s.bytes(&chunk[..n]);
+        return;
+    }
+    if upper {
+        for w in out[..n.div_ceil(8) * 8].chunks_exact_mut(8) {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(w);
+            w.copy_from_slice(&ascii_upper(u64::from_le_bytes(x)).to_le_bytes());
         }
     }
-    s.bytes(&chunk[..n]);
+    s.bytes(&out[..n]);
+}
+
+/// ASCII bytes (all below 0x80) with `a`-`z` upper-cased, eight at a time:
+/// the high bit of `x + (0x80 - 'a')` says `>= 'a'`, that of
+/// `x + (0x80 - 'z' - 1)` says `> 'z'` (no carry crosses a byte below 0x80).
+fn ascii_upper(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let ge_a = x + ONES * u64::from(0x80 - b'a');
+    let gt_z = x + ONES * u64::from(0x80 - b'z' - 1);
+    x - (((ge_a ^ gt_z) & (ONES * 0x80)) >> 2)
 }
 
 /// A number written as a string (ECS keyword fields holding numbers).
@@ -51,13 +86,7 @@ fn num_str(w: &mut JsonWriter<'_>, key: &str, v: u64) {
 fn head(w: &mut JsonWriter<'_>, opts: &EncodeOptions, ts_ns: u64) {
     w.timestamp("@timestamp", ts_ns);
     // Constant members in few pieces (they are a good part of an event).
-    w.raw_members_with(|b| {
-        b.extend_from_slice(br#""ecs":{"version":""#);
-        b.extend_from_slice(ECS_VERSION.as_bytes());
-        b.extend_from_slice(br#""},"observer":{"hostname":"#);
-        write_escaped(b, opts.host.as_bytes());
-        b.extend_from_slice(br#","type":"sensor","product":"flowtap"}"#);
-    });
+    w.raw_members(opts.ecs_constant());
 }
 
 struct Side<'a> {
@@ -317,8 +346,8 @@ fn http(w: &mut JsonWriter<'_>, opts: &EncodeOptions, h: &HttpEvent) {
         }
         let mut b = rq.begin_object("body");
         b.u64("bytes", h.request_body_len);
-        if opts.max_body_bytes > 0 && !h.request_body.is_empty() {
-            b.bytes_as_str("content", cut(&h.request_body, opts.max_body_bytes));
+        if opts.max_body_bytes() > 0 && !h.request_body.is_empty() {
+            b.bytes_as_str("content", cut(&h.request_body, opts.max_body_bytes()));
         }
         b.end_object();
         rq.end_object();
@@ -332,8 +361,8 @@ fn http(w: &mut JsonWriter<'_>, opts: &EncodeOptions, h: &HttpEvent) {
             }
             let mut b = rs.begin_object("body");
             b.u64("bytes", h.response_body_len);
-            if opts.max_body_bytes > 0 && !h.response_body.is_empty() {
-                b.bytes_as_str("content", cut(&h.response_body, opts.max_body_bytes));
+            if opts.max_body_bytes() > 0 && !h.response_body.is_empty() {
+                b.bytes_as_str("content", cut(&h.response_body, opts.max_body_bytes()));
             }
             b.end_object();
             rs.end_object();

@@ -17,7 +17,7 @@ fn head(
     ts_ns: u64,
 ) {
     w.str("version", "1.1");
-    w.str("host", &opts.host);
+    w.str("host", opts.host());
     w.str_with("short_message", short);
     w.epoch_secs("timestamp", ts_ns);
     w.u64("level", 6);
@@ -243,10 +243,10 @@ fn http(w: &mut JsonWriter<'_>, opts: &EncodeOptions, h: &HttpEvent) {
     }
     w.u64("_http_request_body_len", h.request_body_len);
     w.u64("_http_response_body_len", h.response_body_len);
-    if opts.max_body_bytes > 0 && !h.request_body.is_empty() {
+    if opts.max_body_bytes() > 0 && !h.request_body.is_empty() {
         w.bytes_as_str(
             "_http_request_body",
-            super::common::cut(&h.request_body, opts.max_body_bytes),
+            super::common::cut(&h.request_body, opts.max_body_bytes()),
         );
     }
     if let Some(l) = h.latency_ns {

@@ -76,18 +76,46 @@ impl Schema {
 /// Settings the encoders share.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodeOptions {
-    /// This appliance's name (GELF `host`, ECS `observer.hostname`).
-    pub host: String,
-    /// Captured HTTP bodies are cut to this many bytes in events (0 = never written).
-    pub max_body_bytes: usize,
+    host: String,
+    max_body_bytes: usize,
+    /// ECS's constant members (`ecs`, `observer` with the escaped host
+    /// name), written once here instead of piece by piece per event.
+    ecs_constant: Vec<u8>,
+}
+
+impl EncodeOptions {
+    /// `host`: this appliance's name (GELF `host`, ECS `observer.hostname`,
+    /// syslog HOSTNAME); `max_body_bytes`: captured HTTP bodies are cut to
+    /// this many bytes in events (0 = never written).
+    pub fn new(host: String, max_body_bytes: usize) -> EncodeOptions {
+        let mut ecs_constant = br#""ecs":{"version":""#.to_vec();
+        ecs_constant.extend_from_slice(ECS_VERSION.as_bytes());
+        ecs_constant.extend_from_slice(br#""},"observer":{"hostname":"#);
+        crate::json::write_escaped(&mut ecs_constant, host.as_bytes());
+        ecs_constant.extend_from_slice(br#","type":"sensor","product":"flowtap"}"#);
+        EncodeOptions {
+            host,
+            max_body_bytes,
+            ecs_constant,
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    pub(crate) fn ecs_constant(&self) -> &[u8] {
+        &self.ecs_constant
+    }
 }
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions {
-            host: local_hostname(),
-            max_body_bytes: 256,
-        }
+        EncodeOptions::new(local_hostname(), 256)
     }
 }
 

@@ -77,8 +77,8 @@ fn http(w: &mut JsonWriter<'_>, opts: &EncodeOptions, h: &HttpEvent) {
     opt_u64(&mut o, "request_content_length", h.request_content_length);
     opt_str(&mut o, "upgrade", &h.upgrade);
     o.u64("request_body_len", h.request_body_len);
-    if opts.max_body_bytes > 0 && !h.request_body.is_empty() {
-        o.bytes_as_str("request_body", cut(&h.request_body, opts.max_body_bytes));
+    if opts.max_body_bytes() > 0 && !h.request_body.is_empty() {
+        o.bytes_as_str("request_body", cut(&h.request_body, opts.max_body_bytes()));
     }
     headers(&mut o, "request_headers", &h.request_headers);
     opt_str(&mut o, "response_version", &h.response_version);
@@ -94,8 +94,11 @@ fn http(w: &mut JsonWriter<'_>, opts: &EncodeOptions, h: &HttpEvent) {
     opt_u64(&mut o, "response_content_length", h.response_content_length);
     opt_str(&mut o, "location", &h.location);
     o.u64("response_body_len", h.response_body_len);
-    if opts.max_body_bytes > 0 && !h.response_body.is_empty() {
-        o.bytes_as_str("response_body", cut(&h.response_body, opts.max_body_bytes));
+    if opts.max_body_bytes() > 0 && !h.response_body.is_empty() {
+        o.bytes_as_str(
+            "response_body",
+            cut(&h.response_body, opts.max_body_bytes()),
+        );
     }
     headers(&mut o, "response_headers", &h.response_headers);
     opt_u64(&mut o, "latency_us", h.latency_ns.map(|n| n / 1_000));
