@@ -135,6 +135,27 @@ impl<'b> JsonWriter<'b> {
         push_u64(self.buf, value);
     }
 
+    /// A number written as a string (`"6"`: ECS keyword fields holding
+    /// numbers); below 100 the whole member in one copy.
+    #[inline(always)]
+    pub fn u64_str(&mut self, key: &str, value: u64) {
+        if value < 100 {
+            if let Some((mut a, p)) = self.prefix(key, b"\":\"") {
+                let d = PAIRS[value as usize];
+                let one = value < 10;
+                a[p] = if one { d[1] } else { d[0] };
+                a[p + 1] = d[1];
+                let n = 2 - usize::from(one);
+                a[p + n] = b'"';
+                self.append_member(&a, p + 3, p + n + 1);
+                return;
+            }
+        }
+        self.key_q(key);
+        push_u64(self.buf, value);
+        self.buf.push(b'"');
+    }
+
     #[inline(always)]
     pub fn i64(&mut self, key: &str, value: i64) {
         self.key(key);
@@ -159,19 +180,49 @@ impl<'b> JsonWriter<'b> {
 
     #[inline(always)]
     pub fn ip(&mut self, key: &str, value: &IpAddr) {
-        // IPv4: the whole member in one copy.
-        if let IpAddr::V4(v4) = value {
-            if let Some((mut a, p)) = self.prefix(key, b"\":\"") {
-                let (t, n) = ipv4_text(v4.octets());
-                a[p..p + 16].copy_from_slice(&t);
-                a[p + n] = b'"';
-                self.append_member(&a, p + 17, p + n + 1);
-                return;
+        match value {
+            IpAddr::V4(v4) => self.ipv4_member(key, &ipv4_text(v4.octets())),
+            IpAddr::V6(_) => {
+                self.key_q(key);
+                push_ip(self.buf, value);
+                self.buf.push(b'"');
             }
         }
-        self.key_q(key);
-        push_ip(self.buf, value);
-        self.buf.push(b'"');
+    }
+
+    /// The same address under two keys (ECS `ip` and `address`), its text
+    /// formatted once.
+    #[inline(always)]
+    pub fn ip_twice(&mut self, key: &str, again: &str, value: &IpAddr) {
+        match value {
+            IpAddr::V4(v4) => {
+                let text = ipv4_text(v4.octets());
+                self.ipv4_member(key, &text);
+                self.ipv4_member(again, &text);
+            }
+            IpAddr::V6(_) => {
+                self.ip(key, value);
+                self.ip(again, value);
+            }
+        }
+    }
+
+    /// An IPv4 member from its text, in one copy.
+    #[inline(always)]
+    fn ipv4_member(&mut self, key: &str, (t, n): &([u8; 16], usize)) {
+        let n = *n;
+        match self.prefix(key, b"\":\"") {
+            Some((mut a, p)) => {
+                a[p..p + 16].copy_from_slice(t);
+                a[p + n] = b'"';
+                self.append_member(&a, p + 17, p + n + 1);
+            }
+            None => {
+                self.key_q(key);
+                self.buf.extend_from_slice(&t[..n]);
+                self.buf.push(b'"');
+            }
+        }
     }
 
     /// A MAC address as `00:1c:42:00:00:08`.
@@ -1198,6 +1249,16 @@ mod tests {
                 };
                 assert_eq!(one(&|w| w.str(key, &text)), text.as_str());
                 assert_eq!(one(&|w| w.u64(key, n)), n);
+                assert_eq!(one(&|w| w.u64_str(key, n)), n.to_string());
+                for ip in [v4, v6] {
+                    let mut buf = Vec::new();
+                    let mut w = JsonWriter::object(&mut buf);
+                    w.ip_twice(key, "again", &ip);
+                    w.finish_line();
+                    let v: serde_json::Value = serde_json::from_slice(&buf).expect("ip twice");
+                    assert_eq!(v[key], ip.to_string());
+                    assert_eq!(v["again"], ip.to_string());
+                }
                 assert_eq!(one(&|w| w.ip(key, &v4)), v4.to_string());
                 assert_eq!(one(&|w| w.ip(key, &v6)), v6.to_string());
                 assert_eq!(one(&|w| w.timestamp(key, ts)), format_rfc3339_micros(ts));

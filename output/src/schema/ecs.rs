@@ -78,9 +78,7 @@ fn ascii_upper(x: u64) -> u64 {
 /// A number written as a string (ECS keyword fields holding numbers).
 #[inline(always)]
 fn num_str(w: &mut JsonWriter<'_>, key: &str, v: u64) {
-    w.str_with(key, |s| {
-        s.u64(v);
-    });
+    w.u64_str(key, v);
 }
 
 fn head(w: &mut JsonWriter<'_>, opts: &EncodeOptions, ts_ns: u64) {
@@ -99,8 +97,7 @@ struct Side<'a> {
 #[inline(always)]
 fn side(w: &mut JsonWriter<'_>, key: &str, s: &Side<'_>, ports: bool) {
     let mut o = w.begin_object(key);
-    o.ip("ip", s.ip);
-    o.ip("address", s.ip);
+    o.ip_twice("ip", "address", s.ip);
     if ports {
         o.u64("port", u64::from(s.port));
     }
@@ -114,6 +111,7 @@ fn side(w: &mut JsonWriter<'_>, key: &str, s: &Side<'_>, ports: bool) {
     o.end_object();
 }
 
+#[inline(always)]
 fn network(
     w: &mut JsonWriter<'_>,
     proto: u8,
