@@ -103,20 +103,17 @@ impl<'b> JsonWriter<'b> {
     /// A byte string that should be text; invalid UTF-8 is escaped as \u00XX per byte.
     #[inline(always)]
     pub fn bytes_as_str(&mut self, key: &str, value: &[u8]) {
-        match self.prefix(key, b"\":\"") {
-            Some((mut a, p)) => {
-                // Up to 16 plain bytes (most values): the whole member in one copy.
-                if let Some(t) = short_plain(value) {
-                    let n = value.len();
-                    a[p..p + 16].copy_from_slice(&t);
-                    a[p + n] = b'"';
-                    self.append_member(&a, p + 17, p + n + 1);
-                    return;
-                }
-                self.append_member(&a, p, p);
+        // Up to 16 plain bytes (most values): the whole member in one copy.
+        if let Some(t) = short_plain(value) {
+            if let Some((mut a, p)) = self.prefix(key, b"\":\"") {
+                let n = value.len();
+                a[p..p + 16].copy_from_slice(&t);
+                a[p + n] = b'"';
+                self.append_member(&a, p + 17, p + n + 1);
+                return;
             }
-            None => self.key_q(key),
         }
+        self.key_q(key);
         write_escaped_inner(self.buf, value);
         self.buf.push(b'"');
     }
