@@ -123,11 +123,9 @@ impl<'b> JsonWriter<'b> {
         // Below 100 (flags, counters, most KPIs): the whole member in one copy.
         if value < 100 {
             if let Some((mut a, p)) = self.prefix(key, b"\":") {
-                let d = PAIRS[value as usize];
-                let one = value < 10;
-                a[p] = if one { d[1] } else { d[0] };
-                a[p + 1] = d[1];
-                self.append_member(&a, p + 2, p + 2 - usize::from(one));
+                let (d, n) = small_digits(value);
+                a[p..p + 2].copy_from_slice(&d);
+                self.append_member(&a, p + 2, p + n);
                 return;
             }
         }
@@ -141,11 +139,8 @@ impl<'b> JsonWriter<'b> {
     pub fn u64_str(&mut self, key: &str, value: u64) {
         if value < 100 {
             if let Some((mut a, p)) = self.prefix(key, b"\":\"") {
-                let d = PAIRS[value as usize];
-                let one = value < 10;
-                a[p] = if one { d[1] } else { d[0] };
-                a[p + 1] = d[1];
-                let n = 2 - usize::from(one);
+                let (d, n) = small_digits(value);
+                a[p..p + 2].copy_from_slice(&d);
                 a[p + n] = b'"';
                 self.append_member(&a, p + 3, p + n + 1);
                 return;
@@ -489,6 +484,18 @@ const PAIRS: [[u8; 2]; 100] = {
     }
     t
 };
+
+/// The digits of `v` (below 100) and how many there are, the first two
+/// bytes to copy.
+#[inline(always)]
+fn small_digits(v: u64) -> ([u8; 2], usize) {
+    let d = PAIRS[v as usize];
+    if v < 10 {
+        ([d[1], d[1]], 1)
+    } else {
+        (d, 2)
+    }
+}
 
 /// Appends the decimal digits of `v`. Most numbers in events are small
 /// (counters, ports, flags), so those take one store; longer ones are built
