@@ -499,7 +499,7 @@ fn small_digits(v: u64) -> ([u8; 2], usize) {
 
 /// Appends the decimal digits of `v`. Most numbers in events are small
 /// (counters, ports, flags), so those take one store; longer ones are built
-/// on the stack and appended as a fixed 20-byte copy cut back to their
+/// on the stack and appended as a fixed-length copy cut back to their
 /// length (no `memcpy` call of a variable length).
 #[inline]
 pub fn push_u64(buf: &mut Vec<u8>, v: u64) {

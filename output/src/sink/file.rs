@@ -252,22 +252,15 @@ fn compress_file(path: &Path, how: FileCompression) -> Result<(), SinkError> {
     let p = path.display().to_string();
     let run = || -> io::Result<()> {
         let mut input = File::open(path)?;
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        let out = match how {
-            FileCompression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-                io::copy(&mut input, &mut gz)?;
-                gz.finish()?
-            }
-            FileCompression::Zstd => {
-                let mut z = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
-                io::copy(&mut input, &mut z)?;
-                z.finish()?
-            }
-            FileCompression::None => {
-                io::copy(&mut input, &mut out)?;
-                out
-            }
+        let out = BufWriter::new(File::create(&tmp)?);
+        let out = if how == FileCompression::Zstd {
+            let mut z = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+            io::copy(&mut input, &mut z)?;
+            z.finish()?
+        } else {
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+            io::copy(&mut input, &mut gz)?;
+            gz.finish()?
         };
         let f = out.into_inner().map_err(|e| e.into_error())?;
         f.sync_data()?;
