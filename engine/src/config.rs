@@ -6,18 +6,56 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-mod app_section;
 mod capture_section;
 mod export_section;
 mod output_section;
-pub use app_section::{AppSection, DnsSection, HttpSection, StreamSection, TlsSection};
+mod stream_section;
 pub use capture_section::{
     CaptureSection, CaptureSource, FilterSection, ShardSetting, XdpModeSetting, ZeroCopySetting,
 };
-pub use export_section::{
-    DnsMatch, ExportSection, HttpMatch, MatchSection, RuleSection, Size, TlsMatch, Values,
-};
-pub use output_section::{metrics_addr, OutputSection, SampleSection, SinkSection};
+pub use dissect::app::AppConfig;
+pub use export_section::{ExportSection, MatchSection, RuleSection, Size, Values};
+pub use output_section::{metrics_addr, OutputSection, SinkSection};
+pub use stream_section::StreamSection;
+
+/// `flowtap default-config`: every key with its default and a comment. The
+/// protocol parts (event types, sampling, `[app.*]` sections, export-rule
+/// fields) come from the protocol registry, so a new protocol shows up here
+/// by itself. `deploy/flowtap.toml` is a copy (a test keeps them equal).
+pub fn default_config_toml() -> String {
+    use dissect::app::AppProto;
+    let event_types: Vec<String> = output::EventType::all()
+        .map(|t| format!("\"{}\"", t.as_str()))
+        .collect();
+    let sample: String = AppProto::ALL
+        .iter()
+        .map(|p| format!("{} = 1\n", p.as_str()))
+        .collect();
+    let export_fields: Vec<String> = AppProto::ALL
+        .iter()
+        .map(|p| {
+            let fields: Vec<String> = p
+                .info()
+                .export_fields
+                .iter()
+                .map(|f| format!("{}.{}", p.as_str(), f.name))
+                .collect();
+            format!("#   {}", fields.join(", "))
+        })
+        .collect();
+    let st = StreamSection::default();
+    let stream = format!(
+        "max_ooo_bytes_per_flow = {}\nmax_pending_bytes_per_flow = {}\nmax_bytes_per_worker = {}\ndetect_bytes = {}",
+        st.max_ooo_bytes_per_flow, st.max_pending_bytes_per_flow, st.max_bytes_per_worker, st.detect_bytes
+    );
+    let app: Vec<&str> = AppProto::ALL.iter().map(|p| p.info().config_toml).collect();
+    include_str!("config/default.toml")
+        .replace("@EVENT_TYPES@", &format!("[{}]", event_types.join(", ")))
+        .replace("@SAMPLE@", &sample)
+        .replace("@EXPORT_FIELDS@", &export_fields.join("\n"))
+        .replace("@STREAM@", &stream)
+        .replace("@APP@", &app.join("\n"))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -45,7 +83,8 @@ pub struct Config {
     pub output: OutputSection,
     pub capture: CaptureSection,
     pub stream: StreamSection,
-    pub app: AppSection,
+    /// `[app]` and `[app.PROTOCOL]`: the parsers' own config types.
+    pub app: AppConfig,
     pub export: ExportSection,
 }
 
@@ -60,7 +99,7 @@ impl Default for Config {
             output: OutputSection::default(),
             capture: CaptureSection::default(),
             stream: StreamSection::default(),
-            app: AppSection::default(),
+            app: AppConfig::default(),
             export: ExportSection::default(),
         }
     }
@@ -208,7 +247,7 @@ impl Config {
         }
         self.output.validate()?;
         self.stream.validate()?;
-        self.app.validate()?;
+        self.app.validate().map_err(ConfigError::Invalid)?;
         if self.decode.max_tunnel_depth == 0 {
             return bad("decode.max_tunnel_depth", "must be at least 1");
         }

@@ -133,7 +133,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli_live::gen(&args),
         Command::Doctor(args) => cli_live::doctor(&args),
         Command::DefaultConfig => {
-            print!("{}", default_config_toml());
+            print!("{}", engine::config::default_config_toml());
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(args) => export(args),
@@ -145,10 +145,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn default_config_toml() -> String {
-    include_str!("../../deploy/flowtap.toml").to_string()
 }
 
 struct Bar(indicatif::ProgressBar);

@@ -18,7 +18,7 @@ use crate::defrag::DefragCounters;
 use crate::export::ExportCounters;
 use crate::flow::TableCounters;
 use crate::stream::StreamCounters;
-use dissect::app::AppStats;
+use dissect::app::{AppProto, AppStats};
 use output::metrics::{
     list_pcap_writer, list_sinks, Exposition, Figure, JsonListing, Kind, Listing, MetricsError,
     MetricsServer,
@@ -72,9 +72,7 @@ impl WorkerStats {
         a.undetected += b.undetected;
         self.app.add(&o.app);
         self.app_events += o.app_events;
-        self.app_by_type.http += o.app_by_type.http;
-        self.app_by_type.dns += o.app_by_type.dns;
-        self.app_by_type.tls += o.app_by_type.tls;
+        self.app_by_type.add(&o.app_by_type);
         self.stream_bytes_held += o.stream_bytes_held;
         self.received += o.received;
         self.bytes += o.bytes;
@@ -118,12 +116,24 @@ impl WorkerStats {
     }
 }
 
-/// Application-layer events emitted, by type.
+/// Application-layer events emitted, by protocol (indexed by [`AppProto::index`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AppEventCounts {
-    pub http: u64,
-    pub dns: u64,
-    pub tls: u64,
+pub struct AppEventCounts(pub [u64; AppProto::COUNT]);
+
+impl AppEventCounts {
+    pub fn count(&mut self, p: AppProto) {
+        self.0[p.index()] += 1;
+    }
+
+    pub fn get(&self, p: AppProto) -> u64 {
+        self.0[p.index()]
+    }
+
+    pub fn add(&mut self, o: &AppEventCounts) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
+    }
 }
 
 /// Every counter at one moment: per worker, of the capture sources (live)
@@ -528,12 +538,10 @@ pub fn list_worker(s: &WorkerStats, v: &mut dyn Listing) {
 
     v.open("events");
     const EVENTS: &str = "Events emitted by the workers, by type (before the sinks' type filters).";
-    for (t, n) in [
-        ("flow", s.records),
-        ("http", s.app_by_type.http),
-        ("dns", s.app_by_type.dns),
-        ("tls", s.app_by_type.tls),
-    ] {
+    let by_proto = AppProto::ALL
+        .iter()
+        .map(|&p| (p.as_str(), s.app_by_type.get(p)));
+    for (t, n) in std::iter::once(("flow", s.records)).chain(by_proto) {
         fig(
             v,
             t,
@@ -1049,11 +1057,7 @@ mod tests {
             undecodable: 3 * seed,
             records: 7 * seed,
             app_events: 6 * seed,
-            app_by_type: AppEventCounts {
-                http: seed,
-                dns: 2 * seed,
-                tls: 3 * seed,
-            },
+            app_by_type: AppEventCounts(std::array::from_fn(|i| (i as u64 + 1) * seed)),
             ..WorkerStats::default()
         };
         w.decode_errors.insert(("ipv4", "truncated"), seed);

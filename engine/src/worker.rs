@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 
 use capture::{Packet, PacketSource, Poll};
-use dissect::app::AppEvent;
 use dissect::event::{AppEnvelope, FlowRecord};
 use dissect::flow::{FlowKey, KeyConfig};
 use dissect::packet::{decode, decode_ip_payload, DecodeConfig, DecodeStatus, Decoded};
@@ -70,12 +69,7 @@ impl EventBatch {
         }
         self.encoded += 1;
         self.app_encoded += 1;
-        let n = match env.event {
-            AppEvent::Http(_) => &mut self.app_by_type.http,
-            AppEvent::Dns(_) => &mut self.app_by_type.dns,
-            AppEvent::Tls(_) => &mut self.app_by_type.tls,
-        };
-        *n += 1;
+        self.app_by_type.count(env.event.proto());
     }
 
     /// Hands batches over: all when `force`, else those past their age limit.
@@ -125,7 +119,7 @@ impl Worker {
                 cfg.flow.max_flows_per_worker,
                 FlowTimeouts::from_secs(&cfg.flow.timeouts),
                 cfg.stream.limits(cfg.app.enabled),
-                cfg.app.parser_config(),
+                cfg.app.clone(),
                 cfg.stream.max_bytes_per_worker,
             ),
             defrag: Defrag::new(

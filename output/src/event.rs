@@ -2,51 +2,69 @@
 
 use std::fmt;
 
-/// The kinds of event flowtap emits.
+pub use dissect::app::AppProto;
+
+/// The kinds of event flowtap emits: flow records, one type per registered
+/// application protocol, `stats` and finished `pcap` export files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
     Flow,
-    Http,
-    Dns,
-    Tls,
+    /// An application-layer transaction of a registered protocol.
+    App(AppProto),
     Stats,
     /// A finished pcap export file.
     Pcap,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
-        EventType::Flow,
-        EventType::Http,
-        EventType::Dns,
-        EventType::Tls,
-        EventType::Stats,
-        EventType::Pcap,
-    ];
+    /// How many event types there are (for per-type arrays).
+    pub const COUNT: usize = AppProto::COUNT + 3;
+
+    /// Every event type, in [`EventType::index`] order.
+    pub fn all() -> impl Iterator<Item = EventType> + Clone {
+        std::iter::once(EventType::Flow)
+            .chain(AppProto::ALL.iter().map(|&p| EventType::App(p)))
+            .chain([EventType::Stats, EventType::Pcap])
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Flow => "flow",
-            EventType::Http => "http",
-            EventType::Dns => "dns",
-            EventType::Tls => "tls",
+            EventType::App(p) => p.as_str(),
             EventType::Stats => "stats",
             EventType::Pcap => "pcap",
         }
     }
 
     pub fn parse(s: &str) -> Option<EventType> {
-        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+        EventType::all().find(|t| t.as_str() == s)
     }
 
+    /// Position in [`EventType::all`].
     pub fn index(self) -> usize {
-        self as usize
+        match self {
+            EventType::Flow => 0,
+            EventType::App(p) => 1 + p.index(),
+            EventType::Stats => 1 + AppProto::COUNT,
+            EventType::Pcap => 2 + AppProto::COUNT,
+        }
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    /// The type at `i` in [`EventType::all`].
+    pub fn from_index(i: usize) -> Option<EventType> {
+        EventType::all().nth(i)
+    }
+
+    fn bit(self) -> u64 {
+        1 << self.index()
     }
 }
+
+// A TypeSet is one bit per type.
+const _: () = assert!(
+    EventType::COUNT <= 64,
+    "TypeSet holds at most 64 event types"
+);
 
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,11 +74,11 @@ impl fmt::Display for EventType {
 
 /// A set of event types.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct TypeSet(u8);
+pub struct TypeSet(u64);
 
 impl TypeSet {
     pub const EMPTY: TypeSet = TypeSet(0);
-    pub const ALL: TypeSet = TypeSet(0b11_1111);
+    pub const ALL: TypeSet = TypeSet(u64::MAX >> (64 - EventType::COUNT));
 
     pub fn of(types: &[EventType]) -> TypeSet {
         TypeSet(types.iter().fold(0, |a, t| a | t.bit()))
@@ -87,9 +105,7 @@ impl TypeSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = EventType> {
-        EventType::ALL
-            .into_iter()
-            .filter(move |t| self.contains(*t))
+        EventType::all().filter(move |t| self.contains(*t))
     }
 
     /// Parses `flow,http,dns` (also `all`); names the unknown type.
@@ -102,9 +118,11 @@ impl TypeSet {
             match EventType::parse(part) {
                 Some(t) => set.insert(t),
                 None => {
+                    let names: Vec<&str> = EventType::all().map(EventType::as_str).collect();
                     return Err(format!(
-                        "unknown event type `{part}` (expected flow, http, dns, tls, stats, pcap or all)"
-                    ))
+                        "unknown event type `{part}` (expected {} or all)",
+                        names.join(", ")
+                    ));
                 }
             }
         }
@@ -140,8 +158,8 @@ mod tests {
     #[test]
     fn parse_lists() {
         let s = TypeSet::parse_list("flow, dns").expect("ok");
-        assert!(s.contains(EventType::Flow) && s.contains(EventType::Dns));
-        assert!(!s.contains(EventType::Http));
+        assert!(s.contains(EventType::Flow) && s.contains(EventType::App(AppProto::Dns)));
+        assert!(!s.contains(EventType::App(AppProto::Http)));
         assert_eq!(s.to_string(), "flow,dns");
         assert_eq!(TypeSet::parse_list("all").expect("ok"), TypeSet::ALL);
         let e = TypeSet::parse_list("flow,htp").expect_err("bad");

@@ -53,14 +53,14 @@ pub struct Volume {
     pub enabled: TypeSet,
     /// Keep 1 in N flows' events of each type (by flow id, so a sampled
     /// flow keeps all its events); 0 and 1 keep all. Indexed by [`EventType::index`].
-    pub sample: [u32; EventType::ALL.len()],
+    pub sample: [u32; EventType::COUNT],
 }
 
 impl Default for Volume {
     fn default() -> Self {
         Volume {
             enabled: TypeSet::ALL,
-            sample: [1; EventType::ALL.len()],
+            sample: [1; EventType::COUNT],
         }
     }
 }
@@ -483,7 +483,7 @@ fn snapshot(spec: &SinkSpec, c: &SinkCounters, depth: usize) -> SinkSnapshot {
 
 fn supported(schema: Schema) -> TypeSet {
     let mut s = TypeSet::EMPTY;
-    for t in EventType::ALL {
+    for t in EventType::all() {
         if schema.supports(t) {
             s.insert(t);
         }
@@ -562,7 +562,7 @@ struct Route {
 /// A worker's handle on the outputs. Not shared; one per worker.
 pub struct WorkerOutput {
     ports: Vec<Port>,
-    routes: [Route; EventType::ALL.len()],
+    routes: [Route; EventType::COUNT],
     opts: Arc<EncodeOptions>,
     volume: Volume,
     scratch: Vec<u8>,
@@ -571,13 +571,13 @@ pub struct WorkerOutput {
     /// Events left out by the volume controls (type off or not sampled).
     pub filtered: u64,
     /// Events per type that went to at least one sink.
-    pub by_type: [u64; EventType::ALL.len()],
+    pub by_type: [u64; EventType::COUNT],
 }
 
 impl WorkerOutput {
     fn new(ports: Vec<Port>, opts: Arc<EncodeOptions>, volume: Volume) -> WorkerOutput {
-        let mut routes: [Route; EventType::ALL.len()] = Default::default();
-        for t in EventType::ALL {
+        let mut routes: [Route; EventType::COUNT] = std::array::from_fn(|_| Route::default());
+        for t in EventType::all() {
             let r = &mut routes[t.index()];
             for (i, p) in ports.iter().enumerate() {
                 if !p.types.contains(t) {
@@ -597,7 +597,7 @@ impl WorkerOutput {
             scratch: Vec::with_capacity(8192),
             encoded: 0,
             filtered: 0,
-            by_type: [0; EventType::ALL.len()],
+            by_type: [0; EventType::COUNT],
         }
     }
 

@@ -33,13 +33,22 @@
 //! any input; every limit is in [`AppConfig`] and counted in [`AppStats`].
 
 pub mod dns;
+pub mod encode;
 pub mod http;
+pub mod registry;
 pub mod tls;
 pub(crate) mod util;
 
 pub use dns::{DnsConfig, DnsEvent, DnsParser};
 pub use http::{HttpConfig, HttpEvent, HttpParser};
 pub use tls::{TlsConfig, TlsEvent, TlsParser};
+
+// The registered protocols, in detection order: one line per protocol.
+registry::app_protocols! {
+    Http => http::HttpProtocol,
+    Dns => dns::DnsProtocol,
+    Tls => tls::TlsProtocol,
+}
 
 /// Which way bytes travel, relative to the flow's client (initiator).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -163,24 +172,6 @@ pub trait AppParser: Send {
     fn proto(&self) -> AppProto;
 }
 
-/// The protocols this module parses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AppProto {
-    Http,
-    Dns,
-    Tls,
-}
-
-impl AppProto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppProto::Http => "http",
-            AppProto::Dns => "dns",
-            AppProto::Tls => "tls",
-        }
-    }
-}
-
 /// Transport a parser runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -196,103 +187,36 @@ pub enum Detect {
     Unknown,
 }
 
-/// What a parser emits. The engine wraps it with the flow id, community id,
-/// 5-tuple and direction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AppEvent {
-    Http(Box<HttpEvent>),
-    Dns(Box<DnsEvent>),
-    Tls(Box<TlsEvent>),
-}
-
-impl AppEvent {
-    pub fn proto(&self) -> AppProto {
-        match self {
-            AppEvent::Http(_) => AppProto::Http,
-            AppEvent::Dns(_) => AppProto::Dns,
-            AppEvent::Tls(_) => AppProto::Tls,
-        }
-    }
-}
-
-/// A transaction not emitted yet, as far as it is known (see [`AppParser::peek`]).
-#[derive(Clone, Copy, Debug)]
-pub enum Peek<'a> {
-    Http(&'a HttpEvent),
-    Dns(&'a DnsEvent),
-    Tls(&'a TlsEvent),
-}
-
-impl<'a> Peek<'a> {
-    /// An emitted event seen the same way.
-    pub fn of(ev: &'a AppEvent) -> Peek<'a> {
-        match ev {
-            AppEvent::Http(h) => Peek::Http(h),
-            AppEvent::Dns(d) => Peek::Dns(d),
-            AppEvent::Tls(t) => Peek::Tls(t),
-        }
-    }
-
-    pub fn proto(&self) -> AppProto {
-        match self {
-            Peek::Http(_) => AppProto::Http,
-            Peek::Dns(_) => AppProto::Dns,
-            Peek::Tls(_) => AppProto::Tls,
-        }
-    }
-}
-
-/// Configuration of all parsers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AppConfig {
-    pub http: HttpConfig,
-    pub dns: DnsConfig,
-    pub tls: TlsConfig,
-}
-
-/// Content probe: given the first bytes of a direction, does `proto` speak here?
-pub fn probe(proto: AppProto, dir: Direction, data: &[u8]) -> Probe {
-    match proto {
-        AppProto::Http => http::probe(dir, data),
-        AppProto::Dns => dns::probe_tcp(dir, data),
-        AppProto::Tls => tls::probe(dir, data),
-    }
-}
-
-/// Ports that hint at a protocol.
-fn port_hint(port: u16) -> Option<AppProto> {
-    match port {
-        53 | 5353 | 5355 => Some(AppProto::Dns),
-        443 | 465 | 636 | 853 | 993 | 995 | 8443 | 989 | 990 | 992 | 994 | 5061 | 6697 => {
-            Some(AppProto::Tls)
-        }
-        80 | 81 | 591 | 3128 | 8000 | 8008 | 8080 | 8081 | 8088 | 8888 => Some(AppProto::Http),
-        _ => None,
-    }
-}
-
 /// Detect the protocol of a TCP stream from the first bytes of one direction.
 ///
-/// Ports only order the probes (a port hint is tried first) and gate DNS,
-/// whose TCP probe is too weak to trust on any port. `Unknown` when every
-/// probe said No; `NeedMore` while some probe needs more bytes. The caller
-/// bounds how many bytes it tries (2 KiB is plenty for all three).
+/// Ports only order the probes and gate the protocols whose probe is too
+/// weak to trust on any port (DNS): those are tried first when a port is
+/// theirs and never otherwise; then the protocol the server port (else the
+/// client port) hints at; then the rest in registry order. `Unknown` when
+/// every probe said No; `NeedMore` while some probe needs more bytes. The
+/// caller bounds how many bytes it tries (2 KiB is plenty for all).
 pub fn detect_tcp(src_port: u16, dst_port: u16, dir: Direction, data: &[u8]) -> Detect {
-    let hint = port_hint(dst_port).or_else(|| port_hint(src_port));
-    let dns_port = matches!(port_hint(dst_port), Some(AppProto::Dns))
-        || matches!(port_hint(src_port), Some(AppProto::Dns));
-    let mut order: [Option<AppProto>; 3] = [Some(AppProto::Http), Some(AppProto::Tls), None];
-    if dns_port {
-        order = [
-            Some(AppProto::Dns),
-            Some(AppProto::Http),
-            Some(AppProto::Tls),
-        ];
-    } else if hint == Some(AppProto::Tls) {
-        order = [Some(AppProto::Tls), Some(AppProto::Http), None];
-    }
+    let on_port = |p: AppProto, port: u16| p.info().tcp_ports.contains(&port);
+    let hint = AppProto::ALL
+        .iter()
+        .copied()
+        .find(|&p| on_port(p, dst_port))
+        .or_else(|| {
+            AppProto::ALL
+                .iter()
+                .copied()
+                .find(|&p| on_port(p, src_port))
+        });
+    let gated = |p: AppProto| p.info().tcp_probe_needs_port;
+    let gated_here = |p: AppProto| gated(p) && (on_port(p, src_port) || on_port(p, dst_port));
+    let first = AppProto::ALL.iter().copied().filter(|&p| gated_here(p));
+    let hinted = hint.filter(|&p| !gated(p));
+    let rest = AppProto::ALL
+        .iter()
+        .copied()
+        .filter(|&p| !gated(p) && Some(p) != hinted);
     let mut need_more = false;
-    for proto in order.into_iter().flatten() {
+    for proto in first.chain(hinted).chain(rest) {
         match probe(proto, dir, data) {
             Probe::Yes => return Detect::Proto(proto),
             Probe::NeedMore => need_more = true,
@@ -306,24 +230,14 @@ pub fn detect_tcp(src_port: u16, dst_port: u16, dir: Direction, data: &[u8]) -> 
     }
 }
 
-/// Detect the protocol of a UDP flow from one datagram: DNS on port
-/// 53/5353/5355 when the datagram looks like a DNS message.
+/// Detect the protocol of a UDP flow from one datagram: the first protocol
+/// with a UDP port on either side whose probe accepts the datagram (DNS on
+/// 53/5353/5355 when it looks like a DNS message).
 pub fn detect_udp(src_port: u16, dst_port: u16, data: &[u8]) -> Option<AppProto> {
-    let dns_port = |p: u16| matches!(p, 53 | 5353 | 5355);
-    if (dns_port(src_port) || dns_port(dst_port)) && dns::probe_udp(data) {
-        return Some(AppProto::Dns);
-    }
-    None
-}
-
-/// A parser for `proto` over `transport`. HTTP and TLS only run over TCP; asked
-/// for UDP they still parse the datagrams as a stream.
-pub fn new_parser(proto: AppProto, transport: Transport, cfg: &AppConfig) -> Box<dyn AppParser> {
-    match proto {
-        AppProto::Http => Box::new(HttpParser::new(cfg.http.clone())),
-        AppProto::Dns => Box::new(DnsParser::new(transport, cfg.dns.clone())),
-        AppProto::Tls => Box::new(TlsParser::new(cfg.tls.clone())),
-    }
+    AppProto::ALL.iter().copied().find(|&p| {
+        let ports = p.info().udp_ports;
+        (ports.contains(&src_port) || ports.contains(&dst_port)) && probe_udp(p, data)
+    })
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! The rules are compiled (and every value checked, with the rule's name and
 //! the field in the error) by [`crate::export::rules::compile`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -108,8 +109,11 @@ impl Default for RuleSection {
 /// Match conditions of a rule. Every condition given must hold (AND); the
 /// values of one condition are alternatives (OR). `src`/`dst` are the flow's
 /// originator and responder; the unprefixed forms match either endpoint.
+///
+/// Unknown keys are refused by name when the rule compiles (serde cannot
+/// refuse them here: the protocol conditions are a flattened map).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct MatchSection {
     pub cidr: Values,
     pub src_cidr: Values,
@@ -125,44 +129,16 @@ pub struct MatchSection {
     /// `gre`, `vxlan`, `geneve`, `erspan` (any version), `erspan1`..`erspan3`,
     /// `ipip`, `teredo`, `gtpu`, or `none`.
     pub tunnel: Values,
-    /// `http`, `dns`, `tls`.
+    /// A registered protocol's name (`http`, `dns`, `tls`, ...).
     pub app_proto: Values,
-    pub http: HttpMatch,
-    pub dns: DnsMatch,
-    pub tls: TlsMatch,
     /// The flow has carried at least this many bytes (both directions, whole frames).
     pub flow_bytes: Option<Size>,
     /// The flow has carried at least this many packets.
     pub flow_packets: Option<u64>,
-}
-
-/// Names (hosts, URIs, content types) match exactly, case-insensitively;
-/// `*` and `?` are wildcards (`*.example.com` = any subdomain).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpMatch {
-    pub host: Values,
-    pub uri: Values,
-    pub method: Values,
-    /// Status codes or ranges (`400-599`).
-    pub status: Values,
-    pub content_type: Values,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DnsMatch {
-    /// Any question name of a query.
-    pub query: Values,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsMatch {
-    pub sni: Values,
-    /// JA3 hash (MD5 hex).
-    pub ja3: Values,
-    pub ja4: Values,
+    /// `match.PROTOCOL.FIELD` (`match.http.host`, `match.dns.query`, ...):
+    /// the fields each registered protocol declares (its `EXPORT_FIELDS`).
+    #[serde(flatten)]
+    pub app: BTreeMap<String, toml::Value>,
 }
 
 /// A list of alternatives, written as one value or an array of values

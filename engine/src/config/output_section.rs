@@ -1,9 +1,11 @@
 //! `[output]`: sinks (`[[output.sinks]]`), volume controls, metrics.
 
+use dissect::app::AppProto;
 use output::sink::spec::{parse_size, parse_when_full, SpoolSpec, TlsSpec};
 use output::sink::SinkKind;
 use output::{EventType, Schema, SinkSpec, TypeSet, Volume};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ConfigError;
@@ -21,12 +23,13 @@ pub struct OutputSection {
     pub stats_interval: u64,
     /// Name written as GELF `host`, ECS `observer.hostname`, syslog HOSTNAME ("" = this host's name).
     pub host: String,
-    /// Event types emitted at all (flow, http, dns, tls, stats, pcap).
+    /// Event types emitted at all (flow, one per protocol, stats, pcap).
     pub types: Vec<String>,
     /// Captured HTTP bodies are cut to this many bytes in events (0 = never written).
     pub max_body_bytes: usize,
-    /// Keep 1 in N flows' app-layer events (0 or 1 = all).
-    pub sample: SampleSection,
+    /// Keep 1 in N flows' events of each app-layer protocol (by name; 0, 1
+    /// or absent = all).
+    pub sample: BTreeMap<String, u32>,
     /// Prometheus metrics on this address ("" = off). A bare port means 127.0.0.1:PORT.
     pub metrics_listen: String,
     /// Sinks; when empty, `path` is the one sink.
@@ -41,31 +44,14 @@ impl Default for OutputSection {
             batch_bytes: 256 << 10,
             stats_interval: 0,
             host: String::new(),
-            types: ["flow", "http", "dns", "tls", "stats", "pcap"]
-                .map(String::from)
-                .to_vec(),
+            types: EventType::all().map(|t| t.as_str().to_string()).collect(),
             max_body_bytes: 256,
-            sample: SampleSection::default(),
+            sample: AppProto::ALL
+                .iter()
+                .map(|p| (p.as_str().to_string(), 1))
+                .collect(),
             metrics_listen: String::new(),
             sinks: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SampleSection {
-    pub http: u32,
-    pub dns: u32,
-    pub tls: u32,
-}
-
-impl Default for SampleSection {
-    fn default() -> Self {
-        SampleSection {
-            http: 1,
-            dns: 1,
-            tls: 1,
         }
     }
 }
@@ -288,9 +274,15 @@ impl OutputSection {
             enabled,
             ..Volume::default()
         };
-        v.sample[EventType::Http.index()] = self.sample.http;
-        v.sample[EventType::Dns.index()] = self.sample.dns;
-        v.sample[EventType::Tls.index()] = self.sample.tls;
+        for (name, &n) in &self.sample {
+            let Some(p) = AppProto::parse(name) else {
+                return Err(bad(
+                    format!("output.sample.{name}"),
+                    format!("unknown protocol (expected {})", AppProto::names_list()),
+                ));
+            };
+            v.sample[EventType::App(p).index()] = n;
+        }
         Ok(v)
     }
 
@@ -380,8 +372,13 @@ send_buffer = "128k"
         assert_eq!(specs[1].queue_batches, 64);
         assert_eq!(specs[1].spool.as_ref().map(|s| s.max_bytes), Some(64 << 20));
         let v = cfg.output.volume().expect("volume");
-        assert!(!v.enabled.contains(output::EventType::Http));
-        assert_eq!(v.sample[output::EventType::Dns.index()], 10);
+        assert!(!v
+            .enabled
+            .contains(output::EventType::App(dissect::app::AppProto::Http)));
+        assert_eq!(
+            v.sample[output::EventType::App(dissect::app::AppProto::Dns).index()],
+            10
+        );
 
         for (toml, field) in [
             (

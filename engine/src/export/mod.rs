@@ -547,11 +547,11 @@ impl FlowExport {
                     let mut hit = None;
                     let mut next_tx = st.peeked_tx;
                     s.peek_app(&mut |p| {
-                        if let Peek::Http(h) = p {
-                            if h.tx_id < st.peeked_tx {
+                        if let Some(tx) = p.tx_id() {
+                            if tx < st.peeked_tx {
                                 return;
                             }
-                            next_tx = next_tx.max(h.tx_id + 1);
+                            next_tx = next_tx.max(tx + 1);
                         }
                         seen = true;
                         if hit.is_none() {
@@ -563,8 +563,11 @@ impl FlowExport {
                         st.app_ok |= 1 << i;
                         st.app_reasons.push((i as u8, reason));
                     } else if seen {
-                        if matches!(r.app, rules::AppConds::Tls { .. }) {
-                            // One handshake per flow: decided.
+                        if r.app
+                            .proto()
+                            .is_some_and(|p| p.info().one_transaction_per_flow)
+                        {
+                            // One transaction per flow (a TLS handshake): decided.
                             st.pending &= !(1 << i);
                         } else {
                             st.early_missed |= 1 << i;

@@ -16,12 +16,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use dissect::app::dns::DnsEvent;
-use dissect::app::http::HttpEvent;
-use dissect::app::tls::TlsEvent;
+use dissect::app::registry::{FieldValue, MatchKind};
 use dissect::app::{AppProto, Peek};
 use dissect::packet::TunnelKind;
 use output::pcap::{ExportAction, ExportConfig, ExportRuleOutput, PcapCompression, PcapFormat};
+use serde::Deserialize;
 
 use crate::config::{ExportSection, MatchSection, RuleSection, Size, Values};
 
@@ -266,43 +265,55 @@ impl FlowConds {
     }
 }
 
+/// How one protocol field is tested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldTest {
+    /// Any of these names (wildcards, case-insensitive).
+    Names(Vec<NamePat>),
+    /// Any of these words, exactly but case-insensitively.
+    Words(Vec<String>),
+    /// A number in one of these ranges.
+    Ranges(Ranges),
+}
+
+impl FieldTest {
+    fn accepts(&self, v: FieldValue<'_>) -> bool {
+        match (self, v) {
+            (FieldTest::Names(pats), FieldValue::Str(s)) => pats.iter().any(|p| p.matches(s)),
+            (FieldTest::Words(words), FieldValue::Str(s)) => {
+                words.iter().any(|w| w.eq_ignore_ascii_case(s))
+            }
+            (FieldTest::Ranges(r), FieldValue::Num(n)) => r.contains(n),
+            _ => false,
+        }
+    }
+}
+
+/// One condition on a field the protocol declares for export rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldCond {
+    /// Index in the protocol's `EXPORT_FIELDS`.
+    pub field: usize,
+    pub test: FieldTest,
+}
+
 /// Conditions that must all hold on one application event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AppConds {
     #[default]
     None,
-    Http {
-        host: Vec<NamePat>,
-        uri: Vec<NamePat>,
-        method: Vec<String>,
-        status: Ranges,
-        content_type: Vec<NamePat>,
+    /// `match.PROTO.FIELD` conditions, all of one protocol.
+    Fields {
+        proto: AppProto,
+        conds: Vec<FieldCond>,
     },
-    Dns {
-        query: Vec<NamePat>,
-    },
-    Tls {
-        sni: Vec<NamePat>,
-        ja3: Vec<String>,
-        ja4: Vec<NamePat>,
-    },
-}
-
-fn first_match<'v>(pats: &[NamePat], value: Option<&'v str>) -> Option<Option<&'v str>> {
-    if pats.is_empty() {
-        return Some(None);
-    }
-    let v = value?;
-    pats.iter().any(|p| p.matches(v)).then_some(Some(v))
 }
 
 impl AppConds {
     pub fn proto(&self) -> Option<AppProto> {
         match self {
             AppConds::None => None,
-            AppConds::Http { .. } => Some(AppProto::Http),
-            AppConds::Dns { .. } => Some(AppProto::Dns),
-            AppConds::Tls { .. } => Some(AppProto::Tls),
+            AppConds::Fields { proto, .. } => Some(*proto),
         }
     }
 
@@ -312,110 +323,47 @@ impl AppConds {
     pub fn decidable_early(&self) -> bool {
         match self {
             AppConds::None => false,
-            AppConds::Http {
-                status,
-                content_type,
-                ..
-            } => status.is_empty() && content_type.is_empty(),
-            AppConds::Dns { .. } | AppConds::Tls { .. } => true,
+            AppConds::Fields { proto, conds } => conds
+                .iter()
+                .all(|c| proto.info().export_fields[c.field].early),
         }
     }
 
-    /// `Some(reason)` when the event satisfies every condition.
+    /// `Some(reason)` when the event satisfies every condition: each
+    /// condition's first matching value, as `PROTO.FIELD=value`.
     pub fn matches(&self, ev: Peek<'_>) -> Option<String> {
-        match (self, ev) {
-            (AppConds::None, _) => Some(format!("app_proto={}", ev.proto().as_str())),
-            (
-                AppConds::Http {
-                    host,
-                    uri,
-                    method,
-                    status,
-                    content_type,
-                },
-                Peek::Http(h),
-            ) => http_matches(h, host, uri, method, status, content_type),
-            (AppConds::Dns { query }, Peek::Dns(d)) => dns_matches(d, query),
-            (AppConds::Tls { sni, ja3, ja4 }, Peek::Tls(t)) => tls_matches(t, sni, ja3, ja4),
-            _ => None,
-        }
-    }
-}
-
-fn http_matches(
-    h: &HttpEvent,
-    host: &[NamePat],
-    uri: &[NamePat],
-    method: &[String],
-    status: &Ranges,
-    content_type: &[NamePat],
-) -> Option<String> {
-    let mut why = Vec::new();
-    if let Some(v) = first_match(host, h.host.as_deref())? {
-        why.push(format!("http.host={v}"));
-    }
-    if let Some(v) = first_match(uri, h.uri.as_deref())? {
-        why.push(format!("http.uri={v}"));
-    }
-    if !method.is_empty() {
-        let m = h.method.as_deref()?;
-        if !method.iter().any(|x| x.eq_ignore_ascii_case(m)) {
+        let (proto, conds) = match self {
+            AppConds::None => return Some(format!("app_proto={}", ev.proto().as_str())),
+            AppConds::Fields { proto, conds } => (*proto, conds),
+        };
+        if ev.proto() != proto {
             return None;
         }
-        why.push(format!("http.method={m}"));
-    }
-    if !status.is_empty() {
-        let s = h.status?;
-        if !status.contains(u32::from(s)) {
-            return None;
+        let fields = proto.info().export_fields;
+        let mut why = Vec::with_capacity(conds.len());
+        for c in conds {
+            let mut hit = None;
+            ev.export_values(c.field, &mut |v| {
+                if hit.is_none() && c.test.accepts(v) {
+                    hit = Some(match v {
+                        FieldValue::Str(s) => s.to_string(),
+                        FieldValue::Num(n) => n.to_string(),
+                    });
+                }
+            });
+            why.push(format!(
+                "{}.{}={}",
+                proto.as_str(),
+                fields[c.field].name,
+                hit?
+            ));
         }
-        why.push(format!("http.status={s}"));
+        Some(if why.is_empty() {
+            format!("app_proto={}", proto.as_str())
+        } else {
+            why.join(" ")
+        })
     }
-    // Match the media type, without parameters (`text/html; charset=utf-8`).
-    let ct = h
-        .content_type
-        .as_deref()
-        .map(|c| c.split(';').next().unwrap_or(c).trim());
-    if let Some(v) = first_match(content_type, ct)? {
-        why.push(format!("http.content_type={v}"));
-    }
-    Some(if why.is_empty() {
-        "app_proto=http".into()
-    } else {
-        why.join(" ")
-    })
-}
-
-fn dns_matches(d: &DnsEvent, query: &[NamePat]) -> Option<String> {
-    if query.is_empty() {
-        return Some("app_proto=dns".into());
-    }
-    d.queries
-        .iter()
-        .find(|q| query.iter().any(|p| p.matches(&q.name)))
-        .map(|q| format!("dns.query={}", q.name))
-}
-
-fn tls_matches(t: &TlsEvent, sni: &[NamePat], ja3: &[String], ja4: &[NamePat]) -> Option<String> {
-    let mut why = Vec::new();
-    if let Some(v) = first_match(sni, t.sni.as_deref())? {
-        why.push(format!("tls.sni={v}"));
-    }
-    if !ja3.is_empty() {
-        let h = t.ja3_hash.as_deref()?;
-        if !ja3.iter().any(|x| x.eq_ignore_ascii_case(h)) {
-            return None;
-        }
-        why.push(format!("tls.ja3={h}"));
-    }
-    if let Some(v) = first_match(ja4, t.ja4.as_deref())? {
-        why.push(format!("tls.ja4={v}"));
-    }
-    Some(if why.is_empty() {
-        "app_proto=tls".into()
-    } else {
-        why.join(" ")
-    })
 }
 
 /// One compiled rule.
@@ -667,61 +615,16 @@ fn compile_rule(r: &RuleSection, label: &str) -> Result<Rule, RuleError> {
         .app_proto
         .0
         .iter()
-        .map(|p| match p.to_ascii_lowercase().as_str() {
-            "http" => Ok(AppProto::Http),
-            "dns" => Ok(AppProto::Dns),
-            "tls" => Ok(AppProto::Tls),
-            o => Err(err(
-                "match.app_proto",
-                format!("`{o}`: use http, dns or tls"),
-            )),
+        .map(|p| {
+            AppProto::parse(&p.to_ascii_lowercase()).ok_or_else(|| {
+                err(
+                    "match.app_proto",
+                    format!("`{p}`: use {}", AppProto::names_list()),
+                )
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let names = |v: &Values| v.0.iter().map(|s| NamePat::new(s)).collect::<Vec<_>>();
-    let http_set = !(m.http.host.is_empty()
-        && m.http.uri.is_empty()
-        && m.http.method.is_empty()
-        && m.http.status.is_empty()
-        && m.http.content_type.is_empty());
-    let dns_set = !m.dns.query.is_empty();
-    let tls_set = !(m.tls.sni.is_empty() && m.tls.ja3.is_empty() && m.tls.ja4.is_empty());
-    if [http_set, dns_set, tls_set].iter().filter(|x| **x).count() > 1 {
-        return Err(err(
-            "match",
-            "http.*, dns.* and tls.* conditions cannot all hold on one flow: use one protocol per rule"
-                .into(),
-        ));
-    }
-    let app = if http_set {
-        AppConds::Http {
-            host: names(&m.http.host),
-            uri: names(&m.http.uri),
-            method: m.http.method.0.clone(),
-            status: Ranges::parse(&m.http.status, 999, "status code")
-                .map_err(|w| err("match.http.status", w))?,
-            content_type: names(&m.http.content_type),
-        }
-    } else if dns_set {
-        AppConds::Dns {
-            query: names(&m.dns.query),
-        }
-    } else if tls_set {
-        for h in &m.tls.ja3.0 {
-            if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err(
-                    "match.tls.ja3",
-                    format!("`{h}` is not a JA3 hash (32 hex digits)"),
-                ));
-            }
-        }
-        AppConds::Tls {
-            sni: names(&m.tls.sni),
-            ja3: m.tls.ja3.0.clone(),
-            ja4: names(&m.tls.ja4),
-        }
-    } else {
-        AppConds::None
-    };
+    let app = compile_app(m).map_err(|(f, w)| err(&f, w))?;
     if let Some(p) = app.proto() {
         if !app_proto.is_empty() && !app_proto.contains(&p) {
             return Err(err(
@@ -761,6 +664,74 @@ fn compile_rule(r: &RuleSection, label: &str) -> Result<Rule, RuleError> {
         min_bytes: m.flow_bytes.map(|s| s.0),
         min_packets: m.flow_packets,
         flow_reason,
+    })
+}
+
+/// The `match.PROTO.FIELD` conditions, checked against what each protocol
+/// declares: all of one protocol, values of the field's kind.
+fn compile_app(m: &MatchSection) -> Result<AppConds, (String, String)> {
+    let mut found: Option<(AppProto, Vec<FieldCond>)> = None;
+    for (key, table) in &m.app {
+        let at = format!("match.{key}");
+        let proto = AppProto::parse(key).ok_or_else(|| (at.clone(), "unknown key".to_string()))?;
+        let info = proto.info();
+        let toml::Value::Table(table) = table else {
+            return Err((at, "expected a table of fields".into()));
+        };
+        if let Some((other, _)) = &found {
+            return Err((
+                "match".into(),
+                format!(
+                    "{}.* and {key}.* conditions cannot both hold on one transaction: use one protocol per rule",
+                    other.as_str()
+                ),
+            ));
+        }
+        let mut conds = Vec::new();
+        for (name, value) in table {
+            let at = format!("match.{key}.{name}");
+            let Some((field, decl)) = info.export_field(name) else {
+                let names: Vec<&str> = info.export_fields.iter().map(|f| f.name).collect();
+                return Err((at, format!("unknown field (expected {})", names.join(", "))));
+            };
+            let values =
+                Values::deserialize(value.clone()).map_err(|e| (at.clone(), e.to_string()))?;
+            if values.is_empty() {
+                continue;
+            }
+            let test =
+                match decl.kind {
+                    MatchKind::Name => {
+                        FieldTest::Names(values.0.iter().map(|s| NamePat::new(s)).collect())
+                    }
+                    MatchKind::Word => FieldTest::Words(values.0.clone()),
+                    MatchKind::Hex(digits) => {
+                        if let Some(h) = values.0.iter().find(|h| {
+                            h.len() != digits || !h.bytes().all(|b| b.is_ascii_hexdigit())
+                        }) {
+                            return Err((
+                                at,
+                                format!("`{h}` is not a {} ({digits} hex digits)", decl.doc),
+                            ));
+                        }
+                        FieldTest::Words(values.0.clone())
+                    }
+                    MatchKind::Number(max) => FieldTest::Ranges(
+                        Ranges::parse(&values, max, decl.name).map_err(|w| (at, w))?,
+                    ),
+                };
+            conds.push(FieldCond { field, test });
+        }
+        if !conds.is_empty() {
+            // Conditions in the protocol's declaration order (so the
+            // reason of a match reads the same whatever the rule's order).
+            conds.sort_by_key(|c| c.field);
+            found = Some((proto, conds));
+        }
+    }
+    Ok(match found {
+        Some((proto, conds)) => AppConds::Fields { proto, conds },
+        None => AppConds::None,
     })
 }
 
@@ -917,16 +888,28 @@ pub fn parse_compact(line: &str) -> Result<RuleSection, RuleError> {
             "vlan" => Some(&mut m.vlan),
             "tunnel" => Some(&mut m.tunnel),
             "app_proto" => Some(&mut m.app_proto),
-            "http.host" => Some(&mut m.http.host),
-            "http.uri" => Some(&mut m.http.uri),
-            "http.method" => Some(&mut m.http.method),
-            "http.status" => Some(&mut m.http.status),
-            "http.content_type" => Some(&mut m.http.content_type),
-            "dns.query" => Some(&mut m.dns.query),
-            "tls.sni" => Some(&mut m.tls.sni),
-            "tls.ja3" => Some(&mut m.tls.ja3),
-            "tls.ja4" => Some(&mut m.tls.ja4),
-            _ => None,
+            key => match key.split_once('.') {
+                // `PROTO.FIELD`: checked against the registry when the rule compiles.
+                Some((proto, field)) if AppProto::parse(proto).is_some() => {
+                    if alts.is_empty() {
+                        return Err(err(k, "empty value".into()));
+                    }
+                    let table = m
+                        .app
+                        .entry(proto.to_string())
+                        .or_insert_with(|| toml::Value::Table(Default::default()));
+                    if let toml::Value::Table(t) = table {
+                        let list = t
+                            .entry(field.to_string())
+                            .or_insert_with(|| toml::Value::Array(Vec::new()));
+                        if let toml::Value::Array(a) = list {
+                            a.extend(alts.into_iter().map(toml::Value::String));
+                        }
+                    }
+                    continue;
+                }
+                _ => None,
+            },
         };
         if let Some(list) = list {
             if alts.is_empty() {
@@ -1150,8 +1133,12 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(r.name, "evil");
-        assert_eq!(r.matches.http.host.0, vec!["*.example.com", "evil.org"]);
-        assert_eq!(r.matches.http.uri.0, vec!["/a,b"]);
+        let http = &r.matches.app["http"];
+        assert_eq!(
+            http["host"],
+            toml::Value::Array(vec!["*.example.com".into(), "evil.org".into()])
+        );
+        assert_eq!(http["uri"], toml::Value::Array(vec!["/a,b".into()]));
         assert_eq!(r.matches.port.0, vec!["80"]);
         assert_eq!(r.max_packets, Some(10));
         assert_eq!(r.dir, "/tmp/x");
@@ -1207,10 +1194,10 @@ mod tests {
         )
         .expect("ok");
         let rule = &r.rules[0];
-        let mut h = HttpEvent {
+        let mut h = dissect::app::HttpEvent {
             host: Some("www.example.com".into()),
             status: Some(404),
-            ..HttpEvent::default()
+            ..dissect::app::HttpEvent::default()
         };
         let ev = AppEvent::Http(Box::new(h.clone()));
         assert_eq!(
@@ -1225,9 +1212,9 @@ mod tests {
         assert!(rule.app_possible(Some(AppProto::Http)));
         assert!(!rule.app_possible(Some(AppProto::Tls)));
         assert!(!rule.app_possible(None));
-        let tls = TlsEvent {
+        let tls = dissect::app::TlsEvent {
             sni: Some("www.example.com".into()),
-            ..TlsEvent::default()
+            ..dissect::app::TlsEvent::default()
         };
         assert!(rule.app_matches(Peek::Tls(&tls)).is_none());
     }

@@ -753,7 +753,7 @@ fn emit_events(
         let env = AppEnvelope {
             flow_id,
             community_id: cid,
-            ts_ns: event_ts(&ev).unwrap_or(f.last_ns),
+            ts_ns: AppEvent::start_ns(&ev).unwrap_or(f.last_ns),
             src_ip,
             dst_ip,
             src_port,
@@ -778,15 +778,6 @@ fn is_current(flows: &[Flow], e: &Entry) -> bool {
 
 fn is_bare_syn(d: &Decoded<'_>) -> bool {
     matches!(&d.l4, L4::Tcp(t) if t.flags & (tcp::SYN | tcp::ACK) == tcp::SYN)
-}
-
-/// An event's own time: when its transaction started.
-fn event_ts(ev: &AppEvent) -> Option<u64> {
-    match ev {
-        AppEvent::Http(h) => h.request_ts_ns.or(h.response_ts_ns),
-        AppEvent::Dns(d) => d.query_ts_ns.or(d.response_ts_ns),
-        AppEvent::Tls(t) => t.client_hello_ts_ns.or(t.server_hello_ts_ns),
-    }
 }
 
 /// (client, server) ports of a new TCP or UDP flow, given whether its first

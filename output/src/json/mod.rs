@@ -2,10 +2,9 @@
 //! `flow` record encoder.
 
 mod flow;
-mod writer;
 
 pub use flow::encode_flow;
-pub use writer::{
+pub use jsonline::{
     format_rfc3339_micros, push_epoch_secs, push_ip, push_rfc3339_micros, push_rfc3339_micros_no_z,
     push_u64, write_escaped, JsonArray, JsonWriter, StrBuilder,
 };

@@ -3,7 +3,6 @@
 //! fields holding only strings and numbers. 64-bit ids are strings, since
 //! GELF numbers are doubles.
 
-use dissect::app::{AppEvent, DnsEvent, HttpEvent, TlsEvent};
 use dissect::event::{AppEnvelope, FlowRecord};
 
 use super::common::{has_ports, hex2, hex2_str, proto_name, transport_name};
@@ -158,7 +157,15 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
 pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>) {
     let kind = super::app_type(env).as_str();
     let mut w = JsonWriter::object(buf);
-    head(&mut w, opts, |s| short_app(s, kind, env.event), env.ts_ns);
+    head(
+        &mut w,
+        opts,
+        |s| {
+            s.text(kind);
+            env.event.writers().gelf_short(s);
+        },
+        env.ts_ns,
+    );
     w.str("_event_type", kind);
     id_str(&mut w, "_flow_id", env.flow_id);
     w.str("_community_id", env.community_id);
@@ -174,131 +181,8 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
     mac_field(&mut w, "_dest_mac", &env.dst_mac);
     vlan_field(&mut w, env.vlans);
     w.str("_direction", super::common::direction_name(env.direction));
-    match env.event {
-        AppEvent::Http(h) => http(&mut w, opts, h),
-        AppEvent::Dns(d) => dns(&mut w, d),
-        AppEvent::Tls(t) => tls(&mut w, t),
-    }
+    env.event.writers().gelf(&mut w, &opts.write_options());
     w.finish_line();
-}
-
-/// `http GET example.com /index.html 200`, `dns A example.com NOERROR`, `tls example.com TLS 1.3`.
-fn short_app(s: &mut StrBuilder<'_>, kind: &str, ev: &AppEvent) {
-    s.text(kind);
-    match ev {
-        AppEvent::Http(h) => {
-            for part in [&h.method, &h.host, &h.uri].into_iter().flatten() {
-                s.text(" ").text(part);
-            }
-            if let Some(st) = h.status {
-                s.text(" ").u64(u64::from(st));
-            }
-        }
-        AppEvent::Dns(d) => {
-            if let Some(q) = d.queries.first() {
-                s.text(" ");
-                match dissect::app::dns::rrtype_name(q.rtype) {
-                    Some(n) => s.text(n),
-                    None => s.u64(u64::from(q.rtype)),
-                };
-                s.text(" ").text(&q.name);
-            }
-            if let Some(n) = d.rcode.and_then(dissect::app::dns::rcode_name) {
-                s.text(" ").text(n);
-            }
-        }
-        AppEvent::Tls(t) => {
-            if let Some(sni) = &t.sni {
-                s.text(" ").text(sni);
-            }
-            if let Some(v) = t.version {
-                match super::common::known_tls_version(v) {
-                    Some(n) => s.text(" ").text(n),
-                    None => s.text(" ").text(&dissect::app::tls::version_name(v)),
-                };
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn opt(w: &mut JsonWriter<'_>, key: &str, v: &Option<String>) {
-    if let Some(s) = v {
-        w.str(key, s);
-    }
-}
-
-fn http(w: &mut JsonWriter<'_>, opts: &EncodeOptions, h: &HttpEvent) {
-    w.u64("_http_tx_id", h.tx_id);
-    opt(w, "_http_method", &h.method);
-    opt(w, "_http_url", &h.uri);
-    opt(w, "_http_hostname", &h.host);
-    opt(w, "_http_protocol", &h.version);
-    opt(w, "_http_user_agent", &h.user_agent);
-    opt(w, "_http_referer", &h.referer);
-    opt(w, "_http_content_type", &h.content_type);
-    opt(w, "_http_location", &h.location);
-    if let Some(s) = h.status {
-        w.u64("_http_status", u64::from(s));
-    }
-    w.u64("_http_request_body_len", h.request_body_len);
-    w.u64("_http_response_body_len", h.response_body_len);
-    if opts.max_body_bytes() > 0 && !h.request_body.is_empty() {
-        w.bytes_as_str(
-            "_http_request_body",
-            super::common::cut(&h.request_body, opts.max_body_bytes()),
-        );
-    }
-    if let Some(l) = h.latency_ns {
-        w.u64("_http_latency_us", l / 1_000);
-    }
-}
-
-fn dns(w: &mut JsonWriter<'_>, d: &DnsEvent) {
-    w.u64("_dns_id", u64::from(d.id));
-    if let Some(q) = d.queries.first() {
-        w.str("_dns_rrname", &q.name);
-        match dissect::app::dns::rrtype_name(q.rtype) {
-            Some(n) => w.str("_dns_rrtype", n),
-            None => w.u64("_dns_rrtype", u64::from(q.rtype)),
-        }
-    }
-    if let Some(rc) = d.rcode {
-        match dissect::app::dns::rcode_name(rc) {
-            Some(n) => w.str("_dns_rcode", n),
-            None => w.u64("_dns_rcode", u64::from(rc)),
-        }
-    }
-    if !d.answers.is_empty() {
-        w.str_with("_dns_answers", |s| {
-            for (i, r) in d.answers.iter().enumerate() {
-                if i > 0 {
-                    s.text(",");
-                }
-                super::common::rdata_text(s, &r.data);
-            }
-        });
-        w.u64("_dns_answer_count", d.answers.len() as u64);
-    }
-    if let Some(l) = d.latency_ns {
-        w.u64("_dns_latency_us", l / 1_000);
-    }
-}
-
-fn tls(w: &mut JsonWriter<'_>, t: &TlsEvent) {
-    opt(w, "_tls_sni", &t.sni);
-    if let Some(v) = t.version {
-        super::common::tls_version_member(w, "_tls_version", v);
-    }
-    opt(w, "_tls_ja3", &t.ja3_hash);
-    opt(w, "_tls_ja3s", &t.ja3s_hash);
-    opt(w, "_tls_ja4", &t.ja4);
-    if let Some(c) = t.certificates.first() {
-        w.str("_tls_subject", &c.subject);
-        w.str("_tls_issuerdn", &c.issuer);
-        w.str("_tls_serial", &c.serial);
-        w.str("_tls_fingerprint", &c.sha1);
-    }
 }
 
 /// Stats as flat fields: `_stats_packets_received`, ...

@@ -19,6 +19,7 @@ pub mod nanocorp;
 pub mod native;
 pub mod nutanix;
 
+use dissect::app::encode::WriteOptions;
 use dissect::event::{AppEnvelope, FlowRecord};
 
 use crate::event::EventType;
@@ -106,6 +107,13 @@ impl EncodeOptions {
 
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+
+    /// What the protocols' own writers need (see `dissect::app::encode`).
+    pub fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            max_body_bytes: self.max_body_bytes,
+        }
     }
 
     pub(crate) fn ecs_constant(&self) -> &[u8] {
@@ -215,11 +223,7 @@ pub fn encode_pcap(
 
 /// The type of an application event.
 pub fn app_type(env: &AppEnvelope<'_>) -> EventType {
-    match env.event {
-        dissect::app::AppEvent::Http(_) => EventType::Http,
-        dissect::app::AppEvent::Dns(_) => EventType::Dns,
-        dissect::app::AppEvent::Tls(_) => EventType::Tls,
-    }
+    EventType::App(env.event.proto())
 }
 
 #[doc(hidden)]

@@ -5,7 +5,7 @@
 //! `network_protocol` (the top protocol, lower case), then one object named
 //! after the type.
 
-use dissect::app::{AppEvent, Direction};
+use dissect::app::Direction;
 use dissect::event::{AppEnvelope, FlowRecord};
 
 use super::common::{event_id, has_ports, hex16, hex16_str, transport_name};
@@ -112,13 +112,10 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     w.finish_line();
 }
 
-pub fn encode_app(_opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>) {
+pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>) {
     let kind = super::app_type(env).as_str();
-    let n = match env.event {
-        AppEvent::Http(h) => h.tx_id,
-        AppEvent::Dns(d) => u64::from(d.id),
-        AppEvent::Tls(_) => 0,
-    };
+    let writers = env.event.writers();
+    let n = writers.nanocorp_id();
     let mut w = JsonWriter::object(buf);
     head(
         &mut w,
@@ -140,67 +137,7 @@ pub fn encode_app(_opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8
             Direction::ToClient => "inbound",
         },
     );
-    match env.event {
-        AppEvent::Http(h) => {
-            let mut o = w.begin_object("http");
-            for (k, v) in [
-                ("method", &h.method),
-                ("host", &h.host),
-                ("uri", &h.uri),
-                ("user_agent", &h.user_agent),
-                ("content_type", &h.content_type),
-            ] {
-                if let Some(v) = v {
-                    o.str(k, v);
-                }
-            }
-            if let Some(s) = h.status {
-                o.u64("status", u64::from(s));
-            }
-            o.u64("response_bytes", h.response_body_len);
-            o.end_object();
-        }
-        AppEvent::Dns(d) => {
-            let mut o = w.begin_object("dns");
-            if let Some(q) = d.queries.first() {
-                o.str("query", &q.name);
-                super::common::rrtype_member(&mut o, "query_type", q.rtype);
-            }
-            if let Some(rc) = d.rcode.and_then(dissect::app::dns::rcode_name) {
-                o.str("rcode", rc);
-            }
-            let mut a = o.begin_array("answers");
-            for r in d
-                .answers
-                .iter()
-                .filter(|r| super::common::has_rdata_text(&r.data))
-            {
-                a.str_with(|s| super::common::rdata_text(s, &r.data));
-            }
-            a.end();
-            o.end_object();
-        }
-        AppEvent::Tls(t) => {
-            let mut o = w.begin_object("tls");
-            if let Some(s) = &t.sni {
-                o.str("sni", s);
-            }
-            if let Some(v) = t.version {
-                super::common::tls_version_member(&mut o, "version", v);
-            }
-            if let Some(j) = &t.ja3_hash {
-                o.str("ja3", j);
-            }
-            if let Some(j) = &t.ja4 {
-                o.str("ja4", j);
-            }
-            if let Some(c) = t.certificates.first() {
-                o.str("subject", &c.subject);
-                o.str("issuer", &c.issuer);
-            }
-            o.end_object();
-        }
-    }
+    writers.nanocorp(&mut w, &opts.write_options());
     w.finish_line();
 }
 

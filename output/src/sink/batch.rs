@@ -113,13 +113,16 @@ mod tests {
         b.bytes.extend_from_slice(b"{\"a\":1}\n");
         b.commit(EventType::Flow, 1, b"1:abc");
         b.bytes.extend_from_slice(b"{\"b\":2}\n");
-        b.commit(EventType::Dns, 2, b"");
+        b.commit(EventType::App(dissect::app::AppProto::Dns), 2, b"");
         let ev: Vec<_> = b.events().map(|(m, l)| (m.kind, l.to_vec())).collect();
         assert_eq!(
             ev,
             vec![
                 (EventType::Flow, b"{\"a\":1}".to_vec()),
-                (EventType::Dns, b"{\"b\":2}".to_vec())
+                (
+                    EventType::App(dissect::app::AppProto::Dns),
+                    b"{\"b\":2}".to_vec()
+                )
             ]
         );
         assert_eq!(

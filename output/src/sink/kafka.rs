@@ -124,7 +124,7 @@ pub struct KafkaSink {
     /// as they come, so the queue length it reports is current.
     producer: ThreadedProducer<Context>,
     /// Topic per event type (`{type}` replaced).
-    topics: [String; EventType::ALL.len()],
+    topics: [String; EventType::COUNT],
     /// Queue length under which a stalled sink may resume.
     resume_below: i32,
 }
@@ -158,7 +158,10 @@ impl KafkaSink {
         let producer: ThreadedProducer<Context> = cfg
             .create_with_context(ctx)
             .map_err(|e| SinkError::Kafka(e.to_string()))?;
-        let topics = EventType::ALL.map(|t| topic.replace("{type}", t.as_str()));
+        let topics = std::array::from_fn(|i| {
+            let t = EventType::from_index(i).map_or("", EventType::as_str);
+            topic.replace("{type}", t)
+        });
         Ok(KafkaSink {
             producer,
             topics,
@@ -318,7 +321,10 @@ mod tests {
         assert_eq!(k.topic(EventType::Stats), "flowtap-stats");
         let one =
             KafkaSink::new("h:1", "all", &[], Arc::new(SinkCounters::default())).expect("producer");
-        assert_eq!(one.topic(EventType::Dns), "all");
+        assert_eq!(
+            one.topic(EventType::App(dissect::app::AppProto::Dns)),
+            "all"
+        );
     }
 
     /// The bundled librdkafka has TLS and every SASL mechanism built in:

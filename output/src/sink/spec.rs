@@ -643,7 +643,10 @@ mod tests {
         assert_eq!(f.compress, FileCompression::Gzip);
         assert_eq!(f.keep_files, 10);
         assert_eq!(s.schema, Schema::Eve);
-        assert_eq!(s.types, TypeSet::of(&[EventType::Flow, EventType::Dns]));
+        assert_eq!(
+            s.types,
+            TypeSet::of(&[EventType::Flow, EventType::App(dissect::app::AppProto::Dns)])
+        );
         let s = SinkSpec::parse_url("gelf+udp://127.0.0.1:12201?compress=zlib").expect("gelf");
         assert_eq!(s.schema, Schema::Gelf);
         assert!(matches!(

@@ -27,10 +27,7 @@ fn kind_byte(k: EventType) -> u8 {
 }
 
 fn kind_of(b: u8) -> EventType {
-    EventType::ALL
-        .get(b as usize)
-        .copied()
-        .unwrap_or(EventType::Flow)
+    EventType::from_index(usize::from(b)).unwrap_or(EventType::Flow)
 }
 
 impl Spool {
@@ -228,7 +225,7 @@ mod tests {
         for i in 0..10u64 {
             b.bytes
                 .extend_from_slice(format!("{{\"n\":{i}}}\n").as_bytes());
-            b.commit(EventType::Dns, i, b"1:key");
+            b.commit(EventType::App(dissect::app::AppProto::Dns), i, b"1:key");
         }
         assert!(s.push(&b, 0).expect("push"));
         assert!(s.push(&b, 7).expect("push tail"));

@@ -135,7 +135,12 @@ mod tests {
             host: "probe-1".into(),
             pid: 42,
         };
-        let m = EventMeta::new(0, EventType::Dns, 1_405_687_770_592_064_000, b"");
+        let m = EventMeta::new(
+            0,
+            EventType::App(dissect::app::AppProto::Dns),
+            1_405_687_770_592_064_000,
+            b"",
+        );
         let mut out = Vec::new();
         h.push_message(&mut out, &m, b"{\"a\":1}");
         assert_eq!(

@@ -8,23 +8,31 @@
 //! from its response side still pairs correctly.
 
 pub mod event;
+mod schema;
 mod state;
 pub mod wire;
 
 pub use event::{rcode_name, rrtype_name, DnsEvent, DnsQuestion, DnsRdata, DnsRecord};
 
+use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
 };
 
 /// DNS parser limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DnsConfig {
     /// Queries waiting for a response; on overflow the oldest is emitted as
     /// unanswered (counted).
     pub max_pending: usize,
     /// Queries older than this (by packet time) are emitted as unanswered on
-    /// the next `parse`/`expire` call. 0 = only at flow end.
+    /// the next `parse`/`expire` call. 0 = only at flow end. Written in
+    /// seconds in the config (`query_timeout`).
+    #[serde(
+        rename = "query_timeout",
+        deserialize_with = "crate::app::util::secs_as_ns"
+    )]
     pub query_timeout_ns: u64,
     /// Records kept per section (answers, authorities); the rest are counted.
     pub max_records: usize,
@@ -129,6 +137,67 @@ impl AppParser for DnsParser {
 
     fn proto(&self) -> AppProto {
         AppProto::Dns
+    }
+}
+
+/// DNS (over UDP and TCP) in the registry.
+pub struct DnsProtocol;
+
+impl Protocol for DnsProtocol {
+    const NAME: &'static str = "dns";
+    type Event = DnsEvent;
+    type Config = DnsConfig;
+    const CONFIG_TOML: &'static str = r#"[app.dns]
+# Queries waiting for their response, per flow.
+max_pending = 64
+# Seconds after which a query without response is emitted as unanswered.
+query_timeout = 10
+# Records kept per section (answers, authorities) of a message.
+max_records = 64
+"#;
+    const TCP_PORTS: &'static [u16] = &[53, 5353, 5355];
+    const UDP_PORTS: &'static [u16] = &[53, 5353, 5355];
+    const TCP_PROBE_NEEDS_PORT: bool = true;
+
+    fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
+        probe_tcp(dir, data)
+    }
+
+    fn probe_udp(data: &[u8]) -> bool {
+        probe_udp(data)
+    }
+
+    fn new_parser(transport: Transport, cfg: &DnsConfig) -> Box<dyn AppParser> {
+        Box::new(DnsParser::new(transport, cfg.clone()))
+    }
+
+    fn validate(cfg: &DnsConfig) -> Result<(), String> {
+        if cfg.max_pending == 0 {
+            return Err("max_pending: must be at least 1".into());
+        }
+        if cfg.query_timeout_ns < 1_000_000_000 {
+            return Err("query_timeout: must be at least 1 second".into());
+        }
+        Ok(())
+    }
+
+    fn event_start_ns(ev: &DnsEvent) -> Option<u64> {
+        ev.query_ts_ns.or(ev.response_ts_ns)
+    }
+
+    const EXPORT_FIELDS: &'static [ExportField] = &[ExportField {
+        name: "query",
+        kind: MatchKind::Name,
+        early: true,
+        doc: "any question name of a query",
+    }];
+
+    fn export_values(ev: &DnsEvent, field: usize, f: &mut dyn FnMut(FieldValue<'_>)) {
+        if field == 0 {
+            for q in &ev.queries {
+                f(FieldValue::Str(&q.name));
+            }
+        }
     }
 }
 

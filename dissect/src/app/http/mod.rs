@@ -8,15 +8,21 @@
 //! (`max_line_len`): headers are consumed line by line and bodies as they come.
 
 pub mod event;
+mod schema;
 mod state;
 pub mod wire;
 
 pub use event::{HttpEvent, HttpHeader};
 
-use super::{AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe};
+use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::{
+    AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
+};
 
 /// HTTP parser limits and logging options.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[app.http]`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Keep the request header list in the event.
     pub log_request_headers: bool,
@@ -127,6 +133,113 @@ impl AppParser for HttpParser {
 
     fn proto(&self) -> AppProto {
         AppProto::Http
+    }
+}
+
+/// HTTP/1.x in the registry.
+pub struct HttpProtocol;
+
+impl Protocol for HttpProtocol {
+    const NAME: &'static str = "http";
+    type Event = HttpEvent;
+    type Config = HttpConfig;
+    const CONFIG_TOML: &'static str = r#"[app.http]
+# Write the request / response headers (sensitive ones redacted) in events.
+log_request_headers = false
+log_response_headers = false
+# Bytes of each body kept in the event (0 = none).
+body_capture_bytes = 0
+# Header names whose values are replaced by "[redacted]".
+redact = ["authorization", "cookie", "set-cookie", "proxy-authorization"]
+# Requests waiting for their response, per flow.
+max_pending = 32
+# Longest request/status line, header block and header count parsed; longer
+# ones are cut (counted as truncated).
+max_line_len = 16384
+max_headers = 64
+max_header_bytes = 16384
+# Longest field value kept in an event.
+max_field_len = 2048
+"#;
+    const TCP_PORTS: &'static [u16] = &[80, 81, 591, 3128, 8000, 8008, 8080, 8081, 8088, 8888];
+
+    fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
+        probe(dir, data)
+    }
+
+    fn new_parser(_transport: Transport, cfg: &HttpConfig) -> Box<dyn AppParser> {
+        Box::new(HttpParser::new(cfg.clone()))
+    }
+
+    fn validate(cfg: &HttpConfig) -> Result<(), String> {
+        if cfg.max_pending == 0 {
+            return Err("max_pending: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn event_start_ns(ev: &HttpEvent) -> Option<u64> {
+        ev.request_ts_ns.or(ev.response_ts_ns)
+    }
+
+    fn tx_id(ev: &HttpEvent) -> Option<u64> {
+        Some(ev.tx_id)
+    }
+
+    const EXPORT_FIELDS: &'static [ExportField] = &[
+        ExportField {
+            name: "host",
+            kind: MatchKind::Name,
+            early: true,
+            doc: "Host header (without port)",
+        },
+        ExportField {
+            name: "uri",
+            kind: MatchKind::Name,
+            early: true,
+            doc: "request URI",
+        },
+        ExportField {
+            name: "method",
+            kind: MatchKind::Word,
+            early: true,
+            doc: "request method",
+        },
+        ExportField {
+            name: "status",
+            kind: MatchKind::Number(999),
+            early: false,
+            doc: "response status code or range (400-599)",
+        },
+        ExportField {
+            name: "content_type",
+            kind: MatchKind::Name,
+            early: false,
+            doc: "response media type, without parameters",
+        },
+    ];
+
+    fn export_values(ev: &HttpEvent, field: usize, f: &mut dyn FnMut(FieldValue<'_>)) {
+        let v = match field {
+            0 => ev.host.as_deref(),
+            1 => ev.uri.as_deref(),
+            2 => ev.method.as_deref(),
+            3 => {
+                if let Some(s) = ev.status {
+                    f(FieldValue::Num(u32::from(s)));
+                }
+                return;
+            }
+            // The media type, without parameters (`text/html; charset=utf-8`).
+            4 => ev
+                .content_type
+                .as_deref()
+                .map(|c| c.split(';').next().unwrap_or(c).trim()),
+            _ => None,
+        };
+        if let Some(v) = v {
+            f(FieldValue::Str(v));
+        }
     }
 }
 

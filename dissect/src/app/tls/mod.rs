@@ -12,15 +12,21 @@
 mod cert;
 pub mod event;
 pub mod fingerprint;
+mod schema;
 mod state;
 pub mod wire;
 
 pub use event::{format_utc, version_name, TlsCert, TlsEvent};
 
-use super::{AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe};
+use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::{
+    AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
+};
 
 /// TLS parser limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[app.tls]`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Largest handshake message reassembled; larger ones are skipped (counted).
     pub max_handshake_len: usize,
@@ -117,6 +123,72 @@ impl AppParser for TlsParser {
 
     fn proto(&self) -> AppProto {
         AppProto::Tls
+    }
+}
+
+/// TLS handshakes in the registry.
+pub struct TlsProtocol;
+
+impl Protocol for TlsProtocol {
+    const NAME: &'static str = "tls";
+    type Event = TlsEvent;
+    type Config = TlsConfig;
+    const CONFIG_TOML: &'static str = r#"[app.tls]
+# Largest handshake message reassembled; larger ones are skipped (counted).
+max_handshake_len = 65536
+# Certificates of a chain decoded.
+max_certs = 10
+# Decode certificates of TLS <= 1.2 handshakes (subject, issuer, SANs, fingerprints).
+parse_certs = true
+"#;
+    const ONE_TRANSACTION_PER_FLOW: bool = true;
+    const TCP_PORTS: &'static [u16] = &[
+        443, 465, 636, 853, 993, 995, 8443, 989, 990, 992, 994, 5061, 6697,
+    ];
+
+    fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
+        probe(dir, data)
+    }
+
+    fn new_parser(_transport: Transport, cfg: &TlsConfig) -> Box<dyn AppParser> {
+        Box::new(TlsParser::new(cfg.clone()))
+    }
+
+    fn event_start_ns(ev: &TlsEvent) -> Option<u64> {
+        ev.client_hello_ts_ns.or(ev.server_hello_ts_ns)
+    }
+
+    const EXPORT_FIELDS: &'static [ExportField] = &[
+        ExportField {
+            name: "sni",
+            kind: MatchKind::Name,
+            early: true,
+            doc: "server name (SNI)",
+        },
+        ExportField {
+            name: "ja3",
+            kind: MatchKind::Hex(32),
+            early: true,
+            doc: "JA3 hash (MD5 hex)",
+        },
+        ExportField {
+            name: "ja4",
+            kind: MatchKind::Name,
+            early: true,
+            doc: "JA4 fingerprint",
+        },
+    ];
+
+    fn export_values(ev: &TlsEvent, field: usize, f: &mut dyn FnMut(FieldValue<'_>)) {
+        let v = match field {
+            0 => ev.sni.as_deref(),
+            1 => ev.ja3_hash.as_deref(),
+            2 => ev.ja4.as_deref(),
+            _ => None,
+        };
+        if let Some(v) = v {
+            f(FieldValue::Str(v));
+        }
     }
 }
 

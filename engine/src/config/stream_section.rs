@@ -1,0 +1,52 @@
+//! `[stream]`: TCP reassembly limits. (`[app]` is read straight into
+//! `dissect::app::AppConfig`, one section per registered protocol.)
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::stream::StreamLimits;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSection {
+    /// Out-of-order bytes held per flow and direction; past it the hole becomes a gap.
+    pub max_ooo_bytes_per_flow: usize,
+    /// Bytes a parser may leave unconsumed per flow and direction.
+    pub max_pending_bytes_per_flow: usize,
+    /// All reassembly and parser buffers of one worker together.
+    pub max_bytes_per_worker: usize,
+    /// Bytes of a direction examined to detect its protocol.
+    pub detect_bytes: usize,
+}
+
+impl Default for StreamSection {
+    fn default() -> Self {
+        let l = StreamLimits::default();
+        StreamSection {
+            max_ooo_bytes_per_flow: l.max_ooo_per_flow,
+            max_pending_bytes_per_flow: l.max_pending_per_flow,
+            max_bytes_per_worker: 256 << 20,
+            detect_bytes: l.max_detect_bytes,
+        }
+    }
+}
+
+impl StreamSection {
+    pub fn limits(&self, app_enabled: bool) -> StreamLimits {
+        StreamLimits {
+            max_ooo_per_flow: self.max_ooo_bytes_per_flow,
+            max_pending_per_flow: self.max_pending_bytes_per_flow,
+            max_detect_bytes: self.detect_bytes,
+            app_enabled,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.detect_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "stream.detect_bytes: must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
