@@ -64,6 +64,9 @@ pub trait Protocol: 'static {
     fn validate(_cfg: &Self::Config) -> Result<(), String> {
         Ok(())
     }
+    /// A representative event with most fields set (the compliance test
+    /// writes it in every schema; encoder tests and benches use it).
+    fn example_event() -> Self::Event;
     /// When the transaction began (request, query, ClientHello), else when
     /// its answer came: the time the engine orders events by.
     fn event_start_ns(ev: &Self::Event) -> Option<u64>;
@@ -213,6 +216,13 @@ macro_rules! app_protocols {
             pub fn start_ns(&self) -> Option<u64> {
                 match self {
                     $(AppEvent::$variant(e) => <$module::$marker as $crate::app::registry::Protocol>::event_start_ns(e)),+
+                }
+            }
+
+            /// The protocol's example event (see [`registry::Protocol::example_event`]).
+            pub fn example(proto: AppProto) -> AppEvent {
+                match proto {
+                    $(AppProto::$variant => AppEvent::$variant(Box::new(<$module::$marker as $crate::app::registry::Protocol>::example_event()))),+
                 }
             }
 

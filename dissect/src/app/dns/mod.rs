@@ -181,6 +181,10 @@ max_records = 64
         Ok(())
     }
 
+    fn example_event() -> DnsEvent {
+        schema::example()
+    }
+
     fn event_start_ns(ev: &DnsEvent) -> Option<u64> {
         ev.query_ts_ns.or(ev.response_ts_ns)
     }

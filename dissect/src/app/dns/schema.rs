@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::event::{rcode_name, rrtype_name, DnsEvent, DnsRdata, DnsRecord};
+use super::event::{rcode_name, rrtype_name, DnsEvent, DnsQuestion, DnsRdata, DnsRecord};
 use crate::app::encode::{
     opt_u64, push_hex_u16, EventWriters, JsonWriter, StrBuilder, WriteOptions,
 };
@@ -172,6 +172,59 @@ fn record_lists(o: &mut JsonWriter<'_>, d: &DnsEvent) {
             e.end_object();
         }
         a.end();
+    }
+}
+
+/// A representative event with most fields set: the registry's compliance
+/// test writes it in every schema; encoder tests and benches use it.
+pub(super) fn example() -> DnsEvent {
+    DnsEvent {
+        id: 60246,
+        opcode: 0,
+        has_query: true,
+        has_response: true,
+        queries: vec![DnsQuestion {
+            name: "www.example.com".into(),
+            rtype: 1,
+            rclass: 1,
+        }],
+        query_flags: Some(0x0120),
+        response_flags: Some(0x8180),
+        rd: true,
+        ra: true,
+        rcode: Some(0),
+        answers: vec![
+            DnsRecord {
+                name: "www.example.com".into(),
+                rtype: 5,
+                rclass: 1,
+                ttl: 300,
+                data: DnsRdata::Name("example.com".into()),
+            },
+            DnsRecord {
+                name: "example.com".into(),
+                rtype: 1,
+                rclass: 1,
+                ttl: 300,
+                data: DnsRdata::A([93, 184, 216, 34].into()),
+            },
+            DnsRecord {
+                name: "_sip._udp.example.com".into(),
+                rtype: 33,
+                rclass: 1,
+                ttl: 275,
+                data: DnsRdata::Srv {
+                    priority: 10,
+                    weight: 1,
+                    port: 5060,
+                    target: "sip.example.com".into(),
+                },
+            },
+        ],
+        latency_ns: Some(15_030_000),
+        query_ts_ns: Some(1_405_687_770_577_034_000),
+        response_ts_ns: Some(1_405_687_770_592_064_000),
+        ..DnsEvent::default()
     }
 }
 

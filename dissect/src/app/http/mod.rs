@@ -178,6 +178,10 @@ max_field_len = 2048
         Ok(())
     }
 
+    fn example_event() -> HttpEvent {
+        schema::example()
+    }
+
     fn event_start_ns(ev: &HttpEvent) -> Option<u64> {
         ev.request_ts_ns.or(ev.response_ts_ns)
     }

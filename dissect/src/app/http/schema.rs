@@ -24,6 +24,37 @@ fn headers(w: &mut JsonWriter<'_>, key: &str, hs: &[HttpHeader]) {
     a.end();
 }
 
+/// A representative event with most fields set: the registry's compliance
+/// test writes it in every schema; encoder tests and benches use it.
+pub(super) fn example() -> HttpEvent {
+    HttpEvent {
+        tx_id: 0,
+        has_request: true,
+        has_response: true,
+        method: Some("GET".into()),
+        uri: Some("/download.html?x=1".into()),
+        host: Some("www.ethereal.com".into()),
+        host_port: Some(8080),
+        version: Some("HTTP/1.1".into()),
+        user_agent: Some("Mozilla/5.0 \"quoted\"".into()),
+        referer: Some("http://www.ethereal.com/development.html".into()),
+        request_headers: vec![HttpHeader {
+            name: "Host".into(),
+            value: "www.ethereal.com".into(),
+        }],
+        request_body: b"a=1&b=\x00\xff".to_vec(),
+        request_body_len: 9,
+        response_version: Some("HTTP/1.1".into()),
+        status: Some(200),
+        reason: Some("OK".into()),
+        content_type: Some("text/html".into()),
+        response_body_len: 18070,
+        latency_ns: Some(1_500_000),
+        request_ts_ns: Some(1_084_443_432_328_438_000),
+        ..HttpEvent::default()
+    }
+}
+
 impl EventWriters for HttpEvent {
     fn native(&self, w: &mut JsonWriter<'_>, opts: &WriteOptions) {
         let h = self;

@@ -154,6 +154,10 @@ parse_certs = true
         Box::new(TlsParser::new(cfg.clone()))
     }
 
+    fn example_event() -> TlsEvent {
+        schema::example()
+    }
+
     fn event_start_ns(ev: &TlsEvent) -> Option<u64> {
         ev.client_hello_ts_ns.or(ev.server_hello_ts_ns)
     }

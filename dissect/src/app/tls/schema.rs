@@ -1,6 +1,6 @@
 //! How a `tls` event is written in each output schema.
 
-use super::event::{version_name, TlsEvent};
+use super::event::{version_name, TlsCert, TlsEvent};
 use crate::app::encode::{opt_str, opt_u64, EventWriters, JsonWriter, StrBuilder, WriteOptions};
 
 /// TLS version names without allocating for the known ones.
@@ -82,6 +82,39 @@ fn ascii_upper(x: u64) -> u64 {
     let ge_a = x + ONES * u64::from(0x80 - b'a');
     let gt_z = x + ONES * u64::from(0x80 - b'z' - 1);
     x - (((ge_a ^ gt_z) & (ONES * 0x80)) >> 2)
+}
+
+/// A representative event with most fields set: the registry's compliance
+/// test writes it in every schema; encoder tests and benches use it.
+pub(super) fn example() -> TlsEvent {
+    TlsEvent {
+        has_client_hello: true,
+        client_hello_ts_ns: Some(1_405_687_770_520_000_000),
+        sni: Some("www.ntop.org".into()),
+        client_alpns: vec!["h2".into(), "http/1.1".into()],
+        ja3: Some("771,4865-4866,0-23,29-23,0".into()),
+        ja3_hash: Some("e7d705a3286e19ea42f587b344ee6865".into()),
+        ja4: Some("t13d1814h2_29a2cd9e9f10_d267a5f792d4".into()),
+        has_server_hello: true,
+        version: Some(0x0303),
+        cipher: Some(0xc02f),
+        server_alpn: Some("h2".into()),
+        ja3s: Some("771,49199,65281-0".into()),
+        ja3s_hash: Some("ccc514751b175866924439bdbb5bba34".into()),
+        certificates: vec![TlsCert {
+            subject: "CN=www.ntop.org".into(),
+            issuer: "C=US, O=Let's Encrypt, CN=Let's Encrypt Authority X3".into(),
+            serial: "03:C5:6F:66".into(),
+            not_before: 1_576_545_448,
+            not_after: 1_584_321_448,
+            san_dns: vec!["www.ntop.org".into()],
+            sha1: "db:a7:e4:3e".into(),
+            sha256: "abcdef".into(),
+            der_len: 1200,
+            ..TlsCert::default()
+        }],
+        ..TlsEvent::default()
+    }
 }
 
 impl EventWriters for TlsEvent {
