@@ -7,15 +7,14 @@ use std::path::Path;
 use serde::Deserialize;
 
 mod capture_section;
-mod export_section;
 mod output_section;
 mod stream_section;
+pub use crate::export::config::{ExportSection, MatchSection, RuleSection, Size, Values};
 pub use capture_section::{
     CaptureSection, CaptureSource, FilterSection, ShardSetting, XdpModeSetting, ZeroCopySetting,
 };
 pub use dissect::app::AppConfig;
-pub use export_section::{ExportSection, MatchSection, RuleSection, Size, Values};
-pub use output_section::{metrics_addr, OutputSection, SinkSection};
+pub use output_section::{OutputSection, SinkSection};
 pub use stream_section::StreamSection;
 
 /// `flowtap default-config`: every key with its default and a comment. The
@@ -169,6 +168,21 @@ pub struct TimeoutSection {
     pub active: u64,
 }
 
+impl TimeoutSection {
+    /// The flow table's timeouts (nanoseconds).
+    pub fn flow_timeouts(&self) -> crate::flow::FlowTimeouts {
+        const NS: u64 = 1_000_000_000;
+        crate::flow::FlowTimeouts {
+            tcp_syn: self.tcp_syn.saturating_mul(NS),
+            tcp_established: self.tcp_established.saturating_mul(NS),
+            tcp_closed: self.tcp_closed.saturating_mul(NS),
+            udp: self.udp.saturating_mul(NS),
+            other: self.other.saturating_mul(NS),
+            active: self.active.saturating_mul(NS),
+        }
+    }
+}
+
 impl Default for TimeoutSection {
     fn default() -> Self {
         // Close to Suricata's defaults so flow counts compare.
@@ -252,7 +266,7 @@ impl Config {
             return bad("decode.max_tunnel_depth", "must be at least 1");
         }
         self.capture.validate()?;
-        self.export.validate()?;
+        self.export.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

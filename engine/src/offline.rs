@@ -206,7 +206,7 @@ pub fn replay(
             w.publish_to(Arc::clone(slot));
         }
         if let Some(ex) = export {
-            ex.attach(&mut w, i);
+            w.attach_export(ex, i);
         }
         w
     };

@@ -997,7 +997,7 @@ pub fn serve_metrics(
     if listen.is_empty() {
         return Ok(None);
     }
-    let addr = crate::config::metrics_addr(listen).ok_or_else(|| MetricsStartError::Address {
+    let addr = output::metrics::metrics_addr(listen).ok_or_else(|| MetricsStartError::Address {
         listen: listen.to_string(),
     })?;
     let m = Arc::clone(monitor);

@@ -13,8 +13,8 @@ use output::WorkerOutput;
 
 use crate::config::Config;
 use crate::defrag::{Defrag, FragKey, Insert};
-use crate::export::{ExportRules, FlowExport, FragStash, RawFrame};
-use crate::flow::{FlowTable, FlowTimeouts, PacketInfo, RecordSink};
+use crate::export::{ExportRules, ExportRun, FlowExport, FragStash, RawFrame};
+use crate::flow::{FlowTable, PacketInfo, RecordSink};
 use crate::stats::{AppEventCounts, WorkerStats};
 
 const NS: u64 = 1_000_000_000;
@@ -117,7 +117,7 @@ impl Worker {
             },
             table: FlowTable::new(
                 cfg.flow.max_flows_per_worker,
-                FlowTimeouts::from_secs(&cfg.flow.timeouts),
+                cfg.flow.timeouts.flow_timeouts(),
                 cfg.stream.limits(cfg.app.enabled),
                 cfg.app.clone(),
                 cfg.stream.max_bytes_per_worker,
@@ -137,6 +137,16 @@ impl Worker {
             frag_stash: None,
             frag_frames: Vec::new(),
         }
+    }
+
+    /// Turns PCAP export on for worker number `index`: the run's rules and
+    /// this worker's handle on the writer thread.
+    pub fn attach_export(&mut self, run: &ExportRun, index: usize) {
+        self.set_export(
+            run.rules(),
+            run.handle(),
+            u16::try_from(index).unwrap_or(u16::MAX),
+        );
     }
 
     /// Turns PCAP export on: `handle` is this worker's (number `index`)

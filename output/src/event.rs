@@ -151,6 +151,38 @@ impl fmt::Display for TypeSet {
     }
 }
 
+/// A finished file, as the `pcap` event reports it (see
+/// `docs/schema-native.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcapEvent<'a> {
+    /// The event's time: the file's last frame (or when it opened, if empty).
+    pub ts_ns: u64,
+    pub path: &'a str,
+    pub rule: &'a str,
+    /// Per-flow files: the flow.
+    pub flow_id: Option<u64>,
+    pub community_id: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub worker: Option<u16>,
+    /// `pcapng` or `pcap`.
+    pub format: &'static str,
+    /// `gzip`, or None.
+    pub compression: Option<&'static str>,
+    pub packets: u64,
+    /// Sum of the captured (stored) frame lengths.
+    pub captured_bytes: u64,
+    /// Size of the file on disk (what `sha256` covers).
+    pub file_bytes: u64,
+    /// Frames of this file dropped at a full queue.
+    pub dropped_packets: u64,
+    /// Lower-case hex.
+    pub sha256: &'a str,
+    pub first_ts_ns: Option<u64>,
+    pub last_ts_ns: Option<u64>,
+    /// Finished early by a per-flow limit or retention.
+    pub truncated: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

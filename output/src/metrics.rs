@@ -651,6 +651,14 @@ fn respond(conn: &mut TcpStream, status: &str, ctype: &str, body: &str) -> io::R
     conn.flush()
 }
 
+/// `9464` -> `127.0.0.1:9464`; `ADDR:PORT` as is.
+pub fn metrics_addr(s: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(p) = s.parse::<u16>() {
+        return Some(([127, 0, 0, 1], p).into());
+    }
+    s.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,8 +22,8 @@ use crate::sink::kafka::KafkaSink;
 use crate::sink::runner::Runner;
 use crate::sink::spool::Spool;
 use crate::sink::syslog::{SyslogTcp, SyslogUdp};
+use crate::sink::WhenFull;
 use crate::sink::{Batch, SinkError, SinkKind, SinkSpec, Transport};
-use crate::writer::{WhenFull, WriterCounters};
 
 /// Errors starting or stopping the outputs.
 #[derive(Debug, thiserror::Error)]
@@ -82,34 +82,19 @@ fn mix(mut x: u64) -> u64 {
     x
 }
 
-/// Counters of one sink, shared by its thread and the workers.
+pub use crate::sink::SinkCounters;
+
+/// Counters summed over every sink.
 #[derive(Debug, Default)]
-pub struct SinkCounters {
-    /// Events handed to the queue.
-    pub events_queued: AtomicU64,
-    pub events_sent: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub batches_sent: AtomicU64,
-    /// Events that could not be delivered (datagram errors, shutdown give-up).
-    pub events_failed: AtomicU64,
-    /// Events dropped because the queue was full (when_full = drop).
+pub struct WriterCounters {
+    pub batches_written: AtomicU64,
+    pub events_written: AtomicU64,
+    pub bytes_written: AtomicU64,
+    /// Events dropped at a full queue or spool, live.
     pub events_dropped: AtomicU64,
-    /// Events dropped because the spool was at its cap.
-    pub events_dropped_spool_full: AtomicU64,
-    /// Events written to the spool / replayed from it.
-    pub events_spooled: AtomicU64,
-    pub events_unspooled: AtomicU64,
-    /// Bytes and events in the spool now.
-    pub spool_bytes: AtomicU64,
-    pub spool_events: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub connect_failures: AtomicU64,
-    /// 1 while connected.
-    pub up: AtomicU64,
-    /// Batches put into / taken from the queue (their difference is its
-    /// depth, readable without holding an end of the channel).
-    pub batches_enqueued: AtomicU64,
-    pub batches_dequeued: AtomicU64,
+    pub batches_dropped: AtomicU64,
+    /// Events a sink could not deliver (set at the end).
+    pub events_failed: AtomicU64,
 }
 
 /// A sink's counters at one moment.
@@ -713,7 +698,7 @@ impl WorkerOutput {
     }
 
     /// Queues a `pcap` event (a finished export file).
-    pub fn push_pcap(&mut self, ev: &crate::pcap::PcapEvent<'_>) {
+    pub fn push_pcap(&mut self, ev: &crate::event::PcapEvent<'_>) {
         if !self.volume.enabled.contains(EventType::Pcap) {
             self.filtered += 1;
             return;

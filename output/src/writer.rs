@@ -6,11 +6,13 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+pub use crate::outputs::WriterCounters;
 use crate::outputs::{Factory, OutputError, Outputs, OutputsProbe, SinkSnapshot};
 use crate::schema::EncodeOptions;
+pub use crate::sink::WhenFull;
 use crate::sink::{FileSpec, SinkKind, SinkSpec};
 use crate::{Volume, WorkerOutput};
 
@@ -32,15 +34,6 @@ impl Destination {
     }
 }
 
-/// What a worker does when a sink's queue is full.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WhenFull {
-    /// Wait for room (offline replay: lossless).
-    Block,
-    /// Drop the batch and count its events (live capture: never stall RX).
-    DropNewest,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
     #[error("cannot create output file {path}")]
@@ -49,19 +42,6 @@ pub enum WriterError {
     Write(#[from] io::Error),
     #[error(transparent)]
     Output(#[from] OutputError),
-}
-
-/// Counters summed over every sink.
-#[derive(Debug, Default)]
-pub struct WriterCounters {
-    pub batches_written: AtomicU64,
-    pub events_written: AtomicU64,
-    pub bytes_written: AtomicU64,
-    /// Events dropped at a full queue or spool, live.
-    pub events_dropped: AtomicU64,
-    pub batches_dropped: AtomicU64,
-    /// Events a sink could not deliver (set at the end).
-    pub events_failed: AtomicU64,
 }
 
 /// A handle the workers and the stats thread share. Cheap to clone.

@@ -304,7 +304,9 @@ impl OutputSection {
         }
         self.volume()?;
         self.sink_specs(&[])?;
-        if !self.metrics_listen.is_empty() && metrics_addr(&self.metrics_listen).is_none() {
+        if !self.metrics_listen.is_empty()
+            && output::metrics::metrics_addr(&self.metrics_listen).is_none()
+        {
             return Err(bad(
                 "output.metrics_listen".into(),
                 format!("`{}` is not ADDR:PORT or PORT", self.metrics_listen),
@@ -312,14 +314,6 @@ impl OutputSection {
         }
         Ok(())
     }
-}
-
-/// `9464` -> `127.0.0.1:9464`; `ADDR:PORT` as is.
-pub fn metrics_addr(s: &str) -> Option<std::net::SocketAddr> {
-    if let Ok(p) = s.parse::<u16>() {
-        return Some(([127, 0, 0, 1], p).into());
-    }
-    s.parse().ok()
 }
 
 #[cfg(test)]

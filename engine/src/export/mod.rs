@@ -25,6 +25,7 @@
 //! Shared rules without any condition (`everything`) receive every frame
 //! the worker sees, before decoding, non-IP and undecodable ones included.
 
+pub mod config;
 pub mod pool;
 pub mod rules;
 
@@ -37,6 +38,7 @@ use output::pcap::{FileId, FlowLabel, PcapHandle};
 
 use crate::defrag::FragKey;
 use crate::stream::Session;
+use config::ExportSection;
 use pool::{Chain, Frame, Pool, Victim};
 pub use rules::{ExportRules, FlowFacts, Rule, RuleError};
 
@@ -881,7 +883,7 @@ impl ExportRun {
     /// `offline`: the workers wait for the writer when its queue is full
     /// (replay is lossless); live, frames are dropped and counted instead.
     pub fn start(
-        cfg: &crate::config::ExportSection,
+        cfg: &ExportSection,
         events: Option<output::writer::BatchSender>,
         offline: bool,
     ) -> Result<Option<ExportRun>, ExportStartError> {
@@ -889,20 +891,19 @@ impl ExportRun {
         if rules.is_empty() {
             return Ok(None);
         }
-        let writer = output::pcap::PcapWriter::start(rules.writer_config(offline), events)?;
+        let writer = output::pcap::PcapWriter::start(
+            rules.writer_config(offline),
+            events.map(|s| s.worker()),
+        )?;
         Ok(Some(ExportRun {
             rules: Arc::new(rules),
             writer,
         }))
     }
 
-    /// Gives worker number `index` its handle.
-    pub fn attach(&self, w: &mut crate::worker::Worker, index: usize) {
-        w.set_export(
-            Arc::clone(&self.rules),
-            self.writer.handle(),
-            u16::try_from(index).unwrap_or(u16::MAX),
-        );
+    /// The compiled rules every worker shares.
+    pub fn rules(&self) -> Arc<ExportRules> {
+        Arc::clone(&self.rules)
     }
 
     pub fn handle(&self) -> PcapHandle {

@@ -22,7 +22,7 @@ use dissect::packet::TunnelKind;
 use output::pcap::{ExportAction, ExportConfig, ExportRuleOutput, PcapCompression, PcapFormat};
 use serde::Deserialize;
 
-use crate::config::{ExportSection, MatchSection, RuleSection, Size, Values};
+use super::config::{ExportSection, MatchSection, RuleSection, Size, Values};
 
 /// Rules evaluated per flow are tracked in a 64-bit mask.
 pub const MAX_RULES: usize = 64;
@@ -999,13 +999,16 @@ fn split_unescaped(s: &str, sep: char) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use dissect::app::AppEvent;
 
+    /// `[[export.rules]]` text, read as the config file would read it.
     fn rule(toml: &str) -> Result<ExportRules, String> {
-        Config::from_toml(toml, "t.toml")
-            .map_err(|e| e.to_string())
-            .and_then(|c| compile(&c.export).map_err(|e| e.to_string()))
+        #[derive(serde::Deserialize)]
+        struct File {
+            export: ExportSection,
+        }
+        let f: File = toml::from_str(toml).map_err(|e| e.to_string())?;
+        compile(&f.export).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -27,19 +27,6 @@ pub struct FlowTimeouts {
     pub active: u64,
 }
 
-impl FlowTimeouts {
-    pub fn from_secs(t: &crate::config::TimeoutSection) -> FlowTimeouts {
-        FlowTimeouts {
-            tcp_syn: t.tcp_syn.saturating_mul(NS),
-            tcp_established: t.tcp_established.saturating_mul(NS),
-            tcp_closed: t.tcp_closed.saturating_mul(NS),
-            udp: t.udp.saturating_mul(NS),
-            other: t.other.saturating_mul(NS),
-            active: t.active.saturating_mul(NS),
-        }
-    }
-}
-
 /// Where ended flows and application events go.
 pub trait RecordSink {
     fn flow(&mut self, rec: &FlowRecord);

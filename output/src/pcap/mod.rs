@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
-use crate::writer::BatchSender;
+use crate::outputs::WorkerOutput;
 use chunk::{Chunk, Op};
 
 /// The file format of a rule's files.
@@ -181,37 +181,7 @@ impl FileId {
 /// Rules beyond this many are refused (the rule is part of a [`FileId`]).
 pub const MAX_RULES: usize = 4096;
 
-/// A finished file, as the `pcap` event reports it (see
-/// `docs/schema-native.md`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PcapEvent<'a> {
-    /// The event's time: the file's last frame (or when it opened, if empty).
-    pub ts_ns: u64,
-    pub path: &'a str,
-    pub rule: &'a str,
-    /// Per-flow files: the flow.
-    pub flow_id: Option<u64>,
-    pub community_id: Option<&'a str>,
-    pub reason: Option<&'a str>,
-    pub worker: Option<u16>,
-    /// `pcapng` or `pcap`.
-    pub format: &'static str,
-    /// `gzip`, or None.
-    pub compression: Option<&'static str>,
-    pub packets: u64,
-    /// Sum of the captured (stored) frame lengths.
-    pub captured_bytes: u64,
-    /// Size of the file on disk (what `sha256` covers).
-    pub file_bytes: u64,
-    /// Frames of this file dropped at a full queue.
-    pub dropped_packets: u64,
-    /// Lower-case hex.
-    pub sha256: &'a str,
-    pub first_ts_ns: Option<u64>,
-    pub last_ts_ns: Option<u64>,
-    /// Finished early by a per-flow limit or retention.
-    pub truncated: bool,
-}
+pub use crate::event::PcapEvent;
 
 /// The running writer thread.
 pub struct PcapWriter {
@@ -237,7 +207,7 @@ impl PcapWriter {
     /// rule's leftover temporary files and applies its retention to the
     /// files already there. `events` receives one `pcap` event per finished
     /// file.
-    pub fn start(cfg: ExportConfig, events: Option<BatchSender>) -> Result<PcapWriter, PcapError> {
+    pub fn start(cfg: ExportConfig, events: Option<WorkerOutput>) -> Result<PcapWriter, PcapError> {
         if cfg.rules.len() > MAX_RULES {
             return Err(PcapError::Rule {
                 rule: format!("#{MAX_RULES}"),
@@ -266,17 +236,17 @@ impl PcapWriter {
         let snaplens: Arc<[u32]> = cfg.rules.iter().map(|r| r.snaplen).collect();
         let counters = Arc::new(PcapCounters::default());
         let rules = cfg.rules.clone();
-        let writer = files::Writer::new(rules, Arc::clone(&counters), events.map(|s| s.worker()))
-            .map_err(|source| {
-            // Only reading a rule's directory can fail here.
-            let (rule, dir) = cfg
-                .rules
-                .iter()
-                .find(|r| std::fs::read_dir(&r.dir).is_err())
-                .map(|r| (r.name.clone(), r.dir.clone()))
-                .unwrap_or_default();
-            PcapError::Dir { rule, dir, source }
-        })?;
+        let writer =
+            files::Writer::new(rules, Arc::clone(&counters), events).map_err(|source| {
+                // Only reading a rule's directory can fail here.
+                let (rule, dir) = cfg
+                    .rules
+                    .iter()
+                    .find(|r| std::fs::read_dir(&r.dir).is_err())
+                    .map(|r| (r.name.clone(), r.dir.clone()))
+                    .unwrap_or_default();
+                PcapError::Dir { rule, dir, source }
+            })?;
         let queue = cfg.queue_chunks.max(1);
         let (tx, rx) = bounded::<Chunk>(queue);
         let (pool_tx, pool_rx) = bounded::<Chunk>(queue + 16);

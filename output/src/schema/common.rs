@@ -110,7 +110,7 @@ pub fn hex16_str(b: &[u8; 16]) -> &str {
 /// `ts` writes a timestamp in the schema's own format.
 pub fn pcap_members(
     o: &mut JsonWriter<'_>,
-    ev: &crate::pcap::PcapEvent<'_>,
+    ev: &crate::event::PcapEvent<'_>,
     ts: impl Fn(&mut JsonWriter<'_>, &str, u64),
 ) {
     o.str("path", ev.path);

@@ -245,7 +245,7 @@ pub fn encode_stats(
 /// A finished pcap export file: ECS `file.*` (path, name, directory,
 /// extension, size, hash.sha256), `rule.name`, `event.*` (a file creation),
 /// `network.community_id`; the rest under `flowtap.pcap`.
-pub fn encode_pcap(opts: &EncodeOptions, ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+pub fn encode_pcap(opts: &EncodeOptions, ev: &crate::event::PcapEvent<'_>, buf: &mut Vec<u8>) {
     let mut w = JsonWriter::object(buf);
     head(&mut w, opts, ev.ts_ns);
     {

@@ -151,7 +151,7 @@ pub fn encode_stats(ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
 
 /// A finished pcap export file (Suricata has no such event; the layout
 /// follows its other events: envelope, then an object named after the type).
-pub fn encode_pcap(ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+pub fn encode_pcap(ev: &crate::event::PcapEvent<'_>, buf: &mut Vec<u8>) {
     let mut w = JsonWriter::object(buf);
     w.timestamp_eve("timestamp", ev.ts_ns);
     if let Some(id) = ev.flow_id {

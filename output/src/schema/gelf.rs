@@ -229,7 +229,7 @@ fn flatten(w: &mut JsonWriter<'_>, key: &mut String, v: &serde_json::Value) {
 }
 
 /// A finished pcap export file, as flat `_pcap_*` fields.
-pub fn encode_pcap(opts: &EncodeOptions, ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+pub fn encode_pcap(opts: &EncodeOptions, ev: &crate::event::PcapEvent<'_>, buf: &mut Vec<u8>) {
     let mut w = JsonWriter::object(buf);
     head(
         &mut w,

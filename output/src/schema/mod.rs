@@ -207,7 +207,7 @@ pub fn encode_stats(
 pub fn encode_pcap(
     schema: Schema,
     opts: &EncodeOptions,
-    ev: &crate::pcap::PcapEvent<'_>,
+    ev: &crate::event::PcapEvent<'_>,
     buf: &mut Vec<u8>,
 ) -> bool {
     match schema {

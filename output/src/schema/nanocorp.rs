@@ -154,7 +154,7 @@ pub fn encode_stats(ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
 }
 
 /// A finished pcap export file: `event_id`, `event_type`, `seen_at`, then `pcap`.
-pub fn encode_pcap(ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+pub fn encode_pcap(ev: &crate::event::PcapEvent<'_>, buf: &mut Vec<u8>) {
     let mut w = JsonWriter::object(buf);
     let n = ev.path.bytes().fold(0u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)

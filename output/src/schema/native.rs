@@ -42,7 +42,7 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
 }
 
 /// A finished pcap export file.
-pub fn encode_pcap(ev: &crate::pcap::PcapEvent<'_>, buf: &mut Vec<u8>) {
+pub fn encode_pcap(ev: &crate::event::PcapEvent<'_>, buf: &mut Vec<u8>) {
     let mut w = JsonWriter::object(buf);
     w.timestamp("timestamp", ev.ts_ns);
     if let Some(id) = ev.flow_id {

@@ -84,8 +84,8 @@ pub const STATS_LINE: &[u8] = br#"{"timestamp":"2014-07-18T12:49:30.592064Z","ev
 "#;
 
 /// A finished per-flow pcap file of the [`flow`] record.
-pub fn pcap_event() -> crate::pcap::PcapEvent<'static> {
-    crate::pcap::PcapEvent {
+pub fn pcap_event() -> crate::event::PcapEvent<'static> {
+    crate::event::PcapEvent {
         ts_ns: 1_405_687_770_592_064_000,
         path:
             "/var/lib/flowtap/pcap/20140718T124930.458338Z_web_1-LQU9qZlK-B5F3KDmev6m5PMibrg.pcapng",

@@ -41,9 +41,9 @@ use rdkafka::producer::{
 use rdkafka::util::Timeout;
 
 use super::batch::Batch;
+use super::SinkCounters;
 use super::{Partial, SinkError, Transport};
 use crate::event::EventType;
-use crate::outputs::SinkCounters;
 
 /// A full librdkafka queue that does not shrink for this long means the
 /// broker is not taking messages: report the sink down.

@@ -13,8 +13,10 @@ pub mod spool;
 pub mod syslog;
 
 use std::io;
+use std::sync::atomic::AtomicU64;
 
 pub use batch::{Batch, EventMeta};
+pub use spec::WhenFull;
 pub use spec::{
     FileCompression, FileSpec, GelfCompression, SinkKind, SinkSpec, SpecError, SpoolSpec, TcpSpec,
     TlsSpec,
@@ -95,4 +97,34 @@ pub trait Transport: Send {
     fn take_lost(&mut self) -> u64 {
         0
     }
+}
+
+/// Counters of one sink, shared by its thread and the workers.
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    /// Events handed to the queue.
+    pub events_queued: AtomicU64,
+    pub events_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub batches_sent: AtomicU64,
+    /// Events that could not be delivered (datagram errors, shutdown give-up).
+    pub events_failed: AtomicU64,
+    /// Events dropped because the queue was full (when_full = drop).
+    pub events_dropped: AtomicU64,
+    /// Events dropped because the spool was at its cap.
+    pub events_dropped_spool_full: AtomicU64,
+    /// Events written to the spool / replayed from it.
+    pub events_spooled: AtomicU64,
+    pub events_unspooled: AtomicU64,
+    /// Bytes and events in the spool now.
+    pub spool_bytes: AtomicU64,
+    pub spool_events: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    /// 1 while connected.
+    pub up: AtomicU64,
+    /// Batches put into / taken from the queue (their difference is its
+    /// depth, readable without holding an end of the channel).
+    pub batches_enqueued: AtomicU64,
+    pub batches_dequeued: AtomicU64,
 }

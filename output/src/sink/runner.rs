@@ -12,8 +12,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::batch::Batch;
 use super::spool::Spool;
+use super::SinkCounters;
 use super::{SinkError, Transport};
-use crate::outputs::SinkCounters;
 
 const TICK: Duration = Duration::from_millis(50);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);

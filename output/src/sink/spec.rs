@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::event::{EventType, TypeSet};
 use crate::schema::Schema;
-use crate::writer::WhenFull;
 
 /// An invalid sink description; the message names the offending part.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -610,6 +609,15 @@ pub fn parse_size(what: &str, v: &str) -> Result<u64, SpecError> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| err(what, format!("`{v}` is not a size")))
+}
+
+/// What a worker does when a sink's queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Wait for room (offline replay: lossless).
+    Block,
+    /// Drop the batch and count its events (live capture: never stall RX).
+    DropNewest,
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ impl Harness {
                 queue_chunks,
                 block_when_full: block,
             },
-            Some(sender),
+            Some(sender.worker()),
         )
         .expect("start");
         Harness {

@@ -23,8 +23,6 @@ use std::fmt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::ConfigError;
-
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportSection {
@@ -242,8 +240,9 @@ impl<'de> Deserialize<'de> for Size {
 }
 
 impl ExportSection {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field: &str, why: &str| Err(ConfigError::Invalid(format!("{field}: {why}")));
+    /// Checks the section and compiles its rules; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |field: &str, why: &str| Err(format!("{field}: {why}"));
         if self.queue_chunks == 0 {
             return bad("export.queue_chunks", "must be at least 1");
         }
@@ -253,8 +252,8 @@ impl ExportSection {
         if self.pool_bytes_per_worker.0 > u32::MAX as u64 {
             return bad("export.pool_bytes_per_worker", "must be below 4G");
         }
-        crate::export::rules::compile(self)
+        super::rules::compile(self)
             .map(|_| ())
-            .map_err(|e| ConfigError::Invalid(e.to_string()))
+            .map_err(|e| e.to_string())
     }
 }
