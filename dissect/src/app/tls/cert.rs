@@ -50,3 +50,106 @@ pub fn summarize(der: &[u8]) -> TlsCert {
     }
     c
 }
+
+/// Summaries of the certificates this thread (one worker) decoded last,
+/// keyed by a fast hash of their DER bytes: the same CDN and service
+/// certificates come back on flow after flow, and decoding one (x509
+/// parsing, SHA-1 and SHA-256 of the DER) costs far more than hashing it.
+/// Direct-mapped: a certificate lands in one slot and replaces what was
+/// there, so the cache is bounded by its slot count (and by [`MAX_CACHED_DER`]
+/// per slot) without any bookkeeping. A hit compares the whole DER, so a
+/// hash collision can only cost a miss, never a wrong summary.
+pub(crate) struct CertCache {
+    /// The size asked for (`slots` is it rounded up).
+    requested: usize,
+    slots: Vec<Option<Cached>>,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+struct Cached {
+    hash: u64,
+    der: Box<[u8]>,
+    summary: TlsCert,
+}
+
+/// Certificates larger than this are decoded every time (not kept).
+pub(crate) const MAX_CACHED_DER: usize = 16 * 1024;
+
+impl CertCache {
+    /// `slots` is rounded up to a power of two; 0 turns caching off.
+    pub(crate) fn new(slots: usize) -> CertCache {
+        let n = if slots == 0 {
+            0
+        } else {
+            slots.next_power_of_two()
+        };
+        CertCache {
+            requested: slots,
+            slots: (0..n).map(|_| None).collect(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// The summary of `der`, decoded only when this DER is not cached.
+    pub(crate) fn summarize(&mut self, der: &[u8]) -> TlsCert {
+        if self.slots.is_empty() || der.len() > MAX_CACHED_DER {
+            return summarize(der);
+        }
+        let hash = der_hash(der);
+        let i = (hash as usize) & (self.slots.len() - 1);
+        if let Some(c) = &self.slots[i] {
+            if c.hash == hash && *c.der == *der {
+                self.hits += 1;
+                return c.summary.clone();
+            }
+        }
+        self.misses += 1;
+        let summary = summarize(der);
+        self.slots[i] = Some(Cached {
+            hash,
+            der: der.into(),
+            summary: summary.clone(),
+        });
+        summary
+    }
+}
+
+/// A fast, non-cryptographic hash of the DER bytes, eight at a time.
+fn der_hash(der: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = der.len() as u64;
+    let mut words = der.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    for &b in words.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
+
+std::thread_local! {
+    /// One cache per worker thread (workers share nothing): sized by the
+    /// first parser that uses it (`app.tls.cert_cache_entries`).
+    static CACHE: std::cell::RefCell<Option<CertCache>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Summarises `der` through this thread's cache of `slots` entries.
+pub fn summarize_cached(der: &[u8], slots: usize) -> TlsCert {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.as_mut() {
+            Some(cache) if cache.requested == slots => cache.summarize(der),
+            _ => c.insert(CertCache::new(slots)).summarize(der),
+        }
+    })
+}
+
+/// This thread's cache hits and misses so far.
+pub fn cache_counts() -> (u64, u64) {
+    CACHE.with(|c| c.borrow().as_ref().map_or((0, 0), |c| (c.hits, c.misses)))
+}

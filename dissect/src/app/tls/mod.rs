@@ -9,7 +9,7 @@
 //! bodies are consumed as they arrive and handshake messages are reassembled
 //! here, up to `max_handshake_len`.
 
-mod cert;
+pub mod cert;
 pub mod event;
 pub mod fingerprint;
 mod schema;
@@ -34,6 +34,9 @@ pub struct TlsConfig {
     pub max_certs: usize,
     /// Decode certificates with x509-parser (off: no certificate fields).
     pub parse_certs: bool,
+    /// Certificates whose summary each worker keeps (decoded once, then
+    /// reused while they keep coming back); 0 = decode every time.
+    pub cert_cache_entries: usize,
 }
 
 impl Default for TlsConfig {
@@ -42,6 +45,7 @@ impl Default for TlsConfig {
             max_handshake_len: 64 * 1024,
             max_certs: 10,
             parse_certs: true,
+            cert_cache_entries: 1024,
         }
     }
 }
@@ -140,6 +144,9 @@ max_handshake_len = 65536
 max_certs = 10
 # Decode certificates of TLS <= 1.2 handshakes (subject, issuer, SANs, fingerprints).
 parse_certs = true
+# Certificates each worker keeps decoded (a repeated certificate is parsed
+# and hashed once); 0 = decode every time. At most 16 KiB of DER each.
+cert_cache_entries = 1024
 "#;
     const ONE_TRANSACTION_PER_FLOW: bool = true;
     const TCP_PORTS: &'static [u16] = &[

@@ -267,7 +267,11 @@ impl TlsState {
             {
                 match wire::certificate_list(body, self.cfg.max_certs) {
                     Ok(list) if self.cfg.parse_certs => {
-                        self.ev.certificates = list.into_iter().map(cert::summarize).collect();
+                        let slots = self.cfg.cert_cache_entries;
+                        self.ev.certificates = list
+                            .into_iter()
+                            .map(|der| cert::summarize_cached(der, slots))
+                            .collect();
                     }
                     Ok(_) => {}
                     Err(_) => self.stats.malformed += 1,

@@ -489,3 +489,83 @@ fn corpus_two_reassemblies_has_no_suricata_event() {
         }
     }
 }
+
+/// The per-worker certificate cache changes nothing but the work: every
+/// TLS capture of the corpus gives the same events with and without it, and
+/// the repeated certificates are decoded once.
+#[test]
+fn certificate_cache_gives_the_same_events_and_decodes_repeats_once() {
+    let dir = crate::app::testutil::shared_dir().join("corpus");
+    let mut caps: Vec<String> = Vec::new();
+    for sub in ["tls", "mixed", "vlan"] {
+        for e in std::fs::read_dir(dir.join(sub)).expect("corpus dir") {
+            let name = e.expect("entry").file_name().to_string_lossy().to_string();
+            if name.ends_with(".pcap") || name.ends_with(".pcapng") {
+                caps.push(format!("{sub}/{name}"));
+            }
+        }
+    }
+    caps.sort();
+    assert!(caps.len() >= 10, "corpus TLS captures missing: {caps:?}");
+    let run = |rel: &str, slots: usize| -> Vec<TlsEvent> {
+        let cfg = TlsConfig {
+            cert_cache_entries: slots,
+            ..TlsConfig::default()
+        };
+        replay_tcp(&corpus(rel), &|_, _| Box::new(TlsParser::new(cfg.clone())))
+            .into_iter()
+            .flat_map(|f| f.events)
+            .filter_map(|e| match e {
+                AppEvent::Tls(t) => Some(*t),
+                _ => None,
+            })
+            .collect()
+    };
+    let (mut certs, mut decoded) = (0u64, 0u64);
+    for rel in &caps {
+        let plain = run(rel, 0);
+        let (h0, m0) = cert::cache_counts();
+        let cached = run(rel, 1024);
+        let (h1, m1) = cert::cache_counts();
+        assert_eq!(plain, cached, "{rel}: the cache changed an event");
+        certs += (h1 - h0) + (m1 - m0);
+        decoded += m1 - m0;
+        // The next capture starts cold, as another run would.
+        let _ = cert::summarize_cached(b"", 0);
+    }
+    eprintln!(
+        "corpus: {certs} certificates in handshakes, {decoded} decoded ({} served from the cache)",
+        certs - decoded
+    );
+    assert!(certs > 0, "no certificate in the TLS corpus");
+    assert!(decoded < certs, "no certificate repeats in the corpus?");
+}
+
+#[test]
+fn certificate_cache_is_bounded_and_never_confuses_two_certificates() {
+    let a = std::fs::read(testdata("selfsigned.der")).expect("testdata/selfsigned.der");
+    let mut b = a.clone();
+    if let Some(x) = b.last_mut() {
+        *x ^= 1;
+    }
+    // One slot: a and b always collide.
+    let mut c = cert::CertCache::new(1);
+    let sa = c.summarize(&a);
+    let sb = c.summarize(&b);
+    assert_ne!(sa.sha256, sb.sha256);
+    assert_eq!(c.summarize(&b), sb);
+    assert_eq!(c.summarize(&a), sa);
+    assert_eq!((c.hits, c.misses), (1, 3));
+    assert_eq!(sa, cert::summarize(&a));
+    // Too large to keep: decoded every time.
+    let big = vec![0x30u8; cert::MAX_CACHED_DER + 1];
+    c.summarize(&big);
+    c.summarize(&big);
+    assert_eq!(c.misses, 3);
+}
+
+fn testdata(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/app/tls/testdata")
+        .join(name)
+}
