@@ -699,7 +699,6 @@ pub fn run_live_with_export(
         (cfg.output.stats_interval > 0).then(|| Duration::from_secs(cfg.output.stats_interval));
     let mut next_stats = every.map(|d| started + d);
     let mut next_capture = started + CAPTURE_EVERY;
-    let mut buf = Vec::new();
     let mut ended_early = 0;
     let cause = loop {
         if stop.load(Ordering::Relaxed) {
@@ -721,8 +720,8 @@ pub fn run_live_with_export(
                 next_stats = Some(at + d);
                 monitor.set_capture(capture_now(&capture));
                 if let Some(tx) = &sender {
-                    monitor.snapshot().encode_stats(wall_ns(), &mut buf);
-                    tx.submit(&mut buf, 1);
+                    let ev = monitor.snapshot().stats_event(wall_ns());
+                    tx.submit_stats(&ev);
                 }
             }
         }
@@ -779,7 +778,7 @@ pub fn run_live_with_export(
     }
     monitor.set_capture(summary.capture.clone());
     if let Some(tx) = &sender {
-        Snapshot {
+        let ev = Snapshot {
             per_worker: summary.per_worker.clone(),
             capture: Some(summary.capture.clone()),
             sinks: monitor.sinks(),
@@ -787,8 +786,8 @@ pub fn run_live_with_export(
             // events come after this line.
             pcap_writer: export.map(|e| e.counters().snapshot()),
         }
-        .encode_stats(wall_ns(), &mut buf);
-        tx.submit(&mut buf, 1);
+        .stats_event(wall_ns());
+        tx.submit_stats(&ev);
     }
     Ok(summary)
 }

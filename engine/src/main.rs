@@ -257,7 +257,6 @@ fn replay_offline(
         let sender = sender.clone();
         let every = Duration::from_secs(cfg.output.stats_interval);
         std::thread::spawn(move || {
-            let mut buf = Vec::new();
             let mut waited = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -266,8 +265,8 @@ fn replay_offline(
                     continue;
                 }
                 waited = Duration::ZERO;
-                monitor.snapshot().encode_stats(wall_ns(), &mut buf);
-                sender.submit(&mut buf, 1);
+                let ev = monitor.snapshot().stats_event(wall_ns());
+                sender.submit_stats(&ev);
             }
         })
     });
@@ -309,15 +308,14 @@ fn replay_offline(
     let pcap_summary = export.map(|e| e.finish()).transpose();
     let summary = summary?;
     let pcap_writer = pcap_summary.context("writing PCAP files failed")?;
-    let mut buf = Vec::new();
-    Snapshot {
+    let ev = Snapshot {
         per_worker: summary.per_worker.clone(),
         capture: None,
         sinks: monitor.sinks(),
         pcap_writer: pcap_writer.clone(),
     }
-    .encode_stats(summary.last_ns, &mut buf);
-    sender.submit(&mut buf, 1);
+    .stats_event(summary.last_ns);
+    sender.submit_stats(&ev);
     drop(sender);
     let counters = Arc::clone(writer.counters());
     let sinks = writer.join().context("writing flow records failed")?;

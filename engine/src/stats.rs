@@ -19,9 +19,10 @@ use crate::export::ExportCounters;
 use crate::flow::TableCounters;
 use crate::stream::StreamCounters;
 use dissect::app::{AppProto, AppStats};
+use output::event::StatsEvent;
+use output::metrics::StatsBuilder;
 use output::metrics::{
-    list_pcap_writer, list_sinks, Exposition, Figure, JsonListing, Kind, Listing, MetricsError,
-    MetricsServer,
+    list_pcap_writer, list_sinks, Exposition, Figure, Kind, Listing, MetricsError, MetricsServer,
 };
 use output::pcap::{PcapCounters, PcapSummary};
 use output::{OutputsProbe, SinkSnapshot};
@@ -160,16 +161,23 @@ impl Snapshot {
         sum
     }
 
-    /// Appends the `stats` event line.
-    pub fn encode_stats(&self, ts_ns: u64, buf: &mut Vec<u8>) {
+    /// The `stats` event at `ts_ns`: the sum over workers, then the
+    /// capture, export and sinks, listed as `/metrics` lists them.
+    pub fn stats_event(&self, ts_ns: u64) -> StatsEvent {
         let total = self.total();
-        let mut w = output::json::JsonWriter::object(buf);
-        w.timestamp("timestamp", ts_ns);
-        w.str("event_type", "stats");
-        w.raw("stats", b"{");
-        let mut j = JsonListing::new(buf, false);
-        self.list_into(&total, &mut j);
-        buf.extend_from_slice(b"}}\n");
+        let mut b = StatsBuilder::new();
+        self.list_into(&total, &mut b);
+        b.finish(ts_ns)
+    }
+
+    /// Appends the `stats` event as a native JSON line.
+    pub fn encode_stats(&self, ts_ns: u64, buf: &mut Vec<u8>) {
+        output::schema::encode_stats(
+            output::Schema::Native,
+            &output::EncodeOptions::default(),
+            &self.stats_event(ts_ns),
+            buf,
+        );
     }
 
     fn list_into(&self, total: &WorkerStats, v: &mut dyn Listing) {

@@ -183,6 +183,24 @@ pub struct PcapEvent<'a> {
     pub truncated: bool,
 }
 
+/// A `stats` event: every counter at one moment, as named members in the
+/// order the counters are listed (see `metrics::Listing`). Each schema
+/// writes it its own way; nothing parses JSON back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatsEvent {
+    pub ts_ns: u64,
+    pub members: Vec<(String, StatValue)>,
+}
+
+/// One value of a [`StatsEvent`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatValue {
+    Number(u64),
+    Flag(bool),
+    Text(String),
+    Object(Vec<(String, StatValue)>),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! Whoever owns counters lists them once, through a [`Listing`]: each
 //! [`Figure`] carries both its place in the `stats` event (the current JSON
 //! object and a key) and its metric (name, type, help, labels). Two listings
-//! read it: [`JsonListing`] writes the `stats` event, [`Exposition`] the
+//! read it: [`StatsBuilder`] builds the `stats` event, [`Exposition`] the
 //! Prometheus text format (version 0.0.4). So the event and `/metrics` can
 //! never disagree on a figure, and adding a counter adds it to both.
 //!
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::json::{push_u64, write_escaped};
+use crate::event::{StatValue, StatsEvent};
 use crate::outputs::SinkSnapshot;
 use crate::pcap::PcapSummary;
 
@@ -83,47 +83,55 @@ pub trait Listing {
     fn declare(&mut self, _metric: &'static str, _kind: Kind, _help: &'static str) {}
 }
 
-/// Writes a listing as members of a JSON object into a buffer (the caller
-/// writes the braces around it).
-pub struct JsonListing<'b> {
-    buf: &'b mut Vec<u8>,
-    /// Whether the object at each depth needs a comma before its next member.
-    need_comma: Vec<bool>,
+/// Builds a [`StatsEvent`] from a listing: what the `stats` event carries,
+/// typed, for every schema to write its own way.
+pub struct StatsBuilder {
+    /// The object being filled at each depth (the root first), with the
+    /// key it goes under in its parent.
+    stack: Vec<(String, Vec<(String, StatValue)>)>,
 }
 
-impl<'b> JsonListing<'b> {
-    /// Members are appended to `buf`, which must end inside an object (after
-    /// `{` or after a member: `needs_comma`).
-    pub fn new(buf: &'b mut Vec<u8>, needs_comma: bool) -> JsonListing<'b> {
-        JsonListing {
-            buf,
-            need_comma: vec![needs_comma],
+impl StatsBuilder {
+    pub fn new() -> StatsBuilder {
+        StatsBuilder {
+            stack: vec![(String::new(), Vec::new())],
         }
     }
 
-    fn key(&mut self, key: &str) {
-        if let Some(c) = self.need_comma.last_mut() {
-            if *c {
-                self.buf.push(b',');
-            }
-            *c = true;
+    fn push(&mut self, key: &str, v: StatValue) {
+        if let Some((_, members)) = self.stack.last_mut() {
+            members.push((key.to_string(), v));
         }
-        write_escaped(self.buf, key.as_bytes());
-        self.buf.push(b':');
+    }
+
+    /// The event at `ts_ns` (objects left open are closed).
+    pub fn finish(mut self, ts_ns: u64) -> StatsEvent {
+        while self.stack.len() > 1 {
+            self.close();
+        }
+        StatsEvent {
+            ts_ns,
+            members: self.stack.pop().map(|(_, m)| m).unwrap_or_default(),
+        }
     }
 }
 
-impl Listing for JsonListing<'_> {
+impl Default for StatsBuilder {
+    fn default() -> Self {
+        StatsBuilder::new()
+    }
+}
+
+impl Listing for StatsBuilder {
     fn open(&mut self, key: &str) {
-        self.key(key);
-        self.buf.push(b'{');
-        self.need_comma.push(false);
+        self.stack.push((key.to_string(), Vec::new()));
     }
 
     fn close(&mut self) {
-        if self.need_comma.len() > 1 {
-            self.need_comma.pop();
-            self.buf.push(b'}');
+        if self.stack.len() > 1 {
+            if let Some((key, members)) = self.stack.pop() {
+                self.push(&key, StatValue::Object(members));
+            }
         }
     }
 
@@ -132,19 +140,15 @@ impl Listing for JsonListing<'_> {
     }
 
     fn number(&mut self, key: &str, value: u64) {
-        self.key(key);
-        push_u64(self.buf, value);
+        self.push(key, StatValue::Number(value));
     }
 
     fn text(&mut self, key: &str, value: &str) {
-        self.key(key);
-        write_escaped(self.buf, value.as_bytes());
+        self.push(key, StatValue::Text(value.to_string()));
     }
 
     fn flag(&mut self, key: &str, value: bool) {
-        self.key(key);
-        self.buf
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        self.push(key, StatValue::Flag(value));
     }
 }
 
@@ -769,10 +773,9 @@ flowtap_sink_events_dropped_total{sink=\"file\",reason=\"spool_full\"} 0\n"
     }
 
     #[test]
-    fn json_listing_writes_the_same_figures_nested() {
-        let mut buf = b"{\"event_type\":\"stats\"".to_vec();
+    fn the_stats_event_carries_the_same_figures_nested() {
+        let mut j = StatsBuilder::new();
         {
-            let mut j = JsonListing::new(&mut buf, true);
             list(&mut j, 10, &[("truncated", 1)]);
             list_sinks(
                 &[SinkSnapshot {
@@ -785,8 +788,16 @@ flowtap_sink_events_dropped_total{sink=\"file\",reason=\"spool_full\"} 0\n"
                 &mut j,
             );
         }
-        buf.push(b'}');
-        let v: serde_json::Value = serde_json::from_slice(&buf).expect("valid JSON");
+        let ev = j.finish(0);
+        let mut buf = Vec::new();
+        crate::schema::encode_stats(
+            crate::Schema::Native,
+            &crate::EncodeOptions::default(),
+            &ev,
+            &mut buf,
+        );
+        let line: serde_json::Value = serde_json::from_slice(&buf).expect("valid JSON");
+        let v = &line["stats"];
         assert_eq!(v["workers"], 2);
         assert_eq!(v["packets"]["received"], 10);
         assert_eq!(v["packets"]["accounted"], true);

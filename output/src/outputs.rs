@@ -687,13 +687,13 @@ impl WorkerOutput {
         });
     }
 
-    /// Queues a `stats` event, given as its native JSON line.
-    pub fn push_stats(&mut self, ts_ns: u64, native_line: &[u8]) {
+    /// Queues a `stats` event.
+    pub fn push_stats(&mut self, ev: &crate::event::StatsEvent) {
         if !self.volume.enabled.contains(EventType::Stats) {
             return;
         }
-        self.route(EventType::Stats, ts_ns, b"", |s, o, buf| {
-            schema::encode_stats(s, o, ts_ns, native_line, buf)
+        self.route(EventType::Stats, ev.ts_ns, b"", |s, o, buf| {
+            schema::encode_stats(s, o, ev, buf)
         });
     }
 

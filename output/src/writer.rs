@@ -1,7 +1,7 @@
 //! The writer front end the engine has always used: [`LineWriter`] owns the
 //! running sinks ([`Outputs`]) and [`BatchSender`] is a clonable handle from
 //! which each worker gets its [`WorkerOutput`] (`BatchSender::worker`).
-//! `submit` hands over a ready `stats` line (native JSON), which every sink
+//! `submit_stats` hands over a `stats` event, which every sink
 //! that takes stats gets in its own schema.
 
 use std::io;
@@ -57,18 +57,12 @@ impl BatchSender {
         self.factory.handle()
     }
 
-    /// Hands over `buf` (one native `stats` line, or several lines) to every
-    /// sink that takes stats, and clears it.
-    pub fn submit(&self, buf: &mut Vec<u8>, _events: u64) {
-        if buf.is_empty() {
-            return;
-        }
+    /// Hands a `stats` event to every sink that takes stats (each writes it
+    /// in its own schema).
+    pub fn submit_stats(&self, ev: &crate::event::StatsEvent) {
         let mut w = self.factory.handle();
-        for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            w.push_stats(line_ts(line), line);
-        }
+        w.push_stats(ev);
         w.flush(true);
-        buf.clear();
     }
 
     pub fn counters(&self) -> &Arc<WriterCounters> {
@@ -79,17 +73,6 @@ impl BatchSender {
     pub fn probe(&self) -> OutputsProbe {
         self.factory.probe()
     }
-}
-
-/// The `timestamp` of a native line, in ns (0 when absent).
-fn line_ts(line: &[u8]) -> u64 {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
-        return 0;
-    };
-    v.get("timestamp")
-        .and_then(|t| t.as_str())
-        .and_then(parse_rfc3339_ns)
-        .unwrap_or(0)
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` / `+0000`.
@@ -204,11 +187,11 @@ mod tests {
         let path = dir.join("out.json");
         let (writer, sender) =
             LineWriter::spawn(&Destination::File(path.clone()), 2, WhenFull::Block).expect("spawn");
-        let mut buf = Vec::with_capacity(64);
         for i in 0..100u64 {
-            buf.extend_from_slice(format!("{{\"n\":{i}}}\n").as_bytes());
-            sender.submit(&mut buf, 1);
-            assert!(buf.is_empty());
+            sender.submit_stats(&crate::event::StatsEvent {
+                ts_ns: 1_000_000_000 * i,
+                members: vec![("n".into(), crate::event::StatValue::Number(i))],
+            });
         }
         drop(sender);
         let counters = Arc::clone(writer.counters());
@@ -216,7 +199,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("read");
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 100);
-        assert_eq!(lines[99], "{\"n\":99}");
+        assert_eq!(
+            lines[99],
+            "{\"timestamp\":\"1970-01-01T00:01:39.000000Z\",\"event_type\":\"stats\",\"stats\":{\"n\":99}}"
+        );
         assert_eq!(counters.events_written.load(Ordering::Relaxed), 100);
         assert_eq!(counters.events_dropped.load(Ordering::Relaxed), 0);
         let _ = std::fs::remove_dir_all(&dir);

@@ -3,7 +3,12 @@
 /// Copy at most `max` bytes of `b` into a `String` (lossy UTF-8).
 pub(crate) fn bounded_string(b: &[u8], max: usize) -> String {
     let cut = b.get(..max).unwrap_or(b);
-    String::from_utf8_lossy(cut).into_owned()
+    // Valid UTF-8 (nearly always: header values, names) is checked a word
+    // at a time by `from_utf8`; only invalid input pays for the lossy pass.
+    match std::str::from_utf8(cut) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(cut).into_owned(),
+    }
 }
 
 /// Same as [`bounded_string`], and says whether it cut.

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use dissect::app::Direction;
 
+use crate::event::StatValue;
 use crate::json::JsonWriter;
 
 /// IANA protocol names as Suricata spells them.
@@ -143,4 +144,29 @@ pub fn pcap_members(
         ts(o, "last_ts", t);
     }
     o.bool("truncated", ev.truncated);
+}
+
+/// Writes a stats object (`{...}`) into `buf`: members in listing order, or
+/// sorted by key at every level (`sorted`: the layout ECS, EVE and
+/// nanocorp have always had).
+pub fn stats_object(buf: &mut Vec<u8>, members: &[(String, StatValue)], sorted: bool) {
+    let mut order: Vec<&(String, StatValue)> = members.iter().collect();
+    if sorted {
+        order.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    buf.push(b'{');
+    for (i, (k, v)) in order.into_iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        crate::json::write_escaped(buf, k.as_bytes());
+        buf.push(b':');
+        match v {
+            StatValue::Number(n) => crate::json::push_u64(buf, *n),
+            StatValue::Flag(f) => buf.extend_from_slice(if *f { b"true" } else { b"false" }),
+            StatValue::Text(t) => crate::json::write_escaped(buf, t.as_bytes()),
+            StatValue::Object(m) => stats_object(buf, m, sorted),
+        }
+    }
+    buf.push(b'}');
 }

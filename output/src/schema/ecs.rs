@@ -223,21 +223,18 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
     w.finish_line();
 }
 
-pub fn encode_stats(
-    opts: &EncodeOptions,
-    ts_ns: u64,
-    stats: &serde_json::Value,
-    buf: &mut Vec<u8>,
-) {
+pub fn encode_stats(opts: &EncodeOptions, ev: &crate::event::StatsEvent, buf: &mut Vec<u8>) {
+    let mut stats = Vec::with_capacity(4096);
+    super::common::stats_object(&mut stats, &ev.members, true);
     let mut w = JsonWriter::object(buf);
-    head(&mut w, opts, ts_ns);
+    head(&mut w, opts, ev.ts_ns);
     let mut e = w.begin_object("event");
     e.str("kind", "metric");
     e.str("dataset", "flowtap.stats");
     e.str("module", "flowtap");
     e.end_object();
     let mut f = w.begin_object("flowtap");
-    f.raw("stats", stats.to_string().as_bytes());
+    f.raw("stats", &stats);
     f.end_object();
     w.finish_line();
 }

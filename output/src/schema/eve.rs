@@ -141,11 +141,13 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
     w.finish_line();
 }
 
-pub fn encode_stats(ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
+pub fn encode_stats(ev: &crate::event::StatsEvent, buf: &mut Vec<u8>) {
+    let mut stats = Vec::with_capacity(4096);
+    super::common::stats_object(&mut stats, &ev.members, true);
     let mut w = JsonWriter::object(buf);
-    w.timestamp_eve("timestamp", ts_ns);
+    w.timestamp_eve("timestamp", ev.ts_ns);
     w.str("event_type", "stats");
-    w.raw("stats", stats.to_string().as_bytes());
+    w.raw("stats", &stats);
     w.finish_line();
 }
 

@@ -5,6 +5,8 @@
 
 use dissect::event::{AppEnvelope, FlowRecord};
 
+use crate::event::StatValue;
+
 use super::common::{has_ports, hex2, hex2_str, proto_name, transport_name};
 use super::EncodeOptions;
 use crate::json::{JsonWriter, StrBuilder};
@@ -186,12 +188,8 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
 }
 
 /// Stats as flat fields: `_stats_packets_received`, ...
-pub fn encode_stats(
-    opts: &EncodeOptions,
-    ts_ns: u64,
-    stats: &serde_json::Value,
-    buf: &mut Vec<u8>,
-) {
+pub fn encode_stats(opts: &EncodeOptions, ev: &crate::event::StatsEvent, buf: &mut Vec<u8>) {
+    let ts_ns = ev.ts_ns;
     let mut w = JsonWriter::object(buf);
     head(
         &mut w,
@@ -203,28 +201,28 @@ pub fn encode_stats(
     );
     w.str("_event_type", "stats");
     let mut key = String::from("_stats");
-    flatten(&mut w, &mut key, stats);
+    flatten(&mut w, &mut key, &ev.members);
     w.finish_line();
 }
 
-fn flatten(w: &mut JsonWriter<'_>, key: &mut String, v: &serde_json::Value) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                let len = key.len();
-                key.push('_');
-                key.extend(
-                    k.chars()
-                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
-                );
-                flatten(w, key, v);
-                key.truncate(len);
-            }
+/// Members sorted by key at every level, as `_stats_<path>` fields.
+fn flatten(w: &mut JsonWriter<'_>, key: &mut String, members: &[(String, StatValue)]) {
+    let mut order: Vec<&(String, StatValue)> = members.iter().collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in order {
+        let len = key.len();
+        key.push('_');
+        key.extend(
+            k.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
+        match v {
+            StatValue::Object(m) => flatten(w, key, m),
+            StatValue::Number(n) => w.u64(key, *n),
+            StatValue::Flag(b) => w.u64(key, u64::from(*b)),
+            StatValue::Text(s) => w.str(key, s),
         }
-        serde_json::Value::Number(n) => w.raw(key, n.to_string().as_bytes()),
-        serde_json::Value::Bool(b) => w.u64(key, u64::from(*b)),
-        serde_json::Value::String(s) => w.str(key, s),
-        other => w.str(key, &other.to_string()),
+        key.truncate(len);
     }
 }
 

@@ -22,7 +22,7 @@ pub mod nutanix;
 use dissect::app::encode::WriteOptions;
 use dissect::event::{AppEnvelope, FlowRecord};
 
-use crate::event::EventType;
+use crate::event::{EventType, StatsEvent};
 
 /// Version of the native schema; bumped on any incompatible change.
 pub const NATIVE_SCHEMA_VERSION: u32 = 1;
@@ -167,37 +167,21 @@ pub fn encode_app(
     true
 }
 
-/// Appends a `stats` event in `schema`, given the native stats line (one
-/// JSON object with `timestamp`, `event_type` and `stats`). Returns false when
-/// the schema has no layout for stats or the line does not parse.
+/// Appends a `stats` event in `schema`; returns false when the schema has
+/// no layout for stats (nutanix).
 pub fn encode_stats(
     schema: Schema,
     opts: &EncodeOptions,
-    ts_ns: u64,
-    native_line: &[u8],
+    ev: &StatsEvent,
     buf: &mut Vec<u8>,
 ) -> bool {
-    if schema == Schema::Native {
-        buf.extend_from_slice(native_line);
-        if buf.last() != Some(&b'\n') {
-            buf.push(b'\n');
-        }
-        return true;
-    }
-    if schema == Schema::Nutanix {
-        return false;
-    }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(native_line) else {
-        return false;
-    };
-    let empty = serde_json::Value::Object(serde_json::Map::new());
-    let stats = v.get("stats").unwrap_or(&empty);
     match schema {
-        Schema::Ecs => ecs::encode_stats(opts, ts_ns, stats, buf),
-        Schema::Eve => eve::encode_stats(ts_ns, stats, buf),
-        Schema::Gelf => gelf::encode_stats(opts, ts_ns, stats, buf),
-        Schema::Nanocorp => nanocorp::encode_stats(ts_ns, stats, buf),
-        Schema::Native | Schema::Nutanix => return false,
+        Schema::Native => native::encode_stats(ev, buf),
+        Schema::Ecs => ecs::encode_stats(opts, ev, buf),
+        Schema::Eve => eve::encode_stats(ev, buf),
+        Schema::Gelf => gelf::encode_stats(opts, ev, buf),
+        Schema::Nanocorp => nanocorp::encode_stats(ev, buf),
+        Schema::Nutanix => return false,
     }
     true
 }

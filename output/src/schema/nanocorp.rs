@@ -141,7 +141,10 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
     w.finish_line();
 }
 
-pub fn encode_stats(ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
+pub fn encode_stats(ev: &crate::event::StatsEvent, buf: &mut Vec<u8>) {
+    let ts_ns = ev.ts_ns;
+    let mut stats = Vec::with_capacity(4096);
+    super::common::stats_object(&mut stats, &ev.members, true);
     let mut w = JsonWriter::object(buf);
     w.str(
         "event_id",
@@ -149,7 +152,7 @@ pub fn encode_stats(ts_ns: u64, stats: &serde_json::Value, buf: &mut Vec<u8>) {
     );
     w.str("event_type", "stats");
     w.u64("seen_at", ts_ns / 1_000_000);
-    w.raw("stats", stats.to_string().as_bytes());
+    w.raw("stats", &stats);
     w.finish_line();
 }
 

@@ -41,6 +41,17 @@ pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>
     w.finish_line();
 }
 
+/// A `stats` event: the counters in listing order.
+pub fn encode_stats(ev: &crate::event::StatsEvent, buf: &mut Vec<u8>) {
+    let mut stats = Vec::with_capacity(4096);
+    super::common::stats_object(&mut stats, &ev.members, false);
+    let mut w = JsonWriter::object(buf);
+    w.timestamp("timestamp", ev.ts_ns);
+    w.str("event_type", "stats");
+    w.raw("stats", &stats);
+    w.finish_line();
+}
+
 /// A finished pcap export file.
 pub fn encode_pcap(ev: &crate::event::PcapEvent<'_>, buf: &mut Vec<u8>) {
     let mut w = JsonWriter::object(buf);

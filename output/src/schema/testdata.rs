@@ -80,8 +80,27 @@ pub fn envelope<'a>(rec: &'a FlowRecord, ev: &'a AppEvent) -> AppEnvelope<'a> {
     }
 }
 
-pub const STATS_LINE: &[u8] = br#"{"timestamp":"2014-07-18T12:49:30.592064Z","event_type":"stats","stats":{"workers":2,"packets":{"received":10,"accounted":true},"decode_errors":{"ipv4.truncated":1}}}
-"#;
+/// A small `stats` event at the [`flow`] record's end.
+pub fn stats_event() -> crate::event::StatsEvent {
+    use crate::event::StatValue::{Flag, Number, Object};
+    crate::event::StatsEvent {
+        ts_ns: 1_405_687_770_592_064_000,
+        members: vec![
+            ("workers".into(), Number(2)),
+            (
+                "packets".into(),
+                Object(vec![
+                    ("received".into(), Number(10)),
+                    ("accounted".into(), Flag(true)),
+                ]),
+            ),
+            (
+                "decode_errors".into(),
+                Object(vec![("ipv4.truncated".into(), Number(1))]),
+            ),
+        ],
+    }
+}
 
 /// A finished per-flow pcap file of the [`flow`] record.
 pub fn pcap_event() -> crate::event::PcapEvent<'static> {

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use super::testdata::{dns, envelope, flow, http, pcap_event, tls, STATS_LINE};
+use super::testdata::{dns, envelope, flow, http, pcap_event, stats_event, tls};
 use super::*;
 
 fn opts() -> EncodeOptions {
@@ -18,7 +18,7 @@ fn all_lines(schema: Schema) -> Vec<Vec<u8>> {
             out.push(std::mem::take(&mut buf));
         }
     }
-    if encode_stats(schema, &opts(), rec.end_ns, STATS_LINE, &mut buf) {
+    if encode_stats(schema, &opts(), &stats_event(), &mut buf) {
         out.push(std::mem::take(&mut buf));
     }
     if encode_pcap(schema, &opts(), &pcap_event(), &mut buf) {

@@ -14,17 +14,31 @@ use super::wire::{is_grease, ClientHello, ServerHello};
 use crate::app::util::hex;
 use md5::{Digest, Md5};
 use sha2::Sha256;
-use std::fmt::Write;
 
-fn join_dec<T: Into<u32> + Copy>(vals: impl Iterator<Item = T>) -> String {
-    let mut s = String::new();
+/// Appends `v` in decimal (fingerprints are built once per handshake, but
+/// `fmt` machinery costs more than the rest of the string building).
+fn push_dec(s: &mut String, v: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    s.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
+fn join_dec<T: Into<u32> + Copy>(s: &mut String, vals: impl Iterator<Item = T>) {
     for (i, v) in vals.enumerate() {
         if i > 0 {
             s.push('-');
         }
-        let _ = write!(s, "{}", v.into());
+        push_dec(s, v.into());
     }
-    s
 }
 
 fn md5_hex(s: &str) -> String {
@@ -33,25 +47,42 @@ fn md5_hex(s: &str) -> String {
 
 /// JA3 string and hash of a ClientHello.
 pub fn ja3(ch: &ClientHello) -> (String, String) {
-    let s = format!(
-        "{},{},{},{},{}",
-        ch.legacy_version,
-        join_dec(ch.ciphers.iter().copied().filter(|v| !is_grease(*v))),
-        join_dec(ch.extensions.iter().copied().filter(|v| !is_grease(*v))),
-        join_dec(ch.groups.iter().copied().filter(|v| !is_grease(*v))),
-        join_dec(ch.ec_point_formats.iter().copied()),
+    let mut s = String::with_capacity(
+        8 + 6
+            * (ch.ciphers.len()
+                + ch.extensions.len()
+                + ch.groups.len()
+                + ch.ec_point_formats.len()),
     );
+    push_dec(&mut s, u32::from(ch.legacy_version));
+    s.push(',');
+    join_dec(
+        &mut s,
+        ch.ciphers.iter().copied().filter(|v| !is_grease(*v)),
+    );
+    s.push(',');
+    join_dec(
+        &mut s,
+        ch.extensions.iter().copied().filter(|v| !is_grease(*v)),
+    );
+    s.push(',');
+    join_dec(&mut s, ch.groups.iter().copied().filter(|v| !is_grease(*v)));
+    s.push(',');
+    join_dec(&mut s, ch.ec_point_formats.iter().copied());
     let h = md5_hex(&s);
     (s, h)
 }
 
 /// JA3S string and hash of a ServerHello.
 pub fn ja3s(sh: &ServerHello) -> (String, String) {
-    let s = format!(
-        "{},{},{}",
-        sh.legacy_version,
-        sh.cipher,
-        join_dec(sh.extensions.iter().copied().filter(|v| !is_grease(*v))),
+    let mut s = String::with_capacity(16 + 6 * sh.extensions.len());
+    push_dec(&mut s, u32::from(sh.legacy_version));
+    s.push(',');
+    push_dec(&mut s, u32::from(sh.cipher));
+    s.push(',');
+    join_dec(
+        &mut s,
+        sh.extensions.iter().copied().filter(|v| !is_grease(*v)),
     );
     let h = md5_hex(&s);
     (s, h)
@@ -82,7 +113,10 @@ fn hex4_list(vals: &[u16]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{v:04x}");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for shift in [12, 8, 4, 0] {
+            s.push(char::from(HEX[usize::from((v >> shift) & 0xf)]));
+        }
     }
     s
 }
