@@ -98,6 +98,23 @@ pub(crate) fn secs_as_ns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, 
     Ok(secs.saturating_mul(1_000_000_000))
 }
 
+/// A fast, non-cryptographic hash of `b`, eight bytes at a time (keys of
+/// the per-worker caches, which compare the whole input on a hit).
+pub(crate) fn fast_hash(b: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = b.len() as u64;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(w);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(x)).wrapping_mul(K);
+    }
+    for &x in words.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(x)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,7 +97,7 @@ impl CertCache {
         if self.slots.is_empty() || der.len() > MAX_CACHED_DER {
             return summarize(der);
         }
-        let hash = der_hash(der);
+        let hash = crate::app::util::fast_hash(der);
         let i = (hash as usize) & (self.slots.len() - 1);
         if let Some(c) = &self.slots[i] {
             if c.hash == hash && *c.der == *der {
@@ -114,22 +114,6 @@ impl CertCache {
         });
         summary
     }
-}
-
-/// A fast, non-cryptographic hash of the DER bytes, eight at a time.
-fn der_hash(der: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = der.len() as u64;
-    let mut words = der.chunks_exact(8);
-    for w in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
-    }
-    for &b in words.remainder() {
-        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-    }
-    h ^ (h >> 29)
 }
 
 std::thread_local! {

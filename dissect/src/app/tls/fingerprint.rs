@@ -102,9 +102,30 @@ fn ja4_version(v: u16) -> &'static str {
 }
 
 fn sha256_12(s: &str) -> String {
-    let mut h = hex(&Sha256::digest(s.as_bytes()));
-    h.truncate(12);
-    h
+    // The cipher and extension lists of a network's clients are few and
+    // come back on every handshake: remember the last digests (per worker
+    // thread, a small direct-mapped table; a hit compares the whole input).
+    const SLOTS: usize = 256;
+    std::thread_local! {
+        static MEMO: std::cell::RefCell<Vec<Option<(u64, String, String)>>> =
+            std::cell::RefCell::new((0..SLOTS).map(|_| None).collect());
+    }
+    let key = crate::app::util::fast_hash(s.as_bytes());
+    let slot = (key as usize) % SLOTS;
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(Some((k, input, out))) = m.get(slot) {
+            if *k == key && input == s {
+                return out.clone();
+            }
+        }
+        let mut h = hex(&Sha256::digest(s.as_bytes()));
+        h.truncate(12);
+        if let Some(e) = m.get_mut(slot) {
+            *e = Some((key, s.to_string(), h.clone()));
+        }
+        h
+    })
 }
 
 fn hex4_list(vals: &[u16]) -> String {
