@@ -115,6 +115,36 @@ pub(crate) fn fast_hash(b: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
+/// Remembers the last results of a pure function of a string (digests of
+/// fingerprint strings: a network's clients send the same few hellos over
+/// and over). Direct-mapped, `SLOTS` entries, a hit compares the whole
+/// input; meant to live in a `thread_local!` (one per worker).
+pub(crate) struct Memo {
+    slots: Vec<Option<(u64, String, String)>>,
+}
+
+impl Memo {
+    pub(crate) fn new(slots: usize) -> Memo {
+        Memo {
+            slots: (0..slots.max(1)).map(|_| None).collect(),
+        }
+    }
+
+    pub(crate) fn get_or(&mut self, input: &str, f: impl FnOnce(&str) -> String) -> String {
+        let key = fast_hash(input.as_bytes());
+        let n = self.slots.len();
+        let slot = &mut self.slots[(key as usize) % n];
+        if let Some((k, i, out)) = slot {
+            if *k == key && i == input {
+                return out.clone();
+            }
+        }
+        let out = f(input);
+        *slot = Some((key, input.to_string(), out.clone()));
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +167,20 @@ mod tests {
         assert_eq!(be24(&[1, 2, 3], 0), Some(0x010203));
         assert_eq!(be32(&[1, 2, 3, 4], 0), Some(0x01020304));
         assert_eq!(be32(&[1, 2, 3, 4], usize::MAX), None);
+    }
+
+    #[test]
+    fn memo_returns_what_the_function_returns_and_calls_it_once_per_input() {
+        let mut m = super::Memo::new(1); // one slot: every input collides
+        let mut calls = 0;
+        let mut f = |s: &str| {
+            calls += 1;
+            s.to_uppercase()
+        };
+        assert_eq!(m.get_or("abc", &mut f), "ABC");
+        assert_eq!(m.get_or("abc", &mut f), "ABC");
+        assert_eq!(m.get_or("xyz", &mut f), "XYZ");
+        assert_eq!(m.get_or("abc", &mut f), "ABC");
+        assert_eq!(calls, 3);
     }
 }

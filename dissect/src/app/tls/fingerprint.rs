@@ -11,7 +11,8 @@
 //! order (the `_sigs` part is left out when there are none).
 
 use super::wire::{is_grease, ClientHello, ServerHello};
-use crate::app::util::hex;
+use crate::app::util::{hex, Memo};
+use std::cell::RefCell;
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
@@ -41,8 +42,14 @@ fn join_dec<T: Into<u32> + Copy>(s: &mut String, vals: impl Iterator<Item = T>) 
     }
 }
 
+/// The digests of fingerprint strings are remembered per worker: the cipher,
+/// extension and group lists of a network's clients are few and come back
+/// on every handshake.
 fn md5_hex(s: &str) -> String {
-    hex(&Md5::digest(s.as_bytes()))
+    std::thread_local! {
+        static MEMO: RefCell<Memo> = RefCell::new(Memo::new(256));
+    }
+    MEMO.with(|m| m.borrow_mut().get_or(s, |s| hex(&Md5::digest(s.as_bytes()))))
 }
 
 /// JA3 string and hash of a ClientHello.
@@ -102,29 +109,15 @@ fn ja4_version(v: u16) -> &'static str {
 }
 
 fn sha256_12(s: &str) -> String {
-    // The cipher and extension lists of a network's clients are few and
-    // come back on every handshake: remember the last digests (per worker
-    // thread, a small direct-mapped table; a hit compares the whole input).
-    const SLOTS: usize = 256;
     std::thread_local! {
-        static MEMO: std::cell::RefCell<Vec<Option<(u64, String, String)>>> =
-            std::cell::RefCell::new((0..SLOTS).map(|_| None).collect());
+        static MEMO: RefCell<Memo> = RefCell::new(Memo::new(256));
     }
-    let key = crate::app::util::fast_hash(s.as_bytes());
-    let slot = (key as usize) % SLOTS;
     MEMO.with(|m| {
-        let mut m = m.borrow_mut();
-        if let Some(Some((k, input, out))) = m.get(slot) {
-            if *k == key && input == s {
-                return out.clone();
-            }
-        }
-        let mut h = hex(&Sha256::digest(s.as_bytes()));
-        h.truncate(12);
-        if let Some(e) = m.get_mut(slot) {
-            *e = Some((key, s.to_string(), h.clone()));
-        }
-        h
+        m.borrow_mut().get_or(s, |s| {
+            let mut h = hex(&Sha256::digest(s.as_bytes()));
+            h.truncate(12);
+            h
+        })
     })
 }
 
