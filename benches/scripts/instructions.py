@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Instructions per packet, whole process and per stage, on W1's first 50k
+packets (callgrind: stable on a shared VM where wall time is not), for the
+flow-only path and the full pipeline; then wall time, packets/s and Gbit/s
+on W1-1M (median of several runs, one and two workers).
+
+    python3 benches/scripts/instructions.py [--bin target/release/flowtap]
+        [--runs 3] [--skip-wall] [--skip-callgrind]
+
+Per packet = (run over the first 50,000 packets - run over the first
+packet) / 49,999, so start-up and the final flush cancel out. Stages are
+callgrind's inclusive costs of the functions that do each job, over the
+same 49,999 packets; they overlap where one stage calls another (the
+parsers run inside reassembly), which the table says.
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+
+# stage -> substrings of callgrind function names whose inclusive cost it is
+STAGES = [
+    ("read (capture file)", ["capture::file::CaptureFile::next_packet"]),
+    ("decode (L2-L4)", ["dissect::packet::decode "]),
+    ("flow table (+ all below)", ["engine::worker::Worker::account "]),
+    ("reassembly (+ parsers)", ["engine::stream::Session::on_tcp ", "engine::stream::Session::on_udp "]),
+    ("http parser", ["<dissect::app::http::HttpParser as dissect::app::AppParser>::parse "]),
+    ("dns parser", ["<dissect::app::dns::DnsParser as dissect::app::AppParser>::parse "]),
+    ("tls parser", ["<dissect::app::tls::TlsParser as dissect::app::AppParser>::parse "]),
+    ("community id", ["dissect::flow::FlowKey::community_id"]),
+    ("encode flow records", ["output::outputs::WorkerOutput::push_flow "]),
+    ("encode app events", ["output::outputs::WorkerOutput::push_app "]),
+]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def ensure_inputs(tmp):
+    w1 = "/tmp/w1.pcap"
+    if not os.path.exists(w1):
+        sh([sys.executable, os.path.join(SHARED, "bench", "gen_bench_pcap.py"), "-o", w1, "-n", "200000", "--seed", "1"])
+    w1m = "/tmp/w1-1m.pcap"
+    first50k = os.path.join(tmp, "w1-50k.pcap")
+    first1 = os.path.join(tmp, "w1-1.pcap")
+    sh(["editcap", "-r", w1, first50k, "1-50000"])
+    sh(["editcap", "-r", w1, first1, "1"])
+    return w1, w1m, first50k, first1
+
+
+def callgrind(binary, pcap, cfg, out):
+    sh(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, "run", "--pcap", pcap,
+        "--workers", "1", "--no-progress", "-q", "--config", cfg, "-o", "/dev/null"])
+    total = 0
+    with open(out) as f:
+        for line in f:
+            if line.startswith("summary:"):
+                total = int(line.split()[1])
+    return total
+
+
+def inclusive(out):
+    """function name -> inclusive instructions."""
+    text = sh(["callgrind_annotate", "--inclusive=yes", "--threshold=100", out]).stdout
+    costs = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(.*)$", line)
+        if m:
+            name = m.group(2)
+            # "file:function [object]": keep the function
+            fn = name.split(":", 1)[1] if ":" in name else name
+            costs[fn] = max(costs.get(fn, 0), int(m.group(1).replace(",", "")))
+    return costs
+
+
+def stage_costs(costs):
+    rows = []
+    for stage, keys in STAGES:
+        n = 0
+        for k in keys:
+            n += max((v for fn, v in costs.items() if k in fn + " "), default=0)
+        rows.append((stage, n))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "flowtap"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--skip-wall", action="store_true")
+    ap.add_argument("--skip-callgrind", action="store_true")
+    a = ap.parse_args()
+    if not os.path.exists(a.bin):
+        sys.exit(f"{a.bin} missing: cargo build --release -p engine")
+    with tempfile.TemporaryDirectory() as tmp:
+        w1, w1m, first50k, first1 = ensure_inputs(tmp)
+        full = os.path.join(tmp, "full.toml")
+        flow_only = os.path.join(tmp, "flow.toml")
+        open(full, "w").write("")
+        open(flow_only, "w").write("[app]\nenabled = false\n[output]\ntypes = [\"flow\", \"stats\"]\n")
+        if not a.skip_callgrind:
+            print("instructions per packet, W1 first 50k packets, one worker, whole process (callgrind)")
+            for label, cfg in [("flow-only", flow_only), ("full pipeline", full)]:
+                big = os.path.join(tmp, f"cg-{label[0]}-50k.out")
+                one = os.path.join(tmp, f"cg-{label[0]}-1.out")
+                t50, t1 = callgrind(a.bin, first50k, cfg, big), callgrind(a.bin, first1, cfg, one)
+                print(f"  {label:14} {(t50 - t1) / 49999:8.0f}")
+                c50, c1 = inclusive(big), inclusive(one)
+                for (stage, n50), (_, n1) in zip(stage_costs(c50), stage_costs(c1)):
+                    if n50:
+                        print(f"      {stage:28} {(n50 - n1) / 49999:8.0f}")
+        if not a.skip_wall:
+            if not os.path.exists(w1m):
+                sh([sys.executable, os.path.join(SHARED, "bench", "gen_bench_pcap.py"), "-o", w1m, "-n", "1000000", "--seed", "1"])
+            info = sh(["capinfos", "-c", "-d", "-M", w1m]).stdout
+            pkts = int(re.search(r"Number of packets:\s+(\d+)", info).group(1))
+            size = int(re.search(r"Data size:\s+(\d+)", info).group(1))
+            print(f"wall time on W1-1M ({pkts} packets, {size} bytes), median of {a.runs} runs, full pipeline, /dev/null sink")
+            for workers in (1, 2):
+                times = []
+                for _ in range(a.runs):
+                    t0 = time.perf_counter()
+                    sh([a.bin, "run", "--pcap", w1m, "--workers", str(workers), "--no-progress", "-q", "-o", "/dev/null"])
+                    times.append(time.perf_counter() - t0)
+                t = statistics.median(times)
+                print(f"  {workers} worker(s): {t:.3f} s  {pkts / t / 1e6:.2f} Mpps  {size * 8 / t / 1e9:.2f} Gbit/s"
+                      f"  (runs: {', '.join(f'{x:.3f}' for x in times)})")
+
+
+if __name__ == "__main__":
+    main()
