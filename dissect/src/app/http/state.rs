@@ -338,7 +338,7 @@ impl HttpState {
             }
             Phase::Headers | Phase::Trailers => {
                 if self.side(is_req).skip_line {
-                    return match rest.iter().position(|&b| b == b'\n') {
+                    return match memchr::memchr(b'\n', rest) {
                         Some(lf) => {
                             self.side(is_req).skip_line = false;
                             Step::Advance(lf + 1)
@@ -725,12 +725,15 @@ impl HttpState {
         } else {
             value
         };
-        let (v, c) = bounded_string_flag(value, max);
+        // Only the fields an event keeps are copied (most header lines are
+        // none of them: a copy per line was a good part of HTTP's cost).
+        let c = k != Known::Other && value.len() > max;
         if let Some(tx) = self.cur_tx(is_req) {
             let ev = &mut tx.ev;
-            let first = |f: &mut Option<String>, v: String| {
+            let v = || bounded_string(value, max);
+            let first = |f: &mut Option<String>, v: &dyn Fn() -> String| {
                 if f.is_none() {
-                    *f = Some(v);
+                    *f = Some(v());
                 }
             };
             match (is_req, k) {
@@ -739,16 +742,16 @@ impl HttpState {
                     ev.host = Some(bounded_string(h, max).to_ascii_lowercase());
                     ev.host_port = p;
                 }
-                (true, Known::UserAgent) => first(&mut ev.user_agent, v),
-                (true, Known::Referer) => first(&mut ev.referer, v),
-                (true, Known::XForwardedFor) => first(&mut ev.x_forwarded_for, v),
-                (true, Known::ContentType) => first(&mut ev.request_content_type, v),
-                (true, Known::Upgrade) => first(&mut ev.upgrade, v),
+                (true, Known::UserAgent) => first(&mut ev.user_agent, &v),
+                (true, Known::Referer) => first(&mut ev.referer, &v),
+                (true, Known::XForwardedFor) => first(&mut ev.x_forwarded_for, &v),
+                (true, Known::ContentType) => first(&mut ev.request_content_type, &v),
+                (true, Known::Upgrade) => first(&mut ev.upgrade, &v),
                 (true, Known::ContentLength) if ev.request_content_length.is_none() => {
                     ev.request_content_length = wire::parse_content_length(value);
                 }
-                (false, Known::ContentType) => first(&mut ev.content_type, v),
-                (false, Known::Location) => first(&mut ev.location, v),
+                (false, Known::ContentType) => first(&mut ev.content_type, &v),
+                (false, Known::Location) => first(&mut ev.location, &v),
                 (false, Known::ContentLength) if ev.response_content_length.is_none() => {
                     ev.response_content_length = wire::parse_content_length(value);
                 }

@@ -6,7 +6,7 @@ use crate::app::Probe;
 /// The next line of `data`: `(line without CR LF, bytes up to and including LF)`,
 /// or `None` when no LF is there yet. A bare LF ends a line too.
 pub fn next_line(data: &[u8]) -> Option<(&[u8], usize)> {
-    let lf = data.iter().position(|&b| b == b'\n')?;
+    let lf = memchr::memchr(b'\n', data)?;
     let line = data.get(..lf)?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     Some((line, lf + 1))

@@ -12,9 +12,9 @@
 
 use super::wire::{is_grease, ClientHello, ServerHello};
 use crate::app::util::{hex, Memo};
-use std::cell::RefCell;
 use md5::{Digest, Md5};
 use sha2::Sha256;
+use std::cell::RefCell;
 
 /// Appends `v` in decimal (fingerprints are built once per handshake, but
 /// `fmt` machinery costs more than the rest of the string building).
@@ -49,7 +49,10 @@ fn md5_hex(s: &str) -> String {
     std::thread_local! {
         static MEMO: RefCell<Memo> = RefCell::new(Memo::new(256));
     }
-    MEMO.with(|m| m.borrow_mut().get_or(s, |s| hex(&Md5::digest(s.as_bytes()))))
+    MEMO.with(|m| {
+        m.borrow_mut()
+            .get_or(s, |s| hex(&Md5::digest(s.as_bytes())))
+    })
 }
 
 /// JA3 string and hash of a ClientHello.
