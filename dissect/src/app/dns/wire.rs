@@ -89,6 +89,13 @@ fn push_label(out: &mut String, label: &[u8]) {
     if !out.is_empty() {
         out.push('.');
     }
+    // Printable labels (nearly all) in one copy.
+    if label.iter().all(|b| (0x21..0x7f).contains(b)) {
+        if let Ok(text) = std::str::from_utf8(label) {
+            out.push_str(text);
+            return;
+        }
+    }
     for &b in label {
         if (0x21..0x7f).contains(&b) {
             out.push(char::from(b));
@@ -103,6 +110,8 @@ fn push_label(out: &mut String, label: &[u8]) {
 /// sits at `start` (after the first pointer, if any).
 pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, DnsError> {
     out.clear();
+    // Most names fit: one allocation instead of a few doublings.
+    out.reserve(48);
     let mut pos = start;
     // Start of the contiguous run being read: a pointer must go below it.
     let mut seg_start = start;
