@@ -101,8 +101,8 @@ pub struct Detached {
 }
 
 impl<'a> Decoded<'a> {
-    /// This decode of `frame` without the borrow. A slice that is empty or
-    /// does not lie in `frame` (a reassembled payload) comes back empty.
+    /// This decode of `frame` without the borrow. A slice that does not lie
+    /// in `frame` (a reassembled payload) comes back empty.
     pub fn detach(&self, frame: &'a [u8]) -> Detached {
         Detached {
             head: Decoded {
@@ -136,12 +136,12 @@ impl Detached {
     }
 }
 
-/// Where `part` lies in `frame`: (0, 0) when empty or outside it.
+/// Where `part` lies in `frame` (an empty one too): (0, 0) when outside it.
 #[inline]
 fn span_in(frame: &[u8], part: &[u8]) -> (u32, u32) {
     let start = (part.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
     match (u32::try_from(start), u32::try_from(part.len())) {
-        (Ok(s), Ok(n)) if n > 0 && frame.len().checked_sub(start) >= Some(part.len()) => (s, n),
+        (Ok(s), Ok(n)) if frame.len().checked_sub(start) >= Some(part.len()) => (s, n),
         _ => (0, 0),
     }
 }
