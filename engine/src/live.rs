@@ -354,8 +354,7 @@ fn handle(w: &mut Worker, routing: &Routing, p: &Packet<'_>, hop: Hop) -> Route 
     match (hop, routing) {
         (Hop::Received, Some((me, owners))) => {
             let mut d = Decoded::default();
-            owners.decode(p, &mut d);
-            let owner = owners.of(&d);
+            let owner = owners.decode_owner(p, &mut d);
             if owner != *me {
                 return Route::To(owner);
             }
@@ -371,9 +370,7 @@ fn handle(w: &mut Worker, routing: &Routing, p: &Packet<'_>, hop: Hop) -> Route 
 fn count_route(routing: &Routing, p: &Packet<'_>, hop: Hop) -> Option<Route> {
     match (hop, routing) {
         (Hop::Received, Some((me, owners))) => {
-            let mut d = Decoded::default();
-            owners.decode(p, &mut d);
-            let owner = owners.of(&d);
+            let owner = owners.decode_owner(p, &mut Decoded::default());
             (owner != *me).then_some(Route::To(owner))
         }
         _ => None,

@@ -297,8 +297,8 @@ pub fn replay(
             first_ns = first_ns.min(p.ts_ns);
             last_ns = last_ns.max(p.ts_ns);
             let mut d = Decoded::default();
-            owners.decode(p, &mut d);
-            if let Some(b) = pending.get_mut(owners.of(&d)) {
+            let owner = owners.decode_owner(p, &mut d);
+            if let Some(b) = pending.get_mut(owner) {
                 b.push(p, d.detach(p.data));
             }
         });

@@ -37,6 +37,14 @@ impl Owners {
         dissect::flow::owner(d, self.workers)
     }
 
+    /// Decodes `pkt` into `out` and returns its owner: the decode stays
+    /// there for the owner to use.
+    #[inline]
+    pub fn decode_owner<'a>(&self, pkt: &Packet<'a>, out: &mut Decoded<'a>) -> usize {
+        self.decode(pkt, out);
+        self.of(out)
+    }
+
     pub fn workers(&self) -> usize {
         self.workers
     }
@@ -80,8 +88,7 @@ mod tests {
             link: LinkType::ETHERNET,
         };
         let mut d = Decoded::default();
-        o.decode(&pkt, &mut d);
-        o.of(&d)
+        o.decode_owner(&pkt, &mut d)
     }
 
     #[test]
