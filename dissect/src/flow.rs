@@ -232,8 +232,18 @@ pub fn shard_hash(d: &Decoded<'_>) -> u32 {
     (h ^ (h >> 32)) as u32
 }
 
+/// The worker (of `workers`) that owns a decoded packet: [`shard_hash`]
+/// modulo the worker count. This is the one definition of ownership; every
+/// packet source (offline replay, AF_XDP software shard) calls it on a
+/// packet decoded with the run's `DecodeConfig`.
+#[inline]
+pub fn owner(d: &Decoded<'_>, workers: usize) -> usize {
+    shard_hash(d) as usize % workers.max(1)
+}
+
 /// A Community ID string kept inline ("1:" and 28 base64 characters).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// `Default` is all zero bytes, a placeholder for pre-sized tables.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CommunityId([u8; 30]);
 
 impl CommunityId {

@@ -117,6 +117,19 @@ pub struct DecodeSection {
     pub max_tunnel_depth: u8,
 }
 
+impl DecodeSection {
+    /// The decoder settings of this section: every decode of a run (the
+    /// worker's, and the owner lookup of the packet sources) uses them.
+    pub fn decode_config(&self) -> dissect::packet::DecodeConfig {
+        dissect::packet::DecodeConfig {
+            vxlan_port: self.vxlan_port,
+            geneve_port: self.geneve_port,
+            teredo_port: (self.teredo_port != 0).then_some(self.teredo_port),
+            max_tunnel_depth: self.max_tunnel_depth,
+        }
+    }
+}
+
 impl Default for DecodeSection {
     fn default() -> Self {
         DecodeSection {

@@ -7,6 +7,7 @@ pub mod export;
 pub mod flow;
 pub mod live;
 pub mod offline;
+pub mod shard;
 pub mod stats;
 pub mod stream;
 pub mod worker;

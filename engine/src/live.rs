@@ -26,16 +26,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use capture::afpacket::{AfPacketConfig, AfPacketError, AfPacketSocket};
 use capture::afxdp::{
-    attached_prog_id, BusyPoll, PreFilter, Shard, XdpCapture, XdpConfig, XdpError, XdpMode,
-    XdpQueue, ZeroCopy,
+    attached_prog_id, BusyPoll, Hop, PreFilter, Route, Shard, XdpCapture, XdpConfig, XdpError,
+    XdpMode, XdpQueue, ZeroCopy,
 };
 use capture::worker::{self as cw, WorkerError};
-use capture::{PacketSource, Poll};
+use capture::{Packet, PacketSource, Poll};
+use dissect::packet::Decoded;
 use output::writer::{BatchSender, WhenFull};
 
 use crate::config::{
     CaptureSource, Config, ConfigError, ShardSetting, XdpModeSetting, ZeroCopySetting,
 };
+use crate::shard::Owners;
 use crate::stats::{CaptureStats, Monitor, Snapshot, WorkerStats};
 use crate::worker::{EventBatch, Worker};
 
@@ -159,11 +161,40 @@ impl QueueCounters {
 trait LiveSource: PacketSource + Send + 'static {
     fn sleep_until_readable(&self, timeout_ms: i32);
     fn counters(&self) -> QueueCounters;
+
+    /// (this worker's position, number of workers) when the worker must
+    /// name the owner of each frame it receives (AF_XDP software shard).
+    fn shard_position(&self) -> Option<(usize, usize)> {
+        None
+    }
+
+    /// Polls a batch: `f` handles each frame and, for a [`Hop::Received`]
+    /// one, may send it to its owner instead. A source that does not shard
+    /// in software hands every frame over as [`Hop::Owned`].
+    fn poll_routed<F>(&mut self, max: usize, mut f: F) -> Result<Poll, Self::Error>
+    where
+        F: FnMut(&Packet<'_>, Hop) -> Route,
+    {
+        self.poll_batch(max, |p| {
+            let _ = f(p, Hop::Owned);
+        })
+    }
 }
 
 impl LiveSource for XdpQueue {
     fn sleep_until_readable(&self, timeout_ms: i32) {
         let _ = self.wait(timeout_ms);
+    }
+
+    fn shard_position(&self) -> Option<(usize, usize)> {
+        XdpQueue::shard_position(self)
+    }
+
+    fn poll_routed<F>(&mut self, max: usize, f: F) -> Result<Poll, Self::Error>
+    where
+        F: FnMut(&Packet<'_>, Hop) -> Route,
+    {
+        XdpQueue::poll_routed(self, max, f)
     }
 
     fn counters(&self) -> QueueCounters {
@@ -202,7 +233,6 @@ pub fn xdp_config(cfg: &Config, iface: &str, queues: Option<Vec<u32>>) -> XdpCon
     let c = &cfg.capture;
     let mut x = XdpConfig::new(iface);
     x.queues = queues;
-    x.shard_hash = inner_shard_hash;
     x.mode = match c.xdp_mode {
         XdpModeSetting::Auto => XdpMode::Auto,
         XdpModeSetting::Native => XdpMode::Native,
@@ -307,8 +337,49 @@ fn publish_queue<S: LiveSource>(src: &S, slot: &Mutex<QueueCounters>) {
     }
 }
 
+/// The owner function of a worker that must route what it receives: its own
+/// position and the run's [`Owners`] (decode settings, worker count).
+type Routing = Option<(usize, Owners)>;
+
+fn routing<S: LiveSource>(src: &S, cfg: &Config) -> Routing {
+    src.shard_position()
+        .map(|(me, n)| (me, Owners::new(cfg, n)))
+}
+
+/// One frame on a pipeline worker: a frame it received in software shard
+/// mode is decoded once with the run's settings, which finds its owner; the
+/// worker keeps it (and that decode) if it is the owner, else lends it.
+#[inline]
+fn handle(w: &mut Worker, routing: &Routing, p: &Packet<'_>, hop: Hop) -> Route {
+    match (hop, routing) {
+        (Hop::Received, Some((me, owners))) => {
+            let mut d = Decoded::default();
+            let owner = owners.decode_owner(p, &mut d);
+            if owner != *me {
+                return Route::To(owner);
+            }
+            w.process_decoded(p, &d);
+        }
+        _ => w.process(p),
+    }
+    Route::Here
+}
+
+/// The owner of a frame received in software shard mode, for a worker that
+/// only counts frames.
+fn count_route(routing: &Routing, p: &Packet<'_>, hop: Hop) -> Option<Route> {
+    match (hop, routing) {
+        (Hop::Received, Some((me, owners))) => {
+            let owner = owners.decode_owner(p, &mut Decoded::default());
+            (owner != *me).then_some(Route::To(owner))
+        }
+        _ => None,
+    }
+}
+
 /// The full pipeline on one source until `halt`.
 fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats, Option<String>) {
+    let routing = routing(src, &s.cfg);
     let mut w = Worker::new(
         &s.cfg,
         EventBatch::new(s.sender.clone(), s.cfg.output.batch_bytes),
@@ -323,7 +394,7 @@ fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats
     let mut next_output = Instant::now() + OUTPUT_EVERY;
     let mut error = None;
     while !s.halt.load(Ordering::Relaxed) {
-        match src.poll_batch(BATCH_PACKETS, |p| w.process(p)) {
+        match src.poll_routed(BATCH_PACKETS, |p, hop| handle(&mut w, &routing, p, hop)) {
             Ok(Poll::Packets(_)) => {
                 w.end_batch();
                 idle = 0;
@@ -359,7 +430,7 @@ fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats
     }
     // Drain what is already in the ring, then end every flow now.
     for _ in 0..DRAIN_POLLS {
-        match src.poll_batch(BATCH_PACKETS, |p| w.process(p)) {
+        match src.poll_routed(BATCH_PACKETS, |p, hop| handle(&mut w, &routing, p, hop)) {
             Ok(Poll::Packets(_)) => w.end_batch(),
             _ => break,
         }
@@ -369,6 +440,7 @@ fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats
 
 /// Capture-only: count frames and bytes, hand the frames straight back.
 fn run_count_only<S: LiveSource>(src: &mut S, s: &WorkerSetup) -> (WorkerStats, Option<String>) {
+    let routing = routing(src, &s.cfg);
     let (mut pkts, mut bytes) = (0u64, 0u64);
     let mut idle = 0u32;
     let mut next_publish = Instant::now() + PUBLISH_EVERY;
@@ -385,13 +457,17 @@ fn run_count_only<S: LiveSource>(src: &mut S, s: &WorkerSetup) -> (WorkerStats, 
         }
         st
     };
-    let mut count = |p: &capture::Packet<'_>| {
+    let mut count = |p: &Packet<'_>, hop: Hop| {
+        if let Some(lend) = count_route(&routing, p, hop) {
+            return lend;
+        }
         pkts += 1;
         bytes += u64::from(p.orig_len);
+        Route::Here
     };
     let mut until_clock = CLOCK_EVERY_BATCHES;
     while !s.halt.load(Ordering::Relaxed) {
-        match src.poll_batch(BATCH_PACKETS, &mut count) {
+        match src.poll_routed(BATCH_PACKETS, &mut count) {
             Ok(Poll::Packets(_)) => {
                 idle = 0;
                 until_clock -= 1;
@@ -418,7 +494,7 @@ fn run_count_only<S: LiveSource>(src: &mut S, s: &WorkerSetup) -> (WorkerStats, 
         }
     }
     for _ in 0..DRAIN_POLLS {
-        match src.poll_batch(BATCH_PACKETS, &mut count) {
+        match src.poll_routed(BATCH_PACKETS, &mut count) {
             Ok(Poll::Packets(_)) => {}
             _ => break,
         }
@@ -790,21 +866,6 @@ pub fn run_live_with_export(
         tx.submit_stats(&ev);
     }
     Ok(summary)
-}
-
-/// Software-shard owner of an Ethernet frame: the same symmetric hash of the
-/// innermost IP pair that offline replay uses, so flows inside tunnels (VXLAN,
-/// GRE, ERSPAN mirrors) keep both directions on one worker. Decapsulation uses
-/// the default ports (a plain function pointer cannot carry the config).
-fn inner_shard_hash(frame: &[u8]) -> u32 {
-    let mut d = dissect::packet::Decoded::default();
-    dissect::packet::decode(
-        capture::LinkType::ETHERNET.0,
-        frame,
-        &dissect::packet::DecodeConfig::default(),
-        &mut d,
-    );
-    dissect::flow::shard_hash(&d)
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Offline replay of a capture file across N workers.
 //!
-//! One reader thread reads the file, decodes just enough of each packet to
-//! compute the symmetric shard hash, and appends the packet to its owner
-//! worker's batch. Full batches travel through bounded channels; empty ones
+//! One reader thread reads the file, decodes each packet with the run's
+//! settings to find its owner ([`Owners`]), and appends the packet and that
+//! decode (detached from the reader's buffer) to its owner worker's batch;
+//! the worker attaches the decode to its copy of the bytes instead of
+//! decoding again. Full batches travel through bounded channels; empty ones
 //! come back for reuse. Offline replay is lossless: a full channel makes the
 //! reader wait. With one worker the reader runs the worker itself.
 
@@ -14,12 +16,12 @@ use std::time::{Duration, Instant};
 use capture::file::{CaptureFile, FileError};
 use capture::{LinkType, Packet, PacketSource, Poll};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use dissect::flow::shard_hash;
-use dissect::packet::{decode, DecodeConfig, Decoded};
+use dissect::packet::{Decoded, Detached};
 use output::writer::{BatchSender, WhenFull};
 
 use crate::config::Config;
 use crate::export::ExportRun;
+use crate::shard::Owners;
 use crate::stats::WorkerStats;
 use crate::worker::{EventBatch, Worker};
 
@@ -89,6 +91,8 @@ struct BatchPacket {
     len: u32,
     orig_len: u32,
     link: u32,
+    /// The reader's decode of the packet.
+    decoded: Detached,
 }
 
 impl PacketBatch {
@@ -99,7 +103,7 @@ impl PacketBatch {
         }
     }
 
-    fn push(&mut self, p: &Packet<'_>) {
+    fn push(&mut self, p: &Packet<'_>, decoded: Detached) {
         let offset = self.data.len() as u32;
         self.data.extend_from_slice(p.data);
         self.pkts.push(BatchPacket {
@@ -108,6 +112,7 @@ impl PacketBatch {
             len: p.data.len() as u32,
             orig_len: p.orig_len,
             link: p.link.0,
+            decoded,
         });
     }
 
@@ -117,39 +122,35 @@ impl PacketBatch {
     }
 }
 
-/// The worker side of the reader's channel, as a packet source.
+/// The worker side of the reader's channel.
 struct ChannelSource {
     rx: Receiver<PacketBatch>,
     recycle: Sender<PacketBatch>,
 }
 
-impl PacketSource for ChannelSource {
-    type Error = std::convert::Infallible;
-
-    fn poll_batch<F>(&mut self, _max: usize, mut f: F) -> Result<Poll, Self::Error>
-    where
-        F: FnMut(&Packet<'_>),
-    {
-        let Ok(mut batch) = self.rx.recv() else {
-            return Ok(Poll::End);
-        };
-        for bp in &batch.pkts {
-            let start = bp.offset as usize;
-            let data = batch
-                .data
-                .get(start..start + bp.len as usize)
-                .unwrap_or(&[]);
-            f(&Packet {
-                ts_ns: bp.ts_ns,
-                data,
-                orig_len: bp.orig_len,
-                link: LinkType(bp.link),
-            });
+impl ChannelSource {
+    /// Runs every packet the reader sends to completion on `worker`, with
+    /// the reader's decode, until the reader hangs up.
+    fn run(&mut self, worker: &mut Worker) {
+        while let Ok(mut batch) = self.rx.recv() {
+            for bp in &batch.pkts {
+                let start = bp.offset as usize;
+                let data = batch
+                    .data
+                    .get(start..start + bp.len as usize)
+                    .unwrap_or(&[]);
+                let pkt = Packet {
+                    ts_ns: bp.ts_ns,
+                    data,
+                    orig_len: bp.orig_len,
+                    link: LinkType(bp.link),
+                };
+                worker.process_decoded(&pkt, &bp.decoded.attach(data));
+            }
+            worker.end_batch();
+            batch.clear();
+            let _ = self.recycle.try_send(batch);
         }
-        let n = batch.pkts.len();
-        batch.clear();
-        let _ = self.recycle.try_send(batch);
-        Ok(Poll::Packets(n))
     }
 }
 
@@ -251,12 +252,7 @@ pub fn replay(
         });
     }
 
-    let decode_cfg = DecodeConfig {
-        vxlan_port: cfg.decode.vxlan_port,
-        geneve_port: cfg.decode.geneve_port,
-        teredo_port: (cfg.decode.teredo_port != 0).then_some(cfg.decode.teredo_port),
-        max_tunnel_depth: cfg.decode.max_tunnel_depth,
-    };
+    let owners = Owners::new(cfg, workers);
     let final_ns = Arc::new(AtomicU64::new(0));
     let core_ids = if cfg.pin_workers {
         core_affinity::get_core_ids().unwrap_or_default()
@@ -284,7 +280,7 @@ pub fn replay(
                     rx,
                     recycle: recycle_tx,
                 };
-                let Ok(()) = worker.run(&mut source, BATCH_PACKETS);
+                source.run(&mut worker);
                 worker.finish(final_ns.load(Ordering::Acquire))
             })
             .map_err(ReplayError::Spawn)?;
@@ -301,10 +297,9 @@ pub fn replay(
             first_ns = first_ns.min(p.ts_ns);
             last_ns = last_ns.max(p.ts_ns);
             let mut d = Decoded::default();
-            decode(p.link.0, p.data, &decode_cfg, &mut d);
-            let owner = (shard_hash(&d) as usize) % workers;
+            let owner = owners.decode_owner(p, &mut d);
             if let Some(b) = pending.get_mut(owner) {
-                b.push(p);
+                b.push(p, d.detach(p.data));
             }
         });
         read += n;

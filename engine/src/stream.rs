@@ -155,8 +155,6 @@ pub struct Session {
     art_sum_us: u64,
     art_max_us: u64,
     app_stats: AppStats,
-    /// The flow's Community ID, computed once for its first event.
-    pub community_id: Option<String>,
     /// (client, server) ports: hints for protocol detection.
     ports: (u16, u16),
 }
@@ -185,7 +183,6 @@ impl Session {
             art_sum_us: 0,
             art_max_us: 0,
             app_stats: AppStats::default(),
-            community_id: None,
             ports,
         }
     }

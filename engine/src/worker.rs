@@ -103,14 +103,8 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(cfg: &Config, out: EventBatch) -> Worker {
-        let d = &cfg.decode;
         Worker {
-            decode_cfg: DecodeConfig {
-                vxlan_port: d.vxlan_port,
-                geneve_port: d.geneve_port,
-                teredo_port: (d.teredo_port != 0).then_some(d.teredo_port),
-                max_tunnel_depth: d.max_tunnel_depth,
-            },
+            decode_cfg: cfg.decode.decode_config(),
             key_cfg: KeyConfig {
                 vlan: cfg.flow.vlan_in_key,
                 tunnel_id: cfg.flow.tunnel_id_in_key,
@@ -176,6 +170,15 @@ impl Worker {
     /// Runs one packet to completion.
     #[inline]
     pub fn process(&mut self, pkt: &Packet<'_>) {
+        let mut d = Decoded::default();
+        decode(pkt.link.0, pkt.data, &self.decode_cfg, &mut d);
+        self.process_decoded(pkt, &d);
+    }
+
+    /// Runs one packet to completion that its source already decoded (with
+    /// the run's decode settings, to find its owner: see [`crate::shard`]).
+    #[inline]
+    pub fn process_decoded(&mut self, pkt: &Packet<'_>, d: &Decoded<'_>) {
         self.stats.received += 1;
         self.stats.bytes += u64::from(pkt.orig_len);
         if pkt.ts_ns > self.now_ns {
@@ -192,8 +195,6 @@ impl Worker {
                 ex.capture_all(&raw);
             }
         }
-        let mut d = Decoded::default();
-        decode(pkt.link.0, pkt.data, &self.decode_cfg, &mut d);
         match d.status {
             DecodeStatus::Ok => {}
             DecodeStatus::NotIp(_) => {
@@ -243,7 +244,7 @@ impl Worker {
             if let Insert::Complete(r) = inserted {
                 {
                     let mut whole = Decoded::default();
-                    decode_ip_payload(&d, proto, &r.payload, &self.decode_cfg, &mut whole);
+                    decode_ip_payload(d, proto, &r.payload, &self.decode_cfg, &mut whole);
                     let mut held = std::mem::take(&mut self.frag_frames);
                     if let Some(stash) = self.frag_stash.as_mut() {
                         stash.take(&key, &mut held);
@@ -274,7 +275,7 @@ impl Worker {
         } else {
             &[]
         };
-        self.account(&d, pkt.ts_ns, 1, u64::from(pkt.orig_len), raw);
+        self.account(d, pkt.ts_ns, 1, u64::from(pkt.orig_len), raw);
     }
 
     fn count_error(&mut self, layer: &'static str, why: &'static str) {

@@ -29,6 +29,11 @@ fuzz_target!(|data: &[u8]| {
     decode(link, frame, &cfg, &mut d);
     check(&d, &kcfg);
     let _ = shard_hash(&d);
+    // The decode offline replay hands from its reader to the owner worker.
+    let copy = frame.to_vec();
+    let mut fresh = Decoded::default();
+    decode(link, &copy, &cfg, &mut fresh);
+    assert_eq!(d.detach(frame).attach(&copy), fresh);
     if let Some(t) = d.tunnel {
         let (k, _) = FlowKey::from_tunnel(&t, 0);
         let _ = k.community_id(0);

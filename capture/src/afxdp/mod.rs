@@ -38,7 +38,6 @@ use libbpf_rs::{MapCore, MapFlags};
 
 pub use filter::{Cidr, FilterDrops, PreFilter};
 pub use prog::{attached_prog_id, xdp_features, XdpFeatures};
-pub use shard::symmetric_hash;
 pub use xsk::XdpSocketStats;
 
 use crate::source::{LinkType, Packet, PacketSource, Poll, SourceStats};
@@ -94,10 +93,33 @@ pub enum Shard {
     /// symmetric RSS key on the NIC: see `tuning::doctor`).
     #[default]
     Hardware,
-    /// The receiving worker hands each frame to its owner worker
-    /// ([`symmetric_hash`] modulo the number of queues) through bounded SPSC
-    /// rings of `ring` entries; frames are dropped and counted when full.
+    /// The receiving worker hands each frame to its owner worker through
+    /// bounded SPSC rings of `ring` entries; frames are dropped and counted
+    /// when full. The poller names each frame's owner
+    /// ([`XdpQueue::poll_routed`]).
     Software { ring: usize },
+}
+
+/// How a frame reached the poller of [`XdpQueue::poll_routed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hop {
+    /// From this queue's RX ring in software shard mode: the poller finds its
+    /// owner and either handles it ([`Route::Here`]) or lends it.
+    Received,
+    /// Already at its owner: lent by another queue's worker, or any frame in
+    /// hardware shard mode. The poller handles it.
+    Owned,
+}
+
+/// Where a [`Hop::Received`] frame goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// The poller owns it and has handled it.
+    Here,
+    /// Lend it to the worker of queue `i` (position in
+    /// [`XdpCapture::take_queues`]). An index without a ring (the poller's
+    /// own, or past the last queue) drops the frame and counts it invalid.
+    To(usize),
 }
 
 /// Busy-poll settings (SO_PREFER_BUSY_POLL, SO_BUSY_POLL, SO_BUSY_POLL_BUDGET).
@@ -127,11 +149,6 @@ pub struct XdpConfig {
     pub busy_poll: Option<BusyPoll>,
     pub filter: PreFilter,
     pub shard: Shard,
-    /// The hash that picks a frame's owner in software shard mode. The
-    /// default looks at the outer headers only; the engine passes one that
-    /// decapsulates tunnels, so both directions of a flow inside a VXLAN or
-    /// GRE mirror meet on one worker whatever the outer ports are.
-    pub shard_hash: fn(&[u8]) -> u32,
 }
 
 impl XdpConfig {
@@ -151,7 +168,6 @@ impl XdpConfig {
             busy_poll: None,
             filter: PreFilter::default(),
             shard: Shard::Hardware,
-            shard_hash: symmetric_hash,
         }
     }
 
@@ -334,8 +350,6 @@ pub struct XdpQueue {
     invalid: u64,
     ring_full: u64,
     shard: Option<ShardLinks>,
-    nshards: u32,
-    shard_hash: fn(&[u8]) -> u32,
     _attached: Arc<Attached>,
 }
 
@@ -349,7 +363,6 @@ impl XdpQueue {
     ) -> XdpQueue {
         let fs = cfg.frame_size as u64;
         let free: Vec<u64> = (0..cfg.frames as u64).rev().map(|i| i * fs).collect();
-        let nshards = shard.as_ref().map(|s| s.umems.len() as u32).unwrap_or(1);
         let mut q = XdpQueue {
             queue_id,
             xsk,
@@ -360,8 +373,6 @@ impl XdpQueue {
             invalid: 0,
             ring_full: 0,
             shard,
-            nshards,
-            shard_hash: cfg.shard_hash,
             _attached: attached,
         };
         q.refill();
@@ -371,6 +382,12 @@ impl XdpQueue {
     /// RX queue id.
     pub fn queue_id(&self) -> u32 {
         self.queue_id
+    }
+
+    /// In software shard mode: (this queue's position, number of queues),
+    /// the worker indices [`Route::To`] takes.
+    pub fn shard_position(&self) -> Option<(usize, usize)> {
+        self.shard.as_ref().map(|s| (s.me, s.umems.len()))
     }
 
     /// Whether the socket is bound in zero-copy mode.
@@ -446,11 +463,10 @@ impl XdpQueue {
         n as usize
     }
 
-    fn poll_sw<F: FnMut(&Packet<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
+    fn poll_sw<F: FnMut(&Packet<'_>, Hop) -> Route>(&mut self, max: usize, f: &mut F) -> usize {
         let Some(sh) = self.shard.as_mut() else {
             return 0;
         };
-        let me = sh.me;
         // 1. our frames coming back from their owners
         for c in sh.ret_from.iter_mut().flatten() {
             while let Some(a) = c.pop() {
@@ -468,26 +484,34 @@ impl XdpQueue {
                 self.invalid += 1;
                 continue;
             };
-            let owner = ((self.shard_hash)(data) % self.nshards) as usize;
-            if owner == me {
-                f(&Packet {
-                    ts_ns,
-                    data,
-                    orig_len: d.len,
-                    link: LinkType::ETHERNET,
-                });
-                self.free.push(umem.base_of(d.addr));
-                done += 1;
-            } else if let Some(p) = sh.to_owner[owner].as_mut() {
-                if p.push(Lent {
-                    addr: umem.base_of(d.addr) | (d.addr & (umem.frame_size as u64 - 1)),
-                    len: d.len,
-                })
-                .is_err()
-                {
-                    self.ring_full += 1;
+            let pkt = Packet {
+                ts_ns,
+                data,
+                orig_len: d.len,
+                link: LinkType::ETHERNET,
+            };
+            match f(&pkt, Hop::Received) {
+                Route::Here => {
                     self.free.push(umem.base_of(d.addr));
+                    done += 1;
                 }
+                Route::To(owner) => match sh.to_owner.get_mut(owner).and_then(Option::as_mut) {
+                    Some(p) => {
+                        if p.push(Lent {
+                            addr: umem.base_of(d.addr) | (d.addr & (umem.frame_size as u64 - 1)),
+                            len: d.len,
+                        })
+                        .is_err()
+                        {
+                            self.ring_full += 1;
+                            self.free.push(umem.base_of(d.addr));
+                        }
+                    }
+                    None => {
+                        self.invalid += 1;
+                        self.free.push(umem.base_of(d.addr));
+                    }
+                },
             }
         }
         if n > 0 {
@@ -503,12 +527,15 @@ impl XdpQueue {
             while room > 0 && done < max {
                 let Some(l) = c.pop() else { break };
                 if let Some(data) = um.frame(l.addr, l.len) {
-                    f(&Packet {
-                        ts_ns,
-                        data,
-                        orig_len: l.len,
-                        link: LinkType::ETHERNET,
-                    });
+                    let _ = f(
+                        &Packet {
+                            ts_ns,
+                            data,
+                            orig_len: l.len,
+                            link: LinkType::ETHERNET,
+                        },
+                        Hop::Owned,
+                    );
                     done += 1;
                 }
                 // cannot fail: `room` was checked and only we push here
@@ -521,17 +548,22 @@ impl XdpQueue {
     }
 }
 
-impl PacketSource for XdpQueue {
-    type Error = XdpError;
-
-    fn poll_batch<F>(&mut self, max: usize, mut f: F) -> Result<Poll, XdpError>
+impl XdpQueue {
+    /// Polls up to `max` frames; `f` handles each, told how it arrived. In
+    /// software shard mode it names the owner of each frame of this queue's
+    /// RX ring ([`Hop::Received`]): frames it does not keep are lent to their
+    /// owner's worker, whose poll hands them over as [`Hop::Owned`]. In
+    /// hardware mode every frame is [`Hop::Owned`] and the answer is ignored.
+    pub fn poll_routed<F>(&mut self, max: usize, mut f: F) -> Result<Poll, XdpError>
     where
-        F: FnMut(&Packet<'_>),
+        F: FnMut(&Packet<'_>, Hop) -> Route,
     {
         let n = if self.shard.is_some() {
             self.poll_sw(max, &mut f)
         } else {
-            self.poll_hw(max, &mut f)
+            self.poll_hw(max, &mut |p: &Packet<'_>| {
+                let _ = f(p, Hop::Owned);
+            })
         };
         self.refill();
         if n == 0 {
@@ -541,6 +573,23 @@ impl PacketSource for XdpQueue {
             return Ok(Poll::Idle);
         }
         Ok(Poll::Packets(n))
+    }
+}
+
+impl PacketSource for XdpQueue {
+    type Error = XdpError;
+
+    /// Every frame to `f`. In software shard mode `f` cannot name owners:
+    /// this queue keeps every frame it receives (and handles what other
+    /// queues lend it); use [`XdpQueue::poll_routed`] to shard.
+    fn poll_batch<F>(&mut self, max: usize, mut f: F) -> Result<Poll, XdpError>
+    where
+        F: FnMut(&Packet<'_>),
+    {
+        self.poll_routed(max, |p, _| {
+            f(p);
+            Route::Here
+        })
     }
 
     fn stats(&self) -> SourceStats {

@@ -86,6 +86,72 @@ impl Decoded<'_> {
     }
 }
 
+/// A [`Decoded`] that names its two slices by position in the frame instead
+/// of borrowing them, so that it can travel with a copy of the frame (to the
+/// worker that owns the packet) and be attached to that copy without
+/// decoding again: `d.detach(frame).attach(copy) == d` when `copy` holds the
+/// same bytes as `frame`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Detached {
+    /// Everything but the slices (which are empty here).
+    head: Decoded<'static>,
+    /// (start, length) of `ip_payload` and `payload` in the frame.
+    ip_payload: (u32, u32),
+    payload: (u32, u32),
+}
+
+impl<'a> Decoded<'a> {
+    /// This decode of `frame` without the borrow. A slice that does not lie
+    /// in `frame` (a reassembled payload) comes back empty.
+    pub fn detach(&self, frame: &'a [u8]) -> Detached {
+        Detached {
+            head: Decoded {
+                macs: self.macs,
+                vlans: self.vlans,
+                mpls_labels: self.mpls_labels,
+                tunnel: self.tunnel,
+                tunnel_depth: self.tunnel_depth,
+                ip: self.ip,
+                ip_payload: &[],
+                l4: self.l4,
+                payload: &[],
+                status: self.status,
+            },
+            ip_payload: span_in(frame, self.ip_payload),
+            payload: span_in(frame, self.payload),
+        }
+    }
+}
+
+impl Detached {
+    /// The decode again, its slices taken from `frame` (a copy of the frame
+    /// it was detached from; a shorter one gives empty slices).
+    #[inline]
+    pub fn attach<'f>(&self, frame: &'f [u8]) -> Decoded<'f> {
+        Decoded {
+            ip_payload: slice_at(frame, self.ip_payload),
+            payload: slice_at(frame, self.payload),
+            ..self.head
+        }
+    }
+}
+
+/// Where `part` lies in `frame` (an empty one too): (0, 0) when outside it.
+#[inline]
+fn span_in(frame: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = (part.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+    match (u32::try_from(start), u32::try_from(part.len())) {
+        (Ok(s), Ok(n)) if frame.len().checked_sub(start) >= Some(part.len()) => (s, n),
+        _ => (0, 0),
+    }
+}
+
+#[inline]
+fn slice_at(frame: &[u8], (start, len): (u32, u32)) -> &[u8] {
+    let start = start as usize;
+    frame.get(start..start + len as usize).unwrap_or(&[])
+}
+
 /// Up to three VLAN ids, outer first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Vlans {
@@ -417,6 +483,35 @@ mod tests {
         d.vlans.push(5);
         d.reset();
         assert_eq!(d, Decoded::default());
+    }
+
+    #[test]
+    fn detached_decode_attaches_to_a_copy() {
+        let frame: Vec<u8> = (0u8..64).collect();
+        let d = Decoded {
+            mpls_labels: 1,
+            ip_payload: &frame[20..64],
+            payload: &frame[40..60],
+            status: DecodeStatus::Truncated(Layer::Payload),
+            ..Decoded::default()
+        };
+        let detached = d.detach(&frame);
+        let copy = frame.clone();
+        let back = detached.attach(&copy);
+        assert_eq!(back, d);
+        assert_eq!(back.payload.as_ptr(), copy[40..].as_ptr());
+        // a slice from elsewhere (reassembled data) and a short copy: empty
+        let other = [1u8, 2, 3];
+        let e = Decoded {
+            payload: &other,
+            ..Decoded::default()
+        };
+        assert!(e.detach(&frame).attach(&copy).payload.is_empty());
+        assert!(detached.attach(&copy[..30]).payload.is_empty());
+        assert_eq!(
+            Decoded::default().detach(&frame).attach(&copy),
+            Decoded::default()
+        );
     }
 
     #[test]

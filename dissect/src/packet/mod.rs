@@ -22,8 +22,8 @@ mod tunnel;
 pub(crate) mod testutil;
 
 pub use decoded::{
-    DecodeConfig, DecodeStatus, Decoded, Fragment, IpHeader, Layer, Malformation, TcpHeader,
-    Tunnel, TunnelKind, UdpHeader, Vlans, L4,
+    DecodeConfig, DecodeStatus, Decoded, Detached, Fragment, IpHeader, Layer, Malformation,
+    TcpHeader, Tunnel, TunnelKind, UdpHeader, Vlans, L4,
 };
 
 /// Decodes one frame of pcap link type `link` (LINKTYPE_* number) into `out`,

@@ -268,3 +268,37 @@ fn corpus_encapsulations() {
     let v: Vec<_> = ds.iter().map(|d| d.vlans.as_slice().to_vec()).collect();
     assert!(v.contains(&vec![1, 10, 100]));
 }
+
+/// Every corpus packet's decode, detached from its frame and attached to a
+/// copy (as offline replay hands it from the reader to the owner worker), is
+/// the decode of the copy.
+#[test]
+fn detached_decodes_of_the_corpus_attach_to_copies() {
+    let cfg = DecodeConfig::default();
+    let mut packets = 0;
+    for (rel, pcap) in pcapfile::corpus_pcaps() {
+        for rec in &pcap.records {
+            let mut d = Decoded::default();
+            decode(pcap.link, rec, &cfg, &mut d);
+            let moved = d.detach(rec);
+            let copy = rec.clone();
+            let mut fresh = Decoded::default();
+            decode(pcap.link, &copy, &cfg, &mut fresh);
+            let back = moved.attach(&copy);
+            assert_eq!(back, fresh, "{rel}");
+            // Slices of the frame (empty ones too) keep their place in it.
+            let frame = copy.as_ptr_range();
+            for (b, f) in [
+                (back.payload, fresh.payload),
+                (back.ip_payload, fresh.ip_payload),
+            ] {
+                let p = f.as_ptr();
+                if frame.contains(&p) || p == frame.end {
+                    assert_eq!(b.as_ptr_range(), f.as_ptr_range(), "{rel}");
+                }
+            }
+            packets += 1;
+        }
+    }
+    eprintln!("attached {packets} detached corpus decodes");
+}

@@ -33,7 +33,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use dissect::app::{AppEvent, AppProto, Peek};
-use dissect::flow::FlowKey;
+use dissect::flow::CommunityId;
 use output::pcap::{FileId, FlowLabel, PcapHandle};
 
 use crate::defrag::FragKey;
@@ -152,7 +152,7 @@ struct Slot {
     linktype: u32,
     first_ns: u64,
     flow_id: u64,
-    key: FlowKey,
+    community_id: CommunityId,
     outs: Vec<Out>,
 }
 
@@ -174,7 +174,7 @@ impl Slot {
             linktype: 0,
             first_ns: 0,
             flow_id: 0,
-            key: FlowKey::default(),
+            community_id: CommunityId::default(),
             outs: Vec::new(),
         }
     }
@@ -194,7 +194,8 @@ pub enum AppKnown {
 /// A new flow, as the table sees it.
 pub struct FlowStart<'a> {
     pub facts: FlowFacts<'a>,
-    pub key: FlowKey,
+    /// The flow's Community ID (computed once, by the flow table).
+    pub community_id: CommunityId,
     pub flow_id: u64,
     pub first_ns: u64,
     pub linktype: u32,
@@ -323,7 +324,7 @@ impl FlowExport {
             linktype: s.linktype,
             first_ns: s.first_ns,
             flow_id: s.flow_id,
-            key: s.key,
+            community_id: s.community_id,
             outs,
         };
         slot
@@ -647,10 +648,9 @@ impl FlowExport {
         let file = if r.is_shared() {
             None
         } else {
-            let cid = st.key.community_id_buf(0);
             let label = FlowLabel {
                 flow_id: st.flow_id,
-                community_id: cid.as_str(),
+                community_id: st.community_id.as_str(),
                 first_ts_ns: st.first_ns,
                 linktype: st.linktype,
                 worker: self.worker,

@@ -3,7 +3,7 @@
 
 use dissect::app::{AppConfig, AppEvent, AppStats, Direction};
 use dissect::event::{AppEnvelope, DirectionStats, EndReason, FlowRecord, TunnelInfo};
-use dissect::flow::FlowKey;
+use dissect::flow::{CommunityId, FlowKey};
 use dissect::packet::{Decoded, Tunnel, Vlans, L4};
 use hashbrown::HashTable;
 
@@ -73,6 +73,9 @@ pub(crate) struct FlowMeta {
 
 struct Flow {
     key: FlowKey,
+    /// The key's Community ID, computed once when the flow starts; its
+    /// records, application events and PCAP export all use this one.
+    community_id: CommunityId,
     hash: u64,
     gen: u32,
     live: bool,
@@ -99,6 +102,7 @@ impl Flow {
     fn vacant() -> Flow {
         Flow {
             key: FlowKey::default(),
+            community_id: CommunityId::default(),
             hash: 0,
             gen: 0,
             live: false,
@@ -180,7 +184,7 @@ impl Flow {
         let is_tcp = self.key.proto() == 6;
         FlowRecord {
             flow_id: flow_id(self.hash, self.first_ns),
-            community_id: self.key.community_id(0),
+            community_id: self.community_id.as_str().to_owned(),
             start_ns: if self.slice == 0 {
                 self.first_ns
             } else {
@@ -401,6 +405,7 @@ impl FlowTable {
         let gen = f.gen.wrapping_add(1);
         *f = Flow {
             key: p.key,
+            community_id: p.key.community_id_buf(0),
             hash: p.hash,
             gen,
             live: true,
@@ -688,7 +693,7 @@ fn flow_start<'f>(f: &'f Flow, p: &PacketInfo<'_, '_>) -> FlowStart<'f> {
             vlans: f.meta.vlans.as_slice(),
             tunnel: f.meta.tunnel.as_ref().map(|t| t.kind),
         },
-        key: f.key,
+        community_id: f.community_id,
         flow_id: flow_id(f.hash, f.first_ns),
         first_ns: f.first_ns,
         linktype: p.raw.first().map_or(1, |r| r.link),
@@ -729,13 +734,11 @@ fn emit_events(
     };
     let flow_id = flow_id(f.hash, f.first_ns);
     let key = f.key;
-    let Some(session) = f.session.as_mut() else {
+    if f.session.is_none() {
         events.clear();
         return;
-    };
-    let cid: &str = session
-        .community_id
-        .get_or_insert_with(|| key.community_id(0));
+    }
+    let cid = f.community_id.as_str();
     for ev in events.drain(..) {
         let env = AppEnvelope {
             flow_id,
