@@ -313,3 +313,305 @@ impl AppDriver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{AppProto, AppStats};
+    use std::collections::VecDeque;
+    use Direction::{ToClient, ToServer};
+
+    /// What the driver did to the parser.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Call {
+        Parse(Direction, Vec<u8>),
+        Gap(Direction, u64),
+        Flush,
+    }
+
+    /// Answers `parse` from a script (`Consumed(len)` once it runs out).
+    #[derive(Default)]
+    struct Scripted {
+        answers: VecDeque<ParseStatus>,
+        calls: Vec<Call>,
+        done: bool,
+    }
+
+    impl AppParser for Scripted {
+        fn parse(
+            &mut self,
+            dir: Direction,
+            data: &[u8],
+            _ctx: &Ctx,
+            _emit: &mut dyn FnMut(AppEvent),
+        ) -> ParseStatus {
+            self.calls.push(Call::Parse(dir, data.to_vec()));
+            self.answers
+                .pop_front()
+                .unwrap_or(ParseStatus::Consumed(data.len()))
+        }
+        fn on_gap(&mut self, dir: Direction, len: u64) {
+            self.calls.push(Call::Gap(dir, len));
+        }
+        fn flush(&mut self, _ctx: &Ctx, _emit: &mut dyn FnMut(AppEvent)) {
+            self.calls.push(Call::Flush);
+        }
+        fn is_done(&self) -> bool {
+            self.done
+        }
+        fn stats(&self) -> AppStats {
+            AppStats::default()
+        }
+        fn proto(&self) -> AppProto {
+            AppProto::Http
+        }
+    }
+
+    /// A host with a budget and the counters, contract checks as asked.
+    struct Host<const CHECK: bool> {
+        cap: usize,
+        budget: usize,
+        used: usize,
+        hits: Vec<Hit>,
+    }
+
+    impl<const CHECK: bool> DriverHost for Host<CHECK> {
+        const CHECK_CONTRACT: bool = CHECK;
+        fn max_pending(&self) -> usize {
+            self.cap
+        }
+        fn take(&mut self, n: usize) -> bool {
+            if self.used + n > self.budget {
+                return false;
+            }
+            self.used += n;
+            true
+        }
+        fn give(&mut self, n: usize) {
+            self.used -= n;
+        }
+        fn emit(&mut self, _ev: AppEvent) {}
+        fn hit(&mut self, what: Hit) {
+            self.hits.push(what);
+        }
+    }
+
+    fn host(cap: usize, budget: usize) -> Host<false> {
+        Host {
+            cap,
+            budget,
+            used: 0,
+            hits: Vec::new(),
+        }
+    }
+
+    fn scripted(answers: &[ParseStatus]) -> Scripted {
+        Scripted {
+            answers: answers.iter().copied().collect(),
+            ..Scripted::default()
+        }
+    }
+
+    const CTX: Ctx = Ctx { ts_ns: 1 };
+
+    #[test]
+    fn needed_is_honoured_and_the_rest_is_parsed_from_the_buffer() {
+        let mut p = scripted(&[
+            ParseStatus::Incomplete {
+                consumed: 2,
+                needed: 6,
+            },
+            ParseStatus::Consumed(4),
+        ]);
+        let mut h = host(100, 100);
+        let mut d = AppDriver::new();
+        d.feed(&mut p, ToServer, b"abcdef", &CTX, &mut h);
+        assert_eq!(d.buffered(ToServer), b"cdef");
+        assert_eq!(h.used, 4);
+        // Still short of `needed`: no call.
+        d.feed(&mut p, ToServer, b"g", &CTX, &mut h);
+        // Enough: one call with everything; it consumes 4 and the loop goes
+        // on with the rest (`Consumed` needs nothing more).
+        d.feed(&mut p, ToServer, b"h", &CTX, &mut h);
+        assert_eq!(
+            p.calls,
+            [
+                Call::Parse(ToServer, b"abcdef".to_vec()),
+                Call::Parse(ToServer, b"cdefgh".to_vec()),
+                Call::Parse(ToServer, b"gh".to_vec()),
+            ]
+        );
+        assert!(d.buffered(ToServer).is_empty());
+        assert_eq!(h.used, 0);
+        assert!(h.hits.is_empty());
+    }
+
+    #[test]
+    fn error_stops_one_direction_only() {
+        let mut p = scripted(&[
+            ParseStatus::Incomplete {
+                consumed: 0,
+                needed: 10,
+            },
+            ParseStatus::Error { consumed: 1 },
+        ]);
+        let mut h = host(100, 100);
+        let mut d = AppDriver::new();
+        d.feed(&mut p, ToServer, b"abc", &CTX, &mut h);
+        d.feed(&mut p, ToServer, b"defghijk", &CTX, &mut h);
+        assert!(d.is_stopped(ToServer) && !d.is_stopped(ToClient));
+        assert!(d.buffered(ToServer).is_empty());
+        assert_eq!((h.used, &h.hits[..]), (0, &[Hit::ParseError][..]));
+        d.feed(&mut p, ToServer, b"more", &CTX, &mut h);
+        d.feed(&mut p, ToClient, b"reply", &CTX, &mut h);
+        assert_eq!(p.calls.len(), 3);
+        assert_eq!(p.calls[2], Call::Parse(ToClient, b"reply".to_vec()));
+        // A hole on the stopped side still reaches the parser's counters.
+        d.gap(&mut p, ToServer, 7, &mut h);
+        assert_eq!(p.calls[3], Call::Gap(ToServer, 7));
+    }
+
+    #[test]
+    fn gap_drops_the_buffer_and_reports_it_with_the_hole() {
+        let mut p = scripted(&[ParseStatus::Incomplete {
+            consumed: 1,
+            needed: 50,
+        }]);
+        let mut h = host(100, 100);
+        let mut d = AppDriver::new();
+        d.feed(&mut p, ToClient, b"xyz", &CTX, &mut h);
+        d.gap(&mut p, ToClient, 1000, &mut h);
+        assert_eq!(p.calls[1], Call::Gap(ToClient, 1002));
+        assert!(d.buffered(ToClient).is_empty());
+        assert_eq!(h.used, 0);
+        // `needed` went with the buffer: the next bytes are parsed at once.
+        d.feed(&mut p, ToClient, b"z", &CTX, &mut h);
+        assert_eq!(p.calls[2], Call::Parse(ToClient, b"z".to_vec()));
+    }
+
+    #[test]
+    fn caps_turn_into_gaps() {
+        // Needing more than the cap: the rest is dropped as a gap at once.
+        let mut p = scripted(&[ParseStatus::Incomplete {
+            consumed: 0,
+            needed: 11,
+        }]);
+        let mut h = host(10, 100);
+        let mut d = AppDriver::new();
+        d.feed(&mut p, ToServer, b"abcd", &CTX, &mut h);
+        assert_eq!(p.calls[1], Call::Gap(ToServer, 4));
+        assert_eq!(h.hits, [Hit::PendingCap]);
+        // Leaving more than the cap after a buffered parse: dropped too.
+        let mut p = scripted(&[
+            ParseStatus::Incomplete {
+                consumed: 0,
+                needed: 5,
+            },
+            ParseStatus::Incomplete {
+                consumed: 0,
+                needed: 20,
+            },
+        ]);
+        let mut h = host(10, 100);
+        let mut d = AppDriver::new();
+        d.feed(&mut p, ToServer, b"abcd", &CTX, &mut h);
+        d.feed(&mut p, ToServer, b"efghijk", &CTX, &mut h);
+        assert_eq!(p.calls[2], Call::Gap(ToServer, 11));
+        assert_eq!((h.used, &h.hits[..]), (0, &[Hit::PendingCap][..]));
+        // The budget refuses: what was buffered and the new bytes are lost.
+        let mut p = scripted(&[ParseStatus::Incomplete {
+            consumed: 0,
+            needed: 5,
+        }]);
+        let mut h = host(100, 6);
+        let mut d = AppDriver::new();
+        d.feed(&mut p, ToServer, b"abcd", &CTX, &mut h);
+        d.feed(&mut p, ToServer, b"efg", &CTX, &mut h);
+        assert_eq!(p.calls[1], Call::Gap(ToServer, 7));
+        assert_eq!((h.used, &h.hits[..]), (0, &[Hit::Budget][..]));
+    }
+
+    #[test]
+    fn held_bytes_start_the_parser_client_first_and_finish_gives_all_back() {
+        let mut h = host(100, 100);
+        let mut d = AppDriver::new();
+        assert!(d.hold(ToClient, b"220 ", &mut h));
+        assert!(d.hold(ToServer, b"GE", &mut h));
+        assert!(d.hold(ToServer, b"T ", &mut h));
+        assert!(!d.hold(ToServer, &[0; 100], &mut h), "over the budget");
+        assert_eq!(d.buffered(ToServer), b"GET ");
+        let mut p = scripted(&[ParseStatus::Consumed(3)]);
+        d.start(&mut p, &CTX, &mut h);
+        assert_eq!(
+            p.calls,
+            [
+                Call::Parse(ToServer, b"GET ".to_vec()),
+                Call::Parse(ToClient, b"220 ".to_vec()),
+            ]
+        );
+        assert_eq!(d.buffered(ToServer), b" ");
+        assert_eq!(h.used, 1);
+        d.finish(&mut p, &CTX, &mut h);
+        assert_eq!(p.calls[2], Call::Flush);
+        assert_eq!(h.used, 0);
+        assert!(d.buffered(ToServer).is_empty());
+    }
+
+    #[test]
+    fn nothing_is_fed_once_the_parser_is_done() {
+        let mut p = scripted(&[]);
+        p.done = true;
+        let mut h = host(100, 100);
+        let mut d = AppDriver::new();
+        d.feed(&mut p, ToServer, b"tunnel", &CTX, &mut h);
+        assert!(p.calls.is_empty() && d.buffered(ToServer).is_empty());
+    }
+
+    #[test]
+    fn a_bad_datagram_does_not_stop_the_next() {
+        let mut p = scripted(&[ParseStatus::Error { consumed: 0 }]);
+        let mut h = host(100, 100);
+        let mut d = AppDriver::new();
+        d.datagram(&mut p, ToServer, b"bad", &CTX, &mut h);
+        d.datagram(&mut p, ToServer, b"good", &CTX, &mut h);
+        assert_eq!(p.calls.len(), 2);
+        assert_eq!(h.hits, [Hit::ParseError]);
+        assert!(!d.is_stopped(ToServer));
+    }
+
+    fn checked(answer: ParseStatus) {
+        let mut p = scripted(&[answer]);
+        let mut h = Host::<true> {
+            cap: 100,
+            budget: 100,
+            used: 0,
+            hits: Vec::new(),
+        };
+        AppDriver::new().feed(&mut p, ToServer, b"abcd", &CTX, &mut h);
+    }
+
+    #[test]
+    fn contract_checks_accept_what_the_contract_allows() {
+        checked(ParseStatus::Consumed(4));
+        checked(ParseStatus::Incomplete {
+            consumed: 1,
+            needed: 4,
+        });
+        checked(ParseStatus::Error { consumed: 4 });
+    }
+
+    #[test]
+    #[should_panic(expected = "consumed more than")]
+    fn contract_check_consumed_past_the_end() {
+        checked(ParseStatus::Consumed(5));
+    }
+
+    #[test]
+    #[should_panic(expected = "must need more")]
+    fn contract_check_incomplete_needing_what_it_has() {
+        checked(ParseStatus::Incomplete {
+            consumed: 1,
+            needed: 3,
+        });
+    }
+}
