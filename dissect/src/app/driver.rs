@@ -205,6 +205,9 @@ impl AppDriver {
     }
 
     /// One parse of `data` (nothing of `dir` is buffered); keeps what is left.
+    // Always inlined: it is the engine's per-segment path (as a call, the
+    // stream layer ran 6 % more instructions on W1's first 50k packets).
+    #[inline(always)]
     fn parse_slice<H: DriverHost>(
         &mut self,
         parser: &mut dyn AppParser,
