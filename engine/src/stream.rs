@@ -13,9 +13,10 @@
 //! missed. Flows already running when capture started are picked up at the
 //! first segment seen.
 
+use dissect::app::driver::{AppDriver, DriverHost, Hit};
 use dissect::app::{
     detect_tcp, detect_udp, new_parser, AppConfig, AppEvent, AppParser, AppProto, AppStats, Ctx,
-    Detect, Direction, ParseStatus, Transport,
+    Detect, Direction, Transport,
 };
 use dissect::event::{TcpDirectionKpis, TcpKpis};
 
@@ -100,6 +101,33 @@ pub struct StreamCtx<'a> {
     pub events: &'a mut Vec<AppEvent>,
 }
 
+/// The parser driver borrows the worker's budget, caps and counters.
+impl DriverHost for StreamCtx<'_> {
+    fn max_pending(&self) -> usize {
+        self.limits.max_pending_per_flow
+    }
+
+    fn take(&mut self, n: usize) -> bool {
+        self.budget.take(n)
+    }
+
+    fn give(&mut self, n: usize) {
+        self.budget.give(n)
+    }
+
+    fn emit(&mut self, ev: AppEvent) {
+        self.events.push(ev);
+    }
+
+    fn hit(&mut self, what: Hit) {
+        match what {
+            Hit::PendingCap => self.counters.pending_cap_hit += 1,
+            Hit::Budget => self.counters.worker_cap_hit += 1,
+            Hit::ParseError => self.counters.parse_errors += 1,
+        }
+    }
+}
+
 fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
@@ -120,12 +148,6 @@ struct Stream {
     next_seq: u32,
     held: Vec<Held>,
     held_bytes: usize,
-    /// Bytes delivered in order but not consumed by the parser yet.
-    pending: Vec<u8>,
-    /// The parser said it needs this many pending bytes before another call.
-    needed: usize,
-    /// The parser gave up on this direction.
-    errored: bool,
     kpi: TcpDirectionKpis,
     /// Time of the last payload segment.
     last_data_ns: u64,
@@ -145,6 +167,9 @@ pub struct Session {
     app: App,
     proto: Option<AppProto>,
     streams: [Stream; 2],
+    /// Feeds the parser: bytes it has not consumed yet (before detection:
+    /// the first bytes, for the probes), per direction.
+    driver: AppDriver,
     syn_ns: Option<u64>,
     syn_ack_ns: Option<u64>,
     server_delay_us: Option<u64>,
@@ -174,6 +199,7 @@ impl Session {
             },
             proto: None,
             streams: [Stream::default(), Stream::default()],
+            driver: AppDriver::new(),
             syn_ns: None,
             syn_ack_ns: None,
             server_delay_us: None,
@@ -392,13 +418,9 @@ impl Session {
             }
         }
         if let App::Parsing(parser) = &mut self.app {
-            let ctx = Ctx::new(ts_ns);
-            let events = &mut *cx.events;
-            let status = parser.parse(dir, payload, &ctx, &mut |e| events.push(e));
+            self.driver
+                .datagram(parser.as_mut(), dir, payload, &Ctx::new(ts_ns), cx);
             cx.counters.delivered_bytes += payload.len() as u64;
-            if let ParseStatus::Error { .. } = status {
-                cx.counters.parse_errors += 1;
-            }
         }
     }
 
@@ -484,14 +506,12 @@ impl Session {
         s.kpi.missed_bytes += missed;
         cx.counters.gaps += 1;
         cx.counters.missed_bytes += missed;
-        let dropped = s.pending.len() as u64;
-        cx.budget.give(s.pending.len());
-        s.pending.clear();
-        s.needed = 0;
         match &mut self.app {
-            App::Parsing(p) => p.on_gap(dir, missed + dropped),
-            // Detection cannot continue on a broken stream.
+            App::Parsing(p) => self.driver.gap(p.as_mut(), dir, missed, cx),
+            // Detection cannot continue on a broken stream (giving up drops
+            // what was held).
             App::Detecting => self.give_up_detection(cx),
+            // Nothing is buffered without a parser or detection.
             App::None => {}
         }
         self.drain_held(dir, ts_ns, cx);
@@ -506,83 +526,22 @@ impl Session {
         if let App::Detecting = self.app {
             self.detect(dir, data, cx);
         }
-        let i = idx(dir);
-        let App::Parsing(parser) = &mut self.app else {
-            return;
-        };
-        let s = &mut self.streams[i];
-        if s.errored || parser.is_done() {
-            return;
-        }
-        let ctx = Ctx::new(ts_ns);
-        if s.pending.is_empty() {
-            // Parse straight from the packet; keep only what is left over.
-            let events = &mut *cx.events;
-            let status = parser.parse(dir, data, &ctx, &mut |e| events.push(e));
-            let (consumed, needed, error) = split_status(status);
-            if error {
-                s.errored = true;
-                cx.counters.parse_errors += 1;
-                return;
-            }
-            let rest = data.get(consumed.min(data.len())..).unwrap_or(&[]);
-            if !rest.is_empty() {
-                keep(s, rest, needed, dir, parser.as_mut(), cx);
-            }
-            return;
-        }
-        if !cx.budget.take(data.len()) {
-            cx.counters.worker_cap_hit += 1;
-            let lost = (s.pending.len() + data.len()) as u64;
-            cx.budget.give(s.pending.len());
-            s.pending.clear();
-            s.needed = 0;
-            parser.on_gap(dir, lost);
-            return;
-        }
-        s.pending.extend_from_slice(data);
-        if s.pending.len() < s.needed {
-            if s.needed > cx.limits.max_pending_per_flow {
-                overflow(s, dir, parser.as_mut(), cx);
-            }
-            return;
-        }
-        // Parse from the pending buffer until it stops making progress.
-        loop {
-            let events = &mut *cx.events;
-            let status = parser.parse(dir, &s.pending, &ctx, &mut |e| events.push(e));
-            let (consumed, needed, error) = split_status(status);
-            let consumed = consumed.min(s.pending.len());
-            s.pending.drain(..consumed);
-            cx.budget.give(consumed);
-            if error {
-                s.errored = true;
-                cx.counters.parse_errors += 1;
-                cx.budget.give(s.pending.len());
-                s.pending.clear();
-                return;
-            }
-            s.needed = needed;
-            if consumed == 0 || s.pending.is_empty() || s.pending.len() < needed {
-                break;
-            }
-        }
-        if s.pending.len() > cx.limits.max_pending_per_flow {
-            overflow(s, dir, parser.as_mut(), cx);
+        if let App::Parsing(parser) = &mut self.app {
+            self.driver
+                .feed(parser.as_mut(), dir, data, &Ctx::new(ts_ns), cx);
         }
     }
 
     fn detect(&mut self, dir: Direction, data: &[u8], cx: &mut StreamCtx<'_>) {
         // The first bytes of each direction: what is buffered so far plus this.
-        let i = idx(dir);
+        let held = self.driver.buffered(dir);
         let verdict = {
-            let s = &self.streams[i];
             let (client, server) = self.ports;
-            if s.pending.is_empty() {
+            if held.is_empty() {
                 detect_tcp(client, server, dir, data)
             } else {
-                let mut v = Vec::with_capacity(s.pending.len() + data.len());
-                v.extend_from_slice(&s.pending);
+                let mut v = Vec::with_capacity(held.len() + data.len());
+                v.extend_from_slice(held);
                 v.extend_from_slice(data);
                 detect_tcp(client, server, dir, &v)
             }
@@ -592,38 +551,17 @@ impl Session {
                 self.proto = Some(p);
                 let mut parser = new_parser(p, Transport::Tcp, cx.app_cfg);
                 cx.counters.detected += 1;
-                // Bytes held back during detection go first (client side first).
-                for d in [Direction::ToServer, Direction::ToClient] {
-                    let s = &mut self.streams[idx(d)];
-                    if s.pending.is_empty() {
-                        continue;
-                    }
-                    let buf = std::mem::take(&mut s.pending);
-                    cx.budget.give(buf.len());
-                    let ctx = Ctx::default();
-                    let events = &mut *cx.events;
-                    let status = parser.parse(d, &buf, &ctx, &mut |e| events.push(e));
-                    let (consumed, needed, error) = split_status(status);
-                    if error {
-                        s.errored = true;
-                        cx.counters.parse_errors += 1;
-                        continue;
-                    }
-                    let rest = buf.get(consumed.min(buf.len())..).unwrap_or(&[]);
-                    if !rest.is_empty() {
-                        keep(s, rest, needed, d, parser.as_mut(), cx);
-                    }
-                }
+                // Bytes held back during detection go first (client side
+                // first), timestamped 0 as they always were: their packets'
+                // times are not kept.
+                self.driver.start(parser.as_mut(), &Ctx::default(), cx);
                 self.app = App::Parsing(parser);
             }
             Detect::NeedMore => {
-                let s = &mut self.streams[i];
-                if s.pending.len() + data.len() > cx.limits.max_detect_bytes
-                    || !cx.budget.take(data.len())
+                if self.driver.buffered(dir).len() + data.len() > cx.limits.max_detect_bytes
+                    || !self.driver.hold(dir, data, cx)
                 {
                     self.give_up_detection(cx);
-                } else {
-                    s.pending.extend_from_slice(data);
                 }
             }
             Detect::Unknown => self.give_up_detection(cx),
@@ -633,10 +571,7 @@ impl Session {
     fn give_up_detection(&mut self, cx: &mut StreamCtx<'_>) {
         self.app = App::None;
         cx.counters.undetected += 1;
-        for s in &mut self.streams {
-            cx.budget.give(s.pending.len());
-            s.pending = Vec::new();
-        }
+        self.driver.release(cx);
     }
 
     /// Flow end: holes left are gaps; the parser emits what it still holds.
@@ -655,56 +590,11 @@ impl Session {
             }
         }
         if let App::Parsing(parser) = &mut self.app {
-            let events = &mut *cx.events;
-            parser.flush(&Ctx::new(ts_ns), &mut |e| events.push(e));
+            self.driver.finish(parser.as_mut(), &Ctx::new(ts_ns), cx);
             self.app_stats.add(&parser.stats());
-        }
-        for s in &mut self.streams {
-            cx.budget.give(s.pending.len());
-            s.pending = Vec::new();
+        } else {
+            self.driver.release(cx);
         }
         self.app = App::None;
     }
-}
-
-/// (consumed, needed, error) of a parse result.
-fn split_status(st: ParseStatus) -> (usize, usize, bool) {
-    match st {
-        ParseStatus::Consumed(n) => (n, 0, false),
-        ParseStatus::Incomplete { consumed, needed } => (consumed, needed, false),
-        ParseStatus::Error { consumed } => (consumed, 0, true),
-    }
-}
-
-/// Keeps bytes the parser did not consume, within the caps.
-fn keep(
-    s: &mut Stream,
-    rest: &[u8],
-    needed: usize,
-    dir: Direction,
-    parser: &mut dyn AppParser,
-    cx: &mut StreamCtx<'_>,
-) {
-    if needed > cx.limits.max_pending_per_flow || rest.len() > cx.limits.max_pending_per_flow {
-        cx.counters.pending_cap_hit += 1;
-        parser.on_gap(dir, rest.len() as u64);
-        return;
-    }
-    if !cx.budget.take(rest.len()) {
-        cx.counters.worker_cap_hit += 1;
-        parser.on_gap(dir, rest.len() as u64);
-        return;
-    }
-    s.pending.extend_from_slice(rest);
-    s.needed = needed;
-}
-
-/// The parser wants more than a flow may hold: drop what is pending, as a gap.
-fn overflow(s: &mut Stream, dir: Direction, parser: &mut dyn AppParser, cx: &mut StreamCtx<'_>) {
-    cx.counters.pending_cap_hit += 1;
-    let lost = s.pending.len() as u64;
-    cx.budget.give(s.pending.len());
-    s.pending.clear();
-    s.needed = 0;
-    parser.on_gap(dir, lost);
 }

@@ -1,19 +1,55 @@
-//! Shared by the app-parser fuzz targets: plays the engine's role. The input
-//! is a script of chunks: a control byte `c` then data. `c == 0xff`: a gap
-//! (next byte = length, its low bit = direction); `0xf0..=0xfe`: direction
-//! `c & 1`, length in the next two bytes (big-endian); else direction `c & 1`,
-//! length `(c >> 1) + 1`.
-//! Checks the `ParseStatus` contract on every call.
+//! Shared by the app-parser fuzz targets: feeds the parser through the
+//! engine's own driver (`dissect::app::driver::AppDriver`) with the
+//! `ParseStatus` contract checked on every call. The input is a script of
+//! chunks: a control byte `c` then data. `c == 0xff`: a gap (next byte =
+//! length, its low bit = direction); `0xf0..=0xfe`: direction `c & 1`,
+//! length in the next two bytes (big-endian); else direction `c & 1`, length
+//! `(c >> 1) + 1`. Over UDP each chunk is a datagram.
 
-use dissect::app::{AppParser, Ctx, Direction, ParseStatus};
+use dissect::app::driver::{AppDriver, DriverHost, Hit};
+use dissect::app::{AppEvent, AppParser, Ctx, Direction};
 
 /// Engine buffer cap per direction (DNS/TCP needs 64 KiB + 2).
 const CAP: usize = 70 * 1024;
+/// A worker-wide budget small enough that the fuzzer reaches its refusals.
+const BUDGET: usize = 96 * 1024;
 
-pub fn run(mut p: Box<dyn AppParser>, script: &[u8]) {
-    let mut buf: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut stopped = [false, false];
-    let mut events = 0usize;
+struct Host {
+    events: usize,
+    used: usize,
+}
+
+impl DriverHost for Host {
+    const CHECK_CONTRACT: bool = true;
+
+    fn max_pending(&self) -> usize {
+        CAP
+    }
+
+    fn take(&mut self, n: usize) -> bool {
+        if self.used + n > BUDGET {
+            return false;
+        }
+        self.used += n;
+        true
+    }
+
+    fn give(&mut self, n: usize) {
+        assert!(n <= self.used, "gave back {n} bytes, {} taken", self.used);
+        self.used -= n;
+    }
+
+    fn emit(&mut self, _ev: AppEvent) {
+        self.events += 1;
+    }
+
+    fn hit(&mut self, _what: Hit) {}
+}
+
+/// `datagrams`: the parser runs over UDP (each chunk one datagram).
+pub fn run(mut p: Box<dyn AppParser>, datagrams: bool, script: &[u8]) {
+    let mut d = AppDriver::new();
+    let mut host = Host { events: 0, used: 0 };
     let mut ts = 1_000u64;
     let mut i = 0usize;
     while i < script.len() {
@@ -24,23 +60,19 @@ pub fn run(mut p: Box<dyn AppParser>, script: &[u8]) {
         if c == 0xff {
             let len = script.get(i).copied().unwrap_or(0) as u64;
             i += 1;
-            let d = if len & 1 == 0 {
+            let dir = if len & 1 == 0 {
                 Direction::ToServer
             } else {
                 Direction::ToClient
             };
-            let k = d.index();
-            let pending = buf[k].len() as u64;
-            buf[k].clear();
-            p.on_gap(d, len + pending);
+            d.gap(p.as_mut(), dir, len, &mut host);
             continue;
         }
-        let d = if c & 1 == 0 {
+        let dir = if c & 1 == 0 {
             Direction::ToServer
         } else {
             Direction::ToClient
         };
-        let k = d.index();
         let n = if c >= 0xf0 {
             let hi = script.get(i).copied().unwrap_or(0);
             let lo = script.get(i + 1).copied().unwrap_or(0);
@@ -53,47 +85,25 @@ pub fn run(mut p: Box<dyn AppParser>, script: &[u8]) {
         let end = (i0 + n).min(script.len());
         let chunk = &script[i0..end];
         i = end;
-        if stopped[k] {
-            continue;
+        if datagrams {
+            d.datagram(p.as_mut(), dir, chunk, &ctx, &mut host);
+        } else {
+            d.feed(p.as_mut(), dir, chunk, &ctx, &mut host);
         }
-        buf[k].extend_from_slice(chunk);
-        let st = p.parse(d, &buf[k], &ctx, &mut |_| events += 1);
-        match st {
-            ParseStatus::Consumed(n) => {
-                assert!(n <= buf[k].len());
-                buf[k].drain(..n);
-            }
-            ParseStatus::Incomplete { consumed, needed } => {
-                assert!(consumed <= buf[k].len());
-                buf[k].drain(..consumed);
-                assert!(
-                    needed > buf[k].len(),
-                    "Incomplete must ask for more than it has"
-                );
-                if needed > CAP {
-                    let n = buf[k].len() as u64;
-                    buf[k].clear();
-                    p.on_gap(d, n);
-                }
-            }
-            ParseStatus::Error { consumed } => {
-                assert!(consumed <= buf[k].len());
-                stopped[k] = true;
-                buf[k].clear();
-            }
-        }
-        if buf[k].len() > CAP {
-            let n = buf[k].len() as u64;
-            buf[k].clear();
-            p.on_gap(d, n);
-        }
-        let _ = p.is_done();
+        // Whatever is kept is within the cap and was taken from the budget.
+        let kept = d.buffered(Direction::ToServer).len() + d.buffered(Direction::ToClient).len();
+        assert_eq!(
+            kept, host.used,
+            "every buffered byte is taken from the budget"
+        );
+        assert!(d.buffered(dir).len() <= CAP, "buffer over its cap");
     }
-    p.expire(&Ctx::new(ts + 60_000_000_000), &mut |_| events += 1);
-    p.flush(&Ctx::new(ts + 1), &mut |_| events += 1);
+    d.expire(p.as_mut(), &Ctx::new(ts + 60_000_000_000), &mut host);
+    d.finish(p.as_mut(), &Ctx::new(ts + 1), &mut host);
+    assert_eq!(host.used, 0, "every byte taken is given back at the end");
     assert_eq!(
         p.stats().events as usize,
-        events,
+        host.events,
         "every emitted event is counted"
     );
 }

@@ -24,5 +24,7 @@ fuzz_target!(|data: &[u8]| {
     // Also the probes, on the raw input.
     let _ = dissect::app::detect_udp(1234, 53, script);
     let _ = dissect::app::dns::probe_tcp(dissect::app::Direction::ToServer, script);
-    app_driver::run(Box::new(DnsParser::new(transport, cfg)), script);
+    // Over UDP each chunk is one datagram, as the engine delivers them.
+    let datagrams = transport == Transport::Udp;
+    app_driver::run(Box::new(DnsParser::new(transport, cfg)), datagrams, script);
 });

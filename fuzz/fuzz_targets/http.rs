@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
         max_field_len: 64,
         ..HttpConfig::default()
     };
-    app_driver::run(Box::new(HttpParser::new(cfg)), script);
+    app_driver::run(Box::new(HttpParser::new(cfg)), false, script);
 });

@@ -17,5 +17,5 @@ fuzz_target!(|data: &[u8]| {
         parse_certs: flags & 2 == 0,
     };
     let _ = dissect::app::detect_tcp(1234, 443, dissect::app::Direction::ToServer, script);
-    app_driver::run(Box::new(TlsParser::new(cfg)), script);
+    app_driver::run(Box::new(TlsParser::new(cfg)), false, script);
 });

@@ -29,10 +29,15 @@
 //! * [`AppParser::stats`] returns the parser's counters; add them to the
 //!   per-core counters when the flow ends.
 //!
+//!
+//! [`driver::AppDriver`] is this section in code: the engine, the unit tests
+//! and the fuzz targets all feed parsers through it.
+//!
 //! No parser panics, loops without progress or allocates without a bound on
 //! any input; every limit is in [`AppConfig`] and counted in [`AppStats`].
 
 pub mod dns;
+pub mod driver;
 pub mod encode;
 pub mod http;
 pub mod registry;

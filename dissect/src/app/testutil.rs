@@ -1,9 +1,11 @@
 //! Test helpers: corpus captures through tshark, Suricata reference eve files,
-//! and a driver that plays the engine's role (buffering unconsumed bytes).
+//! and a driver that plays the engine's role (through the engine's own
+//! [`AppDriver`]).
 //!
 //! tshark is required: a missing tshark fails the tests loudly.
 
-use super::{AppEvent, AppParser, Ctx, Direction, ParseStatus};
+use super::driver::{AppDriver, DriverHost, Hit};
+use super::{AppEvent, AppParser, Ctx, Direction};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -93,12 +95,45 @@ pub fn udp_payloads(cap: &Path, filter: &str) -> Vec<(u64, u16, u16, Vec<u8>)> {
         .collect()
 }
 
-/// Plays the engine: keeps unconsumed bytes per direction, honours
-/// `Incomplete{needed}`, stops a direction on `Error`, caps its buffers.
+/// The unit tests' host of [`AppDriver`]: collects events, counts parse
+/// errors, lends memory without a worker-wide budget and checks the
+/// `ParseStatus` contract on every call.
+struct TestHost<'a> {
+    events: &'a mut Vec<AppEvent>,
+    errors: &'a mut u32,
+    cap: usize,
+}
+
+impl DriverHost for TestHost<'_> {
+    const CHECK_CONTRACT: bool = true;
+
+    fn max_pending(&self) -> usize {
+        self.cap
+    }
+
+    fn take(&mut self, _n: usize) -> bool {
+        true
+    }
+
+    fn give(&mut self, _n: usize) {}
+
+    fn emit(&mut self, ev: AppEvent) {
+        self.events.push(ev);
+    }
+
+    fn hit(&mut self, what: Hit) {
+        if what == Hit::ParseError {
+            *self.errors += 1;
+        }
+    }
+}
+
+/// Plays the engine: a parser fed through the engine's [`AppDriver`]
+/// (unconsumed bytes kept per direction, `Incomplete{needed}` honoured,
+/// `Error` stops a direction, buffers capped), the contract checked on
+/// every call. Derefs to the driver, so tests can look at `d.buf`.
 pub struct Driver {
     pub parser: Box<dyn AppParser>,
-    pub buf: [Vec<u8>; 2],
-    pub stopped: [bool; 2],
     pub events: Vec<AppEvent>,
     pub errors: u32,
     pub cap: usize,
@@ -106,19 +141,38 @@ pub struct Driver {
     /// the parser says `is_done`), as the engine may.
     pub redetect: Option<(u16, u16)>,
     detecting: bool,
+    core: AppDriver,
+}
+
+impl std::ops::Deref for Driver {
+    type Target = AppDriver;
+
+    fn deref(&self) -> &AppDriver {
+        &self.core
+    }
+}
+
+/// The host over `d`'s own fields, beside its parser and driver.
+macro_rules! host {
+    ($d:expr) => {
+        TestHost {
+            events: &mut $d.events,
+            errors: &mut $d.errors,
+            cap: $d.cap,
+        }
+    };
 }
 
 impl Driver {
     pub fn new(parser: Box<dyn AppParser>) -> Driver {
         Driver {
             parser,
-            buf: [Vec::new(), Vec::new()],
-            stopped: [false, false],
             events: Vec::new(),
             errors: 0,
             cap: 256 * 1024,
             redetect: None,
             detecting: false,
+            core: AppDriver::new(),
         }
     }
 
@@ -131,100 +185,74 @@ impl Driver {
         d
     }
 
-    /// While detecting a tunnel's protocol: buffer, probe, switch parsers.
+    /// While detecting (a new flow or a tunnel's payload): hold the bytes,
+    /// probe them, start the detected parser on what was held. Unlike the
+    /// engine, an unknown direction stops alone (the other may still
+    /// tell), so corpus flows with one odd side keep their events.
     fn detect(&mut self, dir: Direction, data: &[u8], ts_ns: u64) {
-        let i = dir.index();
-        self.buf[i].extend_from_slice(data);
+        let mut host = host!(self);
+        self.core.hold(dir, data, &mut host);
         let Some((sp, dp)) = self.redetect else {
             return;
         };
-        match crate::app::detect_tcp(sp, dp, dir, &self.buf[i]) {
+        match crate::app::detect_tcp(sp, dp, dir, self.core.buffered(dir)) {
             crate::app::Detect::Proto(p) => {
                 self.parser =
                     crate::app::new_parser(p, crate::app::Transport::Tcp, &Default::default());
                 self.detecting = false;
-                let first = std::mem::take(&mut self.buf[i]);
-                let other = std::mem::take(&mut self.buf[1 - i]);
-                self.feed(dir, &first, ts_ns);
-                self.feed(dir.reverse(), &other, ts_ns);
+                let mut host = host!(self);
+                self.core
+                    .start(self.parser.as_mut(), &Ctx::new(ts_ns), &mut host);
             }
             crate::app::Detect::NeedMore => {}
-            crate::app::Detect::Unknown => {
-                self.stopped[i] = true;
-                self.buf[i].clear();
-            }
+            crate::app::Detect::Unknown => self.core.stop(dir, &mut host!(self)),
         }
     }
 
     pub fn feed(&mut self, dir: Direction, data: &[u8], ts_ns: u64) {
-        let i = dir.index();
-        if self.stopped[i] {
+        if self.core.is_stopped(dir) {
             return;
         }
+        // A tunnel may have opened while the detected parser started on
+        // the bytes held during detection.
+        self.end_tunnel(ts_ns);
         if self.detecting {
             return self.detect(dir, data, ts_ns);
         }
-        self.buf[i].extend_from_slice(data);
-        let ctx = Ctx::new(ts_ns);
-        if !self.buf[i].is_empty() {
-            let events = &mut self.events;
-            let st = self
-                .parser
-                .parse(dir, &self.buf[i], &ctx, &mut |e| events.push(e));
-            match st {
-                // The contract: call again with the rest when more arrive.
-                ParseStatus::Consumed(n) => {
-                    assert!(n <= self.buf[i].len(), "consumed more than given");
-                    self.buf[i].drain(..n);
-                }
-                ParseStatus::Incomplete { consumed, needed } => {
-                    assert!(consumed <= self.buf[i].len());
-                    self.buf[i].drain(..consumed);
-                    assert!(
-                        needed > self.buf[i].len(),
-                        "Incomplete must need more than it has"
-                    );
-                    if needed > self.cap {
-                        let n = self.buf[i].len() as u64;
-                        self.buf[i].clear();
-                        self.parser.on_gap(dir, n);
-                    }
-                }
-                ParseStatus::Error { consumed } => {
-                    assert!(consumed <= self.buf[i].len());
-                    self.errors += 1;
-                    self.stopped[i] = true;
-                    self.buf[i].clear();
-                }
-            }
+        let mut host = host!(self);
+        self.core
+            .feed(self.parser.as_mut(), dir, data, &Ctx::new(ts_ns), &mut host);
+        if self.end_tunnel(ts_ns) {
+            // What the parser left unconsumed belongs to the tunnel.
+            self.detect(dir, &[], ts_ns);
         }
-        if self.redetect.is_some()
-            && self.parser.is_done()
-            && self.parser.proto() == crate::app::AppProto::Http
+    }
+
+    /// With `redetect`: once HTTP opened a tunnel, flush it and detect the
+    /// protocol inside. Whether that happened.
+    fn end_tunnel(&mut self, ts_ns: u64) -> bool {
+        if self.detecting
+            || self.redetect.is_none()
+            || !self.parser.is_done()
+            || self.parser.proto() != crate::app::AppProto::Http
         {
-            // Tunnel: what the parser left unconsumed belongs to it.
-            let events = &mut self.events;
-            self.parser.flush(&ctx, &mut |e| events.push(e));
-            self.detecting = true;
-            return self.detect(dir, &[], ts_ns);
+            return false;
         }
-        if self.buf[i].len() > self.cap {
-            let n = self.buf[i].len() as u64;
-            self.buf[i].clear();
-            self.parser.on_gap(dir, n);
-        }
+        let events = &mut self.events;
+        self.parser.flush(&Ctx::new(ts_ns), &mut |e| events.push(e));
+        self.detecting = true;
+        true
     }
 
     pub fn gap(&mut self, dir: Direction, len: u64) {
-        let i = dir.index();
-        let pending = self.buf[i].len() as u64;
-        self.buf[i].clear();
-        self.parser.on_gap(dir, len + pending);
+        let mut host = host!(self);
+        self.core.gap(self.parser.as_mut(), dir, len, &mut host);
     }
 
     pub fn flush(&mut self, ts_ns: u64) {
-        let events = &mut self.events;
-        self.parser.flush(&Ctx::new(ts_ns), &mut |e| events.push(e));
+        let mut host = host!(self);
+        self.core
+            .finish(self.parser.as_mut(), &Ctx::new(ts_ns), &mut host);
     }
 }
 
