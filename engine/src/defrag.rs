@@ -6,6 +6,7 @@
 //! bounded by bytes held and datagrams pending; past either limit a new
 //! fragment is dropped and counted. A datagram waits at most `timeout_ns`.
 
+use output::metrics::Listing;
 use std::net::IpAddr;
 
 use hashbrown::HashMap;
@@ -279,6 +280,99 @@ fn merge_ranges(r: &mut Vec<(u32, u32)>) {
         }
     }
     r.truncate(out + 1);
+}
+
+impl DefragCounters {
+    /// Lists these counters (the `defrag` section of the `stats` event and
+    /// their metrics).
+    pub fn list(&self, v: &mut dyn Listing) {
+        use output::metrics::{
+            fig,
+            Kind::{Counter, Gauge},
+        };
+        let d = self;
+        for (key, metric, help, value) in [
+            (
+                "fragments",
+                "flowtap_defrag_fragments_total",
+                "IP fragments handed to the reassembler.",
+                d.fragments,
+            ),
+            (
+                "reassembled",
+                "flowtap_defrag_datagrams_reassembled_total",
+                "IP datagrams completed from fragments.",
+                d.reassembled,
+            ),
+            (
+                "fragments_reassembled",
+                "flowtap_defrag_fragments_reassembled_total",
+                "Fragments that became part of a completed datagram.",
+                d.fragments_reassembled,
+            ),
+            (
+                "timed_out",
+                "flowtap_defrag_datagrams_timed_out_total",
+                "Datagrams given up after the defrag timeout.",
+                d.timed_out,
+            ),
+            (
+                "fragments_timed_out",
+                "flowtap_defrag_fragments_timed_out_total",
+                "Fragments of datagrams given up after the timeout.",
+                d.fragments_timed_out,
+            ),
+        ] {
+            fig(v, key, metric, Counter, help, &[], value);
+        }
+        const REFUSED: &str =
+            "Fragments refused, by reason: cap (memory limit reached), invalid (beyond 64 KiB, empty, after the end).";
+        fig(
+            v,
+            "dropped_at_cap",
+            "flowtap_defrag_fragments_refused_total",
+            Counter,
+            REFUSED,
+            &[("reason", "cap")],
+            d.dropped_at_cap,
+        );
+        fig(
+            v,
+            "invalid",
+            "flowtap_defrag_fragments_refused_total",
+            Counter,
+            REFUSED,
+            &[("reason", "invalid")],
+            d.invalid,
+        );
+        fig(
+            v,
+            "overlapping",
+            "flowtap_defrag_datagrams_overlapping_total",
+            Counter,
+            "Datagrams in which fragments overlapped.",
+            &[],
+            d.overlapping,
+        );
+        fig(
+            v,
+            "pending_at_end",
+            "flowtap_defrag_datagrams_pending_at_end",
+            Gauge,
+            "Datagrams still incomplete when the capture ended (0 while it runs).",
+            &[],
+            d.pending_at_end,
+        );
+        fig(
+            v,
+            "fragments_pending_at_end",
+            "flowtap_defrag_fragments_pending_at_end",
+            Gauge,
+            "Fragments of the datagrams still incomplete when the capture ended.",
+            &[],
+            d.fragments_pending_at_end,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use dissect::app::{AppProto, AppStats};
 use output::event::StatsEvent;
 use output::metrics::StatsBuilder;
 use output::metrics::{
-    list_pcap_writer, list_sinks, Exposition, Figure, Kind, Listing, MetricsError, MetricsServer,
+    fig, list_pcap_writer, list_sinks, Exposition, Figure, Kind, Listing, MetricsError,
+    MetricsServer,
 };
 use output::pcap::{PcapCounters, PcapSummary};
 use output::{OutputsProbe, SinkSnapshot};
@@ -192,7 +193,7 @@ impl Snapshot {
         list_worker(total, v);
         if let Some(e) = &total.export {
             v.open("export");
-            list_export(e, v);
+            e.list(v);
             if let Some(w) = &self.pcap_writer {
                 v.open("writer");
                 list_pcap_writer(w, v);
@@ -222,7 +223,7 @@ impl Snapshot {
             e.set_scope(&[("worker", &i)]);
             list_worker(w, &mut e);
             if let Some(x) = &w.export {
-                list_export(x, &mut e);
+                x.list(&mut e);
             }
         }
         e.set_scope(&[]);
@@ -237,166 +238,11 @@ impl Snapshot {
     }
 }
 
-/// Lists the PCAP export counters of a worker (or their sum): the `export`
-/// section of the `stats` event.
-pub fn list_export(e: &ExportCounters, v: &mut dyn Listing) {
-    use Kind::{Counter, Gauge};
-    let figures: [(&str, &'static str, Kind, &'static str, u64); 17] = [
-        (
-            "candidates",
-            "flowtap_export_candidates_total",
-            Counter,
-            "Flows that some export rule could still select when they started.",
-            e.candidates,
-        ),
-        (
-            "matches",
-            "flowtap_export_matches_total",
-            Counter,
-            "(flow, rule) export matches.",
-            e.matches,
-        ),
-        (
-            "files_opened",
-            "flowtap_export_flow_files_opened_total",
-            Counter,
-            "Per-flow export files opened.",
-            e.files_opened,
-        ),
-        (
-            "matches_without_packets",
-            "flowtap_export_matches_without_packets_total",
-            Counter,
-            "Flows that matched only as they ended, with nothing buffered any more (no file).",
-            e.matches_without_packets,
-        ),
-        (
-            "files_limited",
-            "flowtap_export_flow_files_limited_total",
-            Counter,
-            "Per-flow files finished because the rule's packet or byte limit was hit.",
-            e.files_limited,
-        ),
-        (
-            "packets_buffered",
-            "flowtap_export_packets_buffered_total",
-            Counter,
-            "Frames copied into the pre-trigger pool.",
-            e.packets_buffered,
-        ),
-        (
-            "buffers_full",
-            "flowtap_export_buffers_full_total",
-            Counter,
-            "Flows whose pre-trigger buffer filled before a rule decided.",
-            e.buffers_full,
-        ),
-        (
-            "buffers_dropped_on_miss",
-            "flowtap_export_buffers_dropped_on_miss_total",
-            Counter,
-            "Flows whose buffer was dropped because their first transaction did not match.",
-            e.buffers_dropped_on_miss,
-        ),
-        (
-            "pool_evictions",
-            "flowtap_export_pool_evictions_total",
-            Counter,
-            "Flows whose buffer was released to make room in the pool (oldest first).",
-            e.pool_evictions,
-        ),
-        (
-            "pool_evicted_packets",
-            "flowtap_export_pool_evicted_packets_total",
-            Counter,
-            "Frames released from the pool to make room.",
-            e.pool_evicted_packets,
-        ),
-        (
-            "pool_bytes_held",
-            "flowtap_export_pool_bytes",
-            Gauge,
-            "Bytes held in the pre-trigger pool.",
-            e.pool_bytes_held,
-        ),
-        (
-            "released_early",
-            "flowtap_export_released_early_total",
-            Counter,
-            "Flows released before they ended because no rule could select them any more.",
-            e.released_early,
-        ),
-        (
-            "packets_exported",
-            "flowtap_export_packets_total",
-            Counter,
-            "Frames handed to the PCAP writer.",
-            e.packets_exported,
-        ),
-        (
-            "bytes_exported",
-            "flowtap_export_bytes_total",
-            Counter,
-            "Bytes of the frames handed to the PCAP writer.",
-            e.bytes_exported,
-        ),
-        (
-            "packets_missed",
-            "flowtap_export_packets_missed_total",
-            Counter,
-            "Frames of matched flows from before the match that were no longer buffered.",
-            e.packets_missed,
-        ),
-        (
-            "other_link",
-            "flowtap_export_other_link_total",
-            Counter,
-            "Frames of a flow on another link type than its first (not exported).",
-            e.other_link,
-        ),
-        (
-            "fragments_dropped",
-            "flowtap_export_fragments_dropped_total",
-            Counter,
-            "Fragment frames dropped from the export stash before their datagram completed.",
-            e.fragments_dropped,
-        ),
-    ];
-    for (key, metric, kind, help, value) in figures {
-        v.figure(&Figure {
-            key,
-            metric,
-            kind,
-            help,
-            labels: &[],
-            value,
-        });
-    }
-}
-
 /// Lists one worker's counters (or their sum): the `packets`,
 /// `decode_errors`, `flows`, `events`, `defrag`, `stream` and `app`
 /// sections of the `stats` event.
 pub fn list_worker(s: &WorkerStats, v: &mut dyn Listing) {
     use Kind::{Counter, Gauge};
-    fn fig(
-        v: &mut dyn Listing,
-        key: &str,
-        metric: &'static str,
-        kind: Kind,
-        help: &'static str,
-        labels: &[(&'static str, &str)],
-        value: u64,
-    ) {
-        v.figure(&Figure {
-            key,
-            metric,
-            kind,
-            help,
-            labels,
-            value,
-        });
-    }
     v.open("packets");
     fig(
         v,
@@ -475,72 +321,8 @@ pub fn list_worker(s: &WorkerStats, v: &mut dyn Listing) {
     }
     v.close();
 
-    let f = &s.flows;
     v.open("flows");
-    fig(
-        v,
-        "created",
-        "flowtap_flows_created_total",
-        Counter,
-        "Flows created.",
-        &[],
-        f.created,
-    );
-    const ENDED: &str = "Flows ended, by reason: timeout (idle, or closed by FIN/RST and then quiet), evicted (table full), shutdown (capture ended).";
-    fig(
-        v,
-        "expired",
-        "flowtap_flows_ended_total",
-        Counter,
-        ENDED,
-        &[("reason", "timeout")],
-        f.expired,
-    );
-    fig(
-        v,
-        "evicted",
-        "flowtap_flows_ended_total",
-        Counter,
-        ENDED,
-        &[("reason", "evicted")],
-        f.evicted,
-    );
-    fig(
-        v,
-        "ended_at_shutdown",
-        "flowtap_flows_ended_total",
-        Counter,
-        ENDED,
-        &[("reason", "shutdown")],
-        f.ended_at_shutdown,
-    );
-    fig(
-        v,
-        "interim_records",
-        "flowtap_flow_interim_records_total",
-        Counter,
-        "Interim records of long flows (active timeout).",
-        &[],
-        f.interim_records,
-    );
-    fig(
-        v,
-        "active",
-        "flowtap_flows_active",
-        Gauge,
-        "Flows in the flow table now.",
-        &[],
-        f.active,
-    );
-    fig(
-        v,
-        "tcp_port_reuse",
-        "flowtap_flows_tcp_port_reuse_total",
-        Counter,
-        "TCP flows ended because a new SYN reused their ports.",
-        &[],
-        f.tcp_reuse,
-    );
+    s.flows.list(v);
     v.number("records", s.records);
     v.close();
 
@@ -562,136 +344,13 @@ pub fn list_worker(s: &WorkerStats, v: &mut dyn Listing) {
     }
     v.close();
 
-    let d = &s.defrag;
     v.open("defrag");
-    for (key, metric, help, value) in [
-        (
-            "fragments",
-            "flowtap_defrag_fragments_total",
-            "IP fragments handed to the reassembler.",
-            d.fragments,
-        ),
-        (
-            "reassembled",
-            "flowtap_defrag_datagrams_reassembled_total",
-            "IP datagrams completed from fragments.",
-            d.reassembled,
-        ),
-        (
-            "fragments_reassembled",
-            "flowtap_defrag_fragments_reassembled_total",
-            "Fragments that became part of a completed datagram.",
-            d.fragments_reassembled,
-        ),
-        (
-            "timed_out",
-            "flowtap_defrag_datagrams_timed_out_total",
-            "Datagrams given up after the defrag timeout.",
-            d.timed_out,
-        ),
-        (
-            "fragments_timed_out",
-            "flowtap_defrag_fragments_timed_out_total",
-            "Fragments of datagrams given up after the timeout.",
-            d.fragments_timed_out,
-        ),
-    ] {
-        fig(v, key, metric, Counter, help, &[], value);
-    }
-    const REFUSED: &str =
-        "Fragments refused, by reason: cap (memory limit reached), invalid (beyond 64 KiB, empty, after the end).";
-    fig(
-        v,
-        "dropped_at_cap",
-        "flowtap_defrag_fragments_refused_total",
-        Counter,
-        REFUSED,
-        &[("reason", "cap")],
-        d.dropped_at_cap,
-    );
-    fig(
-        v,
-        "invalid",
-        "flowtap_defrag_fragments_refused_total",
-        Counter,
-        REFUSED,
-        &[("reason", "invalid")],
-        d.invalid,
-    );
-    fig(
-        v,
-        "overlapping",
-        "flowtap_defrag_datagrams_overlapping_total",
-        Counter,
-        "Datagrams in which fragments overlapped.",
-        &[],
-        d.overlapping,
-    );
-    fig(
-        v,
-        "pending_at_end",
-        "flowtap_defrag_datagrams_pending_at_end",
-        Gauge,
-        "Datagrams still incomplete when the capture ended (0 while it runs).",
-        &[],
-        d.pending_at_end,
-    );
-    fig(
-        v,
-        "fragments_pending_at_end",
-        "flowtap_defrag_fragments_pending_at_end",
-        Gauge,
-        "Fragments of the datagrams still incomplete when the capture ended.",
-        &[],
-        d.fragments_pending_at_end,
-    );
+    s.defrag.list(v);
     v.close();
 
     let t = &s.stream;
     v.open("stream");
-    fig(
-        v,
-        "delivered_bytes",
-        "flowtap_stream_delivered_bytes_total",
-        Counter,
-        "TCP payload bytes reassembly delivered in order to the parsers.",
-        &[],
-        t.delivered_bytes,
-    );
-    fig(
-        v,
-        "gaps",
-        "flowtap_stream_gaps_total",
-        Counter,
-        "Holes in TCP streams reported to the parsers.",
-        &[],
-        t.gaps,
-    );
-    fig(
-        v,
-        "missed_bytes",
-        "flowtap_stream_missed_bytes_total",
-        Counter,
-        "TCP payload bytes never seen (in the holes).",
-        &[],
-        t.missed_bytes,
-    );
-    const LIMIT: &str = "Times a reassembly limit was hit, by limit: ooo_flow (out-of-order bytes of a flow), worker (bytes of all flows of a worker), pending (segments waiting).";
-    for (key, limit, value) in [
-        ("ooo_flow_cap_hit", "ooo_flow", t.ooo_flow_cap_hit),
-        ("worker_cap_hit", "worker", t.worker_cap_hit),
-        ("pending_cap_hit", "pending", t.pending_cap_hit),
-    ] {
-        fig(
-            v,
-            key,
-            "flowtap_stream_limit_hits_total",
-            Counter,
-            LIMIT,
-            &[("limit", limit)],
-            value,
-        );
-    }
+    t.list(v);
     fig(
         v,
         "bytes_held",

@@ -19,6 +19,7 @@ use dissect::app::{
     Detect, Direction, Transport,
 };
 use dissect::event::{TcpDirectionKpis, TcpKpis};
+use output::metrics::Listing;
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -596,5 +597,57 @@ impl Session {
             self.driver.release(cx);
         }
         self.app = App::None;
+    }
+}
+
+impl StreamCounters {
+    /// Lists these counters (the `stream` section of the `stats` event and
+    /// their metrics).
+    pub fn list(&self, v: &mut dyn Listing) {
+        use output::metrics::{fig, Kind::Counter};
+        let t = self;
+        fig(
+            v,
+            "delivered_bytes",
+            "flowtap_stream_delivered_bytes_total",
+            Counter,
+            "TCP payload bytes reassembly delivered in order to the parsers.",
+            &[],
+            t.delivered_bytes,
+        );
+        fig(
+            v,
+            "gaps",
+            "flowtap_stream_gaps_total",
+            Counter,
+            "Holes in TCP streams reported to the parsers.",
+            &[],
+            t.gaps,
+        );
+        fig(
+            v,
+            "missed_bytes",
+            "flowtap_stream_missed_bytes_total",
+            Counter,
+            "TCP payload bytes never seen (in the holes).",
+            &[],
+            t.missed_bytes,
+        );
+        const LIMIT: &str = "Times a reassembly limit was hit, by limit: ooo_flow (out-of-order bytes of a flow), worker (bytes of all flows of a worker), pending (segments waiting).";
+        for (key, limit, value) in [
+            ("ooo_flow_cap_hit", "ooo_flow", t.ooo_flow_cap_hit),
+            ("worker_cap_hit", "worker", t.worker_cap_hit),
+            ("pending_cap_hit", "pending", t.pending_cap_hit),
+        ] {
+            fig(
+                v,
+                key,
+                "flowtap_stream_limit_hits_total",
+                Counter,
+                LIMIT,
+                &[("limit", limit)],
+                value,
+            );
+        }
     }
 }

@@ -83,6 +83,26 @@ pub trait Listing {
     fn declare(&mut self, _metric: &'static str, _kind: Kind, _help: &'static str) {}
 }
 
+/// Lists one figure (the shorthand every subsystem's listing uses).
+pub fn fig(
+    v: &mut dyn Listing,
+    key: &str,
+    metric: &'static str,
+    kind: Kind,
+    help: &'static str,
+    labels: &[(&'static str, &str)],
+    value: u64,
+) {
+    v.figure(&Figure {
+        key,
+        metric,
+        kind,
+        help,
+        labels,
+        value,
+    });
+}
+
 /// Builds a [`StatsEvent`] from a listing: what the `stats` event carries,
 /// typed, for every schema to write its own way.
 pub struct StatsBuilder {

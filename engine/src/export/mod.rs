@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use dissect::app::{AppEvent, AppProto, Peek};
 use dissect::flow::CommunityId;
+use output::metrics::{Figure, Kind, Listing};
 use output::pcap::{FileId, FlowLabel, PcapHandle};
 
 use crate::defrag::FragKey;
@@ -918,5 +919,145 @@ impl ExportRun {
     /// open files are finished, their `pcap` events sent.
     pub fn finish(self) -> Result<output::pcap::PcapSummary, output::pcap::PcapError> {
         self.writer.join()
+    }
+}
+
+impl ExportCounters {
+    /// Lists the PCAP export counters of a worker (or their sum): the `export`
+    /// section of the `stats` event.
+    pub fn list(&self, v: &mut dyn Listing) {
+        let e = self;
+        use Kind::{Counter, Gauge};
+        let figures: [(&str, &'static str, Kind, &'static str, u64); 17] = [
+            (
+                "candidates",
+                "flowtap_export_candidates_total",
+                Counter,
+                "Flows that some export rule could still select when they started.",
+                e.candidates,
+            ),
+            (
+                "matches",
+                "flowtap_export_matches_total",
+                Counter,
+                "(flow, rule) export matches.",
+                e.matches,
+            ),
+            (
+                "files_opened",
+                "flowtap_export_flow_files_opened_total",
+                Counter,
+                "Per-flow export files opened.",
+                e.files_opened,
+            ),
+            (
+                "matches_without_packets",
+                "flowtap_export_matches_without_packets_total",
+                Counter,
+                "Flows that matched only as they ended, with nothing buffered any more (no file).",
+                e.matches_without_packets,
+            ),
+            (
+                "files_limited",
+                "flowtap_export_flow_files_limited_total",
+                Counter,
+                "Per-flow files finished because the rule's packet or byte limit was hit.",
+                e.files_limited,
+            ),
+            (
+                "packets_buffered",
+                "flowtap_export_packets_buffered_total",
+                Counter,
+                "Frames copied into the pre-trigger pool.",
+                e.packets_buffered,
+            ),
+            (
+                "buffers_full",
+                "flowtap_export_buffers_full_total",
+                Counter,
+                "Flows whose pre-trigger buffer filled before a rule decided.",
+                e.buffers_full,
+            ),
+            (
+                "buffers_dropped_on_miss",
+                "flowtap_export_buffers_dropped_on_miss_total",
+                Counter,
+                "Flows whose buffer was dropped because their first transaction did not match.",
+                e.buffers_dropped_on_miss,
+            ),
+            (
+                "pool_evictions",
+                "flowtap_export_pool_evictions_total",
+                Counter,
+                "Flows whose buffer was released to make room in the pool (oldest first).",
+                e.pool_evictions,
+            ),
+            (
+                "pool_evicted_packets",
+                "flowtap_export_pool_evicted_packets_total",
+                Counter,
+                "Frames released from the pool to make room.",
+                e.pool_evicted_packets,
+            ),
+            (
+                "pool_bytes_held",
+                "flowtap_export_pool_bytes",
+                Gauge,
+                "Bytes held in the pre-trigger pool.",
+                e.pool_bytes_held,
+            ),
+            (
+                "released_early",
+                "flowtap_export_released_early_total",
+                Counter,
+                "Flows released before they ended because no rule could select them any more.",
+                e.released_early,
+            ),
+            (
+                "packets_exported",
+                "flowtap_export_packets_total",
+                Counter,
+                "Frames handed to the PCAP writer.",
+                e.packets_exported,
+            ),
+            (
+                "bytes_exported",
+                "flowtap_export_bytes_total",
+                Counter,
+                "Bytes of the frames handed to the PCAP writer.",
+                e.bytes_exported,
+            ),
+            (
+                "packets_missed",
+                "flowtap_export_packets_missed_total",
+                Counter,
+                "Frames of matched flows from before the match that were no longer buffered.",
+                e.packets_missed,
+            ),
+            (
+                "other_link",
+                "flowtap_export_other_link_total",
+                Counter,
+                "Frames of a flow on another link type than its first (not exported).",
+                e.other_link,
+            ),
+            (
+                "fragments_dropped",
+                "flowtap_export_fragments_dropped_total",
+                Counter,
+                "Fragment frames dropped from the export stash before their datagram completed.",
+                e.fragments_dropped,
+            ),
+        ];
+        for (key, metric, kind, help, value) in figures {
+            v.figure(&Figure {
+                key,
+                metric,
+                kind,
+                help,
+                labels: &[],
+                value,
+            });
+        }
     }
 }

@@ -6,6 +6,7 @@ use dissect::event::{AppEnvelope, DirectionStats, EndReason, FlowRecord, TunnelI
 use dissect::flow::{CommunityId, FlowKey};
 use dissect::packet::{Decoded, Tunnel, Vlans, L4};
 use hashbrown::HashTable;
+use output::metrics::Listing;
 
 use super::tcp::{self, TcpTrack};
 use super::wheel::{Entry, Wheel};
@@ -779,4 +780,80 @@ fn session_ports(l4: &L4, from_client: bool) -> Option<(u16, u16)> {
         _ => return None,
     };
     Some(if from_client { (sp, dp) } else { (dp, sp) })
+}
+
+impl TableCounters {
+    /// Lists these counters (the `flows` section of the `stats` event and
+    /// their metrics).
+    pub fn list(&self, v: &mut dyn Listing) {
+        use output::metrics::{
+            fig,
+            Kind::{Counter, Gauge},
+        };
+        let f = self;
+        fig(
+            v,
+            "created",
+            "flowtap_flows_created_total",
+            Counter,
+            "Flows created.",
+            &[],
+            f.created,
+        );
+        const ENDED: &str = "Flows ended, by reason: timeout (idle, or closed by FIN/RST and then quiet), evicted (table full), shutdown (capture ended).";
+        fig(
+            v,
+            "expired",
+            "flowtap_flows_ended_total",
+            Counter,
+            ENDED,
+            &[("reason", "timeout")],
+            f.expired,
+        );
+        fig(
+            v,
+            "evicted",
+            "flowtap_flows_ended_total",
+            Counter,
+            ENDED,
+            &[("reason", "evicted")],
+            f.evicted,
+        );
+        fig(
+            v,
+            "ended_at_shutdown",
+            "flowtap_flows_ended_total",
+            Counter,
+            ENDED,
+            &[("reason", "shutdown")],
+            f.ended_at_shutdown,
+        );
+        fig(
+            v,
+            "interim_records",
+            "flowtap_flow_interim_records_total",
+            Counter,
+            "Interim records of long flows (active timeout).",
+            &[],
+            f.interim_records,
+        );
+        fig(
+            v,
+            "active",
+            "flowtap_flows_active",
+            Gauge,
+            "Flows in the flow table now.",
+            &[],
+            f.active,
+        );
+        fig(
+            v,
+            "tcp_port_reuse",
+            "flowtap_flows_tcp_port_reuse_total",
+            Counter,
+            "TCP flows ended because a new SYN reused their ports.",
+            &[],
+            f.tcp_reuse,
+        );
+    }
 }
