@@ -48,8 +48,10 @@ pub struct WorkerStats {
     pub records: u64,
     /// TCP reassembly and protocol detection.
     pub stream: StreamCounters,
-    /// Counters of the app-layer parsers of ended flows.
+    /// Counters of the app-layer parsers of ended flows (all protocols).
     pub app: AppStats,
+    /// The same, per protocol (indexed by [`AppProto::index`]).
+    pub app_by_proto: [AppStats; AppProto::COUNT],
     /// Application-layer events emitted.
     pub app_events: u64,
     /// Of which, by type.
@@ -73,6 +75,9 @@ impl WorkerStats {
         a.detected += b.detected;
         a.undetected += b.undetected;
         self.app.add(&o.app);
+        for (a, b) in self.app_by_proto.iter_mut().zip(&o.app_by_proto) {
+            a.add(b);
+        }
         self.app_events += o.app_events;
         self.app_by_type.add(&o.app_by_type);
         self.stream_bytes_held += o.stream_bytes_held;
@@ -429,6 +434,34 @@ pub fn list_worker(s: &WorkerStats, v: &mut dyn Listing) {
     ] {
         fig(v, key, metric, Counter, help, &[], value);
     }
+    // The parsers' counters per registered protocol.
+    const PARSER: &str = "App-layer parser counters by protocol (malformed, truncated, gaps, resyncs, orphan_responses, unanswered, pending_overflow).";
+    v.open("by_protocol");
+    for &p in AppProto::ALL {
+        let a = &s.app_by_proto[p.index()];
+        v.open(p.as_str());
+        for (key, value) in [
+            ("malformed", a.malformed),
+            ("truncated", a.truncated),
+            ("gaps", a.gaps),
+            ("resyncs", a.resyncs),
+            ("orphan_responses", a.orphan_responses),
+            ("unanswered", a.unanswered),
+            ("pending_overflow", a.pending_overflow),
+        ] {
+            fig(
+                v,
+                key,
+                "flowtap_app_parser_total",
+                Counter,
+                PARSER,
+                &[("proto", p.as_str()), ("counter", key)],
+                value,
+            );
+        }
+        v.close();
+    }
+    v.close();
     v.close();
 }
 

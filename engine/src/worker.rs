@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use capture::{Packet, PacketSource, Poll};
+use dissect::app::AppStats;
 use dissect::event::{AppEnvelope, FlowRecord};
 use dissect::flow::{FlowKey, KeyConfig};
 use dissect::packet::{decode, decode_ip_payload, DecodeConfig, DecodeStatus, Decoded};
@@ -362,7 +363,11 @@ impl Worker {
         s.app_events = self.out.app_encoded;
         s.app_by_type = self.out.app_by_type;
         s.stream = self.table.stream_counters();
-        s.app = self.table.app_stats();
+        s.app_by_proto = self.table.app_stats();
+        s.app = AppStats::default();
+        for a in &s.app_by_proto {
+            s.app.add(a);
+        }
         s.stream_bytes_held = self.table.stream_bytes() as u64;
         if let Some(mut e) = self.table.export_counters() {
             e.fragments_dropped = self.frag_stash.as_ref().map_or(0, |f| f.dropped);

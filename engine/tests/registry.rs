@@ -223,6 +223,9 @@ fn every_protocol_has_its_counters_metrics_sampling_and_type() {
         app_by_type: AppEventCounts(std::array::from_fn(|i| 1000 + i as u64)),
         ..WorkerStats::default()
     };
+    for (i, a) in w.app_by_proto.iter_mut().enumerate() {
+        a.malformed = 500 + i as u64;
+    }
     w.app_events = w.app_by_type.0.iter().sum();
     let snap = Snapshot {
         per_worker: vec![w],
@@ -240,6 +243,15 @@ fn every_protocol_has_its_counters_metrics_sampling_and_type() {
             "stats event has no events.{name}"
         );
         let line = format!("flowtap_events_total{{worker=\"0\",type=\"{name}\"}} {want}");
+        assert!(metrics.contains(&line), "no metric line `{line}`");
+        let malformed = 500 + p.index() as u64;
+        assert_eq!(
+            stats["stats"]["app"]["by_protocol"][name]["malformed"], malformed,
+            "stats event has no app.by_protocol.{name}"
+        );
+        let line = format!(
+            "flowtap_app_parser_total{{worker=\"0\",proto=\"{name}\",counter=\"malformed\"}} {malformed}"
+        );
         assert!(metrics.contains(&line), "no metric line `{line}`");
 
         let t = EventType::App(p);

@@ -1,7 +1,7 @@
 //! Flow tracking for one worker. Nothing here is shared: the worker that
 //! owns a flow is the only one that ever sees its packets.
 
-use dissect::app::{AppConfig, AppEvent, AppStats, Direction};
+use dissect::app::{AppConfig, AppEvent, AppProto, AppStats, Direction};
 use dissect::event::{AppEnvelope, DirectionStats, EndReason, FlowRecord, TunnelInfo};
 use dissect::flow::{CommunityId, FlowKey};
 use dissect::packet::{Decoded, Tunnel, Vlans, L4};
@@ -256,7 +256,8 @@ pub struct FlowTable {
     app_cfg: AppConfig,
     budget: Budget,
     stream_counters: StreamCounters,
-    app_stats: AppStats,
+    /// Parser counters of ended flows, per protocol.
+    app_stats: [AppStats; AppProto::COUNT],
     /// Events a parser produced for the packet being handled.
     events: Vec<AppEvent>,
     /// PCAP export (None: no export rule, and no cost).
@@ -290,7 +291,7 @@ impl FlowTable {
                 max: max_stream_bytes,
             },
             stream_counters: StreamCounters::default(),
-            app_stats: AppStats::default(),
+            app_stats: [AppStats::default(); AppProto::COUNT],
             events: Vec::new(),
             export: None,
         }
@@ -317,8 +318,8 @@ impl FlowTable {
         self.stream_counters
     }
 
-    /// Counters of the parsers of flows that ended.
-    pub fn app_stats(&self) -> AppStats {
+    /// Counters of the parsers of flows that ended, per protocol.
+    pub fn app_stats(&self) -> [AppStats; AppProto::COUNT] {
         self.app_stats
     }
 
@@ -570,7 +571,9 @@ impl FlowTable {
                 events: &mut self.events,
             };
             session.finish(f.last_ns, &mut cx);
-            self.app_stats.add(&session.app_stats());
+            if let Some(p) = session.app_proto() {
+                self.app_stats[p.index()].add(&session.app_stats());
+            }
         }
         if f.export != NO_EXPORT {
             if let Some(ex) = self.export.as_mut() {
