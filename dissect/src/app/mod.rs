@@ -35,6 +35,7 @@
 pub mod dns;
 pub mod encode;
 pub mod http;
+pub mod pgsql;
 pub mod registry;
 pub mod tls;
 pub(crate) mod util;
@@ -48,6 +49,7 @@ registry::app_protocols! {
     Http => http::HttpProtocol,
     Dns => dns::DnsProtocol,
     Tls => tls::TlsProtocol,
+    Pgsql => pgsql::PgsqlProtocol,
 }
 
 /// Which way bytes travel, relative to the flow's client (initiator).
