@@ -211,7 +211,8 @@ pub struct PgsqlEvent {
     pub parameter_status: Vec<(String, String)>,
     /// RowDescription: number of columns.
     pub field_count: Option<u16>,
-    /// DataRow messages and their bytes on the wire (type byte included).
+    /// DataRow messages, and the bytes of their column values (what
+    /// Suricata's `data_size` counts: not the lengths or column counts).
     pub data_rows: u64,
     pub data_size: u64,
     /// Last CommandComplete tag (`SELECT 3`, `INSERT 0 1`) and how many

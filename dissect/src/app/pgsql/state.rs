@@ -200,9 +200,23 @@ impl PgsqlState {
             // Row data and COPY data are counted, never buffered.
             let streamed = matches!((from_client, t), (true, b'd') | (false, b'D' | b'd'));
             if streamed {
-                self.streamed(from_client, t, total);
-                pos += 5;
-                self.skip[i] = (total - 5) as u64;
+                // A DataRow's column count tells its value bytes apart from
+                // the per-column lengths.
+                let head = if t == b'D' && !from_client {
+                    total.min(7)
+                } else {
+                    5
+                };
+                if rest.len() < head {
+                    return ParseStatus::Incomplete {
+                        consumed: pos,
+                        needed: head,
+                    };
+                }
+                let columns = crate::app::util::be16(rest, 5).filter(|_| head == 7);
+                self.streamed(from_client, t, total, columns);
+                pos += head;
+                self.skip[i] = (total - head) as u64;
                 continue;
             }
             let want = total.min(5 + self.cfg.max_message_bytes);
@@ -364,7 +378,7 @@ impl PgsqlState {
         }
     }
 
-    fn streamed(&mut self, from_client: bool, t: u8, total: usize) {
+    fn streamed(&mut self, from_client: bool, t: u8, total: usize, columns: Option<u16>) {
         let payload = (total - 5) as u64;
         let Some(ev) = (if from_client {
             // CopyData follows the query that started the COPY: the newest request.
@@ -384,7 +398,10 @@ impl PgsqlState {
             ev.response_bytes += total as u64;
             if t == b'D' {
                 ev.data_rows += 1;
-                ev.data_size += total as u64;
+                // Value bytes: the body less its column count and the
+                // 4-byte length of every column (a NULL has only that).
+                let lengths = 4 * u64::from(columns.unwrap_or(0));
+                ev.data_size += (total.saturating_sub(7) as u64).saturating_sub(lengths);
             } else {
                 *ev.copy_out_bytes.get_or_insert(0) += payload;
             }
