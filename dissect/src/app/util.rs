@@ -87,6 +87,12 @@ pub(crate) fn be32(b: &[u8], off: usize) -> Option<u32> {
     ]))
 }
 
+/// Reads a number of seconds into nanoseconds (config keys written in seconds).
+pub(crate) fn secs_as_ns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let secs = <u64 as serde::Deserialize>::deserialize(d)?;
+    Ok(secs.saturating_mul(1_000_000_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,10 +116,4 @@ mod tests {
         assert_eq!(be32(&[1, 2, 3, 4], 0), Some(0x01020304));
         assert_eq!(be32(&[1, 2, 3, 4], usize::MAX), None);
     }
-}
-
-/// Reads a number of seconds into nanoseconds (config keys written in seconds).
-pub(crate) fn secs_as_ns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let secs = <u64 as serde::Deserialize>::deserialize(d)?;
-    Ok(secs.saturating_mul(1_000_000_000))
 }
