@@ -6,7 +6,10 @@
 //! that succeed, fail, and COPY both ways. Every statement of the script
 //! must appear exactly once as a `pgsql` event with its command tag, row
 //! count or SQLSTATE; the connection's SSLRequest (refused), startup,
-//! SCRAM exchange and Terminate must be there too.
+//! SCRAM exchange and Terminate must be there too. Then `pgbench -M
+//! prepared` drives the extended protocol (one Parse per statement, then
+//! Bind/Execute/Sync per run): one `execute` event per execution, each
+//! with the statement's text and name.
 //!
 //! Needs root (namespaces; the cluster runs as the `postgres` user); without
 //! root it prints a loud SKIPPED banner, like `live.rs`. The packages come
@@ -279,6 +282,10 @@ const SCRIPT: &[(&str, Want)] = &[
     ("COPY items TO STDOUT;", Want::Tag("COPY 5")),
 ];
 
+/// pgbench's statements (`-M prepared`: Parse once, Bind/Execute each time).
+const BENCH_SELECT: &str = "SELECT name FROM items WHERE id = 4";
+const BENCH_UPDATE: &str = "UPDATE items SET name = name WHERE id <= 2";
+
 /// The COPY FROM STDIN data psql sends after its statement.
 const COPY_IN: &str = "4\tkiwi\n5\tlime\n";
 
@@ -332,6 +339,30 @@ fn psql_against_a_real_server_every_statement_once() {
     assert!(stderr.contains("division by zero"), "psql: {stderr}");
     assert!(stdout.contains("5\tlime"), "psql: {stdout}");
 
+    // The extended protocol: pgbench with prepared statements parses each
+    // statement once and then binds and executes it per transaction.
+    let bench = dir.join("bench.sql");
+    std::fs::write(&bench, format!("{BENCH_SELECT};\n{BENCH_UPDATE};\n")).expect("bench script");
+    run(ns
+        .cmd(pg_bin().join("pgbench").to_str().unwrap())
+        .env("PGPASSWORD", "s3cret")
+        .env("PGSSLMODE", "disable")
+        .env("PGGSSENCMODE", "disable")
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-t",
+            "3",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &PORT.to_string(),
+        ])
+        .args(["-U", "postgres", "-f"])
+        .arg(&bench)
+        .arg("postgres"));
+
     // Let the last packets reach the capture, then stop it (flows end at shutdown).
     std::thread::sleep(Duration::from_millis(500));
     flowtap.stop();
@@ -343,11 +374,21 @@ fn psql_against_a_real_server_every_statement_once() {
         .filter(|l| l.ends_with('}'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
         .collect();
-    let pg: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["event_type"] == "pgsql")
-        .map(|e| &e["pgsql"])
-        .collect();
+    // One connection per client: its events are those of its client port
+    // (the SSLRequest comes before the session's names are known).
+    let of_client = |app: &str| -> Vec<&Value> {
+        let port = events
+            .iter()
+            .find(|e| e["event_type"] == "pgsql" && e["pgsql"]["application_name"] == app)
+            .map(|e| e["src_port"].clone())
+            .unwrap_or_else(|| panic!("no {app} connection: {text}"));
+        events
+            .iter()
+            .filter(|e| e["event_type"] == "pgsql" && e["src_port"] == port)
+            .map(|e| &e["pgsql"])
+            .collect()
+    };
+    let pg = of_client("flowtap-test");
     let dump = || {
         pg.iter()
             .map(|e| e.to_string())
@@ -438,6 +479,37 @@ fn psql_against_a_real_server_every_statement_once() {
     assert_eq!(q(SCRIPT[8].0)["copy_out_bytes"], 34);
     let err = q(SCRIPT[6].0);
     assert_eq!(err["error"]["constraint_name"], "items_pkey", "{err}");
+
+    // pgbench: one execute event per execution, each with its statement's
+    // text from the one Parse of that prepared statement.
+    // (pgbench connects twice: a check, then the run.)
+    let executes: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "pgsql")
+        .map(|e| &e["pgsql"])
+        .filter(|e| e["application_name"] == "pgbench" && e["request"] == "execute")
+        .collect();
+    let bench_dump = executes
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (stmt, tag) in [(BENCH_SELECT, "SELECT 1"), (BENCH_UPDATE, "UPDATE 2")] {
+        let runs: Vec<&&Value> = executes
+            .iter()
+            .filter(|e| e["statement"].as_str().is_some_and(|s| s.starts_with(stmt)))
+            .collect();
+        assert_eq!(runs.len(), 3, "{stmt}: {bench_dump}");
+        let name = &runs[0]["statement_name"];
+        assert!(name.is_string(), "a named prepared statement: {bench_dump}");
+        for e in &runs {
+            assert_eq!(e["statement_name"], *name, "{e}");
+            assert_eq!(e["command_tag"], tag, "{e}");
+            assert_eq!(e["status"], "ok", "{e}");
+            assert!(e["latency_us"].is_u64(), "{e}");
+        }
+    }
+    assert_eq!(executes.len(), 6, "{bench_dump}");
     // The cluster (tens of MB) goes; a failed run keeps it for a look.
     let _ = std::fs::remove_dir_all(&dir);
 }

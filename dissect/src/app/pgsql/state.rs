@@ -268,7 +268,12 @@ impl PgsqlState {
         self.pending.push_back(p);
     }
 
-    fn emit(&mut self, ev: PgsqlEvent, emit: &mut dyn FnMut(AppEvent)) {
+    fn emit(&mut self, mut ev: PgsqlEvent, emit: &mut dyn FnMut(AppEvent)) {
+        if ev.tx_id == 0 {
+            // A prepare batch, numbered when it turns out to be an event.
+            self.next_tx += 1;
+            ev.tx_id = self.next_tx;
+        }
         self.stats.events += 1;
         if ev.truncated {
             self.stats.truncated += 1;
@@ -484,7 +489,11 @@ impl PgsqlState {
             b'S' => {
                 let prep = match (self.batch_execute, self.batch_parse.take()) {
                     (false, Some((name, text, c))) => {
+                        // Numbered only if it is emitted (on an error): most
+                        // prepare batches succeed and are not events.
                         let mut ev = self.new_event(PgsqlRequest::Prepare, ctx);
+                        self.next_tx -= 1;
+                        ev.tx_id = 0;
                         ev.statement = Some(text);
                         ev.statement_name = Some(name).filter(|n| !n.is_empty());
                         ev.truncated = c;

@@ -204,6 +204,8 @@ fn extended_protocol_statement_text_per_execution() {
     let ev = pg(&d.events);
     let rest: Vec<_> = ev.iter().skip(1).collect();
     assert_eq!(rest.len(), 5, "{rest:#?}");
+    let ids: Vec<u64> = ev.iter().map(|e| e.tx_id).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6], "numbered in order, no holes");
     assert_eq!(rest[0].request, PgsqlRequest::Execute);
     assert_eq!(
         rest[0].statement.as_deref(),
