@@ -1,6 +1,13 @@
 //! How a `pgsql` event is written in each output schema. EVE follows
 //! Suricata's `pgsql` object (`tx_id`, `request`, `response`) so EVE
-//! consumers read it unchanged.
+//! consumers read it unchanged; what Suricata 8 does not log gets keys in
+//! the same style: `request.extended_query` (an Execute), `request.prepare`,
+//! `request.message: "GSSENC Request"` with `response.gssenc_accepted`,
+//! `request.sasl_response_redacted`. Secrets Suricata writes are left out:
+//! the MD5 salt (`response.message` names the method instead), SASL data,
+//! BackendKeyData's `secret_key`. ECS 8.11 has no database field set:
+//! `service.type`, `user.name` and `error.*` are ECS, the rest is under
+//! `flowtap.pgsql`.
 
 use super::event::{error_field_name, AuthMethod, PgsqlError, PgsqlEvent, PgsqlRequest};
 use crate::app::encode::{opt_str, opt_u64, EventWriters, JsonWriter, StrBuilder, WriteOptions};
