@@ -126,8 +126,9 @@ impl PgsqlState {
                 continue;
             }
             if self.resync[i] {
-                let found = (0..rest.len())
-                    .find(|&k| wire::plausible_at(rest.get(k..).unwrap_or(&[]), from_client));
+                let found = (0..rest.len()).find(|&k| {
+                    wire::plausible_at(rest.get(k..).unwrap_or(&[]), from_client, k == 0)
+                });
                 match found {
                     Some(k) => {
                         self.resync[i] = false;

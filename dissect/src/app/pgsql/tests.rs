@@ -427,6 +427,37 @@ fn resyncs_after_a_gap() {
 }
 
 #[test]
+fn resyncs_on_a_segment_that_starts_a_long_message() {
+    let mut d = driver(PgsqlConfig::default());
+    login(&mut d);
+    d.feed(C, &query("select big"), 10);
+    let row = data_row(&[&"z".repeat(100_000)]);
+    let resp = cat(&[
+        row_description(1),
+        row.clone(),
+        row.clone(),
+        complete("SELECT 2"),
+        ready(b'I'),
+    ]);
+    let t = row_description(1).len();
+    // The first row is lost; the next segment starts the second row and
+    // ends inside it.
+    d.gap(S, (t + row.len()) as u64);
+    d.feed(S, &resp[t + row.len()..t + row.len() + 1400], 11);
+    assert_eq!(d.parser.stats().resyncs, 1);
+    d.feed(S, &resp[t + row.len() + 1400..], 12);
+    d.feed(C, &query("select 2"), 13);
+    d.feed(S, &cat(&[complete("SELECT 1"), ready(b'I')]), 14);
+    let ev = pg(&d.events);
+    let q2 = ev
+        .iter()
+        .find(|e| e.statement.as_deref() == Some("select 2"))
+        .expect("q2");
+    assert_eq!(q2.command_tag.as_deref(), Some("SELECT 1"));
+    assert_eq!(d.parser.stats().malformed, 0);
+}
+
+#[test]
 fn chunked_feeding_gives_the_same_events() {
     let client = cat(&[
         startup(&[("user", "u"), ("database", "d")]),

@@ -261,11 +261,17 @@ pub fn tag_rows(tag: &str) -> Option<u64> {
     tag.rsplit(' ').next()?.parse().ok()
 }
 
+/// Longest message taken on trust after a gap when it runs past the data.
+const RESYNC_OPEN_MAX: usize = 16 << 20;
+
 /// Is there a plausible message head at the start of `data` (after a gap)?
 /// The type must be one the direction sends, the length sane, and when the
 /// next head is in `data` too, it must be plausible as well (or the
-/// message must end exactly where `data` ends).
-pub fn plausible_at(data: &[u8], from_client: bool) -> bool {
+/// message must end exactly where `data` ends). With `open_end` (the head
+/// is where a segment starts, which is where senders usually start
+/// messages) a message running past the data is taken when under 16 MiB:
+/// a long result stream otherwise might never offer a whole message.
+pub fn plausible_at(data: &[u8], from_client: bool, open_end: bool) -> bool {
     let ok_type = |t: u8| {
         if from_client {
             is_frontend_type(t)
@@ -281,6 +287,9 @@ pub fn plausible_at(data: &[u8], from_client: bool) -> bool {
     }
     if total == data.len() {
         return true;
+    }
+    if total > data.len() {
+        return open_end && total <= RESYNC_OPEN_MAX;
     }
     match data.get(total..).map(typed_head) {
         Some(Some(Ok((t2, _)))) => ok_type(t2),
