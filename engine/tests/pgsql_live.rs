@@ -6,7 +6,8 @@
 //! that succeed, fail, and COPY both ways. Every statement of the script
 //! must appear exactly once as a `pgsql` event with its command tag, row
 //! count or SQLSTATE; the connection's SSLRequest (refused), startup,
-//! SCRAM exchange and Terminate must be there too. Then `pgbench -M
+//! SCRAM exchange and Terminate must be there too. A login with a wrong
+//! password ends in an error event (28P01). Then `pgbench -M
 //! prepared` drives the extended protocol (one Parse per statement, then
 //! Bind/Execute/Sync per run): one `execute` event per execution, each
 //! with the statement's text and name.
@@ -339,6 +340,21 @@ fn psql_against_a_real_server_every_statement_once() {
     assert!(stderr.contains("division by zero"), "psql: {stderr}");
     assert!(stdout.contains("5\tlime"), "psql: {stdout}");
 
+    // A wrong password: the SCRAM exchange ends with an ErrorResponse.
+    let bad = ns
+        .cmd(psql.to_str().unwrap())
+        .env("PGPASSWORD", "wrong")
+        .args(["-X", "-q", "-c", "SELECT 1", "-d"])
+        .arg(conninfo.replace("flowtap-test", "flowtap-badpw"))
+        .output()
+        .expect("psql");
+    assert!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
     // The extended protocol: pgbench with prepared statements parses each
     // statement once and then binds and executes it per transaction.
     let bench = dir.join("bench.sql");
@@ -479,6 +495,15 @@ fn psql_against_a_real_server_every_statement_once() {
     assert_eq!(q(SCRIPT[8].0)["copy_out_bytes"], 34);
     let err = q(SCRIPT[6].0);
     assert_eq!(err["error"]["constraint_name"], "items_pkey", "{err}");
+
+    // The failed login: its last exchange is an error, nothing ran.
+    let failed = of_client("flowtap-badpw");
+    let last = failed.last().expect("events of the failed login");
+    assert_eq!(last["request"], "sasl_response", "{last}");
+    assert_eq!(last["status"], "error", "{last}");
+    assert_eq!(last["error"]["code"], "28P01", "{last}");
+    assert!(last.get("auth_ok").is_none(), "{last}");
+    assert!(failed.iter().all(|e| e["request"] != "simple_query"));
 
     // pgbench: one execute event per execution, each with its statement's
     // text from the one Parse of that prepared statement.
