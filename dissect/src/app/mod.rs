@@ -40,6 +40,7 @@ pub mod dns;
 pub mod driver;
 pub mod encode;
 pub mod http;
+pub mod pgsql;
 pub mod registry;
 pub mod tls;
 pub(crate) mod util;
@@ -53,6 +54,7 @@ registry::app_protocols! {
     Http => http::HttpProtocol,
     Dns => dns::DnsProtocol,
     Tls => tls::TlsProtocol,
+    Pgsql => pgsql::PgsqlProtocol,
 }
 
 /// Which way bytes travel, relative to the flow's client (initiator).
