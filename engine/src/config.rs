@@ -79,6 +79,8 @@ pub struct Config {
     pub decode: DecodeSection,
     pub flow: FlowSection,
     pub defrag: DefragSection,
+    /// Duplicate frames from overlapping mirror sessions.
+    pub dedup: crate::dedup::DedupSection,
     pub output: OutputSection,
     pub capture: CaptureSection,
     pub stream: StreamSection,
@@ -95,6 +97,7 @@ impl Default for Config {
             decode: DecodeSection::default(),
             flow: FlowSection::default(),
             defrag: DefragSection::default(),
+            dedup: crate::dedup::DedupSection::default(),
             output: OutputSection::default(),
             capture: CaptureSection::default(),
             stream: StreamSection::default(),
@@ -280,6 +283,7 @@ impl Config {
         }
         self.capture.validate()?;
         self.export.validate().map_err(ConfigError::Invalid)?;
+        self.dedup.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! replay and the configuration. The `flowtap` binary is a thin CLI on top.
 
 pub mod config;
+pub mod dedup;
 pub mod defrag;
 pub mod export;
 pub mod flow;

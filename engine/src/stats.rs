@@ -6,7 +6,9 @@
 //! - `not_ip`: no IP layer (ARP, LLDP, STP, ...);
 //! - `undecodable`: the frame broke before an IP header could be read
 //!   (`decode_errors` says at which layer and why);
-//! - `uninspected`: counted but not decoded (`flowtap run --capture-only`).
+//! - `uninspected`: counted but not decoded (`flowtap run --capture-only`);
+//! - `duplicate`: a copy of a frame seen within the dedup window, dropped
+//!   (`dedup.mode = "drop"`).
 //!
 //! A live capture adds [`CaptureStats`]: what the kernel and the rings did
 //! with frames before any worker saw them.
@@ -14,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::dedup::DedupCounters;
 use crate::defrag::DefragCounters;
 use crate::export::ExportCounters;
 use crate::flow::TableCounters;
@@ -40,6 +43,10 @@ pub struct WorkerStats {
     pub truncated: u64,
     /// Counted, not decoded (live `--capture-only` mode).
     pub uninspected: u64,
+    /// Copies of a frame seen within the dedup window, dropped (`dedup.mode = "drop"`).
+    pub duplicate: u64,
+    /// Duplicate detection (None: off).
+    pub dedup: Option<DedupCounters>,
     /// (layer, reason) -> count, for frames that stopped early or were malformed.
     pub decode_errors: BTreeMap<(&'static str, &'static str), u64>,
     pub flows: TableCounters,
@@ -89,6 +96,10 @@ impl WorkerStats {
         self.undecodable += o.undecodable;
         self.truncated += o.truncated;
         self.uninspected += o.uninspected;
+        self.duplicate += o.duplicate;
+        if let Some(b) = &o.dedup {
+            self.dedup.get_or_insert_with(Default::default).add(b);
+        }
         for (k, v) in &o.decode_errors {
             *self.decode_errors.entry(*k).or_default() += v;
         }
@@ -119,7 +130,12 @@ impl WorkerStats {
 
     /// Sum of the fates; equals `received` when every packet is accounted.
     pub fn fates(&self) -> u64 {
-        self.flow + self.fragment + self.not_ip + self.undecodable + self.uninspected
+        self.flow
+            + self.fragment
+            + self.not_ip
+            + self.undecodable
+            + self.uninspected
+            + self.duplicate
     }
 }
 
@@ -267,7 +283,7 @@ pub fn list_worker(s: &WorkerStats, v: &mut dyn Listing) {
         &[],
         s.bytes,
     );
-    const FATE: &str = "Packets by fate: flow (to a flow), fragment (to defrag), not_ip, undecodable, uninspected (capture only); they sum to the packets received.";
+    const FATE: &str = "Packets by fate: flow (to a flow), fragment (to defrag), not_ip, undecodable, uninspected (capture only), duplicate (dedup on); they sum to the packets received.";
     for (key, value) in [
         ("flow", s.flow),
         ("fragment", s.fragment),
@@ -302,8 +318,25 @@ pub fn list_worker(s: &WorkerStats, v: &mut dyn Listing) {
         &[("fate", "uninspected")],
         s.uninspected,
     );
+    if s.dedup.is_some() {
+        fig(
+            v,
+            "duplicate",
+            "flowtap_packet_fates_total",
+            Counter,
+            FATE,
+            &[("fate", "duplicate")],
+            s.duplicate,
+        );
+    }
     v.flag("accounted", s.fates() == s.received);
     v.close();
+
+    if let Some(d) = &s.dedup {
+        v.open("dedup");
+        d.list(v);
+        v.close();
+    }
 
     v.open("decode_errors");
     const DECODE: &str = "Frames that stopped early or were malformed, by layer and reason.";

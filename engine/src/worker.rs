@@ -13,6 +13,7 @@ use output::writer::BatchSender;
 use output::WorkerOutput;
 
 use crate::config::Config;
+use crate::dedup::Dedup;
 use crate::defrag::{Defrag, FragKey, Insert};
 use crate::export::{ExportRules, ExportRun, FlowExport, FragStash, RawFrame};
 use crate::flow::{FlowTable, PacketInfo, RecordSink};
@@ -98,6 +99,8 @@ pub struct Worker {
     capture_all: bool,
     /// Fragment frames waiting for their datagram (export only).
     frag_stash: Option<FragStash>,
+    /// Duplicate detection (None: `dedup.mode = "off"`).
+    dedup: Option<Dedup>,
     /// Reused: the frames of the datagram just reassembled.
     frag_frames: Vec<(u64, u32, u32, Vec<u8>)>,
 }
@@ -131,6 +134,12 @@ impl Worker {
             capture_all: false,
             frag_stash: None,
             frag_frames: Vec::new(),
+            dedup: cfg
+                .dedup
+                .mode()
+                .ok()
+                .flatten()
+                .map(|m| Dedup::new(m, &cfg.dedup)),
         }
     }
 
@@ -221,6 +230,12 @@ impl Worker {
             self.stats.undecodable += 1;
             return;
         };
+        if let Some(dd) = self.dedup.as_mut() {
+            if dd.is_dropped(pkt.data, d, pkt.ts_ns) {
+                self.stats.duplicate += 1;
+                return;
+            }
+        }
         if let Some(frag) = ip.frag {
             self.stats.fragment += 1;
             let key = FragKey {
@@ -369,6 +384,7 @@ impl Worker {
             s.app.add(a);
         }
         s.stream_bytes_held = self.table.stream_bytes() as u64;
+        s.dedup = self.dedup.as_ref().map(|d| d.counters);
         if let Some(mut e) = self.table.export_counters() {
             e.fragments_dropped = self.frag_stash.as_ref().map_or(0, |f| f.dropped);
             s.export = Some(e);
