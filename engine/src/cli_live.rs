@@ -87,6 +87,21 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     if let (Some(e), Some(m)) = (&export, &opts.monitor) {
         m.watch_pcap(e.counters());
     }
+    // A reader that closes stdout (`-o - | head`) stops the capture, as a
+    // signal does.
+    let capturing = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (stop, capturing, sender) = (Arc::clone(&stop), Arc::clone(&capturing), sender.clone());
+        std::thread::spawn(move || {
+            while capturing.load(Ordering::Relaxed) {
+                if sender.reader_gone() {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
     let result = run_live_with_export(
         &cfg,
         &opts,
@@ -112,6 +127,8 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     );
     // The workers (so the export handles) are gone: the export writer
     // finishes its files and sends their events, then the line writer ends.
+    capturing.store(false, Ordering::Relaxed);
+    let _ = watcher.join();
     let exported = export.map(|e| e.finish()).transpose();
     let written = writer.join().context("writing flow records failed");
     drop(metrics);
@@ -130,7 +147,7 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(crate::sinks_lost(&sinks))
 }
 
 fn print_summary(s: &LiveSummary) {

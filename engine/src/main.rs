@@ -313,6 +313,10 @@ fn replay_offline(
     let pcap_summary = export.map(|e| e.finish()).transpose();
     let summary = summary?;
     let pcap_writer = pcap_summary.context("writing PCAP files failed")?;
+    // The last stats event counts every event before it as delivered (or
+    // lost): the sinks finish what they were given first (bounded: a sink
+    // that stays down gives up within GIVE_UP_AFTER).
+    sender.settle(output::sink::GIVE_UP_AFTER + Duration::from_secs(1));
     let mut buf = Vec::new();
     Snapshot {
         per_worker: summary.per_worker.clone(),
@@ -337,11 +341,56 @@ fn replay_offline(
             eprintln!("flowtap: {}", s.summary_line());
         }
     }
+    if let Some(name) = sinks.iter().find(|s| s.reader_gone).map(|s| &s.name) {
+        eprintln!(
+            "flowtap: the reader of sink {name} went away: stopped after {} packets",
+            summary.stats.received
+        );
+    }
+    let lost = sinks_lost(&sinks);
     if let Some(e) = summary.file_error {
         eprintln!("flowtap: error: {e} (every packet before it was processed and written)");
-        return Ok(ExitCode::from(2));
+        return Ok(ExitCode::from(EXIT_DAMAGED_INPUT));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(lost)
+}
+
+/// Exit status of a run that read a damaged capture (what came before the
+/// damage was processed and written).
+const EXIT_DAMAGED_INPUT: u8 = 2;
+/// Exit status of a run whose sinks lost events (dropped, failed, or
+/// delivered nothing of what they were given).
+const EXIT_EVENTS_LOST: u8 = 3;
+
+/// Names each sink that lost events (one line each) and returns the exit
+/// status: [`EXIT_EVENTS_LOST`] if any did, else success. A sink whose
+/// reader went away (`-o - | head`) lost nothing it was asked to keep.
+fn sinks_lost(sinks: &[output::SinkSnapshot]) -> ExitCode {
+    let mut lost = false;
+    for s in sinks.iter().filter(|s| !s.reader_gone) {
+        if s.events_lost() > 0 {
+            eprintln!(
+                "flowtap: error: sink {} lost {} event(s) (queue full {} · spool full {} · failed {}); exit status {EXIT_EVENTS_LOST}",
+                s.name,
+                s.events_lost(),
+                s.events_dropped,
+                s.events_dropped_spool_full,
+                s.events_failed
+            );
+            lost = true;
+        } else if s.events_queued > 0 && s.events_sent == 0 {
+            eprintln!(
+                "flowtap: error: sink {} delivered none of its {} event(s) ({} left in its spool); exit status {EXIT_EVENTS_LOST}",
+                s.name, s.events_queued, s.spool_events
+            );
+            lost = true;
+        }
+    }
+    if lost {
+        ExitCode::from(EXIT_EVENTS_LOST)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Opens the output and starts the writer thread (offline: lossless;

@@ -19,7 +19,7 @@ use crate::schema::{self, EncodeOptions, Schema};
 use crate::sink::file::{FileSink, StdoutSink};
 use crate::sink::gelf::{GelfTcp, GelfUdp};
 use crate::sink::kafka::KafkaSink;
-use crate::sink::runner::Runner;
+use crate::sink::runner::{Runner, GIVE_UP_AFTER};
 use crate::sink::spool::Spool;
 use crate::sink::syslog::{SyslogTcp, SyslogUdp};
 use crate::sink::{Batch, SinkError, SinkKind, SinkSpec, Transport};
@@ -110,6 +110,9 @@ pub struct SinkCounters {
     /// depth, readable without holding an end of the channel).
     pub batches_enqueued: AtomicU64,
     pub batches_dequeued: AtomicU64,
+    /// The reader of this sink's pipe went away (stdout and EPIPE): the run
+    /// should stop, as any Unix tool does when its reader quits.
+    pub reader_gone: AtomicBool,
 }
 
 /// A sink's counters at one moment.
@@ -135,6 +138,8 @@ pub struct SinkSnapshot {
     pub reconnects: u64,
     pub connect_failures: u64,
     pub up: bool,
+    /// The reader closed this sink's pipe (see [`SinkCounters::reader_gone`]).
+    pub reader_gone: bool,
 }
 
 impl SinkSnapshot {
@@ -215,6 +220,40 @@ impl Factory {
         }
     }
 
+    /// The name of a sink whose reader closed its pipe, if any: the run
+    /// should stop reading input.
+    pub fn reader_gone(&self) -> Option<&str> {
+        self.sinks
+            .iter()
+            .find(|(_, _, _, c)| c.reader_gone.load(Ordering::Relaxed))
+            .map(|(spec, _, _, _)| spec.name.as_str())
+    }
+
+    /// Waits (at most `limit`) until every sink has dealt with every event
+    /// queued to it so far: sent, spooled, or counted as failed or dropped.
+    /// Returns whether they all had. Counters read afterwards include them.
+    pub fn settle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            let done = self.sinks.iter().all(|(_, _, _, c)| {
+                let queued = l(&c.events_queued);
+                let handled = l(&c.events_sent).saturating_sub(l(&c.events_unspooled))
+                    + l(&c.events_spooled)
+                    + l(&c.events_dropped_spool_full)
+                    + l(&c.events_failed);
+                handled >= queued && l(&c.batches_dequeued) >= l(&c.batches_enqueued)
+            });
+            if done {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// A handle for one worker (or the stats thread).
     pub fn handle(&self) -> WorkerOutput {
         let ports: Vec<Port> = self
@@ -290,7 +329,11 @@ impl Outputs {
         default_when_full: WhenFull,
         agg: Option<Arc<WriterCounters>>,
     ) -> Result<Outputs, OutputError> {
-        let mut sinks = Vec::with_capacity(specs.len());
+        // Every sink is opened (files, spools, TLS files, Kafka settings)
+        // before any starts: a sink that cannot be opened stops the start
+        // with nothing written anywhere (a plain output file is emptied
+        // only when its sink starts).
+        let mut opened = Vec::with_capacity(specs.len());
         let mut names: Vec<String> = Vec::new();
         for mut spec in specs {
             if names.contains(&spec.name) {
@@ -318,6 +361,10 @@ impl Outputs {
                 )?),
                 None => None,
             };
+            opened.push((spec, counters, t, spool));
+        }
+        let mut sinks = Vec::with_capacity(opened.len());
+        for (spec, counters, t, spool) in opened {
             let (tx, rx) = bounded::<Batch>(spec.queue_batches);
             let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
             let closing = Arc::new(AtomicBool::new(false));
@@ -329,7 +376,8 @@ impl Outputs {
                 pool: pool_tx,
                 counters: Arc::clone(&counters),
                 spool,
-                grace: Duration::from_secs(10),
+                grace: GIVE_UP_AFTER,
+                give_up: (spec.when_full == Some(WhenFull::Block)).then_some(GIVE_UP_AFTER),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sink-{}", spec.name))
@@ -478,6 +526,7 @@ fn snapshot(spec: &SinkSpec, c: &SinkCounters, depth: usize) -> SinkSnapshot {
         reconnects: l(&c.reconnects),
         connect_failures: l(&c.connect_failures),
         up: l(&c.up) == 1,
+        reader_gone: c.reader_gone.load(Ordering::Relaxed),
     }
 }
 

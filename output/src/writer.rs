@@ -95,6 +95,19 @@ impl BatchSender {
         &self.counters
     }
 
+    /// Whether a sink's reader closed its pipe (`flowtap ... -o - | head`):
+    /// the run should stop reading input, as any Unix tool does.
+    pub fn reader_gone(&self) -> bool {
+        self.factory.reader_gone().is_some()
+    }
+
+    /// Waits (at most `limit`) until every sink dealt with every event
+    /// handed over so far (see [`Factory::settle`]), e.g. before the final
+    /// `stats` event reads their counters.
+    pub fn settle(&self, limit: std::time::Duration) -> bool {
+        self.factory.settle(limit)
+    }
+
     /// A reader of every sink's counters (queue depth, sent, dropped, ...).
     pub fn probe(&self) -> OutputsProbe {
         self.factory.probe()
