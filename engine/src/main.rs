@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use engine::config::Config;
 use engine::export::ExportRun;
-use engine::offline::{replay_file, Progress, ReplayOptions, ReplaySummary, OFFLINE_POLICY};
+use engine::offline::{replay, Progress, ReplayOptions, ReplaySummary, OFFLINE_POLICY};
 use engine::stats::{serve_metrics, Monitor, Snapshot, WorkerStats};
 use output::writer::{BatchSender, LineWriter, WhenFull};
 
@@ -239,6 +239,13 @@ fn replay_offline(
     } else {
         cfg.workers
     };
+    // Every input and config check before any output is opened: a run
+    // that fails to start leaves the outputs as they were.
+    let file = capture::CaptureFile::open(pcap)
+        .with_context(|| format!("cannot replay {}", pcap.display()))?;
+    cfg.output.sink_specs(&[])?;
+    cfg.output.volume()?;
+    ExportRun::check(&cfg.export, true).context("cannot start PCAP export")?;
     // The endpoint first: a taken port must not cost an output file.
     let monitor = Monitor::new();
     let metrics = serve_metrics(&cfg.output.metrics_listen, &monitor)?;
@@ -288,8 +295,8 @@ fn replay_offline(
         Bar(pb)
     });
 
-    let summary = replay_file(
-        pcap,
+    let summary = replay(
+        file,
         &cfg,
         workers,
         ReplayOptions {

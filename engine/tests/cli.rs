@@ -158,3 +158,47 @@ fn a_plain_output_file_is_replaced_not_appended() {
     assert_eq!(counts[0], counts[1]);
     assert!(counts[0] >= 2, "a flow and a stats line at least");
 }
+
+/// A run that fails to start (missing input, bad export rule, a sink that
+/// cannot be opened, an interface that does not exist) leaves an existing
+/// output file as it was; a run that starts replaces it.
+#[test]
+fn a_run_that_fails_to_start_never_truncates_an_existing_output() {
+    let dir = tmp_dir("cli-keep");
+    let out = dir.join("results.json");
+    let o = out.to_str().expect("path");
+    let cap = corpus().join("http/sv-http-all-headers--input.pcap");
+    let c = cap.to_str().expect("path");
+    let missing = dir.join("typo.pcap");
+    let m = missing.to_str().expect("path");
+    let no_dir = dir.join("no-such-dir");
+    let rule = format!("name=x,dir={},port=80", no_dir.display());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", "--pcap", m, "-o", o],
+        vec![
+            "run",
+            "--pcap",
+            c,
+            "-o",
+            o,
+            "-o",
+            "syslog+tcp://127.0.0.1:9?tls=true&ca=/nonexistent/ca.pem",
+        ],
+        vec!["export", "--pcap", c, "--rule", &rule, "-o", o],
+        vec!["run", "--iface", "flowtapnope0", "-o", o],
+    ];
+    for args in cases {
+        std::fs::write(&out, "precious\n").expect("write");
+        let (code, _, err) = flowtap(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("read"),
+            "precious\n",
+            "{args:?} truncated the output: {err}"
+        );
+    }
+    let (code, _, err) = flowtap(&["run", "--pcap", c, "-o", o]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&out).expect("read");
+    assert!(!text.contains("precious") && text.contains("\"event_type\":\"stats\""));
+}

@@ -194,6 +194,8 @@ pub struct Outputs {
     opts: Arc<EncodeOptions>,
     volume: Volume,
     agg: Option<Arc<WriterCounters>>,
+    /// Set once the run hands over its first batch (see [`Factory::begin`]).
+    begun: Arc<AtomicBool>,
 }
 
 /// A sink as a [`Factory`] holds it.
@@ -206,9 +208,20 @@ pub struct Factory {
     opts: Arc<EncodeOptions>,
     volume: Volume,
     agg: Option<Arc<WriterCounters>>,
+    begun: Arc<AtomicBool>,
 }
 
 impl Factory {
+    /// Marks the run as begun: a sink that has not started yet (a plain
+    /// output file is emptied when it starts) starts at the end even if it
+    /// got no event. Until then a run that fails to start leaves every
+    /// output as it was.
+    pub fn begin(&self) {
+        if !self.begun.load(Ordering::Relaxed) {
+            self.begun.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// A reader of the sinks' counters (for the stats and metrics).
     pub fn probe(&self) -> OutputsProbe {
         OutputsProbe {
@@ -272,6 +285,7 @@ impl Factory {
                 first_at: None,
                 counters: Arc::clone(counters),
                 agg: self.agg.clone(),
+                begun: Arc::clone(&self.begun),
             })
             .collect();
         WorkerOutput::new(ports, Arc::clone(&self.opts), self.volume)
@@ -364,6 +378,7 @@ impl Outputs {
             opened.push((spec, counters, t, spool));
         }
         let mut sinks = Vec::with_capacity(opened.len());
+        let begun = Arc::new(AtomicBool::new(false));
         for (spec, counters, t, spool) in opened {
             let (tx, rx) = bounded::<Batch>(spec.queue_batches);
             let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
@@ -378,6 +393,8 @@ impl Outputs {
                 spool,
                 grace: GIVE_UP_AFTER,
                 give_up: (spec.when_full == Some(WhenFull::Block)).then_some(GIVE_UP_AFTER),
+                begun: Arc::clone(&begun),
+                started: false,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sink-{}", spec.name))
@@ -397,6 +414,7 @@ impl Outputs {
             opts: Arc::new(opts),
             volume,
             agg,
+            begun,
         })
     }
 
@@ -423,6 +441,7 @@ impl Outputs {
             opts: Arc::clone(&self.opts),
             volume: self.volume,
             agg: self.agg.clone(),
+            begun: Arc::clone(&self.begun),
         }
     }
 
@@ -554,6 +573,7 @@ struct Port {
     first_at: Option<Instant>,
     counters: Arc<SinkCounters>,
     agg: Option<Arc<WriterCounters>>,
+    begun: Arc<AtomicBool>,
 }
 
 impl Port {
@@ -579,6 +599,9 @@ impl Port {
         };
         match rejected {
             None => {
+                if !self.begun.load(Ordering::Relaxed) {
+                    self.begun.store(true, Ordering::Relaxed);
+                }
                 self.counters
                     .batches_enqueued
                     .fetch_add(1, Ordering::Relaxed);

@@ -80,6 +80,7 @@ impl BatchSender {
     /// Hands over `buf` (one native `stats` line, or several lines) to every
     /// sink that takes stats, and clears it.
     pub fn submit(&self, buf: &mut Vec<u8>, _events: u64) {
+        self.factory.begin();
         if buf.is_empty() {
             return;
         }

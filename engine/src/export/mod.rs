@@ -893,6 +893,19 @@ impl ExportRun {
         }))
     }
 
+    /// Checks the rules and their directories without starting anything
+    /// (so a bad rule stops a run before its outputs are opened).
+    pub fn check(
+        cfg: &crate::config::ExportSection,
+        offline: bool,
+    ) -> Result<(), ExportStartError> {
+        let rules = rules::compile(cfg)?;
+        if !rules.is_empty() {
+            output::pcap::PcapWriter::check(&rules.writer_config(offline))?;
+        }
+        Ok(())
+    }
+
     /// Gives worker number `index` its handle.
     pub fn attach(&self, w: &mut crate::worker::Worker, index: usize) {
         w.set_export(

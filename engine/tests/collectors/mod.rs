@@ -375,6 +375,8 @@ impl Drop for GelfUdpServer {
 pub struct Run {
     pub stderr: String,
     pub ok: bool,
+    /// The exit status (0 clean, 3 a sink lost events; None: a signal).
+    pub code: Option<i32>,
     pub max_rss_kib: u64,
 }
 
@@ -510,6 +512,7 @@ impl Flowtap {
         Run {
             stderr: self.stderr(),
             ok: status.success(),
+            code: status.code(),
             max_rss_kib: self.max_rss_kib,
         }
     }

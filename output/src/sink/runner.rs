@@ -44,6 +44,11 @@ pub(crate) struct Runner {
     /// The workers wait when the queue is full (when_full = block): give
     /// up after this long down instead of holding them forever.
     pub give_up: Option<Duration>,
+    /// Set once the run handed over its first batch (to any sink).
+    pub begun: Arc<AtomicBool>,
+    /// Whether [`Transport::start`] ran (before the first send, or at the
+    /// end of a run that began).
+    pub started: bool,
     /// Set when the run ends (the queue is closed or about to be).
     pub closing: Arc<AtomicBool>,
 }
@@ -202,6 +207,7 @@ impl Runner {
 
     /// Sends `b` from `from`; returns the index reached (== len when done).
     fn try_send(&mut self, link: &mut Link, b: &Batch, mut from: usize) -> usize {
+        self.start(link);
         while from < b.len() {
             if !self.ensure_up(link) {
                 return from;
@@ -329,6 +335,17 @@ impl Runner {
         }
     }
 
+    /// The run began: the transport starts (a plain output file is
+    /// emptied now, so a run that fails to start leaves it as it was).
+    fn start(&mut self, link: &mut Link) {
+        if std::mem::replace(&mut self.started, true) {
+            return;
+        }
+        if let Err(e) = self.transport.start() {
+            self.went_down(link, Some(&e));
+        }
+    }
+
     /// Counts the events `from..` of `b` as failed (given up on).
     fn fail_rest(&self, b: &Batch, from: usize) {
         let n = b.len().saturating_sub(from) as u64;
@@ -358,14 +375,7 @@ impl Runner {
 
     pub(crate) fn run(mut self) -> Result<(), SinkError> {
         let mut link = Link::new();
-        let started = self.transport.start();
-        if let Err(e) = started {
-            // Cannot even begin (e.g. the output file cannot be emptied):
-            // an outage from the start.
-            self.went_down(&mut link, Some(&e));
-        } else {
-            self.ensure_up(&mut link);
-        }
+        self.ensure_up(&mut link);
         self.update_spool_gauges();
         let mut scratch = Batch::default();
         let mut skip = 0usize;
@@ -445,6 +455,9 @@ impl Runner {
             self.grace
         };
         let deadline = Instant::now() + grace;
+        if self.begun.load(Ordering::Relaxed) || !self.rx.is_empty() {
+            self.start(&mut link);
+        }
         loop {
             let spool_empty = self.spool.as_ref().is_none_or(Spool::is_empty);
             if pending.is_none() && spool_empty {
