@@ -61,6 +61,11 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     if let Some(m) = live.xdp_mode {
         cfg.capture.xdp_mode = m;
     }
+    // AF_PACKET runs one socket and worker per core; AF_XDP one per RX
+    // queue (more than the NIC has is refused, naming the count).
+    if cfg.capture.source == CaptureSource::AfPacket {
+        cfg.workers = crate::cap_workers(cfg.workers);
+    }
     let iface = match live.iface.as_deref() {
         Some(i) if !i.is_empty() => i.to_string(),
         _ => cfg.capture.iface.clone(),

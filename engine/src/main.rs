@@ -235,9 +235,9 @@ fn replay_offline(
 ) -> Result<ExitCode> {
     cfg.validate()?;
     let workers = if cfg.workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        usable_cores()
     } else {
-        cfg.workers
+        cap_workers(cfg.workers)
     };
     // Every input and config check before any output is opened: a run
     // that fails to start leaves the outputs as they were.
@@ -360,6 +360,24 @@ fn replay_offline(
         return Ok(ExitCode::from(EXIT_DAMAGED_INPUT));
     }
     Ok(lost)
+}
+
+/// The cores this process may run on (its CPU affinity).
+fn usable_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Worker threads beyond the usable cores only cost memory and time (the
+/// flows are the same whatever the count): capped, with a warning.
+pub(crate) fn cap_workers(asked: usize) -> usize {
+    let cores = usable_cores();
+    if asked > cores {
+        eprintln!(
+            "flowtap: warning: {asked} workers asked for but {cores} core(s) are usable: running {cores} (more workers than cores cost memory and time, the flows are the same)"
+        );
+        return cores;
+    }
+    asked
 }
 
 /// Exit status of a run that read a damaged capture (what came before the

@@ -202,3 +202,30 @@ fn a_run_that_fails_to_start_never_truncates_an_existing_output() {
     let text = std::fs::read_to_string(&out).expect("read");
     assert!(!text.contains("precious") && text.contains("\"event_type\":\"stats\""));
 }
+
+/// `--workers` beyond the usable cores is capped, with a warning naming
+/// both numbers (`--workers 1000` used to start 1000 threads and GBs).
+#[test]
+fn workers_beyond_the_cores_are_capped_with_a_warning() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = corpus().join("http/sv-http-all-headers--input.pcap");
+    let t = std::time::Instant::now();
+    let run = run_flowtap(&cap, 1000, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: 1000 workers asked for but {cores} core(s) are usable: running {cores}"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("with {cores} worker(s)")),
+        "{}",
+        run.stderr
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    // The same flows as one worker's.
+    let one = run_flowtap(&cap, 1, &[]);
+    assert_eq!(run.of_type("flow").len(), one.of_type("flow").len());
+}
