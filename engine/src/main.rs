@@ -92,7 +92,7 @@ struct ExportArgs {
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("input").args(["pcap", "iface"]).multiple(false)))]
 struct RunArgs {
-    /// Capture file to replay (pcap or pcapng).
+    /// Capture file to replay (pcap or pcapng, also gzip- or zstd-compressed; `-` reads standard input).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
     #[command(flatten)]
@@ -241,8 +241,18 @@ fn replay_offline(
     };
     // Every input and config check before any output is opened: a run
     // that fails to start leaves the outputs as they were.
-    let file = capture::CaptureFile::open(pcap)
+    let mut file = capture::CaptureFile::open(pcap)
         .with_context(|| format!("cannot replay {}", pcap.display()))?;
+    file.on_new_link(|link| {
+        if !dissect::packet::link_supported(link.0) {
+            eprintln!(
+                "flowtap: warning: link type {} is not supported: its packets count as undecodable (supported: {})",
+                link.0,
+                dissect::packet::SUPPORTED_LINKS
+            );
+        }
+    });
+    let over_snaplen = file.over_snaplen();
     cfg.output.sink_specs(&[])?;
     cfg.output.volume()?;
     ExportRun::check(&cfg.export, true).context("cannot start PCAP export")?;
@@ -347,6 +357,12 @@ fn replay_offline(
         for s in &sinks {
             eprintln!("flowtap: {}", s.summary_line());
         }
+    }
+    let over_snaplen = over_snaplen.load(Ordering::Relaxed);
+    if over_snaplen > 0 && !quiet {
+        eprintln!(
+            "flowtap: {over_snaplen} record(s) longer than the capture's snaplen were read whole, as tshark reads them"
+        );
     }
     if let Some(name) = sinks.iter().find(|s| s.reader_gone).map(|s| &s.name) {
         eprintln!(

@@ -229,3 +229,124 @@ fn workers_beyond_the_cores_are_capped_with_a_warning() {
     let one = run_flowtap(&cap, 1, &[]);
     assert_eq!(run.of_type("flow").len(), one.of_type("flow").len());
 }
+
+/// The flow lines of a run (the `stats` line has run times in it).
+fn flow_lines(stdout_or_file: &str) -> Vec<String> {
+    stdout_or_file
+        .lines()
+        .filter(|l| l.contains("\"event_type\":\"flow\""))
+        .map(String::from)
+        .collect()
+}
+
+/// gzip- and zstd-compressed captures, and `--pcap -` (standard input,
+/// compressed or not), give the flows of the plain file.
+#[test]
+fn compressed_captures_and_stdin_read_as_the_plain_file() {
+    let cap = corpus().join("mixed/ndpi-1kxun.pcap");
+    let c = cap.to_str().expect("path");
+    let (code, plain, err) = flowtap(&["run", "--pcap", c, "--workers", "1", "-o", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let want = flow_lines(&plain);
+    assert!(want.len() > 100);
+    let dir = tmp_dir("cli-compressed");
+    for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
+        let packed = dir.join(format!("c.pcap.{ext}"));
+        let o = Command::new(tool).arg("-c").arg(&cap).output().expect(tool);
+        assert!(o.status.success());
+        std::fs::write(&packed, &o.stdout).expect("write");
+        let p = packed.to_str().expect("path");
+        let (code, out, err) = flowtap(&["run", "--pcap", p, "--workers", "1", "-o", "-"]);
+        assert_eq!(code, 0, "{tool}: {err}");
+        assert!(flow_lines(&out) == want, "{tool}: different flows");
+        // The same through standard input.
+        for input in [packed.as_path(), cap.as_path()] {
+            let o = Command::new(env!("CARGO_BIN_EXE_flowtap"))
+                .args(["run", "--pcap", "-", "--workers", "1", "-o", "-"])
+                .stdin(std::fs::File::open(input).expect("open"))
+                .output()
+                .expect("run");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "stdin {}: {err}", input.display());
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                flow_lines(&out) == want,
+                "stdin {}: different flows",
+                input.display()
+            );
+        }
+    }
+    // A compression flowtap does not read is named.
+    let x = dir.join("c.pcap.bz2");
+    std::fs::write(&x, b"BZh91AY&SY\x00\x00").expect("write");
+    let (code, _, err) = flowtap(&["run", "--pcap", x.to_str().expect("path")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bzip2-compressed"), "{err}");
+}
+
+/// A pcap whose link type the decoder does not read: one warning line
+/// naming its number, every packet counted as undecodable, status 0.
+#[test]
+fn an_unsupported_link_type_is_named_once_with_its_number() {
+    let src = corpus().join("http/sv-http-all-headers--input.pcap");
+    let mut bytes = std::fs::read(&src).expect("read");
+    assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    bytes[20..24].copy_from_slice(&147u32.to_le_bytes());
+    let dir = tmp_dir("cli-link");
+    let cap = dir.join("user0.pcap");
+    std::fs::write(&cap, &bytes).expect("write");
+    let run = run_flowtap(&cap, 1, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("link type 147 is not supported"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    let p = &run.stats()["stats"]["packets"];
+    assert!(p["received"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(p["received"], p["undecodable"], "{p}");
+}
+
+/// A pcap whose header snaplen is smaller than its records: read on as
+/// tshark reads (every record, whole), and the longer records counted.
+#[test]
+fn records_longer_than_the_snaplen_are_read_as_tshark_reads_them() {
+    let src = corpus().join("http/sv-http-all-headers--input.pcap");
+    let mut bytes = std::fs::read(&src).expect("read");
+    bytes[16..20].copy_from_slice(&64u32.to_le_bytes());
+    // Records longer than 64 bytes, from the record headers.
+    let mut longer = 0;
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
+        longer += usize::from(caplen > 64);
+        at += 16 + caplen;
+    }
+    assert!(longer > 0);
+    let dir = tmp_dir("cli-snaplen");
+    let cap = dir.join("snap64.pcap");
+    std::fs::write(&cap, &bytes).expect("write");
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(&cap)
+        .output()
+        .expect("tshark");
+    let tshark_packets = String::from_utf8_lossy(&o.stdout).lines().count() as u64;
+    let run = run_flowtap(&cap, 1, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(
+        run.stats()["stats"]["packets"]["received"].as_u64(),
+        Some(tshark_packets)
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "{longer} record(s) longer than the capture's snaplen were read whole"
+        )),
+        "{}",
+        run.stderr
+    );
+    // And the flows are those of the original file.
+    let orig = run_flowtap(&src, 1, &[]);
+    assert_eq!(run.of_type("flow"), orig.of_type("flow"));
+}
