@@ -350,3 +350,19 @@ fn records_longer_than_the_snaplen_are_read_as_tshark_reads_them() {
     let orig = run_flowtap(&src, 1, &[]);
     assert_eq!(run.of_type("flow"), orig.of_type("flow"));
 }
+
+/// The final `stats` event's sink counters are read once the sinks dealt
+/// with every event before it: sent = queued = the lines before it.
+#[test]
+fn final_stats_count_every_event_before_them_as_sent() {
+    let cap = corpus().join("mixed/ndpi-1kxun.pcap");
+    for workers in [1, 2] {
+        let run = run_flowtap(&cap, workers, &[]);
+        assert!(run.status.success(), "{}", run.stderr);
+        let before = run.events.len() as u64 - 1;
+        let file = &run.stats()["stats"]["sinks"]["file"];
+        assert_eq!(file["events_queued"].as_u64(), Some(before), "{file}");
+        assert_eq!(file["events_sent"].as_u64(), Some(before), "{file}");
+        assert_eq!(file["queue_batches"].as_u64(), Some(0), "{file}");
+    }
+}
