@@ -74,6 +74,9 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         bail!("nothing to read: give --pcap FILE to replay a capture, or --iface IF to capture live (or set capture.iface in the config)");
     }
     cfg.validate()?;
+    // The flow tables get what the memory budget leaves.
+    let plan = memory_plan(&cfg, &iface)?;
+    cfg.flow.max_flows_per_worker = plan.flows_per_worker as usize;
     let stop = stop_on_signals()?;
     // The endpoint first: a taken port must not cost an output file or an
     // attached XDP program.
@@ -145,6 +148,7 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         for s in &sinks {
             eprintln!("flowtap: {}", s.summary_line());
         }
+        eprintln!("flowtap: {}", plan.describe());
     }
     if let Some(e) = &summary.worker_error {
         eprintln!(
@@ -153,6 +157,42 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(crate::sinks_lost(&sinks))
+}
+
+/// The memory plan of a live run: its workers (AF_XDP: one per RX queue
+/// unless --workers says; AF_PACKET: one per core) and their rings.
+fn memory_plan(cfg: &Config, iface: &str) -> Result<engine::budget::MemoryPlan> {
+    let c = &cfg.capture;
+    let (workers, ring) = match c.source {
+        CaptureSource::AfPacket => (
+            match cfg.workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
+            u64::from(c.afpacket_block_size) * u64::from(c.afpacket_block_count),
+        ),
+        _ => (
+            match cfg.workers {
+                0 => std::fs::read_dir(format!("/sys/class/net/{iface}/queues"))
+                    .map(|d| {
+                        d.filter_map(|e| e.ok())
+                            .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                            .count()
+                    })
+                    .unwrap_or(1)
+                    .max(1),
+                n => n,
+            },
+            u64::from(c.umem_frames) * u64::from(c.frame_size),
+        ),
+    };
+    Ok(engine::budget::plan(
+        cfg,
+        workers,
+        engine::budget::Input::Live {
+            ring_bytes_per_worker: ring,
+        },
+    )?)
 }
 
 fn print_summary(s: &LiveSummary) {

@@ -227,7 +227,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
 }
 
 fn replay_offline(
-    cfg: Config,
+    mut cfg: Config,
     pcap: &std::path::Path,
     pps: Option<u64>,
     no_progress: bool,
@@ -239,6 +239,9 @@ fn replay_offline(
     } else {
         cap_workers(cfg.workers)
     };
+    // The flow tables get what the memory budget leaves.
+    let plan = engine::budget::plan(&cfg, workers, engine::budget::Input::Replay)?;
+    cfg.flow.max_flows_per_worker = plan.flows_per_worker as usize;
     // Every input and config check before any output is opened: a run
     // that fails to start leaves the outputs as they were.
     let mut file = capture::CaptureFile::open(pcap)
@@ -357,6 +360,7 @@ fn replay_offline(
         for s in &sinks {
             eprintln!("flowtap: {}", s.summary_line());
         }
+        eprintln!("flowtap: {}", plan.describe());
     }
     let over_snaplen = over_snaplen.load(Ordering::Relaxed);
     if over_snaplen > 0 && !quiet {

@@ -357,3 +357,83 @@ fn stdout_closed_by_its_reader_ends_the_run_promptly_with_status_0() {
     assert_eq!(last["event_type"], "stats", "{last}");
     assert!(!event_lines(&text).is_empty());
 }
+
+/// A flood of one-packet flows (every packet a new flow) under a small
+/// memory budget: the flow tables stop at what the budget leaves them, the
+/// evictions are counted, and the peak RSS stays within the budget at one
+/// and two workers.
+#[test]
+fn a_flood_of_new_flows_stays_within_the_memory_budget_and_counts_evictions() {
+    let flows = 300_000u64;
+    let cap = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flood300k.pcap");
+    if !cap.exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/scripts/flood_pcap.py");
+        let tmp = cap.with_extension(format!("tmp{}", std::process::id()));
+        let st = Command::new("python3")
+            .arg(&script)
+            .arg(&tmp)
+            .arg(flows.to_string())
+            .status()
+            .expect("python3");
+        assert!(st.success());
+        std::fs::rename(&tmp, &cap).expect("rename");
+    }
+    let dir = fresh("flood");
+    let budget_mib = 200u64;
+    let cfg = dir.join("budget.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "memory_budget = \"{budget_mib}M\"\n[stream]\nmax_bytes_per_worker = 16777216\n\
+             [defrag]\nmax_bytes_per_worker = 4194304\n[output]\nqueue_batches = 16\n"
+        ),
+    )
+    .expect("config");
+    for workers in ["1", "2"] {
+        let rss = dir.join(format!("rss-{workers}"));
+        let out = dir.join(format!("out-{workers}.json"));
+        let o = Command::new("/usr/bin/time")
+            .args(["-f", "%M", "-o"])
+            .arg(&rss)
+            .arg(env!("CARGO_BIN_EXE_flowtap"))
+            .args(["run", "--no-progress", "--workers", workers, "--pcap"])
+            .arg(&cap)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{stderr}");
+        let peak_kib: u64 = std::fs::read_to_string(&rss)
+            .expect("rss")
+            .trim()
+            .parse()
+            .expect("KiB");
+        assert!(
+            peak_kib < budget_mib << 10,
+            "{workers} worker(s): peak RSS {} MiB over the {budget_mib} MiB budget\n{stderr}",
+            peak_kib >> 10
+        );
+        let text = std::fs::read_to_string(&out).expect("out");
+        let stats: Value = serde_json::from_str(text.lines().last().expect("line")).expect("stats");
+        let f = &stats["stats"]["flows"];
+        assert_eq!(f["created"].as_u64(), Some(flows), "{f}");
+        assert_eq!(
+            f["records"].as_u64(),
+            Some(flows),
+            "every flow still gets its record"
+        );
+        let evicted = f["evicted"].as_u64().unwrap_or(0);
+        assert!(evicted > flows / 2, "the tables were capped: {f}");
+        assert!(
+            stderr.contains(&format!("memory budget {budget_mib}.0 MiB: flow tables")),
+            "{stderr}"
+        );
+        eprintln!(
+            "{workers} worker(s): peak RSS {} MiB of {budget_mib}, {evicted} evicted",
+            peak_kib >> 10
+        );
+    }
+}
