@@ -366,3 +366,58 @@ fn final_stats_count_every_event_before_them_as_sent() {
         assert_eq!(file["queue_batches"].as_u64(), Some(0), "{file}");
     }
 }
+
+/// A named pipe as `--pcap` (read front to back, never seeked), plain or
+/// compressed, gives the flows of the file.
+#[test]
+fn a_fifo_capture_reads_as_the_file() {
+    let cap = corpus().join("mixed/ndpi-1kxun.pcap");
+    let (code, plain, err) = flowtap(&[
+        "run",
+        "--pcap",
+        cap.to_str().expect("path"),
+        "--workers",
+        "1",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let want = flow_lines(&plain);
+    let dir = tmp_dir("cli-fifo");
+    let gz = Command::new("gzip")
+        .arg("-c")
+        .arg(&cap)
+        .output()
+        .expect("gzip")
+        .stdout;
+    for (name, bytes) in [("plain", std::fs::read(&cap).expect("read")), ("gz", gz)] {
+        let fifo = dir.join(format!("{name}.fifo"));
+        let _ = std::fs::remove_file(&fifo);
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success());
+        let f = fifo.clone();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f)
+                .expect("open fifo");
+            w.write_all(&bytes).expect("feed");
+        });
+        let (code, out, err) = flowtap(&[
+            "run",
+            "--pcap",
+            fifo.to_str().expect("path"),
+            "--workers",
+            "1",
+            "-o",
+            "-",
+        ]);
+        feeder.join().expect("feeder");
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(flow_lines(&out) == want, "{name}: different flows");
+    }
+}

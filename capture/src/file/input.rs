@@ -178,6 +178,10 @@ impl Input {
                 .map_err(io_err);
         }
         let mut file = File::open(path).map_err(io_err)?;
+        if !file.metadata().map_err(io_err)?.is_file() {
+            // A FIFO or a device: read front to back, never seek.
+            return Input::stream(path, Box::new(file), buf_size).map_err(io_err);
+        }
         let head = read_head(&mut file).map_err(io_err)?;
         if Compression::sniff(&head).is_some() {
             file.seek(SeekFrom::Start(0)).map_err(io_err)?;
