@@ -26,11 +26,14 @@ pub fn under_ci() -> bool {
 }
 
 /// True when the test may go on. Not root: panics under CI, else prints a
-/// loud SKIPPED line naming `test` and `why` and returns false.
-pub fn root_or_skip(test: &str, why: &str) -> bool {
+/// loud SKIPPED line naming the test (or `module`) and `why` and returns false.
+pub fn root_or_skip(module: &str, why: &str) -> bool {
     if is_root() {
         return true;
     }
+    // The test harness names each test's thread after the test.
+    let thread = std::thread::current();
+    let test = thread.name().filter(|n| *n != "main").unwrap_or(module);
     assert!(
         !under_ci(),
         "{test} needs root ({why}) and CI runs as root: not root here, so it fails rather than skip"
