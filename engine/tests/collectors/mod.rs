@@ -527,10 +527,16 @@ impl Drop for Flowtap {
     }
 }
 
-/// Runs flowtap to the end.
+/// Runs flowtap to the end; it must exit 0.
 pub fn run_flowtap(args: &[String]) -> Run {
+    run_flowtap_status(args, 0)
+}
+
+/// Runs flowtap to the end; it must exit with `code` (3: a sink lost
+/// events).
+pub fn run_flowtap_status(args: &[String], code: i32) -> Run {
     let run = Flowtap::start(args).wait(Duration::from_secs(120));
-    assert!(run.ok, "flowtap failed:\n{}", run.stderr);
+    assert_eq!(run.code, Some(code), "flowtap failed:\n{}", run.stderr);
     run
 }
 
