@@ -437,3 +437,44 @@ fn a_flood_of_new_flows_stays_within_the_memory_budget_and_counts_evictions() {
         );
     }
 }
+
+/// A spool on a disk that fills: said once with the OS reason, every
+/// event that could not be spooled counted, the run ends with status 3.
+#[test]
+fn a_spool_on_a_full_disk_says_why_once_and_counts_what_it_lost() {
+    require_root!("mounting a tmpfs");
+    let cap = w20k();
+    let dir = fresh("spool-full");
+    let mnt = dir.join("mnt");
+    let _fs = Tmpfs::mount(&mnt, "256k");
+    // A collector that is never there: everything goes to the spool.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!(
+        "syslog+tcp://127.0.0.1:{port}?name=down&spool={}&spool_bytes=100M",
+        mnt.display()
+    );
+    let err = dir.join("stderr");
+    let mut child = spawn(
+        &[
+            "--pcap",
+            &cap.display().to_string(),
+            "--workers",
+            "1",
+            "-o",
+            &url,
+        ],
+        Stdio::null(),
+        &err,
+    );
+    let st = wait(&mut child, Duration::from_secs(60));
+    let stderr = std::fs::read_to_string(&err).expect("stderr");
+    assert_eq!(st.code(), Some(3), "{stderr}");
+    assert_eq!(count(&stderr, "cannot be spooled"), 1, "{stderr}");
+    assert_eq!(count(&stderr, ENOSPC), 1, "{stderr}");
+    assert!(summary_counter(&stderr, "down", "failed") > 0, "{stderr}");
+    assert!(stderr.lines().count() < 14, "{stderr}");
+}

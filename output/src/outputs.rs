@@ -395,6 +395,7 @@ impl Outputs {
                 give_up: (spec.when_full == Some(WhenFull::Block)).then_some(GIVE_UP_AFTER),
                 begun: Arc::clone(&begun),
                 started: false,
+                spool_failing: 0,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sink-{}", spec.name))

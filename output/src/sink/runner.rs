@@ -49,6 +49,8 @@ pub(crate) struct Runner {
     /// Whether [`Transport::start`] ran (before the first send, or at the
     /// end of a run that began).
     pub started: bool,
+    /// Spool writes failed in a row (said once).
+    pub spool_failing: u64,
     /// Set when the run ends (the queue is closed or about to be).
     pub closing: Arc<AtomicBool>,
 }
@@ -258,6 +260,7 @@ impl Runner {
         };
         match sp.push(b, from) {
             Ok(true) => {
+                self.spool_failing = 0;
                 self.counters.events_spooled.fetch_add(n, Ordering::Relaxed);
             }
             Ok(false) => {
@@ -266,7 +269,16 @@ impl Runner {
                     .fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => {
-                eprintln!("flowtap: sink {}: {e}", self.name);
+                // Said once while the spool keeps failing (e.g. its disk
+                // is full), with the OS reason; every event counted.
+                if self.spool_failing == 0 {
+                    eprintln!(
+                        "flowtap: sink {}: {}; events that cannot be spooled are counted as failed",
+                        self.name,
+                        error_chain(&e)
+                    );
+                }
+                self.spool_failing += 1;
                 self.counters.events_failed.fetch_add(n, Ordering::Relaxed);
             }
         }
