@@ -18,6 +18,9 @@ use serde_json::Value;
 /// A W1-like capture of 20,024 packets whose 2,650 events (2.1 MB of
 /// native JSON) are spread over the replay (flows end with FIN as it goes).
 fn w20k() -> PathBuf {
+    // Tests run in parallel: one generates, the others wait for it.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("w20k.pcap");
     if !path.exists() {
         let script = corpus().join("../bench/gen_bench_pcap.py");
@@ -56,7 +59,10 @@ fn event_lines(text: &str) -> Vec<String> {
 
 /// What one worker writes for `cap` with nothing going wrong.
 fn reference(cap: &Path) -> Vec<String> {
-    let dir = fresh("reference");
+    // One directory per call: tests run in parallel.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = fresh(&format!("reference-{n}"));
     let out = dir.join("ref.json");
     let o = Command::new(env!("CARGO_BIN_EXE_flowtap"))
         .args(["run", "--no-progress", "-q", "--workers", "1", "--pcap"])
@@ -66,7 +72,9 @@ fn reference(cap: &Path) -> Vec<String> {
         .output()
         .expect("run");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    event_lines(&std::fs::read_to_string(&out).expect("read"))
+    let lines = event_lines(&std::fs::read_to_string(&out).expect("read"));
+    let _ = std::fs::remove_file(&out);
+    lines
 }
 
 fn spawn(args: &[&str], stdout: Stdio, stderr_to: &Path) -> Child {
@@ -257,6 +265,7 @@ fn a_replay_to_a_sink_that_stays_down_gives_up_and_exits_3_naming_it() {
         "{healthy}"
     );
     assert_eq!(healthy["events_queued"].as_u64(), Some(want.len() as u64));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -356,6 +365,7 @@ fn stdout_closed_by_its_reader_ends_the_run_promptly_with_status_0() {
     let last: Value = serde_json::from_str(text.lines().last().expect("line")).expect("json");
     assert_eq!(last["event_type"], "stats", "{last}");
     assert!(!event_lines(&text).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A flood of one-packet flows (every packet a new flow) under a small
@@ -435,7 +445,9 @@ fn a_flood_of_new_flows_stays_within_the_memory_budget_and_counts_evictions() {
             "{workers} worker(s): peak RSS {} MiB of {budget_mib}, {evicted} evicted",
             peak_kib >> 10
         );
+        let _ = std::fs::remove_file(&out);
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A spool on a disk that fills: said once with the OS reason, every
