@@ -243,8 +243,10 @@ impl Factory {
     }
 
     /// Waits (at most `limit`) until every sink has dealt with every event
-    /// queued to it so far: sent, spooled, or counted as failed or dropped.
-    /// Returns whether they all had. Counters read afterwards include them.
+    /// queued to it so far: sent, spooled, or counted as failed or dropped;
+    /// a sink that is down is not waited for (its counters say where its
+    /// events are). Returns whether they all had. Counters read afterwards
+    /// include them.
     pub fn settle(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         loop {
@@ -255,7 +257,8 @@ impl Factory {
                     + l(&c.events_spooled)
                     + l(&c.events_dropped_spool_full)
                     + l(&c.events_failed);
-                handled >= queued && l(&c.batches_dequeued) >= l(&c.batches_enqueued)
+                let down = l(&c.up) == 0;
+                down || (handled >= queued && l(&c.batches_dequeued) >= l(&c.batches_enqueued))
             });
             if done {
                 return true;
