@@ -1,27 +1,27 @@
 //! The capture-file reader against the shared corpus, tshark and editcap.
 //!
-//! Corpus: `$FLOWTAP_CORPUS` or `/work/shared/corpus` (MANIFEST.tsv with the
-//! `capinfos -c` packet count of every capture). Tests print a loud SKIP and
-//! pass when the corpus or a Wireshark tool is missing.
+//! Corpus: `$FLOWTAP_CORPUS` or `../shared/corpus` beside the repository
+//! (MANIFEST.tsv with the `capinfos -c` packet count of every capture). A
+//! missing corpus or Wireshark tool fails the test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use capture::{CaptureFile, FileError, FileFormat, LinkType, PacketSource, Poll};
 
-fn corpus_dir() -> Option<PathBuf> {
+/// The corpus: `$FLOWTAP_CORPUS`, else `../shared/corpus` beside the
+/// repository (found from this crate's directory). Missing, the test fails:
+/// a test that skips without its data would pass without testing.
+fn corpus_dir() -> PathBuf {
     let dir = std::env::var_os("FLOWTAP_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/corpus"));
-    if dir.join("MANIFEST.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "\n*** SKIP: no capture corpus at {} (set FLOWTAP_CORPUS) ***\n",
-            dir.display()
-        );
-        None
-    }
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    assert!(
+        dir.join("MANIFEST.tsv").is_file(),
+        "no capture corpus at {} (../shared beside the repository, or set FLOWTAP_CORPUS)",
+        dir.display()
+    );
+    dir
 }
 
 struct Entry {
@@ -98,7 +98,7 @@ fn read_all(mut f: CaptureFile) -> (Vec<Pkt>, Result<(), FileError>) {
 
 #[test]
 fn every_manifest_capture_has_its_packet_count() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let entries = manifest(&dir);
     assert!(entries.len() >= 80, "manifest has {} rows", entries.len());
     let mut failures = Vec::new();
@@ -145,14 +145,17 @@ fn every_manifest_capture_has_its_packet_count() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Whether a Wireshark tool runs; missing, the test fails (scripts/setup.sh
+/// installs them).
 fn tool(name: &str) -> bool {
     let ok = Command::new(name)
         .arg("-v")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("\n*** SKIP: `{name}` not found; install wireshark-common/tshark ***\n");
-    }
+    assert!(
+        ok,
+        "`{name}` not found: install wireshark-common/tshark (scripts/setup.sh)"
+    );
     ok
 }
 
@@ -190,7 +193,7 @@ fn tshark_fields(path: &Path) -> Vec<(u64, u32, u32)> {
 
 #[test]
 fn timestamps_and_lengths_match_tshark() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     if !tool("tshark") {
         return;
     }
@@ -228,7 +231,7 @@ fn timestamps_and_lengths_match_tshark() {
 
 #[test]
 fn link_types_of_corpus_files() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let cases = [
         ("http/sv-decode-sll2-02--input.pcap", LinkType::LINUX_SLL2),
         ("http/ndpi-quickplay.pcap", LinkType::LINUX_SLL),
@@ -334,7 +337,7 @@ fn check_cut(name: &str, bytes: &[u8], full: &[Pkt], cut: usize) {
 
 #[test]
 fn cut_files_end_with_truncated_at_the_cut_record() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     for name in [
         "http/sv-http-all-headers--input.pcap",
         "mysql/ndpi-mysql.pcapng",
@@ -357,7 +360,7 @@ fn cut_files_end_with_truncated_at_the_cut_record() {
 
 #[test]
 fn flipped_caplen_is_corrupt_at_its_record() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     // (file, offset of caplen in the record, little endian)
     for (name, caplen_at) in [
         ("http/sv-http-all-headers--input.pcap", 8),
@@ -390,7 +393,7 @@ fn flipped_caplen_is_corrupt_at_its_record() {
 /// 123 ns must survive, snapping must give caplen < orig_len.
 #[test]
 fn editcap_nanosecond_pcap_and_pcapng() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     if !tool("editcap") {
         return;
     }

@@ -1,7 +1,8 @@
 //! Live capture tests on veth pairs in throw-away network namespaces.
 //!
-//! They need root (CI runs as root). Without root each test prints a loud
-//! SKIPPED line and passes. Every test builds its own namespaces and veth
+//! They need root (CI runs as root). Without root each test fails under CI
+//! (`CI=true`) and elsewhere prints a loud SKIPPED line (the shared guard in
+//! `engine/tests/common/root.rs`). Every test builds its own namespaces and veth
 //! pair with unique names and removes them in a Drop guard (also on panic).
 //! Traffic never leaves the two namespaces.
 
@@ -22,29 +23,13 @@ use capture::afxdp::{
 use capture::gen::{self, synth_frame, GenConfig, GenSource, SynthSpec};
 use capture::{PacketSource, Poll};
 
+#[path = "../../engine/tests/common/root.rs"]
+#[macro_use]
+mod root;
+
 /// Live tests share two cores: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            // Straight to fd 2, so the harness's output capture cannot hide it.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!!!! SKIPPED {}: live capture tests need root (CI runs them as root) !!!!!\n",
-                module_path!()
-            );
-            return;
-        }
-    };
-}
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0])
@@ -172,14 +157,14 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
 }
 
 fn corpus_pcap() -> Option<PathBuf> {
-    let rel = "shared/corpus/http/sv-http-all-headers--input.pcap";
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [
-        here.join("../..").join(rel),
-        PathBuf::from("/work").join(rel),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/http/sv-http-all-headers--input.pcap");
+    assert!(
+        p.exists(),
+        "the corpus must be at ../shared beside the repository: {} is missing",
+        p.display()
+    );
+    Some(p)
 }
 
 fn test_frames() -> Vec<Vec<u8>> {
@@ -463,13 +448,13 @@ fn xdp_roundtrip(mode: XdpMode) {
 
 #[test]
 fn afxdp_native_receives_exactly_the_sent_frames() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     xdp_roundtrip(XdpMode::Native);
 }
 
 #[test]
 fn afxdp_generic_receives_exactly_the_sent_frames() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     xdp_roundtrip(XdpMode::Generic);
 }
 
@@ -487,7 +472,7 @@ fn open_on(net: &Net, f: impl FnOnce(&mut XdpConfig) + Send + 'static) -> Result
 
 #[test]
 fn afxdp_no_program_left_after_drop_or_error() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(1);
     for mode in [XdpMode::Native, XdpMode::Generic] {
@@ -525,7 +510,7 @@ fn afxdp_no_program_left_after_drop_or_error() {
 
 #[test]
 fn afxdp_stale_program_is_replaced() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(1);
     let b = net.b.clone();
@@ -557,7 +542,7 @@ fn afxdp_stale_program_is_replaced() {
 
 #[test]
 fn afxdp_program_detached_when_process_is_killed() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(1);
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
@@ -633,7 +618,7 @@ fn missing_interface_is_a_clear_error() {
 
 #[test]
 fn afpacket_fanout_receives_exactly_the_sent_frames() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(1);
     let frames = test_frames();
@@ -697,7 +682,7 @@ fn afpacket_fanout_receives_exactly_the_sent_frames() {
 
 #[test]
 fn afxdp_prefilter_drops_in_kernel_and_counts() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(1);
     let base = SynthSpec {
@@ -795,7 +780,7 @@ fn afxdp_prefilter_drops_in_kernel_and_counts() {
 
 #[test]
 fn afxdp_software_shard_moves_frames_to_their_owner() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new(2);
     let spec = SynthSpec {

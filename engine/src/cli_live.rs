@@ -61,6 +61,11 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     if let Some(m) = live.xdp_mode {
         cfg.capture.xdp_mode = m;
     }
+    // AF_PACKET runs one socket and worker per core; AF_XDP one per RX
+    // queue (more than the NIC has is refused, naming the count).
+    if cfg.capture.source == CaptureSource::AfPacket {
+        cfg.workers = crate::cap_workers(cfg.workers);
+    }
     let iface = match live.iface.as_deref() {
         Some(i) if !i.is_empty() => i.to_string(),
         _ => cfg.capture.iface.clone(),
@@ -69,6 +74,9 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         bail!("nothing to read: give --pcap FILE to replay a capture, or --iface IF to capture live (or set capture.iface in the config)");
     }
     cfg.validate()?;
+    // The flow tables get what the memory budget leaves.
+    let plan = memory_plan(&cfg, &iface)?;
+    cfg.flow.max_flows_per_worker = plan.flows_per_worker as usize;
     let stop = stop_on_signals()?;
     // The endpoint first: a taken port must not cost an output file or an
     // attached XDP program.
@@ -87,6 +95,21 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     if let (Some(e), Some(m)) = (&export, &opts.monitor) {
         m.watch_pcap(e.counters());
     }
+    // A reader that closes stdout (`-o - | head`) stops the capture, as a
+    // signal does.
+    let capturing = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (stop, capturing, sender) = (Arc::clone(&stop), Arc::clone(&capturing), sender.clone());
+        std::thread::spawn(move || {
+            while capturing.load(Ordering::Relaxed) {
+                if sender.reader_gone() {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
     let result = run_live_with_export(
         &cfg,
         &opts,
@@ -112,6 +135,8 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     );
     // The workers (so the export handles) are gone: the export writer
     // finishes its files and sends their events, then the line writer ends.
+    capturing.store(false, Ordering::Relaxed);
+    let _ = watcher.join();
     let exported = export.map(|e| e.finish()).transpose();
     let written = writer.join().context("writing flow records failed");
     drop(metrics);
@@ -123,6 +148,7 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         for s in &sinks {
             eprintln!("flowtap: {}", s.summary_line());
         }
+        eprintln!("flowtap: {}", plan.describe());
     }
     if let Some(e) = &summary.worker_error {
         eprintln!(
@@ -130,7 +156,43 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(crate::sinks_lost(&sinks))
+}
+
+/// The memory plan of a live run: its workers (AF_XDP: one per RX queue
+/// unless --workers says; AF_PACKET: one per core) and their rings.
+fn memory_plan(cfg: &Config, iface: &str) -> Result<engine::budget::MemoryPlan> {
+    let c = &cfg.capture;
+    let (workers, ring) = match c.source {
+        CaptureSource::AfPacket => (
+            match cfg.workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
+            u64::from(c.afpacket_block_size) * u64::from(c.afpacket_block_count),
+        ),
+        _ => (
+            match cfg.workers {
+                0 => std::fs::read_dir(format!("/sys/class/net/{iface}/queues"))
+                    .map(|d| {
+                        d.filter_map(|e| e.ok())
+                            .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                            .count()
+                    })
+                    .unwrap_or(1)
+                    .max(1),
+                n => n,
+            },
+            u64::from(c.umem_frames) * u64::from(c.frame_size),
+        ),
+    };
+    Ok(engine::budget::plan(
+        cfg,
+        workers,
+        engine::budget::Input::Live {
+            ring_bytes_per_worker: ring,
+        },
+    )?)
 }
 
 fn print_summary(s: &LiveSummary) {

@@ -74,6 +74,10 @@ pub enum ConfigError {
 pub struct Config {
     /// Worker threads (0 = one per available core).
     pub workers: usize,
+    /// What the appliance may use, in bytes (`"1G"`); 0 = a quarter of the
+    /// machine's memory, at most 1 GiB. The flow tables get what the other
+    /// buffers' caps leave (see [`crate::budget`]).
+    pub memory_budget: Size,
     /// Pin workers to cores.
     pub pin_workers: bool,
     pub decode: DecodeSection,
@@ -93,6 +97,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             workers: 0,
+            memory_budget: Size(0),
             pin_workers: true,
             decode: DecodeSection::default(),
             flow: FlowSection::default(),
@@ -147,8 +152,12 @@ impl Default for DecodeSection {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowSection {
-    /// Maximum flows per worker; when full the flow nearest its timeout is evicted.
+    /// Maximum flows per worker; when full the flow nearest its timeout is
+    /// evicted. Derived from `memory_budget` unless the config file sets it.
     pub max_flows_per_worker: usize,
+    /// Whether the config file set `max_flows_per_worker` itself.
+    #[serde(skip)]
+    pub max_flows_explicit: bool,
     /// Keep flows on different VLANs apart (like Suricata's vlan.use-for-tracking).
     pub vlan_in_key: bool,
     /// Keep flows in different tunnels (VNI, ERSPAN session, GRE key) apart.
@@ -160,6 +169,7 @@ impl Default for FlowSection {
     fn default() -> Self {
         FlowSection {
             max_flows_per_worker: 1 << 20,
+            max_flows_explicit: false,
             vlan_in_key: true,
             tunnel_id_in_key: true,
             timeouts: TimeoutSection::default(),
@@ -236,10 +246,14 @@ impl Default for DefragSection {
 
 impl Config {
     pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_string(),
             message: e.to_string(),
         })?;
+        cfg.flow.max_flows_explicit = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("flow")?.get("max_flows_per_worker").cloned())
+            .is_some();
         cfg.validate()?;
         Ok(cfg)
     }

@@ -1,6 +1,7 @@
 //! The flowtap engine: workers, flow table, fragment reassembly, offline
 //! replay and the configuration. The `flowtap` binary is a thin CLI on top.
 
+pub mod budget;
 pub mod config;
 pub mod dedup;
 pub mod defrag;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use engine::config::Config;
 use engine::export::ExportRun;
-use engine::offline::{replay_file, Progress, ReplayOptions, ReplaySummary, OFFLINE_POLICY};
+use engine::offline::{replay, Progress, ReplayOptions, ReplaySummary, OFFLINE_POLICY};
 use engine::stats::{serve_metrics, Monitor, Snapshot, WorkerStats};
 use output::writer::{BatchSender, LineWriter, WhenFull};
 
@@ -92,7 +92,7 @@ struct ExportArgs {
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("input").args(["pcap", "iface"]).multiple(false)))]
 struct RunArgs {
-    /// Capture file to replay (pcap or pcapng).
+    /// Capture file to replay (pcap or pcapng, also gzip- or zstd-compressed; `-` reads standard input).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
     #[command(flatten)]
@@ -223,7 +223,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
 }
 
 fn replay_offline(
-    cfg: Config,
+    mut cfg: Config,
     pcap: &std::path::Path,
     pps: Option<u64>,
     no_progress: bool,
@@ -231,10 +231,30 @@ fn replay_offline(
 ) -> Result<ExitCode> {
     cfg.validate()?;
     let workers = if cfg.workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        usable_cores()
     } else {
-        cfg.workers
+        cap_workers(cfg.workers)
     };
+    // The flow tables get what the memory budget leaves.
+    let plan = engine::budget::plan(&cfg, workers, engine::budget::Input::Replay)?;
+    cfg.flow.max_flows_per_worker = plan.flows_per_worker as usize;
+    // Every input and config check before any output is opened: a run
+    // that fails to start leaves the outputs as they were.
+    let mut file = capture::CaptureFile::open(pcap)
+        .with_context(|| format!("cannot replay {}", pcap.display()))?;
+    file.on_new_link(|link| {
+        if !dissect::packet::link_supported(link.0) {
+            eprintln!(
+                "flowtap: warning: link type {} is not supported: its packets count as undecodable (supported: {})",
+                link.0,
+                dissect::packet::SUPPORTED_LINKS
+            );
+        }
+    });
+    let over_snaplen = file.over_snaplen();
+    cfg.output.sink_specs(&[])?;
+    cfg.output.volume()?;
+    ExportRun::check(&cfg.export, true).context("cannot start PCAP export")?;
     // The endpoint first: a taken port must not cost an output file.
     let monitor = Monitor::new();
     let metrics = serve_metrics(&cfg.output.metrics_listen, &monitor)?;
@@ -283,8 +303,8 @@ fn replay_offline(
         Bar(pb)
     });
 
-    let summary = replay_file(
-        pcap,
+    let summary = replay(
+        file,
         &cfg,
         workers,
         ReplayOptions {
@@ -308,6 +328,10 @@ fn replay_offline(
     let pcap_summary = export.map(|e| e.finish()).transpose();
     let summary = summary?;
     let pcap_writer = pcap_summary.context("writing PCAP files failed")?;
+    // The last stats event counts every event before it as delivered (or
+    // lost): the sinks finish what they were given first (bounded: a sink
+    // that stays down gives up within GIVE_UP_AFTER).
+    sender.settle(output::sink::GIVE_UP_AFTER + Duration::from_secs(1));
     let ev = Snapshot {
         per_worker: summary.per_worker.clone(),
         capture: None,
@@ -330,12 +354,82 @@ fn replay_offline(
         for s in &sinks {
             eprintln!("flowtap: {}", s.summary_line());
         }
+        eprintln!("flowtap: {}", plan.describe());
     }
+    let over_snaplen = over_snaplen.load(Ordering::Relaxed);
+    if over_snaplen > 0 && !quiet {
+        eprintln!(
+            "flowtap: {over_snaplen} record(s) longer than the capture's snaplen were read whole, as tshark reads them"
+        );
+    }
+    if let Some(name) = sinks.iter().find(|s| s.reader_gone).map(|s| &s.name) {
+        eprintln!(
+            "flowtap: the reader of sink {name} went away: stopped after {} packets",
+            summary.stats.received
+        );
+    }
+    let lost = sinks_lost(&sinks);
     if let Some(e) = summary.file_error {
         eprintln!("flowtap: error: {e} (every packet before it was processed and written)");
-        return Ok(ExitCode::from(2));
+        return Ok(ExitCode::from(EXIT_DAMAGED_INPUT));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(lost)
+}
+
+/// The cores this process may run on (its CPU affinity).
+fn usable_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Worker threads beyond the usable cores only cost memory and time (the
+/// flows are the same whatever the count): capped, with a warning.
+pub(crate) fn cap_workers(asked: usize) -> usize {
+    let cores = usable_cores();
+    if asked > cores {
+        eprintln!(
+            "flowtap: warning: {asked} workers asked for but {cores} core(s) are usable: running {cores} (more workers than cores cost memory and time, the flows are the same)"
+        );
+        return cores;
+    }
+    asked
+}
+
+/// Exit status of a run that read a damaged capture (what came before the
+/// damage was processed and written).
+const EXIT_DAMAGED_INPUT: u8 = 2;
+/// Exit status of a run whose sinks lost events (dropped, failed, or
+/// delivered nothing of what they were given).
+const EXIT_EVENTS_LOST: u8 = 3;
+
+/// Names each sink that lost events (one line each) and returns the exit
+/// status: [`EXIT_EVENTS_LOST`] if any did, else success. A sink whose
+/// reader went away (`-o - | head`) lost nothing it was asked to keep.
+fn sinks_lost(sinks: &[output::SinkSnapshot]) -> ExitCode {
+    let mut lost = false;
+    for s in sinks.iter().filter(|s| !s.reader_gone) {
+        if s.events_lost() > 0 {
+            eprintln!(
+                "flowtap: error: sink {} lost {} event(s) (queue full {} · spool full {} · failed {}); exit status {EXIT_EVENTS_LOST}",
+                s.name,
+                s.events_lost(),
+                s.events_dropped,
+                s.events_dropped_spool_full,
+                s.events_failed
+            );
+            lost = true;
+        } else if s.events_queued > 0 && s.events_sent == 0 {
+            eprintln!(
+                "flowtap: error: sink {} delivered none of its {} event(s) ({} left in its spool); exit status {EXIT_EVENTS_LOST}",
+                s.name, s.events_queued, s.spool_events
+            );
+            lost = true;
+        }
+    }
+    if lost {
+        ExitCode::from(EXIT_EVENTS_LOST)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Opens the output and starts the writer thread (offline: lossless;

@@ -231,6 +231,9 @@ pub fn replay(
             if let Some(pr) = progress {
                 pr.update(file.offset(), read);
             }
+            if reader_gone(&sender) {
+                break;
+            }
             match polled {
                 Ok(Poll::End) => break,
                 Ok(_) => {}
@@ -318,6 +321,9 @@ pub fn replay(
         if let Some(pr) = progress {
             pr.update(file.offset(), read);
         }
+        if reader_gone(&sender) {
+            break;
+        }
         match polled {
             Ok(Poll::End) => break,
             Ok(_) => {}
@@ -353,6 +359,12 @@ pub fn replay(
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Whether the reader of a sink's pipe went away (`-o - | head`): the
+/// replay stops reading, as any Unix tool does.
+fn reader_gone(sender: &Option<BatchSender>) -> bool {
+    sender.as_ref().is_some_and(BatchSender::reader_gone)
 }
 
 /// The when-full policy offline replay uses: it must be lossless.

@@ -158,3 +158,266 @@ fn a_plain_output_file_is_replaced_not_appended() {
     assert_eq!(counts[0], counts[1]);
     assert!(counts[0] >= 2, "a flow and a stats line at least");
 }
+
+/// A run that fails to start (missing input, bad export rule, a sink that
+/// cannot be opened, an interface that does not exist) leaves an existing
+/// output file as it was; a run that starts replaces it.
+#[test]
+fn a_run_that_fails_to_start_never_truncates_an_existing_output() {
+    let dir = tmp_dir("cli-keep");
+    let out = dir.join("results.json");
+    let o = out.to_str().expect("path");
+    let cap = corpus().join("http/sv-http-all-headers--input.pcap");
+    let c = cap.to_str().expect("path");
+    let missing = dir.join("typo.pcap");
+    let m = missing.to_str().expect("path");
+    let no_dir = dir.join("no-such-dir");
+    let rule = format!("name=x,dir={},port=80", no_dir.display());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", "--pcap", m, "-o", o],
+        vec![
+            "run",
+            "--pcap",
+            c,
+            "-o",
+            o,
+            "-o",
+            "syslog+tcp://127.0.0.1:9?tls=true&ca=/nonexistent/ca.pem",
+        ],
+        vec!["export", "--pcap", c, "--rule", &rule, "-o", o],
+        vec!["run", "--iface", "flowtapnope0", "-o", o],
+    ];
+    for args in cases {
+        std::fs::write(&out, "precious\n").expect("write");
+        let (code, _, err) = flowtap(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("read"),
+            "precious\n",
+            "{args:?} truncated the output: {err}"
+        );
+    }
+    let (code, _, err) = flowtap(&["run", "--pcap", c, "-o", o]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&out).expect("read");
+    assert!(!text.contains("precious") && text.contains("\"event_type\":\"stats\""));
+}
+
+/// `--workers` beyond the usable cores is capped, with a warning naming
+/// both numbers (`--workers 1000` used to start 1000 threads and GBs).
+#[test]
+fn workers_beyond_the_cores_are_capped_with_a_warning() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = corpus().join("http/sv-http-all-headers--input.pcap");
+    let t = std::time::Instant::now();
+    let run = run_flowtap(&cap, 1000, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: 1000 workers asked for but {cores} core(s) are usable: running {cores}"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("with {cores} worker(s)")),
+        "{}",
+        run.stderr
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    // The same flows as one worker's.
+    let one = run_flowtap(&cap, 1, &[]);
+    assert_eq!(run.of_type("flow").len(), one.of_type("flow").len());
+}
+
+/// The flow lines of a run (the `stats` line has run times in it).
+fn flow_lines(stdout_or_file: &str) -> Vec<String> {
+    stdout_or_file
+        .lines()
+        .filter(|l| l.contains("\"event_type\":\"flow\""))
+        .map(String::from)
+        .collect()
+}
+
+/// gzip- and zstd-compressed captures, and `--pcap -` (standard input,
+/// compressed or not), give the flows of the plain file.
+#[test]
+fn compressed_captures_and_stdin_read_as_the_plain_file() {
+    let cap = corpus().join("mixed/ndpi-1kxun.pcap");
+    let c = cap.to_str().expect("path");
+    let (code, plain, err) = flowtap(&["run", "--pcap", c, "--workers", "1", "-o", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let want = flow_lines(&plain);
+    assert!(want.len() > 100);
+    let dir = tmp_dir("cli-compressed");
+    for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
+        let packed = dir.join(format!("c.pcap.{ext}"));
+        let o = Command::new(tool).arg("-c").arg(&cap).output().expect(tool);
+        assert!(o.status.success());
+        std::fs::write(&packed, &o.stdout).expect("write");
+        let p = packed.to_str().expect("path");
+        let (code, out, err) = flowtap(&["run", "--pcap", p, "--workers", "1", "-o", "-"]);
+        assert_eq!(code, 0, "{tool}: {err}");
+        assert!(flow_lines(&out) == want, "{tool}: different flows");
+        // The same through standard input.
+        for input in [packed.as_path(), cap.as_path()] {
+            let o = Command::new(env!("CARGO_BIN_EXE_flowtap"))
+                .args(["run", "--pcap", "-", "--workers", "1", "-o", "-"])
+                .stdin(std::fs::File::open(input).expect("open"))
+                .output()
+                .expect("run");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "stdin {}: {err}", input.display());
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                flow_lines(&out) == want,
+                "stdin {}: different flows",
+                input.display()
+            );
+        }
+    }
+    // A compression flowtap does not read is named.
+    let x = dir.join("c.pcap.bz2");
+    std::fs::write(&x, b"BZh91AY&SY\x00\x00").expect("write");
+    let (code, _, err) = flowtap(&["run", "--pcap", x.to_str().expect("path")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bzip2-compressed"), "{err}");
+}
+
+/// A pcap whose link type the decoder does not read: one warning line
+/// naming its number, every packet counted as undecodable, status 0.
+#[test]
+fn an_unsupported_link_type_is_named_once_with_its_number() {
+    let src = corpus().join("http/sv-http-all-headers--input.pcap");
+    let mut bytes = std::fs::read(&src).expect("read");
+    assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    bytes[20..24].copy_from_slice(&147u32.to_le_bytes());
+    let dir = tmp_dir("cli-link");
+    let cap = dir.join("user0.pcap");
+    std::fs::write(&cap, &bytes).expect("write");
+    let run = run_flowtap(&cap, 1, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("link type 147 is not supported"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    let p = &run.stats()["stats"]["packets"];
+    assert!(p["received"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(p["received"], p["undecodable"], "{p}");
+}
+
+/// A pcap whose header snaplen is smaller than its records: read on as
+/// tshark reads (every record, whole), and the longer records counted.
+#[test]
+fn records_longer_than_the_snaplen_are_read_as_tshark_reads_them() {
+    let src = corpus().join("http/sv-http-all-headers--input.pcap");
+    let mut bytes = std::fs::read(&src).expect("read");
+    bytes[16..20].copy_from_slice(&64u32.to_le_bytes());
+    // Records longer than 64 bytes, from the record headers.
+    let mut longer = 0;
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
+        longer += usize::from(caplen > 64);
+        at += 16 + caplen;
+    }
+    assert!(longer > 0);
+    let dir = tmp_dir("cli-snaplen");
+    let cap = dir.join("snap64.pcap");
+    std::fs::write(&cap, &bytes).expect("write");
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(&cap)
+        .output()
+        .expect("tshark");
+    let tshark_packets = String::from_utf8_lossy(&o.stdout).lines().count() as u64;
+    let run = run_flowtap(&cap, 1, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(
+        run.stats()["stats"]["packets"]["received"].as_u64(),
+        Some(tshark_packets)
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "{longer} record(s) longer than the capture's snaplen were read whole"
+        )),
+        "{}",
+        run.stderr
+    );
+    // And the flows are those of the original file.
+    let orig = run_flowtap(&src, 1, &[]);
+    assert_eq!(run.of_type("flow"), orig.of_type("flow"));
+}
+
+/// The final `stats` event's sink counters are read once the sinks dealt
+/// with every event before it: sent = queued = the lines before it.
+#[test]
+fn final_stats_count_every_event_before_them_as_sent() {
+    let cap = corpus().join("mixed/ndpi-1kxun.pcap");
+    for workers in [1, 2] {
+        let run = run_flowtap(&cap, workers, &[]);
+        assert!(run.status.success(), "{}", run.stderr);
+        let before = run.events.len() as u64 - 1;
+        let file = &run.stats()["stats"]["sinks"]["file"];
+        assert_eq!(file["events_queued"].as_u64(), Some(before), "{file}");
+        assert_eq!(file["events_sent"].as_u64(), Some(before), "{file}");
+        assert_eq!(file["queue_batches"].as_u64(), Some(0), "{file}");
+    }
+}
+
+/// A named pipe as `--pcap` (read front to back, never seeked), plain or
+/// compressed, gives the flows of the file.
+#[test]
+fn a_fifo_capture_reads_as_the_file() {
+    let cap = corpus().join("mixed/ndpi-1kxun.pcap");
+    let (code, plain, err) = flowtap(&[
+        "run",
+        "--pcap",
+        cap.to_str().expect("path"),
+        "--workers",
+        "1",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let want = flow_lines(&plain);
+    let dir = tmp_dir("cli-fifo");
+    let gz = Command::new("gzip")
+        .arg("-c")
+        .arg(&cap)
+        .output()
+        .expect("gzip")
+        .stdout;
+    for (name, bytes) in [("plain", std::fs::read(&cap).expect("read")), ("gz", gz)] {
+        let fifo = dir.join(format!("{name}.fifo"));
+        let _ = std::fs::remove_file(&fifo);
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success());
+        let f = fifo.clone();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f)
+                .expect("open fifo");
+            w.write_all(&bytes).expect("feed");
+        });
+        let (code, out, err) = flowtap(&[
+            "run",
+            "--pcap",
+            fifo.to_str().expect("path"),
+            "--workers",
+            "1",
+            "-o",
+            "-",
+        ]);
+        feeder.join().expect("feeder");
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(flow_lines(&out) == want, "{name}: different flows");
+    }
+}

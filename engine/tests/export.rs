@@ -622,32 +622,6 @@ fn bad_rules_and_directories_are_clear_errors_before_any_packet() {
     );
 }
 
-/// A small tmpfs mounted for one test and unmounted however it ends.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).expect("mount point");
-        let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .expect("mount");
-        assert!(
-            o.status.success(),
-            "mounting a tmpfs needs root (the tests run as root, see scripts/test.sh): {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        Tmpfs(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).output();
-    }
-}
-
 #[test]
 fn full_disk_counts_io_errors_and_capture_goes_on() {
     let cap = corpus().join("mixed/ndpi-1kxun.pcap");

@@ -3,14 +3,17 @@
 //! and the flow records must equal those of `flowtap run --pcap` on the same
 //! captures (all but the times, which are arrival times live).
 //!
-//! Needs root (CI runs as root). Without root each test prints a loud SKIPPED
-//! banner and passes. Every test builds two throw-away network namespaces
+//! Needs root (CI runs as root). Without root each test fails under CI
+//! (`CI=true`) and elsewhere prints a loud SKIPPED banner (`common/root.rs`). Every test builds two throw-away network namespaces
 //! with unique names joined by a veth pair, and removes them in a Drop guard
 //! (also on panic); traffic never leaves them. IPv6 is disabled in both
 //! namespaces before the veth exists, so the kernel sends nothing of its own
 //! (no ND/MLD/router solicitations): every frame on the link is one we sent.
 
 mod common;
+#[path = "common/root.rs"]
+#[macro_use]
+mod root;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -39,31 +42,6 @@ const CAPTURES: &[&str] = &[
     "tunnels/sv-vxlan-decoder-03--vxlan.pcap",
     "vlan/ndpi-ja3_lots_of_cipher_suites.pcap",
 ];
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!!!! SKIPPED {}: live capture tests need root (CI runs them as root) !!!!!\n",
-                module_path!()
-            );
-            return;
-        }
-    };
-}
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0])
@@ -475,7 +453,7 @@ fn live_equals_offline_on(
 
 #[test]
 fn afxdp_native_live_flows_equal_the_replay() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     live_equals_offline(
         CAPTURES,
         &["--capture", "afxdp", "--xdp-mode", "native"],
@@ -486,7 +464,7 @@ fn afxdp_native_live_flows_equal_the_replay() {
 
 #[test]
 fn afxdp_generic_live_flows_equal_the_replay() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     live_equals_offline(
         CAPTURES,
         &["--capture", "afxdp", "--xdp-mode", "generic"],
@@ -505,7 +483,7 @@ fn afxdp_generic_live_flows_equal_the_replay() {
 /// decapsulates instead: see the README).
 #[test]
 fn afpacket_live_flows_equal_the_replay_and_sigterm_flushes_them() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     live_equals_offline(
         CAPTURES,
         &["--capture", "afpacket", "--workers", "1"],
@@ -533,7 +511,7 @@ fn afpacket_live_flows_equal_the_replay_and_sigterm_flushes_them() {
 /// inner flow must meet on one worker.
 #[test]
 fn afxdp_software_shard_live_flows_equal_the_replay() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let cfg = tmp_dir("live").join("software-shard.toml");
     std::fs::write(&cfg, "[capture]\nshard = \"software\"\nshard_ring = 256\n")
         .expect("write config");
@@ -561,7 +539,7 @@ fn afxdp_software_shard_live_flows_equal_the_replay() {
 /// flow past its timeout is written while the capture still runs.
 #[test]
 fn idle_flows_expire_on_a_quiet_link() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new();
     let cfg = tmp_dir("live").join("short-timeouts.toml");
@@ -608,7 +586,7 @@ fn idle_flows_expire_on_a_quiet_link() {
 /// capture section.
 #[test]
 fn duration_stops_the_capture_and_stats_are_periodic() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new();
     let cfg = tmp_dir("live").join("stats-every-second.toml");
@@ -646,7 +624,7 @@ fn duration_stops_the_capture_and_stats_are_periodic() {
 /// `--capture-only` counts frames without decoding them.
 #[test]
 fn capture_only_counts_every_frame() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new();
     let mut live = Live::start(&net, &["--capture-only"]);
@@ -709,7 +687,7 @@ fn missing_interface_is_one_clear_line() {
 /// is one line saying what to do, and nothing is left attached.
 #[test]
 fn no_native_xdp_busy_interface_and_no_privileges_are_clear_errors() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new();
 
@@ -822,7 +800,7 @@ fn frame_bytes(path: &Path, filter: Option<&str>) -> Vec<String> {
 /// for byte, and the `pcap` event says so.
 #[test]
 fn live_capture_exports_the_matching_flow() {
-    require_root!();
+    require_root!("live capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::new();
     let dir = tmp_dir("live-export").join(format!("{}", SEQ.fetch_add(1, Ordering::Relaxed)));

@@ -8,10 +8,14 @@
 //! the Grafana dashboard (`deploy/grafana/flowtap.json`) uses is exposed.
 //!
 //! Needs root for the namespaces (CI runs as root); without root the live
-//! test prints a loud SKIPPED banner, like `live.rs`. `prometheus` and
+//! test fails under CI and elsewhere prints a loud SKIPPED banner
+//! (`common/root.rs`). `prometheus` and
 //! `promtool` come from `scripts/setup.sh`.
 
 mod common;
+#[path = "common/root.rs"]
+#[macro_use]
+mod root;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,17 +43,6 @@ const CAPTURES: &[&str] = &[
 
 const METRICS_PORT: u16 = 9464;
 const PROMETHEUS_PORT: u16 = 9090;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0])
@@ -406,10 +399,7 @@ fn stats_events(path: &Path) -> Vec<Value> {
 
 #[test]
 fn prometheus_scrapes_what_flowtap_counts() {
-    if !is_root() {
-        eprintln!("\n!!!!! SKIPPED prometheus_scrapes_what_flowtap_counts: needs root for network namespaces (CI runs as root) !!!!!\n");
-        return;
-    }
+    require_root!("network namespaces");
     require("prometheus");
     let dir = tmp_dir("metrics").join("scrape");
     let _ = std::fs::remove_dir_all(&dir);

@@ -618,7 +618,6 @@ fn outage_without_spool_counts_every_missing_event() {
             Step::StartBroker | Step::Kill => {}
         },
     );
-    assert!(st.success(), "{err}");
     let lines = lines_of(&file);
     let s = sink_line(&err, "kafka");
     eprintln!(
@@ -626,6 +625,8 @@ fn outage_without_spool_counts_every_missing_event() {
         lines.len()
     );
     assert!(s.dropped > 0, "the outage overflowed the queue: {s:?}");
+    assert_eq!(st.code(), Some(3), "events lost: status 3\n{err}");
+    assert!(err.contains("error: sink kafka lost"), "{err}");
     let msgs = consume(
         &broker.addr(),
         &topics_of(&lines, "dr"),

@@ -293,22 +293,26 @@ fn a_wrong_ca_is_a_named_error_counted_as_connect_failures() {
     let mut rs = Rsyslog::start(&dir, &conf, &[(leg.port, false)]);
     let file = dir.join("file.json");
     // A short replay (paced, so that the sink retries a few times) with a
-    // CA that did not sign the collector's certificate.
-    let run = run_flowtap(&[
-        "--pcap".into(),
-        corpus(CAPTURES[1]).display().to_string(),
-        "--workers".into(),
-        "1".into(),
-        "--pps".into(),
-        "100".into(),
-        "--output".into(),
-        leg.url(&format!(
-            "&tls=true&ca={}&when_full=drop",
-            pki.other_ca.display()
-        )),
-        "--output".into(),
-        file.display().to_string(),
-    ]);
+    // CA that did not sign the collector's certificate: every event of the
+    // sink is lost, so the status is 3.
+    let run = run_flowtap_status(
+        &[
+            "--pcap".into(),
+            corpus(CAPTURES[1]).display().to_string(),
+            "--workers".into(),
+            "1".into(),
+            "--pps".into(),
+            "100".into(),
+            "--output".into(),
+            leg.url(&format!(
+                "&tls=true&ca={}&when_full=drop",
+                pki.other_ca.display()
+            )),
+            "--output".into(),
+            file.display().to_string(),
+        ],
+        3,
+    );
     let c = run.sink(&leg.name);
     assert!(
         run.stderr.contains(&format!(

@@ -19,7 +19,7 @@ use crate::schema::{self, EncodeOptions, Schema};
 use crate::sink::file::{FileSink, StdoutSink};
 use crate::sink::gelf::{GelfTcp, GelfUdp};
 use crate::sink::kafka::KafkaSink;
-use crate::sink::runner::Runner;
+use crate::sink::runner::{Runner, GIVE_UP_AFTER};
 use crate::sink::spool::Spool;
 use crate::sink::syslog::{SyslogTcp, SyslogUdp};
 use crate::sink::WhenFull;
@@ -120,6 +120,8 @@ pub struct SinkSnapshot {
     pub reconnects: u64,
     pub connect_failures: u64,
     pub up: bool,
+    /// The reader closed this sink's pipe (see [`SinkCounters::reader_gone`]).
+    pub reader_gone: bool,
 }
 
 impl SinkSnapshot {
@@ -174,6 +176,8 @@ pub struct Outputs {
     opts: Arc<EncodeOptions>,
     volume: Volume,
     agg: Option<Arc<WriterCounters>>,
+    /// Set once the run hands over its first batch (see [`Factory::begin`]).
+    begun: Arc<AtomicBool>,
 }
 
 /// A sink as a [`Factory`] holds it.
@@ -186,9 +190,20 @@ pub struct Factory {
     opts: Arc<EncodeOptions>,
     volume: Volume,
     agg: Option<Arc<WriterCounters>>,
+    begun: Arc<AtomicBool>,
 }
 
 impl Factory {
+    /// Marks the run as begun: a sink that has not started yet (a plain
+    /// output file is emptied when it starts) starts at the end even if it
+    /// got no event. Until then a run that fails to start leaves every
+    /// output as it was.
+    pub fn begin(&self) {
+        if !self.begun.load(Ordering::Relaxed) {
+            self.begun.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// A reader of the sinks' counters (for the stats and metrics).
     pub fn probe(&self) -> OutputsProbe {
         OutputsProbe {
@@ -197,6 +212,43 @@ impl Factory {
                 .iter()
                 .map(|(spec, _, _, counters)| (spec.clone(), Arc::clone(counters)))
                 .collect(),
+        }
+    }
+
+    /// The name of a sink whose reader closed its pipe, if any: the run
+    /// should stop reading input.
+    pub fn reader_gone(&self) -> Option<&str> {
+        self.sinks
+            .iter()
+            .find(|(_, _, _, c)| c.reader_gone.load(Ordering::Relaxed))
+            .map(|(spec, _, _, _)| spec.name.as_str())
+    }
+
+    /// Waits (at most `limit`) until every sink has dealt with every event
+    /// queued to it so far: sent, spooled, or counted as failed or dropped;
+    /// a sink that is down is not waited for (its counters say where its
+    /// events are). Returns whether they all had. Counters read afterwards
+    /// include them.
+    pub fn settle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            let done = self.sinks.iter().all(|(_, _, _, c)| {
+                let queued = l(&c.events_queued);
+                let handled = l(&c.events_sent).saturating_sub(l(&c.events_unspooled))
+                    + l(&c.events_spooled)
+                    + l(&c.events_dropped_spool_full)
+                    + l(&c.events_failed);
+                let down = l(&c.up) == 0;
+                down || (handled >= queued && l(&c.batches_dequeued) >= l(&c.batches_enqueued))
+            });
+            if done {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -218,6 +270,7 @@ impl Factory {
                 first_at: None,
                 counters: Arc::clone(counters),
                 agg: self.agg.clone(),
+                begun: Arc::clone(&self.begun),
             })
             .collect();
         WorkerOutput::new(ports, Arc::clone(&self.opts), self.volume)
@@ -275,7 +328,11 @@ impl Outputs {
         default_when_full: WhenFull,
         agg: Option<Arc<WriterCounters>>,
     ) -> Result<Outputs, OutputError> {
-        let mut sinks = Vec::with_capacity(specs.len());
+        // Every sink is opened (files, spools, TLS files, Kafka settings)
+        // before any starts: a sink that cannot be opened stops the start
+        // with nothing written anywhere (a plain output file is emptied
+        // only when its sink starts).
+        let mut opened = Vec::with_capacity(specs.len());
         let mut names: Vec<String> = Vec::new();
         for mut spec in specs {
             if names.contains(&spec.name) {
@@ -303,6 +360,11 @@ impl Outputs {
                 )?),
                 None => None,
             };
+            opened.push((spec, counters, t, spool));
+        }
+        let mut sinks = Vec::with_capacity(opened.len());
+        let begun = Arc::new(AtomicBool::new(false));
+        for (spec, counters, t, spool) in opened {
             let (tx, rx) = bounded::<Batch>(spec.queue_batches);
             let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
             let closing = Arc::new(AtomicBool::new(false));
@@ -314,7 +376,11 @@ impl Outputs {
                 pool: pool_tx,
                 counters: Arc::clone(&counters),
                 spool,
-                grace: Duration::from_secs(10),
+                grace: GIVE_UP_AFTER,
+                give_up: (spec.when_full == Some(WhenFull::Block)).then_some(GIVE_UP_AFTER),
+                begun: Arc::clone(&begun),
+                started: false,
+                spool_failing: 0,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sink-{}", spec.name))
@@ -334,6 +400,7 @@ impl Outputs {
             opts: Arc::new(opts),
             volume,
             agg,
+            begun,
         })
     }
 
@@ -360,6 +427,7 @@ impl Outputs {
             opts: Arc::clone(&self.opts),
             volume: self.volume,
             agg: self.agg.clone(),
+            begun: Arc::clone(&self.begun),
         }
     }
 
@@ -463,6 +531,7 @@ fn snapshot(spec: &SinkSpec, c: &SinkCounters, depth: usize) -> SinkSnapshot {
         reconnects: l(&c.reconnects),
         connect_failures: l(&c.connect_failures),
         up: l(&c.up) == 1,
+        reader_gone: c.reader_gone.load(Ordering::Relaxed),
     }
 }
 
@@ -490,6 +559,7 @@ struct Port {
     first_at: Option<Instant>,
     counters: Arc<SinkCounters>,
     agg: Option<Arc<WriterCounters>>,
+    begun: Arc<AtomicBool>,
 }
 
 impl Port {
@@ -515,6 +585,9 @@ impl Port {
         };
         match rejected {
             None => {
+                if !self.begun.load(Ordering::Relaxed) {
+                    self.begun.store(true, Ordering::Relaxed);
+                }
                 self.counters
                     .batches_enqueued
                     .fetch_add(1, Ordering::Relaxed);

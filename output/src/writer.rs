@@ -60,6 +60,7 @@ impl BatchSender {
     /// Hands a `stats` event to every sink that takes stats (each writes it
     /// in its own schema).
     pub fn submit_stats(&self, ev: &crate::event::StatsEvent) {
+        self.factory.begin();
         let mut w = self.factory.handle();
         w.push_stats(ev);
         w.flush(true);
@@ -67,6 +68,19 @@ impl BatchSender {
 
     pub fn counters(&self) -> &Arc<WriterCounters> {
         &self.counters
+    }
+
+    /// Whether a sink's reader closed its pipe (`flowtap ... -o - | head`):
+    /// the run should stop reading input, as any Unix tool does.
+    pub fn reader_gone(&self) -> bool {
+        self.factory.reader_gone().is_some()
+    }
+
+    /// Waits (at most `limit`) until every sink dealt with every event
+    /// handed over so far (see [`Factory::settle`]), e.g. before the final
+    /// `stats` event reads their counters.
+    pub fn settle(&self, limit: std::time::Duration) -> bool {
+        self.factory.settle(limit)
     }
 
     /// A reader of every sink's counters (queue depth, sent, dropped, ...).

@@ -1,6 +1,7 @@
 //! The byte window a capture file is parsed from: either the whole file held
 //! in memory (`from_bytes`), or one large reusable buffer refilled from a
-//! `File` with big plain reads.
+//! `File` with big plain reads, or from a stream: standard input (`-`) or
+//! the decompressed content of a gzip or zstd file (found by its magic).
 //!
 //! Invariant: `pos <= end <= buf.len()`. `buf[pos..end]` are valid bytes that
 //! start at file offset `base + pos`.
@@ -68,6 +69,54 @@ enum Source {
         file: File,
         eof: bool,
     },
+    /// Read front to back only (stdin, a decompressor).
+    Stream {
+        reader: Box<dyn Read + Send>,
+        eof: bool,
+    },
+}
+
+/// How a file's bytes are compressed, from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub(super) fn sniff(head: &[u8]) -> Option<Compression> {
+        match head {
+            [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    fn reader(self, raw: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            // Multi-member: what `cat a.gz b.gz` and pigz write.
+            Compression::Gzip => {
+                Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw)))
+            }
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
+        })
+    }
+}
+
+/// Reads up to 4 bytes (fewer only at the end of the input).
+fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = vec![0u8; 4];
+    let mut n = 0;
+    while let Some(rest) = head.get_mut(n..).filter(|r| !r.is_empty()) {
+        match r.read(rest) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(n);
+    Ok(head)
 }
 
 pub(super) struct Input {
@@ -93,13 +142,52 @@ impl Input {
         }
     }
 
-    /// `buf_size`: `None` picks a size from the file length.
+    /// A stream read front to back; the first bytes tell whether it is
+    /// compressed.
+    fn stream(
+        path: &Path,
+        mut raw: Box<dyn Read + Send>,
+        buf_size: Option<usize>,
+    ) -> io::Result<Input> {
+        let head = read_head(&mut raw)?;
+        let how = Compression::sniff(&head);
+        let raw: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
+        let reader = match how {
+            Some(c) => c.reader(raw)?,
+            None => raw,
+        };
+        Ok(Input {
+            buf: vec![0; buf_size.unwrap_or(READ_BUF).max(1)],
+            pos: 0,
+            end: 0,
+            base: 0,
+            src: Source::Stream { reader, eof: false },
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `buf_size`: `None` picks a size from the file length. `-` is
+    /// standard input; a gzip or zstd file is decompressed as it is read.
     pub(super) fn open(path: &Path, buf_size: Option<usize>) -> Result<Input, FileError> {
         let io_err = |source| FileError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io_err)?;
+        if path.as_os_str() == "-" {
+            return Input::stream(Path::new("<stdin>"), Box::new(io::stdin()), buf_size)
+                .map_err(io_err);
+        }
+        let mut file = File::open(path).map_err(io_err)?;
+        if !file.metadata().map_err(io_err)?.is_file() {
+            // A FIFO or a device: read front to back, never seek.
+            return Input::stream(path, Box::new(file), buf_size).map_err(io_err);
+        }
+        let head = read_head(&mut file).map_err(io_err)?;
+        if Compression::sniff(&head).is_some() {
+            file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+            return Input::stream(path, Box::new(file), buf_size).map_err(io_err);
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let size = match buf_size {
             Some(n) => n.max(1),
             None => {
@@ -163,8 +251,10 @@ impl Input {
 
     #[cold]
     fn fill_slow(&mut self, n: usize) -> io::Result<bool> {
-        let Source::File { file, eof } = &mut self.src else {
-            return Ok(false);
+        let (file, eof): (&mut dyn Read, &mut bool) = match &mut self.src {
+            Source::Memory => return Ok(false),
+            Source::File { file, eof } => (file, eof),
+            Source::Stream { reader, eof } => (reader.as_mut(), eof),
         };
         if *eof {
             return Ok(false);
@@ -243,8 +333,10 @@ impl Input {
         self.base += self.end as u64;
         self.pos = 0;
         self.end = 0;
-        let Source::File { file, eof } = &mut self.src else {
-            return Ok(avail);
+        let (file, eof): (&mut dyn Read, &mut bool) = match &mut self.src {
+            Source::Memory => return Ok(avail),
+            Source::File { file, eof } => (file, eof),
+            Source::Stream { reader, eof } => (reader.as_mut(), eof),
         };
         while !*eof {
             match file.read(&mut self.buf) {
@@ -283,6 +375,18 @@ impl Input {
                 self.base = 0;
                 self.pos = 0;
                 self.end = 0;
+            }
+            Source::Stream { .. } => {
+                // A compressed file starts again from its first byte;
+                // standard input cannot.
+                if self.path.as_os_str() == "<stdin>" {
+                    return Err(self.io_error(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "standard input cannot be read again",
+                    )));
+                }
+                let size = self.buf.len();
+                *self = Input::open(&self.path.clone(), Some(size))?;
             }
         }
         Ok(())

@@ -1,6 +1,8 @@
 //! Capture files as a packet source: pcap (both byte orders, micro- and
 //! nanosecond) and pcapng (sections in either byte order, several interfaces,
-//! Enhanced / Simple / obsolete Packet Blocks), detected by their magic.
+//! Enhanced / Simple / obsolete Packet Blocks), detected by their magic;
+//! gzip- or zstd-compressed, decompressed as they are read; `-` is standard
+//! input. Byte offsets in errors are those of the (decompressed) capture.
 //!
 //! # Why hand-written, not `pcap-parser`
 //!
@@ -24,8 +26,9 @@
 //! [`FileError::Corrupt`] or [`FileError::Unsupported`], whose `offset` is
 //! the byte offset of that record (block); every complete packet before it
 //! has been returned. The error is sticky: further calls return it again.
-//! A caplen above 256 KiB (or above twice a sane snaplen) is `Corrupt`; it
-//! is never used to size anything.
+//! A caplen above 256 KiB is `Corrupt`; it is never used to size anything.
+//! A record longer than its header's (or interface's) snaplen is read
+//! whole, as tshark reads it, and counted ([`CaptureFile::over_snaplen`]).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -45,6 +48,8 @@ mod pcapng;
 mod testutil;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::source::{LinkType, Packet, PacketSource, Poll, SourceStats};
 use input::Input;
@@ -66,7 +71,7 @@ pub enum FileError {
         source: std::io::Error,
     },
     /// The file starts with neither a pcap nor a pcapng magic number.
-    #[error("{} is not a pcap or pcapng file (it starts with {magic:#010x})", path.display())]
+    #[error("{} is not a pcap or pcapng file (it starts with {magic:#010x}{})", path.display(), compression_hint(*magic))]
     NotACapture { path: PathBuf, magic: u32 },
     /// The file ends inside the record (or header) starting at `offset`.
     #[error(
@@ -84,6 +89,18 @@ pub enum FileError {
     /// timestamp resolution).
     #[error("capture file at byte {offset} is not supported: {reason}")]
     Unsupported { offset: u64, reason: String },
+}
+
+/// Names a compression that is not read transparently (gzip and zstd are),
+/// from a file's first four bytes.
+fn compression_hint(magic: u32) -> &'static str {
+    match magic.to_be_bytes() {
+        [b'B', b'Z', b'h', _] => ": it is bzip2-compressed, decompress it first (bunzip2)",
+        [0xfd, b'7', b'z', b'X'] => ": it is xz-compressed, decompress it first (unxz)",
+        [0x04, 0x22, 0x4d, 0x18] => ": it is lz4-compressed, decompress it first (unlz4)",
+        [b'P', b'K', 3, 4] => ": it is a zip archive, extract it first (unzip)",
+        _ => "",
+    }
 }
 
 impl FileError {
@@ -147,16 +164,17 @@ struct RawPacket {
     caplen: u32,
     orig_len: u32,
     link: LinkType,
+    /// Longer than the snaplen of its header or interface.
+    over_snaplen: bool,
 }
 
-/// The largest caplen accepted under a given snaplen: twice a sane snaplen
-/// (writers are sloppy about it, e.g. snaplen = MTU without the link header),
-/// and never more than [`MAX_CAPLEN`].
-fn caplen_limit(snaplen: u32) -> u32 {
-    match snaplen {
-        1..=MAX_CAPLEN => (snaplen * 2).min(MAX_CAPLEN),
-        _ => MAX_CAPLEN,
-    }
+/// Whether a record of `caplen` bytes is longer than its `snaplen` (0: no
+/// snaplen). Such records are read whole, as tshark reads them (writers are
+/// sloppy about the snaplen, e.g. the MTU without the link header), and
+/// counted.
+#[inline(always)]
+fn over_snaplen(caplen: u32, snaplen: u32) -> bool {
+    snaplen != 0 && caplen > snaplen
 }
 
 enum Reader {
@@ -175,6 +193,13 @@ pub struct CaptureFile {
     record_offset: u64,
     /// The format error that ended reading, repeated on later calls.
     failed: Option<FileError>,
+    /// Records longer than their snaplen (read whole), shared so that a
+    /// caller can read it while another thread reads the file.
+    over_snaplen: Arc<AtomicU64>,
+    /// Link types seen so far, and who wants to hear of a new one.
+    links_seen: Vec<LinkType>,
+    last_link: Option<LinkType>,
+    on_new_link: Option<Box<dyn FnMut(LinkType) + Send>>,
 }
 
 impl std::fmt::Debug for CaptureFile {
@@ -214,6 +239,10 @@ impl CaptureFile {
             received: 0,
             record_offset: 0,
             failed: None,
+            over_snaplen: Arc::new(AtomicU64::new(0)),
+            links_seen: Vec::new(),
+            last_link: None,
+            on_new_link: None,
         })
     }
 
@@ -261,6 +290,12 @@ impl CaptureFile {
             Ok(Some(raw)) => {
                 self.received += 1;
                 self.record_offset = raw.record_offset;
+                if raw.over_snaplen {
+                    self.over_snaplen.fetch_add(1, Ordering::Relaxed);
+                }
+                if self.last_link != Some(raw.link) {
+                    self.link_changed(raw.link);
+                }
                 Ok(Some(Packet {
                     ts_ns: raw.ts_ns,
                     data: self.input.slice(raw.start, raw.caplen as usize),
@@ -274,6 +309,31 @@ impl CaptureFile {
                 Err(e)
             }
         }
+    }
+
+    #[cold]
+    fn link_changed(&mut self, link: LinkType) {
+        self.last_link = Some(link);
+        if self.links_seen.contains(&link) || self.links_seen.len() >= 64 {
+            return;
+        }
+        self.links_seen.push(link);
+        if let Some(f) = &mut self.on_new_link {
+            f(link);
+        }
+    }
+
+    /// Calls `f` once for each link type as its first packet is read (to
+    /// warn of one the decoder does not support).
+    pub fn on_new_link(&mut self, f: impl FnMut(LinkType) + Send + 'static) {
+        self.on_new_link = Some(Box::new(f));
+    }
+
+    /// Records read so far that were longer than the snaplen of their
+    /// header or interface (read whole, as tshark does); the counter stays
+    /// readable after the file moved to another thread.
+    pub fn over_snaplen(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.over_snaplen)
     }
 
     #[cold]
@@ -425,6 +485,49 @@ mod tests {
         for buf in [1, 333, 1 << 20] {
             let mut f = CaptureFile::open_with_buffer(tmp2.path(), buf).unwrap();
             assert_eq!(summary(&mut f), want, "buffer {buf}");
+        }
+    }
+
+    #[test]
+    fn gzip_and_zstd_captures_read_as_the_plain_one_and_rewind() {
+        use std::io::Write as _;
+        let bytes = varied_pcap(500);
+        let want = summary(&mut CaptureFile::from_bytes(bytes.clone()).unwrap());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&bytes).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::stream::encode_all(&bytes[..], 3).unwrap();
+        // The packets and their offsets in the decompressed capture.
+        let want_offsets: Vec<_> = want.0.iter().map(|p| (p.0, p.1, p.2)).collect();
+        for (name, data) in [("v.pcap.gz", gz.clone()), ("v.pcap.zst", zst)] {
+            let tmp = TempFile::new(name, &data);
+            for buf in [7, 4096, 1 << 20] {
+                let mut f = CaptureFile::open_with_buffer(tmp.path(), buf).unwrap();
+                assert_eq!(summary(&mut f), want, "{name} buffer {buf}");
+            }
+            let mut f = CaptureFile::open(tmp.path()).unwrap();
+            let _ = summary(&mut f);
+            f.rewind().unwrap();
+            let again: Vec<_> = summary(&mut f).0.iter().map(|p| (p.0, p.1, p.2)).collect();
+            assert_eq!(again, want_offsets, "{name} after rewind");
+        }
+        // A cut compressed file ends with an error after what it held.
+        let tmp = TempFile::new("cut.pcap.gz", &gz[..gz.len() / 2]);
+        let mut f = CaptureFile::open(tmp.path()).unwrap();
+        let (pkts, err) = summary(&mut f);
+        assert!(!pkts.is_empty() && pkts.len() < 500, "{}", pkts.len());
+        assert!(err.is_some());
+    }
+
+    #[test]
+    fn other_compressions_are_named() {
+        for (head, name) in [
+            (&b"BZh91AY&SY"[..], "bzip2"),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], "xz"),
+        ] {
+            let tmp = TempFile::new("c.pcap.x", head);
+            let err = CaptureFile::open(tmp.path()).unwrap_err().to_string();
+            assert!(err.contains(&format!("it is {name}-compressed")), "{err}");
         }
     }
 

@@ -3,7 +3,7 @@
 //! Format: <https://datatracker.ietf.org/doc/draft-ietf-opsawg-pcap/>.
 
 use super::input::{Endian, Input};
-use super::{caplen_limit, FileError, RawPacket};
+use super::{over_snaplen, FileError, RawPacket, MAX_CAPLEN};
 use crate::source::LinkType;
 
 pub(super) const MAGIC_US_LE: [u8; 4] = [0xd4, 0xc3, 0xb2, 0xa1];
@@ -19,8 +19,8 @@ pub(super) struct PcapReader {
     /// Multiplier from the fraction field to nanoseconds (1000 or 1).
     frac_to_ns: u32,
     link: LinkType,
-    /// Largest acceptable caplen.
-    limit: u32,
+    /// The header's snaplen (longer records are read whole and counted).
+    snaplen: u32,
     /// FCS length from the link-type field, when the P bit is set.
     fcs_len: Option<u8>,
 }
@@ -62,7 +62,7 @@ impl PcapReader {
             endian,
             frac_to_ns,
             link,
-            limit: caplen_limit(snaplen),
+            snaplen,
             fcs_len,
         })
     }
@@ -86,12 +86,11 @@ impl PcapReader {
         let frac = e.u32([h[4], h[5], h[6], h[7]]);
         let caplen = e.u32([h[8], h[9], h[10], h[11]]);
         let orig_len = e.u32([h[12], h[13], h[14], h[15]]);
-        if caplen > self.limit {
+        if caplen > MAX_CAPLEN {
             return Err(FileError::Corrupt {
                 offset: input.offset(),
                 reason: format!(
-                    "record caplen {caplen} is larger than the {} bytes this file allows",
-                    self.limit
+                    "record caplen {caplen} is larger than the {MAX_CAPLEN} bytes a record may have"
                 ),
             });
         }
@@ -116,6 +115,7 @@ impl PcapReader {
             caplen,
             orig_len,
             link: self.link,
+            over_snaplen: over_snaplen(caplen, self.snaplen),
         }))
     }
 }
@@ -268,15 +268,20 @@ mod tests {
     }
 
     #[test]
-    fn caplen_limit_follows_a_sane_snaplen() {
-        // snaplen 100: up to 200 bytes accepted, 201 is corrupt.
+    fn records_longer_than_the_snaplen_are_read_whole_and_counted() {
+        // snaplen 100: 200, 201 and 5000 bytes are read whole, as tshark does.
         let mut b = PcapBuilder::new(false, false, 100, 1);
+        b.packet(1, 0, &[0; 100], 100);
         b.packet(1, 0, &[0; 200], 200);
         b.packet(1, 0, &[0; 201], 201);
-        let (pkts, err) = all(CaptureFile::from_bytes(b.finish()).unwrap());
-        assert_eq!(pkts.len(), 1);
-        assert!(matches!(err, Some(FileError::Corrupt { offset: 240, .. })));
-        // snaplen 0 (not sane): the 256 KiB ceiling applies.
+        b.packet(1, 0, &[7; 5000], 5000);
+        let f = CaptureFile::from_bytes(b.finish()).unwrap();
+        let over = f.over_snaplen();
+        let (pkts, err) = all(f);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(pkts.len(), 4);
+        assert_eq!(over.load(std::sync::atomic::Ordering::Relaxed), 3);
+        // Past the 256 KiB ceiling a record is corrupt, whatever the snaplen.
         let mut b = PcapBuilder::new(false, false, 0, 1);
         b.packet(1, 0, &vec![0; 256 << 10], 300_000);
         b.raw_record(1, 0, (256 << 10) + 1, 300_000, &[]);

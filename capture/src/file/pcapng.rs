@@ -8,7 +8,7 @@
 use std::num::NonZeroU64;
 
 use super::input::{Endian, Input};
-use super::{caplen_limit, FileError, RawPacket};
+use super::{over_snaplen, FileError, RawPacket, MAX_CAPLEN};
 use crate::source::LinkType;
 
 /// Block type of the SHB; a palindrome, so it reads the same in both orders.
@@ -74,7 +74,6 @@ impl TsScale {
 struct Interface {
     link: LinkType,
     snaplen: u32,
-    limit: u32,
     scale: TsScale,
     /// if_tsoffset, in nanoseconds.
     offset_ns: i64,
@@ -253,7 +252,7 @@ impl PcapngReader {
         let lo = e.u32_at(block, 16).unwrap_or(0);
         let caplen = e.u32_at(block, 20).unwrap_or(u32::MAX);
         let orig_len = e.u32_at(block, 24).unwrap_or(0);
-        check_caplen(caplen, &iface, 28, block.len(), offset)?;
+        check_caplen(caplen, 28, block.len(), offset)?;
         let ts_ns = iface.ts_ns(hi, lo);
         self.last_ts = ts_ns;
         Ok(Some(RawPacket {
@@ -263,6 +262,7 @@ impl PcapngReader {
             caplen,
             orig_len,
             link: iface.link,
+            over_snaplen: over_snaplen(caplen, iface.snaplen),
         }))
     }
 
@@ -280,7 +280,7 @@ impl PcapngReader {
             0 => orig_len,
             s => orig_len.min(s),
         };
-        check_caplen(caplen, &iface, 12, block.len(), offset)?;
+        check_caplen(caplen, 12, block.len(), offset)?;
         Ok(Some(RawPacket {
             record_offset: offset,
             ts_ns: self.last_ts,
@@ -288,6 +288,7 @@ impl PcapngReader {
             caplen,
             orig_len,
             link: iface.link,
+            over_snaplen: false,
         }))
     }
 
@@ -298,7 +299,6 @@ impl PcapngReader {
         let mut iface = Interface {
             link: LinkType(u32::from(link)),
             snaplen,
-            limit: caplen_limit(snaplen),
             scale: TsScale::MICROS,
             offset_ns: 0,
         };
@@ -390,17 +390,15 @@ fn load_block(
 #[inline(always)]
 fn check_caplen(
     caplen: u32,
-    iface: &Interface,
     data_at: usize,
     block_len: usize,
     offset: u64,
 ) -> Result<(), FileError> {
-    if caplen > iface.limit {
+    if caplen > MAX_CAPLEN {
         return Err(corrupt(
             offset,
             format!(
-                "packet caplen {caplen} is larger than the {} bytes this interface allows",
-                iface.limit
+                "packet caplen {caplen} is larger than the {MAX_CAPLEN} bytes a packet may have"
             ),
         ));
     }
@@ -566,6 +564,31 @@ mod tests {
         bytes[off + 20..off + 24].copy_from_slice(&0xffff_fff0u32.to_be_bytes());
         let (_, err) = all(bytes);
         assert!(matches!(err, Some(FileError::Corrupt { offset, .. }) if offset == off as u64));
+    }
+
+    #[test]
+    fn packets_longer_than_the_interface_snaplen_are_read_whole_and_counted() {
+        let mut b = NgBuilder::new(false);
+        b.idb(1, 64, &[]);
+        b.epb(0, 1, &[1; 64], 64);
+        b.epb(0, 2, &[2; 1000], 1000);
+        let f = CaptureFile::from_bytes(b.finish()).unwrap();
+        let over = f.over_snaplen();
+        let (pkts, err) = all_file(f);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(pkts, vec![64, 1000]);
+        assert_eq!(over.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    fn all_file(mut f: CaptureFile) -> (Vec<usize>, Option<FileError>) {
+        let mut out = Vec::new();
+        loop {
+            match f.next_packet() {
+                Ok(Some(p)) => out.push(p.data.len()),
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e)),
+            }
+        }
     }
 
     #[test]

@@ -43,6 +43,15 @@ pub fn decode<'a>(link: u32, frame: &'a [u8], cfg: &DecodeConfig, out: &mut Deco
     Decoder::new(cfg, 0).run(step, out);
 }
 
+/// Whether [`decode`] reads frames of pcap link type `link`; the others
+/// are counted as undecodable (`UnsupportedLink`).
+pub fn link_supported(link: u32) -> bool {
+    link::first_step(link, &[]).is_some()
+}
+
+/// The link types [`decode`] reads, as a list for messages.
+pub const SUPPORTED_LINKS: &str = "0/108 BSD loopback, 1 Ethernet, 9/50 PPP, 101/228/229 raw IP, 104 Cisco HDLC, 113/276 Linux cooked (SLL/SLL2)";
+
 /// Continues decoding after a reassembled IP fragment set: `payload` is the
 /// reassembled IP payload of protocol `proto`. Outer metadata (macs, vlans,
 /// tunnel, IP addresses/version/ttl) is copied from `outer`; `ip.frag`

@@ -902,6 +902,16 @@ impl ExportRun {
         }))
     }
 
+    /// Checks the rules and their directories without starting anything
+    /// (so a bad rule stops a run before its outputs are opened).
+    pub fn check(cfg: &ExportSection, offline: bool) -> Result<(), ExportStartError> {
+        let rules = rules::compile(cfg)?;
+        if !rules.is_empty() {
+            output::pcap::PcapWriter::check(&rules.writer_config(offline))?;
+        }
+        Ok(())
+    }
+
     /// The compiled rules every worker shares.
     pub fn rules(&self) -> Arc<ExportRules> {
         Arc::clone(&self.rules)

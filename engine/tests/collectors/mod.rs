@@ -375,6 +375,8 @@ impl Drop for GelfUdpServer {
 pub struct Run {
     pub stderr: String,
     pub ok: bool,
+    /// The exit status (0 clean, 3 a sink lost events; None: a signal).
+    pub code: Option<i32>,
     pub max_rss_kib: u64,
 }
 
@@ -510,6 +512,7 @@ impl Flowtap {
         Run {
             stderr: self.stderr(),
             ok: status.success(),
+            code: status.code(),
             max_rss_kib: self.max_rss_kib,
         }
     }
@@ -524,10 +527,16 @@ impl Drop for Flowtap {
     }
 }
 
-/// Runs flowtap to the end.
+/// Runs flowtap to the end; it must exit 0.
 pub fn run_flowtap(args: &[String]) -> Run {
+    run_flowtap_status(args, 0)
+}
+
+/// Runs flowtap to the end; it must exit with `code` (3: a sink lost
+/// events).
+pub fn run_flowtap_status(args: &[String], code: i32) -> Run {
     let run = Flowtap::start(args).wait(Duration::from_secs(120));
-    assert!(run.ok, "flowtap failed:\n{}", run.stderr);
+    assert_eq!(run.code, Some(code), "flowtap failed:\n{}", run.stderr);
     run
 }
 

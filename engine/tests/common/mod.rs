@@ -244,3 +244,29 @@ pub fn suricata_events(rel: &str) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).expect("eve json"))
         .collect()
 }
+
+/// A small tmpfs mounted for one test and unmounted however it ends.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount");
+        assert!(
+            o.status.success(),
+            "mounting a tmpfs needs root (the tests run as root, see scripts/test.sh): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}

@@ -208,31 +208,7 @@ impl PcapWriter {
     /// files already there. `events` receives one `pcap` event per finished
     /// file.
     pub fn start(cfg: ExportConfig, events: Option<WorkerOutput>) -> Result<PcapWriter, PcapError> {
-        if cfg.rules.len() > MAX_RULES {
-            return Err(PcapError::Rule {
-                rule: format!("#{MAX_RULES}"),
-                what: format!("at most {MAX_RULES} export rules"),
-            });
-        }
-        for r in &cfg.rules {
-            let bad = |what: &str| PcapError::Rule {
-                rule: r.name.clone(),
-                what: what.to_string(),
-            };
-            if !valid_name(&r.name) {
-                return Err(bad("name must be non-empty [A-Za-z0-9_-]"));
-            }
-            if let ExportAction::Shared { rotate_bytes, .. } = r.action {
-                if rotate_bytes == 0 {
-                    return Err(bad("rotate_bytes must be above 0"));
-                }
-            }
-            files::check_dir(&r.dir).map_err(|source| PcapError::Dir {
-                rule: r.name.clone(),
-                dir: r.dir.clone(),
-                source,
-            })?;
-        }
+        PcapWriter::check(&cfg)?;
         let snaplens: Arc<[u32]> = cfg.rules.iter().map(|r| r.snaplen).collect();
         let counters = Arc::new(PcapCounters::default());
         let rules = cfg.rules.clone();
@@ -265,6 +241,38 @@ impl PcapWriter {
             block_when_full: cfg.block_when_full,
             thread,
         })
+    }
+
+    /// What [`PcapWriter::start`] checks before it starts anything: the
+    /// rules' names and settings, and that each directory exists and is
+    /// writable. Run it before opening the outputs.
+    pub fn check(cfg: &ExportConfig) -> Result<(), PcapError> {
+        if cfg.rules.len() > MAX_RULES {
+            return Err(PcapError::Rule {
+                rule: format!("#{MAX_RULES}"),
+                what: format!("at most {MAX_RULES} export rules"),
+            });
+        }
+        for r in &cfg.rules {
+            let bad = |what: &str| PcapError::Rule {
+                rule: r.name.clone(),
+                what: what.to_string(),
+            };
+            if !valid_name(&r.name) {
+                return Err(bad("name must be non-empty [A-Za-z0-9_-]"));
+            }
+            if let ExportAction::Shared { rotate_bytes, .. } = r.action {
+                if rotate_bytes == 0 {
+                    return Err(bad("rotate_bytes must be above 0"));
+                }
+            }
+            files::check_dir(&r.dir).map_err(|source| PcapError::Dir {
+                rule: r.name.clone(),
+                dir: r.dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// A handle for one worker; Send, not shared.

@@ -4,9 +4,18 @@
 //! zstd-compressed (written to `.gz.tmp` / `.zst.tmp`, then renamed), and the oldest rotated files are removed past
 //! `keep_files` / `keep_bytes`. Rotation happens only between events, so no
 //! line is ever split across files, and every event is written to exactly one.
+//!
+//! Write errors. Lines are gathered in a buffer of the sink's own
+//! ([`LineBuf`]) that knows exactly which of its bytes reached the file, so
+//! a write that fails part-way (a full disk, a quota, an I/O error) is
+//! retried from the first byte that did not make it: never a line twice,
+//! never half a line followed by the next. The runner treats such a sink as
+//! down: it retries by writing the held bytes (not by reopening, which
+//! would always "succeed"), with the network sinks' doubling backoff. A
+//! reader that closed standard output is [`SinkError::ReaderGone`]: final.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,16 +23,110 @@ use super::batch::Batch;
 use super::spec::{FileCompression, FileSpec};
 use super::{Partial, SinkError, Transport};
 
-/// Standard output.
+/// Bytes gathered before a write (the buffer can exceed it by one batch).
+const BUF_CAP: usize = 1 << 20;
+
+/// Lines waiting to be written to `W`; `bytes[..done]` are written already.
+/// Every line ends with `\n`.
+struct LineBuf {
+    bytes: Vec<u8>,
+    done: usize,
+}
+
+impl LineBuf {
+    fn new() -> LineBuf {
+        LineBuf {
+            bytes: Vec::with_capacity(BUF_CAP),
+            done: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Writes what is held; on error keeps the part not written.
+    fn flush_to(&mut self, w: &mut impl Write) -> io::Result<()> {
+        while self.done < self.bytes.len() {
+            match w.write(&self.bytes[self.done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.bytes.clear();
+        self.done = 0;
+        w.flush()
+    }
+
+    /// Lines not (wholly) written.
+    fn lines_unwritten(&self) -> u64 {
+        self.bytes[self.done..]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+    }
+
+    /// Bytes of a line that are written while the rest of it is not.
+    fn partial_line_written(&self) -> usize {
+        let head = &self.bytes[..self.done];
+        match head.iter().rposition(|&b| b == b'\n') {
+            Some(i) => head.len() - i - 1,
+            None => head.len(),
+        }
+    }
+
+    /// Forgets everything held (after it was counted lost).
+    fn discard(&mut self) {
+        self.bytes.clear();
+        self.done = 0;
+    }
+}
+
+fn is_reader_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
+}
+
+/// Standard output. A reader that goes away (EPIPE, e.g. `| head`) ends
+/// this sink for good ([`SinkError::ReaderGone`]).
 pub struct StdoutSink {
-    out: BufWriter<io::Stdout>,
+    buf: LineBuf,
+    gone: bool,
+    /// Events counted as sent that never reached the reader.
+    unwritten: u64,
 }
 
 impl StdoutSink {
     pub fn new() -> StdoutSink {
         StdoutSink {
-            out: BufWriter::with_capacity(1 << 20, io::stdout()),
+            buf: LineBuf::new(),
+            gone: false,
+            unwritten: 0,
         }
+    }
+
+    fn error(&mut self, e: io::Error) -> SinkError {
+        if is_reader_gone(&e) {
+            self.gone = true;
+            self.unwritten += self.buf.lines_unwritten();
+            self.buf.discard();
+            SinkError::ReaderGone("stdout".into())
+        } else {
+            SinkError::io("cannot write to", "stdout", e)
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if self.gone {
+            return Err(SinkError::ReaderGone("stdout".into()));
+        }
+        let r = self.buf.flush_to(&mut io::stdout().lock());
+        r.map_err(|e| self.error(e))
     }
 }
 
@@ -35,56 +138,77 @@ impl Default for StdoutSink {
 
 impl Transport for StdoutSink {
     fn connect(&mut self) -> Result<(), SinkError> {
-        Ok(())
+        self.flush()
     }
 
     fn send(&mut self, batch: &Batch, from: usize) -> Result<(), Partial> {
-        self.out
-            .write_all(batch.bytes_from(from))
-            .map_err(|e| Partial {
-                sent: 0,
-                error: SinkError::io("cannot write to", "stdout", e),
-            })
+        if self.buf.len() >= BUF_CAP {
+            self.flush().map_err(|error| Partial { sent: 0, error })?;
+        }
+        self.buf.bytes.extend_from_slice(batch.bytes_from(from));
+        Ok(())
     }
 
     fn idle(&mut self) -> Result<(), SinkError> {
-        self.out
-            .flush()
-            .map_err(|e| SinkError::io("cannot write to", "stdout", e))
+        self.flush()
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
-        self.idle()
+        match self.flush() {
+            Err(SinkError::ReaderGone(_)) => Ok(()),
+            Err(e) => {
+                self.unwritten += self.buf.lines_unwritten();
+                self.buf.discard();
+                Err(e)
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    fn take_unwritten(&mut self) -> u64 {
+        std::mem::take(&mut self.unwritten)
     }
 }
 
 /// A rotating JSON-lines file.
 pub struct FileSink {
     spec: FileSpec,
-    out: Option<BufWriter<File>>,
+    file: Option<File>,
+    buf: LineBuf,
+    /// Bytes in the current file, the buffered ones included.
     size: u64,
     opened: Instant,
     seq: u64,
+    /// A plain file is emptied when the run starts (see [`Transport::start`]),
+    /// not when it is opened: a run that fails to start leaves it as it was.
+    empty_at_start: bool,
+    /// Events counted as sent that never reached the file.
+    unwritten: u64,
     /// Files rotated so far (for tests and stats).
     pub rotations: u64,
 }
 
 impl FileSink {
-    /// Opens the file. A plain file (no rotation) starts empty, as any
-    /// command's output file does; a rotating file is appended to, so that a
-    /// restart continues the current file that collectors are tailing.
+    /// Opens the file (appending; nothing in it changes yet). A plain file
+    /// (no rotation) is emptied by [`Transport::start`], once every output
+    /// could be opened, as any command's output file is; a rotating file is
+    /// appended to, so that a restart continues the current file that
+    /// collectors are tailing.
     pub fn open(spec: FileSpec) -> Result<FileSink, SinkError> {
+        let rotating = spec.rotate_bytes > 0 || !spec.rotate_age.is_zero();
         let mut s = FileSink {
             seq: 0,
             spec,
-            out: None,
+            file: None,
+            buf: LineBuf::new(),
             size: 0,
             opened: Instant::now(),
+            empty_at_start: !rotating,
+            unwritten: 0,
             rotations: 0,
         };
         s.seq = s.rotated_files().len() as u64;
-        let rotating = s.spec.rotate_bytes > 0 || !s.spec.rotate_age.is_zero();
-        s.open_file(!rotating)?;
+        s.open_file()?;
         Ok(s)
     }
 
@@ -92,24 +216,29 @@ impl FileSink {
         self.spec.path.display().to_string()
     }
 
-    fn reopen(&mut self) -> Result<(), SinkError> {
-        self.open_file(false)
-    }
-
-    fn open_file(&mut self, truncate: bool) -> Result<(), SinkError> {
+    fn open_file(&mut self) -> Result<(), SinkError> {
         // The directory must exist: a mistyped path fails loudly.
-        let path = &self.spec.path;
         let f = OpenOptions::new()
             .create(true)
-            .append(!truncate)
-            .write(true)
-            .truncate(truncate)
-            .open(path)
+            .append(true)
+            .open(&self.spec.path)
             .map_err(|e| SinkError::io("cannot open output file", self.path_str(), e))?;
-        self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
-        self.out = Some(BufWriter::with_capacity(1 << 20, f));
+        self.size = f.metadata().map(|m| m.len()).unwrap_or(0) + self.buf.len() as u64;
+        self.file = Some(f);
         self.opened = Instant::now();
         Ok(())
+    }
+
+    /// Writes the buffered lines.
+    fn flush_buf(&mut self) -> Result<(), SinkError> {
+        if self.file.is_none() {
+            self.open_file()?;
+        }
+        let r = match &mut self.file {
+            Some(f) => self.buf.flush_to(f),
+            None => Ok(()),
+        };
+        r.map_err(|e| SinkError::io("cannot write", self.path_str(), e))
     }
 
     fn rotation_due(&self, next_line: u64) -> bool {
@@ -123,13 +252,11 @@ impl FileSink {
     }
 
     /// Closes the current file, renames it, compresses it, applies retention.
+    /// A compression that fails (e.g. the disk is full) leaves the rotated
+    /// file uncompressed and no `.tmp` behind; the sink goes on.
     pub fn rotate(&mut self) -> Result<(), SinkError> {
-        if let Some(mut out) = self.out.take() {
-            out.flush()
-                .map_err(|e| SinkError::io("cannot write", self.path_str(), e))?;
-            let f = out
-                .into_inner()
-                .map_err(|e| SinkError::io("cannot write", self.path_str(), e.into_error()))?;
+        self.flush_buf()?;
+        if let Some(f) = self.file.take() {
             let _ = f.sync_data();
         }
         if self.size > 0 {
@@ -138,10 +265,17 @@ impl FileSink {
             fs::rename(&self.spec.path, &target)
                 .map_err(|e| SinkError::io("cannot rename", self.path_str(), e))?;
             self.rotations += 1;
-            compress_file(&target, self.spec.compress)?;
+            if let Err(e) = compress_file(&target, self.spec.compress) {
+                eprintln!(
+                    "flowtap: file sink {}: {}; {} kept uncompressed",
+                    self.path_str(),
+                    super::error_chain(&e),
+                    target.display()
+                );
+            }
             self.retention()?;
         }
-        self.reopen()
+        self.open_file()
     }
 
     fn rotated_name(&self, seq: u64) -> PathBuf {
@@ -190,12 +324,24 @@ impl FileSink {
         Ok(())
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match &mut self.out {
-            Some(o) => o.write_all(bytes),
-            None => Err(io::Error::other("file not open")),
-        }?;
-        self.size += bytes.len() as u64;
+    /// Takes one or more whole lines; writes first when the buffer is full.
+    fn take(&mut self, lines: &[u8]) -> Result<(), SinkError> {
+        if !self.buf.is_empty() && self.buf.len() + lines.len() > BUF_CAP {
+            self.flush_buf()?;
+        }
+        self.buf.bytes.extend_from_slice(lines);
+        self.size += lines.len() as u64;
+        Ok(())
+    }
+
+    /// Takes one line given without its newline.
+    fn take_line(&mut self, line: &[u8]) -> Result<(), SinkError> {
+        if !self.buf.is_empty() && self.buf.len() + line.len() + 1 > BUF_CAP {
+            self.flush_buf()?;
+        }
+        self.buf.bytes.extend_from_slice(line);
+        self.buf.bytes.push(b'\n');
+        self.size += line.len() as u64 + 1;
         Ok(())
     }
 }
@@ -252,7 +398,7 @@ fn compress_file(path: &Path, how: FileCompression) -> Result<(), SinkError> {
     let p = path.display().to_string();
     let run = || -> io::Result<()> {
         let mut input = File::open(path)?;
-        let out = BufWriter::new(File::create(&tmp)?);
+        let out = io::BufWriter::new(File::create(&tmp)?);
         let out = if how == FileCompression::Zstd {
             let mut z = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
             io::copy(&mut input, &mut z)?;
@@ -267,7 +413,11 @@ fn compress_file(path: &Path, how: FileCompression) -> Result<(), SinkError> {
         fs::rename(&tmp, &done)?;
         fs::remove_file(path)
     };
-    run().map_err(|e| SinkError::io("cannot compress", p, e))
+    run().map_err(|e| {
+        // Never leave half a compressed file behind (a full disk).
+        let _ = fs::remove_file(&tmp);
+        SinkError::io("cannot compress", p, e)
+    })
 }
 
 /// zstd's default level: on W1's JSON lines it compresses better than gzip's
@@ -275,9 +425,24 @@ fn compress_file(path: &Path, how: FileCompression) -> Result<(), SinkError> {
 const ZSTD_LEVEL: i32 = 3;
 
 impl Transport for FileSink {
+    /// Writes what is held (reopening the file if a rotation lost it): a
+    /// sink that is down is back only once its bytes reach the disk.
     fn connect(&mut self) -> Result<(), SinkError> {
-        if self.out.is_none() {
-            self.reopen()?;
+        self.flush_buf()
+    }
+
+    fn start(&mut self) -> Result<(), SinkError> {
+        if std::mem::take(&mut self.empty_at_start) {
+            // Only a regular file (not /dev/null, a FIFO, ...).
+            if let Some(f) = self
+                .file
+                .as_ref()
+                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+            {
+                f.set_len(0)
+                    .map_err(|e| SinkError::io("cannot empty output file", self.path_str(), e))?;
+            }
+            self.size = self.buf.len() as u64;
         }
         Ok(())
     }
@@ -285,27 +450,24 @@ impl Transport for FileSink {
     fn send(&mut self, batch: &Batch, from: usize) -> Result<(), Partial> {
         let simple = self.spec.rotate_bytes == 0 && self.spec.rotate_age.is_zero();
         if simple {
-            return self.write(batch.bytes_from(from)).map_err(|e| Partial {
-                sent: 0,
-                error: SinkError::io("cannot write", self.path_str(), e),
-            });
+            return self
+                .take(batch.bytes_from(from))
+                .map_err(|error| Partial { sent: 0, error });
         }
         for i in from..batch.len() {
             let Some((_, line)) = batch.event(i) else {
                 break;
             };
             let n = line.len() as u64 + 1;
-            if self.rotation_due(n) {
-                self.rotate().map_err(|error| Partial {
-                    sent: i - from,
-                    error,
-                })?;
-            }
-            let r = self.write(line).and_then(|_| self.write(b"\n"));
-            if let Err(e) = r {
+            let r = if self.rotation_due(n) {
+                self.rotate()
+            } else {
+                Ok(())
+            };
+            if let Err(error) = r.and_then(|()| self.take_line(line)) {
                 return Err(Partial {
                     sent: i - from,
-                    error: SinkError::io("cannot write", self.path_str(), e),
+                    error,
                 });
             }
         }
@@ -316,20 +478,32 @@ impl Transport for FileSink {
         if self.rotation_due(0) {
             self.rotate()?;
         }
-        if let Some(o) = &mut self.out {
-            o.flush().map_err(|e| {
-                SinkError::io("cannot write", self.spec.path.display().to_string(), e)
-            })?;
-        }
-        Ok(())
+        self.flush_buf()
     }
 
+    /// Writes what is held. If that fails, the lines not written are
+    /// counted ([`Transport::take_unwritten`]) and a line cut by the
+    /// failure is removed, so the file ends with a whole line.
     fn close(&mut self) -> Result<(), SinkError> {
-        if let Some(mut o) = self.out.take() {
-            o.flush()
-                .map_err(|e| SinkError::io("cannot write", self.path_str(), e))?;
+        let r = self.flush_buf();
+        if r.is_err() {
+            self.unwritten += self.buf.lines_unwritten();
+            let cut = self.buf.partial_line_written() as u64;
+            if let Some(f) = &self.file {
+                if cut > 0 {
+                    if let Ok(m) = f.metadata() {
+                        let _ = f.set_len(m.len().saturating_sub(cut));
+                    }
+                }
+            }
+            self.buf.discard();
         }
-        Ok(())
+        self.file = None;
+        r
+    }
+
+    fn take_unwritten(&mut self) -> u64 {
+        std::mem::take(&mut self.unwritten)
     }
 }
 
@@ -477,6 +651,38 @@ mod tests {
         s.close().expect("close");
         assert_eq!(s.rotations, 1);
         assert_eq!(read_all(&dir, "a.json"), (0..10).collect::<Vec<_>>());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_write_is_retried_from_where_it_stopped_and_counted_if_never_done() {
+        // /dev/full: every write fails with ENOSPC.
+        let mut s = FileSink::open(FileSpec::plain(PathBuf::from("/dev/full"))).expect("open");
+        s.start().expect("a device is not emptied");
+        s.send(&batch(0, 10), 0).expect("taken into the buffer");
+        let e = s.idle().expect_err("the disk is full");
+        let why = crate::sink::error_chain(&e);
+        assert!(why.contains("No space left on device"), "{why}");
+        // Being down is not undone by "reconnecting": the bytes must go out.
+        assert!(s.connect().is_err());
+        assert!(s.close().is_err());
+        assert_eq!(s.take_unwritten(), 10);
+        assert_eq!(s.take_unwritten(), 0);
+    }
+
+    #[test]
+    fn a_plain_file_is_emptied_when_its_sink_starts_not_when_opened() {
+        let dir = tmp("start");
+        let path = dir.join("out.json");
+        fs::write(&path, "kept\n").expect("write");
+        let mut s = FileSink::open(FileSpec::plain(path.clone())).expect("open");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "kept\n");
+        drop(s);
+        s = FileSink::open(FileSpec::plain(path.clone())).expect("open");
+        s.start().expect("start");
+        s.send(&batch(0, 2), 0).expect("send");
+        s.close().expect("close");
+        assert_eq!(read_all(&dir, "out.json"), vec![0, 1]);
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -13,10 +13,11 @@ pub mod spool;
 pub mod syslog;
 
 use std::io;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 pub use batch::{Batch, EventMeta};
 pub use spec::WhenFull;
+pub use runner::GIVE_UP_AFTER;
 pub use spec::{
     FileCompression, FileSpec, GelfCompression, SinkKind, SinkSpec, SpecError, SpoolSpec, TcpSpec,
     TlsSpec,
@@ -50,6 +51,25 @@ pub enum SinkError {
     Tls { target: String, why: String },
     #[error("{target} took nothing for {ms} ms (collector stalled)")]
     Stalled { target: String, ms: u64 },
+    /// The reader of a pipe went away (EPIPE): this sink is done for good.
+    #[error("the reader closed {0}")]
+    ReaderGone(String),
+}
+
+/// `e` and its sources, `: `-separated (the OS reason of an I/O error
+/// included), for a log line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.ends_with(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 impl SinkError {
@@ -74,6 +94,11 @@ pub struct Partial {
 pub trait Transport: Send {
     /// Makes sure the transport can send (connects if needed).
     fn connect(&mut self) -> Result<(), SinkError>;
+    /// Called once every sink of the run could be opened, before the first
+    /// event (a plain output file is emptied here, not when opened).
+    fn start(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Sends events `from..` of `batch`.
     fn send(&mut self, batch: &Batch, from: usize) -> Result<(), Partial>;
     /// Called when the queue is idle: flush buffers, rotate by time.
@@ -95,6 +120,12 @@ pub trait Transport: Send {
     /// Events found lost since the last call (committed to a connection
     /// that died before taking them whole); the runner counts them failed.
     fn take_lost(&mut self) -> u64 {
+        0
+    }
+    /// Events counted as sent (taken into the transport's buffer) that
+    /// never reached their destination (a flush at the end that failed);
+    /// the runner moves them from sent to failed.
+    fn take_unwritten(&mut self) -> u64 {
         0
     }
 }
@@ -127,4 +158,7 @@ pub struct SinkCounters {
     /// depth, readable without holding an end of the channel).
     pub batches_enqueued: AtomicU64,
     pub batches_dequeued: AtomicU64,
+    /// The reader of this sink's pipe went away (stdout and EPIPE): the run
+    /// should stop, as any Unix tool does when its reader quits.
+    pub reader_gone: AtomicBool,
 }

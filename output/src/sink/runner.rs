@@ -3,6 +3,15 @@
 //! spool to disk (when configured) or hold the batch, which lets the queue
 //! fill so that the workers' when-full policy decides (drop and count, or
 //! wait). A sink that is down never blocks another sink's thread.
+//!
+//! An outage is reported once, with the OS reason, when it starts, and once
+//! when it ends (with the number of failed attempts); retries double from
+//! 0.1 s to 5 s. When the workers wait for this sink (`when_full = block`,
+//! replay) and it stays down for [`GIVE_UP_AFTER`], it gives up: its events
+//! are counted as failed until it is back, so a replay never waits forever.
+//! A reader that closed standard output ends the sink for good: what is
+//! left is counted as failed and the run is told to stop
+//! ([`SinkCounters::reader_gone`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,11 +22,15 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::batch::Batch;
 use super::spool::Spool;
 use super::SinkCounters;
-use super::{SinkError, Transport};
+use super::{error_chain, SinkError, Transport};
 
 const TICK: Duration = Duration::from_millis(50);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long the workers may wait for a sink that is down (when_full =
+/// block) before it gives up on its events; also the time a sink gets at
+/// the end of a run to deliver what is left.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
 
 pub(crate) struct Runner {
     pub name: String,
@@ -28,6 +41,16 @@ pub(crate) struct Runner {
     pub spool: Option<Spool>,
     /// How long to keep trying to deliver after the queue closed.
     pub grace: Duration,
+    /// The workers wait when the queue is full (when_full = block): give
+    /// up after this long down instead of holding them forever.
+    pub give_up: Option<Duration>,
+    /// Set once the run handed over its first batch (to any sink).
+    pub begun: Arc<AtomicBool>,
+    /// Whether [`Transport::start`] ran (before the first send, or at the
+    /// end of a run that began).
+    pub started: bool,
+    /// Spool writes failed in a row (said once).
+    pub spool_failing: u64,
     /// Set when the run ends (the queue is closed or about to be).
     pub closing: Arc<AtomicBool>,
 }
@@ -37,6 +60,29 @@ struct Link {
     next_try: Instant,
     backoff: Duration,
     reported_down: bool,
+    /// When the current outage started.
+    down_since: Option<Instant>,
+    /// Failed attempts to get back, this outage.
+    failures: u64,
+    /// Down past the give-up time: events are counted failed until back.
+    gave_up: bool,
+    /// The reader closed the pipe: nothing more can be delivered.
+    gone: bool,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            up: false,
+            next_try: Instant::now(),
+            backoff: BACKOFF_MIN,
+            reported_down: false,
+            down_since: None,
+            failures: 0,
+            gave_up: false,
+            gone: false,
+        }
+    }
 }
 
 impl Runner {
@@ -62,6 +108,9 @@ impl Runner {
 
     /// Connects if down and the backoff allows; returns whether up.
     fn ensure_up(&mut self, link: &mut Link) -> bool {
+        if link.gone {
+            return false;
+        }
         if link.up {
             if !self.transport.peer_closed() {
                 return true;
@@ -78,11 +127,18 @@ impl Runner {
         match connected {
             Ok(()) => {
                 if link.reported_down {
-                    eprintln!("flowtap: sink {}: connected again", self.name);
+                    let secs = link.down_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+                    eprintln!(
+                        "flowtap: sink {}: back after {secs:.1} s down ({} failed attempt(s))",
+                        self.name, link.failures
+                    );
                     self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 link.up = true;
                 link.reported_down = false;
+                link.down_since = None;
+                link.failures = 0;
+                link.gave_up = false;
                 link.backoff = BACKOFF_MIN;
                 self.counters.up.store(1, Ordering::Relaxed);
                 true
@@ -91,8 +147,18 @@ impl Runner {
                 self.counters
                     .connect_failures
                     .fetch_add(1, Ordering::Relaxed);
+                link.failures += 1;
+                link.down_since.get_or_insert(now);
+                if matches!(e, SinkError::ReaderGone(_)) {
+                    self.reader_gone(link, &e);
+                    return false;
+                }
                 if !link.reported_down {
-                    eprintln!("flowtap: sink {}: {e}; retrying", self.name);
+                    eprintln!(
+                        "flowtap: sink {}: {}; retrying (every 0.1 s doubling to 5 s)",
+                        self.name,
+                        error_chain(&e)
+                    );
                     link.reported_down = true;
                 }
                 link.next_try = now + link.backoff;
@@ -102,13 +168,36 @@ impl Runner {
         }
     }
 
+    /// The reader closed the pipe: said once, and the run is told to stop.
+    fn reader_gone(&mut self, link: &mut Link, e: &SinkError) {
+        link.up = false;
+        self.counters.up.store(0, Ordering::Relaxed);
+        if !link.gone {
+            link.gone = true;
+            self.counters.reader_gone.store(true, Ordering::Relaxed);
+            eprintln!(
+                "flowtap: sink {}: {e}; stopping the run (what is still queued for it is counted as failed)",
+                self.name
+            );
+        }
+    }
+
     fn went_down(&mut self, link: &mut Link, e: Option<&SinkError>) {
+        if let Some(e @ SinkError::ReaderGone(_)) = e {
+            self.reader_gone(link, e);
+            return;
+        }
         link.up = false;
         link.next_try = Instant::now();
+        link.down_since.get_or_insert_with(Instant::now);
         self.counters.up.store(0, Ordering::Relaxed);
         if !link.reported_down {
             match e {
-                Some(e) => eprintln!("flowtap: sink {}: {e}; reconnecting", self.name),
+                Some(e) => eprintln!(
+                    "flowtap: sink {}: {}; retrying (every 0.1 s doubling to 5 s)",
+                    self.name,
+                    error_chain(e)
+                ),
                 None => eprintln!(
                     "flowtap: sink {}: collector closed the connection; reconnecting",
                     self.name
@@ -120,6 +209,7 @@ impl Runner {
 
     /// Sends `b` from `from`; returns the index reached (== len when done).
     fn try_send(&mut self, link: &mut Link, b: &Batch, mut from: usize) -> usize {
+        self.start(link);
         while from < b.len() {
             if !self.ensure_up(link) {
                 return from;
@@ -170,6 +260,7 @@ impl Runner {
         };
         match sp.push(b, from) {
             Ok(true) => {
+                self.spool_failing = 0;
                 self.counters.events_spooled.fetch_add(n, Ordering::Relaxed);
             }
             Ok(false) => {
@@ -178,7 +269,16 @@ impl Runner {
                     .fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => {
-                eprintln!("flowtap: sink {}: {e}", self.name);
+                // Said once while the spool keeps failing (e.g. its disk
+                // is full), with the OS reason; every event counted.
+                if self.spool_failing == 0 {
+                    eprintln!(
+                        "flowtap: sink {}: {}; events that cannot be spooled are counted as failed",
+                        self.name,
+                        error_chain(&e)
+                    );
+                }
+                self.spool_failing += 1;
                 self.counters.events_failed.fetch_add(n, Ordering::Relaxed);
             }
         }
@@ -247,19 +347,51 @@ impl Runner {
         }
     }
 
-    pub(crate) fn run(mut self) -> Result<(), SinkError> {
-        let mut link = Link {
-            up: false,
-            next_try: Instant::now(),
-            backoff: BACKOFF_MIN,
-            reported_down: false,
+    /// The run began: the transport starts (a plain output file is
+    /// emptied now, so a run that fails to start leaves it as it was).
+    fn start(&mut self, link: &mut Link) {
+        if std::mem::replace(&mut self.started, true) {
+            return;
+        }
+        if let Err(e) = self.transport.start() {
+            self.went_down(link, Some(&e));
+        }
+    }
+
+    /// Counts the events `from..` of `b` as failed (given up on).
+    fn fail_rest(&self, b: &Batch, from: usize) {
+        let n = b.len().saturating_sub(from) as u64;
+        self.counters.events_failed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether a batch that cannot be delivered now is given up on at once
+    /// (the reader is gone, or the sink gave up), rather than held.
+    fn discarding(&mut self, link: &mut Link) -> bool {
+        if link.gone || link.gave_up {
+            return true;
+        }
+        let Some(after) = self.give_up else {
+            return false;
         };
+        if link.up || link.down_since.is_none_or(|t| t.elapsed() < after) {
+            return false;
+        }
+        link.gave_up = true;
+        eprintln!(
+            "flowtap: sink {}: down for {} s while the workers wait for it; giving up on its events until it is back (counted as failed)",
+            self.name,
+            after.as_secs()
+        );
+        true
+    }
+
+    pub(crate) fn run(mut self) -> Result<(), SinkError> {
+        let mut link = Link::new();
         self.ensure_up(&mut link);
         self.update_spool_gauges();
         let mut scratch = Batch::default();
         let mut skip = 0usize;
         let mut pending: Option<(Batch, usize)> = None;
-        let mut closed = false;
         loop {
             if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
                 if let Some((b, from)) = pending.take() {
@@ -291,15 +423,15 @@ impl Runner {
                     Err(RecvTimeoutError::Timeout) => {
                         if link.up {
                             if let Err(e) = self.transport.idle() {
-                                eprintln!("flowtap: sink {}: {e}", self.name);
+                                self.went_down(&mut link, Some(&e));
                             }
+                        } else if !link.gone {
+                            // Retry (per the backoff) even with nothing new.
+                            self.ensure_up(&mut link);
                         }
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
             let reached = self.try_send(&mut link, &b, from);
@@ -307,8 +439,11 @@ impl Runner {
                 self.recycle(b);
                 continue;
             }
-            if self.spool.is_some() {
+            if self.spool.is_some() && !link.gone {
                 self.spool_batch(&b, reached);
+                self.recycle(b);
+            } else if self.discarding(&mut link) {
+                self.fail_rest(&b, reached);
                 self.recycle(b);
             } else {
                 // Hold it; the queue fills behind it.
@@ -323,10 +458,18 @@ impl Runner {
                 }
             }
         }
-        let _ = closed;
         // The queue is closed: deliver what is left (the held batch, then
-        // whatever is still queued) within the grace time.
-        let deadline = Instant::now() + self.grace;
+        // whatever is still queued) within the grace time; a sink that gave
+        // up already gets one more try, one whose reader is gone none.
+        let grace = if link.gave_up || link.gone {
+            Duration::ZERO
+        } else {
+            self.grace
+        };
+        let deadline = Instant::now() + grace;
+        if self.begun.load(Ordering::Relaxed) || !self.rx.is_empty() {
+            self.start(&mut link);
+        }
         loop {
             let spool_empty = self.spool.as_ref().is_none_or(Spool::is_empty);
             if pending.is_none() && spool_empty {
@@ -357,11 +500,11 @@ impl Runner {
                 self.recycle(b);
                 continue;
             }
-            if self.spool.is_some() {
+            if self.spool.is_some() && !link.gone {
                 self.spool_batch(&b, reached);
                 continue;
             }
-            if Instant::now() >= deadline {
+            if link.gone || Instant::now() >= deadline {
                 let mut lost = (b.len() - reached) as u64;
                 while let Ok(q) = self.rx.try_recv() {
                     lost += q.len() as u64;
@@ -369,10 +512,12 @@ impl Runner {
                 self.counters
                     .events_failed
                     .fetch_add(lost, Ordering::Relaxed);
-                eprintln!(
-                    "flowtap: sink {}: gave up on {lost} event(s) at shutdown",
-                    self.name
-                );
+                if !link.gone {
+                    eprintln!(
+                        "flowtap: sink {}: gave up on {lost} event(s) at shutdown",
+                        self.name
+                    );
+                }
                 break;
             }
             pending = Some((b, reached));
@@ -380,6 +525,30 @@ impl Runner {
         }
         let closed = self.transport.close();
         self.count_lost();
+        let unwritten = self.transport.take_unwritten();
+        if unwritten > 0 {
+            // Counted as sent when the transport took them; they never
+            // reached their destination.
+            let c = &self.counters;
+            let _ = c
+                .events_sent
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some(v.saturating_sub(unwritten))
+                });
+            c.events_failed.fetch_add(unwritten, Ordering::Relaxed);
+            let why = closed
+                .as_ref()
+                .err()
+                .map(|e| error_chain(e))
+                .unwrap_or_default();
+            if !link.gone {
+                eprintln!(
+                    "flowtap: sink {}: {unwritten} event(s) could not be written at the end: {why}",
+                    self.name
+                );
+            }
+            return Ok(());
+        }
         closed
     }
 }

@@ -57,7 +57,10 @@ pub fn probe_udp(data: &[u8]) -> bool {
     if !wire::plausible_header(&h, data.len()) {
         return false;
     }
-    h.qdcount == 0 || wire::read_question(data, wire::HEADER_LEN).is_ok()
+    if h.qdcount == 0 {
+        return h.has_content();
+    }
+    wire::read_question(data, wire::HEADER_LEN).is_ok()
 }
 
 /// Content probe for DNS over TCP: length prefix, plausible header, a query

@@ -128,6 +128,11 @@ impl DnsState {
 
     fn query(&mut self, m: Message, ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
         let h = m.header;
+        if !h.has_content() {
+            // Nothing asked (e.g. zero bytes): no transaction, no event.
+            self.stats.malformed += 1;
+            return;
+        }
         if let Some(p) = self
             .pending
             .iter_mut()

@@ -288,6 +288,27 @@ fn probes() {
     assert_eq!(probe_tcp(ToClient, &r), Probe::Yes);
 }
 
+/// 22 zero bytes (seen on UDP 5353/5355): a header with nothing in it is
+/// not DNS; it gives no `dns` event with no question, only a count.
+#[test]
+fn zero_bytes_are_not_a_query_without_question() {
+    let zeros = [0u8; 22];
+    assert!(!probe_udp(&zeros));
+    let mut p = udp();
+    let mut out = Vec::new();
+    feed(&mut p, ToServer, &zeros, 1_000, &mut out);
+    feed(&mut p, ToClient, &zeros, 2_000, &mut out);
+    p.flush(&Ctx::new(3_000), &mut |e| out.push(e));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(p.stats().malformed, 2);
+    // An mDNS announcement (a response with answers, no question) still is.
+    let mut r = response(&query(0, "printer.local", 1), 0, &[(1, vec![192, 0, 2, 9])]);
+    r[4..6].copy_from_slice(&0u16.to_be_bytes());
+    let q_end = 12 + "printer.local".len() + 2 + 4;
+    r.drain(12..q_end);
+    assert!(probe_udp(&r));
+}
+
 // ---------------------------------------------------------------------------
 // Corpus: real captures against Suricata 8.0.6's eve output.
 // ---------------------------------------------------------------------------

@@ -36,6 +36,14 @@ pub struct Header {
 }
 
 impl Header {
+    /// Whether the message carries anything: a question or a record. A
+    /// query with neither (e.g. zero bytes on the mDNS/LLMNR ports) is not
+    /// a DNS transaction. (A question-less query with records, such as a
+    /// cookie-only query with an OPT record, is.)
+    pub fn has_content(&self) -> bool {
+        self.qdcount > 0 || self.ancount > 0 || self.nscount > 0 || self.arcount > 0
+    }
+
     pub fn qr(&self) -> bool {
         self.flags & 0x8000 != 0
     }
