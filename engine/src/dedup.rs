@@ -7,6 +7,10 @@
 //! header checksum) and without any L2 or tunnel header, remembered for a
 //! short window in a fixed table (no allocation per packet, bounded memory).
 //!
+//! The key covers the IP header, the L4 header and the first bytes after
+//! it (the L4 checksum stands for the rest), so it costs the same for a
+//! large packet as for a small one.
+//!
 //! A true retransmission carries the same bytes but comes an RTT or more
 //! later and (IPv4) with another IP id, so it is outside the window or
 //! hashes differently. The table is direct-mapped: a frame evicts what was
@@ -169,6 +173,9 @@ impl Dedup {
     }
 }
 
+/// Bytes after the IP header that go into a packet's key.
+const KEY_PAYLOAD_BYTES: usize = 64;
+
 /// The innermost IP packet's identity: its header with TTL / hop limit and
 /// the IPv4 checksum left out, then everything after it. None when the
 /// header is not within the frame.
@@ -193,7 +200,15 @@ fn packet_key(frame: &[u8], d: &Decoded<'_>) -> Option<u64> {
     } else {
         return None;
     }
-    h.bytes(d.ip_payload);
+    // The L4 header and the start of the data: the L4 checksum (TCP, UDP,
+    // SCTP, ICMP) covers the rest, so two packets alike this far are the
+    // same packet; hashing all of it would cost more than the rest of the
+    // worker's work on a large packet.
+    h.bytes(
+        d.ip_payload
+            .get(..KEY_PAYLOAD_BYTES)
+            .unwrap_or(d.ip_payload),
+    );
     Some(h.finish().max(1))
 }
 

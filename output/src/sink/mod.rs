@@ -16,8 +16,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 pub use batch::{Batch, EventMeta};
-pub use spec::WhenFull;
 pub use runner::GIVE_UP_AFTER;
+pub use spec::WhenFull;
 pub use spec::{
     FileCompression, FileSpec, GelfCompression, SinkKind, SinkSpec, SpecError, SpoolSpec, TcpSpec,
     TlsSpec,
