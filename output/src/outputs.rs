@@ -18,6 +18,7 @@ use crate::event::{EventType, TypeSet};
 use crate::schema::{self, EncodeOptions, Schema};
 use crate::sink::file::{FileSink, StdoutSink};
 use crate::sink::gelf::{GelfTcp, GelfUdp};
+#[cfg(feature = "kafka")]
 use crate::sink::kafka::KafkaSink;
 use crate::sink::runner::{Runner, GIVE_UP_AFTER};
 use crate::sink::spool::Spool;
@@ -299,6 +300,7 @@ fn transport(
         SinkKind::SyslogTcp { addr, tcp } => {
             Box::new(SyslogTcp::new(addr, tcp, opts.host()).map_err(sink_err)?)
         }
+        #[cfg(feature = "kafka")]
         SinkKind::Kafka {
             brokers,
             topic,
@@ -306,6 +308,13 @@ fn transport(
         } => Box::new(
             KafkaSink::new(brokers, topic, properties, Arc::clone(counters)).map_err(sink_err)?,
         ),
+        #[cfg(not(feature = "kafka"))]
+        SinkKind::Kafka { .. } => {
+            let _ = counters;
+            return Err(sink_err(SinkError::Kafka(
+                "this flowtap was built without the kafka feature".into(),
+            )));
+        }
     })
 }
 

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod file;
 pub mod gelf;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod net;
 pub(crate) mod runner;
