@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod defrag;
+pub mod discover;
 pub mod export;
 pub mod flow;
 pub mod live;
