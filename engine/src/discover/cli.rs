@@ -172,12 +172,12 @@ pub fn aggregate(args: &DiscoverArgs) -> Result<(Aggregator, Option<ReadStats>),
         let summary = replay_file_tapped(pcap, &cfg, workers, ReplayOptions::default(), &make)
             .map_err(|e| DiscoverError::Replay {
                 path: pcap.display().to_string(),
-                source: e,
+                err: e,
             })?;
         if let Some(e) = summary.file_error {
             return Err(DiscoverError::CaptureBroken {
                 path: pcap.display().to_string(),
-                source: e,
+                err: e,
             });
         }
         let agg = Arc::try_unwrap(agg)
@@ -230,22 +230,24 @@ pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
             let tmp = p.with_extension("tmp-flowtap");
             let werr = |e| DiscoverError::Write {
                 path: p.display().to_string(),
-                source: e,
+                err: e,
             };
             std::fs::write(&tmp, text.as_bytes()).map_err(werr)?;
             std::fs::rename(&tmp, p).map_err(|e| DiscoverError::Write {
                 path: p.display().to_string(),
-                source: e,
+                err: e,
             })?;
         }
         None => {
             let mut so = std::io::stdout().lock();
-            so.write_all(text.as_bytes())
-                .and_then(|_| so.flush())
-                .map_err(|e| DiscoverError::Write {
+            match so.write_all(text.as_bytes()).and_then(|_| so.flush()) {
+                // A reader that has seen enough (`| head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r.map_err(|e| DiscoverError::Write {
                     path: "stdout".into(),
-                    source: e,
-                })?;
+                    err: e,
+                })?,
+            }
         }
     }
     let out = Outcome {

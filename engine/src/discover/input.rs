@@ -42,7 +42,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DiscoverError> {
         if p.is_dir() {
             let rd = std::fs::read_dir(p).map_err(|e| DiscoverError::Open {
                 path: p.display().to_string(),
-                source: e,
+                err: e,
             })?;
             let mut files: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -62,7 +62,7 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead>, DiscoverError> {
     let name = path.display().to_string();
     let f = File::open(path).map_err(|e| DiscoverError::Open {
         path: name.clone(),
-        source: e,
+        err: e,
     })?;
     let ext = path
         .extension()
@@ -71,14 +71,10 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead>, DiscoverError> {
         .to_ascii_lowercase();
     let r: Box<dyn Read> = match ext.as_str() {
         "gz" | "gzip" => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f))),
-        "zst" | "zstd" => {
-            Box::new(
-                zstd::stream::read::Decoder::new(f).map_err(|e| DiscoverError::Open {
-                    path: name,
-                    source: e,
-                })?,
-            )
-        }
+        "zst" | "zstd" => Box::new(
+            zstd::stream::read::Decoder::new(f)
+                .map_err(|e| DiscoverError::Open { path: name, err: e })?,
+        ),
         _ => Box::new(f),
     };
     Ok(Box::new(BufReader::with_capacity(1 << 16, r)))
@@ -119,7 +115,7 @@ pub fn read_stream(
             .map_err(|e| DiscoverError::Read {
                 path: name.to_string(),
                 line: lineno + 1,
-                source: e,
+                err: e,
             })?;
         if n == 0 {
             return Ok(());

@@ -39,16 +39,13 @@ pub const MAX_DNS_ADDRS: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
-    #[error("cannot open {path}: {source}")]
-    Open {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: cannot read: {source}")]
+    #[error("cannot open {path}: {err}")]
+    Open { path: String, err: std::io::Error },
+    #[error("{path}:{line}: cannot read: {err}")]
     Read {
         path: String,
         line: u64,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("{path}:{line}: {msg}")]
     BadLine {
@@ -62,18 +59,15 @@ pub enum DiscoverError {
         value: String,
         why: String,
     },
-    #[error("cannot replay {path}: {source}")]
-    Replay { path: String, source: ReplayError },
-    #[error("{path}: {source} (every packet before it was processed)")]
+    #[error("cannot replay {path}: {err}")]
+    Replay { path: String, err: ReplayError },
+    #[error("{path}: {err} (every packet before it was processed)")]
     CaptureBroken {
         path: String,
-        source: capture::file::FileError,
+        err: capture::file::FileError,
     },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot write {path}: {err}")]
+    Write { path: String, err: std::io::Error },
 }
 
 /// How the server side of a flow was decided.
