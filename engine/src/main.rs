@@ -143,7 +143,7 @@ fn main() -> ExitCode {
         }
         Command::Export(args) => export(args),
         Command::Discover(args) => engine::discover::cli::run(&args)
-            .map(|_| ExitCode::SUCCESS)
+            .map(|o| ExitCode::from(o.exit_status()))
             .map_err(anyhow::Error::from),
     };
     match result {

@@ -143,14 +143,36 @@ impl DiscoverArgs {
 /// What a discovery run did (the CLI prints it).
 #[derive(Debug)]
 pub struct Outcome {
+    /// The capture broke: every packet before the damage was used.
+    pub capture_error: Option<String>,
     pub rules: usize,
     pub totals: super::Totals,
     pub read: Option<ReadStats>,
     pub seconds: f64,
 }
 
+impl Outcome {
+    /// The process's exit status: 0, or 2 when the capture file broke
+    /// (as for `flowtap run`).
+    pub fn exit_status(&self) -> u8 {
+        if self.capture_error.is_some() {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+/// What [`aggregate`] folded and read.
+pub struct Aggregated {
+    pub agg: Aggregator,
+    pub read: Option<ReadStats>,
+    /// `--pcap`: the capture file broke there (all before it was used).
+    pub capture_error: Option<String>,
+}
+
 /// Runs the aggregation the arguments ask for.
-pub fn aggregate(args: &DiscoverArgs) -> Result<(Aggregator, Option<ReadStats>), DiscoverError> {
+pub fn aggregate(args: &DiscoverArgs) -> Result<Aggregated, DiscoverError> {
     let opts = args.options()?;
     if let Some(pcap) = &args.pcap {
         let cfg = match &args.config {
@@ -174,12 +196,13 @@ pub fn aggregate(args: &DiscoverArgs) -> Result<(Aggregator, Option<ReadStats>),
                 path: pcap.display().to_string(),
                 err: e,
             })?;
-        if let Some(e) = summary.file_error {
-            return Err(DiscoverError::CaptureBroken {
+        let capture_error = summary.file_error.map(|e| {
+            DiscoverError::CaptureBroken {
                 path: pcap.display().to_string(),
                 err: e,
-            });
-        }
+            }
+            .to_string()
+        });
         let agg = Arc::try_unwrap(agg)
             .ok()
             .and_then(|m| m.into_inner().ok())
@@ -188,18 +211,30 @@ pub fn aggregate(args: &DiscoverArgs) -> Result<(Aggregator, Option<ReadStats>),
                 value: pcap.display().to_string(),
                 why: "a worker still held the aggregate".into(),
             })?;
-        return Ok((agg, None));
+        return Ok(Aggregated {
+            agg,
+            read: None,
+            capture_error,
+        });
     }
     let files = input::expand(&args.flows)?;
     let mut agg = Aggregator::new(opts);
     let st = input::read_files(&files, &mut agg, args.skip_bad)?;
-    Ok((agg, Some(st)))
+    Ok(Aggregated {
+        agg,
+        read: Some(st),
+        capture_error: None,
+    })
 }
 
 /// `flowtap discover`: aggregates, renders, writes, and prints a summary.
 pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
     let started = Instant::now();
-    let (agg, read) = aggregate(args)?;
+    let Aggregated {
+        agg,
+        read,
+        capture_error,
+    } = aggregate(args)?;
     let rules = agg.rules();
     let origin = match &args.pcap {
         Some(p) => p.display().to_string(),
@@ -250,7 +285,12 @@ pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
             }
         }
     }
+    if let Some(e) = &capture_error {
+        // Said even with --quiet, as `flowtap run` does.
+        eprintln!("flowtap: error: {e}");
+    }
     let out = Outcome {
+        capture_error,
         rules: rules.len(),
         totals: agg.totals.clone(),
         read,

@@ -238,8 +238,6 @@ struct JTcp<'a> {
     #[serde(borrow, default)]
     history: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    tcp_flags_ts: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     tcp_flags_tc: Option<Cow<'a, str>>,
 }
 
@@ -359,12 +357,11 @@ fn parse_json(s: &str, names: &mut Vec<NameObs>) -> Result<Parsed, String> {
         (Some(t), 6) => match &t.history {
             Some(h) => super::tap::accepted_from_history(h),
             None => {
-                // EVE: flags only. SYN+ACK toward the client: the responder accepted.
-                let (ts, tc) = (flags(&t.tcp_flags_ts), flags(&t.tcp_flags_tc));
-                if tc & 0x12 == 0x12 {
+                // EVE: flags only, ORed over the flow. A SYN from the
+                // responder is its SYN-ACK: it accepted. The originator's
+                // SYN then ACKs look like a SYN-ACK, so that side tells nothing.
+                if flags(&t.tcp_flags_tc) & 0x02 != 0 {
                     Accepted::Responder
-                } else if ts & 0x12 == 0x12 && tc & 0x02 == 0 {
-                    Accepted::Originator
                 } else {
                     Accepted::Unknown
                 }

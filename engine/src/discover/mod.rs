@@ -32,7 +32,7 @@ pub use tap::DiscoverTap;
 
 use crate::offline::ReplayError;
 
-/// Names kept per server or per rule (further ones are counted, not kept).
+/// Names shown per rule and kind.
 pub const MAX_NAMES: usize = 8;
 /// Addresses whose DNS names are remembered.
 pub const MAX_DNS_ADDRS: usize = 1 << 20;
@@ -184,36 +184,50 @@ struct RuleAcc {
     by_handshake: u64,
 }
 
-/// Up to [`MAX_NAMES`] distinct names, and how many more there were.
+/// Names kept per server: the [`KEEP_NAMES`] first in sort order, so the
+/// set does not depend on the order events arrive in (workers interleave).
+pub const KEEP_NAMES: usize = 64;
+
+/// The first [`KEEP_NAMES`] distinct names in sort order (lower case), and
+/// whether there were more.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NameSet {
     pub names: BTreeSet<String>,
-    pub more: u64,
+    pub overflow: bool,
 }
 
 impl NameSet {
     fn add(&mut self, name: &str) {
-        if self.names.contains(name) {
+        let name = name.to_ascii_lowercase();
+        if self.names.contains(&name) {
             return;
         }
-        if self.names.len() < MAX_NAMES {
-            self.names.insert(name.to_ascii_lowercase());
-        } else {
-            self.more += 1;
+        if self.names.len() >= KEEP_NAMES {
+            self.overflow = true;
+            if self.names.last().is_some_and(|l| *l < name) {
+                return;
+            }
+            self.names.pop_last();
         }
+        self.names.insert(name);
     }
 
     fn merge(&mut self, other: &NameSet) {
         for n in &other.names {
             self.add(n);
         }
-        self.more += other.more;
+        self.overflow |= other.overflow;
     }
 
+    /// Up to [`MAX_NAMES`] names, then `(+N more)`.
     fn list(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.names.iter().cloned().collect();
-        if self.more > 0 {
-            v.push(format!("(+{} more)", self.more));
+        let mut v: Vec<String> = self.names.iter().take(MAX_NAMES).cloned().collect();
+        let more = self.names.len().saturating_sub(MAX_NAMES);
+        if more > 0 || self.overflow {
+            v.push(format!(
+                "(+{more}{} more)",
+                if self.overflow { "+" } else { "" }
+            ));
         }
         v
     }

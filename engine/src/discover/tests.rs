@@ -508,3 +508,30 @@ fn firewall_outputs_hold_every_rule() {
     assert_eq!(js["rules"].as_array().unwrap().len(), 4);
     assert_eq!(js["totals"]["folded"], 4);
 }
+
+#[test]
+fn name_sets_do_not_depend_on_arrival_order() {
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("h{:03}.example", (i * 37) % 100))
+        .collect();
+    let mut a = NameSet::default();
+    let mut b = NameSet::default();
+    for n in &names {
+        a.add(n);
+    }
+    for n in names.iter().rev() {
+        b.add(&n.to_uppercase());
+        b.add(n);
+    }
+    assert_eq!(a, b);
+    assert_eq!(a.names.len(), KEEP_NAMES);
+    assert!(a.overflow);
+    let l = a.list();
+    assert_eq!(l[0], "h000.example");
+    assert_eq!(l[MAX_NAMES], "(+56+ more)");
+    let mut c = NameSet::default();
+    c.add("b.example");
+    c.add("A.example");
+    c.add("b.example");
+    assert_eq!(c.list(), vec!["a.example", "b.example"]);
+}
