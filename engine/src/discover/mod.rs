@@ -408,7 +408,7 @@ impl Aggregator {
     fn source_of(&self, client: IpAddr) -> Source {
         let mut best: Option<(u8, usize)> = None;
         for (i, (_, c)) in self.opts.group_map.iter().enumerate() {
-            if c.contains(&client) && best.map_or(true, |(l, _)| c.len > l) {
+            if c.contains(&client) && best.is_none_or(|(l, _)| c.len > l) {
                 best = Some((c.len, i));
             }
         }
