@@ -479,6 +479,8 @@ fn firewall_outputs_load() {
         pcap.clone(),
         corpus.join("ipv6/sv-community-id-ipv6--input.pcap"),
         corpus.join("icmp/sv-bug-4663-02--icmp.pcap"),
+        // ICMPv6 (meta l4proto ipv6-icmp)
+        corpus.join("tunnels/sv-decode-teredo-01--input.pcap"),
         corpus.join("mixed/ndpi-1kxun.pcap"),
     ];
     let nft = tool("nft");

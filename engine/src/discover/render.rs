@@ -269,8 +269,9 @@ fn nft_l4(proto: u8, v6: bool) -> String {
         17 => "udp".into(),
         132 => "sctp".into(),
         1 if !v6 => "ip protocol icmp".into(),
-        58 if v6 => "ip6 nexthdr ipv6-icmp".into(),
-        n if v6 => format!("ip6 nexthdr {n}"),
+        // The upper-layer protocol after any IPv6 extension headers.
+        58 if v6 => "meta l4proto ipv6-icmp".into(),
+        n if v6 => format!("meta l4proto {n}"),
         n => format!("ip protocol {n}"),
     }
 }

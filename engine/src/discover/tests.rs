@@ -468,6 +468,15 @@ fn firewall_outputs_hold_every_rule() {
         Accepted::Unknown,
         (1, 1),
     ));
+    a.add_flow(&flow(
+        "2001:db8::1",
+        128,
+        "2001:db8::2",
+        0,
+        58,
+        Accepted::Unknown,
+        (1, 1),
+    ));
     let rules = a.rules();
     let fw = FirewallOptions::default();
     let nft = render(Format::Nftables, &rules, &a.totals, &fw, "t");
@@ -476,6 +485,7 @@ fn firewall_outputs_hold_every_rule() {
         "ip saddr 10.1.1.0/24 ip daddr 10.0.0.53 udp dport 53 ct state new counter accept",
         "ip6 saddr 2001:db8::1 ip6 daddr 2001:db8::2 tcp dport 22 ct state new counter accept",
         "ip saddr 10.1.1.0/24 ip daddr 10.2.2.2 ip protocol icmp ct state new counter accept",
+        "ip6 saddr 2001:db8::1 ip6 daddr 2001:db8::2 meta l4proto ipv6-icmp ct state new counter accept",
         "counter log prefix \"flowtap-drop: \" drop",
         "type filter hook forward priority filter; policy accept;",
     ] {
@@ -505,8 +515,8 @@ fn firewall_outputs_hold_every_rule() {
     assert_eq!(md.lines().count(), rules.len() + 2);
     let js: serde_json::Value =
         serde_json::from_str(&render(Format::Json, &rules, &a.totals, &fw, "t")).unwrap();
-    assert_eq!(js["rules"].as_array().unwrap().len(), 4);
-    assert_eq!(js["totals"]["folded"], 4);
+    assert_eq!(js["rules"].as_array().unwrap().len(), 5);
+    assert_eq!(js["totals"]["folded"], 5);
 }
 
 #[test]
