@@ -574,6 +574,24 @@ fn bad_input_is_named_not_a_panic() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("bad 1 (first: "), "{err}");
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+    // `-` reads stdin; the error names it too.
+    let mut child = Command::new(FLOWTAP)
+        .args(["discover", "--flows", "-", "--format", "csv"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&f).unwrap())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("-:3: bad JSON event"), "{err}");
     for (args, want) in [
         (
             vec!["--flows", "/nonexistent/flows.json"],

@@ -21,7 +21,7 @@ pub struct DiscoverArgs {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
     /// Flow logs flowtap wrote (native or EVE JSON lines, Nutanix-style
-    /// lines; `.gz` / `.zst` by extension; a directory means its files).
+    /// lines; `.gz` / `.zst` by extension; a directory means its files; `-` stdin).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub flows: Vec<PathBuf>,
     /// Only traffic to or from this address (repeatable).

@@ -5,7 +5,7 @@
 //! PKTS= BYTES=` lines. A line may carry a prefix (a syslog header, say):
 //! the JSON object starts at the first `{`, a Nutanix line at its `SRC=`.
 //! Files ending in `.gz` are gunzipped, `.zst`/`.zstd` unzstd'ed, a
-//! directory stands for the files in it (sorted by name).
+//! directory stands for the files in it (sorted by name), `-` for stdin.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -59,6 +59,12 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DiscoverError> {
 
 /// Opens `path`, decompressing by its extension.
 pub fn open(path: &Path) -> Result<Box<dyn BufRead>, DiscoverError> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            std::io::stdin(),
+        )));
+    }
     let name = path.display().to_string();
     let f = File::open(path).map_err(|e| DiscoverError::Open {
         path: name.clone(),
