@@ -412,6 +412,51 @@ fn w1_rules_fold_every_flow_record_from_every_input() {
         u(&scoped["totals"]["out_of_scope"]),
         (records.len() - to_53.len()) as u64
     );
+
+    // Drift: with a baseline made from the first half of the log, the new
+    // rules of the whole log are exactly those the first half lacks.
+    let text = std::fs::read_to_string(&native).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = dir.join("half.json");
+    std::fs::write(&half, lines[..lines.len() / 2].join("\n") + "\n").unwrap();
+    let base_doc = discover(&["--flows", half.to_str().unwrap()]);
+    let base = dir.join("base.json");
+    std::fs::write(&base, base_doc.to_string()).unwrap();
+    let drift = discover(&[
+        "--flows",
+        native.to_str().unwrap(),
+        "--baseline",
+        base.to_str().unwrap(),
+    ]);
+    let keys = |d: &Value| -> std::collections::BTreeSet<String> {
+        d["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r["source"], r["destination"], r["protocol"], r["port"]
+                )
+            })
+            .collect()
+    };
+    let want: std::collections::BTreeSet<String> = keys(&from_native)
+        .difference(&keys(&base_doc))
+        .cloned()
+        .collect();
+    assert!(!want.is_empty() && want.len() < rules.len());
+    assert_eq!(keys(&drift), want);
+    // A grouped baseline allows every client in its blocks: nothing is new.
+    let grouped_base = dir.join("grouped.json");
+    std::fs::write(&grouped_base, grouped.to_string()).unwrap();
+    let none = discover(&[
+        "--flows",
+        native.to_str().unwrap(),
+        "--baseline",
+        grouped_base.to_str().unwrap(),
+    ]);
+    assert_eq!(none["rules"], serde_json::json!([]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -610,6 +655,10 @@ fn bad_input_is_named_not_a_panic() {
             "expected NAME=CIDR",
         ),
         (vec!["--pcap", fs], "cannot replay"),
+        (
+            vec!["--flows", fs, "--baseline", fs],
+            "not a `--format json` rule base",
+        ),
     ] {
         let mut a = vec!["discover"];
         a.extend(args.iter().copied());

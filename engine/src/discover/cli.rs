@@ -56,6 +56,10 @@ pub struct DiscoverArgs {
     /// nftables: the table's name.
     #[arg(long, value_name = "NAME", default_value = "flowtap_allow")]
     pub table: String,
+    /// Drift: list only the rules this reviewed rule base (a previous
+    /// `--format json` output) does not allow.
+    #[arg(long, value_name = "RULES.json")]
+    pub baseline: Option<PathBuf>,
     /// --flows: count and skip lines that do not parse instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
@@ -230,12 +234,21 @@ pub fn aggregate(args: &DiscoverArgs) -> Result<Aggregated, DiscoverError> {
 /// `flowtap discover`: aggregates, renders, writes, and prints a summary.
 pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
     let started = Instant::now();
+    // A bad baseline fails before a long read.
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(super::baseline::load)
+        .transpose()?;
     let Aggregated {
         agg,
         read,
         capture_error,
     } = aggregate(args)?;
-    let rules = agg.rules();
+    let mut rules = agg.rules();
+    let allowed = baseline
+        .as_ref()
+        .map(|b| super::baseline::drift(&mut rules, b));
     let origin = match &args.pcap {
         Some(p) => p.display().to_string(),
         None => args
@@ -298,6 +311,12 @@ pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
     };
     if !args.quiet {
         eprintln!("{}", summary_line(&out, agg.dns_dropped));
+        if let Some(n) = allowed {
+            eprintln!(
+                "flowtap: discover: {} rules new since the baseline ({n} allowed by it)",
+                out.rules
+            );
+        }
     }
     Ok(out)
 }

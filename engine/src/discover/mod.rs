@@ -14,6 +14,7 @@
 //! Memory is bounded by the number of distinct rules (plus capped name
 //! sets), not by the number of flow records read.
 
+pub mod baseline;
 pub mod cli;
 pub mod input;
 pub mod net;

@@ -545,3 +545,87 @@ fn name_sets_do_not_depend_on_arrival_order() {
     c.add("b.example");
     assert_eq!(c.list(), vec!["a.example", "b.example"]);
 }
+
+#[test]
+fn a_baseline_allows_its_blocks() {
+    use super::baseline::{drift, Allowed};
+    let mut a = Aggregator::new(Options::default());
+    a.add_flow(&flow(
+        "10.1.1.1",
+        40000,
+        "10.2.2.2",
+        443,
+        6,
+        Accepted::Responder,
+        (1, 1),
+    ));
+    a.add_flow(&flow(
+        "10.9.1.1",
+        40000,
+        "10.2.2.2",
+        443,
+        6,
+        Accepted::Responder,
+        (1, 1),
+    ));
+    a.add_flow(&flow(
+        "10.1.1.1",
+        40000,
+        "10.2.2.2",
+        8443,
+        6,
+        Accepted::Responder,
+        (1, 1),
+    ));
+    a.add_flow(&flow(
+        "10.1.1.1",
+        40000,
+        "10.2.2.2",
+        443,
+        17,
+        Accepted::Unknown,
+        (1, 1),
+    ));
+    let base = [Allowed {
+        source: Cidr::parse("10.1.0.0/16").unwrap(),
+        destination: ip("10.2.2.2"),
+        proto: 6,
+        port: Some(443),
+    }];
+    let mut rules = a.rules();
+    assert_eq!(drift(&mut rules, &base), 1);
+    let mut left: Vec<(String, u8, Option<u16>)> = rules
+        .iter()
+        .map(|r| (r.source.clone(), r.ip_proto, r.port))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            ("10.1.1.1".to_string(), 6, Some(8443)),
+            ("10.1.1.1".to_string(), 17, Some(443)),
+            ("10.9.1.1".to_string(), 6, Some(443)),
+        ]
+    );
+    // A host baseline does not allow the block around it.
+    let mut g = Aggregator::new(Options {
+        group_v4: Some(24),
+        ..Options::default()
+    });
+    g.add_flow(&flow(
+        "10.1.1.1",
+        40000,
+        "10.2.2.2",
+        443,
+        6,
+        Accepted::Responder,
+        (1, 1),
+    ));
+    let mut rules = g.rules();
+    let host = [Allowed {
+        source: Cidr::parse("10.1.1.1").unwrap(),
+        ..base[0].clone()
+    }];
+    assert_eq!(drift(&mut rules, &host), 0);
+    assert_eq!(rules.len(), 1);
+}
