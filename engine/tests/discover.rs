@@ -413,6 +413,29 @@ fn w1_rules_fold_every_flow_record_from_every_input() {
         (records.len() - to_53.len()) as u64
     );
 
+    // --max-rules: the largest rules, the others counted as pruned.
+    let top = discover(&["--flows", native.to_str().unwrap(), "--max-rules", "100"]);
+    let tr = top["rules"].as_array().unwrap();
+    assert_eq!(tr.len(), 100);
+    let t = &top["totals"];
+    let sum = |k: &str| tr.iter().map(|r| u(&r[k])).sum::<u64>();
+    assert_eq!(
+        sum("records") + u(&t["pruned_records"]),
+        records.len() as u64
+    );
+    assert_eq!(
+        sum("bytes_to_server") + sum("bytes_to_client") + u(&t["pruned_bytes"]),
+        u(&from_pcap["totals"]["bytes"])
+    );
+    assert_eq!(
+        sum("packets_to_server") + sum("packets_to_client") + u(&t["pruned_packets"]),
+        u(&from_pcap["totals"]["packets"])
+    );
+    // Evictions: a rule evicted then seen again is evicted again.
+    assert!(u(&t["pruned_rules"]) + 100 >= rules.len() as u64);
+    // The largest rule of all is kept.
+    assert_eq!(tr[0], from_native["rules"][0]);
+
     // Drift: with a baseline made from the first half of the log, the new
     // rules of the whole log are exactly those the first half lacks.
     let text = std::fs::read_to_string(&native).unwrap();

@@ -60,6 +60,10 @@ pub struct DiscoverArgs {
     /// `--format json` output) does not allow.
     #[arg(long, value_name = "RULES.json")]
     pub baseline: Option<PathBuf>,
+    /// Keep at most N rules, the largest by bytes (memory stays bounded
+    /// whatever the input; the rest is counted in the summary as pruned).
+    #[arg(long, value_name = "N")]
+    pub max_rules: Option<usize>,
     /// --flows: count and skip lines that do not parse instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
@@ -102,6 +106,7 @@ impl DiscoverArgs {
             scope,
             direction: self.direction,
             exclude: cidrs("--exclude", &self.exclude)?,
+            max_rules: self.max_rules,
             ..Options::default()
         };
         for g in &self.group {
@@ -241,10 +246,11 @@ pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
         .map(super::baseline::load)
         .transpose()?;
     let Aggregated {
-        agg,
+        mut agg,
         read,
         capture_error,
     } = aggregate(args)?;
+    agg.finish();
     let mut rules = agg.rules();
     let allowed = baseline
         .as_ref()
@@ -327,6 +333,12 @@ fn summary_line(o: &Outcome, dns_dropped: u64) -> String {
         "flowtap: discover: {} rules from {} flow records (folded {} · out of scope {} · excluded {}) · {} packets · {} bytes · {} app events",
         o.rules, t.records, t.folded, t.out_of_scope, t.excluded, t.packets, t.bytes, t.app_events
     );
+    if t.pruned_rules > 0 {
+        s.push_str(&format!(
+            " · --max-rules evicted smaller rules {} times, holding {} records, {} packets, {} bytes",
+            t.pruned_rules, t.pruned_records, t.pruned_packets, t.pruned_bytes
+        ));
+    }
     if let Some(r) = &o.read {
         let secs = o.seconds.max(1e-9);
         s.push_str(&format!(

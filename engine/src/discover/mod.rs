@@ -150,6 +150,10 @@ pub struct Options {
     pub group_v6: Option<u8>,
     /// Named client groups (the most specific block wins, before `group_*`).
     pub group_map: Vec<(String, Cidr)>,
+    /// Keep at most this many rules (the largest by bytes): memory stays
+    /// bounded whatever the input; what the others held is counted in
+    /// [`Totals`] (`pruned_*`). `None`: every rule.
+    pub max_rules: Option<usize>,
 }
 
 /// The source side of a rule.
@@ -250,6 +254,13 @@ pub struct Totals {
     pub bytes: u64,
     /// Application events seen (DNS, TLS, HTTP).
     pub app_events: u64,
+    /// Rules evicted by `max_rules` (the smallest at the time; a rule
+    /// evicted and seen again starts anew and may be evicted again), and
+    /// the folded records, packets and bytes they held.
+    pub pruned_rules: u64,
+    pub pruned_records: u64,
+    pub pruned_packets: u64,
+    pub pruned_bytes: u64,
 }
 
 /// The aggregate: rules so far, and the names learnt.
@@ -484,6 +495,41 @@ impl Aggregator {
         self.totals.folded += 1;
         self.totals.packets += pts + ptc;
         self.totals.bytes += bts + btc;
+        if let Some(max) = self.opts.max_rules {
+            // Twice the limit before pruning: a sort per `max` new rules.
+            if self.rules.len() > max.max(1).saturating_mul(2) {
+                self.prune(max);
+            }
+        }
+    }
+
+    /// Drops all but the `keep` largest rules (bytes, then flows), counting
+    /// what they held in the totals.
+    pub fn prune(&mut self, keep: usize) {
+        if self.rules.len() <= keep {
+            return;
+        }
+        let mut v: Vec<(u64, u64, RuleKey)> = self
+            .rules
+            .iter()
+            .map(|(k, a)| (a.bytes_ts + a.bytes_tc, a.flows, k.clone()))
+            .collect();
+        v.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        for (_, _, k) in v.drain(keep..) {
+            if let Some(a) = self.rules.remove(&k) {
+                self.totals.pruned_rules += 1;
+                self.totals.pruned_records += a.records;
+                self.totals.pruned_packets += a.pkts_ts + a.pkts_tc;
+                self.totals.pruned_bytes += a.bytes_ts + a.bytes_tc;
+            }
+        }
+    }
+
+    /// Applies `max_rules` to what is left (call before [`Self::rules`]).
+    pub fn finish(&mut self) {
+        if let Some(max) = self.opts.max_rules {
+            self.prune(max);
+        }
     }
 
     /// Learns a name (count the event that taught it with [`Self::add_app_event`]).
@@ -565,6 +611,10 @@ impl Aggregator {
         self.totals.packets += t.packets;
         self.totals.bytes += t.bytes;
         self.totals.app_events += t.app_events;
+        self.totals.pruned_rules += t.pruned_rules;
+        self.totals.pruned_records += t.pruned_records;
+        self.totals.pruned_packets += t.pruned_packets;
+        self.totals.pruned_bytes += t.pruned_bytes;
         self.dns_dropped += other.dns_dropped;
     }
 

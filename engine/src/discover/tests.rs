@@ -629,3 +629,44 @@ fn a_baseline_allows_its_blocks() {
     assert_eq!(drift(&mut rules, &host), 0);
     assert_eq!(rules.len(), 1);
 }
+
+#[test]
+fn max_rules_keeps_the_largest_and_counts_the_rest() {
+    let mut a = Aggregator::new(Options {
+        max_rules: Some(10),
+        ..Options::default()
+    });
+    let mut expect_bytes = 0;
+    for i in 0..1000u64 {
+        // Client i sends i+1 packets: the largest rules are the last clients.
+        let c = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+        let f = flow(
+            &c,
+            40000,
+            "10.2.2.2",
+            443,
+            6,
+            Accepted::Responder,
+            (i + 1, 0),
+        );
+        expect_bytes += f.orig_bytes;
+        a.add_flow(&f);
+        assert!(a.len() <= 21, "{}", a.len());
+    }
+    a.finish();
+    let r = a.rules();
+    assert_eq!(r.len(), 10);
+    assert_eq!(r[0].packets_to_server, 1000);
+    assert_eq!(r[9].packets_to_server, 991);
+    let t = &a.totals;
+    assert_eq!(t.pruned_rules, 990);
+    assert_eq!(
+        r.iter().map(|r| r.records).sum::<u64>() + t.pruned_records,
+        1000
+    );
+    assert_eq!(
+        r.iter().map(|r| r.bytes()).sum::<u64>() + t.pruned_bytes,
+        expect_bytes
+    );
+    assert_eq!(t.bytes, expect_bytes);
+}
