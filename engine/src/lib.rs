@@ -5,6 +5,7 @@ pub mod budget;
 pub mod config;
 pub mod dedup;
 pub mod defrag;
+pub mod discover;
 pub mod export;
 pub mod flow;
 pub mod live;

@@ -55,6 +55,11 @@ enum Command {
     ///
     /// Example: flowtap export --pcap in.pcap --dir out --rule 'name=evil,http.host=*.example.com'
     Export(ExportArgs),
+    /// Fold observed flows (a capture, or flow logs flowtap wrote) into an
+    /// allow-list rule base: table, CSV, JSON, Markdown, nftables, iptables.
+    ///
+    /// Example: flowtap discover --pcap in.pcap --host 10.48.52.240 --group /24 --format nftables -o allow.nft
+    Discover(engine::discover::cli::DiscoverArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,6 +142,9 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(args) => export(args),
+        Command::Discover(args) => engine::discover::cli::run(&args)
+            .map(|o| ExitCode::from(o.exit_status()))
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,7 @@ use output::writer::{BatchSender, WhenFull};
 
 use crate::config::Config;
 use crate::export::ExportRun;
+use crate::flow::RecordSink;
 use crate::shard::Owners;
 use crate::stats::WorkerStats;
 use crate::worker::{EventBatch, Worker};
@@ -170,6 +171,10 @@ pub struct ReplayOptions<'a> {
     pub export: Option<&'a ExportRun>,
 }
 
+/// Gives worker `i` a sink that receives its records and app events,
+/// unencoded, beside the output (`flowtap discover`).
+pub type Tap<'a> = &'a (dyn Fn(usize) -> Box<dyn RecordSink + Send> + Sync);
+
 /// Replays `path` through `workers` workers.
 pub fn replay_file(
     path: &Path,
@@ -181,12 +186,35 @@ pub fn replay_file(
     replay(file, cfg, workers, opts)
 }
 
+/// Replays `path` through `workers` workers, each also handing its records
+/// and app events to its [`Tap`].
+pub fn replay_file_tapped(
+    path: &Path,
+    cfg: &Config,
+    workers: usize,
+    opts: ReplayOptions<'_>,
+    tap: Tap<'_>,
+) -> Result<ReplaySummary, ReplayError> {
+    let file = CaptureFile::open(path)?;
+    replay_inner(file, cfg, workers, opts, Some(tap))
+}
+
 /// Replays an opened capture (from a file or from memory).
 pub fn replay(
+    file: CaptureFile,
+    cfg: &Config,
+    workers: usize,
+    opts: ReplayOptions<'_>,
+) -> Result<ReplaySummary, ReplayError> {
+    replay_inner(file, cfg, workers, opts, None)
+}
+
+fn replay_inner(
     mut file: CaptureFile,
     cfg: &Config,
     workers: usize,
     opts: ReplayOptions<'_>,
+    tap: Option<Tap<'_>>,
 ) -> Result<ReplaySummary, ReplayError> {
     let ReplayOptions {
         sender,
@@ -202,7 +230,11 @@ pub fn replay(
     let mut last_ns = 0u64;
     let mut read = 0u64;
     let new_worker = |i: usize| {
-        let mut w = Worker::new(cfg, EventBatch::new(sender.clone(), cfg.output.batch_bytes));
+        let mut out = EventBatch::new(sender.clone(), cfg.output.batch_bytes);
+        if let Some(t) = tap {
+            out = out.with_tap(t(i));
+        }
+        let mut w = Worker::new(cfg, out);
         if let Some(slot) = published.get(i) {
             w.publish_to(Arc::clone(slot));
         }

@@ -31,6 +31,9 @@ pub struct EventBatch {
     pub app_encoded: u64,
     /// Application-layer events by type.
     pub app_by_type: AppEventCounts,
+    /// Also hands every record and app event, unencoded, to this sink
+    /// (`flowtap discover` aggregates them in process).
+    tap: Option<Box<dyn RecordSink + Send>>,
 }
 
 impl RecordSink for EventBatch {
@@ -55,12 +58,22 @@ impl EventBatch {
             encoded: 0,
             app_encoded: 0,
             app_by_type: AppEventCounts::default(),
+            tap: None,
         }
+    }
+
+    /// Every record and app event also goes, as is, to `tap`.
+    pub fn with_tap(mut self, tap: Box<dyn RecordSink + Send>) -> EventBatch {
+        self.tap = Some(tap);
+        self
     }
 
     fn push_flow(&mut self, rec: &FlowRecord) {
         if let Some(o) = &mut self.out {
             o.push_flow(rec);
+        }
+        if let Some(t) = &mut self.tap {
+            t.flow(rec);
         }
         self.encoded += 1;
     }
@@ -68,6 +81,9 @@ impl EventBatch {
     fn push_app(&mut self, env: &AppEnvelope<'_>) {
         if let Some(o) = &mut self.out {
             o.push_app(env);
+        }
+        if let Some(t) = &mut self.tap {
+            t.app(env);
         }
         self.encoded += 1;
         self.app_encoded += 1;

@@ -1,0 +1,902 @@
+//! `flowtap discover` end to end: the real binary on W1 and the corpus.
+//!
+//! The rule table must fold every flow record exactly once: the test
+//! assigns each record of `flowtap run`'s own output to the rules
+//! independently (by address, block, protocol and port, in either
+//! orientation) and checks each rule's flows, records, packets and bytes
+//! per direction and first/last seen against the sum of its records. The
+//! same rules must come out of the capture replayed in process and of the
+//! flow logs (native, EVE, gzip, zstd); Nutanix lines carry no handshake,
+//! app protocol or names, so only their counters are compared. The
+//! firewall outputs must load (`nft -c -f`, `iptables-restore --test`).
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use common::*;
+
+const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
+
+fn w1(dir: &Path) -> PathBuf {
+    let p = dir.join("w1.pcap");
+    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/gen_bench_pcap.py");
+    let o = Command::new("python3")
+        .arg(&gen)
+        .arg("-o")
+        .arg(&p)
+        .args(["-n", "200000", "--seed", "1"])
+        .output()
+        .expect("python3 must be installed (scripts/setup.sh)");
+    assert!(
+        o.status.success(),
+        "{} failed: {}",
+        gen.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    p
+}
+
+fn flowtap(args: &[&str]) -> std::process::Output {
+    Command::new(FLOWTAP)
+        .args(args)
+        .output()
+        .expect("run flowtap")
+}
+
+/// `flowtap run` writing native, EVE and Nutanix logs into `dir`.
+fn logs(pcap: &Path, dir: &Path, tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let n = dir.join(format!("{tag}.native.json"));
+    let e = dir.join(format!("{tag}.eve.json"));
+    let x = dir.join(format!("{tag}.nutanix.log"));
+    let o = flowtap(&[
+        "run",
+        "--no-progress",
+        "-q",
+        "--workers",
+        "2",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "-o",
+        n.to_str().unwrap(),
+        "-o",
+        &format!("{}?schema=eve", e.display()),
+        "-o",
+        &format!("{}?schema=nutanix", x.display()),
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "flowtap run {}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (n, e, x)
+}
+
+/// `flowtap discover ARGS --format json`: the document.
+fn discover(args: &[&str]) -> Value {
+    let mut a = vec!["discover", "--format", "json", "-q", "--workers", "2"];
+    a.extend_from_slice(args);
+    let o = flowtap(&a);
+    // 2: a damaged capture, used up to the damage (as `flowtap run` does).
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(2),
+        "flowtap {a:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("discover --format json is JSON")
+}
+
+fn flow_records(native: &Path) -> Vec<Value> {
+    std::fs::read_to_string(native)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["event_type"] == "flow")
+        .collect()
+}
+
+fn ip_in(ip: &str, block: &str) -> bool {
+    let block = match block.rsplit_once(" (") {
+        Some((_, b)) => b.trim_end_matches(')'),
+        None => block,
+    };
+    let (net, len) = match block.split_once('/') {
+        Some((n, l)) => (n, l.parse::<u32>().unwrap()),
+        None => return ip == block,
+    };
+    match (
+        ip.parse::<std::net::IpAddr>().unwrap(),
+        net.parse::<std::net::IpAddr>().unwrap(),
+    ) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(n)) => {
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & m == u32::from(n)
+        }
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(n)) => {
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & m == u128::from(n)
+        }
+        _ => false,
+    }
+}
+
+#[derive(Default, Debug, PartialEq, Eq)]
+struct Sums {
+    flows: u64,
+    records: u64,
+    pts: u64,
+    bts: u64,
+    ptc: u64,
+    btc: u64,
+    first: String,
+    last: String,
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// Assigns every flow record to the rules it can belong to and checks the
+/// rules' counters against the sums of their records. Returns the number
+/// of rules whose records could also belong to another rule (checked only
+/// in total).
+fn check_fold(doc: &Value, records: &[Value], what: &str) -> usize {
+    let rules = doc["rules"].as_array().expect("rules");
+    let mut sums: Vec<Sums> = rules.iter().map(|_| Sums::default()).collect();
+    let mut ambiguous = vec![false; rules.len()];
+    // Rules by (protocol, destination): a record can only be folded by those
+    // of one of its two addresses.
+    let mut by_dst: std::collections::HashMap<(u64, String), Vec<usize>> = Default::default();
+    for (i, r) in rules.iter().enumerate() {
+        let rproto = match r["protocol"].as_str().unwrap() {
+            "TCP" => 6,
+            "UDP" => 17,
+            "ICMP" => 1,
+            "IPv6-ICMP" => 58,
+            "SCTP" => 132,
+            "GRE" => 47,
+            "ESP" => 50,
+            "AH" => 51,
+            n => n.parse().unwrap(),
+        };
+        by_dst
+            .entry((rproto, r["destination"].as_str().unwrap().to_string()))
+            .or_default()
+            .push(i);
+    }
+    for rec in records {
+        let (s, d) = (
+            rec["src_ip"].as_str().unwrap(),
+            rec["dest_ip"].as_str().unwrap(),
+        );
+        let (sp, dp) = (u(&rec["src_port"]), u(&rec["dest_port"]));
+        let proto = u(&rec["ip_proto"]);
+        let mut cands = Vec::new();
+        let near = [(proto, d), (proto, s)];
+        let mut seen = std::collections::BTreeSet::new();
+        for i in near
+            .iter()
+            .filter_map(|k| by_dst.get(&(k.0, k.1.to_string())))
+            .flatten()
+        {
+            if !seen.insert(*i) {
+                continue;
+            }
+            let r = &rules[*i];
+            let src = r["source"].as_str().unwrap();
+            let dst = r["destination"].as_str().unwrap();
+            match r["port"].as_u64() {
+                Some(p) => {
+                    if ip_in(s, src) && d == dst && dp == p {
+                        cands.push((*i, true));
+                    }
+                    if ip_in(d, src) && s == dst && sp == p {
+                        cands.push((*i, false));
+                    }
+                }
+                None => {
+                    if ip_in(s, src) && d == dst {
+                        cands.push((*i, true));
+                    }
+                }
+            }
+        }
+        assert!(!cands.is_empty(), "{what}: no rule folds {rec}");
+        if cands.len() > 1 {
+            for (i, _) in &cands {
+                ambiguous[*i] = true;
+            }
+            continue;
+        }
+        let (i, fwd) = cands[0];
+        let f = &rec["flow"];
+        let x = &mut sums[i];
+        x.records += 1;
+        x.flows += u64::from(u(&f["slice"]) == 0);
+        let (a, b) = (
+            (u(&f["pkts_toserver"]), u(&f["bytes_toserver"])),
+            (u(&f["pkts_toclient"]), u(&f["bytes_toclient"])),
+        );
+        let ((pts, bts), (ptc, btc)) = if fwd { (a, b) } else { (b, a) };
+        x.pts += pts;
+        x.bts += bts;
+        x.ptc += ptc;
+        x.btc += btc;
+        let (st, en) = (f["start"].as_str().unwrap(), f["end"].as_str().unwrap());
+        if x.first.is_empty() || st < x.first.as_str() {
+            x.first = st.to_string();
+        }
+        if en > x.last.as_str() {
+            x.last = en.to_string();
+        }
+    }
+    let mut n_amb = 0;
+    for (i, r) in rules.iter().enumerate() {
+        if ambiguous[i] {
+            n_amb += 1;
+            continue;
+        }
+        let got = Sums {
+            flows: u(&r["flows"]),
+            records: u(&r["records"]),
+            pts: u(&r["packets_to_server"]),
+            bts: u(&r["bytes_to_server"]),
+            ptc: u(&r["packets_to_client"]),
+            btc: u(&r["bytes_to_client"]),
+            first: r["first_seen"].as_str().unwrap().to_string(),
+            last: r["last_seen"].as_str().unwrap().to_string(),
+        };
+        assert_eq!(got, sums[i], "{what}: rule {r}");
+        assert_eq!(r["review"], got.flows <= 1, "{what}: {r}");
+    }
+    // In total, ambiguous or not: nothing lost, nothing counted twice.
+    let total = |k: &str| rules.iter().map(|r| u(&r[k])).sum::<u64>();
+    let rec_total = |k: &str| records.iter().map(|r| u(&r["flow"][k])).sum::<u64>();
+    assert_eq!(total("records"), records.len() as u64, "{what}");
+    assert_eq!(
+        total("flows"),
+        records
+            .iter()
+            .filter(|r| u(&r["flow"]["slice"]) == 0)
+            .count() as u64,
+        "{what}"
+    );
+    assert_eq!(
+        total("packets_to_server") + total("packets_to_client"),
+        rec_total("pkts_toserver") + rec_total("pkts_toclient"),
+        "{what}"
+    );
+    assert_eq!(
+        total("bytes_to_server") + total("bytes_to_client"),
+        rec_total("bytes_toserver") + rec_total("bytes_toclient"),
+        "{what}"
+    );
+    assert_eq!(u(&doc["totals"]["records"]), records.len() as u64);
+    assert_eq!(u(&doc["totals"]["folded"]), records.len() as u64);
+    // Sorted by volume.
+    let vol: Vec<u64> = rules
+        .iter()
+        .map(|r| u(&r["bytes_to_server"]) + u(&r["bytes_to_client"]))
+        .collect();
+    assert!(vol.windows(2).all(|w| w[0] >= w[1]), "{what}: not sorted");
+    n_amb
+}
+
+/// The counters of each rule, for comparing inputs that know less (Nutanix).
+fn counters(doc: &Value) -> Vec<Value> {
+    doc["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut c = serde_json::Map::new();
+            for k in [
+                "source",
+                "destination",
+                "protocol",
+                "port",
+                "flows",
+                "records",
+                "packets_to_server",
+                "bytes_to_server",
+                "packets_to_client",
+                "bytes_to_client",
+                "last_seen",
+            ] {
+                c.insert(k.into(), r[k].clone());
+            }
+            Value::Object(c)
+        })
+        .collect()
+}
+
+fn compress(src: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    // First half of the lines gzip'ed, second half zstd'ed: one log, rotated.
+    let text = std::fs::read_to_string(src).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines.len() / 2;
+    let a = lines[..half].join("\n") + "\n";
+    let b = lines[half..].join("\n") + "\n";
+    let gz = dir.join("flows.json.20260706T120000Z-000001.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(a.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let zs = dir.join("flows.json.20260706T120100Z-000002.zst");
+    std::fs::write(&zs, zstd::encode_all(b.as_bytes(), 3).unwrap()).unwrap();
+    (gz, zs)
+}
+
+#[test]
+fn w1_rules_fold_every_flow_record_from_every_input() {
+    let dir = tmp_dir("discover-w1");
+    let pcap = w1(&dir);
+    let (native, eve, nutanix) = logs(&pcap, &dir, "w1");
+    let records = flow_records(&native);
+    assert_eq!(records.len(), 11_402, "W1's flow count (README)");
+
+    let from_pcap = discover(&["--pcap", pcap.to_str().unwrap()]);
+    let amb = check_fold(&from_pcap, &records, "w1 --pcap");
+    assert_eq!(amb, 0, "W1's rules are all distinct");
+    let rules = from_pcap["rules"].as_array().unwrap();
+    // What W1 holds: clients 10.1.x.x, DNS at 10.0.0.53/54, HTTP and TLS servers.
+    assert!(rules.len() > 1000, "{}", rules.len());
+    assert!(rules
+        .iter()
+        .all(|r| r["source"].as_str().unwrap().starts_with("10.1.")));
+    let dns = rules
+        .iter()
+        .find(|r| r["destination"] == "10.0.0.53" && r["port"] == 53)
+        .expect("a DNS rule");
+    assert_eq!(dns["service"], "domain");
+    assert_eq!(dns["app_protos"], serde_json::json!(["dns"]));
+    let tls = rules
+        .iter()
+        .find(|r| r["port"] == 443 && !r["tls_sni"].as_array().unwrap().is_empty())
+        .expect("a TLS rule with its SNI");
+    assert!(tls["description"].as_str().unwrap().contains("sni "));
+    assert!(tls["by_handshake"].as_u64().unwrap() > 0);
+    assert!(rules
+        .iter()
+        .any(|r| !r["http_hosts"].as_array().unwrap().is_empty()));
+
+    // The same rules from the logs as from the capture.
+    let from_native = discover(&["--flows", native.to_str().unwrap()]);
+    assert_eq!(from_native["rules"], from_pcap["rules"]);
+    let from_eve = discover(&["--flows", eve.to_str().unwrap()]);
+    assert_eq!(from_eve["rules"], from_pcap["rules"]);
+    let (gz, zs) = compress(&native, &dir);
+    let from_rotated = discover(&["--flows", gz.to_str().unwrap(), zs.to_str().unwrap()]);
+    assert_eq!(from_rotated["rules"], from_pcap["rules"]);
+    // Nutanix lines: same counters (servers found by their ports), the end time only.
+    let from_nutanix = discover(&["--flows", nutanix.to_str().unwrap()]);
+    assert_eq!(counters(&from_nutanix), counters(&from_pcap));
+
+    // Grouped by /24: still every record once.
+    let grouped = discover(&["--pcap", pcap.to_str().unwrap(), "--group", "/24"]);
+    check_fold(&grouped, &records, "w1 --group /24");
+    assert!(grouped["rules"].as_array().unwrap().len() < rules.len());
+    // Scope: only the resolver 10.0.0.53, as a server.
+    let scoped = discover(&[
+        "--flows",
+        native.to_str().unwrap(),
+        "--host",
+        "10.0.0.53",
+        "--direction",
+        "inbound",
+        "--group-map",
+        "clients=10.1.0.0/16",
+    ]);
+    let sr = scoped["rules"].as_array().unwrap();
+    let to_53: Vec<Value> = records
+        .iter()
+        .filter(|r| r["dest_ip"] == "10.0.0.53")
+        .cloned()
+        .collect();
+    assert_eq!(sr.len(), 1, "{sr:?}");
+    assert_eq!(sr[0]["source"], "clients (10.1.0.0/16)");
+    assert_eq!(sr[0]["direction"], "inbound");
+    assert_eq!(u(&sr[0]["records"]), to_53.len() as u64);
+    assert_eq!(
+        u(&scoped["totals"]["out_of_scope"]),
+        (records.len() - to_53.len()) as u64
+    );
+
+    // --max-rules: the largest rules, the others counted as pruned.
+    let top = discover(&["--flows", native.to_str().unwrap(), "--max-rules", "100"]);
+    let tr = top["rules"].as_array().unwrap();
+    assert_eq!(tr.len(), 100);
+    let t = &top["totals"];
+    let sum = |k: &str| tr.iter().map(|r| u(&r[k])).sum::<u64>();
+    assert_eq!(
+        sum("records") + u(&t["pruned_records"]),
+        records.len() as u64
+    );
+    assert_eq!(
+        sum("bytes_to_server") + sum("bytes_to_client") + u(&t["pruned_bytes"]),
+        u(&from_pcap["totals"]["bytes"])
+    );
+    assert_eq!(
+        sum("packets_to_server") + sum("packets_to_client") + u(&t["pruned_packets"]),
+        u(&from_pcap["totals"]["packets"])
+    );
+    // Evictions: a rule evicted then seen again is evicted again.
+    assert!(u(&t["pruned_rules"]) + 100 >= rules.len() as u64);
+    // The largest rule of all is kept.
+    assert_eq!(tr[0], from_native["rules"][0]);
+
+    // Drift: with a baseline made from the first half of the log, the new
+    // rules of the whole log are exactly those the first half lacks.
+    let text = std::fs::read_to_string(&native).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = dir.join("half.json");
+    std::fs::write(&half, lines[..lines.len() / 2].join("\n") + "\n").unwrap();
+    let base_doc = discover(&["--flows", half.to_str().unwrap()]);
+    let base = dir.join("base.json");
+    std::fs::write(&base, base_doc.to_string()).unwrap();
+    let drift = discover(&[
+        "--flows",
+        native.to_str().unwrap(),
+        "--baseline",
+        base.to_str().unwrap(),
+    ]);
+    let keys = |d: &Value| -> std::collections::BTreeSet<String> {
+        d["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r["source"], r["destination"], r["protocol"], r["port"]
+                )
+            })
+            .collect()
+    };
+    let want: std::collections::BTreeSet<String> = keys(&from_native)
+        .difference(&keys(&base_doc))
+        .cloned()
+        .collect();
+    assert!(!want.is_empty() && want.len() < rules.len());
+    assert_eq!(keys(&drift), want);
+    // A grouped baseline allows every client in its blocks: nothing is new.
+    let grouped_base = dir.join("grouped.json");
+    std::fs::write(&grouped_base, grouped.to_string()).unwrap();
+    let none = discover(&[
+        "--flows",
+        native.to_str().unwrap(),
+        "--baseline",
+        grouped_base.to_str().unwrap(),
+    ]);
+    assert_eq!(none["rules"], serde_json::json!([]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corpus_rules_fold_every_flow_record() {
+    let corpus = corpus();
+    let manifest = std::fs::read_to_string(corpus.join("MANIFEST.tsv")).unwrap();
+    let dir = tmp_dir("discover-corpus");
+    let mut checked = 0;
+    let mut with_records = 0;
+    for line in manifest.lines().skip(1) {
+        let rel = line.split('\t').next().unwrap();
+        let pcap = corpus.join(rel);
+        if !pcap.exists() {
+            continue;
+        }
+        let tag = rel.replace('/', "_");
+        let (native, eve, _) = logs(&pcap, &dir, &tag);
+        let records = flow_records(&native);
+        let from_pcap = discover(&["--pcap", pcap.to_str().unwrap()]);
+        check_fold(&from_pcap, &records, rel);
+        let from_native = discover(&["--flows", native.to_str().unwrap()]);
+        assert_eq!(from_native["rules"], from_pcap["rules"], "{rel}");
+        let from_eve = discover(&["--flows", eve.to_str().unwrap()]);
+        assert_eq!(counters(&from_eve), counters(&from_pcap), "{rel}: eve");
+        if rel == "mixed/ndpi-1kxun.pcap" {
+            // DNS answers seen in the capture name the servers they resolved to.
+            let r = from_pcap["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["destination"] == "106.187.35.246" && r["port"] == 80)
+                .expect("the pic.1kxun.com rule");
+            assert_eq!(r["dns_names"], serde_json::json!(["pic.1kxun.com"]));
+            assert_eq!(r["http_hosts"], serde_json::json!(["pic.1kxun.com"]));
+            assert_eq!(
+                r["description"],
+                "http; host pic.1kxun.com; dns pic.1kxun.com"
+            );
+        }
+        checked += 1;
+        with_records += usize::from(!records.is_empty());
+    }
+    assert!(checked >= 70, "only {checked} corpus captures");
+    assert!(with_records >= 60, "{with_records}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tool(name: &str) -> PathBuf {
+    for d in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+        let p = Path::new(d).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is missing: run scripts/setup.sh (packages nftables, iptables)");
+}
+
+#[test]
+fn firewall_outputs_load() {
+    let dir = tmp_dir("discover-fw");
+    let pcap = w1(&dir);
+    let corpus = corpus();
+    let inputs = [
+        pcap.clone(),
+        corpus.join("ipv6/sv-community-id-ipv6--input.pcap"),
+        corpus.join("icmp/sv-bug-4663-02--icmp.pcap"),
+        // ICMPv6 (meta l4proto ipv6-icmp)
+        corpus.join("tunnels/sv-decode-teredo-01--input.pcap"),
+        corpus.join("mixed/ndpi-1kxun.pcap"),
+    ];
+    let nft = tool("nft");
+    let ipt = tool("iptables-restore");
+    for input in &inputs {
+        let doc = discover(&["--pcap", input.to_str().unwrap()]);
+        for (fmt, extra) in [
+            ("nftables", vec!["--group", "/24"]),
+            ("nftables", vec!["--hook", "ingress", "--device", "lo"]),
+            ("nftables", vec!["--hook", "input"]),
+            ("iptables", vec!["--group", "/24"]),
+        ] {
+            let out = dir.join(format!("rules.{fmt}"));
+            let mut a = vec![
+                "discover",
+                "-q",
+                "--pcap",
+                input.to_str().unwrap(),
+                "--format",
+                fmt,
+                "-o",
+                out.to_str().unwrap(),
+            ];
+            a.extend(extra.iter().copied());
+            let o = flowtap(&a);
+            assert!(
+                o.status.success(),
+                "{a:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let text = std::fs::read_to_string(&out).unwrap();
+            let (checker, args): (&Path, Vec<&str>) = if fmt == "nftables" {
+                assert!(text.contains("counter log prefix \"flowtap-drop: \" drop"));
+                (&nft, vec!["-c", "-f"])
+            } else {
+                assert!(text.contains("-A FLOWTAP-ALLOW -j DROP"));
+                (&ipt, vec!["--test"])
+            };
+            let c = Command::new(checker)
+                .args(&args)
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                c.status.success(),
+                "{} {args:?} rejects the {fmt} output of {} ({extra:?}): {}",
+                checker.display(),
+                input.display(),
+                String::from_utf8_lossy(&c.stderr)
+            );
+            // Every rule of the JSON output is there.
+            let n = doc["rules"].as_array().unwrap().len();
+            let accepts = text
+                .lines()
+                .filter(|l| {
+                    (l.contains("counter accept comment") && !l.contains("\"reply: "))
+                        || l.contains("--ctstate NEW")
+                })
+                .count();
+            if !extra.contains(&"--group") {
+                let v4 = doc["rules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| !r["destination"].as_str().unwrap().contains(':'))
+                    .count();
+                assert_eq!(accepts, if fmt == "iptables" { v4 } else { n }, "{fmt}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_is_named_not_a_panic() {
+    let dir = tmp_dir("discover-bad");
+    let f = dir.join("week.log");
+    std::fs::write(
+        &f,
+        "2026-07-06T12:00:00Z SRC=10.0.0.1 DST=10.0.0.2 PROTO=TCP SPORT=40000 DPORT=22 ORIG: PKTS=1 BYTES=60 REPLY: PKTS=1 BYTES=60\n\n{\"event_type\":\"flow\",\"src_ip\":\n",
+    )
+    .unwrap();
+    let fs = f.to_str().unwrap();
+    let o = flowtap(&["discover", "--flows", fs]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{fs}:3: bad JSON event")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let o = flowtap(&["discover", "--flows", fs, "--skip-bad", "--format", "csv"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("bad 1 (first: "), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+    // `-` reads stdin; the error names it too.
+    let mut child = Command::new(FLOWTAP)
+        .args(["discover", "--flows", "-", "--format", "csv"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&f).unwrap())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("-:3: bad JSON event"), "{err}");
+    for (args, want) in [
+        (
+            vec!["--flows", "/nonexistent/flows.json"],
+            "cannot open /nonexistent/flows.json",
+        ),
+        (
+            vec!["--flows", fs, "--cidr", "10.0.0.0/40"],
+            "invalid --cidr \"10.0.0.0/40\"",
+        ),
+        (
+            vec!["--flows", fs, "--direction", "inbound"],
+            "relative to --host or --cidr",
+        ),
+        (
+            vec!["--flows", fs, "--group-map", "web"],
+            "expected NAME=CIDR",
+        ),
+        (vec!["--pcap", fs], "cannot replay"),
+        (
+            vec!["--flows", fs, "--baseline", fs],
+            "not a `--format json` rule base",
+        ),
+    ] {
+        let mut a = vec!["discover"];
+        a.extend(args.iter().copied());
+        let o = flowtap(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{a:?}: {err}");
+        assert!(err.contains(want), "{a:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn sh(args: &[&str]) -> String {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Two throw-away namespaces joined by a veth pair (removed on drop).
+struct Veth {
+    ns_a: String,
+    ns_b: String,
+    a: String,
+    b: String,
+}
+
+impl Veth {
+    fn new() -> Veth {
+        let id = std::process::id() % 100_000;
+        let v = Veth {
+            ns_a: format!("ftdA{id}"),
+            ns_b: format!("ftdB{id}"),
+            a: format!("ftda{id}"),
+            b: format!("ftdb{id}"),
+        };
+        for ns in [&v.ns_a, &v.ns_b] {
+            sh(&["ip", "netns", "add", ns]);
+            // Nothing of the kernel's own on the link (no ND/MLD).
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]);
+        }
+        sh(&[
+            "ip", "link", "add", &v.a, "netns", &v.ns_a, "mtu", "1600", "type", "veth", "peer",
+            "name", &v.b, "netns", &v.ns_b, "mtu", "1600",
+        ]);
+        sh(&["ip", "-n", &v.ns_a, "link", "set", &v.a, "up"]);
+        sh(&["ip", "-n", &v.ns_b, "link", "set", &v.b, "up"]);
+        v
+    }
+
+    /// Replays a capture's frames from A into B.
+    fn gen(&self, pcap: &Path) {
+        let err = sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns_a,
+            FLOWTAP,
+            "gen",
+            "--iface",
+            &self.a,
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ]);
+        let _ = err;
+    }
+
+    /// (packets, bytes) of each counter of the allow chain, in order.
+    fn counters(&self) -> Vec<(u64, u64)> {
+        let text = sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns_b,
+            "nft",
+            "list",
+            "chain",
+            "inet",
+            "flowtap_allow",
+            "allow",
+        ]);
+        text.lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let i = w.iter().position(|x| *x == "packets")?;
+                Some((w[i + 1].parse().ok()?, w[i + 3].parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// The nftables rule base applied in a namespace: replaying the capture it
+/// came from, every packet passes and each rule counts exactly its flows'
+/// packets per direction; a capture of other traffic is dropped and counted
+/// by the final rule.
+#[test]
+fn nftables_rule_base_applied_in_a_namespace() {
+    assert!(
+        is_root(),
+        "applying a rule base needs root and network namespaces (CI runs as root)"
+    );
+    tool("nft");
+    let corpus = corpus();
+    let dir = tmp_dir("discover-ns");
+    let other =
+        corpus.join("dns/sv-dns.dns-tcp-multirequest-buffer--dns-tcp-multirequest-buffer.pcap");
+    let other_doc = discover(&["--pcap", other.to_str().unwrap()]);
+    let other_pkts: u64 = other_doc["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| u(&r["packets_to_server"]) + u(&r["packets_to_client"]))
+        .sum();
+    assert!(other_pkts > 0);
+    for rel in [
+        "http/sv-http-all-headers--input.pcap",
+        "mail-ftp-ssh/sv-ssh-hassh--input.pcap",
+        "tls/ndpi-443-curl.pcap",
+    ] {
+        let pcap = corpus.join(rel);
+        let net = Veth::new();
+        let doc = discover(&["--pcap", pcap.to_str().unwrap()]);
+        let rules = doc["rules"].as_array().unwrap();
+        let nft = dir.join("ns.nft");
+        let o = flowtap(&[
+            "discover",
+            "-q",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--format",
+            "nftables",
+            "--hook",
+            "ingress",
+            "--device",
+            &net.b,
+            "-o",
+            nft.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &net.ns_b,
+            "nft",
+            "-f",
+            nft.to_str().unwrap(),
+        ]);
+        let before = net.counters();
+        assert_eq!(before.len(), 2 * rules.len() + 1, "{rel}");
+        assert!(before.iter().all(|c| *c == (0, 0)));
+
+        net.gen(&pcap);
+        let after = net.counters();
+        for (i, r) in rules.iter().enumerate() {
+            let (to_s, to_c) = (after[2 * i], after[2 * i + 1]);
+            assert_eq!(
+                (to_s.0, to_c.0),
+                (u(&r["packets_to_server"]), u(&r["packets_to_client"])),
+                "{rel}: rule {r}"
+            );
+            // nft counts from the IP header: the 14-byte Ethernet header is not in it.
+            assert_eq!(
+                (to_s.1, to_c.1),
+                (
+                    u(&r["bytes_to_server"]) - 14 * to_s.0,
+                    u(&r["bytes_to_client"]) - 14 * to_c.0
+                ),
+                "{rel}: rule {r}"
+            );
+        }
+        assert_eq!(
+            after[after.len() - 1],
+            (0, 0),
+            "{rel}: a packet of the capture was dropped"
+        );
+
+        // Traffic the rule base never saw: dropped and counted by the last rule.
+        net.gen(&other);
+        let end = net.counters();
+        assert_eq!(end[..end.len() - 1], after[..after.len() - 1], "{rel}");
+        assert_eq!(end[end.len() - 1].0, other_pkts, "{rel}: drop counter");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
