@@ -1,0 +1,513 @@
+//! MySQL parser tests: packets built by hand (login, queries, result sets,
+//! prepared statements, errors, TLS, gaps, limits), and the corpus
+//! compared with Zeek's `mysql.log` and tshark's MySQL dissector.
+
+use super::event::{MysqlCommand, MysqlEvent};
+use super::wire::build::{command, eof, err, greeting, ok, packet, response, result_set};
+use super::wire::{
+    CLIENT_CONNECT_WITH_DB, CLIENT_DEPRECATE_EOF, CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41,
+    CLIENT_SECURE_CONNECTION, CLIENT_SSL, COM_INIT_DB, COM_QUERY, COM_QUIT, COM_STMT_CLOSE,
+    COM_STMT_EXECUTE, COM_STMT_PREPARE,
+};
+use super::{probe_tcp, MysqlConfig, MysqlParser};
+use crate::app::testutil::{corpus, replay_tcp_detect, tshark, Driver, FlowOut};
+use crate::app::{detect_tcp, AppEvent, AppParser, AppProto, Detect, Direction, Probe};
+
+const C: Direction = Direction::ToServer;
+const S: Direction = Direction::ToClient;
+
+/// What a MySQL 8 client and server agree on (protocol 41, secure
+/// connection, plugin auth, connect with db, deprecate EOF off).
+const CAPS: u32 =
+    CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | CLIENT_CONNECT_WITH_DB;
+
+fn driver(cfg: MysqlConfig) -> Driver {
+    Driver::new(Box::new(MysqlParser::new(cfg)))
+}
+
+fn my(events: &[AppEvent]) -> Vec<&MysqlEvent> {
+    events
+        .iter()
+        .map(|e| match e {
+            AppEvent::Mysql(p) => &**p,
+            other => panic!("not mysql: {other:?}"),
+        })
+        .collect()
+}
+
+fn login(d: &mut Driver, caps: u32) {
+    d.feed(
+        S,
+        &greeting("8.0.32", 17, caps | CLIENT_SSL, "caching_sha2_password"),
+        1_000,
+    );
+    d.feed(
+        C,
+        &response(
+            caps,
+            "alice",
+            b"0123456789abcdefghij",
+            Some("shop"),
+            "caching_sha2_password",
+        ),
+        2_000,
+    );
+    // caching_sha2_password: fast authentication succeeded, then OK.
+    d.feed(S, &[packet(2, &[1, 3]), ok(3, 0, 0, 2, 0)].concat(), 3_000);
+}
+
+#[test]
+fn login_and_query_with_result_set() {
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, CAPS);
+    d.feed(
+        C,
+        &command(COM_QUERY, b"select id, name from items"),
+        10_000,
+    );
+    d.feed(
+        S,
+        &result_set(&["id", "name"], &[&["1", "apple"], &["2", "pear"]], 2),
+        15_000,
+    );
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 2, "{ev:#?}");
+    let l = ev[0];
+    assert_eq!(l.command, MysqlCommand::Login);
+    assert_eq!(l.command.as_str(), "login");
+    assert_eq!(l.server_version.as_deref(), Some("8.0.32"));
+    assert_eq!(l.connection_id, Some(17));
+    assert_eq!(l.auth_plugin.as_deref(), Some("caching_sha2_password"));
+    assert_eq!(
+        l.client_auth_plugin.as_deref(),
+        Some("caching_sha2_password")
+    );
+    assert_eq!(l.fast_auth, Some(true));
+    assert_eq!(
+        l.server_capabilities.map(|c| c & CLIENT_SSL),
+        Some(CLIENT_SSL)
+    );
+    assert_eq!(l.client_capabilities, Some(CAPS));
+    assert_eq!(l.user.as_deref(), Some("alice"));
+    assert_eq!(l.schema.as_deref(), Some("shop"));
+    assert_eq!(l.latency_ns, Some(1_000));
+    assert_eq!(l.status(), "ok");
+    let q = ev[1];
+    assert_eq!(q.command.as_str(), "query");
+    assert_eq!(q.statement.as_deref(), Some("select id, name from items"));
+    assert_eq!(q.user.as_deref(), Some("alice"), "session on every event");
+    assert_eq!(q.columns, Some(2));
+    assert_eq!(q.rows, 2);
+    assert_eq!(q.result_sets, 1);
+    // Two row packets: 4-byte head + (1+1) + (1+5), and (1+1) + (1+4).
+    assert_eq!(q.result_bytes, 12 + 11);
+    assert_eq!(q.latency_ns, Some(5_000));
+    assert_eq!(q.status(), "ok");
+    assert_eq!(q.request_bytes, 4 + 1 + 26);
+    assert_eq!(d.parser.stats().events, 2);
+}
+
+#[test]
+fn secrets_are_never_kept() {
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, CAPS);
+    d.flush(20_000);
+    let text = format!("{:?}", d.events);
+    assert!(!text.contains("0123456789abcdefghij"), "{text}");
+    let bytes: Vec<u8> = b"0123456789abcdefghij".to_vec();
+    assert!(!format!("{:?}", d.events).contains(&format!("{bytes:?}")));
+}
+
+#[test]
+fn ok_err_and_init_db() {
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, CAPS);
+    d.feed(
+        C,
+        &command(COM_QUERY, b"insert into t values (null, 'x')"),
+        10,
+    );
+    let mut okp = vec![0, 1, 42, 2, 0, 1, 0];
+    okp.extend_from_slice(b"Records: 1");
+    d.feed(S, &packet(1, &okp), 11);
+    d.feed(C, &command(COM_QUERY, b"select * from nope"), 12);
+    d.feed(
+        S,
+        &err(1, 1146, "42S02", "Table 'shop.nope' doesn't exist"),
+        13,
+    );
+    d.feed(C, &command(COM_INIT_DB, b"other"), 14);
+    d.feed(S, &ok(1, 0, 0, 2, 0), 15);
+    d.feed(C, &command(COM_INIT_DB, b"missing"), 16);
+    d.feed(S, &err(1, 1049, "42000", "Unknown database 'missing'"), 17);
+    d.feed(C, &command(COM_PING_TEST, b""), 18);
+    d.feed(S, &ok(1, 0, 0, 2, 0), 19);
+    d.feed(C, &command(COM_QUIT, b""), 20);
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 7, "{ev:#?}");
+    let ins = ev[1];
+    assert_eq!(ins.affected_rows, Some(1));
+    assert_eq!(ins.last_insert_id, Some(42));
+    assert_eq!(ins.warnings, Some(1));
+    assert_eq!(ins.info.as_deref(), Some("Records: 1"));
+    assert_eq!(ins.success(), Some(true));
+    let e = ev[2];
+    assert_eq!(e.status(), "error");
+    let err = e.error.as_ref().expect("error");
+    assert_eq!(err.code, 1146);
+    assert_eq!(err.sql_state.as_deref(), Some("42S02"));
+    assert_eq!(err.message, "Table 'shop.nope' doesn't exist");
+    assert_eq!(ev[3].command.as_str(), "init_db");
+    assert_eq!(ev[3].statement.as_deref(), Some("other"));
+    assert_eq!(ev[3].schema.as_deref(), Some("shop"), "before the change");
+    assert_eq!(ev[4].schema.as_deref(), Some("other"), "after the OK");
+    assert_eq!(ev[5].command.as_str(), "ping");
+    assert_eq!(
+        ev[5].schema.as_deref(),
+        Some("other"),
+        "a failed init_db changes nothing"
+    );
+    assert_eq!(ev[6].command.as_str(), "quit");
+    assert_eq!(ev[6].status(), "none");
+    assert_eq!(ev[6].success(), None);
+}
+
+const COM_PING_TEST: u8 = 0x0e;
+
+#[test]
+fn prepared_statement_text_per_execution() {
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, CAPS);
+    d.feed(
+        C,
+        &command(COM_STMT_PREPARE, b"select name from items where id = ?"),
+        10,
+    );
+    // OK: id 7, 1 column, 1 parameter; a parameter definition and EOF, a
+    // column definition and EOF.
+    let mut pok = vec![0];
+    pok.extend_from_slice(&7u32.to_le_bytes());
+    pok.extend_from_slice(&1u16.to_le_bytes());
+    pok.extend_from_slice(&1u16.to_le_bytes());
+    pok.extend_from_slice(&[0, 0, 0]);
+    let defs = [
+        packet(1, &pok),
+        packet(2, b"\x03def\x00\x00\x00\x01?\x00\x0c\x3f\x00\x00\x00\x00\x00\x08\x80\x00\x00\x00\x00"),
+        eof(3, 2),
+        packet(4, b"\x03def\x02db\x01t\x01t\x04name\x04name\x0c\x21\x00\x00\x00\x00\xfd\x00\x00\x00\x00\x00"),
+        eof(5, 2),
+    ]
+    .concat();
+    d.feed(S, &defs, 11);
+    for (i, ts) in [(1u32, 20u64), (2, 30)] {
+        let mut ex = 7u32.to_le_bytes().to_vec();
+        ex.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 3, 0]);
+        ex.extend_from_slice(&i.to_le_bytes());
+        d.feed(C, &command(COM_STMT_EXECUTE, &ex), ts);
+        // Binary result: column count, definition, EOF, one row, EOF.
+        let res = [
+            packet(1, &[1]),
+            packet(2, b"\x03def\x02db\x01t\x01t\x04name\x04name\x0c\x21\x00\x00\x00\x00\xfd\x00\x00\x00\x00\x00"),
+            eof(3, 2),
+            packet(4, b"\x00\x00\x05apple"),
+            eof(5, 2),
+        ]
+        .concat();
+        d.feed(S, &res, ts + 1);
+    }
+    d.feed(C, &command(COM_STMT_CLOSE, &7u32.to_le_bytes()), 40);
+    d.feed(C, &command(COM_STMT_EXECUTE, &7u32.to_le_bytes()), 50);
+    d.feed(
+        S,
+        &err(1, 1243, "HY000", "Unknown prepared statement handler"),
+        51,
+    );
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 6, "{ev:#?}");
+    let p = ev[1];
+    assert_eq!(p.command.as_str(), "stmt_prepare");
+    assert_eq!(p.statement_id, Some(7));
+    assert_eq!((p.columns, p.params), (Some(1), Some(1)));
+    assert_eq!(p.status(), "ok");
+    for e in &ev[2..4] {
+        assert_eq!(e.command.as_str(), "stmt_execute");
+        assert_eq!(
+            e.statement.as_deref(),
+            Some("select name from items where id = ?")
+        );
+        assert_eq!(e.statement_id, Some(7));
+        assert_eq!((e.columns, e.rows), (Some(1), 1));
+        assert_eq!(e.status(), "ok");
+    }
+    assert_eq!(ev[4].command.as_str(), "stmt_close");
+    assert_eq!(
+        ev[4].statement.as_deref(),
+        Some("select name from items where id = ?")
+    );
+    let gone = ev[5];
+    assert_eq!(gone.statement, None, "closed: its text is forgotten");
+    assert_eq!(gone.error.as_ref().map(|e| e.code), Some(1243));
+}
+
+#[test]
+fn deprecate_eof_and_multiple_result_sets() {
+    let caps = CAPS | CLIENT_DEPRECATE_EOF;
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, caps);
+    d.feed(C, &command(COM_QUERY, b"call two()"), 10);
+    let def = b"\x03def\x00\x00\x00\x01a\x01a\x0c\x21\x00\x00\x00\x00\xfd\x00\x00\x00\x00\x00";
+    // Rows end with an OK whose header is 0xfe; MORE_RESULTS_EXISTS (8)
+    // on the first; the last answer is a plain OK.
+    let term = |seq: u8, status: u16| {
+        let mut p = vec![0xfe, 0, 0];
+        p.extend_from_slice(&status.to_le_bytes());
+        p.extend_from_slice(&[0, 0]);
+        packet(seq, &p)
+    };
+    let res = [
+        packet(1, &[1]),
+        packet(2, def),
+        packet(3, b"\x01x"),
+        packet(4, b"\x01y"),
+        term(5, 0x0a),
+        packet(6, &[1]),
+        packet(7, def),
+        term(8, 0x0a),
+        ok(9, 0, 0, 2, 0),
+    ]
+    .concat();
+    // Split anywhere: a row head in one segment, its byte in the next.
+    for (k, chunk) in res.chunks(5).enumerate() {
+        d.feed(S, chunk, 11 + k as u64);
+    }
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 2, "{ev:#?}");
+    let q = ev[1];
+    assert_eq!(q.result_sets, 2);
+    assert_eq!(q.rows, 2);
+    assert_eq!(q.columns, Some(1));
+    assert_eq!(q.affected_rows, Some(0));
+    assert_eq!(q.status(), "ok");
+}
+
+#[test]
+fn ssl_request_stops_and_marks_tls() {
+    let mut d = driver(MysqlConfig::default());
+    d.feed(
+        S,
+        &greeting("5.7.44", 3, CAPS | CLIENT_SSL, "mysql_native_password"),
+        1,
+    );
+    let mut ssl = (CAPS | CLIENT_SSL).to_le_bytes().to_vec();
+    ssl.extend_from_slice(&[0, 0, 0, 1, 0x21]);
+    ssl.extend_from_slice(&[0; 23]);
+    d.feed(C, &packet(1, &ssl), 2);
+    // The TLS ClientHello: not parsed.
+    d.feed(C, &[0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0], 3);
+    d.flush(4);
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    assert!(ev[0].tls);
+    assert_eq!(ev[0].server_version.as_deref(), Some("5.7.44"));
+    assert_eq!(ev[0].status(), "none");
+    assert!(d.parser.is_done());
+    assert_eq!(d.parser.stats().malformed, 0);
+}
+
+#[test]
+fn auth_switch_and_failed_login() {
+    let mut d = driver(MysqlConfig::default());
+    d.feed(
+        S,
+        &greeting("10.11.6-MariaDB", 5, CAPS, "mysql_native_password"),
+        1,
+    );
+    let caps = CAPS & !CLIENT_CONNECT_WITH_DB;
+    d.feed(
+        C,
+        &response(
+            caps,
+            "bob",
+            b"scramble-of-20-bytes",
+            None,
+            "caching_sha2_password",
+        ),
+        2,
+    );
+    let mut sw = vec![0xfe];
+    sw.extend_from_slice(b"mysql_native_password\0abcdefghijklmnopqrst\0");
+    d.feed(S, &packet(2, &sw), 3);
+    d.feed(C, &packet(3, b"another-20-byte-hash"), 4);
+    d.feed(
+        S,
+        &err(
+            4,
+            1045,
+            "28000",
+            "Access denied for user 'bob'@'localhost' (using password: YES)",
+        ),
+        5,
+    );
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 1);
+    let l = ev[0];
+    assert_eq!(
+        l.auth_switch_plugin.as_deref(),
+        Some("mysql_native_password")
+    );
+    assert_eq!(l.error.as_ref().map(|e| e.code), Some(1045));
+    assert_eq!(l.success(), Some(false));
+    assert_eq!(l.user.as_deref(), Some("bob"));
+    assert_eq!(l.schema, None);
+    assert!(!format!("{l:?}").contains("another-20-byte-hash"));
+}
+
+#[test]
+fn gap_flushes_and_resyncs() {
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, CAPS);
+    d.feed(C, &command(COM_QUERY, b"select 1"), 10);
+    d.feed(S, &packet(1, &[1]), 11);
+    d.gap(Direction::ToClient, 500);
+    // The tail of the lost answer, mid-packet: dropped.
+    d.feed(S, b"\x05garbage-not-a-head", 12);
+    d.feed(C, &command(COM_QUERY, b"select 2"), 13);
+    d.feed(S, &ok(1, 3, 0, 2, 0), 14);
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 3, "{ev:#?}");
+    assert!(ev[1].unanswered && ev[1].gap);
+    assert_eq!(ev[1].statement.as_deref(), Some("select 1"));
+    assert_eq!(ev[2].statement.as_deref(), Some("select 2"));
+    assert_eq!(ev[2].affected_rows, Some(3));
+    let st = d.parser.stats();
+    assert_eq!((st.gaps, st.resyncs), (1, 1));
+}
+
+#[test]
+fn limits_are_counted() {
+    let cfg = MysqlConfig {
+        max_pending: 2,
+        max_statement_bytes: 8,
+        max_message_bytes: 1024,
+        max_prepared: 1,
+        max_field_bytes: 4,
+    };
+    let mut d = driver(cfg);
+    login(&mut d, CAPS);
+    d.feed(C, &command(COM_QUERY, b"select 'a long statement'"), 10);
+    d.feed(C, &command(COM_QUERY, b"q2"), 11);
+    d.feed(C, &command(COM_QUERY, b"q3"), 12);
+    // A 3000-byte row inside a result set is skipped, not buffered.
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 2, "the oldest went out unanswered");
+    assert!(ev[1].unanswered && ev[1].truncated);
+    assert_eq!(ev[1].statement.as_deref(), Some("select '"));
+    assert_eq!(ev[0].user.as_deref(), Some("alic"));
+    let st = d.parser.stats();
+    assert_eq!(st.pending_overflow, 1);
+    assert!(st.truncated >= 1);
+    // A long error message is cut, not kept whole.
+    d.feed(
+        S,
+        &err(1, 1064, "42000", "You have an error in your SQL syntax"),
+        13,
+    );
+    let ev = my(&d.events);
+    assert_eq!(
+        ev[2].error.as_ref().map(|e| e.message.as_str()),
+        Some("You ")
+    );
+}
+
+#[test]
+fn big_rows_are_never_buffered() {
+    let mut d = driver(MysqlConfig {
+        max_message_bytes: 1024,
+        ..MysqlConfig::default()
+    });
+    login(&mut d, CAPS);
+    d.feed(C, &command(COM_QUERY, b"select blob from b"), 10);
+    let mut row = vec![0xfc, 0xb8, 0x0b];
+    row.extend(std::iter::repeat_n(b'z', 3000));
+    let res = [
+        packet(1, &[1]),
+        packet(
+            2,
+            b"\x03def\x00\x00\x00\x01b\x01b\x0c\x21\x00\x00\x00\x00\xfc\x00\x00\x00\x00\x00",
+        ),
+        eof(3, 2),
+        packet(4, &row),
+        eof(5, 2),
+    ]
+    .concat();
+    // Fed in 100-byte segments: the parser never asks for the whole row.
+    for c in res.chunks(100) {
+        d.feed(S, c, 11);
+        assert!(d.parser.stats().malformed == 0);
+    }
+    assert_eq!(d.errors, 0);
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[1].rows, 1);
+    assert_eq!(ev[1].result_bytes, 4 + 3003);
+}
+
+#[test]
+fn probe_finds_greetings_only() {
+    let g = greeting("8.0.32", 1, CAPS, "caching_sha2_password");
+    assert_eq!(probe_tcp(S, &g), Probe::Yes);
+    assert_eq!(probe_tcp(C, &g), Probe::No, "the client never speaks first");
+    assert_eq!(probe_tcp(S, &g[..10]), Probe::NeedMore);
+    assert_eq!(probe_tcp(S, b"220 mail.example.com ESMTP\r\n"), Probe::No);
+    assert_eq!(probe_tcp(S, b"SSH-2.0-OpenSSH_9.6\r\n"), Probe::No);
+    assert_eq!(probe_tcp(S, b"HTTP/1.1 200 OK\r\n\r\n"), Probe::No);
+    assert_eq!(probe_tcp(S, b"+OK POP3 ready\r\n"), Probe::No);
+    // A greeting-sized packet that is not one: wrong protocol byte, bad version.
+    let mut bad = g.clone();
+    bad[4] = 9;
+    assert_eq!(probe_tcp(S, &bad), Probe::No);
+    let mut bad = g.clone();
+    bad[5] = b'x';
+    assert_eq!(probe_tcp(S, &bad), Probe::No);
+    // Detection by content on any port.
+    assert_eq!(
+        detect_tcp(40000, 13306, S, &g),
+        Detect::Proto(AppProto::Mysql)
+    );
+    assert_eq!(
+        detect_tcp(40000, 3306, C, b"GET / HTTP/1.1\r\n\r\n"),
+        Detect::Proto(AppProto::Http)
+    );
+}
+
+#[test]
+fn arbitrary_input_never_panics() {
+    // Every prefix/split of a real exchange and some noise: no panic, the
+    // parser keeps going.
+    let mut all = Vec::new();
+    all.extend(greeting("8.0.32", 1, CAPS, "caching_sha2_password"));
+    all.extend(response(CAPS, "u", b"x", Some("d"), "p"));
+    all.extend(ok(2, 0, 0, 2, 0));
+    all.extend(command(COM_QUERY, b"select 1"));
+    all.extend(result_set(&["1"], &[&["1"]], 2));
+    for cut in 0..all.len() {
+        let mut d = driver(MysqlConfig::default());
+        d.feed(S, &all[..cut], 1);
+        d.feed(C, &all[cut..], 2);
+        d.gap(C, 3);
+        d.feed(C, &all[..cut / 2], 3);
+        d.flush(4);
+    }
+    let mut x: u32 = 12345;
+    for _ in 0..200 {
+        let mut d = driver(MysqlConfig::default());
+        let mut buf = Vec::new();
+        for _ in 0..64 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            buf.push((x >> 16) as u8 & 0x1f);
+        }
+        d.feed(S, &buf, 1);
+        d.feed(C, &buf, 2);
+        d.flush(3);
+    }
+}
