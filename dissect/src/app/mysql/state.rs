@@ -573,15 +573,15 @@ impl MysqlState {
     }
 
     fn err(&mut self, p: &[u8], truncated: &mut bool) -> Option<MysqlError> {
-        let Some((code, state, msg)) = wire::err_packet(p) else {
+        let Some(e) = wire::err_packet(p) else {
             self.stats.malformed += 1;
             return None;
         };
-        let (message, c) = self.text(msg, self.cfg.max_field_bytes);
+        let (message, c) = self.text(e.message, self.cfg.max_field_bytes);
         *truncated |= c;
         Some(MysqlError {
-            code,
-            sql_state: state.map(|s| String::from_utf8_lossy(s).into_owned()),
+            code: e.code,
+            sql_state: e.sql_state.map(|s| String::from_utf8_lossy(s).into_owned()),
             message,
         })
     }

@@ -11,7 +11,7 @@ use super::wire::{
 };
 use super::{probe_tcp, MysqlConfig, MysqlParser};
 use crate::app::testutil::{corpus, replay_tcp_detect, tshark, Driver, FlowOut};
-use crate::app::{detect_tcp, AppEvent, AppParser, AppProto, Detect, Direction, Probe};
+use crate::app::{detect_tcp, AppEvent, AppProto, Detect, Direction, Probe};
 
 const C: Direction = Direction::ToServer;
 const S: Direction = Direction::ToClient;

@@ -327,16 +327,33 @@ pub fn eof_packet(p: &[u8]) -> (u16, u16) {
     (le16(p, 1).unwrap_or(0), le16(p, 3).unwrap_or(0))
 }
 
-/// An ERR packet's payload: (code, SQLSTATE, message). Servers before 4.1
-/// (and errors before the handshake) have no `#` and SQLSTATE.
-pub fn err_packet(p: &[u8]) -> Option<(u16, Option<&[u8]>, &[u8])> {
+/// An ERR packet, as read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Err<'a> {
+    pub code: u16,
+    /// Servers before 4.1 (and errors before the handshake) have no `#`
+    /// and SQLSTATE.
+    pub sql_state: Option<&'a [u8]>,
+    pub message: &'a [u8],
+}
+
+/// Reads an ERR packet's payload (0xff first).
+pub fn err_packet(p: &[u8]) -> Option<Err<'_>> {
     let code = le16(p, 1)?;
     let rest = p.get(3..).unwrap_or(&[]);
-    if rest.first() == Some(&b'#') && rest.len() >= 6 {
-        Some((code, rest.get(1..6), rest.get(6..).unwrap_or(&[])))
+    Some(if rest.first() == Some(&b'#') && rest.len() >= 6 {
+        Err {
+            code,
+            sql_state: rest.get(1..6),
+            message: rest.get(6..).unwrap_or(&[]),
+        }
     } else {
-        Some((code, None, rest))
-    }
+        Err {
+            code,
+            sql_state: None,
+            message: rest,
+        }
+    })
 }
 
 /// COM_STMT_PREPARE's OK: (statement id, columns, parameters, warnings).
