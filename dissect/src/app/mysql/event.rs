@@ -62,6 +62,9 @@ pub struct MysqlEvent {
     pub fast_auth: Option<bool>,
     /// The client switched to TLS: the rest of the flow is not parsed.
     pub tls: bool,
+    /// Client and server agreed on the compressed protocol: the rest of
+    /// the flow is not parsed.
+    pub compressed: bool,
 
     /// COM_QUERY / COM_STMT_PREPARE text, the statement a COM_STMT_EXECUTE
     /// runs (from its prepare), COM_INIT_DB's schema, COM_FIELD_LIST's

@@ -25,6 +25,7 @@ pub(super) fn example() -> MysqlEvent {
         client_capabilities: Some(0x01ff_a685),
         fast_auth: Some(false),
         tls: false,
+        compressed: false,
         statement: Some("insert into items (name) values ('apple')".into()),
         statement_id: Some(1),
         params: Some(1),
@@ -86,6 +87,9 @@ impl EventWriters for MysqlEvent {
         }
         if d.tls {
             o.bool("tls", true);
+        }
+        if d.compressed {
+            o.bool("compressed", true);
         }
         opt_str(&mut o, "statement", &d.statement);
         opt_u64(&mut o, "statement_id", d.statement_id.map(u64::from));

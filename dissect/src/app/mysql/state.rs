@@ -519,6 +519,11 @@ impl MysqlState {
                     Some(0x00) | Some(0xff) if self.phase == Phase::Auth => {
                         if first == Some(0xff) {
                             ev.error = self.err(p, &mut ev.truncated);
+                        } else if self.caps() & CLIENT_COMPRESS != 0 {
+                            // Packets are compressed from the next one on:
+                            // not parsed (said in the login event).
+                            ev.compressed = true;
+                            self.done = true;
                         }
                         self.phase = Phase::Command;
                         return self.finish(ev, ctx, emit);
@@ -735,10 +740,14 @@ impl MysqlState {
             }
             // The EOF after the definitions (a terminator OK is longer).
             (Resp::ColumnsEnd, Some(0xfe)) if len == 5 => {
+                let (_, status) = wire::eof_packet(p);
+                // An execute that opened a cursor ends here: its rows come
+                // with COM_STMT_FETCH.
+                let cursor = cmd == COM_STMT_EXECUTE && status & SERVER_STATUS_CURSOR_EXISTS != 0;
                 if let Some(front) = self.pending.front_mut() {
                     front.resp = Resp::Rows;
                 }
-                false
+                cursor
             }
             (Resp::ColumnsEnd | Resp::Rows, Some(0xfe)) => {
                 let status = if len == 5 {

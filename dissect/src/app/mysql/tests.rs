@@ -5,9 +5,10 @@
 use super::event::{MysqlCommand, MysqlEvent};
 use super::wire::build::{command, eof, err, greeting, ok, packet, response, result_set};
 use super::wire::{
-    CLIENT_CONNECT_WITH_DB, CLIENT_DEPRECATE_EOF, CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41,
-    CLIENT_SECURE_CONNECTION, CLIENT_SSL, COM_INIT_DB, COM_QUERY, COM_QUIT, COM_STMT_CLOSE,
-    COM_STMT_EXECUTE, COM_STMT_PREPARE,
+    CLIENT_COMPRESS, CLIENT_CONNECT_WITH_DB, CLIENT_DEPRECATE_EOF, CLIENT_PLUGIN_AUTH,
+    CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_SSL, COM_CHANGE_USER, COM_FIELD_LIST,
+    COM_INIT_DB, COM_QUERY, COM_QUIT, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH,
+    COM_STMT_PREPARE,
 };
 use super::{probe_tcp, MysqlConfig, MysqlParser};
 use crate::app::testutil::{corpus, replay_tcp_detect, tshark, Driver, FlowOut};
@@ -140,7 +141,7 @@ fn ok_err_and_init_db() {
     d.feed(S, &ok(1, 0, 0, 2, 0), 15);
     d.feed(C, &command(COM_INIT_DB, b"missing"), 16);
     d.feed(S, &err(1, 1049, "42000", "Unknown database 'missing'"), 17);
-    d.feed(C, &command(COM_PING_TEST, b""), 18);
+    d.feed(C, &command(COM_PING, b""), 18);
     d.feed(S, &ok(1, 0, 0, 2, 0), 19);
     d.feed(C, &command(COM_QUIT, b""), 20);
     let ev = my(&d.events);
@@ -172,7 +173,7 @@ fn ok_err_and_init_db() {
     assert_eq!(ev[6].success(), None);
 }
 
-const COM_PING_TEST: u8 = 0x0e;
+const COM_PING: u8 = 0x0e;
 
 #[test]
 fn prepared_statement_text_per_execution() {
@@ -852,4 +853,123 @@ fn corpus_matches_tshark_field_by_field() {
     eprintln!("tshark: {matched} transactions, {fields} fields matched");
     // Every transaction tshark shows in the four captures (41), none skipped.
     assert_eq!(matched, 41);
+}
+
+#[test]
+fn cursor_fetch_field_list_local_infile_change_user() {
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, CAPS);
+    let def = b"\x03def\x00\x00\x00\x01a\x01a\x0c\x21\x00\x00\x00\x00\xfd\x00\x00\x00\x00\x00";
+    // Prepare id 1, no parameters, one column.
+    let mut pok = vec![0];
+    pok.extend_from_slice(&1u32.to_le_bytes());
+    pok.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0]);
+    d.feed(C, &command(COM_STMT_PREPARE, b"select a from t"), 1);
+    d.feed(S, &[packet(1, &pok), packet(2, def), eof(3, 2)].concat(), 2);
+    // Execute with a cursor: definitions and an EOF saying CURSOR_EXISTS (0x40).
+    let mut ex = 1u32.to_le_bytes().to_vec();
+    ex.extend_from_slice(&[1, 1, 0, 0, 0]);
+    d.feed(C, &command(COM_STMT_EXECUTE, &ex), 3);
+    d.feed(
+        S,
+        &[packet(1, &[1]), packet(2, def), eof(3, 0x42)].concat(),
+        4,
+    );
+    // Fetch: two rows and the EOF.
+    let mut fetch = 1u32.to_le_bytes().to_vec();
+    fetch.extend_from_slice(&2u32.to_le_bytes());
+    d.feed(C, &command(COM_STMT_FETCH, &fetch), 5);
+    d.feed(
+        S,
+        &[
+            packet(1, b"\x00\x00\x01x"),
+            packet(2, b"\x00\x00\x01y"),
+            eof(3, 0x82),
+        ]
+        .concat(),
+        6,
+    );
+    // Field list: two definitions, EOF.
+    d.feed(C, &command(COM_FIELD_LIST, b"t\0"), 7);
+    d.feed(S, &[packet(1, def), packet(2, def), eof(3, 2)].concat(), 8);
+    // LOAD DATA LOCAL: the server asks for the file, the client sends it
+    // and an empty packet, the server says OK.
+    d.feed(
+        C,
+        &command(COM_QUERY, b"load data local infile 'f.csv' into table t"),
+        9,
+    );
+    let mut req = vec![0xfb];
+    req.extend_from_slice(b"f.csv");
+    d.feed(S, &packet(1, &req), 10);
+    d.feed(C, &[packet(2, b"1\n2\n"), packet(3, b"")].concat(), 11);
+    d.feed(S, &ok(4, 2, 0, 2, 0), 12);
+    // Change user: an auth switch, the client's answer, OK.
+    d.feed(
+        C,
+        &command(COM_CHANGE_USER, b"carol\0\x14aaaaaaaaaaaaaaaaaaaa"),
+        13,
+    );
+    d.feed(
+        S,
+        &packet(1, b"\xfemysql_native_password\0abcdefghijklmnopqrst\0"),
+        14,
+    );
+    d.feed(C, &packet(2, b"bbbbbbbbbbbbbbbbbbbb"), 15);
+    d.feed(S, &ok(3, 0, 0, 2, 0), 16);
+    d.feed(C, &command(COM_PING, b""), 17);
+    d.feed(S, &ok(1, 0, 0, 2, 0), 18);
+    let ev = my(&d.events);
+    let names: Vec<&str> = ev.iter().map(|e| e.command.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "login",
+            "stmt_prepare",
+            "stmt_execute",
+            "stmt_fetch",
+            "field_list",
+            "query",
+            "change_user",
+            "ping"
+        ],
+        "{ev:#?}"
+    );
+    assert_eq!(
+        (ev[2].columns, ev[2].rows, ev[2].status()),
+        (Some(1), 0, "ok")
+    );
+    assert_eq!(ev[3].statement.as_deref(), Some("select a from t"));
+    assert_eq!((ev[3].rows, ev[3].status()), (2, "ok"));
+    assert_eq!(
+        (ev[4].statement.as_deref(), ev[4].columns),
+        (Some("t"), Some(2))
+    );
+    assert_eq!(ev[5].local_infile.as_deref(), Some("f.csv"));
+    assert_eq!(ev[5].affected_rows, Some(2));
+    assert_eq!(ev[5].request_bytes, 4 + 1 + 43 + 8 + 4);
+    assert_eq!(
+        ev[6].auth_switch_plugin.as_deref(),
+        Some("mysql_native_password")
+    );
+    assert_eq!(ev[6].user.as_deref(), Some("carol"));
+    assert_eq!(
+        ev[7].user.as_deref(),
+        Some("carol"),
+        "the session's user changed"
+    );
+    assert!(ev.iter().all(|e| !e.unanswered));
+}
+
+#[test]
+fn compressed_protocol_stops_after_login() {
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, CAPS | CLIENT_COMPRESS);
+    // A compressed packet: not readable as a command.
+    d.feed(C, &[0x0d, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 3, b's', b'e'], 10);
+    d.flush(11);
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    assert!(ev[0].compressed);
+    assert!(d.parser.is_done());
 }

@@ -9,6 +9,7 @@ pub const MAX_PAYLOAD: usize = 0xff_ffff;
 
 /// Capability flags flowtap reads.
 pub const CLIENT_CONNECT_WITH_DB: u32 = 0x0000_0008;
+pub const CLIENT_COMPRESS: u32 = 0x0000_0020;
 pub const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
 pub const CLIENT_SSL: u32 = 0x0000_0800;
 pub const CLIENT_SECURE_CONNECTION: u32 = 0x0000_8000;
@@ -19,6 +20,8 @@ pub const CLIENT_DEPRECATE_EOF: u32 = 0x0100_0000;
 
 /// Server status flag: another result set (or OK) follows this one.
 pub const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
+/// Server status flag: the execute opened a cursor (rows come by COM_STMT_FETCH).
+pub const SERVER_STATUS_CURSOR_EXISTS: u16 = 0x0040;
 
 /// Command bytes.
 pub const COM_QUIT: u8 = 0x01;
