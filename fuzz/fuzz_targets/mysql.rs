@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = dissect::app::mysql::probe_tcp(dissect::app::Direction::ToServer, script);
     let _ = dissect::app::mysql::probe_tcp(dissect::app::Direction::ToClient, script);
     let _ = dissect::app::detect_tcp(40000, 3306, dissect::app::Direction::ToClient, script);
-    app_driver::run(Box::new(MysqlParser::new(cfg)), script);
+    app_driver::run(Box::new(MysqlParser::new(cfg)), false, script);
 });
