@@ -318,6 +318,14 @@ impl MysqlState {
             Phase::Greeting | Phase::Response if seq != 0 => {
                 self.handshake_response(p, total, ctx, emit)
             }
+            Phase::Auth if seq == 0 && p.first().and_then(|&c| command_name(c)).is_some() => {
+                // A command: the login ended without an OK/ERR we saw.
+                if let Some(ev) = self.login.take() {
+                    self.emit_unanswered(ev, false, emit);
+                }
+                self.phase = Phase::Command;
+                self.command(p, total, cut, ctx, emit);
+            }
             Phase::Auth => {
                 // Scrambles, public-key requests, encrypted passwords:
                 // only their size is kept.

@@ -973,3 +973,18 @@ fn compressed_protocol_stops_after_login() {
     assert!(ev[0].compressed);
     assert!(d.parser.is_done());
 }
+
+#[test]
+fn a_command_ends_a_login_whose_answer_was_not_seen() {
+    let mut d = driver(MysqlConfig::default());
+    d.feed(S, &greeting("8.0.32", 1, CAPS, "caching_sha2_password"), 1);
+    d.feed(C, &response(CAPS, "u", b"x", Some("d"), "p"), 2);
+    // The OK is lost (not even a gap reported: a capture that missed it).
+    d.feed(C, &command(COM_QUERY, b"select 1"), 3);
+    d.feed(S, &ok(1, 0, 0, 2, 0), 4);
+    let ev = my(&d.events);
+    assert_eq!(ev.len(), 2, "{ev:#?}");
+    assert!(ev[0].unanswered && ev[0].command == MysqlCommand::Login);
+    assert_eq!(ev[1].statement.as_deref(), Some("select 1"));
+    assert_eq!(ev[1].status(), "ok");
+}
