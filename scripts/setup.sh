@@ -12,10 +12,13 @@ set -euo pipefail
 # libsasl2-dev (SASL GSSAPI), zlib1g-dev (gzip), python3-pip (the Tansu test broker below)
 # pgsql live test: postgresql (initdb, pg_ctl: the test makes its own cluster), postgresql-client (psql)
 # discover tests: nftables (nft -c -f, rules applied in a namespace), iptables (iptables-restore --test)
+# mysql live test: mariadb-server (mariadb-install-db, mariadbd: the test makes its own datadir),
+# mariadb-client (mariadb), libdbd-mariadb-perl (DBD::MariaDB: server-side prepared statements)
 packages=(tshark wireshark-common clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps mount
   prometheus rsyslog rsyslog-gnutls openssl nodejs python3
   libssl-dev libsasl2-dev python3-pip postgresql postgresql-client
-  nftables iptables)
+  nftables iptables
+  mariadb-server mariadb-client libdbd-mariadb-perl)
 # Debian's npm package conflicts with a nodejs that bundles npm (nodesource): only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()

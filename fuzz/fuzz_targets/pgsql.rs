@@ -23,5 +23,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = dissect::app::pgsql::probe_tcp(dissect::app::Direction::ToServer, script);
     let _ = dissect::app::pgsql::probe_tcp(dissect::app::Direction::ToClient, script);
     let _ = dissect::app::detect_tcp(40000, 5432, dissect::app::Direction::ToServer, script);
-    app_driver::run(Box::new(PgsqlParser::new(cfg)), script);
+    app_driver::run(Box::new(PgsqlParser::new(cfg)), false, script);
 });

@@ -40,6 +40,7 @@ pub mod dns;
 pub mod driver;
 pub mod encode;
 pub mod http;
+pub mod mysql;
 pub mod pgsql;
 pub mod registry;
 pub mod tls;
@@ -55,6 +56,7 @@ registry::app_protocols! {
     Dns => dns::DnsProtocol,
     Tls => tls::TlsProtocol,
     Pgsql => pgsql::PgsqlProtocol,
+    Mysql => mysql::MysqlProtocol,
 }
 
 /// Which way bytes travel, relative to the flow's client (initiator).
