@@ -8,3 +8,7 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# Every fuzz target built (cargo-fuzz, nightly) and run briefly on seeds cut
+# from the corpus; a crash, leak or hang fails the run. Long campaigns:
+# FUZZ_SECONDS=600 scripts/fuzz_smoke.sh
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz_smoke.sh
