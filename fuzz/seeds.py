@@ -20,6 +20,7 @@ SOURCES = {
     "tls": ["vlan/ndpi-ja3_lots_of_cipher_suites.pcap"],
     "reassembly": ["http/sv-http-all-headers--input.pcap"],
     "pgsql": ["postgresql/sv-pgsql.pgsql-simple-query-rollback--input.pcap"],
+    "mysql": ["mysql/zeek-mysql__selects_with_new_proto.pcap"],
 }
 MAX_SEEDS = 64
 MAX_SEED_BYTES = 4096
