@@ -41,6 +41,7 @@ pub mod driver;
 pub mod encode;
 pub mod http;
 pub mod pgsql;
+pub mod redis;
 pub mod registry;
 pub mod tls;
 pub(crate) mod util;
@@ -55,6 +56,7 @@ registry::app_protocols! {
     Dns => dns::DnsProtocol,
     Tls => tls::TlsProtocol,
     Pgsql => pgsql::PgsqlProtocol,
+    Redis => redis::RedisProtocol,
 }
 
 /// Which way bytes travel, relative to the flow's client (initiator).
