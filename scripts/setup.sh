@@ -11,9 +11,10 @@ set -euo pipefail
 # Kafka sink (bundled librdkafka built by rdkafka-sys): libssl-dev (TLS, SASL SCRAM/OAUTHBEARER),
 # libsasl2-dev (SASL GSSAPI), zlib1g-dev (gzip), python3-pip (the Tansu test broker below)
 # pgsql live test: postgresql (initdb, pg_ctl: the test makes its own cluster), postgresql-client (psql)
+# redis live test: redis-server (the test starts its own, no persistence), redis-tools (redis-cli)
 packages=(tshark wireshark-common clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps mount
   prometheus rsyslog rsyslog-gnutls openssl nodejs python3
-  libssl-dev libsasl2-dev python3-pip postgresql postgresql-client)
+  libssl-dev libsasl2-dev python3-pip postgresql postgresql-client redis-server redis-tools)
 # Debian's npm package conflicts with a nodejs that bundles npm (nodesource): only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
