@@ -243,10 +243,8 @@ pub fn command_at(b: &[u8]) -> Option<bool> {
             if !name.iter().all(ok) || !name.first().is_some_and(u8::is_ascii_alphabetic) {
                 return Some(false);
             }
-            match b.get(start + n as usize..start + n as usize + 2) {
-                Some(crlf) => Some(crlf == b"\r\n"),
-                None => None,
-            }
+            b.get(start + n as usize..start + n as usize + 2)
+                .map(|crlf| crlf == b"\r\n")
         }
     }
 }
@@ -381,7 +379,7 @@ impl Reader {
                 let Some(n) = parse_int(body) else {
                     return Some(Err(()));
                 };
-                if n < -1 || n > 1 << 32 || (n == -1 && t == kind::ATTRIBUTE) {
+                if !(-1..=1 << 32).contains(&n) || (n == -1 && t == kind::ATTRIBUTE) {
                     return Some(Err(()));
                 }
                 *p += eol + 2;
