@@ -26,5 +26,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = dissect::app::redis::wire::plausible_at(script, true);
     let _ = dissect::app::redis::wire::plausible_at(script, false);
     let _ = dissect::app::detect_tcp(40000, 6379, dissect::app::Direction::ToServer, script);
-    app_driver::run(Box::new(RedisParser::new(cfg)), script);
+    app_driver::run(Box::new(RedisParser::new(cfg)), false, script);
 });
