@@ -36,6 +36,7 @@
 //! No parser panics, loops without progress or allocates without a bound on
 //! any input; every limit is in [`AppConfig`] and counted in [`AppStats`].
 
+pub mod amqp;
 pub mod dns;
 pub mod driver;
 pub mod encode;
@@ -57,6 +58,7 @@ registry::app_protocols! {
     Tls => tls::TlsProtocol,
     Pgsql => pgsql::PgsqlProtocol,
     Redis => redis::RedisProtocol,
+    Amqp => amqp::AmqpProtocol,
 }
 
 /// Which way bytes travel, relative to the flow's client (initiator).
