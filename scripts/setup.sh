@@ -12,9 +12,11 @@ set -euo pipefail
 # libsasl2-dev (SASL GSSAPI), zlib1g-dev (gzip), python3-pip (the Tansu test broker below)
 # pgsql live test: postgresql (initdb, pg_ctl: the test makes its own cluster), postgresql-client (psql)
 # redis live test: redis-server (the test starts its own, no persistence), redis-tools (redis-cli)
+# amqp live test: rabbitmq-server (the test starts its own node), python3-pika (the client)
 packages=(tshark wireshark-common clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps mount
   prometheus rsyslog rsyslog-gnutls openssl nodejs python3
-  libssl-dev libsasl2-dev python3-pip postgresql postgresql-client redis-server redis-tools)
+  libssl-dev libsasl2-dev python3-pip postgresql postgresql-client redis-server redis-tools
+  rabbitmq-server python3-pika)
 # Debian's npm package conflicts with a nodejs that bundles npm (nodesource): only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
