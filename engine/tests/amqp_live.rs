@@ -106,34 +106,47 @@ impl Drop for Netns {
 
 /// A RabbitMQ node with everything under `dir`, run as root (the Debian
 /// wrapper would switch to the `rabbitmq` user and its directories).
-fn start_broker(ns: &Netns, dir: &Path) {
+/// The broker's process, killed (by its id) and reaped on drop; what it
+/// started (epmd) goes with the namespace.
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_broker(ns: &Netns, dir: &Path) -> Broker {
     let log = std::fs::File::create(dir.join("broker.log")).expect("log");
-    ns.cmd("env")
-        .arg(format!("HOME={}", dir.display()))
-        .args([
-            "RABBITMQ_NODENAME=flowtap@localhost",
-            "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
-        ])
-        .arg(format!("RABBITMQ_NODE_PORT={PORT}"))
-        .arg("RABBITMQ_DIST_PORT=25699")
-        .arg(format!(
-            "RABBITMQ_MNESIA_BASE={}",
-            dir.join("mnesia").display()
-        ))
-        .arg(format!("RABBITMQ_LOG_BASE={}", dir.join("log").display()))
-        .arg(format!(
-            "RABBITMQ_ENABLED_PLUGINS_FILE={}",
-            dir.join("plugins").display()
-        ))
-        .arg(format!(
-            "RABBITMQ_CONFIG_FILE={}",
-            dir.join("none").display()
-        ))
-        .arg("/usr/lib/rabbitmq/bin/rabbitmq-server")
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("rabbitmq-server (run scripts/setup.sh: rabbitmq-server)");
+    let broker = Broker(
+        ns.cmd("env")
+            .arg(format!("HOME={}", dir.display()))
+            .args([
+                "RABBITMQ_NODENAME=flowtap@localhost",
+                "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+            ])
+            .arg(format!("RABBITMQ_NODE_PORT={PORT}"))
+            .arg("RABBITMQ_DIST_PORT=25699")
+            .arg(format!(
+                "RABBITMQ_MNESIA_BASE={}",
+                dir.join("mnesia").display()
+            ))
+            .arg(format!("RABBITMQ_LOG_BASE={}", dir.join("log").display()))
+            .arg(format!(
+                "RABBITMQ_ENABLED_PLUGINS_FILE={}",
+                dir.join("plugins").display()
+            ))
+            .arg(format!(
+                "RABBITMQ_CONFIG_FILE={}",
+                dir.join("none").display()
+            ))
+            .arg("/usr/lib/rabbitmq/bin/rabbitmq-server")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("rabbitmq-server (run scripts/setup.sh: rabbitmq-server)"),
+    );
     let t0 = Instant::now();
     loop {
         let up = ns
@@ -146,7 +159,7 @@ fn start_broker(ns: &Netns, dir: &Path) {
             .status()
             .is_ok_and(|s| s.success());
         if up {
-            return;
+            return broker;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(60),
@@ -282,7 +295,7 @@ fn pika_against_a_real_broker_every_method_once() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let ns = Netns::new();
-    start_broker(&ns, &dir);
+    let broker = start_broker(&ns, &dir);
 
     let cfg = dir.join("flowtap.toml");
     std::fs::write(&cfg, "[output]\ntypes = [\"flow\", \"amqp\"]\n").expect("config");
@@ -302,6 +315,7 @@ fn pika_against_a_real_broker_every_method_once() {
 
     std::thread::sleep(Duration::from_millis(500));
     flowtap.stop();
+    drop(broker);
     drop(ns);
 
     let text = std::fs::read_to_string(&output).expect("events");
