@@ -36,12 +36,14 @@
 //! No parser panics, loops without progress or allocates without a bound on
 //! any input; every limit is in [`AppConfig`] and counted in [`AppStats`].
 
+pub mod amqp;
 pub mod dns;
 pub mod driver;
 pub mod encode;
 pub mod http;
 pub mod mysql;
 pub mod pgsql;
+pub mod redis;
 pub mod registry;
 pub mod tls;
 pub(crate) mod util;
@@ -57,6 +59,8 @@ registry::app_protocols! {
     Tls => tls::TlsProtocol,
     Pgsql => pgsql::PgsqlProtocol,
     Mysql => mysql::MysqlProtocol,
+    Redis => redis::RedisProtocol,
+    Amqp => amqp::AmqpProtocol,
 }
 
 /// Which way bytes travel, relative to the flow's client (initiator).
