@@ -14,95 +14,22 @@
 //! like `live.rs`. The packages come from `scripts/setup.sh`.
 
 mod common;
+#[path = "common/live.rs"]
+mod live;
+#[path = "common/root.rs"]
+#[macro_use]
+mod root;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use common::*;
+use live::{run, Flowtap, Netns};
 
-const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
 const PORT: u16 = 5699;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sh(args: &[&str]) -> String {
-    run(Command::new(args[0]).args(&args[1..]))
-}
-
-/// A network namespace with its loopback up; on drop, every process
-/// left in it (the broker and its epmd, all started by this test) is
-/// killed by id and the namespace deleted.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("ftmq{}", std::process::id());
-        // A namespace left by a killed run of this test.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Netns(name);
-        sh(&[
-            "ip", "netns", "exec", &ns.0, "ip", "link", "set", "lo", "up",
-        ]);
-        ns
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-
-    fn pids(&self) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["netns", "pids", &self.0])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        out.split_whitespace().map(str::to_string).collect()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for pid in self.pids() {
-            let _ = Command::new("kill").arg(&pid).status();
-        }
-        let t0 = Instant::now();
-        while !self.pids().is_empty() && t0.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// A RabbitMQ node with everything under `dir`, run as root (the Debian
 /// wrapper would switch to the `rabbitmq` user and its directories).
@@ -170,88 +97,6 @@ fn start_broker(ns: &Netns, dir: &Path) -> Broker {
     }
 }
 
-/// `flowtap run` inside the namespace; killed on drop if still running.
-struct Flowtap {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Flowtap {
-    fn start(ns: &Netns, output: &Path, cfg: &Path) -> Flowtap {
-        let mut child = ns
-            .cmd(FLOWTAP)
-            .args([
-                "run",
-                "--iface",
-                "lo",
-                "--capture",
-                "afpacket",
-                "--workers",
-                "1",
-            ])
-            .arg("--config")
-            .arg(cfg)
-            .arg("--output")
-            .arg(output)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn flowtap");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let mut f = Flowtap { child, stderr };
-        let t0 = Instant::now();
-        while !f.stderr().contains("flowtap: capturing on") {
-            if let Ok(Some(st)) = f.child.try_wait() {
-                panic!("flowtap exited ({st}) before capturing: {}", f.stderr());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "flowtap not ready: {}",
-                f.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        f
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// SIGTERM, then wait (bounded) for the final lines to be written.
-    fn stop(&mut self) {
-        sh(&["kill", "-TERM", &self.child.id().to_string()]);
-        let t0 = Instant::now();
-        while self.child.try_wait().expect("wait").is_none() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "flowtap did not stop: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Flowtap {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The client: Debian's python3-pika against the broker.
 const CLIENT: &str = r#"
 import pika, sys
@@ -287,14 +132,11 @@ print('done')
 
 #[test]
 fn pika_against_a_real_broker_every_method_once() {
-    if !is_root() {
-        eprintln!("\n!!!!! SKIPPED pika_against_a_real_broker_every_method_once: needs root for network namespaces (CI runs as root) !!!!!\n");
-        return;
-    }
+    require_root!("network namespaces and a real server");
     let dir = tmp_dir("amqp-live");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let ns = Netns::new();
+    let ns = Netns::new("ftmq");
     let broker = start_broker(&ns, &dir);
 
     let cfg = dir.join("flowtap.toml");

@@ -17,45 +17,22 @@
 //! from `scripts/setup.sh`.
 
 mod common;
+#[path = "common/live.rs"]
+mod live;
+#[path = "common/root.rs"]
+#[macro_use]
+mod root;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use common::*;
+use live::{run, sh, Flowtap, Netns};
 
-const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
 const PORT: u16 = 5499;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sh(args: &[&str]) -> String {
-    run(Command::new(args[0]).args(&args[1..]))
-}
 
 /// The directory of Debian's PostgreSQL server programs (`initdb`, `pg_ctl`).
 fn pg_bin() -> PathBuf {
@@ -71,38 +48,6 @@ fn pg_bin() -> PathBuf {
         .rev()
         .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
         .expect("PostgreSQL server not installed: run scripts/setup.sh (postgresql)")
-}
-
-/// A network namespace with its loopback up; deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("ftpg{}", std::process::id());
-        // A namespace left by a killed run of this test.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Netns(name);
-        sh(&[
-            "ip", "netns", "exec", &ns.0, "ip", "link", "set", "lo", "up",
-        ]);
-        ns
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 /// A cluster in `dir`, started inside the namespace; stopped on drop.
@@ -168,88 +113,6 @@ impl Drop for Cluster {
     }
 }
 
-/// `flowtap run` inside the namespace; killed on drop if still running.
-struct Flowtap {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Flowtap {
-    fn start(ns: &Netns, output: &Path, cfg: &Path) -> Flowtap {
-        let mut child = ns
-            .cmd(FLOWTAP)
-            .args([
-                "run",
-                "--iface",
-                "lo",
-                "--capture",
-                "afpacket",
-                "--workers",
-                "1",
-            ])
-            .arg("--config")
-            .arg(cfg)
-            .arg("--output")
-            .arg(output)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn flowtap");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let mut f = Flowtap { child, stderr };
-        let t0 = Instant::now();
-        while !f.stderr().contains("flowtap: capturing on") {
-            if let Ok(Some(st)) = f.child.try_wait() {
-                panic!("flowtap exited ({st}) before capturing: {}", f.stderr());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "flowtap not ready: {}",
-                f.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        f
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// SIGTERM, then wait (bounded) for the final lines to be written.
-    fn stop(&mut self) {
-        sh(&["kill", "-TERM", &self.child.id().to_string()]);
-        let t0 = Instant::now();
-        while self.child.try_wait().expect("wait").is_none() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "flowtap did not stop: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Flowtap {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The script psql runs: (statement as psql sends it, expected outcome).
 enum Want {
     Tag(&'static str),
@@ -305,15 +168,12 @@ fn script_text() -> String {
 
 #[test]
 fn psql_against_a_real_server_every_statement_once() {
-    if !is_root() {
-        eprintln!("\n!!!!! SKIPPED psql_against_a_real_server_every_statement_once: needs root for network namespaces and the postgres user (CI runs as root) !!!!!\n");
-        return;
-    }
+    require_root!("network namespaces and a real server");
     let psql = pg_bin().join("psql");
     let dir = tmp_dir("pgsql-live");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let ns = Netns::new();
+    let ns = Netns::new("ftpg");
     let cluster = Cluster::start(&ns, &dir.join("pg"));
 
     let cfg = dir.join("flowtap.toml");

@@ -15,90 +15,36 @@
 //! like `live.rs`. The packages come from `scripts/setup.sh`.
 
 mod common;
+#[path = "common/live.rs"]
+mod live;
+#[path = "common/root.rs"]
+#[macro_use]
+mod root;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use common::*;
+use live::{run, Flowtap, Netns};
 
-const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
 const PORT: u16 = 6391;
 const PASSWORD: &str = "s3cret-redis-pw";
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sh(args: &[&str]) -> String {
-    run(Command::new(args[0]).args(&args[1..]))
-}
-
-/// A network namespace with its loopback up; deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("ftrd{}", std::process::id());
-        // A namespace left by a killed run of this test.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Netns(name);
-        sh(&[
-            "ip", "netns", "exec", &ns.0, "ip", "link", "set", "lo", "up",
-        ]);
-        ns
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-
-    /// `redis-cli` against the test server, authenticated.
-    fn cli(&self) -> Command {
-        let mut c = self.cmd("redis-cli");
-        c.args(["-h", "127.0.0.1", "-p", &PORT.to_string()]).args([
-            "--user",
-            "default",
-            "--pass",
-            PASSWORD,
-            "--no-auth-warning",
-        ]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// `redis-cli` against the test server, authenticated.
+fn cli(ns: &Netns) -> Command {
+    let mut c = ns.cmd("redis-cli");
+    c.args(["-h", "127.0.0.1", "-p", &PORT.to_string()]).args([
+        "--user",
+        "default",
+        "--pass",
+        PASSWORD,
+        "--no-auth-warning",
+    ]);
+    c
 }
 
 /// A child process killed (by its own id) on drop.
@@ -126,7 +72,7 @@ fn start_server(ns: &Netns, dir: &Path) -> Proc {
     let server = Proc(child);
     let t0 = Instant::now();
     loop {
-        let out = ns.cli().arg("PING").output().expect("redis-cli");
+        let out = cli(ns).arg("PING").output().expect("redis-cli");
         if String::from_utf8_lossy(&out.stdout).contains("PONG") {
             break;
         }
@@ -137,88 +83,6 @@ fn start_server(ns: &Netns, dir: &Path) -> Proc {
         std::thread::sleep(Duration::from_millis(50));
     }
     server
-}
-
-/// `flowtap run` inside the namespace; killed on drop if still running.
-struct Flowtap {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Flowtap {
-    fn start(ns: &Netns, output: &Path, cfg: &Path) -> Flowtap {
-        let mut child = ns
-            .cmd(FLOWTAP)
-            .args([
-                "run",
-                "--iface",
-                "lo",
-                "--capture",
-                "afpacket",
-                "--workers",
-                "1",
-            ])
-            .arg("--config")
-            .arg(cfg)
-            .arg("--output")
-            .arg(output)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn flowtap");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let mut f = Flowtap { child, stderr };
-        let t0 = Instant::now();
-        while !f.stderr().contains("flowtap: capturing on") {
-            if let Ok(Some(st)) = f.child.try_wait() {
-                panic!("flowtap exited ({st}) before capturing: {}", f.stderr());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "flowtap not ready: {}",
-                f.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        f
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// SIGTERM, then wait (bounded) for the final lines to be written.
-    fn stop(&mut self) {
-        sh(&["kill", "-TERM", &self.child.id().to_string()]);
-        let t0 = Instant::now();
-        while self.child.try_wait().expect("wait").is_none() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "flowtap did not stop: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Flowtap {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// What a pipelined command must get back.
@@ -265,7 +129,7 @@ fn resp(args: &[&str]) -> Vec<u8> {
 fn wait_subscribed(ns: &Netns, channel: &str, n: usize) {
     let t0 = Instant::now();
     loop {
-        let out = run(ns.cli().args(["PUBSUB", "NUMSUB", channel]));
+        let out = run(cli(ns).args(["PUBSUB", "NUMSUB", channel]));
         if out.lines().nth(1).map(str::trim) == Some(&n.to_string()) {
             return;
         }
@@ -279,14 +143,11 @@ fn wait_subscribed(ns: &Netns, channel: &str, n: usize) {
 
 #[test]
 fn redis_cli_against_a_real_server_every_command_once() {
-    if !is_root() {
-        eprintln!("\n!!!!! SKIPPED redis_cli_against_a_real_server_every_command_once: needs root for network namespaces (CI runs as root) !!!!!\n");
-        return;
-    }
+    require_root!("network namespaces and a real server");
     let dir = tmp_dir("redis-live");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let ns = Netns::new();
+    let ns = Netns::new("ftrd");
     let server = start_server(&ns, &dir);
 
     let cfg = dir.join("flowtap.toml");
@@ -300,8 +161,7 @@ fn redis_cli_against_a_real_server_every_command_once() {
     for (args, _) in PIPELINE {
         input.extend_from_slice(&resp(args));
     }
-    let mut pipe = ns
-        .cli()
+    let mut pipe = cli(&ns)
         .arg("--pipe")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -319,21 +179,21 @@ fn redis_cli_against_a_real_server_every_command_once() {
 
     // Pub/sub: a RESP2 and a RESP3 subscriber, then a publisher.
     let sub2 = Proc(
-        ns.cli()
+        cli(&ns)
             .args(["SUBSCRIBE", "news"])
             .stdout(Stdio::null())
             .spawn()
             .expect("subscriber"),
     );
     let sub3 = Proc(
-        ns.cli()
+        cli(&ns)
             .args(["-3", "SUBSCRIBE", "news"])
             .stdout(Stdio::null())
             .spawn()
             .expect("subscriber"),
     );
     wait_subscribed(&ns, "news", 2);
-    let published = run(ns.cli().args(["PUBLISH", "news", "hello subscribers"]));
+    let published = run(cli(&ns).args(["PUBLISH", "news", "hello subscribers"]));
     assert_eq!(published.trim(), "2", "both subscribers got it");
     // Let the pushes reach the subscribers and the capture.
     std::thread::sleep(Duration::from_millis(300));
