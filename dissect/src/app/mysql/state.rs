@@ -611,7 +611,12 @@ impl MysqlState {
             return ok.status;
         };
         let ev = &mut pe.ev;
-        ev.affected_rows = Some(ev.affected_rows.unwrap_or(0) + ok.affected_rows);
+        // Several OKs (multi-statement): summed; the wire value is any u64.
+        ev.affected_rows = Some(
+            ev.affected_rows
+                .unwrap_or(0)
+                .saturating_add(ok.affected_rows),
+        );
         ev.last_insert_id = Some(ok.last_insert_id)
             .filter(|&i| i != 0)
             .or(ev.last_insert_id);

@@ -988,3 +988,30 @@ fn a_command_ends_a_login_whose_answer_was_not_seen() {
     assert_eq!(ev[1].statement.as_deref(), Some("select 1"));
     assert_eq!(ev[1].status(), "ok");
 }
+
+/// Found by the fuzzer: the affected rows of a multi-statement answer are
+/// summed, and the wire allows any u64 (it overflowed).
+#[test]
+fn affected_rows_of_several_oks_saturate() {
+    let mut d = driver(MysqlConfig::default());
+    login(&mut d, CAPS);
+    d.feed(
+        C,
+        &command(COM_QUERY, b"update a set x=1; update b set y=2"),
+        10,
+    );
+    // OK: affected rows u64::MAX (0xfe + 8 bytes), insert id 0,
+    // status SERVER_MORE_RESULTS_EXISTS, no warnings; then a last OK.
+    let mut first = vec![0, 0xfe];
+    first.extend_from_slice(&u64::MAX.to_le_bytes());
+    first.extend_from_slice(&[0, 0x0a, 0, 0, 0]);
+    d.feed(S, &packet(1, &first), 11);
+    d.feed(S, &packet(2, &[0, 5, 0, 2, 0, 0, 0]), 12);
+    let ev = my(&d.events);
+    let q = ev
+        .iter()
+        .find(|e| e.command.as_str() == "query")
+        .expect("query");
+    assert_eq!(q.affected_rows, Some(u64::MAX));
+    assert_eq!(q.success(), Some(true));
+}
