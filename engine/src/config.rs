@@ -44,8 +44,8 @@ pub fn default_config_toml() -> String {
         .collect();
     let st = StreamSection::default();
     let stream = format!(
-        "max_ooo_bytes_per_flow = {}\nmax_pending_bytes_per_flow = {}\nmax_bytes_per_worker = {}\ndetect_bytes = {}",
-        st.max_ooo_bytes_per_flow, st.max_pending_bytes_per_flow, st.max_bytes_per_worker, st.detect_bytes
+        "max_ooo_bytes_per_flow = {}\nmax_pending_bytes_per_flow = {}\nmax_bytes_per_worker = {}\ndetect_bytes = {}\nreorder_window_us = {}",
+        st.max_ooo_bytes_per_flow, st.max_pending_bytes_per_flow, st.max_bytes_per_worker, st.detect_bytes, st.reorder_window_us
     );
     let app: Vec<&str> = AppProto::ALL.iter().map(|p| p.info().config_toml).collect();
     include_str!("config/default.toml")

@@ -76,6 +76,8 @@ impl WorkerStats {
         a.gaps += b.gaps;
         a.missed_bytes += b.missed_bytes;
         a.ooo_flow_cap_hit += b.ooo_flow_cap_hit;
+        a.reorder_filled += b.reorder_filled;
+        a.reorder_expired += b.reorder_expired;
         a.worker_cap_hit += b.worker_cap_hit;
         a.pending_cap_hit += b.pending_cap_hit;
         a.parse_errors += b.parse_errors;

@@ -35,6 +35,10 @@ pub struct StreamLimits {
     pub max_pending_per_flow: usize,
     /// Bytes of one direction examined before giving up on detection.
     pub max_detect_bytes: usize,
+    /// How long (capture time) bytes the peer acknowledged but the mirror
+    /// has not delivered yet are waited for before they count as a gap; 0
+    /// declares the gap at once.
+    pub reorder_window_ns: u64,
     /// Whether the app layer runs at all.
     pub app_enabled: bool,
 }
@@ -45,6 +49,7 @@ impl Default for StreamLimits {
             max_ooo_per_flow: 256 << 10,
             max_pending_per_flow: 256 << 10,
             max_detect_bytes: 4096,
+            reorder_window_ns: 10_000_000,
             app_enabled: true,
         }
     }
@@ -64,6 +69,11 @@ pub struct StreamCounters {
     pub worker_cap_hit: u64,
     /// Times a parser needed more than the per-flow pending cap.
     pub pending_cap_hit: u64,
+    /// Holes the peer acknowledged before the mirror delivered their bytes
+    /// (cross-direction reordering): waited for, then filled within the
+    /// reorder window / not filled (they became gaps).
+    pub reorder_filled: u64,
+    pub reorder_expired: u64,
     /// Parser errors (that direction is no longer parsed).
     pub parse_errors: u64,
     /// Flows whose protocol was detected / not recognised.
@@ -92,6 +102,14 @@ impl Budget {
     }
 }
 
+/// An application event and the direction of the bytes that completed it
+/// (not necessarily the packet's being handled: held bytes of the other
+/// direction go on when a hole fills).
+pub struct Emitted {
+    pub dir: Direction,
+    pub event: AppEvent,
+}
+
 /// What the stream layer needs from the worker while handling a packet.
 pub struct StreamCtx<'a> {
     pub limits: &'a StreamLimits,
@@ -99,7 +117,10 @@ pub struct StreamCtx<'a> {
     pub budget: &'a mut Budget,
     pub counters: &'a mut StreamCounters,
     /// Events produced by the parser, wrapped and emitted by the caller.
-    pub events: &'a mut Vec<AppEvent>,
+    pub events: &'a mut Vec<Emitted>,
+    /// Direction of the bytes being handed to the parser (the packet's, at
+    /// first).
+    pub dir: Direction,
 }
 
 /// The parser driver borrows the worker's budget, caps and counters.
@@ -117,7 +138,10 @@ impl DriverHost for StreamCtx<'_> {
     }
 
     fn emit(&mut self, ev: AppEvent) {
-        self.events.push(ev);
+        self.events.push(Emitted {
+            dir: self.dir,
+            event: ev,
+        });
     }
 
     fn hit(&mut self, what: Hit) {
@@ -137,9 +161,27 @@ fn seq_le(a: u32, b: u32) -> bool {
     a == b || seq_lt(a, b)
 }
 
+/// Bytes of a direction that the peer acknowledged before the mirror
+/// delivered them: a mirror sends the two directions through different paths,
+/// so this is usually reordering, not loss. Waited for until the reorder
+/// window has passed.
+#[derive(Clone, Copy)]
+struct AckedHole {
+    /// Highest acknowledgement seen for the hole.
+    ack: u32,
+    /// Capture time of the first acknowledgement.
+    since_ns: u64,
+}
+
 /// A segment held until the hole before it fills.
 struct Held {
     seq: u32,
+    /// The segment's acknowledgement (for the response time).
+    ack: Option<u32>,
+    /// Capture time of a segment that arrived in order and waited only for
+    /// the other direction: its bytes are timed by it. (Bytes that filled a
+    /// hole are timed by the packet that filled it, as Suricata does.)
+    waited_ts_ns: Option<u64>,
     data: Vec<u8>,
 }
 
@@ -149,9 +191,64 @@ struct Stream {
     next_seq: u32,
     held: Vec<Held>,
     held_bytes: usize,
+    /// Acknowledged by the peer, not seen yet. While it is waited for, the
+    /// other direction's bytes are held too, so a parser (and the response
+    /// time) still sees the request before its response.
+    acked_hole: Option<AckedHole>,
+    /// Lowest acknowledgement of this direction seen before it started.
+    first_ack: Option<u32>,
+    /// Sequence number of the FIN, once seen: it takes one sequence number
+    /// when the stream reaches it (also when it arrived ahead of held bytes).
+    fin_at: Option<u32>,
     kpi: TcpDirectionKpis,
     /// Time of the last payload segment.
     last_data_ns: u64,
+}
+
+impl Stream {
+    /// Whether bytes before `ack` were not delivered yet (before the stream
+    /// started: whether `ack` is past where its first acknowledgement put
+    /// its start).
+    fn behind(&self, ack: u32) -> bool {
+        if self.started {
+            seq_lt(self.next_seq, ack)
+        } else {
+            self.first_ack.is_some_and(|f| seq_lt(f, ack))
+        }
+    }
+
+    /// End of the bytes seen without a hole: delivered, then held (segments
+    /// waiting for the other direction).
+    fn contiguous_end(&self) -> u32 {
+        let mut end = self.next_seq;
+        for h in &self.held {
+            if seq_lt(end, h.seq) {
+                break;
+            }
+            let e = h.seq.wrapping_add(h.data.len() as u32);
+            if seq_lt(end, e) {
+                end = e;
+            }
+        }
+        end
+    }
+
+    /// Waits for the bytes up to `ack`, acknowledged at `ts_ns`.
+    fn wait_for(&mut self, ack: u32, ts_ns: u64) {
+        match &mut self.acked_hole {
+            Some(h) => {
+                if seq_lt(h.ack, ack) {
+                    h.ack = ack;
+                }
+            }
+            None => {
+                self.acked_hole = Some(AckedHole {
+                    ack,
+                    since_ns: ts_ns,
+                })
+            }
+        }
+    }
 }
 
 /// The application layer of a flow.
@@ -175,8 +272,11 @@ pub struct Session {
     syn_ack_ns: Option<u64>,
     server_delay_us: Option<u64>,
     client_delay_us: Option<u64>,
-    /// Direction of the last payload seen, for application response time.
-    last_data_dir: Option<Direction>,
+    /// Client bytes were delivered and no server bytes acknowledged them
+    /// yet (application response time).
+    awaiting_response: bool,
+    /// Sequence number after the client's last delivered byte.
+    request_end: u32,
     art_count: u32,
     art_sum_us: u64,
     art_max_us: u64,
@@ -205,7 +305,8 @@ impl Session {
             syn_ack_ns: None,
             server_delay_us: None,
             client_delay_us: None,
-            last_data_dir: None,
+            awaiting_response: false,
+            request_end: 0,
             art_count: 0,
             art_sum_us: 0,
             art_max_us: 0,
@@ -286,18 +387,12 @@ impl Session {
         }
         self.handshake_timing(dir, flags, ts_ns);
 
+        self.expire_acked_holes(ts_ns, cx);
         // The peer acknowledged bytes of the other direction that we never
-        // saw: the mirror lost them. Deliver what is held and report the gap.
+        // saw: reordered by the mirror (wait for them) or lost by it (a gap,
+        // once the reorder window has passed).
         if flags & ACK != 0 && flags & RST == 0 {
-            let other = dir.reverse();
-            let o = &self.streams[idx(other)];
-            if o.started && seq_lt(o.next_seq, ack) {
-                let to = match o.held.first() {
-                    Some(h) if seq_lt(h.seq, ack) => h.seq,
-                    _ => ack,
-                };
-                self.gap(other, to, ts_ns, cx);
-            }
+            self.on_ack(dir.reverse(), ack, ts_ns, cx);
         }
 
         let s = &mut self.streams[i];
@@ -311,20 +406,47 @@ impl Session {
             s.started = true;
             s.next_seq = seq;
         }
+        if flags & FIN != 0 {
+            s.fin_at = Some(seq.wrapping_add(payload.len() as u32));
+        }
         if payload.is_empty() {
             if flags & FIN != 0 && seq == s.next_seq {
                 // FIN takes one sequence number.
                 s.next_seq = seq.wrapping_add(1);
+                self.pump(ts_ns, cx);
             }
             return;
         }
-        self.data_timing(dir, ts_ns);
+        let ack = (flags & ACK != 0).then_some(ack);
+        self.on_data(dir, seq, ack, payload, ts_ns, cx);
+    }
+
+    /// The payload of one segment of `dir` starting at `seq`.
+    fn on_data(
+        &mut self,
+        dir: Direction,
+        seq: u32,
+        ack: Option<u32>,
+        payload: &[u8],
+        ts_ns: u64,
+        cx: &mut StreamCtx<'_>,
+    ) {
+        let i = idx(dir);
         let s = &mut self.streams[i];
         let end = seq.wrapping_add(payload.len() as u32);
-        if seq_le(end, s.next_seq) {
+        let all_held =
+            || !s.held.is_empty() && seq_le(s.next_seq, seq) && seq_le(end, s.contiguous_end());
+        if seq_le(end, s.next_seq) || all_held() {
             s.kpi.retransmitted += 1;
             return;
         }
+        if s.acked_hole.is_some() && seq_lt(s.contiguous_end(), seq) {
+            // This direction moved past bytes its peer acknowledged: a mirror
+            // keeps one direction's order, so they were lost, not reordered.
+            self.lost_acked_hole(dir, seq, ts_ns, cx);
+        }
+        let s = &mut self.streams[i];
+        let mut seq = seq;
         let mut data = payload;
         if seq_lt(seq, s.next_seq) {
             // Partly old: the first bytes seen win.
@@ -333,28 +455,46 @@ impl Session {
             data = data.get(skip..).unwrap_or(&[]);
             seq = s.next_seq;
         }
-        if seq == s.next_seq {
+        let blocked = self.waits(dir, ack);
+        let s = &mut self.streams[i];
+        if seq == s.next_seq && !blocked {
             s.next_seq = end;
-            self.deliver(dir, data, ts_ns, cx);
-            self.drain_held(dir, ts_ns, cx);
-            let s = &mut self.streams[i];
-            if flags & FIN != 0 && s.next_seq == end {
-                s.next_seq = end.wrapping_add(1);
-            }
+            self.deliver(dir, data, ack, ts_ns, cx);
+            self.pump(ts_ns, cx);
             return;
         }
-        // Ahead of a hole.
-        s.kpi.out_of_order += 1;
-        if !self.wants_bytes() {
-            // Nothing will read these bytes: track the sequence space only.
-            let s = &mut self.streams[i];
-            s.next_seq = end;
-            return;
+        let in_order = seq == s.contiguous_end();
+        if !in_order {
+            // Ahead of a hole.
+            s.kpi.out_of_order += 1;
+            if !self.wants_bytes() {
+                // Nothing will read these bytes: track the sequence space
+                // only.
+                let s = &mut self.streams[i];
+                if seq_lt(s.next_seq, end) {
+                    s.next_seq = end;
+                }
+                return;
+            }
         }
         let s = &mut self.streams[i];
-        if s.held_bytes + data.len() > cx.limits.max_ooo_per_flow {
+        let over_cap = s.held_bytes + data.len() > cx.limits.max_ooo_per_flow;
+        if over_cap {
             cx.counters.ooo_flow_cap_hit += 1;
+        }
+        let no_budget = !over_cap && !cx.budget.take(data.len());
+        if no_budget {
+            cx.counters.worker_cap_hit += 1;
+        }
+        if blocked && (over_cap || no_budget) {
+            // No room to keep waiting for the other direction: its hole is a
+            // gap now, which unblocks this one; go on as if it never waited.
+            self.resolve_acked_hole(dir.reverse(), ts_ns, cx);
+            return self.on_data(dir, seq, ack, data, ts_ns, cx);
+        }
+        if over_cap {
             // Give up on the hole: skip to the first held byte (or this one).
+            let s = &self.streams[i];
             let to = s
                 .held
                 .first()
@@ -364,22 +504,18 @@ impl Session {
             let s = &mut self.streams[i];
             if seq == s.next_seq {
                 s.next_seq = end;
-                self.deliver(dir, data, ts_ns, cx);
-                self.drain_held(dir, ts_ns, cx);
+                self.deliver(dir, data, ack, ts_ns, cx);
+                self.pump(ts_ns, cx);
                 return;
             }
+            if !cx.budget.take(data.len()) {
+                cx.counters.worker_cap_hit += 1;
+                return self.skip_to(dir, seq, ack, data, ts_ns, cx);
+            }
+        } else if no_budget {
+            return self.skip_to(dir, seq, ack, data, ts_ns, cx);
         }
         let s = &mut self.streams[i];
-        if !cx.budget.take(data.len()) {
-            cx.counters.worker_cap_hit += 1;
-            let to = seq;
-            self.gap(dir, to, ts_ns, cx);
-            let s = &mut self.streams[i];
-            s.next_seq = end;
-            self.deliver(dir, data, ts_ns, cx);
-            self.drain_held(dir, ts_ns, cx);
-            return;
-        }
         let pos = s
             .held
             .iter()
@@ -390,9 +526,129 @@ impl Session {
             pos,
             Held {
                 seq,
+                ack,
+                waited_ts_ns: in_order.then_some(ts_ns),
                 data: data.to_vec(),
             },
         );
+    }
+
+    /// No buffer for a segment ahead of a hole: the hole is a gap and the
+    /// segment is delivered at once.
+    fn skip_to(
+        &mut self,
+        dir: Direction,
+        seq: u32,
+        ack: Option<u32>,
+        data: &[u8],
+        ts_ns: u64,
+        cx: &mut StreamCtx<'_>,
+    ) {
+        self.gap(dir, seq, ts_ns, cx);
+        self.streams[idx(dir)].next_seq = seq.wrapping_add(data.len() as u32);
+        self.deliver(dir, data, ack, ts_ns, cx);
+        self.pump(ts_ns, cx);
+    }
+
+    /// An acknowledgement for `dir` (sent by its peer) up to `ack`.
+    fn on_ack(&mut self, dir: Direction, ack: u32, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        let s = &mut self.streams[idx(dir)];
+        if !s.started {
+            // Nothing of `dir` seen yet (its SYN-ACK or first segment is late):
+            // the first acknowledgement says where its bytes start, a higher
+            // one that bytes were sent (a server-first protocol's greeting).
+            match s.first_ack {
+                None => s.first_ack = Some(ack),
+                Some(first) if seq_lt(first, ack) && cx.limits.reorder_window_ns > 0 => {
+                    s.wait_for(ack, ts_ns)
+                }
+                Some(_) => {}
+            }
+            return;
+        }
+        if !seq_lt(s.next_seq, ack) {
+            return;
+        }
+        // Bytes held from the acknowledged range were seen: the hole ends at
+        // the first of them.
+        let to = match s.held.first() {
+            Some(h) if seq_lt(h.seq, ack) => h.seq,
+            _ => ack,
+        };
+        if !seq_lt(s.next_seq, to) {
+            return;
+        }
+        if cx.limits.reorder_window_ns == 0 {
+            self.gap(dir, to, ts_ns, cx);
+            return;
+        }
+        s.wait_for(ack, ts_ns);
+    }
+
+    /// Whether a segment of `dir` acknowledging `ack` waits for the other
+    /// direction: it acknowledges bytes of it that are waited for. A segment
+    /// goes to the parser only after the bytes its sender had received, so a
+    /// parser (and the response time) sees a request before its response
+    /// whatever order the mirror delivered them in.
+    fn waits(&self, dir: Direction, ack: Option<u32>) -> bool {
+        let o = &self.streams[idx(dir.reverse())];
+        o.acked_hole.is_some() && ack.is_some_and(|a| o.behind(a))
+    }
+
+    /// Acknowledged holes whose reorder window has passed become gaps.
+    fn expire_acked_holes(&mut self, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        for d in [Direction::ToServer, Direction::ToClient] {
+            if let Some(h) = self.streams[idx(d)].acked_hole {
+                if ts_ns.saturating_sub(h.since_ns) > cx.limits.reorder_window_ns {
+                    self.resolve_acked_hole(d, ts_ns, cx);
+                }
+            }
+        }
+    }
+
+    /// A segment of `dir` arrived at `seq`, past its acknowledged hole: the
+    /// hole (up to `seq` at most) is a gap now.
+    fn lost_acked_hole(&mut self, dir: Direction, seq: u32, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        let i = idx(dir);
+        if self.streams[i].acked_hole.take().is_none() {
+            return;
+        }
+        cx.counters.reorder_expired += 1;
+        let s = &self.streams[i];
+        let to = match s.held.first() {
+            Some(h) if seq_lt(h.seq, seq) => h.seq,
+            _ => seq,
+        };
+        self.gap(dir, to, ts_ns, cx);
+        self.pump(ts_ns, cx);
+    }
+
+    /// Stops waiting for the acknowledged hole of `dir`: what is still
+    /// missing is a gap, and the other direction's held bytes go on.
+    fn resolve_acked_hole(&mut self, dir: Direction, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        let i = idx(dir);
+        let Some(h) = self.streams[i].acked_hole.take() else {
+            return;
+        };
+        let mut expired = !self.streams[i].started;
+        while self.streams[i].started {
+            let s = &self.streams[i];
+            let to = match s.held.first() {
+                Some(first) if seq_lt(first.seq, h.ack) => first.seq,
+                _ => h.ack,
+            };
+            if !seq_lt(s.next_seq, to) {
+                break;
+            }
+            self.gap(dir, to, ts_ns, cx);
+            expired = true;
+        }
+        if expired {
+            cx.counters.reorder_expired += 1;
+        } else {
+            cx.counters.reorder_filled += 1;
+        }
+        self.pump(ts_ns, cx);
     }
 
     /// One UDP datagram from `dir`.
@@ -457,33 +713,52 @@ impl Session {
         }
     }
 
-    /// Application response time: the first server payload after client payload.
-    fn data_timing(&mut self, dir: Direction, ts_ns: u64) {
-        if dir == Direction::ToClient && self.last_data_dir == Some(Direction::ToServer) {
+    /// Application response time: from the end of the client's bytes to
+    /// the first server bytes that acknowledge all of them (so a server that
+    /// talks before it has the whole request, as SSH's banners do, is not
+    /// timed, and the count does not depend on how the mirror interleaved
+    /// the two directions).
+    fn data_timing(&mut self, dir: Direction, ack: Option<u32>, ts_ns: u64) {
+        if dir == Direction::ToServer {
+            self.awaiting_response = true;
+            self.request_end = self.streams[0].next_seq;
+        } else if self.awaiting_response && ack.is_none_or(|a| seq_le(self.request_end, a)) {
+            self.awaiting_response = false;
             let req_end = self.streams[0].last_data_ns;
             let us = ts_ns.saturating_sub(req_end) / 1_000;
             self.art_count += 1;
             self.art_sum_us += us;
             self.art_max_us = self.art_max_us.max(us);
         }
-        self.last_data_dir = Some(dir);
         self.streams[idx(dir)].last_data_ns = ts_ns;
     }
 
-    /// Delivers held segments that became contiguous.
-    fn drain_held(&mut self, dir: Direction, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+    /// Delivers what became deliverable in either direction (held segments
+    /// that became contiguous and no longer wait for the other direction)
+    /// until nothing moves.
+    fn pump(&mut self, ts_ns: u64, cx: &mut StreamCtx<'_>) {
+        while self.drain(Direction::ToServer, ts_ns, cx)
+            | self.drain(Direction::ToClient, ts_ns, cx)
+        {}
+    }
+
+    /// Delivers the deliverable held segments of `dir`; whether it moved.
+    fn drain(&mut self, dir: Direction, ts_ns: u64, cx: &mut StreamCtx<'_>) -> bool {
         let i = idx(dir);
+        let mut moved = false;
         loop {
-            let s = &mut self.streams[i];
+            let s = &self.streams[i];
             let Some(first) = s.held.first() else {
-                return;
+                break;
             };
-            if seq_lt(s.next_seq, first.seq) {
-                return;
+            if seq_lt(s.next_seq, first.seq) || self.waits(dir, first.ack) {
+                break;
             }
+            let s = &mut self.streams[i];
             let h = s.held.remove(0);
             s.held_bytes -= h.data.len();
             cx.budget.give(h.data.len());
+            moved = true;
             let end = h.seq.wrapping_add(h.data.len() as u32);
             if seq_le(end, s.next_seq) {
                 continue; // entirely delivered already
@@ -491,8 +766,22 @@ impl Session {
             let skip = s.next_seq.wrapping_sub(h.seq) as usize;
             s.next_seq = end;
             let data = h.data.get(skip..).unwrap_or(&[]);
-            self.deliver(dir, data, ts_ns, cx);
+            self.deliver(dir, data, h.ack, h.waited_ts_ns.unwrap_or(ts_ns), cx);
         }
+        let s = &mut self.streams[i];
+        if s.fin_at == Some(s.next_seq) {
+            s.next_seq = s.next_seq.wrapping_add(1);
+            moved = true;
+        }
+        // An acknowledged hole this direction filled is no longer waited for.
+        if let Some(h) = s.acked_hole {
+            if seq_le(h.ack, s.next_seq) {
+                s.acked_hole = None;
+                cx.counters.reorder_filled += 1;
+                moved = true;
+            }
+        }
+        moved
     }
 
     /// Skips the stream of `dir` forward to `to`, telling the parser.
@@ -515,14 +804,25 @@ impl Session {
             // Nothing is buffered without a parser or detection.
             App::None => {}
         }
-        self.drain_held(dir, ts_ns, cx);
+        self.pump(ts_ns, cx);
     }
 
     /// In-order bytes of `dir`.
-    fn deliver(&mut self, dir: Direction, data: &[u8], ts_ns: u64, cx: &mut StreamCtx<'_>) {
+    fn deliver(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ack: Option<u32>,
+        ts_ns: u64,
+        cx: &mut StreamCtx<'_>,
+    ) {
         if data.is_empty() {
             return;
         }
+        // Timed in stream order, not arrival order: a mirror may deliver a
+        // response before its request.
+        self.data_timing(dir, ack, ts_ns);
+        cx.dir = dir;
         cx.counters.delivered_bytes += data.len() as u64;
         if let App::Detecting = self.app {
             self.detect(dir, data, cx);
@@ -578,6 +878,9 @@ impl Session {
     /// Flow end: holes left are gaps; the parser emits what it still holds.
     pub fn finish(&mut self, ts_ns: u64, cx: &mut StreamCtx<'_>) {
         for d in [Direction::ToServer, Direction::ToClient] {
+            self.resolve_acked_hole(d, ts_ns, cx);
+        }
+        for d in [Direction::ToServer, Direction::ToClient] {
             while let Some(to) = self.streams[idx(d)].held.first().map(|h| h.seq) {
                 let before = self.streams[idx(d)].held.len();
                 self.gap(d, to, ts_ns, cx);
@@ -591,6 +894,9 @@ impl Session {
             }
         }
         if let App::Parsing(parser) = &mut self.app {
+            // What a parser still holds at flow end is written as it always
+            // was, whatever direction was delivered last.
+            cx.dir = Direction::ToServer;
             self.driver.finish(parser.as_mut(), &Ctx::new(ts_ns), cx);
             self.app_stats.add(&parser.stats());
         } else {
@@ -633,6 +939,21 @@ impl StreamCounters {
             &[],
             t.missed_bytes,
         );
+        const REORDER: &str = "Holes the peer acknowledged before the mirror delivered their bytes (cross-direction reordering), by outcome: filled (the bytes came within stream.reorder_window_us) or expired (they became a gap).";
+        for (key, outcome, value) in [
+            ("reorder_filled", "filled", t.reorder_filled),
+            ("reorder_expired", "expired", t.reorder_expired),
+        ] {
+            fig(
+                v,
+                key,
+                "flowtap_stream_acked_unseen_total",
+                Counter,
+                REORDER,
+                &[("outcome", outcome)],
+                value,
+            );
+        }
         const LIMIT: &str = "Times a reassembly limit was hit, by limit: ooo_flow (out-of-order bytes of a flow), worker (bytes of all flows of a worker), pending (segments waiting).";
         for (key, limit, value) in [
             ("ooo_flow_cap_hit", "ooo_flow", t.ooo_flow_cap_hit),

@@ -13,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
         max_ooo_per_flow: 4096,
         max_pending_per_flow: 4096,
         max_detect_bytes: 512,
+        // 20 segments (1 µs apart): both waiting and expiring are reached.
+        reorder_window_ns: 20_000,
         app_enabled: true,
     };
     let app_cfg = AppConfig::default();
@@ -48,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
             budget: &mut budget,
             counters: &mut counters,
             events: &mut events,
+            dir,
         };
         session.on_tcp(dir, s, ack, flags, 1024, payload, ts, &mut cx);
         seq[d] = s.wrapping_add(len as u32);
@@ -62,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
         budget: &mut budget,
         counters: &mut counters,
         events: &mut events,
+        dir: Direction::ToServer,
     };
     session.finish(ts, &mut cx);
     assert_eq!(budget.used, 0, "every byte held is given back at flow end");

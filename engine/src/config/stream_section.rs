@@ -17,6 +17,10 @@ pub struct StreamSection {
     pub max_bytes_per_worker: usize,
     /// Bytes of a direction examined to detect its protocol.
     pub detect_bytes: usize,
+    /// Microseconds (capture time) that bytes acknowledged by the peer but
+    /// not yet delivered by the mirror are waited for before they count as
+    /// a gap; 0 declares the gap at once.
+    pub reorder_window_us: u64,
 }
 
 impl Default for StreamSection {
@@ -27,6 +31,7 @@ impl Default for StreamSection {
             max_pending_bytes_per_flow: l.max_pending_per_flow,
             max_bytes_per_worker: 256 << 20,
             detect_bytes: l.max_detect_bytes,
+            reorder_window_us: l.reorder_window_ns / 1_000,
         }
     }
 }
@@ -37,6 +42,7 @@ impl StreamSection {
             max_ooo_per_flow: self.max_ooo_bytes_per_flow,
             max_pending_per_flow: self.max_pending_bytes_per_flow,
             max_detect_bytes: self.detect_bytes,
+            reorder_window_ns: self.reorder_window_us.saturating_mul(1_000),
             app_enabled,
         }
     }

@@ -32,13 +32,13 @@ pub mod rules;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use dissect::app::{AppEvent, AppProto, Peek};
+use dissect::app::{AppProto, Peek};
 use dissect::flow::CommunityId;
 use output::metrics::{Figure, Kind, Listing};
 use output::pcap::{FileId, FlowLabel, PcapHandle};
 
 use crate::defrag::FragKey;
-use crate::stream::Session;
+use crate::stream::{Emitted, Session};
 use config::ExportSection;
 use pool::{Chain, Frame, Pool, Victim};
 pub use rules::{ExportRules, FlowFacts, Rule, RuleError};
@@ -343,7 +343,7 @@ impl FlowExport {
         wire_bytes: u64,
         session: Option<&Session>,
         payload: bool,
-        events: &[AppEvent],
+        events: &[Emitted],
     ) -> bool {
         let Some(st) = self.slots.get_mut(slot as usize) else {
             return false;
@@ -382,7 +382,7 @@ impl FlowExport {
 
     /// The flow ended (its last events, from the parsers' finish, in
     /// `events`): a last chance to match, then its files are finished.
-    pub fn on_flow_end(&mut self, slot: u32, app: AppKnown, events: &[AppEvent]) {
+    pub fn on_flow_end(&mut self, slot: u32, app: AppKnown, events: &[Emitted]) {
         let Some(st) = self.slots.get(slot as usize) else {
             return;
         };
@@ -515,7 +515,7 @@ impl FlowExport {
         slot: u32,
         app: AppKnown,
         peek: Option<&Session>,
-        events: &[AppEvent],
+        events: &[Emitted],
         current: &[RawFrame<'_>],
         ending: bool,
     ) {
@@ -541,7 +541,10 @@ impl FlowExport {
                         continue;
                     }
                 }
-                if let Some(reason) = events.iter().find_map(|e| r.app_matches(Peek::of(e))) {
+                if let Some(reason) = events
+                    .iter()
+                    .find_map(|e| r.app_matches(Peek::of(&e.event)))
+                {
                     st.app_ok |= 1 << i;
                     st.app_reasons.push((i as u8, reason));
                 } else if let (true, Some(s)) = (self.early_rules & (1 << i) != 0, peek) {

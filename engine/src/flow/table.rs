@@ -12,7 +12,7 @@ use super::tcp::{self, TcpTrack};
 use super::wheel::{Entry, Wheel};
 use crate::export::rules::FlowFacts;
 use crate::export::{AppKnown, ExportCounters, FlowExport, FlowStart, RawFrame, NO_EXPORT};
-use crate::stream::{Budget, Session, StreamCounters, StreamCtx, StreamLimits};
+use crate::stream::{Budget, Emitted, Session, StreamCounters, StreamCtx, StreamLimits};
 
 const NS: u64 = 1_000_000_000;
 
@@ -66,8 +66,12 @@ pub struct TableCounters {
 /// Link-layer and tunnel facts of a flow, taken from its first packet.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FlowMeta {
-    /// (originator, responder) MACs.
+    /// (originator, responder) MACs, from the originator's first packet
+    /// (from the responder's until then: on a mirror with routers on both
+    /// sides the two directions carry different MACs, and which direction
+    /// arrives first is up to the mirror).
     macs: Option<([u8; 6], [u8; 6])>,
+    macs_from_orig: bool,
     vlans: Vlans,
     tunnel: Option<Tunnel>,
 }
@@ -259,7 +263,7 @@ pub struct FlowTable {
     /// Parser counters of ended flows, per protocol.
     app_stats: [AppStats; AppProto::COUNT],
     /// Events a parser produced for the packet being handled.
-    events: Vec<AppEvent>,
+    events: Vec<Emitted>,
     /// PCAP export (None: no export rule, and no cost).
     export: Option<FlowExport>,
 }
@@ -422,6 +426,7 @@ impl FlowTable {
             tcp: TcpTrack::default(),
             meta: FlowMeta {
                 macs,
+                macs_from_orig: from_orig_first,
                 vlans: d.vlans,
                 tunnel: d.tunnel,
             },
@@ -458,6 +463,10 @@ impl FlowTable {
         }
         let f = &mut self.flows[slot as usize];
         let from_orig = p.from_first == f.orig_is_first;
+        if from_orig && !f.meta.macs_from_orig {
+            f.meta.macs_from_orig = true;
+            f.meta.macs = p.decoded.macs.or(f.meta.macs);
+        }
         let dir = if from_orig { &mut f.orig } else { &mut f.resp };
         dir.packets += p.frames;
         dir.bytes += p.bytes;
@@ -467,17 +476,14 @@ impl FlowTable {
                 .on_packet(from_orig, th.flags, p.decoded.payload.len());
         }
         if let Some(session) = f.session.as_mut() {
-            let app_dir = if from_orig {
-                Direction::ToServer
-            } else {
-                Direction::ToClient
-            };
+            let app_dir = app_dir_of(from_orig);
             let mut cx = StreamCtx {
                 limits: &self.limits,
                 app_cfg: &self.app_cfg,
                 budget: &mut self.budget,
                 counters: &mut self.stream_counters,
                 events: &mut self.events,
+                dir: app_dir,
             };
             match &p.decoded.l4 {
                 L4::Tcp(th) => session.on_tcp(
@@ -518,7 +524,7 @@ impl FlowTable {
         }
         if !self.events.is_empty() {
             let f = &mut self.flows[slot as usize];
-            emit_events(f, &mut self.events, app_dir_of(from_orig), out);
+            emit_events(f, &mut self.events, out);
         }
         let f = &mut self.flows[slot as usize];
         if p.ts_ns > f.last_ns {
@@ -569,6 +575,7 @@ impl FlowTable {
                 budget: &mut self.budget,
                 counters: &mut self.stream_counters,
                 events: &mut self.events,
+                dir: Direction::ToServer,
             };
             session.finish(f.last_ns, &mut cx);
             if let Some(p) = session.app_proto() {
@@ -582,7 +589,7 @@ impl FlowTable {
             f.export = NO_EXPORT;
         }
         if !self.events.is_empty() {
-            emit_events(f, &mut self.events, Direction::ToServer, out);
+            emit_events(f, &mut self.events, out);
         }
         // An interim slice with nothing in it has nothing to report.
         if f.slice == 0 || f.orig.packets + f.resp.packets > 0 {
@@ -724,12 +731,7 @@ fn app_dir_of(from_orig: bool) -> Direction {
 }
 
 /// Wraps the parser's events with what the flow knows and hands them on.
-fn emit_events(
-    f: &mut Flow,
-    events: &mut Vec<AppEvent>,
-    dir: Direction,
-    out: &mut impl RecordSink,
-) {
+fn emit_events(f: &mut Flow, events: &mut Vec<Emitted>, out: &mut impl RecordSink) {
     let ((a_ip, a_port), (b_ip, b_port)) = f.key.endpoints();
     let ((src_ip, src_port), (dst_ip, dst_port)) = if f.orig_is_first {
         ((a_ip, a_port), (b_ip, b_port))
@@ -743,7 +745,7 @@ fn emit_events(
         return;
     }
     let cid = f.community_id.as_str();
-    for ev in events.drain(..) {
+    for Emitted { dir, event: ev } in events.drain(..) {
         let env = AppEnvelope {
             flow_id,
             community_id: cid,

@@ -1,0 +1,205 @@
+//! Classic pcap files read and written by the tests, and what a mirror port
+//! does to them: one direction of every TCP connection delayed (the two
+//! directions travel different paths to the mirror), one direction dropped.
+
+use std::path::Path;
+
+/// One record of a classic pcap file.
+#[derive(Clone)]
+pub struct Frame {
+    pub ts_ns: u64,
+    pub orig_len: u32,
+    pub data: Vec<u8>,
+}
+
+/// A classic (little-endian) pcap file: its link type and frames.
+pub struct Pcap {
+    pub link: u32,
+    pub nanos: bool,
+    pub snaplen: u32,
+    pub frames: Vec<Frame>,
+}
+
+impl Pcap {
+    pub fn read(path: &Path) -> Pcap {
+        let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+        let nanos = match u32_at(0) {
+            0xa1b2_c3d4 => false,
+            0xa1b2_3c4d => true,
+            m => panic!(
+                "{}: not a little-endian classic pcap ({m:#x})",
+                path.display()
+            ),
+        };
+        let (snaplen, link) = (u32_at(16), u32_at(20));
+        let mut frames = Vec::new();
+        let mut o = 24;
+        while o + 16 <= b.len() {
+            let (sec, frac, cap, orig) = (u32_at(o), u32_at(o + 4), u32_at(o + 8), u32_at(o + 12));
+            let start = o + 16;
+            let end = start + cap as usize;
+            assert!(end <= b.len(), "{}: truncated record", path.display());
+            let frac_ns = if nanos { frac } else { frac * 1_000 };
+            frames.push(Frame {
+                ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(frac_ns),
+                orig_len: orig,
+                data: b[start..end].to_vec(),
+            });
+            o = end;
+        }
+        Pcap {
+            link,
+            nanos,
+            snaplen,
+            frames,
+        }
+    }
+
+    pub fn write(&self, path: &Path) {
+        let magic: u32 = if self.nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        let mut out = Vec::new();
+        out.extend_from_slice(&magic.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&4u16.to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&self.snaplen.to_le_bytes());
+        out.extend_from_slice(&self.link.to_le_bytes());
+        for f in &self.frames {
+            let sec = (f.ts_ns / 1_000_000_000) as u32;
+            let ns = (f.ts_ns % 1_000_000_000) as u32;
+            let frac = if self.nanos { ns } else { ns / 1_000 };
+            out.extend_from_slice(&sec.to_le_bytes());
+            out.extend_from_slice(&frac.to_le_bytes());
+            out.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&f.orig_len.to_le_bytes());
+            out.extend_from_slice(&f.data);
+        }
+        std::fs::write(path, out).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// Delays every TCP segment sent by the client (`client = true`) or the
+    /// server of its connection (one whose handshake is in the capture) by
+    /// `delay_ns`, then orders the frames by time
+    /// again (stable: each direction keeps its own order). Returns how many
+    /// frames now precede a frame they used to follow.
+    pub fn delay_tcp_side(&mut self, client: bool, delay_ns: u64) -> usize {
+        // (client, server, opened by a handshake we saw)
+        let mut conns: Vec<(Endpoint, Endpoint, bool)> = Vec::new();
+        let mut tagged: Vec<(u64, usize, Frame)> = Vec::new();
+        for (i, f) in self.frames.iter().enumerate() {
+            let mut ts = f.ts_ns;
+            if let Some(seg) = tcp_of(self.link, &f.data) {
+                let known = conns.iter().find_map(|&(c, sv, opened)| {
+                    if (c, sv) == (seg.src, seg.dst) {
+                        Some((true, opened))
+                    } else if (sv, c) == (seg.src, seg.dst) {
+                        Some((false, opened))
+                    } else {
+                        None
+                    }
+                });
+                let (from_client, opened) = known.unwrap_or_else(|| {
+                    // First segment of the connection: the SYN's sender (a
+                    // SYN-ACK's receiver) is the client. Without a handshake
+                    // nobody can tell which side is which, nor which
+                    // segment came first: such connections keep their order.
+                    let syn = seg.flags & 0x02 != 0;
+                    let syn_ack = seg.flags & 0x12 == 0x12;
+                    let (c, sv) = if syn_ack {
+                        (seg.dst, seg.src)
+                    } else {
+                        (seg.src, seg.dst)
+                    };
+                    conns.push((c, sv, syn));
+                    (!syn_ack, syn)
+                });
+                if opened && from_client == client {
+                    ts += delay_ns;
+                }
+            }
+            tagged.push((ts, i, f.clone()));
+        }
+        tagged.sort_by_key(|(ts, i, _)| (*ts, *i));
+        let moved = tagged.windows(2).filter(|w| w[0].1 > w[1].1).count();
+        self.frames = tagged
+            .into_iter()
+            .map(|(ts, _, mut f)| {
+                f.ts_ns = ts;
+                f
+            })
+            .collect();
+        moved
+    }
+}
+
+/// (address bytes, port) of one side of a TCP connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Endpoint([u8; 16], u16);
+
+pub struct TcpSeg {
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub flags: u8,
+}
+
+const LINK_NULL: u32 = 0;
+const LINK_ETHERNET: u32 = 1;
+
+/// The innermost TCP segment of a frame: through VLAN tags and VXLAN.
+pub fn tcp_of(link: u32, frame: &[u8]) -> Option<TcpSeg> {
+    match link {
+        LINK_ETHERNET => ether(frame),
+        LINK_NULL => {
+            let family = u32::from_le_bytes(frame.get(..4)?.try_into().ok()?);
+            match family {
+                2 => ip(4, frame.get(4..)?),
+                24 | 28 | 30 => ip(6, frame.get(4..)?),
+                _ => None,
+            }
+        }
+        other => panic!("link type {other}: only Ethernet and BSD loopback are handled"),
+    }
+}
+
+fn ether(f: &[u8]) -> Option<TcpSeg> {
+    let mut o = 12;
+    loop {
+        let et = u16::from_be_bytes(f.get(o..o + 2)?.try_into().ok()?);
+        match et {
+            0x8100 | 0x88a8 => o += 4,
+            0x0800 => return ip(4, f.get(o + 2..)?),
+            0x86dd => return ip(6, f.get(o + 2..)?),
+            _ => return None,
+        }
+    }
+}
+
+fn ip(version: u8, p: &[u8]) -> Option<TcpSeg> {
+    let (proto, src, dst, l4) = if version == 4 {
+        let ihl = usize::from(p.first()? & 0x0f) * 4;
+        let mut s = [0u8; 16];
+        let mut d = [0u8; 16];
+        s[..4].copy_from_slice(p.get(12..16)?);
+        d[..4].copy_from_slice(p.get(16..20)?);
+        (*p.get(9)?, s, d, p.get(ihl..)?)
+    } else {
+        (
+            *p.get(6)?,
+            p.get(8..24)?.try_into().ok()?,
+            p.get(24..40)?.try_into().ok()?,
+            p.get(40..)?,
+        )
+    };
+    let port = |o: usize| Some(u16::from_be_bytes(l4.get(o..o + 2)?.try_into().ok()?));
+    match proto {
+        6 => Some(TcpSeg {
+            src: Endpoint(src, port(0)?),
+            dst: Endpoint(dst, port(2)?),
+            flags: *l4.get(13)?,
+        }),
+        // VXLAN: the inner frame after the 8-byte UDP and 8-byte VXLAN headers.
+        17 if port(2)? == 4789 => ether(l4.get(16..)?),
+        _ => None,
+    }
+}
