@@ -33,6 +33,25 @@ impl EndReason {
     }
 }
 
+/// The one direction a flow showed, when the mirror never delivered the
+/// other (asymmetric routing, a half-configured SPAN, a lost direction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OneSided {
+    /// Only originator to responder.
+    ToServer,
+    /// Only responder to originator.
+    ToClient,
+}
+
+impl OneSided {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OneSided::ToServer => "toserver",
+            OneSided::ToClient => "toclient",
+        }
+    }
+}
+
 /// Counters of one direction of a flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirectionStats {
@@ -83,6 +102,9 @@ pub struct FlowRecord {
     /// Zeek-style history string (e.g. "ShADadFf").
     pub history: String,
     pub end_reason: EndReason,
+    /// Set when only one direction was ever seen (so far, for an interim
+    /// slice).
+    pub one_sided: Option<OneSided>,
     /// 0 for a whole flow or the first slice; n for the n-th interim slice after it.
     pub slice: u32,
     /// Application protocol, filled by the app-layer detection.

@@ -113,6 +113,9 @@ impl WorkerStats {
         a.interim_records += b.interim_records;
         a.active += b.active;
         a.tcp_reuse += b.tcp_reuse;
+        a.one_sided_tcp_toserver += b.one_sided_tcp_toserver;
+        a.one_sided_tcp_toclient += b.one_sided_tcp_toclient;
+        a.one_sided_other += b.one_sided_other;
         let (a, b) = (&mut self.defrag, &o.defrag);
         a.fragments += b.fragments;
         a.reassembled += b.reassembled;

@@ -208,6 +208,16 @@ pub enum Detect {
 /// client port) hints at; then the rest in registry order. `Unknown` when
 /// every probe said No; `NeedMore` while some probe needs more bytes. The
 /// caller bounds how many bytes it tries (2 KiB is plenty for all).
+/// Whether a TCP port is where servers listen: a port of a registered
+/// protocol, or a system port (below 1024). Decides who the client is when
+/// a connection is picked up without its handshake.
+pub fn likely_server_port(port: u16) -> bool {
+    port < 1024
+        || AppProto::ALL
+            .iter()
+            .any(|p| p.info().tcp_ports.contains(&port))
+}
+
 pub fn detect_tcp(src_port: u16, dst_port: u16, dir: Direction, data: &[u8]) -> Detect {
     let on_port = |p: AppProto, port: u16| p.info().tcp_ports.contains(&port);
     let hint = AppProto::ALL

@@ -1,8 +1,8 @@
 //! Flow tracking for one worker. Nothing here is shared: the worker that
 //! owns a flow is the only one that ever sees its packets.
 
-use dissect::app::{AppConfig, AppEvent, AppProto, AppStats, Direction};
-use dissect::event::{AppEnvelope, DirectionStats, EndReason, FlowRecord, TunnelInfo};
+use dissect::app::{likely_server_port, AppConfig, AppEvent, AppProto, AppStats, Direction};
+use dissect::event::{AppEnvelope, DirectionStats, EndReason, FlowRecord, OneSided, TunnelInfo};
 use dissect::flow::{CommunityId, FlowKey};
 use dissect::packet::{Decoded, Tunnel, Vlans, L4};
 use hashbrown::HashTable;
@@ -15,6 +15,8 @@ use crate::export::{AppKnown, ExportCounters, FlowExport, FlowStart, RawFrame, N
 use crate::stream::{Budget, Emitted, Session, StreamCounters, StreamCtx, StreamLimits};
 
 const NS: u64 = 1_000_000_000;
+const SEEN_ORIG: u8 = 1;
+const SEEN_RESP: u8 = 2;
 
 /// Timeouts in nanoseconds.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +63,12 @@ pub struct TableCounters {
     pub interim_records: u64,
     pub active: u64,
     pub tcp_reuse: u64,
+    /// Ended flows of which the mirror showed one direction only: TCP by
+    /// the direction seen (a mirror problem: TCP always talks both ways),
+    /// and the rest (one-way UDP is often normal).
+    pub one_sided_tcp_toserver: u64,
+    pub one_sided_tcp_toclient: u64,
+    pub one_sided_other: u64,
 }
 
 /// Link-layer and tunnel facts of a flow, taken from its first packet.
@@ -86,6 +94,8 @@ struct Flow {
     live: bool,
     /// The originator is the key's first endpoint.
     orig_is_first: bool,
+    /// Directions seen over the whole flow ([`SEEN_ORIG`] | [`SEEN_RESP`]).
+    seen: u8,
     first_ns: u64,
     last_ns: u64,
     /// Start of the current active-timeout slice.
@@ -112,6 +122,7 @@ impl Flow {
             gen: 0,
             live: false,
             orig_is_first: true,
+            seen: 0,
             first_ns: 0,
             last_ns: 0,
             slice_start_ns: 0,
@@ -219,6 +230,11 @@ impl Flow {
                 String::new()
             },
             end_reason: reason,
+            one_sided: match self.seen {
+                SEEN_ORIG => Some(OneSided::ToServer),
+                SEEN_RESP => Some(OneSided::ToClient),
+                _ => None,
+            },
             slice: self.slice,
             app_proto: self
                 .session
@@ -386,7 +402,14 @@ impl FlowTable {
         let mut from_orig_first = true;
         let mut flipped = false;
         if let L4::Tcp(t) = &d.l4 {
-            if t.flags & (tcp::SYN | tcp::ACK) == (tcp::SYN | tcp::ACK) {
+            let syn_ack = t.flags & (tcp::SYN | tcp::ACK) == (tcp::SYN | tcp::ACK);
+            // Picked up without a handshake: a segment from a server port to
+            // a client port came from the server (a mirror may deliver the
+            // server's segment first, or the client's direction not at all).
+            let from_server = t.flags & tcp::SYN == 0
+                && likely_server_port(t.src_port)
+                && !likely_server_port(t.dst_port);
+            if syn_ack || from_server {
                 from_orig_first = false;
                 flipped = true;
             }
@@ -416,6 +439,7 @@ impl FlowTable {
             gen,
             live: true,
             orig_is_first,
+            seen: 0,
             first_ns: p.ts_ns,
             last_ns: p.ts_ns,
             slice_start_ns: p.ts_ns,
@@ -467,6 +491,7 @@ impl FlowTable {
             f.meta.macs_from_orig = true;
             f.meta.macs = p.decoded.macs.or(f.meta.macs);
         }
+        f.seen |= if from_orig { SEEN_ORIG } else { SEEN_RESP };
         let dir = if from_orig { &mut f.orig } else { &mut f.resp };
         dir.packets += p.frames;
         dir.bytes += p.bytes;
@@ -594,6 +619,13 @@ impl FlowTable {
         // An interim slice with nothing in it has nothing to report.
         if f.slice == 0 || f.orig.packets + f.resp.packets > 0 {
             out.flow(&f.record(reason));
+        }
+        let c = &mut self.counters;
+        match (f.key.proto(), f.seen) {
+            (6, SEEN_ORIG) => c.one_sided_tcp_toserver += 1,
+            (6, SEEN_RESP) => c.one_sided_tcp_toclient += 1,
+            (_, SEEN_ORIG | SEEN_RESP) => c.one_sided_other += 1,
+            _ => {}
         }
         f.session = None;
         f.live = false;
@@ -805,6 +837,32 @@ impl TableCounters {
             &[],
             f.created,
         );
+        const ONE_SIDED: &str = "Flows that ended with one direction seen only, by transport and the direction seen (TCP: a mirror that misses a direction; UDP and others: often one-way by nature).";
+        for (key, transport, seen, value) in [
+            (
+                "one_sided_tcp_toserver",
+                "tcp",
+                "toserver",
+                f.one_sided_tcp_toserver,
+            ),
+            (
+                "one_sided_tcp_toclient",
+                "tcp",
+                "toclient",
+                f.one_sided_tcp_toclient,
+            ),
+            ("one_sided_other", "other", "any", f.one_sided_other),
+        ] {
+            fig(
+                v,
+                key,
+                "flowtap_flows_one_sided_total",
+                Counter,
+                ONE_SIDED,
+                &[("transport", transport), ("seen", seen)],
+                value,
+            );
+        }
         const ENDED: &str = "Flows ended, by reason: timeout (idle, or closed by FIN/RST and then quiet), evicted (table full), shutdown (capture ended).";
         fig(
             v,

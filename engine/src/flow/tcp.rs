@@ -76,7 +76,8 @@ impl TcpTrack {
         }
     }
 
-    /// Notes that the originator was chosen by heuristic (first packet was a SYN-ACK).
+    /// Notes that the originator was chosen by heuristic (the first packet was a
+    /// SYN-ACK, or came from a server port without a handshake).
     pub fn mark_flipped(&mut self) {
         self.push(b'^');
     }

@@ -78,18 +78,17 @@ impl Pcap {
         std::fs::write(path, out).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 
-    /// Delays every TCP segment sent by the client (`client = true`) or the
-    /// server of its connection (one whose handshake is in the capture) by
-    /// `delay_ns`, then orders the frames by time
-    /// again (stable: each direction keeps its own order). Returns how many
-    /// frames now precede a frame they used to follow.
-    pub fn delay_tcp_side(&mut self, client: bool, delay_ns: u64) -> usize {
+    /// For each frame: its TCP segment's flags and whether the client sent
+    /// it, for connections whose handshake is in the capture (the SYN's
+    /// sender, a SYN-ACK's receiver is the client); `None` for other frames.
+    /// Without a handshake nobody can tell which side is which.
+    fn tcp_sides(&self) -> Vec<Option<(bool, u8)>> {
         // (client, server, opened by a handshake we saw)
         let mut conns: Vec<(Endpoint, Endpoint, bool)> = Vec::new();
-        let mut tagged: Vec<(u64, usize, Frame)> = Vec::new();
-        for (i, f) in self.frames.iter().enumerate() {
-            let mut ts = f.ts_ns;
-            if let Some(seg) = tcp_of(self.link, &f.data) {
+        self.frames
+            .iter()
+            .map(|f| {
+                let seg = tcp_of(self.link, &f.data)?;
                 let known = conns.iter().find_map(|&(c, sv, opened)| {
                     if (c, sv) == (seg.src, seg.dst) {
                         Some((true, opened))
@@ -100,10 +99,6 @@ impl Pcap {
                     }
                 });
                 let (from_client, opened) = known.unwrap_or_else(|| {
-                    // First segment of the connection: the SYN's sender (a
-                    // SYN-ACK's receiver) is the client. Without a handshake
-                    // nobody can tell which side is which, nor which
-                    // segment came first: such connections keep their order.
                     let syn = seg.flags & 0x02 != 0;
                     let syn_ack = seg.flags & 0x12 == 0x12;
                     let (c, sv) = if syn_ack {
@@ -114,9 +109,23 @@ impl Pcap {
                     conns.push((c, sv, syn));
                     (!syn_ack, syn)
                 });
-                if opened && from_client == client {
-                    ts += delay_ns;
-                }
+                opened.then_some((from_client, seg.flags))
+            })
+            .collect()
+    }
+
+    /// Delays every TCP segment sent by the client (`client = true`) or the
+    /// server of its connection (one whose handshake is in the capture) by
+    /// `delay_ns`, then orders the frames by time again (stable: each
+    /// direction keeps its own order). Returns how many frames now precede
+    /// a frame they used to follow.
+    pub fn delay_tcp_side(&mut self, client: bool, delay_ns: u64) -> usize {
+        let sides = self.tcp_sides();
+        let mut tagged: Vec<(u64, usize, Frame)> = Vec::new();
+        for (i, (f, side)) in self.frames.iter().zip(sides).enumerate() {
+            let mut ts = f.ts_ns;
+            if side.is_some_and(|(from_client, _)| from_client == client) {
+                ts += delay_ns;
             }
             tagged.push((ts, i, f.clone()));
         }
@@ -130,6 +139,22 @@ impl Pcap {
             })
             .collect();
         moved
+    }
+
+    /// Keeps, of every TCP connection whose handshake is in the capture,
+    /// only the segments the client (`client = true`) or the server sent,
+    /// without the SYN / SYN-ACK too if `handshake` is false (a connection
+    /// the mirror picks up midway). Other frames stay. Returns the frames
+    /// dropped.
+    pub fn keep_tcp_side(&mut self, client: bool, handshake: bool) -> usize {
+        let sides = self.tcp_sides();
+        let before = self.frames.len();
+        let mut side_of = sides.into_iter();
+        self.frames.retain(|_| match side_of.next().flatten() {
+            Some((from_client, flags)) => from_client == client && (handshake || flags & 0x02 == 0),
+            None => true,
+        });
+        before - self.frames.len()
     }
 }
 

@@ -68,6 +68,10 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     direction(&mut f, "pkts_toserver", "bytes_toserver", &rec.orig);
     direction(&mut f, "pkts_toclient", "bytes_toclient", &rec.resp);
     f.str("reason", rec.end_reason.as_str());
+    if let Some(side) = rec.one_sided {
+        f.bool("one_sided", true);
+        f.str("seen", side.as_str());
+    }
     f.u64("slice", u64::from(rec.slice));
     f.end_object();
     if rec.proto == 6 {
@@ -176,6 +180,7 @@ mod tests {
             conn_state: "SF",
             history: "ShADadFf".into(),
             end_reason: EndReason::Fin,
+            one_sided: None,
             slice: 0,
             app_proto: Some("http"),
             tcp: None,

@@ -89,6 +89,10 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     );
     f.str("state", flow_state(rec));
     f.str("reason", reason(rec.end_reason));
+    if let Some(side) = rec.one_sided {
+        f.bool("one_sided", true);
+        f.str("seen", side.as_str());
+    }
     f.bool("alerted", false);
     f.end_object();
     w.str("community_id", &rec.community_id);

@@ -139,6 +139,10 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
     w.u64("_bytes_toclient", rec.resp.bytes);
     w.str("_flow_reason", rec.end_reason.as_str());
     w.u64("_flow_slice", u64::from(rec.slice));
+    if let Some(side) = rec.one_sided {
+        w.bool("_flow_one_sided", true);
+        w.str("_flow_seen", side.as_str());
+    }
     if rec.proto == 6 {
         w.str("_tcp_flags_ts", hex2_str(&hex2(rec.orig.tcp_flags)));
         w.str("_tcp_flags_tc", hex2_str(&hex2(rec.resp.tcp_flags)));

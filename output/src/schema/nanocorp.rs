@@ -104,6 +104,10 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     f.u64("packets_received", rec.resp.packets);
     f.u64("bytes_received", rec.resp.bytes);
     f.str("reason", rec.end_reason.as_str());
+    if let Some(side) = rec.one_sided {
+        f.bool("one_sided", true);
+        f.str("seen", side.as_str());
+    }
     if rec.proto == 6 {
         f.str("tcp_state", rec.conn_state);
         f.str("tcp_history", &rec.history);

@@ -44,6 +44,7 @@ pub fn flow() -> FlowRecord {
         conn_state: "SF",
         history: "ShADadFf".into(),
         end_reason: EndReason::Fin,
+        one_sided: None,
         slice: 0,
         app_proto: Some("http"),
         tcp: None,
