@@ -294,34 +294,13 @@ impl Drop for Live {
     }
 }
 
-/// Removes, at any depth, what depends on when packets arrived: times,
-/// durations and delays (every `*_us` key: flow duration, TCP handshake and
-/// application response delays, HTTP latency, ...), and the flow id (derived
-/// from the start time).
-fn strip_times(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            o.retain(|k, _| {
-                !(k == "timestamp"
-                    || k == "flow_id"
-                    || k == "start"
-                    || k == "end"
-                    || k.ends_with("_us"))
-            });
-            o.values_mut().for_each(strip_times);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_times),
-        _ => {}
-    }
-}
-
 /// An event without what differs between a live run and a replay: times
-/// (arrival vs capture time; see `strip_times`), and whether a flow that
+/// (arrival vs capture time; see `common::strip_times`), and whether a flow that
 /// never closed ended by idle timeout or at shutdown (replay time spans the
 /// capture, live time only the replay).
 fn comparable(event: &Value) -> String {
     let mut e = event.clone();
-    strip_times(&mut e);
+    strip_times(&mut e, &[]);
     if let Some(r) = e.get_mut("flow").and_then(|f| f.get_mut("reason")) {
         if r == "idle_timeout" || r == "shutdown" {
             *r = Value::from("not_closed");

@@ -9,7 +9,7 @@ mod pcap;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{corpus, run_flowtap, tmp_dir, RunOutput};
+use common::{corpus, run_flowtap, strip_times, tmp_dir, RunOutput};
 use pcap::Pcap;
 use serde_json::Value;
 
@@ -34,34 +34,14 @@ const TCP_CAPTURES: &[&str] = &[
 /// the default reorder window (10 ms).
 const DELAY_NS: u64 = 3_000_000;
 
-/// Removes what depends on when packets arrived (times, durations, delays,
-/// the flow id derived from the start time) and on the order the two
-/// directions were seen in (the Zeek-style `history` letters).
-fn strip_order(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            o.retain(|k, _| {
-                !(k == "timestamp"
-                    || k == "flow_id"
-                    || k == "start"
-                    || k == "end"
-                    || k == "history"
-                    || k.ends_with("_us"))
-            });
-            o.values_mut().for_each(strip_order);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_order),
-        _ => {}
-    }
-}
-
 /// Flow records and application events, order- and time-free, counted.
 fn records(r: &RunOutput, what: &str) -> BTreeMap<String, usize> {
     assert!(r.status.success(), "{what}: {}", r.stderr);
     let mut m = BTreeMap::new();
     for e in r.events.iter().filter(|e| e["event_type"] != "stats") {
         let mut e = e.clone();
-        strip_order(&mut e);
+        // The Zeek-style `history` letters record the arrival order.
+        strip_times(&mut e, &["history"]);
         *m.entry(e.to_string()).or_insert(0) += 1;
     }
     m

@@ -270,3 +270,25 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(&self.0).output();
     }
 }
+
+/// Removes, at any depth, what depends on when packets arrived: times,
+/// durations and delays (every `*_us` key: flow duration, TCP handshake and
+/// application response delays, HTTP latency, ...), the flow id (derived
+/// from the start time), and the keys in `also`.
+pub fn strip_times(v: &mut Value, also: &[&str]) {
+    match v {
+        Value::Object(o) => {
+            o.retain(|k, _| {
+                !(k == "timestamp"
+                    || k == "flow_id"
+                    || k == "start"
+                    || k == "end"
+                    || k.ends_with("_us")
+                    || also.contains(&k.as_str()))
+            });
+            o.values_mut().for_each(|v| strip_times(v, also));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| strip_times(v, also)),
+        _ => {}
+    }
+}
