@@ -8,6 +8,13 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The Debian package: built (release build, reused from target/release),
+# installed, checked (user, directories, unit, security score) and purged.
+if [ "$(id -u)" -eq 0 ]; then
+  scripts/package_test.sh
+else
+  echo "test: package test skipped (needs root for dpkg -i)" >&2
+fi
 # Every fuzz target built (cargo-fuzz, nightly) and run briefly on seeds cut
 # from the corpus; a crash, leak or hang fails the run. Long campaigns:
 # FUZZ_SECONDS=600 scripts/fuzz_smoke.sh

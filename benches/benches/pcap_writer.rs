@@ -41,6 +41,7 @@ fn rule(dir: PathBuf, action: ExportAction, compression: PcapCompression) -> Exp
         compression,
         retain_files: Some(8),
         retain_bytes: Some(512 << 20),
+        perms: output::perms::FilePerms::default(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod json;
 pub mod metrics;
 pub mod outputs;
 pub mod pcap;
+pub mod perms;
 pub mod schema;
 pub mod sink;
 pub mod writer;

@@ -361,12 +361,14 @@ impl Outputs {
             let counters = Arc::new(SinkCounters::default());
             let t = transport(&spec, &opts, &counters)?;
             let spool = match &spec.spool {
-                Some(s) => Some(Spool::open(&s.dir, &spec.name, s.max_bytes).map_err(
-                    |source| OutputError::Sink {
-                        name: spec.name.clone(),
-                        source,
-                    },
-                )?),
+                Some(s) => Some(
+                    Spool::open(&s.dir, &spec.name, s.max_bytes, s.perms).map_err(|source| {
+                        OutputError::Sink {
+                            name: spec.name.clone(),
+                            source,
+                        }
+                    })?,
+                ),
                 None => None,
             };
             opened.push((spec, counters, t, spool));

@@ -207,7 +207,7 @@ pub enum XdpError {
         "interface {0:?} does not exist: check the name with `ip link` (and the network namespace)"
     )]
     NoSuchInterface(String),
-    #[error("permission denied: run as root (or with CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_IPC_LOCK)")]
+    #[error("permission denied: run as root (or with CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK)")]
     NotRoot,
     #[error("{iface} does not support XDP in {mode} mode ({source}): use --xdp-mode generic (xdp_mode = \"generic\" or \"auto\" in [capture]), or capture with AF_PACKET (--capture afpacket)")]
     NoXdpSupport {
@@ -248,7 +248,7 @@ impl XdpCapture {
         cfg.validate()?;
         let ifindex =
             sys::ifindex(&cfg.iface).ok_or_else(|| XdpError::NoSuchInterface(cfg.iface.clone()))?;
-        if !sys::is_root() {
+        if !sys::may_capture() {
             return Err(XdpError::NotRoot);
         }
         let queue_ids: Vec<u32> = match &cfg.queues {

@@ -192,7 +192,7 @@ fn route_libbpf_messages() {
 }
 
 fn load_error(msg: String) -> XdpError {
-    if !crate::sys::is_root() {
+    if !crate::sys::may_capture() {
         return XdpError::NotRoot;
     }
     XdpError::Bpf(format!("loading the XDP program: {msg}"))

@@ -190,7 +190,7 @@ impl Pacer {
 pub fn run(cfg: &GenConfig, stop: &AtomicBool) -> Result<GenReport, GenError> {
     let ifindex =
         sys::ifindex(&cfg.iface).ok_or_else(|| GenError::NoSuchInterface(cfg.iface.clone()))?;
-    if !sys::is_root() {
+    if !sys::may_capture() {
         return Err(GenError::NotRoot);
     }
     let (frames, skipped) = load_frames(&cfg.source)?;

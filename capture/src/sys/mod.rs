@@ -16,10 +16,31 @@ pub(crate) fn ifindex(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
-/// Whether the effective user is root.
-pub(crate) fn is_root() -> bool {
+/// Whether the process may capture: the effective user is root, or it has
+/// CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF in its effective set (a service
+/// running as its own user with ambient capabilities, see
+/// deploy/systemd/flowtap.service). Any missing privilege beyond these still
+/// shows as EPERM where it is needed.
+pub(crate) fn may_capture() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    let root = unsafe { libc::geteuid() == 0 };
+    root || effective_caps().is_some_and(|c| c & CAPTURE_CAPS == CAPTURE_CAPS)
+}
+
+/// CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_BPF (39).
+const CAPTURE_CAPS: u64 = (1 << 12) | (1 << 13) | (1 << 39);
+
+/// The effective capability set (`CapEff` in /proc/self/status).
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_cap_eff(&status)
+}
+
+fn parse_cap_eff(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch (one vDSO clock read).
@@ -296,5 +317,22 @@ impl Drop for Mmap {
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn the_effective_set_is_read_from_proc_status() {
+        let status = "Name:\tflowtap\nCapInh:\t0000000000000000\nCapEff:\t00000080000030c0\n";
+        let eff = parse_cap_eff(status).expect("CapEff");
+        assert_eq!(eff & CAPTURE_CAPS, CAPTURE_CAPS);
+        assert_eq!(
+            parse_cap_eff("CapEff:\t0000000000003000\n").map(|c| c & CAPTURE_CAPS == CAPTURE_CAPS),
+            Some(false)
+        );
+        assert!(effective_caps().is_some());
     }
 }

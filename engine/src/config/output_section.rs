@@ -1,6 +1,7 @@
 //! `[output]`: sinks (`[[output.sinks]]`), volume controls, metrics.
 
 use dissect::app::AppProto;
+use output::perms::FilePerms;
 use output::sink::spec::{parse_size, parse_when_full, SpoolSpec, TlsSpec};
 use output::sink::SinkKind;
 use output::{EventType, Schema, SinkSpec, TypeSet, Volume};
@@ -94,6 +95,12 @@ pub struct SinkSection {
     /// TCP sinks: socket send buffer, e.g. "256k" (default: the kernel's
     /// autotuning); bounds what a collector crash can take in flight.
     pub send_buffer: Option<String>,
+    /// File sinks and spools: mode of the files created, an octal string
+    /// (default "0640"; directories get the search bits: 0750).
+    pub file_mode: Option<String>,
+    /// File sinks and spools: group of the files created (a name; default
+    /// the process's).
+    pub group: Option<String>,
 }
 
 fn bad(field: String, why: impl std::fmt::Display) -> ConfigError {
@@ -148,14 +155,53 @@ impl SinkSection {
             s.spool = Some(SpoolSpec {
                 dir: d.into(),
                 max_bytes: max,
+                perms: Default::default(),
             });
         } else if self.spool_bytes.is_some() {
             return Err(bad(format!("{at}.spool_bytes"), "needs spool_dir"));
         }
         self.apply_tcp(at, &mut s)?;
+        self.apply_perms(at, &mut s)?;
         s.validate()
             .map_err(|e| bad(format!("{at}.{}", e.what), e.why))?;
         Ok(s)
+    }
+
+    /// Applies `file_mode` and `group` to a file sink's files and a spool.
+    fn apply_perms(&self, at: &str, s: &mut SinkSpec) -> Result<(), ConfigError> {
+        let mode = match &self.file_mode {
+            Some(v) => {
+                Some(FilePerms::parse_mode(v).map_err(|e| bad(format!("{at}.file_mode"), e))?)
+            }
+            None => None,
+        };
+        let gid = match &self.group {
+            Some(v) => Some(FilePerms::group_id(v).map_err(|e| bad(format!("{at}.group"), e))?),
+            None => None,
+        };
+        let mut targets: Vec<&mut FilePerms> = Vec::new();
+        if let SinkKind::File(f) = &mut s.kind {
+            targets.push(&mut f.perms);
+        }
+        if let Some(sp) = &mut s.spool {
+            targets.push(&mut sp.perms);
+        }
+        if targets.is_empty() && (mode.is_some() || gid.is_some()) {
+            let k = if mode.is_some() { "file_mode" } else { "group" };
+            return Err(bad(
+                format!("{at}.{k}"),
+                "only for file sinks and sinks with a spool_dir",
+            ));
+        }
+        for p in targets {
+            if let Some(m) = mode {
+                p.mode = m;
+            }
+            if gid.is_some() {
+                p.gid = gid;
+            }
+        }
+        Ok(())
     }
 
     /// Applies the TLS and write-timeout keys to a TCP sink.

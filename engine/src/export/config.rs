@@ -80,6 +80,10 @@ pub struct RuleSection {
     /// Finished files of this rule kept in `dir` (oldest removed first).
     pub retain_files: Option<usize>,
     pub retain_bytes: Option<Size>,
+    /// Mode of the files written, an octal string (default "0640").
+    pub file_mode: Option<String>,
+    /// Group of the files written (a name; default the process's).
+    pub group: Option<String>,
     #[serde(rename = "match")]
     pub matches: MatchSection,
 }
@@ -99,6 +103,8 @@ impl Default for RuleSection {
             rotate_secs: None,
             retain_files: None,
             retain_bytes: None,
+            file_mode: None,
+            group: None,
             matches: MatchSection::default(),
         }
     }

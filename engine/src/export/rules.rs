@@ -609,6 +609,13 @@ fn compile_rule(r: &RuleSection, label: &str) -> Result<Rule, RuleError> {
     if r.retain_files == Some(0) {
         return Err(err("retain_files", "must be at least 1".into()));
     }
+    let mut perms = output::perms::FilePerms::default();
+    if let Some(v) = &r.file_mode {
+        perms.mode = output::perms::FilePerms::parse_mode(v).map_err(|e| err("file_mode", e))?;
+    }
+    if let Some(v) = &r.group {
+        perms.gid = Some(output::perms::FilePerms::group_id(v).map_err(|e| err("group", e))?);
+    }
     let m = &r.matches;
     let (flow, flow_reason) = compile_flow(m).map_err(|(f, w)| err(&f, w))?;
     let app_proto = m
@@ -655,6 +662,7 @@ fn compile_rule(r: &RuleSection, label: &str) -> Result<Rule, RuleError> {
             compression,
             retain_files: r.retain_files,
             retain_bytes: r.retain_bytes.map(|s| s.0),
+            perms,
         },
         flow,
         app_proto,

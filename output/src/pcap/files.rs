@@ -698,10 +698,10 @@ impl Writer {
             let fd = if f.created {
                 OpenOptions::new().append(true).open(&f.tmp)?
             } else {
-                let fd = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&f.tmp)?;
+                let fd = self.rules[f.rule]
+                    .cfg
+                    .perms
+                    .create_new(OpenOptions::new().write(true), &f.tmp)?;
                 f.created = true;
                 fd
             };

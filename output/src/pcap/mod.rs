@@ -65,6 +65,9 @@ pub struct ExportRuleOutput {
     pub retain_files: Option<usize>,
     /// Retention per rule: bytes on disk kept, oldest finished file removed first.
     pub retain_bytes: Option<u64>,
+    /// Mode and group of the files written (default 0640; the directory
+    /// must exist and is not changed).
+    pub perms: crate::perms::FilePerms,
 }
 
 /// Everything the writer needs.
@@ -564,6 +567,7 @@ mod tests {
             compression: PcapCompression::None,
             retain_files: None,
             retain_bytes: None,
+            perms: crate::perms::FilePerms::default(),
         };
         let cfg = |r: &ExportRuleOutput| ExportConfig {
             rules: vec![r.clone()],

@@ -22,6 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::batch::Batch;
 use super::spec::{FileCompression, FileSpec};
 use super::{Partial, SinkError, Transport};
+use crate::perms::FilePerms;
 
 /// Bytes gathered before a write (the buffer can exceed it by one batch).
 const BUF_CAP: usize = 1 << 20;
@@ -218,10 +219,12 @@ impl FileSink {
 
     fn open_file(&mut self) -> Result<(), SinkError> {
         // The directory must exist: a mistyped path fails loudly.
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.spec.path)
+        // Created with the sink's mode and group; an existing file (an
+        // earlier run's, /dev/null, a FIFO) is appended to as it is.
+        let f = self
+            .spec
+            .perms
+            .open_or_create(OpenOptions::new().append(true), &self.spec.path)
             .map_err(|e| SinkError::io("cannot open output file", self.path_str(), e))?;
         self.size = f.metadata().map(|m| m.len()).unwrap_or(0) + self.buf.len() as u64;
         self.file = Some(f);
@@ -265,7 +268,7 @@ impl FileSink {
             fs::rename(&self.spec.path, &target)
                 .map_err(|e| SinkError::io("cannot rename", self.path_str(), e))?;
             self.rotations += 1;
-            if let Err(e) = compress_file(&target, self.spec.compress) {
+            if let Err(e) = compress_file(&target, self.spec.compress, self.spec.perms) {
                 eprintln!(
                     "flowtap: file sink {}: {}; {} kept uncompressed",
                     self.path_str(),
@@ -384,7 +387,7 @@ pub fn rotated_files(path: &Path) -> Vec<(PathBuf, u64)> {
 /// Replaces the rotated file `path` by its compressed copy (`.gz` or
 /// `.zst`), written under a `.tmp` name, synced, then renamed, so a reader
 /// never sees half a compressed file and a crash leaves the plain one.
-fn compress_file(path: &Path, how: FileCompression) -> Result<(), SinkError> {
+fn compress_file(path: &Path, how: FileCompression, perms: FilePerms) -> Result<(), SinkError> {
     let Some(suffix) = how.suffix() else {
         return Ok(());
     };
@@ -398,7 +401,9 @@ fn compress_file(path: &Path, how: FileCompression) -> Result<(), SinkError> {
     let p = path.display().to_string();
     let run = || -> io::Result<()> {
         let mut input = File::open(path)?;
-        let out = io::BufWriter::new(File::create(&tmp)?);
+        // A `.tmp` left by a crash is replaced: it is ours, half written.
+        let _ = fs::remove_file(&tmp);
+        let out = io::BufWriter::new(perms.create_new(OpenOptions::new().write(true), &tmp)?);
         let out = if how == FileCompression::Zstd {
             let mut z = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
             io::copy(&mut input, &mut z)?;

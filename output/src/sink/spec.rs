@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::event::{EventType, TypeSet};
+use crate::perms::FilePerms;
 use crate::schema::Schema;
 
 /// An invalid sink description; the message names the offending part.
@@ -57,6 +58,8 @@ pub struct FileSpec {
     pub keep_files: usize,
     /// Bytes of rotated files kept (0 = no limit).
     pub keep_bytes: u64,
+    /// Mode and group of the files it creates (default 0640).
+    pub perms: FilePerms,
 }
 
 impl FileSpec {
@@ -68,6 +71,7 @@ impl FileSpec {
             compress: FileCompression::None,
             keep_files: 0,
             keep_bytes: 0,
+            perms: FilePerms::default(),
         }
     }
 }
@@ -243,6 +247,8 @@ pub struct SpoolSpec {
     pub dir: PathBuf,
     /// Spool size cap; batches past it are dropped and counted.
     pub max_bytes: u64,
+    /// Mode and group of the spool file and the directories it creates.
+    pub perms: FilePerms,
 }
 
 /// One sink.
@@ -420,6 +426,12 @@ impl SinkSpec {
                 if let Some(v) = get("keep_bytes") {
                     f.keep_bytes = parse_size("keep_bytes", v)?;
                 }
+                if let Some(v) = get("file_mode") {
+                    f.perms.mode = FilePerms::parse_mode(v).map_err(|e| err("file_mode", e))?;
+                }
+                if let Some(v) = get("group") {
+                    f.perms.gid = Some(FilePerms::group_id(v).map_err(|e| err("group", e))?);
+                }
                 SinkKind::File(f)
             }
             "stdout" => SinkKind::Stdout,
@@ -508,6 +520,7 @@ fn finish(mut spec: SinkSpec, query: &str, url: &str) -> Result<SinkSpec, SpecEr
                 spec.spool = Some(SpoolSpec {
                     dir: PathBuf::from(v),
                     max_bytes: max,
+                    perms: FilePerms::default(),
                 });
             }
             "spool_bytes" => {
@@ -520,7 +533,8 @@ fn finish(mut spec: SinkSpec, query: &str, url: &str) -> Result<SinkSpec, SpecEr
                 }
             }
             // kind-specific keys were read by the caller
-            "rotate_bytes" | "rotate_secs" | "keep_files" | "keep_bytes"
+            "rotate_bytes" | "rotate_secs" | "keep_files" | "keep_bytes" | "file_mode"
+            | "group"
                 if matches!(spec.kind, SinkKind::File(_)) => {}
             "compress" if matches!(spec.kind, SinkKind::File(_) | SinkKind::GelfUdp { .. }) => {}
             "chunk_size" if matches!(spec.kind, SinkKind::GelfUdp { .. }) => {}

@@ -4,13 +4,14 @@
 //! endian); the file is truncated once everything in it has been replayed.
 //! Past `max_bytes` new batches are refused (the caller counts them dropped).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::batch::{Batch, EventMeta};
 use super::SinkError;
 use crate::event::EventType;
+use crate::perms::FilePerms;
 
 pub struct Spool {
     path: PathBuf,
@@ -32,9 +33,17 @@ fn kind_of(b: u8) -> EventType {
 
 impl Spool {
     /// Opens `dir/<name>.spool`; a spool left by an earlier run is replayed.
-    pub fn open(dir: &Path, name: &str, max_bytes: u64) -> Result<Spool, SinkError> {
+    /// The directory (and its missing parents) and the file are created
+    /// with `perms`; existing ones are left as they are.
+    pub fn open(
+        dir: &Path,
+        name: &str,
+        max_bytes: u64,
+        perms: FilePerms,
+    ) -> Result<Spool, SinkError> {
         let d = dir.display().to_string();
-        fs::create_dir_all(dir)
+        perms
+            .create_dir_all(dir)
             .map_err(|e| SinkError::io("cannot create spool directory", d, e))?;
         let safe: String = name
             .chars()
@@ -47,12 +56,8 @@ impl Spool {
             })
             .collect();
         let path = dir.join(format!("{safe}.spool"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        let file = perms
+            .open_or_create(OpenOptions::new().read(true).write(true), &path)
             .map_err(|e| SinkError::io("cannot open spool", path.display().to_string(), e))?;
         let write_at = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut s = Spool {
@@ -215,12 +220,13 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn fifo_with_cap_and_reopen() {
         let dir = std::env::temp_dir().join(format!("flowtap-spool-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let mut s = Spool::open(&dir, "s1", 10_000).expect("open");
+        let mut s = Spool::open(&dir, "s1", 10_000, FilePerms::default()).expect("open");
         let mut b = Batch::default();
         for i in 0..10u64 {
             b.bytes
@@ -235,7 +241,7 @@ mod tests {
         big.commit(EventType::Flow, 0, b"");
         assert!(!s.push(&big, 0).expect("over cap"));
         drop(s);
-        let mut s = Spool::open(&dir, "s1", 10_000).expect("reopen");
+        let mut s = Spool::open(&dir, "s1", 10_000, FilePerms::default()).expect("reopen");
         assert_eq!(s.events(), 13);
         let mut out = Batch::default();
         assert!(s.peek(&mut out).expect("peek"));

@@ -50,6 +50,7 @@ pub fn rule(name: &str, dir: &Path, action: ExportAction) -> ExportRuleOutput {
         compression: PcapCompression::None,
         retain_files: None,
         retain_bytes: None,
+        perms: output::perms::FilePerms::default(),
     }
 }
 
