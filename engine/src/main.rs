@@ -155,13 +155,44 @@ fn main() -> ExitCode {
     }
 }
 
-struct Bar(indicatif::ProgressBar);
+/// The replay progress bar: percent of the file read, packets/s and Gbit/s
+/// since the start, packets so far and the time left, in 80 columns.
+struct Bar {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+}
+
+impl Bar {
+    const TEMPLATE: &'static str = "{bar:20} {percent:>3}% {msg} {eta:>4} left";
+}
 
 impl Progress for Bar {
     fn update(&self, bytes_read: u64, packets: u64) {
-        self.0.set_position(bytes_read);
-        self.0.set_message(format!("{packets} packets"));
+        self.bar.set_position(bytes_read);
+        self.bar
+            .set_message(rates(packets, bytes_read, self.started.elapsed()));
     }
+}
+
+/// "1.42 Mpkt/s 7.76 Gbit/s 12.30 Mpkt" (40 columns at most below 1 Gpkt/s,
+/// 1 Tbit/s and 1 T packets): rates since the start, from the file's bytes
+/// (wire bytes plus 16 per record).
+fn rates(packets: u64, bytes: u64, elapsed: Duration) -> String {
+    fn si(v: f64) -> String {
+        match v {
+            v if v >= 1e9 => format!("{:.2} G", v / 1e9),
+            v if v >= 1e6 => format!("{:.2} M", v / 1e6),
+            v if v >= 1e3 => format!("{:.1} k", v / 1e3),
+            v => format!("{v:.0} "),
+        }
+    }
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    format!(
+        "{}pkt/s {:.2} Gbit/s {}pkt",
+        si(packets as f64 / secs),
+        bytes as f64 * 8.0 / secs / 1e9,
+        si(packets as f64)
+    )
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
@@ -303,12 +334,13 @@ fn replay_offline(
         let len = std::fs::metadata(pcap).map(|m| m.len()).unwrap_or(0);
         let pb = indicatif::ProgressBar::new(len);
         pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ({per_sec} updates)",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(Bar::TEMPLATE)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        Bar(pb)
+        Bar {
+            bar: pb,
+            started: std::time::Instant::now(),
+        }
     });
 
     let summary = replay(
@@ -325,7 +357,7 @@ fn replay_offline(
     )
     .with_context(|| format!("cannot replay {}", pcap.display()));
     if let Some(b) = &bar {
-        b.0.finish_and_clear();
+        b.bar.finish_and_clear();
     }
     stop_stats.store(true, Ordering::Relaxed);
     if let Some(t) = stats_thread {
@@ -507,6 +539,34 @@ fn print_summary(
             e.packets_missed,
             w.queue_drops,
             w.io_errors
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The widest progress line fits 80 columns: a 20-column bar, the
+    /// percent, the widest rates and the time left.
+    #[test]
+    fn progress_line_fits_80_columns() {
+        // 999 Mpkt/s and 999 Gbit/s for 1,000 s.
+        let widest = rates(
+            999_000_000_000,
+            999_000_000_000 / 8 * 1_000,
+            Duration::from_secs(1_000),
+        );
+        assert!(widest.len() <= 40, "{widest:?} ({})", widest.len());
+        let line = 20 + " 100% ".len() + widest.len() + " 59m left".len();
+        assert!(line <= 80, "{line} columns");
+        assert_eq!(
+            rates(1_420_000, 970_000_000, Duration::from_secs(1)),
+            "1.42 Mpkt/s 7.76 Gbit/s 1.42 Mpkt"
+        );
+        assert_eq!(
+            rates(500, 64_000, Duration::from_secs(1)),
+            "500 pkt/s 0.00 Gbit/s 500 pkt"
         );
     }
 }
