@@ -108,14 +108,23 @@ fn dns_query_key(e: &Value) -> String {
     )
 }
 
-/// (community id, id, rcode, sorted answer rdata) of a DNS response.
+/// (community id, id, rcode, sorted answer rdata) of a DNS response. A
+/// TXT/SPF record is one entry per character-string: flowtap writes the
+/// strings as the record's `txt` array, Suricata 8 as one answer per string
+/// (so multi-string TXT records agree string for string).
 fn dns_answer_key(e: &Value) -> String {
     let d = &e["dns"];
     let mut rdata: Vec<String> = d["answers"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|r| format!("{}={}", s(&r["rrtype"]), s(&r["rdata"])))
+                .flat_map(|r| match r["txt"].as_array() {
+                    Some(txt) if !txt.is_empty() => txt
+                        .iter()
+                        .map(|t| format!("{}={}", s(&r["rrtype"]), s(t)))
+                        .collect::<Vec<_>>(),
+                    _ => vec![format!("{}={}", s(&r["rrtype"]), s(&r["rdata"]))],
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -236,6 +245,43 @@ fn w1_every_transaction_exactly_once_and_as_suricata_sees_it() {
         dns_answers_ours(&dns),
         dns_answers_suricata(&of(&eve, "dns"))
     );
+    // TXT: every character-string Suricata logs (one answer each) is one
+    // string of a `txt` array here, in the same order.
+    let answers = |evs: &[&Value], resp: &dyn Fn(&Value) -> bool| -> Vec<Value> {
+        evs.iter()
+            .filter(|e| resp(e))
+            .flat_map(|e| e["dns"]["answers"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let ours = answers(&dns, &|e| e["dns"]["has_response"] == true);
+    let theirs = answers(&of(&eve, "dns"), &|e| e["dns"]["type"] == "response");
+    let txt_ours: Vec<String> = ours
+        .iter()
+        .filter(|a| a["rrtype"] == "TXT")
+        .flat_map(|a| a["txt"].as_array().cloned().unwrap_or_default())
+        .map(|t| s(&t))
+        .collect();
+    let mut txt_theirs: Vec<String> = theirs
+        .iter()
+        .filter(|a| a["rrtype"] == "TXT")
+        .map(|a| s(&a["rdata"]))
+        .collect();
+    let mut txt_sorted = txt_ours.clone();
+    txt_sorted.sort();
+    txt_theirs.sort();
+    assert_eq!(txt_sorted.len(), 205);
+    assert_eq!(txt_sorted, txt_theirs);
+    // HTTPS: Suricata logs these records without data; flowtap decodes them
+    // (W1's are all `1 . alpn=h2,h3`).
+    let https: Vec<&Value> = ours.iter().filter(|a| a["rrtype"] == "HTTPS").collect();
+    let https_theirs = theirs.iter().filter(|a| a["rrtype"] == "HTTPS").count();
+    assert_eq!(https.len(), https_theirs);
+    assert!(https.len() > 100, "{}", https.len());
+    for h in &https {
+        assert_eq!(h["https"]["priority"], 1, "{h}");
+        assert_eq!(h["https"]["target"], "", "{h}");
+        assert_eq!(h["https"]["alpn"], serde_json::json!(["h2", "h3"]), "{h}");
+    }
     assert_eq!(tls_keys_ours(&tls), tls_keys_suricata(&of(&eve, "tls")));
 }
 

@@ -26,7 +26,8 @@ pub enum DnsRdata {
         preference: u16,
         exchange: String,
     },
-    /// The character-strings of a TXT record (lossy UTF-8).
+    /// The character-strings of a TXT or SPF record (lossy UTF-8), each
+    /// kept apart: `["v=spf1 a", " -all"]`, never joined.
     Txt(Vec<String>),
     Srv {
         priority: u16,
@@ -43,10 +44,136 @@ pub enum DnsRdata {
         expire: u32,
         minimum: u32,
     },
-    /// Any other type, or data that did not decode: only its length.
+    /// CAA (RFC 8659).
+    Caa {
+        flags: u8,
+        tag: String,
+        value: String,
+    },
+    /// NAPTR (RFC 3403).
+    Naptr {
+        order: u16,
+        preference: u16,
+        flags: String,
+        services: String,
+        regexp: String,
+        replacement: String,
+    },
+    /// SSHFP (RFC 4255).
+    Sshfp {
+        algorithm: u8,
+        fp_type: u8,
+        fingerprint: Vec<u8>,
+    },
+    /// TLSA (RFC 6698).
+    Tlsa {
+        usage: u8,
+        selector: u8,
+        matching_type: u8,
+        data: Vec<u8>,
+    },
+    /// SVCB and HTTPS (RFC 9460).
+    Svcb {
+        priority: u16,
+        target: String,
+        params: Vec<SvcParam>,
+    },
+    /// DS and CDS (RFC 4034, 7344).
+    Ds {
+        key_tag: u16,
+        algorithm: u8,
+        digest_type: u8,
+        digest: Vec<u8>,
+    },
+    /// DNSKEY and CDNSKEY (RFC 4034). `key` may be cut (the record's
+    /// `rdata_truncated`); `key_len` is the length on the wire.
+    Dnskey {
+        flags: u16,
+        protocol: u8,
+        algorithm: u8,
+        key: Vec<u8>,
+        key_len: u16,
+    },
+    /// RRSIG (RFC 4034); the signature itself is not kept, only its length.
+    Rrsig {
+        type_covered: u16,
+        algorithm: u8,
+        labels: u8,
+        original_ttl: u32,
+        /// Seconds since the epoch (mod 2^32, RFC 4034 section 3.1.5).
+        expiration: u32,
+        inception: u32,
+        key_tag: u16,
+        signer: String,
+        signature_len: u16,
+    },
+    /// NSEC (RFC 4034): the next owner name and the types in the bitmap.
+    Nsec {
+        next: String,
+        types: Vec<u16>,
+    },
+    /// A known type whose data did not decode (short, bad name, ...).
+    Malformed {
+        len: u16,
+    },
+    /// Any other type: only its length.
     Other {
         len: u16,
     },
+}
+
+/// One SvcParam of an SVCB/HTTPS record (RFC 9460 section 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SvcParam {
+    /// Key 0: keys the client must understand.
+    Mandatory(Vec<u16>),
+    /// Key 1: ALPN ids (lossy UTF-8).
+    Alpn(Vec<String>),
+    /// Key 2.
+    NoDefaultAlpn,
+    /// Key 3.
+    Port(u16),
+    /// Key 4.
+    Ipv4Hint(Vec<Ipv4Addr>),
+    /// Key 5: the ECHConfigList (may be cut: the record's `rdata_truncated`).
+    Ech(Vec<u8>),
+    /// Key 6.
+    Ipv6Hint(Vec<Ipv6Addr>),
+    /// Any other key, or a known key whose value did not decode: raw value.
+    Other { key: u16, value: Vec<u8> },
+}
+
+/// EDNS(0) from an OPT pseudo-record (RFC 6891). The OPT record is not
+/// listed among the records: it is this.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Edns {
+    /// Requestor's UDP payload size (the OPT CLASS).
+    pub udp_size: u16,
+    /// Upper 8 bits of the 12-bit extended rcode (TTL byte 0).
+    pub ext_rcode: u8,
+    /// EDNS version (TTL byte 1).
+    pub version: u8,
+    /// DNSSEC OK bit.
+    pub do_bit: bool,
+    /// EDNS Client Subnet (option 8, RFC 7871).
+    pub client_subnet: Option<ClientSubnet>,
+    /// DNS cookie (option 10, RFC 7873): client (8 bytes) and server (8-32).
+    pub cookie: Option<(Vec<u8>, Vec<u8>)>,
+    /// Codes of the other options, in order (at most 16 kept).
+    pub other_options: Vec<u16>,
+    /// An option ran past the record's data, or the record was repeated.
+    pub malformed: bool,
+}
+
+/// EDNS Client Subnet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// Address family (1 = IPv4, 2 = IPv6).
+    pub family: u16,
+    pub source_prefix: u8,
+    pub scope_prefix: u8,
+    /// The address, zero-padded; `None` for other families or bad lengths.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// One resource record.
@@ -57,6 +184,9 @@ pub struct DnsRecord {
     pub rclass: u16,
     pub ttl: u32,
     pub data: DnsRdata,
+    /// Record data was cut at a limit (TXT strings, key/digest/ECH bytes,
+    /// type bitmap); what is kept is a prefix.
+    pub rdata_truncated: bool,
 }
 
 /// One DNS transaction.
@@ -88,6 +218,9 @@ pub struct DnsEvent {
     pub answers: Vec<DnsRecord>,
     /// Authority section (eve: `authorities`).
     pub authorities: Vec<DnsRecord>,
+    /// EDNS of the query / of the response (their OPT records).
+    pub query_edns: Option<Edns>,
+    pub response_edns: Option<Edns>,
     /// Query seen (ns since the epoch).
     pub query_ts_ns: Option<u64>,
     /// Response seen.

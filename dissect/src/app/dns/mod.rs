@@ -12,7 +12,10 @@ mod schema;
 mod state;
 pub mod wire;
 
-pub use event::{rcode_name, rrtype_name, DnsEvent, DnsQuestion, DnsRdata, DnsRecord};
+pub use event::{
+    rcode_name, rrtype_name, ClientSubnet, DnsEvent, DnsQuestion, DnsRdata, DnsRecord, Edns,
+    SvcParam,
+};
 
 use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
 use super::{

@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use super::event::{rcode_name, rrtype_name, DnsEvent, DnsQuestion, DnsRdata, DnsRecord};
+use super::event::{
+    rcode_name, rrtype_name, DnsEvent, DnsQuestion, DnsRdata, DnsRecord, Edns, SvcParam,
+};
 use crate::app::encode::{
     opt_u64, push_hex_u16, EventWriters, JsonWriter, StrBuilder, WriteOptions,
 };
@@ -41,14 +43,80 @@ fn rrtype_member(w: &mut JsonWriter<'_>, key: &str, t: u16) {
     }
 }
 
-/// Whether record data has a text form (A, AAAA, names, MX, TXT, SRV, SOA).
+/// Whether record data has a text form (all decoded types).
 fn has_rdata_text(d: &DnsRdata) -> bool {
-    !matches!(d, DnsRdata::Other { .. })
+    !matches!(d, DnsRdata::Other { .. } | DnsRdata::Malformed { .. })
+}
+
+/// Standard base64 with padding (DNSKEY keys, ECH configs).
+pub(super) fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(c.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(c.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// A zone-file character-string: quoted, `"` and `\\` escaped.
+fn quoted(s: &mut StrBuilder<'_>, t: &str) {
+    let mut q = String::with_capacity(t.len() + 2);
+    q.push('"');
+    for c in t.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    s.text(&q);
+}
+
+fn type_text(s: &mut StrBuilder<'_>, t: u16) {
+    match rrtype_name(t) {
+        Some(n) => s.text(n),
+        None => s.text("TYPE").u64(u64::from(t)),
+    };
+}
+
+/// SvcParam key name (RFC 9460 section 14.3.2).
+fn svc_key_name(k: u16) -> Option<&'static str> {
+    Some(match k {
+        0 => "mandatory",
+        1 => "alpn",
+        2 => "no-default-alpn",
+        3 => "port",
+        4 => "ipv4hint",
+        5 => "ech",
+        6 => "ipv6hint",
+        _ => return None,
+    })
+}
+
+fn svc_key_text(s: &mut StrBuilder<'_>, k: u16) {
+    match svc_key_name(k) {
+        Some(n) => s.text(n),
+        None => s.text("key").u64(u64::from(k)),
+    };
 }
 
 /// Writes the text form of record data (escaped) into a JSON string being
-/// built; nothing for data without one.
+/// built; nothing for data without one. A, AAAA, names, MX, SRV and SOA are
+/// written as before (address, target, exchange, mname); TXT/SPF and the
+/// newer types in zone-file presentation form (`"a" "b"`, `0 issue "ca"`,
+/// `1 . alpn=h2,h3 port=443`), RRSIG without its signature and with its
+/// times as seconds since the epoch.
 fn rdata_text(s: &mut StrBuilder<'_>, d: &DnsRdata) {
+    let hex = crate::app::util::hex;
     match d {
         DnsRdata::A(a) => {
             s.ip(&IpAddr::V4(*a));
@@ -63,8 +131,11 @@ fn rdata_text(s: &mut StrBuilder<'_>, d: &DnsRdata) {
             s.text(exchange);
         }
         DnsRdata::Txt(parts) => {
-            for p in parts {
-                s.text(p);
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    s.text(" ");
+                }
+                quoted(s, p);
             }
         }
         DnsRdata::Srv { target, .. } => {
@@ -73,12 +144,353 @@ fn rdata_text(s: &mut StrBuilder<'_>, d: &DnsRdata) {
         DnsRdata::Soa { mname, .. } => {
             s.text(mname);
         }
-        DnsRdata::Other { .. } => {}
+        DnsRdata::Caa { flags, tag, value } => {
+            s.u64(u64::from(*flags)).text(" ").text(tag).text(" ");
+            quoted(s, value);
+        }
+        DnsRdata::Naptr {
+            order,
+            preference,
+            flags,
+            services,
+            regexp,
+            replacement,
+        } => {
+            s.u64(u64::from(*order)).text(" ");
+            s.u64(u64::from(*preference)).text(" ");
+            for t in [flags, services, regexp] {
+                quoted(s, t);
+                s.text(" ");
+            }
+            s.text(if replacement.is_empty() {
+                "."
+            } else {
+                replacement
+            });
+        }
+        DnsRdata::Sshfp {
+            algorithm,
+            fp_type,
+            fingerprint,
+        } => {
+            s.u64(u64::from(*algorithm)).text(" ");
+            s.u64(u64::from(*fp_type)).text(" ").text(&hex(fingerprint));
+        }
+        DnsRdata::Tlsa {
+            usage,
+            selector,
+            matching_type,
+            data,
+        } => {
+            for n in [usage, selector, matching_type] {
+                s.u64(u64::from(*n)).text(" ");
+            }
+            s.text(&hex(data));
+        }
+        DnsRdata::Svcb {
+            priority,
+            target,
+            params,
+        } => {
+            s.u64(u64::from(*priority)).text(" ");
+            s.text(if target.is_empty() { "." } else { target });
+            for p in params {
+                s.text(" ");
+                match p {
+                    SvcParam::Mandatory(keys) => {
+                        s.text("mandatory=");
+                        for (i, k) in keys.iter().enumerate() {
+                            if i > 0 {
+                                s.text(",");
+                            }
+                            svc_key_text(s, *k);
+                        }
+                    }
+                    SvcParam::Alpn(ids) => {
+                        s.text("alpn=").text(&ids.join(","));
+                    }
+                    SvcParam::NoDefaultAlpn => {
+                        s.text("no-default-alpn");
+                    }
+                    SvcParam::Port(p) => {
+                        s.text("port=").u64(u64::from(*p));
+                    }
+                    SvcParam::Ipv4Hint(a) => {
+                        s.text("ipv4hint=");
+                        for (i, ip) in a.iter().enumerate() {
+                            if i > 0 {
+                                s.text(",");
+                            }
+                            s.ip(&IpAddr::V4(*ip));
+                        }
+                    }
+                    SvcParam::Ipv6Hint(a) => {
+                        s.text("ipv6hint=");
+                        for (i, ip) in a.iter().enumerate() {
+                            if i > 0 {
+                                s.text(",");
+                            }
+                            s.ip(&IpAddr::V6(*ip));
+                        }
+                    }
+                    SvcParam::Ech(b) => {
+                        s.text("ech=").text(&base64(b));
+                    }
+                    SvcParam::Other { key, value } => {
+                        svc_key_text(s, *key);
+                        s.text("=").text(&hex(value));
+                    }
+                }
+            }
+        }
+        DnsRdata::Ds {
+            key_tag,
+            algorithm,
+            digest_type,
+            digest,
+        } => {
+            s.u64(u64::from(*key_tag)).text(" ");
+            s.u64(u64::from(*algorithm)).text(" ");
+            s.u64(u64::from(*digest_type)).text(" ").text(&hex(digest));
+        }
+        DnsRdata::Dnskey {
+            flags,
+            protocol,
+            algorithm,
+            key,
+            ..
+        } => {
+            s.u64(u64::from(*flags)).text(" ");
+            s.u64(u64::from(*protocol)).text(" ");
+            s.u64(u64::from(*algorithm)).text(" ").text(&base64(key));
+        }
+        DnsRdata::Rrsig {
+            type_covered,
+            algorithm,
+            labels,
+            original_ttl,
+            expiration,
+            inception,
+            key_tag,
+            signer,
+            ..
+        } => {
+            type_text(s, *type_covered);
+            for n in [
+                u64::from(*algorithm),
+                u64::from(*labels),
+                u64::from(*original_ttl),
+                u64::from(*expiration),
+                u64::from(*inception),
+                u64::from(*key_tag),
+            ] {
+                s.text(" ").u64(n);
+            }
+            s.text(" ")
+                .text(if signer.is_empty() { "." } else { signer });
+        }
+        DnsRdata::Nsec { next, types } => {
+            s.text(if next.is_empty() { "." } else { next });
+            for t in types {
+                s.text(" ");
+                type_text(s, *t);
+            }
+        }
+        DnsRdata::Malformed { .. } | DnsRdata::Other { .. } => {}
     }
 }
 
+/// Writes `key` as the type's name or its number (arrays).
+fn type_item(a: &mut jsonline::JsonArray<'_>, t: u16) {
+    match rrtype_name(t) {
+        Some(n) => a.str(n),
+        None => a.u64(u64::from(t)),
+    }
+}
+
+/// The typed object of the newer record types (native and eve alike):
+/// `caa`, `naptr`, `sshfp`, `tlsa`, `svcb`/`https`, `ds`, `dnskey`, `rrsig`,
+/// `nsec`. Returns false for other data.
+fn typed_rdata(w: &mut JsonWriter<'_>, rtype: u16, d: &DnsRdata) -> bool {
+    let hex = crate::app::util::hex;
+    match d {
+        DnsRdata::Caa { flags, tag, value } => {
+            let mut o = w.begin_object("caa");
+            o.u64("flags", u64::from(*flags));
+            o.str("tag", tag);
+            o.str("value", value);
+            o.end_object();
+        }
+        DnsRdata::Naptr {
+            order,
+            preference,
+            flags,
+            services,
+            regexp,
+            replacement,
+        } => {
+            let mut o = w.begin_object("naptr");
+            o.u64("order", u64::from(*order));
+            o.u64("preference", u64::from(*preference));
+            o.str("flags", flags);
+            o.str("services", services);
+            o.str("regexp", regexp);
+            o.str("replacement", replacement);
+            o.end_object();
+        }
+        DnsRdata::Sshfp {
+            algorithm,
+            fp_type,
+            fingerprint,
+        } => {
+            // Suricata's names and its colon-separated hex.
+            let mut o = w.begin_object("sshfp");
+            o.str(
+                "fingerprint",
+                &crate::app::util::hex_colon(fingerprint, false),
+            );
+            o.u64("algo", u64::from(*algorithm));
+            o.u64("type", u64::from(*fp_type));
+            o.end_object();
+        }
+        DnsRdata::Tlsa {
+            usage,
+            selector,
+            matching_type,
+            data,
+        } => {
+            let mut o = w.begin_object("tlsa");
+            o.u64("usage", u64::from(*usage));
+            o.u64("selector", u64::from(*selector));
+            o.u64("matching_type", u64::from(*matching_type));
+            o.str("data", &hex(data));
+            o.end_object();
+        }
+        DnsRdata::Svcb {
+            priority,
+            target,
+            params,
+        } => {
+            let mut o = w.begin_object(if rtype == 65 { "https" } else { "svcb" });
+            o.u64("priority", u64::from(*priority));
+            o.str("target", target);
+            let mut others = Vec::new();
+            for p in params {
+                match p {
+                    SvcParam::Mandatory(keys) => {
+                        let mut a = o.begin_array("mandatory");
+                        for k in keys {
+                            match svc_key_name(*k) {
+                                Some(n) => a.str(n),
+                                None => a.u64(u64::from(*k)),
+                            }
+                        }
+                        a.end();
+                    }
+                    SvcParam::Alpn(ids) => o.str_array("alpn", ids.iter().map(String::as_str)),
+                    SvcParam::NoDefaultAlpn => o.bool("no_default_alpn", true),
+                    SvcParam::Port(n) => o.u64("port", u64::from(*n)),
+                    SvcParam::Ipv4Hint(a) => {
+                        let mut arr = o.begin_array("ipv4hint");
+                        for ip in a {
+                            arr.ip(&IpAddr::V4(*ip));
+                        }
+                        arr.end();
+                    }
+                    SvcParam::Ipv6Hint(a) => {
+                        let mut arr = o.begin_array("ipv6hint");
+                        for ip in a {
+                            arr.ip(&IpAddr::V6(*ip));
+                        }
+                        arr.end();
+                    }
+                    SvcParam::Ech(b) => o.str("ech", &base64(b)),
+                    SvcParam::Other { key, value } => others.push((*key, value)),
+                }
+            }
+            if !others.is_empty() {
+                let mut a = o.begin_array("params");
+                for (key, value) in others {
+                    let mut e = a.object();
+                    e.u64("key", u64::from(key));
+                    e.str("value", &hex(value));
+                    e.end_object();
+                }
+                a.end();
+            }
+            o.end_object();
+        }
+        DnsRdata::Ds {
+            key_tag,
+            algorithm,
+            digest_type,
+            digest,
+        } => {
+            let mut o = w.begin_object("ds");
+            o.u64("key_tag", u64::from(*key_tag));
+            o.u64("algorithm", u64::from(*algorithm));
+            o.u64("digest_type", u64::from(*digest_type));
+            o.str("digest", &hex(digest));
+            o.end_object();
+        }
+        DnsRdata::Dnskey {
+            flags,
+            protocol,
+            algorithm,
+            key,
+            key_len,
+        } => {
+            let mut o = w.begin_object("dnskey");
+            o.u64("flags", u64::from(*flags));
+            o.u64("protocol", u64::from(*protocol));
+            o.u64("algorithm", u64::from(*algorithm));
+            o.str("key", &base64(key));
+            o.u64("key_len", u64::from(*key_len));
+            o.end_object();
+        }
+        DnsRdata::Rrsig {
+            type_covered,
+            algorithm,
+            labels,
+            original_ttl,
+            expiration,
+            inception,
+            key_tag,
+            signer,
+            signature_len,
+        } => {
+            let mut o = w.begin_object("rrsig");
+            rrtype_member(&mut o, "type_covered", *type_covered);
+            o.u64("algorithm", u64::from(*algorithm));
+            o.u64("labels", u64::from(*labels));
+            o.u64("original_ttl", u64::from(*original_ttl));
+            o.u64("expiration", u64::from(*expiration));
+            o.u64("inception", u64::from(*inception));
+            o.u64("key_tag", u64::from(*key_tag));
+            o.str("signer", signer);
+            o.u64("signature_len", u64::from(*signature_len));
+            o.end_object();
+        }
+        DnsRdata::Nsec { next, types } => {
+            let mut o = w.begin_object("nsec");
+            o.str("next", next);
+            let mut a = o.begin_array("types");
+            for t in types {
+                type_item(&mut a, *t);
+            }
+            a.end();
+            o.end_object();
+        }
+        _ => return false,
+    }
+    true
+}
+
 /// Writes one answer/authority record the way Suricata's eve v3 does:
-/// `rrname`, `rrtype`, `ttl`, then `rdata` or a typed object (`srv`, `soa`, `mx`).
+/// `rrname`, `rrtype`, `ttl`, then `rdata` or a typed object (`srv`, `soa`,
+/// `sshfp`, and flowtap's `caa`, `naptr`, `tlsa`, `svcb`/`https`, `ds`,
+/// `dnskey`, `rrsig`, `nsec`). TXT/SPF: `txt` (the array of character-strings;
+/// eve writes one record per string instead, see [`record_lists`]).
 fn record_members(w: &mut JsonWriter<'_>, r: &DnsRecord) {
     w.str("rrname", &r.name);
     rrtype_member(w, "rrtype", r.rtype);
@@ -123,8 +535,68 @@ fn record_members(w: &mut JsonWriter<'_>, r: &DnsRecord) {
             w.str("rdata", exchange);
             w.u64("preference", u64::from(*preference));
         }
+        DnsRdata::Txt(parts) => w.str_array("txt", parts.iter().map(String::as_str)),
         DnsRdata::Other { len } => w.u64("rdata_len", u64::from(*len)),
-        other => w.str_with("rdata", |s| rdata_text(s, other)),
+        DnsRdata::Malformed { len } => {
+            w.u64("rdata_len", u64::from(*len));
+            w.bool("rdata_malformed", true);
+        }
+        other => {
+            if !typed_rdata(w, r.rtype, other) {
+                w.str_with("rdata", |s| rdata_text(s, other));
+            }
+        }
+    }
+    if r.rdata_truncated {
+        w.bool("rdata_truncated", true);
+    }
+}
+
+/// One EDNS object (native, eve, ECS under `flowtap.dns`).
+fn edns_member(w: &mut JsonWriter<'_>, key: &str, e: &Edns) {
+    let hex = crate::app::util::hex;
+    let mut o = w.begin_object(key);
+    o.u64("udp_size", u64::from(e.udp_size));
+    o.u64("ext_rcode", u64::from(e.ext_rcode));
+    o.u64("version", u64::from(e.version));
+    o.bool("do", e.do_bit);
+    if let Some(cs) = &e.client_subnet {
+        let mut c = o.begin_object("client_subnet");
+        c.u64("family", u64::from(cs.family));
+        c.u64("source_prefix", u64::from(cs.source_prefix));
+        c.u64("scope_prefix", u64::from(cs.scope_prefix));
+        if let Some(a) = &cs.address {
+            c.ip("address", a);
+        }
+        c.end_object();
+    }
+    if let Some((client, server)) = &e.cookie {
+        let mut c = o.begin_object("cookie");
+        c.str("client", &hex(client));
+        if !server.is_empty() {
+            c.str("server", &hex(server));
+        }
+        c.end_object();
+    }
+    if !e.other_options.is_empty() {
+        let mut a = o.begin_array("options");
+        for c in &e.other_options {
+            a.u64(u64::from(*c));
+        }
+        a.end();
+    }
+    if e.malformed {
+        o.bool("malformed", true);
+    }
+    o.end_object();
+}
+
+fn edns_members(w: &mut JsonWriter<'_>, d: &DnsEvent) {
+    if let Some(e) = &d.query_edns {
+        edns_member(w, "query_edns", e);
+    }
+    if let Some(e) = &d.response_edns {
+        edns_member(w, "response_edns", e);
     }
 }
 
@@ -159,17 +631,37 @@ fn ecs_class_member(w: &mut JsonWriter<'_>, key: &str, c: u16) {
     }
 }
 
-/// The answer and authority arrays (native and eve alike).
-fn record_lists(o: &mut JsonWriter<'_>, d: &DnsEvent) {
+/// The answer and authority arrays. `eve`: a TXT/SPF record is written
+/// the way Suricata 8 does, one object per character-string with the
+/// string as `rdata` (boundaries kept, grouping by record not); native
+/// writes one object per record with `txt` [strings].
+fn record_lists(o: &mut JsonWriter<'_>, d: &DnsEvent, eve: bool) {
     for (key, list) in [("answers", &d.answers), ("authorities", &d.authorities)] {
         if list.is_empty() {
             continue;
         }
         let mut a = o.begin_array(key);
         for r in list {
-            let mut e = a.object();
-            record_members(&mut e, r);
-            e.end_object();
+            match &r.data {
+                DnsRdata::Txt(parts) if eve && !parts.is_empty() => {
+                    for p in parts {
+                        let mut e = a.object();
+                        e.str("rrname", &r.name);
+                        rrtype_member(&mut e, "rrtype", r.rtype);
+                        e.u64("ttl", u64::from(r.ttl));
+                        e.str("rdata", p);
+                        if r.rdata_truncated {
+                            e.bool("rdata_truncated", true);
+                        }
+                        e.end_object();
+                    }
+                }
+                _ => {
+                    let mut e = a.object();
+                    record_members(&mut e, r);
+                    e.end_object();
+                }
+            }
         }
         a.end();
     }
@@ -200,6 +692,7 @@ pub(super) fn example() -> DnsEvent {
                 rclass: 1,
                 ttl: 300,
                 data: DnsRdata::Name("example.com".into()),
+                rdata_truncated: false,
             },
             DnsRecord {
                 name: "example.com".into(),
@@ -207,6 +700,7 @@ pub(super) fn example() -> DnsEvent {
                 rclass: 1,
                 ttl: 300,
                 data: DnsRdata::A([93, 184, 216, 34].into()),
+                rdata_truncated: false,
             },
             DnsRecord {
                 name: "_sip._udp.example.com".into(),
@@ -219,8 +713,48 @@ pub(super) fn example() -> DnsEvent {
                     port: 5060,
                     target: "sip.example.com".into(),
                 },
+                rdata_truncated: false,
+            },
+            DnsRecord {
+                name: "example.com".into(),
+                rtype: 16,
+                rclass: 1,
+                ttl: 300,
+                data: DnsRdata::Txt(vec!["v=spf1 -all".into(), "k=\"v\"".into()]),
+                rdata_truncated: false,
+            },
+            DnsRecord {
+                name: "example.com".into(),
+                rtype: 65,
+                rclass: 1,
+                ttl: 300,
+                data: DnsRdata::Svcb {
+                    priority: 1,
+                    target: "".into(),
+                    params: vec![
+                        SvcParam::Alpn(vec!["h2".into(), "h3".into()]),
+                        SvcParam::Ipv4Hint(vec![[93, 184, 216, 34].into()]),
+                    ],
+                },
+                rdata_truncated: false,
             },
         ],
+        query_edns: Some(Edns {
+            udp_size: 1232,
+            do_bit: true,
+            client_subnet: Some(super::event::ClientSubnet {
+                family: 1,
+                source_prefix: 24,
+                scope_prefix: 0,
+                address: Some([198, 51, 100, 0].into()),
+            }),
+            cookie: Some((vec![1, 2, 3, 4, 5, 6, 7, 8], vec![])),
+            ..Edns::default()
+        }),
+        response_edns: Some(Edns {
+            udp_size: 1232,
+            ..Edns::default()
+        }),
         latency_ns: Some(15_030_000),
         query_ts_ns: Some(1_405_687_770_577_034_000),
         response_ts_ns: Some(1_405_687_770_592_064_000),
@@ -273,7 +807,8 @@ impl EventWriters for DnsEvent {
             e.end_object();
         }
         q.end();
-        record_lists(&mut o, d);
+        record_lists(&mut o, d, false);
+        edns_members(&mut o, d);
         opt_u64(&mut o, "latency_us", d.latency_ns.map(|n| n / 1_000));
         if d.retransmits > 0 {
             o.u64("retransmits", u64::from(d.retransmits));
@@ -319,6 +854,8 @@ impl EventWriters for DnsEvent {
                 ecs_type_member(&mut e, "type", r.rtype);
                 ecs_class_member(&mut e, "class", r.rclass);
                 e.u64("ttl", u64::from(r.ttl));
+                // ECS `data` is one keyword: TXT/SPF in presentation
+                // form, each character-string quoted (`"a" "b"`).
                 if has_rdata_text(&r.data) {
                     e.str_with("data", |s| rdata_text(s, &r.data));
                 }
@@ -354,6 +891,7 @@ impl EventWriters for DnsEvent {
         o.bool("truncated", d.truncated);
         o.bool("malformed", d.malformed);
         o.bool("timed_out", d.timed_out);
+        edns_members(&mut o, d);
         o.end_object();
     }
 
@@ -411,7 +949,8 @@ impl EventWriters for DnsEvent {
             }
             q.end();
         }
-        record_lists(&mut o, d);
+        record_lists(&mut o, d, true);
+        edns_members(&mut o, d);
         o.end_object();
     }
 
@@ -456,6 +995,20 @@ impl EventWriters for DnsEvent {
         }
         if let Some(l) = d.latency_ns {
             w.u64("_dns_latency_us", l / 1_000);
+        }
+        // EDNS of the query (of the response when there was no query's).
+        if let Some(e) = d.query_edns.as_ref().or(d.response_edns.as_ref()) {
+            w.u64("_dns_edns_udp_size", u64::from(e.udp_size));
+            w.bool("_dns_edns_do", e.do_bit);
+            if let Some(a) = e
+                .client_subnet
+                .as_ref()
+                .and_then(|c| c.address.map(|a| (a, c)))
+            {
+                w.str_with("_dns_client_subnet", |s| {
+                    s.ip(&a.0).text("/").u64(u64::from(a.1.source_prefix));
+                });
+            }
         }
     }
 

@@ -113,10 +113,12 @@ impl DnsState {
                 return;
             }
         };
-        if m.error.is_some() {
+        // A message with a fault, or with record data that did not decode
+        // (the record is kept as `Malformed`), counts once.
+        if m.error.is_some() || m.bad_rdata() > 0 || m.edns.as_ref().is_some_and(|e| e.malformed) {
             self.stats.malformed += 1;
         }
-        if m.truncated {
+        if m.truncated || m.cut_rdata() {
             self.stats.truncated += 1;
         }
         if m.header.qr() {
@@ -160,6 +162,7 @@ impl DnsState {
             ad: h.ad(),
             cd: h.cd(),
             query_ts_ns: Some(ctx.ts_ns),
+            query_edns: m.edns,
             ..DnsEvent::default()
         };
         self.pending.push_back(ev);
@@ -200,6 +203,7 @@ impl DnsState {
         ev.rcode = Some(h.rcode());
         ev.answers = m.answers;
         ev.authorities = m.authorities;
+        ev.response_edns = m.edns;
         ev.truncated = m.truncated;
         ev.malformed = m.error.is_some();
         ev.response_ts_ns = Some(ctx.ts_ns);

@@ -3,11 +3,25 @@
 //! must point strictly before the segment being read, so decoding always
 //! terminates; names are limited to 255 wire bytes and labels to 63.
 
-use super::event::{DnsQuestion, DnsRdata, DnsRecord};
+use super::event::{ClientSubnet, DnsQuestion, DnsRdata, DnsRecord, Edns, SvcParam};
 use crate::app::util::{be16, be32};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const HEADER_LEN: usize = 12;
+
+/// Character-strings kept per TXT/SPF record.
+pub const MAX_TXT_STRINGS: usize = 64;
+/// Bytes of character-strings kept per TXT/SPF record.
+pub const MAX_TXT_BYTES: usize = 4096;
+/// Bytes kept of a binary field (key, digest, fingerprint, TLSA data, ECH,
+/// unknown SvcParam value).
+pub const MAX_BLOB: usize = 1024;
+/// SvcParams kept per SVCB/HTTPS record.
+pub const MAX_SVC_PARAMS: usize = 32;
+/// Types kept from an NSEC bitmap.
+pub const MAX_NSEC_TYPES: usize = 128;
+/// Unknown EDNS option codes kept.
+pub const MAX_EDNS_OTHER: usize = 16;
 
 /// Why a message did not parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,10 +208,11 @@ pub fn read_record(msg: &[u8], off: usize, decode: bool) -> Result<(DnsRecord, u
     if rend > msg.len() {
         return Err(DnsError::Short);
     }
-    let data = if decode {
-        decode_rdata(msg, rtype, rstart, rend).unwrap_or(DnsRdata::Other { len: rdlen })
+    let (data, rdata_truncated) = if decode {
+        decode_rdata(msg, rtype, rstart, rend)
+            .unwrap_or((DnsRdata::Malformed { len: rdlen }, false))
     } else {
-        DnsRdata::Other { len: rdlen }
+        (DnsRdata::Other { len: rdlen }, false)
     };
     Ok((
         DnsRecord {
@@ -206,6 +221,7 @@ pub fn read_record(msg: &[u8], off: usize, decode: bool) -> Result<(DnsRecord, u
             rclass,
             ttl,
             data,
+            rdata_truncated,
         },
         rend,
     ))
@@ -221,9 +237,41 @@ fn rdata_name(msg: &[u8], off: usize, end: usize) -> Result<(String, usize), Dns
     Ok((s, p))
 }
 
-fn decode_rdata(msg: &[u8], rtype: u16, start: usize, end: usize) -> Result<DnsRdata, DnsError> {
+/// A length-prefixed character-string at `*p` in `rd`; advances `*p`.
+fn char_string<'a>(rd: &'a [u8], p: &mut usize) -> Result<&'a [u8], DnsError> {
+    let l = usize::from(*rd.get(*p).ok_or(DnsError::Short)?);
+    let s = rd.get(*p + 1..*p + 1 + l).ok_or(DnsError::Short)?;
+    *p += 1 + l;
+    Ok(s)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// At most `MAX_BLOB` bytes of `b`, and whether it was cut.
+fn blob(b: &[u8], cut: &mut bool) -> Vec<u8> {
+    if b.len() > MAX_BLOB {
+        *cut = true;
+    }
+    b.get(..b.len().min(MAX_BLOB)).unwrap_or(b).to_vec()
+}
+
+/// Decoded data of a known type and whether it was cut at a limit; an
+/// error for a known type whose data does not decode (the caller keeps it
+/// as `Malformed`). Unknown types give `Other`.
+fn decode_rdata(
+    msg: &[u8],
+    rtype: u16,
+    start: usize,
+    end: usize,
+) -> Result<(DnsRdata, bool), DnsError> {
     let rd = msg.get(start..end).ok_or(DnsError::Short)?;
-    Ok(match rtype {
+    let u8_at = |i: usize| rd.get(i).copied().ok_or(DnsError::Short);
+    let u16_at = |i: usize| be16(rd, i).ok_or(DnsError::Short);
+    let u32_at = |i: usize| be32(rd, i).ok_or(DnsError::Short);
+    let mut cut = false;
+    let data = match rtype {
         1 => {
             let b: [u8; 4] = rd.try_into().map_err(|_| DnsError::Short)?;
             DnsRdata::A(Ipv4Addr::from(b))
@@ -234,31 +282,34 @@ fn decode_rdata(msg: &[u8], rtype: u16, start: usize, end: usize) -> Result<DnsR
         }
         2 | 5 | 12 | 39 => DnsRdata::Name(rdata_name(msg, start, end)?.0),
         15 => {
-            let preference = be16(msg, start).ok_or(DnsError::Short)?;
+            let preference = u16_at(0)?;
             let (exchange, _) = rdata_name(msg, start + 2, end)?;
             DnsRdata::Mx {
                 preference,
                 exchange,
             }
         }
-        16 => {
+        // TXT and SPF: one or more character-strings.
+        16 | 99 => {
             let mut strings = Vec::new();
+            let mut bytes = 0usize;
             let mut p = 0usize;
             while p < rd.len() {
-                let l = usize::from(*rd.get(p).ok_or(DnsError::Short)?);
-                let s = rd.get(p + 1..p + 1 + l).ok_or(DnsError::Short)?;
-                // At most 255 strings fit in 64 KiB of rdata; bounded anyway.
-                if strings.len() < 64 {
-                    strings.push(String::from_utf8_lossy(s).into_owned());
+                let s = char_string(rd, &mut p)?;
+                // Kept: a prefix of the strings, within both limits.
+                if !cut && strings.len() < MAX_TXT_STRINGS && bytes + s.len() <= MAX_TXT_BYTES {
+                    bytes += s.len();
+                    strings.push(lossy(s));
+                } else {
+                    cut = true;
                 }
-                p += 1 + l;
             }
             DnsRdata::Txt(strings)
         }
         33 => {
-            let priority = be16(msg, start).ok_or(DnsError::Short)?;
-            let weight = be16(msg, start + 2).ok_or(DnsError::Short)?;
-            let port = be16(msg, start + 4).ok_or(DnsError::Short)?;
+            let priority = u16_at(0)?;
+            let weight = u16_at(2)?;
+            let port = u16_at(4)?;
             let (target, _) = rdata_name(msg, start + 6, end)?;
             DnsRdata::Srv {
                 priority,
@@ -284,10 +335,245 @@ fn decode_rdata(msg: &[u8], rtype: u16, start: usize, end: usize) -> Result<DnsR
                 minimum: n(4)?,
             }
         }
+        257 => {
+            let flags = u8_at(0)?;
+            let mut p = 1;
+            let tag = char_string(rd, &mut p)?;
+            if tag.is_empty() {
+                return Err(DnsError::Short);
+            }
+            let value = rd.get(p..).unwrap_or(&[]);
+            DnsRdata::Caa {
+                flags,
+                tag: lossy(tag),
+                value: lossy(&blob(value, &mut cut)),
+            }
+        }
+        35 => {
+            let order = u16_at(0)?;
+            let preference = u16_at(2)?;
+            let mut p = 4;
+            let flags = lossy(char_string(rd, &mut p)?);
+            let services = lossy(char_string(rd, &mut p)?);
+            let regexp = lossy(char_string(rd, &mut p)?);
+            let (replacement, _) = rdata_name(msg, start + p, end)?;
+            DnsRdata::Naptr {
+                order,
+                preference,
+                flags,
+                services,
+                regexp,
+                replacement,
+            }
+        }
+        44 => DnsRdata::Sshfp {
+            algorithm: u8_at(0)?,
+            fp_type: u8_at(1)?,
+            fingerprint: blob(rd.get(2..).ok_or(DnsError::Short)?, &mut cut),
+        },
+        52 => DnsRdata::Tlsa {
+            usage: u8_at(0)?,
+            selector: u8_at(1)?,
+            matching_type: u8_at(2)?,
+            data: blob(rd.get(3..).ok_or(DnsError::Short)?, &mut cut),
+        },
+        64 | 65 => {
+            let priority = u16_at(0)?;
+            let (target, p) = rdata_name(msg, start + 2, end)?;
+            let mut params = Vec::new();
+            let mut p = p - start;
+            while p < rd.len() {
+                let key = u16_at(p)?;
+                let len = usize::from(u16_at(p + 2)?);
+                let v = rd.get(p + 4..p + 4 + len).ok_or(DnsError::Short)?;
+                p += 4 + len;
+                if params.len() >= MAX_SVC_PARAMS {
+                    cut = true;
+                    continue;
+                }
+                params.push(svc_param(key, v, &mut cut));
+            }
+            DnsRdata::Svcb {
+                priority,
+                target,
+                params,
+            }
+        }
+        43 | 59 => DnsRdata::Ds {
+            key_tag: u16_at(0)?,
+            algorithm: u8_at(2)?,
+            digest_type: u8_at(3)?,
+            digest: blob(rd.get(4..).ok_or(DnsError::Short)?, &mut cut),
+        },
+        48 | 60 => {
+            let key = rd.get(4..).ok_or(DnsError::Short)?;
+            DnsRdata::Dnskey {
+                flags: u16_at(0)?,
+                protocol: u8_at(2)?,
+                algorithm: u8_at(3)?,
+                key_len: u16::try_from(key.len()).unwrap_or(u16::MAX),
+                key: blob(key, &mut cut),
+            }
+        }
+        46 => {
+            let (signer, p) = rdata_name(msg, start + 18, end)?;
+            DnsRdata::Rrsig {
+                type_covered: u16_at(0)?,
+                algorithm: u8_at(2)?,
+                labels: u8_at(3)?,
+                original_ttl: u32_at(4)?,
+                expiration: u32_at(8)?,
+                inception: u32_at(12)?,
+                key_tag: u16_at(16)?,
+                signer,
+                signature_len: u16::try_from(end - p).unwrap_or(u16::MAX),
+            }
+        }
+        47 => {
+            let (next, p) = rdata_name(msg, start, end)?;
+            let types = type_bitmap(rd.get(p - start..).unwrap_or(&[]), &mut cut)?;
+            DnsRdata::Nsec { next, types }
+        }
         _ => DnsRdata::Other {
             len: u16::try_from(rd.len()).unwrap_or(u16::MAX),
         },
-    })
+    };
+    Ok((data, cut))
+}
+
+/// One SvcParam; a known key whose value does not decode is kept raw.
+fn svc_param(key: u16, v: &[u8], cut: &mut bool) -> SvcParam {
+    let raw = |cut: &mut bool| SvcParam::Other {
+        key,
+        value: blob(v, cut),
+    };
+    match key {
+        0 if v.len().is_multiple_of(2) => SvcParam::Mandatory(
+            v.chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect(),
+        ),
+        1 => {
+            let mut ids = Vec::new();
+            let mut p = 0;
+            while p < v.len() {
+                match char_string(v, &mut p) {
+                    Ok(s) => ids.push(lossy(s)),
+                    Err(_) => return raw(cut),
+                }
+            }
+            SvcParam::Alpn(ids)
+        }
+        2 if v.is_empty() => SvcParam::NoDefaultAlpn,
+        3 if v.len() == 2 => SvcParam::Port(u16::from_be_bytes([v[0], v[1]])),
+        4 if !v.is_empty() && v.len().is_multiple_of(4) => SvcParam::Ipv4Hint(
+            v.chunks_exact(4)
+                .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
+                .collect(),
+        ),
+        5 => SvcParam::Ech(blob(v, cut)),
+        6 if !v.is_empty() && v.len().is_multiple_of(16) => SvcParam::Ipv6Hint(
+            v.chunks_exact(16)
+                .map(|c| {
+                    let mut b = [0u8; 16];
+                    b.copy_from_slice(c);
+                    Ipv6Addr::from(b)
+                })
+                .collect(),
+        ),
+        _ => raw(cut),
+    }
+}
+
+/// The types of an NSEC/NSEC3 type bitmap (RFC 4034 section 4.1.2).
+fn type_bitmap(mut b: &[u8], cut: &mut bool) -> Result<Vec<u16>, DnsError> {
+    let mut types = Vec::new();
+    while !b.is_empty() {
+        let window = u16::from(*b.first().ok_or(DnsError::Short)?);
+        let len = usize::from(*b.get(1).ok_or(DnsError::Short)?);
+        if len == 0 || len > 32 {
+            return Err(DnsError::Short);
+        }
+        let bits = b.get(2..2 + len).ok_or(DnsError::Short)?;
+        for (i, byte) in bits.iter().enumerate() {
+            for bit in 0..8u16 {
+                if byte & (0x80 >> bit) != 0 {
+                    if types.len() < MAX_NSEC_TYPES {
+                        // i < 32: fits.
+                        types.push(window * 256 + (i as u16) * 8 + bit);
+                    } else {
+                        *cut = true;
+                    }
+                }
+            }
+        }
+        b = b.get(2 + len..).unwrap_or(&[]);
+    }
+    Ok(types)
+}
+
+/// EDNS from an OPT record's class, TTL and data. Options that run past
+/// the data set `malformed` and end the list.
+pub fn parse_opt(class: u16, ttl: u32, rd: &[u8]) -> Edns {
+    let [ext_rcode, version, flags_hi, _] = ttl.to_be_bytes();
+    let mut e = Edns {
+        udp_size: class,
+        ext_rcode,
+        version,
+        do_bit: flags_hi & 0x80 != 0,
+        ..Edns::default()
+    };
+    let mut p = 0usize;
+    while p < rd.len() {
+        let (Some(code), Some(len)) = (be16(rd, p), be16(rd, p + 2)) else {
+            e.malformed = true;
+            break;
+        };
+        let Some(v) = rd.get(p + 4..p + 4 + usize::from(len)) else {
+            e.malformed = true;
+            break;
+        };
+        p += 4 + usize::from(len);
+        match code {
+            8 if v.len() >= 4 => {
+                let family = u16::from_be_bytes([v[0], v[1]]);
+                let source_prefix = v[2];
+                let addr = &v[4..];
+                let address = match family {
+                    1 if addr.len() <= 4 => {
+                        let mut b = [0u8; 4];
+                        b[..addr.len()].copy_from_slice(addr);
+                        Some(std::net::IpAddr::from(b))
+                    }
+                    2 if addr.len() <= 16 => {
+                        let mut b = [0u8; 16];
+                        b[..addr.len()].copy_from_slice(addr);
+                        Some(std::net::IpAddr::from(b))
+                    }
+                    _ => None,
+                };
+                if address.is_none() {
+                    e.malformed = true;
+                }
+                e.client_subnet = Some(ClientSubnet {
+                    family,
+                    source_prefix,
+                    scope_prefix: v[3],
+                    address,
+                });
+            }
+            10 if v.len() == 8 || (16..=40).contains(&v.len()) => {
+                e.cookie = Some((v[..8].to_vec(), v[8..].to_vec()));
+            }
+            8 | 10 => e.malformed = true,
+            _ => {
+                if e.other_options.len() < MAX_EDNS_OTHER {
+                    e.other_options.push(code);
+                }
+            }
+        }
+    }
+    e
 }
 
 /// A parsed message. On a fault in the record sections the records before it
@@ -298,9 +584,30 @@ pub struct Message {
     pub questions: Vec<DnsQuestion>,
     pub answers: Vec<DnsRecord>,
     pub authorities: Vec<DnsRecord>,
+    /// EDNS from the additional section's OPT record (the first one).
+    pub edns: Option<Edns>,
     /// Records past `max_records` in a section were skipped.
     pub truncated: bool,
     pub error: Option<DnsError>,
+}
+
+impl Message {
+    /// Kept records whose data did not decode.
+    pub fn bad_rdata(&self) -> usize {
+        self.answers
+            .iter()
+            .chain(&self.authorities)
+            .filter(|r| matches!(r.data, DnsRdata::Malformed { .. }))
+            .count()
+    }
+
+    /// Whether any kept record's data was cut at a limit.
+    pub fn cut_rdata(&self) -> bool {
+        self.answers
+            .iter()
+            .chain(&self.authorities)
+            .any(|r| r.rdata_truncated)
+    }
 }
 
 /// Parse a whole message. Fails if the header or the questions do not parse;
@@ -345,7 +652,41 @@ pub fn parse_message(msg: &[u8], max_records: usize) -> Result<Message, DnsError
             }
         }
     }
+    if m.error.is_none() {
+        additionals(msg, off, header.arcount, &mut m);
+    }
     Ok(m)
+}
+
+/// The additional section: only the OPT record is kept (as `edns`); the
+/// other records are read to reach it and dropped. A second OPT marks the
+/// first malformed (RFC 6891: FORMERR).
+fn additionals(msg: &[u8], mut off: usize, count: u16, m: &mut Message) {
+    let mut name = String::new();
+    for _ in 0..count {
+        let hdr = read_name(msg, off, &mut name).and_then(|p| {
+            let rtype = be16(msg, p).ok_or(DnsError::Short)?;
+            let class = be16(msg, p + 2).ok_or(DnsError::Short)?;
+            let ttl = be32(msg, p + 4).ok_or(DnsError::Short)?;
+            let rdlen = usize::from(be16(msg, p + 8).ok_or(DnsError::Short)?);
+            let rd = msg.get(p + 10..p + 10 + rdlen).ok_or(DnsError::Short)?;
+            Ok((rtype, class, ttl, rd, p + 10 + rdlen))
+        });
+        let (rtype, class, ttl, rd, next) = match hdr {
+            Ok(h) => h,
+            Err(e) => {
+                m.error = Some(e);
+                return;
+            }
+        };
+        if rtype == 41 {
+            match &mut m.edns {
+                Some(e) => e.malformed = true,
+                None => m.edns = Some(parse_opt(class, ttl, rd)),
+            }
+        }
+        off = next;
+    }
 }
 
 #[cfg(test)]
@@ -472,8 +813,8 @@ mod tests {
                 (16, b"\x05hello\x05world".to_vec()),
                 (33, srv),
                 (6, soa),
-                (99, vec![1, 2, 3]),
-                (1, vec![1, 2, 3]), // bad A length: kept as Other
+                (200, vec![1, 2, 3]), // unknown type
+                (1, vec![1, 2, 3]),   // bad A length: kept as Other
             ],
         );
         let m = parse_message(&r, 32).unwrap();
@@ -511,7 +852,7 @@ mod tests {
             }
         );
         assert_eq!(d[6], &DnsRdata::Other { len: 3 });
-        assert_eq!(d[7], &DnsRdata::Other { len: 3 });
+        assert_eq!(d[7], &DnsRdata::Malformed { len: 3 });
         assert_eq!(m.answers[0].ttl, 3600);
         // Limit on kept records.
         let m = parse_message(&r, 2).unwrap();
