@@ -129,6 +129,12 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
                     ""
                 }
             );
+                if let Some(d) = &info.dropped_to {
+                    eprintln!(
+                        "flowtap: now running as uid {} gid {} with no capabilities (capture.drop_user)",
+                        d.uid, d.gid
+                    );
+                }
             }
         },
         export.as_ref(),

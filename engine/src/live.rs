@@ -106,6 +106,8 @@ pub struct LiveInfo {
     pub mode: String,
     pub workers: usize,
     pub capture_only: bool,
+    /// Who the capture now runs as, if `capture.drop_user` is set.
+    pub dropped_to: Option<cw::Dropped>,
 }
 
 /// Why the capture ended.
@@ -732,6 +734,20 @@ pub fn run_live_with_export(
             Err(_) => break,
         }
     }
+    // Everything that needs privileges is done: the sockets and rings are
+    // open, the XDP program attached through a link, the workers pinned.
+    let dropped_to = if setup_error.is_none() && !cfg.capture.drop_user.is_empty() {
+        let group = (!cfg.capture.drop_group.is_empty()).then_some(cfg.capture.drop_group.as_str());
+        match cw::drop_privileges(&cfg.capture.drop_user, group) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                setup_error = Some(LiveError::Worker(e));
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some(e) = setup_error {
         halt.store(true, Ordering::Relaxed);
         for h in handles {
@@ -769,6 +785,7 @@ pub fn run_live_with_export(
         mode: capture.mode.clone(),
         workers,
         capture_only: opts.capture_only,
+        dropped_to,
     });
 
     let every =

@@ -862,3 +862,77 @@ fn live_capture_exports_the_matching_flow() {
     assert_eq!(ex["matches"], 1, "{ex}");
     assert_eq!(ex["packets_missed"], 0, "{ex}");
 }
+
+/// `capture.drop_user`: once the AF_XDP capture runs, flowtap becomes
+/// `nobody` in every thread with no capability left, and still captures
+/// every frame, writes its records and detaches its XDP program at the end
+/// (the program hangs on a BPF link, which closing needs no privilege for).
+#[test]
+fn drop_user_captures_without_privileges() {
+    require_root!("live capture in network namespaces");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new();
+    let cfg = tmp_dir("live").join("drop-user.toml");
+    std::fs::write(&cfg, "[capture]\ndrop_user = \"nobody\"\n").expect("write config");
+    let capture = corpus().join(CAPTURES[0]);
+    let replay = run_flowtap(&capture, 1, &[]);
+    assert!(replay.status.success(), "{}", replay.stderr);
+    let mut live = Live::start(
+        &net,
+        &[
+            "--capture",
+            "afxdp",
+            "--xdp-mode",
+            "native",
+            "--config",
+            cfg.to_str().expect("path"),
+        ],
+    );
+    live.wait_ready();
+    let t0 = Instant::now();
+    while !live.stderr().contains("now running as uid") && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        live.stderr().contains("now running as uid 65534"),
+        "{}",
+        live.stderr()
+    );
+    // Every thread of the process: uids and capabilities.
+    let tasks = format!("/proc/{}/task", live.child.id());
+    let mut threads = 0;
+    for t in std::fs::read_dir(&tasks).expect("tasks") {
+        let status =
+            std::fs::read_to_string(t.expect("task").path().join("status")).expect("status");
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|| panic!("{k} in {status}"))
+        };
+        assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+        for cap in ["CapEff:", "CapPrm:", "CapAmb:"] {
+            assert_eq!(field(cap), "0000000000000000", "{cap} {status}");
+        }
+        threads += 1;
+    }
+    assert!(
+        threads >= 2,
+        "the worker thread was checked too ({threads})"
+    );
+    let sent = net.gen(&capture, 20_000);
+    std::thread::sleep(Duration::from_millis(500));
+    live.signal("INT");
+    let code = live.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, 0, "clean exit: {}", live.stderr());
+    let events = live.events();
+    let stats = &last_stats(&events)["stats"];
+    assert_eq!(stats["capture"]["received"].as_u64(), Some(sent), "{stats}");
+    assert_eq!(
+        flows_of(&events).len(),
+        replay.of_type("flow").len(),
+        "the flows of the capture"
+    );
+    assert!(!net.xdp_on_b(), "the XDP program is detached");
+}

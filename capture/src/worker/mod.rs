@@ -13,6 +13,72 @@ pub enum WorkerError {
         "cannot lock memory: {source} (run as root or raise `ulimit -l` / LimitMEMLOCK=infinity)"
     )]
     Mlock { source: io::Error },
+    #[error("cannot drop privileges to user {user:?}: {why}")]
+    Drop { user: String, why: String },
+}
+
+/// Who the process runs as after [`drop_privileges`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub uid: u32,
+    pub gid: u32,
+    /// Effective capabilities after the drop (`CapEff`, hex): all zero.
+    pub cap_eff: u64,
+}
+
+/// Becomes `user` (and `group`, else the user's primary group) for good,
+/// in every thread: supplementary groups cleared, then gid, then uid. From
+/// root to another uid the kernel clears the permitted and effective
+/// capabilities, so a capture already set up (its sockets, rings, the XDP
+/// program's link, the metrics port) keeps running with none. Checked:
+/// fails unless the uid changed and no capability is left.
+pub fn drop_privileges(user: &str, group: Option<&str>) -> Result<Dropped, WorkerError> {
+    use nix::unistd::{setgid, setgroups, setuid, Group, User};
+    let fail = |why: String| WorkerError::Drop {
+        user: user.to_string(),
+        why,
+    };
+    let u = User::from_name(user)
+        .map_err(|e| fail(format!("cannot look it up: {e}")))?
+        .ok_or_else(|| fail("no such user".into()))?;
+    let gid = match group {
+        Some(g) => {
+            Group::from_name(g)
+                .map_err(|e| fail(format!("cannot look up group {g:?}: {e}")))?
+                .ok_or_else(|| fail(format!("no such group {g:?}")))?
+                .gid
+        }
+        None => u.gid,
+    };
+    if u.uid.is_root() {
+        return Err(fail("it is root: nothing would be dropped".into()));
+    }
+    // glibc's set*id() change every thread of the process (workers included).
+    setgroups(&[gid]).map_err(|e| fail(format!("setgroups: {e}")))?;
+    setgid(gid).map_err(|e| fail(format!("setgid: {e}")))?;
+    setuid(u.uid).map_err(|e| fail(format!("setuid: {e}")))?;
+    let cap_eff = own_status("CapEff:")
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .ok_or_else(|| fail("cannot read CapEff from /proc/self/status".into()))?;
+    if nix::unistd::geteuid() != u.uid || cap_eff != 0 {
+        return Err(fail(format!(
+            "still euid {} with capabilities {cap_eff:x}",
+            nix::unistd::geteuid()
+        )));
+    }
+    Ok(Dropped {
+        uid: u.uid.as_raw(),
+        gid: gid.as_raw(),
+        cap_eff,
+    })
+}
+
+/// The value of a `/proc/self/status` line.
+fn own_status(key: &str) -> Option<String> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
 }
 
 /// Pins the calling thread to `core`.

@@ -104,6 +104,13 @@ pub struct CaptureSection {
     /// Lock all memory (mlockall) so the capture never pages. Every table is
     /// then faulted in at its configured maximum (RSS = the budget).
     pub mlock: bool,
+    /// Once the capture runs (sockets, XDP program, rings, metrics port and
+    /// outputs open), become this user for good, with no capability left
+    /// ("" = keep running as started). For runs not under the systemd unit,
+    /// which starts as the user already.
+    pub drop_user: String,
+    /// The group to take with `drop_user` ("" = the user's primary group).
+    pub drop_group: String,
     pub filter: FilterSection,
 }
 
@@ -130,6 +137,8 @@ impl Default for CaptureSection {
             afpacket_block_timeout_ms: 10,
             sched_fifo: 0,
             mlock: false,
+            drop_user: String::new(),
+            drop_group: String::new(),
             filter: FilterSection::default(),
         }
     }

@@ -140,7 +140,7 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
     w.str("_flow_reason", rec.end_reason.as_str());
     w.u64("_flow_slice", u64::from(rec.slice));
     if let Some(side) = rec.one_sided {
-        w.bool("_flow_one_sided", true);
+        w.u64("_flow_one_sided", 1); // GELF values are strings or numbers
         w.str("_flow_seen", side.as_str());
     }
     if rec.proto == 6 {

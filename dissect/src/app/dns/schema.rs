@@ -999,7 +999,7 @@ impl EventWriters for DnsEvent {
         // EDNS of the query (of the response when there was no query's).
         if let Some(e) = d.query_edns.as_ref().or(d.response_edns.as_ref()) {
             w.u64("_dns_edns_udp_size", u64::from(e.udp_size));
-            w.bool("_dns_edns_do", e.do_bit);
+            w.u64("_dns_edns_do", u64::from(e.do_bit)); // GELF: no booleans
             if let Some(a) = e
                 .client_subnet
                 .as_ref()

@@ -223,7 +223,7 @@ impl EventWriters for MysqlEvent {
             w.str("_mysql_error_message", &e.message);
         }
         if d.tls {
-            w.bool("_mysql_tls", true);
+            w.u64("_mysql_tls", 1); // GELF values are strings or numbers
         }
         opt_u64(w, "_mysql_latency_us", d.latency_ns.map(|n| n / 1_000));
     }

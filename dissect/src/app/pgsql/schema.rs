@@ -386,7 +386,7 @@ impl EventWriters for PgsqlEvent {
             }
         }
         if d.tls() {
-            w.bool("_pgsql_tls", true);
+            w.u64("_pgsql_tls", 1); // GELF values are strings or numbers
         }
         opt_u64(w, "_pgsql_latency_us", d.latency_ns.map(|n| n / 1_000));
     }
