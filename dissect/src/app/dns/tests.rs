@@ -1238,7 +1238,10 @@ fn edns_on_query_and_response() {
     assert_eq!(eve["dns"]["response_edns"], native["dns"]["response_edns"]);
     assert_eq!(ecs_ft["dns"]["query_edns"], native["dns"]["query_edns"]);
     assert_eq!(gelf["_dns_edns_udp_size"], 1232);
-    assert_eq!(gelf["_dns_edns_do"], 1, "GELF values are strings or numbers");
+    assert_eq!(
+        gelf["_dns_edns_do"], 1,
+        "GELF values are strings or numbers"
+    );
     assert_eq!(gelf["_dns_client_subnet"], "198.51.100.0/24");
     // No OPT among the records, in any list.
     assert!(native["dns"].get("additionals").is_none());
