@@ -17,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
         max_message_bytes: if flags & 8 != 0 { 1024 } else { 65536 },
         max_prepared: usize::from(flags >> 4) + 1,
         max_field_bytes: 32,
+        // half the inputs through the literal normaliser too
+        normalize_statements: flags & 1 != 0,
     };
     // Also the probe, on the raw input, both ways.
     let _ = dissect::app::mysql::probe_tcp(dissect::app::Direction::ToServer, script);

@@ -18,6 +18,8 @@ fuzz_target!(|data: &[u8]| {
         max_prepared: usize::from(flags >> 4) + 1,
         max_field_bytes: 32,
         max_parameters: 4,
+        // half the inputs through the literal normaliser too
+        normalize_statements: flags & 1 != 0,
     };
     // Also the probe, on the raw input, both ways.
     let _ = dissect::app::pgsql::probe_tcp(dissect::app::Direction::ToServer, script);

@@ -45,6 +45,7 @@ pub mod mysql;
 pub mod pgsql;
 pub mod redis;
 pub mod registry;
+pub mod sql;
 pub mod tls;
 pub(crate) mod util;
 

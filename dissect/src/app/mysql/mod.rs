@@ -31,6 +31,10 @@ pub struct MysqlConfig {
     /// Statement text kept per event (COM_QUERY, COM_STMT_PREPARE); longer
     /// text is cut and the event marked truncated.
     pub max_statement_bytes: usize,
+    /// Replace the literals of statements (strings, numbers) by `?`
+    /// ([`crate::app::sql::normalize`]): no customer data or passwords in
+    /// events, and one text per query shape.
+    pub normalize_statements: bool,
     /// Packets longer than this are read up to it and the rest skipped
     /// (rows are never buffered, whatever their size).
     pub max_message_bytes: usize,
@@ -45,6 +49,7 @@ impl Default for MysqlConfig {
         MysqlConfig {
             max_pending: 64,
             max_statement_bytes: 4096,
+            normalize_statements: false,
             max_message_bytes: 65536,
             max_prepared: 64,
             max_field_bytes: 1024,
@@ -128,6 +133,8 @@ impl Protocol for MysqlProtocol {
 max_pending = 64
 # Statement text kept per event; longer text is cut (marked truncated).
 max_statement_bytes = 4096
+# Replace literals (strings, numbers) in statements by ? (privacy, aggregation).
+normalize_statements = false
 # Longer packets are read up to this and the rest skipped (result rows are
 # never buffered). At most 196608.
 max_message_bytes = 65536

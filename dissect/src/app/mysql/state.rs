@@ -436,7 +436,11 @@ impl MysqlState {
                     }
                 }
                 let (t, c) = self.text(q, max_stmt);
-                ev.statement = Some(t);
+                ev.statement = Some(if self.cfg.normalize_statements {
+                    crate::app::sql::normalize(&t)
+                } else {
+                    t
+                });
                 ev.truncated = c || cut;
             }
             COM_INIT_DB | COM_FIELD_LIST => {

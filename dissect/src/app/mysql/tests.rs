@@ -392,6 +392,7 @@ fn limits_are_counted() {
         max_message_bytes: 1024,
         max_prepared: 1,
         max_field_bytes: 4,
+        normalize_statements: false,
     };
     let mut d = driver(cfg);
     login(&mut d, CAPS);

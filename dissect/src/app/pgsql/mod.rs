@@ -31,6 +31,10 @@ pub struct PgsqlConfig {
     /// Statement text kept per event (simple query, Parse); longer text is
     /// cut and the event marked truncated.
     pub max_statement_bytes: usize,
+    /// Replace the literals of statements (strings, numbers) by `?`
+    /// ([`crate::app::sql::normalize`]): no customer data or passwords in
+    /// events, and one text per query shape.
+    pub normalize_statements: bool,
     /// Messages longer than this are read up to it and the rest skipped
     /// (DataRow and CopyData are never buffered, whatever their size).
     pub max_message_bytes: usize,
@@ -47,6 +51,7 @@ impl Default for PgsqlConfig {
         PgsqlConfig {
             max_pending: 64,
             max_statement_bytes: 4096,
+            normalize_statements: false,
             max_message_bytes: 65536,
             max_prepared: 64,
             max_field_bytes: 1024,
@@ -153,6 +158,8 @@ impl Protocol for PgsqlProtocol {
 max_pending = 64
 # Statement text kept per event; longer text is cut (marked truncated).
 max_statement_bytes = 4096
+# Replace literals (strings, numbers) in statements by ? (privacy, aggregation).
+normalize_statements = false
 # Longer messages are read up to this and the rest skipped (result rows and
 # COPY data are never buffered). At most 196608.
 max_message_bytes = 65536

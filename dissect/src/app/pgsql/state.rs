@@ -416,6 +416,11 @@ impl PgsqlState {
 
     fn statement_text(&self, b: &[u8], cut: bool) -> (String, bool) {
         let (s, c) = wire::text(b, self.cfg.max_statement_bytes);
+        let s = if self.cfg.normalize_statements {
+            crate::app::sql::normalize(&s)
+        } else {
+            s
+        };
         (s, c || cut)
     }
 
