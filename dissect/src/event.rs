@@ -109,6 +109,10 @@ pub struct FlowRecord {
     pub slice: u32,
     /// Application protocol, filled by the app-layer detection.
     pub app_proto: Option<&'static str>,
+    /// Application events the flow produced so far (Suricata's `tx_cnt`),
+    /// and how many of them the server answered with an error.
+    pub app_transactions: u32,
+    pub app_errors: u32,
     /// Passive TCP measurements (TCP flows only).
     pub tcp: Option<TcpKpis>,
 }

@@ -93,3 +93,57 @@ fn statements_lose_their_literals_on_request() {
     eprintln!("{} statements, {changed} with literals replaced", all.len());
     assert!(changed >= 10, "{changed} statements had literals");
 }
+
+/// Each flow record counts the application events of its flow
+/// (`app_transactions`, EVE's `tx_cnt` as Suricata names it) and those the
+/// server answered with an error (`app_errors`: an SQL error, an error
+/// reply, an HTTP 5xx): on every database capture of the corpus (and an
+/// HTTP one), the counts equal the events written.
+#[test]
+fn flow_records_count_transactions_and_errors() {
+    let mut totals = (0u64, 0u64);
+    let captures = CAPTURES.iter().chain(&[
+        "redis/ndpi-resp.pcap",
+        "http/sv-http-all-headers--input.pcap",
+    ]);
+    for rel in captures {
+        let run = run_flowtap(&corpus().join(rel), 1, &[]);
+        assert!(run.status.success(), "{rel}: {}", run.stderr);
+        let mut per_flow: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+        for e in &run.events {
+            let t = e["event_type"].as_str().unwrap_or("");
+            if matches!(t, "flow" | "stats") {
+                continue;
+            }
+            let o = &e[t];
+            let error = match t {
+                "http" => o["status"].as_u64().is_some_and(|s| s >= 500),
+                "pgsql" | "mysql" | "redis" => o.get("error").is_some(),
+                _ => false,
+            };
+            let c = per_flow
+                .entry(e["flow_id"].as_u64().expect("flow_id"))
+                .or_default();
+            c.0 += 1;
+            c.1 += u64::from(error);
+        }
+        for f in run.of_type("flow") {
+            let want = per_flow
+                .get(&f["flow_id"].as_u64().expect("flow_id"))
+                .copied()
+                .unwrap_or_default();
+            let got = (
+                f["flow"]["app_transactions"].as_u64().unwrap_or(0),
+                f["flow"]["app_errors"].as_u64().unwrap_or(0),
+            );
+            assert_eq!(got, want, "{rel}: {f}");
+            totals.0 += got.0;
+            totals.1 += got.1;
+        }
+    }
+    eprintln!(
+        "{} transactions, {} errors counted in flow records",
+        totals.0, totals.1
+    );
+    assert!(totals.0 >= 50 && totals.1 >= 3, "{totals:?}");
+}

@@ -76,6 +76,11 @@ pub trait Protocol: 'static {
     fn tx_id(_ev: &Self::Event) -> Option<u64> {
         None
     }
+    /// The server answered the transaction with an error (counted per flow
+    /// as `app_errors`): an SQL error, an error reply, an HTTP 5xx.
+    fn is_error(_ev: &Self::Event) -> bool {
+        false
+    }
 
     /// Fields export rules can match (`match.NAME.FIELD`).
     const EXPORT_FIELDS: &'static [ExportField] = &[];
@@ -216,6 +221,13 @@ macro_rules! app_protocols {
             pub fn start_ns(&self) -> Option<u64> {
                 match self {
                     $(AppEvent::$variant(e) => <$module::$marker as $crate::app::registry::Protocol>::event_start_ns(e)),+
+                }
+            }
+
+            /// The server answered with an error (see [`registry::Protocol::is_error`]).
+            pub fn is_error(&self) -> bool {
+                match self {
+                    $(AppEvent::$variant(e) => <$module::$marker as $crate::app::registry::Protocol>::is_error(e)),+
                 }
             }
 

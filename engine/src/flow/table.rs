@@ -96,6 +96,9 @@ struct Flow {
     orig_is_first: bool,
     /// Directions seen over the whole flow ([`SEEN_ORIG`] | [`SEEN_RESP`]).
     seen: u8,
+    /// App events emitted, and those the server answered with an error.
+    app_transactions: u32,
+    app_errors: u32,
     first_ns: u64,
     last_ns: u64,
     /// Start of the current active-timeout slice.
@@ -123,6 +126,8 @@ impl Flow {
             live: false,
             orig_is_first: true,
             seen: 0,
+            app_transactions: 0,
+            app_errors: 0,
             first_ns: 0,
             last_ns: 0,
             slice_start_ns: 0,
@@ -230,6 +235,8 @@ impl Flow {
                 String::new()
             },
             end_reason: reason,
+            app_transactions: self.app_transactions,
+            app_errors: self.app_errors,
             one_sided: match self.seen {
                 SEEN_ORIG => Some(OneSided::ToServer),
                 SEEN_RESP => Some(OneSided::ToClient),
@@ -440,6 +447,8 @@ impl FlowTable {
             live: true,
             orig_is_first,
             seen: 0,
+            app_transactions: 0,
+            app_errors: 0,
             first_ns: p.ts_ns,
             last_ns: p.ts_ns,
             slice_start_ns: p.ts_ns,
@@ -778,6 +787,8 @@ fn emit_events(f: &mut Flow, events: &mut Vec<Emitted>, out: &mut impl RecordSin
     }
     let cid = f.community_id.as_str();
     for Emitted { dir, event: ev } in events.drain(..) {
+        f.app_transactions = f.app_transactions.saturating_add(1);
+        f.app_errors = f.app_errors.saturating_add(u32::from(ev.is_error()));
         let env = AppEnvelope {
             flow_id,
             community_id: cid,

@@ -72,6 +72,10 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
         f.bool("one_sided", true);
         f.str("seen", side.as_str());
     }
+    if rec.app_transactions > 0 {
+        f.u64("app_transactions", u64::from(rec.app_transactions));
+        f.u64("app_errors", u64::from(rec.app_errors));
+    }
     f.u64("slice", u64::from(rec.slice));
     f.end_object();
     if rec.proto == 6 {
@@ -181,6 +185,8 @@ mod tests {
             history: "ShADadFf".into(),
             end_reason: EndReason::Fin,
             one_sided: None,
+            app_transactions: 0,
+            app_errors: 0,
             slice: 0,
             app_proto: Some("http"),
             tcp: None,

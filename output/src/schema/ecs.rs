@@ -148,6 +148,10 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
             o.bool("one_sided", true);
             o.str("seen", side.as_str());
         }
+        if rec.app_transactions > 0 {
+            o.u64("app_transactions", u64::from(rec.app_transactions));
+            o.u64("app_errors", u64::from(rec.app_errors));
+        }
         if rec.proto == 6 {
             o.str("state", rec.conn_state);
             o.str("history", &rec.history);

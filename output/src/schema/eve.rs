@@ -94,6 +94,10 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
         f.str("seen", side.as_str());
     }
     f.bool("alerted", false);
+    if rec.app_transactions > 0 {
+        f.u64("tx_cnt", u64::from(rec.app_transactions));
+        f.u64("app_errors", u64::from(rec.app_errors));
+    }
     f.end_object();
     w.str("community_id", &rec.community_id);
     if let Some(t) = &rec.tunnel {

@@ -143,6 +143,10 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
         w.u64("_flow_one_sided", 1); // GELF values are strings or numbers
         w.str("_flow_seen", side.as_str());
     }
+    if rec.app_transactions > 0 {
+        w.u64("_flow_app_transactions", u64::from(rec.app_transactions));
+        w.u64("_flow_app_errors", u64::from(rec.app_errors));
+    }
     if rec.proto == 6 {
         w.str("_tcp_flags_ts", hex2_str(&hex2(rec.orig.tcp_flags)));
         w.str("_tcp_flags_tc", hex2_str(&hex2(rec.resp.tcp_flags)));

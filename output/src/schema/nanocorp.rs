@@ -108,6 +108,10 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
         f.bool("one_sided", true);
         f.str("seen", side.as_str());
     }
+    if rec.app_transactions > 0 {
+        f.u64("app_transactions", u64::from(rec.app_transactions));
+        f.u64("app_errors", u64::from(rec.app_errors));
+    }
     if rec.proto == 6 {
         f.str("tcp_state", rec.conn_state);
         f.str("tcp_history", &rec.history);

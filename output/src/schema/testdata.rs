@@ -45,6 +45,8 @@ pub fn flow() -> FlowRecord {
         history: "ShADadFf".into(),
         end_reason: EndReason::Fin,
         one_sided: None,
+        app_transactions: 0,
+        app_errors: 0,
         slice: 0,
         app_proto: Some("http"),
         tcp: None,

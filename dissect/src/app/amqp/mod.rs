@@ -193,6 +193,10 @@ max_name_bytes = 256
         schema::example()
     }
 
+    fn is_error(ev: &AmqpEvent) -> bool {
+        ev.reply_code.is_some_and(|c| c >= 300)
+    }
+
     fn event_start_ns(ev: &AmqpEvent) -> Option<u64> {
         ev.request_ts_ns.or(ev.response_ts_ns)
     }

@@ -182,6 +182,10 @@ max_field_len = 2048
         schema::example()
     }
 
+    fn is_error(ev: &HttpEvent) -> bool {
+        ev.status.is_some_and(|s| s >= 500)
+    }
+
     fn event_start_ns(ev: &HttpEvent) -> Option<u64> {
         ev.request_ts_ns.or(ev.response_ts_ns)
     }

@@ -177,6 +177,10 @@ max_field_bytes = 1024
         schema::example()
     }
 
+    fn is_error(ev: &MysqlEvent) -> bool {
+        ev.error.is_some()
+    }
+
     fn event_start_ns(ev: &MysqlEvent) -> Option<u64> {
         ev.request_ts_ns.or(ev.response_ts_ns)
     }

@@ -204,6 +204,10 @@ max_parameters = 32
         schema::example()
     }
 
+    fn is_error(ev: &PgsqlEvent) -> bool {
+        ev.error.is_some()
+    }
+
     fn event_start_ns(ev: &PgsqlEvent) -> Option<u64> {
         ev.request_ts_ns.or(ev.response_ts_ns)
     }

@@ -277,6 +277,10 @@ max_depth = 32
         schema::example()
     }
 
+    fn is_error(ev: &RedisEvent) -> bool {
+        ev.error.is_some()
+    }
+
     fn event_start_ns(ev: &RedisEvent) -> Option<u64> {
         ev.request_ts_ns.or(ev.response_ts_ns)
     }
