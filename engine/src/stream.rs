@@ -814,7 +814,11 @@ impl Session {
         cx.counters.gaps += 1;
         cx.counters.missed_bytes += missed;
         match &mut self.app {
-            App::Parsing(p) => self.driver.gap(p.as_mut(), dir, missed, cx),
+            App::Parsing(p) => {
+                // What the parser emits on the gap belongs to this direction.
+                cx.dir = dir;
+                self.driver.gap(p.as_mut(), dir, missed, cx)
+            }
             // Detection cannot continue on a broken stream (giving up drops
             // what was held).
             App::Detecting => self.give_up_detection(cx),
