@@ -178,6 +178,34 @@ pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, Dn
     }
 }
 
+/// The offset after the name at `start`, without decoding it (records that
+/// are only stepped over). The same checks on what is read in place: label
+/// kinds, the 255-byte limit, and a pointer that goes backwards.
+fn skip_name(msg: &[u8], start: usize) -> Result<usize, DnsError> {
+    let mut pos = start;
+    loop {
+        let b = *msg.get(pos).ok_or(DnsError::Short)?;
+        match b & 0xc0 {
+            0x00 if b == 0 => return Ok(pos + 1),
+            0x00 => {
+                pos += 1 + usize::from(b);
+                if pos - start > 255 {
+                    return Err(DnsError::NameTooLong);
+                }
+            }
+            0xc0 => {
+                let lo = *msg.get(pos + 1).ok_or(DnsError::Short)?;
+                let ptr = (usize::from(b & 0x3f) << 8) | usize::from(lo);
+                if ptr >= start {
+                    return Err(DnsError::BadPointer);
+                }
+                return Ok(pos + 2);
+            }
+            _ => return Err(DnsError::BadLabel),
+        }
+    }
+}
+
 /// One parsed question and the offset after it.
 pub fn read_question(msg: &[u8], off: usize) -> Result<(DnsQuestion, usize), DnsError> {
     let mut name = String::new();
@@ -662,9 +690,8 @@ pub fn parse_message(msg: &[u8], max_records: usize) -> Result<Message, DnsError
 /// other records are read to reach it and dropped. A second OPT marks the
 /// first malformed (RFC 6891: FORMERR).
 fn additionals(msg: &[u8], mut off: usize, count: u16, m: &mut Message) {
-    let mut name = String::new();
     for _ in 0..count {
-        let hdr = read_name(msg, off, &mut name).and_then(|p| {
+        let hdr = skip_name(msg, off).and_then(|p| {
             let rtype = be16(msg, p).ok_or(DnsError::Short)?;
             let class = be16(msg, p + 2).ok_or(DnsError::Short)?;
             let ttl = be32(msg, p + 4).ok_or(DnsError::Short)?;
