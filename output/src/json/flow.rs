@@ -68,14 +68,7 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     direction(&mut f, "pkts_toserver", "bytes_toserver", &rec.orig);
     direction(&mut f, "pkts_toclient", "bytes_toclient", &rec.resp);
     f.str("reason", rec.end_reason.as_str());
-    if let Some(side) = rec.one_sided {
-        f.bool("one_sided", true);
-        f.str("seen", side.as_str());
-    }
-    if rec.app_transactions > 0 {
-        f.u64("app_transactions", u64::from(rec.app_transactions));
-        f.u64("app_errors", u64::from(rec.app_errors));
-    }
+    flow_observations(&mut f, rec);
     f.u64("slice", u64::from(rec.slice));
     f.end_object();
     if rec.proto == 6 {
@@ -127,6 +120,21 @@ fn kpis(t: &mut JsonWriter<'_>, k: &TcpKpis) {
 }
 
 #[inline(always)]
+/// What the mirror and the parsers observed of a flow, in the names the
+/// native, ECS (`flowtap.flow`) and nanocorp schemas share: `one_sided` and
+/// `seen` when only one direction was seen, `app_transactions` and
+/// `app_errors` when the flow produced application events.
+pub(crate) fn flow_observations(w: &mut JsonWriter<'_>, rec: &FlowRecord) {
+    if let Some(side) = rec.one_sided {
+        w.bool("one_sided", true);
+        w.str("seen", side.as_str());
+    }
+    if rec.app_transactions > 0 {
+        w.u64("app_transactions", u64::from(rec.app_transactions));
+        w.u64("app_errors", u64::from(rec.app_errors));
+    }
+}
+
 fn direction(w: &mut JsonWriter<'_>, pkts: &str, bytes: &str, d: &DirectionStats) {
     w.u64(pkts, d.packets);
     w.u64(bytes, d.bytes);

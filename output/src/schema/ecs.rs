@@ -144,14 +144,7 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
         f.u64("flow_id", rec.flow_id);
         let mut o = f.begin_object("flow");
         o.u64("slice", u64::from(rec.slice));
-        if let Some(side) = rec.one_sided {
-            o.bool("one_sided", true);
-            o.str("seen", side.as_str());
-        }
-        if rec.app_transactions > 0 {
-            o.u64("app_transactions", u64::from(rec.app_transactions));
-            o.u64("app_errors", u64::from(rec.app_errors));
-        }
+        crate::json::flow_observations(&mut o, rec);
         if rec.proto == 6 {
             o.str("state", rec.conn_state);
             o.str("history", &rec.history);

@@ -104,14 +104,7 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     f.u64("packets_received", rec.resp.packets);
     f.u64("bytes_received", rec.resp.bytes);
     f.str("reason", rec.end_reason.as_str());
-    if let Some(side) = rec.one_sided {
-        f.bool("one_sided", true);
-        f.str("seen", side.as_str());
-    }
-    if rec.app_transactions > 0 {
-        f.u64("app_transactions", u64::from(rec.app_transactions));
-        f.u64("app_errors", u64::from(rec.app_errors));
-    }
+    crate::json::flow_observations(&mut f, rec);
     if rec.proto == 6 {
         f.str("tcp_state", rec.conn_state);
         f.str("tcp_history", &rec.history);
