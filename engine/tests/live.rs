@@ -16,11 +16,10 @@ mod common;
 mod root;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -191,7 +190,7 @@ impl Drop for Net {
 /// A running `flowtap run --iface` in `ns_b`; killed on drop if still running.
 struct Live {
     child: Child,
-    stderr: Arc<Mutex<String>>,
+    stderr: StderrLog,
     output: PathBuf,
 }
 
@@ -214,16 +213,7 @@ impl Live {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start flowtap run");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr pipe");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+        let stderr = StderrLog::collect(&mut child);
         Live {
             child,
             stderr,
@@ -232,10 +222,7 @@ impl Live {
     }
 
     fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.stderr.text()
     }
 
     /// Waits for the "capturing on" line (every worker running).

@@ -18,12 +18,11 @@ mod common;
 mod root;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -284,7 +283,7 @@ fn encode(q: &str) -> String {
 /// A process killed (and waited for) on drop.
 struct Proc {
     child: Child,
-    stderr: Arc<Mutex<String>>,
+    stderr: common::StderrLog,
 }
 
 impl Proc {
@@ -294,24 +293,12 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+        let stderr = common::StderrLog::collect(&mut child);
         Proc { child, stderr }
     }
 
     fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.stderr.text()
     }
 }
 

@@ -4,10 +4,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
@@ -82,7 +80,7 @@ impl Drop for Netns {
 /// `flowtap run` inside the namespace; killed on drop if still running.
 pub struct Flowtap {
     child: Child,
-    stderr: Arc<Mutex<String>>,
+    stderr: crate::common::StderrLog,
 }
 
 impl Flowtap {
@@ -106,16 +104,7 @@ impl Flowtap {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn flowtap");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+        let stderr = crate::common::StderrLog::collect(&mut child);
         let mut f = Flowtap { child, stderr };
         let t0 = Instant::now();
         while !f.stderr().contains("flowtap: capturing on") {
@@ -133,10 +122,7 @@ impl Flowtap {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.stderr.text()
     }
 
     /// SIGTERM, then wait (bounded) for the final lines to be written.

@@ -292,3 +292,31 @@ pub fn strip_times(v: &mut Value, also: &[&str]) {
         _ => {}
     }
 }
+
+/// The standard error of a running child, collected line by line on a
+/// thread (so a test can wait for a line, and print it all on failure).
+#[derive(Clone)]
+pub struct StderrLog(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl StderrLog {
+    /// Takes `child`'s piped stderr (spawn it with `Stdio::piped()`).
+    pub fn collect(child: &mut std::process::Child) -> StderrLog {
+        use std::io::{BufRead, BufReader};
+        let log = StderrLog(Default::default());
+        let pipe = child.stderr.take().expect("stderr piped");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.0.lock().unwrap_or_else(|e| e.into_inner());
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        log
+    }
+
+    /// What the child wrote so far.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
