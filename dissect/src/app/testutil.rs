@@ -450,3 +450,14 @@ fn replay_tcp_with(cap: &Path, make: &dyn Fn(u16, u16) -> Driver) -> Vec<FlowOut
     }
     outs
 }
+
+/// A xorshift64 generator: the same numbers on every run, so the tests
+/// that mutate inputs are reproducible.
+pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

@@ -499,13 +499,8 @@ fn mutated_sessions_never_panic() {
         method(1, 20, 11, &lstr(b"")),
         method(1, 20, 40, &[1, 148, 1, b'x', 0, 50, 0, 10]),
     ]);
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n.max(1) as u64) as usize
-    };
+    let mut next = crate::app::testutil::xorshift(0x2545_f491_4f6c_dd1du64);
+    let mut rnd = move |n: usize| (next() % n.max(1) as u64) as usize;
     let (mut events, mut malformed) = (0, 0);
     for _ in 0..400 {
         let cfg = AmqpConfig {

@@ -1047,13 +1047,7 @@ fn malformed_rdata_is_flagged_not_fatal() {
     for cut in 12..r.len() {
         let _ = wire::parse_message(&r[..cut], 64);
     }
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = crate::app::testutil::xorshift(0x9e37_79b9_7f4a_7c15u64);
     let (mut parsed, mut bad_rdata) = (0, 0);
     for _ in 0..10_000 {
         let mut m = r.clone();

@@ -967,13 +967,8 @@ fn mutated_sessions_never_panic() {
         s("|1\r\n+t\r\n#t\r\n+PONG\r\n"),
         bulk("v"),
     ]);
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = move |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n.max(1) as u64) as usize
-    };
+    let mut next = crate::app::testutil::xorshift(0x9e37_79b9_7f4a_7c15u64);
+    let mut rnd = move |n: usize| (next() % n.max(1) as u64) as usize;
     let (mut events, mut malformed) = (0, 0);
     for round in 0..400 {
         let cfg = RedisConfig {
