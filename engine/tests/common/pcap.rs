@@ -1,10 +1,10 @@
-//! Classic pcap files read and written by the tests, and what a mirror port
-//! does to them: one direction of every TCP connection delayed (the two
-//! directions travel different paths to the mirror), one direction dropped.
+//! Captures the tests alter as a mirror port does (read with the capture
+//! crate, written as classic pcap): one direction of every TCP connection
+//! delayed (the two directions travel different paths to the mirror), or dropped.
 
 use std::path::Path;
 
-/// One record of a classic pcap file.
+/// One captured frame.
 #[derive(Clone)]
 pub struct Frame {
     pub ts_ns: u64,
@@ -12,68 +12,47 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
-/// A classic (little-endian) pcap file: its link type and frames.
+/// A capture held in memory: its link type and frames. Read with the
+/// capture crate's reader, written with the PCAP export's record format.
 pub struct Pcap {
     pub link: u32,
-    pub nanos: bool,
-    pub snaplen: u32,
     pub frames: Vec<Frame>,
 }
 
 impl Pcap {
     pub fn read(path: &Path) -> Pcap {
-        let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
-        let nanos = match u32_at(0) {
-            0xa1b2_c3d4 => false,
-            0xa1b2_3c4d => true,
-            m => panic!(
-                "{}: not a little-endian classic pcap ({m:#x})",
-                path.display()
-            ),
-        };
-        let (snaplen, link) = (u32_at(16), u32_at(20));
+        let mut file = capture::file::CaptureFile::open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut link = None;
         let mut frames = Vec::new();
-        let mut o = 24;
-        while o + 16 <= b.len() {
-            let (sec, frac, cap, orig) = (u32_at(o), u32_at(o + 4), u32_at(o + 8), u32_at(o + 12));
-            let start = o + 16;
-            let end = start + cap as usize;
-            assert!(end <= b.len(), "{}: truncated record", path.display());
-            let frac_ns = if nanos { frac } else { frac * 1_000 };
+        while let Some(p) = file
+            .next_packet()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        {
+            assert!(
+                link.is_none_or(|l| l == p.link.0),
+                "{}: one link type",
+                path.display()
+            );
+            link = Some(p.link.0);
             frames.push(Frame {
-                ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(frac_ns),
-                orig_len: orig,
-                data: b[start..end].to_vec(),
+                ts_ns: p.ts_ns,
+                orig_len: p.orig_len,
+                data: p.data.to_vec(),
             });
-            o = end;
         }
         Pcap {
-            link,
-            nanos,
-            snaplen,
+            link: link.unwrap_or_else(|| panic!("{}: no frame", path.display())),
             frames,
         }
     }
 
     pub fn write(&self, path: &Path) {
-        let magic: u32 = if self.nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        use output::pcap::format::{pcap_header, pcap_record};
         let mut out = Vec::new();
-        out.extend_from_slice(&magic.to_le_bytes());
-        out.extend_from_slice(&2u16.to_le_bytes());
-        out.extend_from_slice(&4u16.to_le_bytes());
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(&self.snaplen.to_le_bytes());
-        out.extend_from_slice(&self.link.to_le_bytes());
+        pcap_header(&mut out, self.link, 0);
         for f in &self.frames {
-            let sec = (f.ts_ns / 1_000_000_000) as u32;
-            let ns = (f.ts_ns % 1_000_000_000) as u32;
-            let frac = if self.nanos { ns } else { ns / 1_000 };
-            out.extend_from_slice(&sec.to_le_bytes());
-            out.extend_from_slice(&frac.to_le_bytes());
-            out.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&f.orig_len.to_le_bytes());
-            out.extend_from_slice(&f.data);
+            pcap_record(&mut out, f.ts_ns, f.orig_len, &f.data);
         }
         std::fs::write(path, out).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
