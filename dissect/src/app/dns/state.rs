@@ -11,8 +11,11 @@ use std::collections::VecDeque;
 pub(crate) struct DnsState {
     cfg: DnsConfig,
     tcp: bool,
-    /// Queries waiting for their response, oldest first.
-    pending: VecDeque<DnsEvent>,
+    /// Queries waiting for their response, oldest first. Boxed: a flow
+    /// keeps its queue's slots after the answers came (a 360-byte event
+    /// inline costs every live DNS flow four of them), and the box moves
+    /// into the emitted event as it is.
+    pending: VecDeque<Box<DnsEvent>>,
     /// Per direction (TCP): framing lost after a gap.
     resync: [bool; 2],
     pub(crate) stats: AppStats,
@@ -149,7 +152,7 @@ impl DnsState {
                 self.emit_unanswered(old, false, emit);
             }
         }
-        let ev = DnsEvent {
+        let ev = Box::new(DnsEvent {
             id: h.id,
             opcode: h.opcode(),
             has_query: true,
@@ -164,7 +167,7 @@ impl DnsState {
             query_ts_ns: Some(ctx.ts_ns),
             query_edns: m.edns,
             ..DnsEvent::default()
-        };
+        });
         self.pending.push_back(ev);
     }
 
@@ -184,12 +187,12 @@ impl DnsState {
             Some(ev) => ev,
             None => {
                 self.stats.orphan_responses += 1;
-                DnsEvent {
+                Box::new(DnsEvent {
                     id: h.id,
                     opcode: h.opcode(),
                     queries: m.questions,
                     ..DnsEvent::default()
-                }
+                })
             }
         };
         ev.has_response = true;
@@ -209,19 +212,19 @@ impl DnsState {
         ev.response_ts_ns = Some(ctx.ts_ns);
         ev.latency_ns = ev.query_ts_ns.map(|q| ctx.ts_ns.saturating_sub(q));
         self.stats.events += 1;
-        emit(AppEvent::Dns(Box::new(ev)));
+        emit(AppEvent::Dns(ev));
     }
 
     fn emit_unanswered(
         &mut self,
-        mut ev: DnsEvent,
+        mut ev: Box<DnsEvent>,
         timed_out: bool,
         emit: &mut dyn FnMut(AppEvent),
     ) {
         ev.timed_out = timed_out;
         self.stats.unanswered += 1;
         self.stats.events += 1;
-        emit(AppEvent::Dns(Box::new(ev)));
+        emit(AppEvent::Dns(ev));
     }
 
     /// Emit queries older than the configured timeout as unanswered.
