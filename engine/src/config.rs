@@ -91,6 +91,8 @@ pub struct Config {
     /// `[app]` and `[app.PROTOCOL]`: the parsers' own config types.
     pub app: AppConfig,
     pub export: ExportSection,
+    /// `[app_metrics]`: application KPIs on `/metrics`.
+    pub app_metrics: crate::kpi::AppMetricsSection,
 }
 
 impl Default for Config {
@@ -108,6 +110,7 @@ impl Default for Config {
             stream: StreamSection::default(),
             app: AppConfig::default(),
             export: ExportSection::default(),
+            app_metrics: crate::kpi::AppMetricsSection::default(),
         }
     }
 }
@@ -297,6 +300,7 @@ impl Config {
         }
         self.capture.validate()?;
         self.export.validate().map_err(ConfigError::Invalid)?;
+        self.app_metrics.validate().map_err(ConfigError::Invalid)?;
         self.dedup.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod defrag;
 pub mod discover;
 pub mod export;
 pub mod flow;
+pub mod kpi;
 pub mod live;
 pub mod offline;
 pub mod shard;

@@ -123,6 +123,10 @@ struct RunArgs {
     /// restarted.
     #[arg(long, value_name = "N", requires = "pcap")]
     pps: Option<u64>,
+    /// Replay: keep serving `--metrics` this many seconds after the replay
+    /// ended, so a scraper collects the final figures.
+    #[arg(long, value_name = "SECS", requires = "pcap", default_value_t = 0)]
+    metrics_linger: u64,
     /// Do not draw the progress bar even when stderr is a terminal.
     #[arg(long)]
     no_progress: bool,
@@ -219,7 +223,16 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let Some(pcap) = args.pcap.clone() else {
         return cli_live::run(&args.live, cfg, args.quiet);
     };
-    replay_offline(cfg, &pcap, args.pps, args.no_progress, args.quiet)
+    replay_offline(
+        cfg,
+        &pcap,
+        ReplayFlags {
+            pps: args.pps,
+            no_progress: args.no_progress,
+            quiet: args.quiet,
+            metrics_linger: Duration::from_secs(args.metrics_linger),
+        },
+    )
 }
 
 /// `flowtap export`: the config's rules and the `--rule`s over a capture file.
@@ -258,16 +271,33 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
             ..Default::default()
         })
         .collect();
-    replay_offline(cfg, &args.pcap, None, true, args.quiet)
+    replay_offline(
+        cfg,
+        &args.pcap,
+        ReplayFlags {
+            pps: None,
+            no_progress: true,
+            quiet: args.quiet,
+            metrics_linger: Duration::ZERO,
+        },
+    )
 }
 
-fn replay_offline(
-    mut cfg: Config,
-    pcap: &std::path::Path,
+/// How `flowtap run --pcap` runs beyond its config.
+struct ReplayFlags {
     pps: Option<u64>,
     no_progress: bool,
     quiet: bool,
-) -> Result<ExitCode> {
+    metrics_linger: Duration,
+}
+
+fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -> Result<ExitCode> {
+    let ReplayFlags {
+        pps,
+        no_progress,
+        quiet,
+        metrics_linger,
+    } = flags;
     cfg.validate()?;
     let workers = if cfg.workers == 0 {
         usable_cores()
@@ -383,6 +413,9 @@ fn replay_offline(
     drop(sender);
     let counters = Arc::clone(writer.counters());
     let sinks = writer.join().context("writing flow records failed")?;
+    if metrics.is_some() && !metrics_linger.is_zero() {
+        std::thread::sleep(metrics_linger);
+    }
     drop(metrics);
     if !quiet {
         print_summary(

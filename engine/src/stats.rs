@@ -67,6 +67,9 @@ pub struct WorkerStats {
     pub stream_bytes_held: u64,
     /// PCAP export (None: no export rule).
     pub export: Option<ExportCounters>,
+    /// Application metrics (None: off); listed per worker on `/metrics`
+    /// only, not summed into the `stats` event.
+    pub app_metrics: Option<Box<crate::kpi::AppMetrics>>,
 }
 
 impl WorkerStats {
@@ -250,6 +253,9 @@ impl Snapshot {
             list_worker(w, &mut e);
             if let Some(x) = &w.export {
                 x.list(&mut e);
+            }
+            if let Some(m) = &w.app_metrics {
+                m.list(&mut e);
             }
         }
         e.set_scope(&[]);
