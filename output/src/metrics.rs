@@ -917,6 +917,33 @@ flowtap_sink_events_dropped_total{sink=\"file\",reason=\"spool_full\"} 0\n"
     }
 
     #[test]
+    fn histograms_render_cumulative_buckets_sum_and_count() {
+        let mut h = Histogram::default();
+        h.observe_ns(50_000); // 50 µs: first bucket
+        h.observe_ns(100_000); // on a bound: that bucket (le is inclusive)
+        h.observe_ns(3_000_000); // 3 ms: le 0.005
+        h.observe_ns(60_000_000_000); // 60 s: +Inf only
+        h.observe_spread(10_000_000, 4); // four of 2.5 ms: le 0.0025
+        let mut e = Exposition::new();
+        e.set_scope(&[("worker", "0")]);
+        e.histogram("x_seconds", "help", &[("server", "a")], &h);
+        let text = e.render();
+        for line in [
+            "# TYPE x_seconds histogram",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"0.0001\"} 2",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"0.00025\"} 2",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"0.0025\"} 6",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"0.005\"} 7",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"10\"} 7",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"+Inf\"} 8",
+            "x_seconds_sum{worker=\"0\",server=\"a\"} 60.01315",
+            "x_seconds_count{worker=\"0\",server=\"a\"} 8",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+    }
+
+    #[test]
     fn declared_metric_without_samples_is_still_listed() {
         let mut e = Exposition::new();
         list(&mut e, 1, &[]);
