@@ -312,14 +312,21 @@ fn check_against_events(prom: &Prometheus, events: &[Value], dns_names_bounded: 
     }
 
     // Bytes, packets and flows per application protocol.
-    let (mut bytes, mut flows) = (Tally::new(), Tally::new());
+    let (mut bytes, mut flows, mut talkers) = (Tally::new(), Tally::new(), Tally::new());
     for e in events.iter().filter(|e| e["event_type"] == "flow") {
         let proto = e["app_proto"].as_str().unwrap_or("unknown");
         let f = &e["flow"];
-        add(&mut bytes, &[proto, "toserver"], n(&f["bytes_toserver"]));
-        add(&mut bytes, &[proto, "toclient"], n(&f["bytes_toclient"]));
+        let (up, down) = (n(&f["bytes_toserver"]), n(&f["bytes_toclient"]));
+        add(&mut bytes, &[proto, "toserver"], up);
+        add(&mut bytes, &[proto, "toclient"], down);
         add(&mut flows, &[proto], 1.0);
+        add(&mut talkers, &[s(e, "src_ip"), "sent"], up);
+        add(&mut talkers, &[s(e, "src_ip"), "received"], down);
+        add(&mut talkers, &[s(e, "dest_ip"), "sent"], down);
+        add(&mut talkers, &[s(e, "dest_ip"), "received"], up);
     }
+    let got = tally(prom, "flowtap_host_bytes_total", &["host", "direction"]);
+    assert_tally("bytes per address (top talkers)", &got, &talkers);
     let got = tally(
         prom,
         "flowtap_app_proto_bytes_total",
@@ -620,7 +627,7 @@ fn prometheus_scrapes_application_metrics_equal_to_the_events_of_w1() {
             .expect("python3");
         assert!(ok.success(), "gen_bench_pcap.py");
     }
-    let config = "[app_metrics]\ndns_names = 20\nhttp_hosts = 100000\ntls_sni = 100000\ntcp_servers = 100000\n";
+    let config = "[app_metrics]\ndns_names = 20\nhttp_hosts = 100000\ntls_sni = 100000\ntcp_servers = 100000\nhosts = 100000\n";
     scraped_run("w1", &w1, config, Some(10_000), |_, prom, events| {
         check_against_events(prom, events, true);
         assert_bounded(prom, "flowtap_dns_query_names_total", "name", 20);

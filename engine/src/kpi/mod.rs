@@ -13,6 +13,7 @@
 
 mod dns;
 mod http;
+mod talkers;
 mod tcp;
 mod tls;
 pub mod topn;
@@ -43,6 +44,8 @@ pub struct AppMetricsSection {
     pub tls_ciphers: usize,
     pub tls_certificates: usize,
     pub tcp_servers: usize,
+    /// Addresses ranked by bytes (top talkers).
+    pub hosts: usize,
     pub operations: usize,
     pub error_codes: usize,
     /// Certificates that expire within this many days of when they were
@@ -62,6 +65,7 @@ impl Default for AppMetricsSection {
             tls_ciphers: 50,
             tls_certificates: 50,
             tcp_servers: 100,
+            hosts: 100,
             operations: 50,
             error_codes: 50,
             certificate_expiry_days: 30,
@@ -80,6 +84,7 @@ impl AppMetricsSection {
             ("tls_ciphers", self.tls_ciphers),
             ("tls_certificates", self.tls_certificates),
             ("tcp_servers", self.tcp_servers),
+            ("hosts", self.hosts),
             ("operations", self.operations),
             ("error_codes", self.error_codes),
         ] {
@@ -141,6 +146,7 @@ pub struct AppMetrics {
     http: http::HttpMetrics,
     tls: tls::TlsMetrics,
     tcp: tcp::TcpMetrics,
+    talkers: talkers::Talkers,
     txns: Vec<txn::ProtoTransactions>,
     traffic: ProtoTraffic,
     /// Reused to format a label value that is not a string in the event.
@@ -154,6 +160,7 @@ impl AppMetrics {
             http: http::HttpMetrics::new(cfg),
             tls: tls::TlsMetrics::new(cfg),
             tcp: tcp::TcpMetrics::new(cfg),
+            talkers: talkers::Talkers::new(cfg),
             txns: AppProto::ALL
                 .iter()
                 .map(|_| txn::ProtoTransactions::new(cfg))
@@ -181,6 +188,7 @@ impl AppMetrics {
     pub fn flow(&mut self, rec: &FlowRecord) {
         self.traffic.observe(rec);
         self.tcp.observe(rec);
+        self.talkers.observe(rec);
     }
 
     /// Starts a new volume window for every bounded label (once per second
@@ -190,6 +198,7 @@ impl AppMetrics {
         self.http.rebalance();
         self.tls.rebalance();
         self.tcp.rebalance();
+        self.talkers.rebalance();
         for t in &mut self.txns {
             t.rebalance();
         }
@@ -205,6 +214,7 @@ impl AppMetrics {
         self.http.list(e);
         self.tls.list(e);
         self.tcp.list(e);
+        self.talkers.list(e);
     }
 }
 

@@ -32,7 +32,7 @@ struct Slot<K, V> {
     key: K,
     hash: u64,
     value: V,
-    /// Observations since the last rebalance.
+    /// Weight observed since the last rebalance.
     window: u64,
 }
 
@@ -62,8 +62,8 @@ pub struct TopN<K, V> {
     index: HashTable<u32>,
     slots: Vec<Slot<K, V>>,
     other: V,
-    /// (hash, count) of keys folded into `other` in this window.
-    candidates: Vec<(u64, u32)>,
+    /// (hash, weight) of keys folded into `other` in this window.
+    candidates: Vec<(u64, u64)>,
     /// Observations that went to `other` because the table was full.
     pub folded: u64,
     /// Keys that lost their series to a heavier one.
@@ -86,8 +86,19 @@ impl<K: Hash + Eq, V: Default + Merge> TopN<K, V> {
         }
     }
 
-    /// The value of `key` (admitted if there is room), else `other`.
+    /// The value of `key` (admitted if there is room), else `other`; one
+    /// observation.
     pub fn entry<Q>(&mut self, key: &Q) -> &mut V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.entry_weighted(key, 1)
+    }
+
+    /// As [`TopN::entry`], for an observation that weighs `weight` (bytes,
+    /// for a label ranked by volume).
+    pub fn entry_weighted<Q>(&mut self, key: &Q, weight: u64) -> &mut V
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -99,7 +110,7 @@ impl<K: Hash + Eq, V: Default + Merge> TopN<K, V> {
             .find(hash, |&i| slots[i as usize].key.borrow() == key)
         {
             let s = &mut self.slots[i as usize];
-            s.window += 1;
+            s.window += weight;
             return &mut s.value;
         }
         if self.slots.len() < self.limit {
@@ -108,7 +119,7 @@ impl<K: Hash + Eq, V: Default + Merge> TopN<K, V> {
                 key: key.to_owned(),
                 hash,
                 value: V::default(),
-                window: 1,
+                window: weight,
             });
             let slots = &self.slots;
             self.index
@@ -119,11 +130,12 @@ impl<K: Hash + Eq, V: Default + Merge> TopN<K, V> {
         let n = self.candidates.len();
         let c = &mut self.candidates[(hash >> 32) as usize % n];
         if c.0 == hash {
-            c.1 = c.1.saturating_add(1);
-        } else if c.1 == 0 {
-            *c = (hash, 1);
+            c.1 = c.1.saturating_add(weight);
+        } else if c.1 <= weight {
+            // The newcomer outweighs what the slot held: it takes it over.
+            *c = (hash, weight - c.1);
         } else {
-            c.1 -= 1;
+            c.1 -= weight;
         }
         &mut self.other
     }
@@ -132,7 +144,7 @@ impl<K: Hash + Eq, V: Default + Merge> TopN<K, V> {
     /// ending (at most a quarter of the table per call, against churn),
     /// then starts a new window.
     pub fn rebalance(&mut self) {
-        let mut heavy: Vec<u32> = self
+        let mut heavy: Vec<u64> = self
             .candidates
             .iter()
             .map(|c| c.1)
@@ -151,7 +163,7 @@ impl<K: Hash + Eq, V: Default + Merge> TopN<K, V> {
             let mut out: Vec<usize> = heavy
                 .iter()
                 .zip(&light)
-                .take_while(|(&candidate, &(window, _))| u64::from(candidate) > window)
+                .take_while(|(&candidate, &(window, _))| candidate > window)
                 .map(|(_, &(_, i))| i)
                 .collect();
             // Highest index first: a swap-remove then only moves a slot
