@@ -14,6 +14,7 @@ pub mod offline;
 pub mod shard;
 pub mod stats;
 pub mod stream;
+pub mod top;
 pub mod worker;
 
 pub use config::Config;

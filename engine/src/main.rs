@@ -60,6 +60,12 @@ enum Command {
     ///
     /// Example: flowtap discover --pcap in.pcap --host 10.48.52.240 --group /24 --format nftables -o allow.nft
     Discover(engine::discover::cli::DiscoverArgs),
+    /// A live terminal view of a running flowtap, read from its `--metrics`
+    /// endpoint: per-worker rates, drops, flows, sinks, top talkers, DNS
+    /// names, HTTP hosts and TLS server names.
+    ///
+    /// Example: flowtap top --metrics 127.0.0.1:9464
+    Top(TopArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -146,6 +152,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(args) => export(args),
+        Command::Top(args) => top(&args),
         Command::Discover(args) => engine::discover::cli::run(&args)
             .map(|o| ExitCode::from(o.exit_status()))
             .map_err(anyhow::Error::from),
@@ -447,6 +454,32 @@ fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -
         return Ok(ExitCode::from(EXIT_DAMAGED_INPUT));
     }
     Ok(lost)
+}
+
+#[derive(clap::Args, Debug)]
+struct TopArgs {
+    /// The instance's metrics endpoint (`output.metrics_listen`; a bare PORT means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9464")]
+    metrics: String,
+    /// Seconds between scrapes (the rates are over this interval).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    interval: f64,
+}
+
+fn top(args: &TopArgs) -> Result<ExitCode> {
+    let addr = output::metrics::metrics_addr(&args.metrics)
+        .with_context(|| format!("--metrics: `{}` is not ADDR:PORT or PORT", args.metrics))?;
+    if !(args.interval >= 0.1 && args.interval <= 3600.0) {
+        anyhow::bail!(
+            "--interval: {} is not between 0.1 and 3600 seconds",
+            args.interval
+        );
+    }
+    // Fail before taking the terminal when nothing answers.
+    engine::top::scrape::fetch(addr, Duration::from_secs(5))
+        .context("flowtap top reads a running flowtap's metrics (flowtap run --metrics ...)")?;
+    engine::top::run(addr, Duration::from_secs_f64(args.interval)).context("terminal")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The cores this process may run on (its CPU affinity).

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::netpair::*;
 use common::prometheus::*;
 use common::*;
 
@@ -39,18 +40,6 @@ const CAPTURES: &[&str] = &[
 ];
 
 const METRICS_PORT: u16 = 9464;
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("run command");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn dashboard_metrics() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/flowtap.json");
@@ -154,76 +143,6 @@ fn a_taken_or_bad_metrics_address_is_a_clear_error() {
     }
 }
 
-struct Net {
-    ns_a: String,
-    ns_b: String,
-    a: String,
-    b: String,
-}
-
-impl Net {
-    fn new() -> Net {
-        let id = std::process::id() % 100_000;
-        let net = Net {
-            ns_a: format!("ftmA{id}"),
-            ns_b: format!("ftmB{id}"),
-            a: format!("ftma{id}"),
-            b: format!("ftmb{id}"),
-        };
-        for ns in [&net.ns_a, &net.ns_b] {
-            sh(&["ip", "netns", "add", ns]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]);
-        }
-        sh(&[
-            "ip", "link", "add", &net.a, "netns", &net.ns_a, "mtu", "1600", "type", "veth", "peer",
-            "name", &net.b, "netns", &net.ns_b, "mtu", "1600",
-        ]);
-        sh(&["ip", "-n", &net.ns_a, "link", "set", &net.a, "up"]);
-        sh(&["ip", "-n", &net.ns_b, "link", "set", &net.b, "up"]);
-        // flowtap's endpoint and Prometheus talk over ns_b's loopback.
-        sh(&["ip", "-n", &net.ns_b, "link", "set", "lo", "up"]);
-        net
-    }
-
-    /// `flowtap gen` in `ns_a` into `a`; returns the frames sent.
-    fn gen(&self, capture: &Path) -> u64 {
-        let o = Command::new("ip")
-            .args([
-                "netns", "exec", &self.ns_a, FLOWTAP, "gen", "--iface", &self.a,
-            ])
-            .arg("--pcap")
-            .arg(capture)
-            .args(["--pps", "20000"])
-            .output()
-            .expect("run flowtap gen");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "flowtap gen failed: {err}");
-        assert!(err.contains("skipped 0"), "frames skipped: {err}");
-        err.split_whitespace()
-            .skip_while(|w| *w != "sent")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no `sent N` in {err}"))
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in [&self.ns_a, &self.ns_b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
 /// Runs `f` on a thread inside network namespace `ns`.
 fn stats_events(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -242,7 +161,7 @@ fn prometheus_scrapes_what_flowtap_counts() {
     let dir = tmp_dir("metrics").join("scrape");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let net = Net::new();
+    let net = Net::new("m");
     let cfg = dir.join("flowtap.toml");
     // Short timeouts: every flow ends (and is counted) while the capture runs.
     std::fs::write(

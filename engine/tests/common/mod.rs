@@ -9,6 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+pub mod netpair;
 pub mod prometheus;
 
 pub fn corpus() -> PathBuf {
