@@ -46,9 +46,10 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-def ensure_inputs(tmp):
-    w1 = "/tmp/w1.pcap"
-    if not os.path.exists(w1):
+def ensure_inputs(tmp, w1):
+    # Another tool may have left a smaller capture under that name: W1 is
+    # exactly 200,001 packets.
+    if not os.path.exists(w1) or "200001" not in sh(["capinfos", "-c", "-M", w1]).stdout:
         sh([sys.executable, os.path.join(SHARED, "bench", "gen_bench_pcap.py"), "-o", w1, "-n", "200000", "--seed", "1"])
     w1m = "/tmp/w1-1m.pcap"
     first50k = os.path.join(tmp, "w1-50k.pcap")
@@ -99,11 +100,12 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--skip-wall", action="store_true")
     ap.add_argument("--skip-callgrind", action="store_true")
+    ap.add_argument("--w1", default="/tmp/w1.pcap", help="W1 (generated there when missing or not W1)")
     a = ap.parse_args()
     if not os.path.exists(a.bin):
         sys.exit(f"{a.bin} missing: cargo build --release -p engine")
     with tempfile.TemporaryDirectory() as tmp:
-        w1, w1m, first50k, first1 = ensure_inputs(tmp)
+        w1, w1m, first50k, first1 = ensure_inputs(tmp, a.w1)
         full = os.path.join(tmp, "full.toml")
         flow_only = os.path.join(tmp, "flow.toml")
         open(full, "w").write("")

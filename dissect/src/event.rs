@@ -73,13 +73,14 @@ pub struct TunnelInfo {
     pub id: Option<u32>,
 }
 
-/// One flow record: a whole flow, or an interim slice of a long one.
+/// One flow record: a whole flow, or an interim slice of a long one. Its
+/// texts borrow from the flow's state, so making one allocates nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowRecord {
+pub struct FlowRecord<'a> {
     /// Stable across runs and worker counts: derived from the key and the first packet time.
     pub flow_id: u64,
     /// Community ID v1 ("1:<base64>").
-    pub community_id: String,
+    pub community_id: &'a str,
     pub start_ns: u64,
     pub end_ns: u64,
     /// Originator (the side that sent the first packet, or the SYN).
@@ -91,7 +92,7 @@ pub struct FlowRecord {
     pub proto: u8,
     pub src_mac: Option<[u8; 6]>,
     pub dst_mac: Option<[u8; 6]>,
-    pub vlans: Vec<u16>,
+    pub vlans: &'a [u16],
     pub tunnel: Option<TunnelInfo>,
     /// Originator to responder.
     pub orig: DirectionStats,
@@ -100,7 +101,7 @@ pub struct FlowRecord {
     /// Zeek-style connection state (S0, S1, SF, REJ, RSTO, ..., OTH); empty for non-TCP.
     pub conn_state: &'static str,
     /// Zeek-style history string (e.g. "ShADadFf").
-    pub history: String,
+    pub history: &'a str,
     pub end_reason: EndReason,
     /// Set when only one direction was ever seen (so far, for an interim
     /// slice).

@@ -195,7 +195,7 @@ impl Flow {
         }
     }
 
-    fn record(&self, reason: EndReason) -> FlowRecord {
+    fn record(&self, reason: EndReason) -> FlowRecord<'_> {
         let ((a_ip, a_port), (b_ip, b_port)) = self.key.endpoints();
         let ((src_ip, src_port), (dst_ip, dst_port)) = if self.orig_is_first {
             ((a_ip, a_port), (b_ip, b_port))
@@ -205,7 +205,7 @@ impl Flow {
         let is_tcp = self.key.proto() == 6;
         FlowRecord {
             flow_id: flow_id(self.hash, self.first_ns),
-            community_id: self.community_id.as_str().to_owned(),
+            community_id: self.community_id.as_str(),
             start_ns: if self.slice == 0 {
                 self.first_ns
             } else {
@@ -219,7 +219,7 @@ impl Flow {
             proto: self.key.proto(),
             src_mac: self.meta.macs.map(|m| m.0),
             dst_mac: self.meta.macs.map(|m| m.1),
-            vlans: self.meta.vlans.as_slice().to_vec(),
+            vlans: self.meta.vlans.as_slice(),
             tunnel: self.meta.tunnel.as_ref().map(|t| TunnelInfo {
                 kind: t.kind.as_str(),
                 outer_src: t.outer_src,
@@ -229,11 +229,7 @@ impl Flow {
             orig: self.orig,
             resp: self.resp,
             conn_state: if is_tcp { self.tcp.conn_state() } else { "" },
-            history: if is_tcp {
-                self.tcp.history().to_string()
-            } else {
-                String::new()
-            },
+            history: if is_tcp { self.tcp.history() } else { "" },
             end_reason: reason,
             app_transactions: self.app_transactions,
             app_errors: self.app_errors,
@@ -269,7 +265,13 @@ fn flow_id(key_hash: u64, first_ns: u64) -> u64 {
     x & ((1 << 53) - 1)
 }
 
+/// Ended flows' sessions kept for reuse per worker (a session is about 600
+/// bytes): enough for the flows that end within one housekeeping pass.
+const SPARE_SESSIONS: usize = 4096;
+
 pub struct FlowTable {
+    /// Sessions of ended flows, reused by new ones (at most `SPARE_SESSIONS`).
+    spare_sessions: Vec<Box<Session>>,
     index: HashTable<u32>,
     flows: Vec<Flow>,
     free: Vec<u32>,
@@ -303,6 +305,7 @@ impl FlowTable {
         // max_flows (never past it).
         let initial = max_flows.min(1 << 16);
         FlowTable {
+            spare_sessions: Vec::new(),
             index: HashTable::with_capacity(initial),
             flows: Vec::with_capacity(initial),
             free: Vec::new(),
@@ -463,8 +466,16 @@ impl FlowTable {
                 vlans: d.vlans,
                 tunnel: d.tunnel,
             },
-            session: session_ports(&d.l4, from_orig_first)
-                .map(|ports| Box::new(Session::new(&self.limits, ports))),
+            session: session_ports(&d.l4, from_orig_first).map(|ports| {
+                let session = Session::new(&self.limits, ports);
+                match self.spare_sessions.pop() {
+                    Some(mut spare) => {
+                        *spare = session;
+                        spare
+                    }
+                    None => Box::new(session),
+                }
+            }),
             export: NO_EXPORT,
         };
         if let Some(ex) = self.export.as_mut() {
@@ -636,7 +647,12 @@ impl FlowTable {
             (_, SEEN_ORIG | SEEN_RESP) => c.one_sided_other += 1,
             _ => {}
         }
-        f.session = None;
+        if let Some(s) = f.session.take() {
+            // Kept for the next flow: a new flow then allocates nothing.
+            if self.spare_sessions.len() < SPARE_SESSIONS {
+                self.spare_sessions.push(s);
+            }
+        }
         f.live = false;
         let hash = f.hash;
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {

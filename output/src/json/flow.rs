@@ -162,7 +162,7 @@ mod tests {
     fn flow_record_round_trips_through_a_json_parser() {
         let rec = FlowRecord {
             flow_id: 42,
-            community_id: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=".into(),
+            community_id: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
             start_ns: 1_000_000_000,
             end_ns: 3_500_000_000,
             src_ip: "10.0.0.1".parse().expect("ip"),
@@ -172,7 +172,7 @@ mod tests {
             proto: 6,
             src_mac: Some([0, 1, 2, 3, 4, 5]),
             dst_mac: None,
-            vlans: vec![10, 20],
+            vlans: &[10, 20],
             tunnel: Some(TunnelInfo {
                 kind: "vxlan",
                 outer_src: "192.0.2.1".parse().expect("ip"),

@@ -3,10 +3,10 @@
 use dissect::app::{AppEvent, AppProto, Direction};
 use dissect::event::{AppEnvelope, DirectionStats, EndReason, FlowRecord, TunnelInfo};
 
-pub fn flow() -> FlowRecord {
+pub fn flow() -> FlowRecord<'static> {
     FlowRecord {
         flow_id: 5_164_307_337_712_871,
-        community_id: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=".into(),
+        community_id: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
         start_ns: 1_405_687_770_458_338_000,
         end_ns: 1_405_687_770_592_064_000,
         src_ip: "192.168.1.103"
@@ -20,7 +20,7 @@ pub fn flow() -> FlowRecord {
         proto: 6,
         src_mac: Some([0, 0x1c, 0x42, 0, 0, 8]),
         dst_mac: Some([0, 0x1c, 0x42, 0, 0, 0x18]),
-        vlans: vec![100, 200],
+        vlans: &[100, 200],
         tunnel: Some(TunnelInfo {
             kind: "vxlan",
             outer_src: "192.0.2.1"
@@ -42,7 +42,7 @@ pub fn flow() -> FlowRecord {
             tcp_flags: 0x1b,
         },
         conn_state: "SF",
-        history: "ShADadFf".into(),
+        history: "ShADadFf",
         end_reason: EndReason::Fin,
         one_sided: None,
         app_transactions: 0,
