@@ -48,7 +48,7 @@ pub fn flow_obs(rec: &FlowRecord) -> FlowObs {
         resp_pkts: rec.resp.packets,
         resp_bytes: rec.resp.bytes,
         accepted: if rec.proto == 6 {
-            accepted_from_history(&rec.history)
+            accepted_from_history(rec.history)
         } else {
             Accepted::Unknown
         },

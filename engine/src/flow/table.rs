@@ -271,6 +271,9 @@ const SPARE_SESSIONS: usize = 4096;
 
 pub struct FlowTable {
     /// Sessions of ended flows, reused by new ones (at most `SPARE_SESSIONS`).
+    /// Boxed on purpose: a flow holds its session boxed, and the point is
+    /// to hand the same allocation back.
+    #[allow(clippy::vec_box)]
     spare_sessions: Vec<Box<Session>>,
     index: HashTable<u32>,
     flows: Vec<Flow>,

@@ -26,7 +26,7 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     w.timestamp("timestamp", rec.end_ns);
     w.str("event_type", "flow");
     w.u64("flow_id", rec.flow_id);
-    w.str("community_id", &rec.community_id);
+    w.str("community_id", rec.community_id);
     w.ip("src_ip", &rec.src_ip);
     w.u64("src_port", u64::from(rec.src_port));
     w.ip("dest_ip", &rec.dst_ip);
@@ -76,7 +76,7 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
         t.str("tcp_flags_ts", hex_byte(rec.orig.tcp_flags).as_str());
         t.str("tcp_flags_tc", hex_byte(rec.resp.tcp_flags).as_str());
         t.str("state", rec.conn_state);
-        t.str("history", &rec.history);
+        t.str("history", rec.history);
         if let Some(k) = &rec.tcp {
             kpis(&mut t, k);
         }
@@ -190,7 +190,7 @@ mod tests {
                 tcp_flags: 0x12,
             },
             conn_state: "SF",
-            history: "ShADadFf".into(),
+            history: "ShADadFf",
             end_reason: EndReason::Fin,
             one_sided: None,
             app_transactions: 0,

@@ -131,9 +131,9 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
         &mut w,
         rec.proto,
         &rec.src_ip,
-        &rec.community_id,
+        rec.community_id,
         rec.app_proto,
-        &rec.vlans,
+        rec.vlans,
         Some((
             rec.orig.packets + rec.resp.packets,
             rec.orig.bytes + rec.resp.bytes,
@@ -147,7 +147,7 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
         crate::json::flow_observations(&mut o, rec);
         if rec.proto == 6 {
             o.str("state", rec.conn_state);
-            o.str("history", &rec.history);
+            o.str("history", rec.history);
             o.str(
                 "tcp_flags_ts",
                 super::common::hex2_str(&super::common::hex2(rec.orig.tcp_flags)),

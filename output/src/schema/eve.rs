@@ -99,7 +99,7 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
         f.u64("app_errors", u64::from(rec.app_errors));
     }
     f.end_object();
-    w.str("community_id", &rec.community_id);
+    w.str("community_id", rec.community_id);
     if let Some(t) = &rec.tunnel {
         let mut o = w.begin_object("tunnel");
         o.ip("src_ip", &t.outer_src);

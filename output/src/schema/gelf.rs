@@ -112,7 +112,7 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
     );
     w.str("_event_type", "flow");
     id_str(&mut w, "_flow_id", rec.flow_id);
-    w.str("_community_id", &rec.community_id);
+    w.str("_community_id", rec.community_id);
     tuple_fields(
         &mut w,
         rec.proto,
@@ -123,7 +123,7 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
     );
     mac_field(&mut w, "_src_mac", &rec.src_mac);
     mac_field(&mut w, "_dest_mac", &rec.dst_mac);
-    vlan_field(&mut w, &rec.vlans);
+    vlan_field(&mut w, rec.vlans);
     if let Some(a) = rec.app_proto {
         w.str("_app_proto", a);
     }
@@ -151,7 +151,7 @@ pub fn encode_flow(opts: &EncodeOptions, rec: &FlowRecord, buf: &mut Vec<u8>) {
         w.str("_tcp_flags_ts", hex2_str(&hex2(rec.orig.tcp_flags)));
         w.str("_tcp_flags_tc", hex2_str(&hex2(rec.resp.tcp_flags)));
         w.str("_tcp_state", rec.conn_state);
-        w.str("_tcp_history", &rec.history);
+        w.str("_tcp_history", rec.history);
     }
     if let Some(t) = &rec.tunnel {
         w.str("_tunnel_type", t.kind);

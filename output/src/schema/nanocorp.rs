@@ -91,11 +91,11 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
         (&rec.src_ip, rec.src_port, &rec.src_mac),
         (&rec.dst_ip, rec.dst_port, &rec.dst_mac),
         rec.proto,
-        &rec.vlans,
+        rec.vlans,
         rec.app_proto,
     );
     w.u64("flow_id", rec.flow_id);
-    w.str("community_id", &rec.community_id);
+    w.str("community_id", rec.community_id);
     let mut f = w.begin_object("flow");
     f.u64("start_at", rec.start_ns / 1_000_000);
     f.u64("end_at", rec.end_ns / 1_000_000);
@@ -107,7 +107,7 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     crate::json::flow_observations(&mut f, rec);
     if rec.proto == 6 {
         f.str("tcp_state", rec.conn_state);
-        f.str("tcp_history", &rec.history);
+        f.str("tcp_history", rec.history);
     }
     f.end_object();
     w.finish_line();

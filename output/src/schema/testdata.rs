@@ -68,7 +68,7 @@ pub fn tls() -> AppEvent {
 pub fn envelope<'a>(rec: &'a FlowRecord, ev: &'a AppEvent) -> AppEnvelope<'a> {
     AppEnvelope {
         flow_id: rec.flow_id,
-        community_id: &rec.community_id,
+        community_id: rec.community_id,
         ts_ns: rec.end_ns,
         src_ip: rec.src_ip,
         dst_ip: rec.dst_ip,
@@ -78,7 +78,7 @@ pub fn envelope<'a>(rec: &'a FlowRecord, ev: &'a AppEvent) -> AppEnvelope<'a> {
         src_mac: rec.src_mac,
         dst_mac: rec.dst_mac,
         direction: Direction::ToClient,
-        vlans: &rec.vlans,
+        vlans: rec.vlans,
         event: ev,
     }
 }
