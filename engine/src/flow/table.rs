@@ -329,6 +329,27 @@ impl FlowTable {
         self.export = Some(export);
     }
 
+    /// Replaces the PCAP export (a configuration reload; None turns it
+    /// off). The flows the old export follows end for export now: each
+    /// gets its last chance to match and its per-flow files are closed, so
+    /// the old writer finishes them; the flows themselves go on, and export
+    /// judges flows that start from now on by the new rules. Returns the old.
+    pub fn replace_export(&mut self, mut export: Option<FlowExport>) -> Option<FlowExport> {
+        if let Some(ex) = self.export.as_mut() {
+            for f in self.flows.iter_mut() {
+                if f.export != NO_EXPORT {
+                    ex.on_flow_end(f.export, app_known(f.session.as_deref()), &[]);
+                    f.export = NO_EXPORT;
+                }
+            }
+            ex.flush();
+            if let Some(new) = export.as_mut() {
+                new.carry_counters(ex);
+            }
+        }
+        std::mem::replace(&mut self.export, export)
+    }
+
     pub fn export_mut(&mut self) -> Option<&mut FlowExport> {
         self.export.as_mut()
     }
