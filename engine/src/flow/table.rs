@@ -332,16 +332,20 @@ impl FlowTable {
     /// Replaces the PCAP export (a configuration reload; None turns it
     /// off). The flows the old export follows end for export now: each
     /// gets its last chance to match and its per-flow files are closed, so
-    /// the old writer finishes them; the flows themselves go on, and export
-    /// judges flows that start from now on by the new rules. Returns the old.
+    /// the old writer finishes them. The flows themselves go on: the new
+    /// rules judge each live flow at its next packet (its files start
+    /// there) and every new flow from its first. Returns the old export.
     pub fn replace_export(&mut self, mut export: Option<FlowExport>) -> Option<FlowExport> {
-        if let Some(ex) = self.export.as_mut() {
-            for f in self.flows.iter_mut() {
-                if f.export != NO_EXPORT {
+        let rejudge = if export.is_some() { REJUDGE } else { NO_EXPORT };
+        for f in self.flows.iter_mut() {
+            if let Some(ex) = self.export.as_mut() {
+                if f.export != NO_EXPORT && f.export != REJUDGE {
                     ex.on_flow_end(f.export, app_known(f.session.as_deref()), &[]);
-                    f.export = NO_EXPORT;
                 }
             }
+            f.export = if f.live { rejudge } else { NO_EXPORT };
+        }
+        if let Some(ex) = self.export.as_mut() {
             ex.flush();
             if let Some(new) = export.as_mut() {
                 new.carry_counters(ex);
@@ -564,6 +568,11 @@ impl FlowTable {
         }
         if let Some(ex) = self.export.as_mut() {
             let f = &mut self.flows[slot as usize];
+            if f.export == REJUDGE {
+                // Export rules changed (a reload) while this flow ran: the
+                // new rules judge it now, from this packet on.
+                f.export = ex.on_flow_start(&flow_start(f, p));
+            }
             if f.export != NO_EXPORT
                 && !ex.on_packet(
                     f.export,
@@ -772,6 +781,10 @@ fn flow_start<'f>(f: &'f Flow, p: &PacketInfo<'_, '_>) -> FlowStart<'f> {
         linktype: p.raw.first().map_or(1, |r| r.link),
     }
 }
+
+/// A flow's export slot after a reload replaced the export rules: judged
+/// by the new rules at its next packet.
+const REJUDGE: u32 = NO_EXPORT - 1;
 
 fn app_known(s: Option<&Session>) -> AppKnown {
     match s {
