@@ -4,7 +4,7 @@
 set -euo pipefail
 # live capture tests and benches: ethtool (doctor, GRO), iproute2 (ip netns/link), procps (sysctl, kill)
 # pcap export tests: tshark + capinfos (wireshark-common), mount (a small tmpfs to fill the disk)
-# metrics test: prometheus (scrapes flowtap, ships promtool)
+# metrics test: prometheus (scrapes flowtap, ships promtool); top test: tmux (a real terminal)
 # sink tests against real collectors: rsyslog (+ gnutls driver, mmjsonparse is in rsyslog),
 # openssl (test CA and certificates), nodejs + npm (the graygelf GELF UDP decoder),
 # python3 (sink_outage generates its capture with ../shared/bench/gen_bench_pcap.py)
@@ -19,7 +19,7 @@ set -euo pipefail
 # package test (scripts/package_test.sh): dpkg-dev (dpkg-shlibdeps: cargo-deb's $auto
 # dependencies), adduser (the postinst), systemd (systemd-analyze verify/security; not as PID 1)
 packages=(tshark wireshark-common clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps mount
-  prometheus rsyslog rsyslog-gnutls openssl nodejs python3
+  prometheus tmux rsyslog rsyslog-gnutls openssl nodejs python3
   libssl-dev libsasl2-dev python3-pip postgresql postgresql-client
   nftables iptables
   mariadb-server mariadb-client libdbd-mariadb-perl

@@ -38,6 +38,7 @@ STAGES = [
     ("community id", ["dissect::flow::FlowKey::community_id"]),
     ("encode flow records", ["output::outputs::WorkerOutput::push_flow "]),
     ("encode app events", ["output::outputs::WorkerOutput::push_app "]),
+    ("app metrics", ["engine::kpi::AppMetrics::app ", "engine::kpi::AppMetrics::flow "]),
 ]
 
 
@@ -107,13 +108,18 @@ def main():
         flow_only = os.path.join(tmp, "flow.toml")
         open(full, "w").write("")
         open(flow_only, "w").write("[app]\nenabled = false\n[output]\ntypes = [\"flow\", \"stats\"]\n")
+        # Application metrics are counted only when /metrics is served: an
+        # ephemeral port nobody scrapes.
+        with_metrics = os.path.join(tmp, "metrics.toml")
+        open(with_metrics, "w").write("[output]\nmetrics_listen = \"127.0.0.1:0\"\n")
         if not a.skip_callgrind:
             print("instructions per packet, W1 first 50k packets, one worker, whole process (callgrind)")
-            for label, cfg in [("flow-only", flow_only), ("full pipeline", full)]:
-                big = os.path.join(tmp, f"cg-{label[0]}-50k.out")
-                one = os.path.join(tmp, f"cg-{label[0]}-1.out")
+            for label, cfg in [("flow-only", flow_only), ("full pipeline", full),
+                               ("full + app metrics", with_metrics)]:
+                big = os.path.join(tmp, f"cg-{label[:6]}-50k.out")
+                one = os.path.join(tmp, f"cg-{label[:6]}-1.out")
                 t50, t1 = callgrind(a.bin, first50k, cfg, big), callgrind(a.bin, first1, cfg, one)
-                print(f"  {label:14} {(t50 - t1) / 49999:8.0f}")
+                print(f"  {label:18} {(t50 - t1) / 49999:8.0f}")
                 c50, c1 = inclusive(big), inclusive(one)
                 for (stage, n50), (_, n1) in zip(stage_costs(c50), stage_costs(c1)):
                     if n50:

@@ -95,6 +95,8 @@ pub struct Config {
     pub export: ExportSection,
     /// The control socket of a live run (`flowtap ctl`).
     pub control: ControlSection,
+    /// `[app_metrics]`: application KPIs on `/metrics`.
+    pub app_metrics: crate::kpi::AppMetricsSection,
 }
 
 impl Default for Config {
@@ -113,6 +115,7 @@ impl Default for Config {
             app: AppConfig::default(),
             export: ExportSection::default(),
             control: ControlSection::default(),
+            app_metrics: crate::kpi::AppMetricsSection::default(),
         }
     }
 }
@@ -302,6 +305,7 @@ impl Config {
         }
         self.capture.validate()?;
         self.export.validate().map_err(ConfigError::Invalid)?;
+        self.app_metrics.validate().map_err(ConfigError::Invalid)?;
         self.dedup.validate().map_err(ConfigError::Invalid)?;
         self.control.validate()?;
         Ok(())

@@ -9,12 +9,14 @@ pub mod defrag;
 pub mod discover;
 pub mod export;
 pub mod flow;
+pub mod kpi;
 pub mod live;
 pub mod offline;
 pub mod reload;
 pub mod shard;
 pub mod stats;
 pub mod stream;
+pub mod top;
 pub mod worker;
 
 pub use config::Config;

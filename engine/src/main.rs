@@ -65,6 +65,12 @@ enum Command {
     ///
     /// Example: flowtap ctl --socket /run/flowtap/flowtap.sock reload
     Ctl(cli_live::CtlArgs),
+    /// A live terminal view of a running flowtap, read from its `--metrics`
+    /// endpoint: per-worker rates, drops, flows, sinks, top talkers, DNS
+    /// names, HTTP hosts and TLS server names.
+    ///
+    /// Example: flowtap top --metrics 127.0.0.1:9464
+    Top(TopArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -128,6 +134,10 @@ struct RunArgs {
     /// restarted.
     #[arg(long, value_name = "N", requires = "pcap")]
     pps: Option<u64>,
+    /// Replay: keep serving `--metrics` this many seconds after the replay
+    /// ended, so a scraper collects the final figures.
+    #[arg(long, value_name = "SECS", requires = "pcap", default_value_t = 0)]
+    metrics_linger: u64,
     /// Do not draw the progress bar even when stderr is a terminal.
     #[arg(long)]
     no_progress: bool,
@@ -148,6 +158,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(args) => export(args),
+        Command::Top(args) => top(&args),
         Command::Discover(args) => engine::discover::cli::run(&args)
             .map(|o| ExitCode::from(o.exit_status()))
             .map_err(anyhow::Error::from),
@@ -231,7 +242,16 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             !args.output.is_empty(),
         );
     };
-    replay_offline(cfg, &pcap, args.pps, args.no_progress, args.quiet)
+    replay_offline(
+        cfg,
+        &pcap,
+        ReplayFlags {
+            pps: args.pps,
+            no_progress: args.no_progress,
+            quiet: args.quiet,
+            metrics_linger: Duration::from_secs(args.metrics_linger),
+        },
+    )
 }
 
 /// `flowtap export`: the config's rules and the `--rule`s over a capture file.
@@ -270,16 +290,33 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
             ..Default::default()
         })
         .collect();
-    replay_offline(cfg, &args.pcap, None, true, args.quiet)
+    replay_offline(
+        cfg,
+        &args.pcap,
+        ReplayFlags {
+            pps: None,
+            no_progress: true,
+            quiet: args.quiet,
+            metrics_linger: Duration::ZERO,
+        },
+    )
 }
 
-fn replay_offline(
-    mut cfg: Config,
-    pcap: &std::path::Path,
+/// How `flowtap run --pcap` runs beyond its config.
+struct ReplayFlags {
     pps: Option<u64>,
     no_progress: bool,
     quiet: bool,
-) -> Result<ExitCode> {
+    metrics_linger: Duration,
+}
+
+fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -> Result<ExitCode> {
+    let ReplayFlags {
+        pps,
+        no_progress,
+        quiet,
+        metrics_linger,
+    } = flags;
     cfg.validate()?;
     let workers = if cfg.workers == 0 {
         usable_cores()
@@ -395,6 +432,9 @@ fn replay_offline(
     drop(sender);
     let counters = Arc::clone(writer.counters());
     let sinks = writer.join().context("writing flow records failed")?;
+    if metrics.is_some() && !metrics_linger.is_zero() {
+        std::thread::sleep(metrics_linger);
+    }
     drop(metrics);
     if !quiet {
         print_summary(
@@ -426,6 +466,32 @@ fn replay_offline(
         return Ok(ExitCode::from(EXIT_DAMAGED_INPUT));
     }
     Ok(lost)
+}
+
+#[derive(clap::Args, Debug)]
+struct TopArgs {
+    /// The instance's metrics endpoint (`output.metrics_listen`; a bare PORT means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9464")]
+    metrics: String,
+    /// Seconds between scrapes (the rates are over this interval).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    interval: f64,
+}
+
+fn top(args: &TopArgs) -> Result<ExitCode> {
+    let addr = output::metrics::metrics_addr(&args.metrics)
+        .with_context(|| format!("--metrics: `{}` is not ADDR:PORT or PORT", args.metrics))?;
+    if !(args.interval >= 0.1 && args.interval <= 3600.0) {
+        anyhow::bail!(
+            "--interval: {} is not between 0.1 and 3600 seconds",
+            args.interval
+        );
+    }
+    // Fail before taking the terminal when nothing answers.
+    engine::top::scrape::fetch(addr, Duration::from_secs(5))
+        .context("flowtap top reads a running flowtap's metrics (flowtap run --metrics ...)")?;
+    engine::top::run(addr, Duration::from_secs_f64(args.interval)).context("terminal")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The cores this process may run on (its CPU affinity).

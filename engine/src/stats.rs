@@ -67,6 +67,9 @@ pub struct WorkerStats {
     pub stream_bytes_held: u64,
     /// PCAP export (None: no export rule).
     pub export: Option<ExportCounters>,
+    /// Application metrics (None: off); listed per worker on `/metrics`
+    /// only, not summed into the `stats` event.
+    pub app_metrics: Option<Box<crate::kpi::AppMetrics>>,
 }
 
 impl WorkerStats {
@@ -250,6 +253,9 @@ impl Snapshot {
             list_worker(w, &mut e);
             if let Some(x) = &w.export {
                 x.list(&mut e);
+            }
+            if let Some(m) = &w.app_metrics {
+                m.list(&mut e);
             }
         }
         e.set_scope(&[]);
@@ -908,32 +914,54 @@ mod tests {
     /// Every `flowtap_*` name in the Grafana dashboard is a metric flowtap
     /// declares (the live metrics test checks the real endpoint too).
     #[test]
-    fn dashboard_uses_only_exposed_metrics() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../deploy/grafana/flowtap.json"
-        );
-        let text = std::fs::read_to_string(path).expect("deploy/grafana/flowtap.json");
-        let _: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    fn dashboards_use_only_exposed_metrics() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana");
+        let mut w = worker(1);
+        w.app_metrics = Some(Box::new(crate::kpi::AppMetrics::new(
+            &crate::kpi::AppMetricsSection::default(),
+        )));
         let snap = Snapshot {
-            per_worker: vec![worker(1)],
+            per_worker: vec![w],
             capture: Some(CaptureStats::default()),
             sinks: vec![SinkSnapshot::default()],
             pcap_writer: Some(PcapSummary::default()),
         };
         let exposed = snap.exposition();
-        let mut used = 0;
-        for (i, _) in text.match_indices("flowtap_") {
-            let name: String = text[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            used += 1;
-            assert!(
-                exposed.contains(&format!("# TYPE {name} ")),
-                "the dashboard uses {name}, which flowtap does not expose"
-            );
+        let mut dashboards = 0;
+        for entry in std::fs::read_dir(dir).expect("deploy/grafana") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            dashboards += 1;
+            let text = std::fs::read_to_string(&path).expect("dashboard");
+            let _: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+            let mut used = 0;
+            for (i, _) in text.match_indices("flowtap_") {
+                let name: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                used += 1;
+                // A histogram's series are its name plus _bucket, _sum or _count.
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| {
+                        name.strip_suffix(s)
+                            .filter(|f| exposed.contains(&format!("# TYPE {f} histogram")))
+                    })
+                    .unwrap_or(&name);
+                assert!(
+                    exposed.contains(&format!("# TYPE {family} ")),
+                    "{}: uses {name}, which flowtap does not expose",
+                    path.display()
+                );
+            }
+            assert!(used >= 8, "{}: {used} metric references", path.display());
         }
-        assert!(used > 40, "{used} metric references");
+        assert_eq!(
+            dashboards, 6,
+            "flowtap.json and the five application dashboards"
+        );
     }
 }

@@ -17,6 +17,7 @@ use crate::dedup::Dedup;
 use crate::defrag::{Defrag, FragKey, Insert};
 use crate::export::{ExportRules, ExportRun, FlowExport, FragStash, RawFrame};
 use crate::flow::{FlowTable, PacketInfo, RecordSink};
+use crate::kpi::AppMetrics;
 use crate::stats::{AppEventCounts, WorkerStats};
 
 const NS: u64 = 1_000_000_000;
@@ -34,6 +35,8 @@ pub struct EventBatch {
     /// Also hands every record and app event, unencoded, to this sink
     /// (`flowtap discover` aggregates them in process).
     tap: Option<Box<dyn RecordSink + Send>>,
+    /// Application metrics counted from the records and events (None: off).
+    kpi: Option<Box<AppMetrics>>,
 }
 
 impl RecordSink for EventBatch {
@@ -59,6 +62,7 @@ impl EventBatch {
             app_encoded: 0,
             app_by_type: AppEventCounts::default(),
             tap: None,
+            kpi: None,
         }
     }
 
@@ -75,6 +79,9 @@ impl EventBatch {
         if let Some(t) = &mut self.tap {
             t.flow(rec);
         }
+        if let Some(k) = &mut self.kpi {
+            k.flow(rec);
+        }
         self.encoded += 1;
     }
 
@@ -84,6 +91,9 @@ impl EventBatch {
         }
         if let Some(t) = &mut self.tap {
             t.app(env);
+        }
+        if let Some(k) = &mut self.kpi {
+            k.app(env);
         }
         self.encoded += 1;
         self.app_encoded += 1;
@@ -122,7 +132,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(cfg: &Config, out: EventBatch) -> Worker {
+    pub fn new(cfg: &Config, mut out: EventBatch) -> Worker {
+        // Application metrics only have a reader when /metrics is served.
+        if cfg.app_metrics.enabled && !cfg.output.metrics_listen.is_empty() {
+            out.kpi = Some(Box::new(AppMetrics::new(&cfg.app_metrics)));
+        }
         Worker {
             decode_cfg: cfg.decode.decode_config(),
             key_cfg: KeyConfig {
@@ -380,6 +394,9 @@ impl Worker {
             self.next_housekeeping_ns = self.now_ns.saturating_add(NS);
             self.table.advance(self.now_ns, &mut self.out);
             self.defrag.expire(self.now_ns);
+            if let Some(k) = &mut self.out.kpi {
+                k.rebalance();
+            }
             // Export chunks go to the writer when full, and at least once a
             // second (traffic time; wall time when idle): waking the writer
             // after every batch costs more than the copying.
@@ -435,6 +452,7 @@ impl Worker {
         }
         s.stream_bytes_held = self.table.stream_bytes() as u64;
         s.dedup = self.dedup.as_ref().map(|d| d.counters);
+        s.app_metrics = self.out.kpi.clone();
         if let Some(mut e) = self.table.export_counters() {
             e.fragments_dropped = self.frag_stash.as_ref().map_or(0, |f| f.dropped);
             s.export = Some(e);

@@ -17,16 +17,15 @@ mod common;
 #[macro_use]
 mod root;
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::netpair::*;
+use common::prometheus::*;
 use common::*;
 
 const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
@@ -41,28 +40,6 @@ const CAPTURES: &[&str] = &[
 ];
 
 const METRICS_PORT: u16 = 9464;
-const PROMETHEUS_PORT: u16 = 9090;
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("run command");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn require(binary: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(binary))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| panic!("`{binary}` is not installed: run scripts/setup.sh"))
-}
 
 fn dashboard_metrics() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/flowtap.json");
@@ -166,214 +143,7 @@ fn a_taken_or_bad_metrics_address_is_a_clear_error() {
     }
 }
 
-struct Net {
-    ns_a: String,
-    ns_b: String,
-    a: String,
-    b: String,
-}
-
-impl Net {
-    fn new() -> Net {
-        let id = std::process::id() % 100_000;
-        let net = Net {
-            ns_a: format!("ftmA{id}"),
-            ns_b: format!("ftmB{id}"),
-            a: format!("ftma{id}"),
-            b: format!("ftmb{id}"),
-        };
-        for ns in [&net.ns_a, &net.ns_b] {
-            sh(&["ip", "netns", "add", ns]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]);
-        }
-        sh(&[
-            "ip", "link", "add", &net.a, "netns", &net.ns_a, "mtu", "1600", "type", "veth", "peer",
-            "name", &net.b, "netns", &net.ns_b, "mtu", "1600",
-        ]);
-        sh(&["ip", "-n", &net.ns_a, "link", "set", &net.a, "up"]);
-        sh(&["ip", "-n", &net.ns_b, "link", "set", &net.b, "up"]);
-        // flowtap's endpoint and Prometheus talk over ns_b's loopback.
-        sh(&["ip", "-n", &net.ns_b, "link", "set", "lo", "up"]);
-        net
-    }
-
-    /// `flowtap gen` in `ns_a` into `a`; returns the frames sent.
-    fn gen(&self, capture: &Path) -> u64 {
-        let o = Command::new("ip")
-            .args([
-                "netns", "exec", &self.ns_a, FLOWTAP, "gen", "--iface", &self.a,
-            ])
-            .arg("--pcap")
-            .arg(capture)
-            .args(["--pps", "20000"])
-            .output()
-            .expect("run flowtap gen");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "flowtap gen failed: {err}");
-        assert!(err.contains("skipped 0"), "frames skipped: {err}");
-        err.split_whitespace()
-            .skip_while(|w| *w != "sent")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no `sent N` in {err}"))
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in [&self.ns_a, &self.ns_b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
 /// Runs `f` on a thread inside network namespace `ns`.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        let file = File::open(format!("/var/run/netns/{ns}")).expect("open netns");
-        // SAFETY: a valid namespace fd; setns affects only this thread.
-        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("namespace thread panicked")
-}
-
-/// GET `path` on 127.0.0.1:`port` inside `ns`: (status line, body).
-fn http_get(ns: &str, port: u16, path: &str) -> Option<(String, String)> {
-    let path = path.to_string();
-    in_ns(ns, move || {
-        let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            c,
-            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = String::new();
-        c.read_to_string(&mut raw).ok()?;
-        let (head, body) = raw.split_once("\r\n\r\n")?;
-        Some((head.lines().next()?.to_string(), body.to_string()))
-    })
-}
-
-/// Percent-encodes a PromQL expression for a query string.
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A process killed (and waited for) on drop.
-struct Proc {
-    child: Child,
-    stderr: common::StderrLog,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stderr = common::StderrLog::collect(&mut child);
-        Proc { child, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.text()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Prometheus {
-    ns: String,
-    _proc: Proc,
-}
-
-impl Prometheus {
-    fn start(ns: &str, dir: &Path) -> Prometheus {
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: flowtap\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n\
-                 \x20   static_configs:\n      - targets: ['127.0.0.1:{METRICS_PORT}']\n"
-            ),
-        )
-        .expect("write prometheus.yml");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns])
-            .arg(require("prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"));
-        let proc = Proc::spawn(cmd);
-        let p = Prometheus {
-            ns: ns.to_string(),
-            _proc: proc,
-        };
-        let t0 = Instant::now();
-        loop {
-            if let Some((status, _)) = http_get(&p.ns, PROMETHEUS_PORT, "/-/ready") {
-                if status.contains(" 200") {
-                    break;
-                }
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "prometheus not ready after 30 s: {}",
-                p._proc.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        p
-    }
-
-    /// An instant query whose answer is one sample (or none): its value.
-    fn value(&self, q: &str) -> Option<u64> {
-        let (status, body) = http_get(
-            &self.ns,
-            PROMETHEUS_PORT,
-            &format!("/api/v1/query?query={}", encode(q)),
-        )?;
-        assert!(status.contains(" 200"), "{q}: {status} {body}");
-        let v: Value = serde_json::from_str(&body).expect("API answer is JSON");
-        assert_eq!(v["status"], "success", "{q}: {body}");
-        let result = v["data"]["result"].as_array()?;
-        assert!(result.len() <= 1, "{q}: one series expected: {body}");
-        let s = result.first()?["value"][1].as_str()?;
-        s.parse::<f64>().ok().map(|f| f as u64)
-    }
-}
-
 fn stats_events(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -391,7 +161,7 @@ fn prometheus_scrapes_what_flowtap_counts() {
     let dir = tmp_dir("metrics").join("scrape");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let net = Net::new();
+    let net = Net::new("m");
     let cfg = dir.join("flowtap.toml");
     // Short timeouts: every flow ends (and is counted) while the capture runs.
     std::fs::write(
@@ -422,7 +192,7 @@ fn prometheus_scrapes_what_flowtap_counts() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let prom = Prometheus::start(&net.ns_b, &dir);
+    let prom = Prometheus::start(&net.ns_b, &dir, METRICS_PORT);
 
     let mut sent = 0;
     for rel in CAPTURES {

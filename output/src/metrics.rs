@@ -31,6 +31,8 @@ pub enum Kind {
     Counter,
     /// Goes up and down (a level: queue depth, active flows).
     Gauge,
+    /// Observations in fixed buckets (`_bucket`, `_sum`, `_count`).
+    Histogram,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -221,27 +224,39 @@ impl Exposition {
     ) {
         let scope = std::mem::take(&mut self.scope);
         let fam = self.family(metric, kind, help);
-        let s = &mut fam.samples;
-        s.push_str(metric);
-        let mut all = scope
-            .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .chain(labels.iter().copied())
-            .peekable();
-        if all.peek().is_some() {
-            s.push('{');
-            for (i, (k, v)) in all.enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                s.push_str(k);
-                s.push_str("=\"");
-                escape_label_value(s, v);
-                s.push('"');
-            }
-            s.push('}');
+        write_sample(&mut fam.samples, metric, "", &scope, labels, None, value);
+        self.scope = scope;
+    }
+
+    /// Lists these metrics even if no sample follows (a dashboard's query
+    /// then finds the metric before the first event).
+    pub fn declare_all(&mut self, families: &[(&'static str, Kind, &'static str)]) {
+        for &(metric, kind, help) in families {
+            self.family(metric, kind, help);
         }
-        let _ = writeln!(s, " {value}");
+    }
+
+    /// One histogram sample set: a cumulative `_bucket` line per bound of
+    /// [`LATENCY_BUCKETS_NS`] (in seconds) and `+Inf`, `_sum` (seconds) and `_count`.
+    pub fn histogram(
+        &mut self,
+        metric: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        h: &Histogram,
+    ) {
+        let scope = std::mem::take(&mut self.scope);
+        let fam = self.family(metric, Kind::Histogram, help);
+        let s = &mut fam.samples;
+        let mut cumulative = 0u64;
+        for (i, n) in h.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = LATENCY_BUCKET_LABELS.get(i).copied().unwrap_or("+Inf");
+            write_sample(s, metric, "_bucket", &scope, labels, Some(le), cumulative);
+        }
+        write_labels_prefix(s, metric, "_sum", &scope, labels, None);
+        let _ = writeln!(s, " {}", h.sum_ns as f64 / 1e9);
+        write_sample(s, metric, "_count", &scope, labels, None, h.count);
         self.scope = scope;
     }
 
@@ -275,6 +290,124 @@ impl Listing for Exposition {
 
     fn declare(&mut self, metric: &'static str, kind: Kind, help: &'static str) {
         self.family(metric, kind, help);
+    }
+}
+
+fn write_labels_prefix(
+    s: &mut String,
+    metric: &str,
+    suffix: &str,
+    scope: &[(&'static str, String)],
+    labels: &[(&'static str, &str)],
+    le: Option<&str>,
+) {
+    s.push_str(metric);
+    s.push_str(suffix);
+    let mut all = scope
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(labels.iter().copied())
+        .chain(le.map(|le| ("le", le)))
+        .peekable();
+    if all.peek().is_some() {
+        s.push('{');
+        for (i, (k, v)) in all.enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(k);
+            s.push_str("=\"");
+            escape_label_value(s, v);
+            s.push('"');
+        }
+        s.push('}');
+    }
+}
+
+fn write_sample(
+    s: &mut String,
+    metric: &str,
+    suffix: &str,
+    scope: &[(&'static str, String)],
+    labels: &[(&'static str, &str)],
+    le: Option<&str>,
+    value: u64,
+) {
+    write_labels_prefix(s, metric, suffix, scope, labels, le);
+    let _ = writeln!(s, " {value}");
+}
+
+/// Upper bounds of the latency histograms' buckets, in nanoseconds: 100 µs
+/// to 10 s in 1-2.5-5 steps (a LAN answer to a slow WAN query), then `+Inf`.
+pub const LATENCY_BUCKETS_NS: [u64; 16] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// [`LATENCY_BUCKETS_NS`] as Prometheus `le` labels (seconds).
+const LATENCY_BUCKET_LABELS: [&str; 16] = [
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+    "0.25", "0.5", "1", "2.5", "5", "10",
+];
+
+/// A latency histogram with the fixed [`LATENCY_BUCKETS_NS`] (the last
+/// bucket is `+Inf`). Not cumulative: the exposition sums the buckets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Histogram {
+    pub buckets: [u64; LATENCY_BUCKETS_NS.len() + 1],
+    pub sum_ns: u64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe_ns(&mut self, ns: u64) {
+        self.observe_n(ns, 1);
+    }
+
+    /// `n` observations of `ns` each.
+    pub fn observe_n(&mut self, ns: u64, n: u64) {
+        let i = LATENCY_BUCKETS_NS.partition_point(|&b| b < ns);
+        if let Some(b) = self.buckets.get_mut(i) {
+            *b += n;
+        }
+        self.sum_ns = self.sum_ns.saturating_add(ns.saturating_mul(n));
+        self.count += n;
+    }
+
+    /// `count` observations summing to `sum_ns` whose values are unknown
+    /// (a flow's totals): placed in the bucket of their mean, sum exact.
+    pub fn observe_spread(&mut self, sum_ns: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let i = LATENCY_BUCKETS_NS.partition_point(|&b| b < sum_ns / count);
+        if let Some(b) = self.buckets.get_mut(i) {
+            *b += count;
+        }
+        self.sum_ns = self.sum_ns.saturating_add(sum_ns);
+        self.count += count;
+    }
+
+    pub fn add(&mut self, o: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a += b;
+        }
+        self.sum_ns = self.sum_ns.saturating_add(o.sum_ns);
+        self.count += o.count;
     }
 }
 
@@ -781,6 +914,33 @@ flowtap_sink_events_dropped_total{sink=\"file\",reason=\"spool_full\"} 0\n"
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), n, "a metric listed twice: {text}");
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets_sum_and_count() {
+        let mut h = Histogram::default();
+        h.observe_ns(50_000); // 50 µs: first bucket
+        h.observe_ns(100_000); // on a bound: that bucket (le is inclusive)
+        h.observe_ns(3_000_000); // 3 ms: le 0.005
+        h.observe_ns(60_000_000_000); // 60 s: +Inf only
+        h.observe_spread(10_000_000, 4); // four of 2.5 ms: le 0.0025
+        let mut e = Exposition::new();
+        e.set_scope(&[("worker", "0")]);
+        e.histogram("x_seconds", "help", &[("server", "a")], &h);
+        let text = e.render();
+        for line in [
+            "# TYPE x_seconds histogram",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"0.0001\"} 2",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"0.00025\"} 2",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"0.0025\"} 6",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"0.005\"} 7",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"10\"} 7",
+            "x_seconds_bucket{worker=\"0\",server=\"a\",le=\"+Inf\"} 8",
+            "x_seconds_sum{worker=\"0\",server=\"a\"} 60.01315",
+            "x_seconds_count{worker=\"0\",server=\"a\"} 8",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub trait Protocol: 'static {
     fn is_error(_ev: &Self::Event) -> bool {
         false
     }
+    /// The transaction as application metrics count it: what was asked
+    /// (from a bounded vocabulary where the protocol has one), how it
+    /// ended, the server's error code, the latency.
+    fn transaction(ev: &Self::Event) -> Transaction<'_>;
 
     /// Fields export rules can match (`match.NAME.FIELD`).
     const EXPORT_FIELDS: &'static [ExportField] = &[];
@@ -88,6 +92,57 @@ pub trait Protocol: 'static {
     /// (none when the event lacks the field; several for lists such as DNS
     /// questions).
     fn export_values(_ev: &Self::Event, _field: usize, _f: &mut dyn FnMut(FieldValue<'_>)) {}
+}
+
+/// A transaction as the application metrics see it (see
+/// [`Protocol::transaction`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transaction<'a> {
+    /// What was asked: an SQL verb, a Redis command, an AMQP method, an
+    /// HTTP method, a DNS query type.
+    pub operation: &'a str,
+    pub outcome: Outcome,
+    /// The server's error code when it answered with an error (SQLSTATE,
+    /// MySQL error number, Redis error prefix, AMQP reply code, HTTP status).
+    pub error_code: Option<FieldValue<'a>>,
+    /// Request to response, when both were seen.
+    pub latency_ns: Option<u64>,
+}
+
+/// How a transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Answered, not with an error.
+    Ok,
+    /// Answered with an error ([`Protocol::is_error`]).
+    Error,
+    /// No answer seen (timed out, flow ended, one-sided capture).
+    Unanswered,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Error, Outcome::Unanswered];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Unanswered => "unanswered",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// From "answered" and "with an error".
+    pub fn of(answered: bool, error: bool) -> Outcome {
+        match (answered, error) {
+            (_, true) => Outcome::Error,
+            (true, false) => Outcome::Ok,
+            (false, false) => Outcome::Unanswered,
+        }
+    }
 }
 
 /// A field of an event that export rules can match.
@@ -228,6 +283,13 @@ macro_rules! app_protocols {
             pub fn is_error(&self) -> bool {
                 match self {
                     $(AppEvent::$variant(e) => <$module::$marker as $crate::app::registry::Protocol>::is_error(e)),+
+                }
+            }
+
+            /// The transaction as application metrics count it (see [`registry::Protocol::transaction`]).
+            pub fn transaction(&self) -> $crate::app::registry::Transaction<'_> {
+                match self {
+                    $(AppEvent::$variant(e) => <$module::$marker as $crate::app::registry::Protocol>::transaction(e)),+
                 }
             }
 

@@ -2,6 +2,94 @@
 //! literals replaced by `?`, for privacy (no customer data, no passwords in
 //! `ALTER USER ... PASSWORD '...'`) and aggregation (one shape per query).
 
+/// The statement's verb (its first keyword, upper case, from a fixed list:
+/// a bounded label for metrics), "OTHER" for anything else. Leading blanks,
+/// comments and parentheses are skipped.
+pub fn verb(statement: &str) -> &'static str {
+    const VERBS: &[&str] = &[
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "MERGE",
+        "UPSERT",
+        "REPLACE",
+        "WITH",
+        "VALUES",
+        "BEGIN",
+        "START",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "RELEASE",
+        "END",
+        "ABORT",
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "TRUNCATE",
+        "RENAME",
+        "GRANT",
+        "REVOKE",
+        "SET",
+        "SHOW",
+        "RESET",
+        "USE",
+        "DESCRIBE",
+        "DESC",
+        "EXPLAIN",
+        "ANALYZE",
+        "VACUUM",
+        "COPY",
+        "CALL",
+        "EXECUTE",
+        "PREPARE",
+        "DEALLOCATE",
+        "DECLARE",
+        "FETCH",
+        "CLOSE",
+        "MOVE",
+        "LISTEN",
+        "NOTIFY",
+        "UNLISTEN",
+        "LOCK",
+        "UNLOCK",
+        "LOAD",
+        "DO",
+        "DISCARD",
+        "CHECKPOINT",
+        "REINDEX",
+        "CLUSTER",
+        "COMMENT",
+        "REFRESH",
+        "OPTIMIZE",
+        "FLUSH",
+        "KILL",
+        "HANDLER",
+    ];
+    let b = statement.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            c if c.is_ascii_whitespace() || c == b'(' => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => i = line_end(b, i),
+            b'#' => i = line_end(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') => i = comment_end(b, i + 2),
+            _ => break,
+        }
+    }
+    let end = b[i..]
+        .iter()
+        .position(|c| !c.is_ascii_alphabetic())
+        .map_or(b.len(), |p| i + p);
+    let word = &b[i..end];
+    VERBS
+        .iter()
+        .find(|v| v.as_bytes().eq_ignore_ascii_case(word))
+        .copied()
+        .unwrap_or("OTHER")
+}
+
 /// `statement` with every literal replaced by `?`: quoted strings ('...'
 /// with '' and backslash escapes, E'...', N'...', x'...', b'...'), dollar-
 /// quoted strings ($$...$$, $tag$...$tag$) and numbers (integers, decimals,
@@ -175,7 +263,24 @@ fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{normalize, verb};
+
+    #[test]
+    fn verbs_are_a_bounded_vocabulary() {
+        for (sql, want) in [
+            ("select 1", "SELECT"),
+            ("  /* hint */ INSERT INTO t VALUES (1)", "INSERT"),
+            ("-- a comment\nupdate t set a = 1", "UPDATE"),
+            ("(SELECT 1) UNION (SELECT 2)", "SELECT"),
+            ("with x as (select 1) select * from x", "WITH"),
+            ("BEGIN", "BEGIN"),
+            ("frobnicate the table", "OTHER"),
+            ("", "OTHER"),
+            ("SELECTED", "OTHER"),
+        ] {
+            assert_eq!(verb(sql), want, "{sql:?}");
+        }
+    }
 
     #[test]
     fn literals_become_placeholders() {

@@ -9,6 +9,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+pub mod netpair;
+pub mod prometheus;
+
 pub fn corpus() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let c = here.join("../../shared/corpus");

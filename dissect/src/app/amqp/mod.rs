@@ -16,7 +16,7 @@ pub mod wire;
 
 pub use event::AmqpEvent;
 
-use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::registry::{ExportField, FieldValue, MatchKind, Outcome, Protocol, Transaction};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
 };
@@ -195,6 +195,19 @@ max_name_bytes = 256
 
     fn is_error(ev: &AmqpEvent) -> bool {
         ev.reply_code.is_some_and(|c| c >= 300)
+    }
+
+    fn transaction(ev: &AmqpEvent) -> Transaction<'_> {
+        let error = Self::is_error(ev);
+        Transaction {
+            operation: ev.method.or(ev.response).unwrap_or("none"),
+            outcome: Outcome::of(!ev.unanswered, error),
+            error_code: ev
+                .reply_code
+                .filter(|_| error)
+                .map(|c| FieldValue::Num(u32::from(c))),
+            latency_ns: ev.latency_ns,
+        }
     }
 
     fn event_start_ns(ev: &AmqpEvent) -> Option<u64> {

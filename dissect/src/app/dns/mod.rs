@@ -17,7 +17,7 @@ pub use event::{
     SvcParam,
 };
 
-use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::registry::{ExportField, FieldValue, MatchKind, Outcome, Protocol, Transaction};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
 };
@@ -189,6 +189,18 @@ max_records = 64
 
     fn example_event() -> DnsEvent {
         schema::example()
+    }
+
+    fn transaction(ev: &DnsEvent) -> Transaction<'_> {
+        Transaction {
+            operation: ev
+                .queries
+                .first()
+                .map_or("none", |q| rrtype_name(q.rtype).unwrap_or("OTHER")),
+            outcome: Outcome::of(ev.has_response, false),
+            error_code: None,
+            latency_ns: ev.latency_ns,
+        }
     }
 
     fn event_start_ns(ev: &DnsEvent) -> Option<u64> {

@@ -14,7 +14,7 @@ pub mod wire;
 
 pub use event::{HttpEvent, HttpHeader};
 
-use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::registry::{ExportField, FieldValue, MatchKind, Outcome, Protocol, Transaction};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
 };
@@ -139,6 +139,36 @@ impl AppParser for HttpParser {
 /// HTTP/1.x in the registry.
 pub struct HttpProtocol;
 
+/// The request method as a bounded label: the methods of RFC 9110, PATCH
+/// and WebDAV's, "OTHER" for any other token (a client may send anything).
+pub fn method_label(method: &str) -> &'static str {
+    const METHODS: &[&str] = &[
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "DELETE",
+        "CONNECT",
+        "OPTIONS",
+        "TRACE",
+        "PATCH",
+        "PROPFIND",
+        "PROPPATCH",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "LOCK",
+        "UNLOCK",
+        "REPORT",
+        "SEARCH",
+    ];
+    METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(method))
+        .copied()
+        .unwrap_or("OTHER")
+}
+
 impl Protocol for HttpProtocol {
     const NAME: &'static str = "http";
     type Event = HttpEvent;
@@ -184,6 +214,19 @@ max_field_len = 2048
 
     fn is_error(ev: &HttpEvent) -> bool {
         ev.status.is_some_and(|s| s >= 500)
+    }
+
+    fn transaction(ev: &HttpEvent) -> Transaction<'_> {
+        let error = Self::is_error(ev);
+        Transaction {
+            operation: ev.method.as_deref().map_or("none", method_label),
+            outcome: Outcome::of(ev.has_response, error),
+            error_code: ev
+                .status
+                .filter(|_| error)
+                .map(|s| FieldValue::Num(u32::from(s))),
+            latency_ns: ev.latency_ns,
+        }
     }
 
     fn event_start_ns(ev: &HttpEvent) -> Option<u64> {

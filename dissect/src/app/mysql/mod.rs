@@ -16,7 +16,7 @@ pub mod wire;
 
 pub use event::{MysqlCommand, MysqlError, MysqlEvent};
 
-use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::registry::{ExportField, FieldValue, MatchKind, Outcome, Protocol, Transaction};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
 };
@@ -179,6 +179,22 @@ max_field_bytes = 1024
 
     fn is_error(ev: &MysqlEvent) -> bool {
         ev.error.is_some()
+    }
+
+    fn transaction(ev: &MysqlEvent) -> Transaction<'_> {
+        let operation = match ev.statement.as_deref() {
+            Some(statement) => super::sql::verb(statement),
+            None => ev.command.as_str(),
+        };
+        Transaction {
+            operation,
+            outcome: Outcome::of(!ev.unanswered, ev.error.is_some()),
+            error_code: ev
+                .error
+                .as_ref()
+                .map(|e| FieldValue::Num(u32::from(e.code))),
+            latency_ns: ev.latency_ns,
+        }
     }
 
     fn event_start_ns(ev: &MysqlEvent) -> Option<u64> {

@@ -16,7 +16,7 @@ pub mod wire;
 
 pub use event::{AuthMethod, PgsqlError, PgsqlEvent, PgsqlRequest};
 
-use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::registry::{ExportField, FieldValue, MatchKind, Outcome, Protocol, Transaction};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
 };
@@ -206,6 +206,26 @@ max_parameters = 32
 
     fn is_error(ev: &PgsqlEvent) -> bool {
         ev.error.is_some()
+    }
+
+    fn transaction(ev: &PgsqlEvent) -> Transaction<'_> {
+        let operation = match (ev.request, ev.statement.as_deref()) {
+            (
+                PgsqlRequest::Query | PgsqlRequest::Execute | PgsqlRequest::Prepare,
+                Some(statement),
+            ) => super::sql::verb(statement),
+            (request, _) => request.as_str(),
+        };
+        Transaction {
+            operation,
+            outcome: Outcome::of(!ev.unanswered, ev.error.is_some()),
+            error_code: ev
+                .error
+                .as_ref()
+                .and_then(|e| e.code())
+                .map(FieldValue::Str),
+            latency_ns: ev.latency_ns,
+        }
     }
 
     fn event_start_ns(ev: &PgsqlEvent) -> Option<u64> {

@@ -18,7 +18,7 @@ pub mod wire;
 
 pub use event::{RedisEvent, RedisKind};
 
-use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::registry::{ExportField, FieldValue, MatchKind, Outcome, Protocol, Transaction};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
 };
@@ -279,6 +279,24 @@ max_depth = 32
 
     fn is_error(ev: &RedisEvent) -> bool {
         ev.error.is_some()
+    }
+
+    fn transaction(ev: &RedisEvent) -> Transaction<'_> {
+        let operation = match (&ev.command, &ev.push_kind) {
+            (Some(c), _) => c.as_str(),
+            (None, Some(p)) => p.as_str(),
+            (None, None) => ev.kind.as_str(),
+        };
+        Transaction {
+            operation,
+            outcome: Outcome::of(!ev.unanswered, ev.error.is_some()),
+            // The error's first word is its code by convention (ERR, WRONGTYPE, NOAUTH).
+            error_code: ev
+                .error
+                .as_deref()
+                .map(|e| FieldValue::Str(e.split(' ').next().unwrap_or(e))),
+            latency_ns: ev.latency_ns,
+        }
     }
 
     fn event_start_ns(ev: &RedisEvent) -> Option<u64> {

@@ -18,7 +18,7 @@ pub mod wire;
 
 pub use event::{format_utc, version_name, TlsCert, TlsEvent};
 
-use super::registry::{ExportField, FieldValue, MatchKind, Protocol};
+use super::registry::{ExportField, FieldValue, MatchKind, Outcome, Protocol, Transaction};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
 };
@@ -163,6 +163,19 @@ cert_cache_entries = 1024
 
     fn example_event() -> TlsEvent {
         schema::example()
+    }
+
+    fn transaction(ev: &TlsEvent) -> Transaction<'_> {
+        Transaction {
+            operation: if ev.resumed {
+                "resumption"
+            } else {
+                "handshake"
+            },
+            outcome: Outcome::of(ev.has_server_hello, false),
+            error_code: None,
+            latency_ns: ev.latency_ns,
+        }
     }
 
     fn event_start_ns(ev: &TlsEvent) -> Option<u64> {
