@@ -194,6 +194,7 @@ impl LiveControl {
                     "sinks_retired": r.sinks.retired,
                     "export_changed": r.export_changed,
                     "filter_changed": r.filter_changed,
+                    "app_metrics_changed": r.app_metrics_changed,
                     "needs_restart": r.needs_restart,
                     "workers_took_over": r.workers_took_over,
                 }))

@@ -39,6 +39,7 @@ use output::writer::{BatchSender, LineWriter, SinkChanges, WriterError};
 
 use crate::config::{Config, ConfigError};
 use crate::export::{ExportRun, ExportStartError};
+use crate::kpi::AppMetricsSection;
 use crate::stats::Monitor;
 use crate::worker::Worker;
 
@@ -54,6 +55,10 @@ struct Parts {
     export: Option<Arc<ExportRun>>,
     /// Bumped when `export` changes (a worker then swaps its flow export).
     export_gen: u64,
+    /// `[app_metrics]` as the workers count them (None: off).
+    app_metrics: Option<Arc<AppMetricsSection>>,
+    /// Bumped when `app_metrics` changes.
+    metrics_gen: u64,
 }
 
 /// A pre-filter update waiting for the capture loop, and where its result goes.
@@ -81,6 +86,7 @@ pub struct WorkerView {
     ack: Arc<AtomicU64>,
     generation: u64,
     export_gen: u64,
+    metrics_gen: u64,
     index: u16,
 }
 
@@ -103,6 +109,10 @@ impl WorkerView {
             );
             self.export_gen = parts.export_gen;
         }
+        if parts.metrics_gen != self.metrics_gen {
+            w.replace_app_metrics(parts.app_metrics.as_deref());
+            self.metrics_gen = parts.metrics_gen;
+        }
         self.generation = g;
         self.ack.store(g, Ordering::Release);
     }
@@ -117,6 +127,8 @@ impl LiveHub {
                 sender,
                 export: export.map(Arc::new),
                 export_gen: 0,
+                app_metrics: None,
+                metrics_gen: 0,
             }),
             acks: Mutex::new(Vec::new()),
             filter: Mutex::new(None),
@@ -155,12 +167,19 @@ impl LiveHub {
             ack,
             generation,
             export_gen: self.parts.lock().map(|p| p.export_gen).unwrap_or(0),
+            metrics_gen: self.parts.lock().map(|p| p.metrics_gen).unwrap_or(0),
             index,
         }
     }
 
-    /// Publishes new parts; returns what they replaced.
-    fn publish(&self, sender: Option<BatchSender>, export: Option<Option<ExportRun>>) -> Parts {
+    /// Publishes new parts; returns what they replaced. `export` and
+    /// `app_metrics`: Some when they changed.
+    fn publish(
+        &self,
+        sender: Option<BatchSender>,
+        export: Option<Option<ExportRun>>,
+        app_metrics: Option<Option<AppMetricsSection>>,
+    ) -> Parts {
         let mut p = match self.parts.lock() {
             Ok(p) => p,
             Err(e) => e.into_inner(),
@@ -170,6 +189,10 @@ impl LiveHub {
         if let Some(e) = export {
             p.export = e.map(Arc::new);
             p.export_gen += 1;
+        }
+        if let Some(m) = app_metrics {
+            p.app_metrics = m.map(Arc::new);
+            p.metrics_gen += 1;
         }
         drop(p);
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -252,6 +275,9 @@ pub struct ReloadReport {
     pub export_changed: bool,
     /// `[capture.filter]` changed: the XDP program's maps were updated.
     pub filter_changed: bool,
+    /// `[app_metrics]` changed: the workers count with the new limits
+    /// (the application metrics start again from zero).
+    pub app_metrics_changed: bool,
     /// Settings that changed in the file but need a restart (not applied).
     pub needs_restart: Vec<String>,
     /// Every worker took the new outputs before the reply.
@@ -278,6 +304,9 @@ impl ReloadReport {
                 "unchanged"
             },
         );
+        if self.app_metrics_changed {
+            s.push_str("; app metrics restarted with the new limits");
+        }
         if !self.needs_restart.is_empty() {
             s.push_str(&format!(
                 "; not applied, need a restart: {}",
@@ -421,6 +450,7 @@ impl Reloader {
         }
         next.export = file.export.clone();
         next.capture.filter = file.capture.filter.clone();
+        next.app_metrics = file.app_metrics.clone();
         next.validate()?;
 
         // Everything that can fail, before anything changes.
@@ -435,6 +465,10 @@ impl Reloader {
             None
         };
         let filter_changed = next.capture.filter != inner.running.capture.filter;
+        let app_metrics_changed = next.app_metrics != inner.running.app_metrics;
+        // Application metrics have a reader only when /metrics is served.
+        let app_metrics = app_metrics_changed
+            .then(|| (!next.output.metrics_listen.is_empty()).then(|| next.app_metrics.clone()));
         let old_filter = pre_filter(&inner.running)?;
         if filter_changed {
             let f = pre_filter(&next)?;
@@ -458,7 +492,9 @@ impl Reloader {
                 return Err(ReloadError::Outputs(e));
             }
         };
-        let old = self.hub.publish(Some(sender.clone()), new_export);
+        let old = self
+            .hub
+            .publish(Some(sender.clone()), new_export, app_metrics);
         let g = self.hub.generation();
         let workers_took_over = self.hub.wait_workers(g, WORKERS_TAKE_OVER);
         // The export writer (kept, or started above with the old sinks'
@@ -491,6 +527,7 @@ impl Reloader {
             sinks,
             export_changed,
             filter_changed,
+            app_metrics_changed,
             needs_restart,
             workers_took_over,
         })

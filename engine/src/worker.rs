@@ -210,6 +210,18 @@ impl Worker {
         self.out.out = sender.map(|s| s.worker());
     }
 
+    /// A configuration reload changed `[app_metrics]` (its label limits):
+    /// the application metrics start again with the new section (None:
+    /// off). Their counters restart from zero, as after a restart, which
+    /// Prometheus' `rate()` takes as a counter reset.
+    pub fn replace_app_metrics(&mut self, section: Option<&crate::kpi::AppMetricsSection>) {
+        self.out.kpi = section
+            .filter(|s| s.enabled)
+            .map(|s| Box::new(AppMetrics::new(s)));
+        // /metrics shows the restart at once, not at the next housekeeping.
+        self.publish();
+    }
+
     /// A configuration reload: PCAP export by `rules` through `handle` from
     /// now on, or none (see [`FlowTable::replace_export`]). The old handle
     /// is dropped here, after its last chunk (the closes) is handed over.

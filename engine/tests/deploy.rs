@@ -71,8 +71,15 @@ fn kind<'a>(docs: &'a [Value], k: &str) -> &'a Value {
 fn the_daemonset_manifest_passes_the_kubernetes_schema() {
     let (ok, out) = kubernetes_validate(&manifest());
     assert!(ok, "{out}");
-    for k in ["namespace/flowtap", "configmap/flowtap-config", "daemonset/flowtap"] {
-        assert!(out.contains(&format!("passed for resource {k}")), "{k}: {out}");
+    for k in [
+        "namespace/flowtap",
+        "configmap/flowtap-config",
+        "daemonset/flowtap",
+    ] {
+        assert!(
+            out.contains(&format!("passed for resource {k}")),
+            "{k}: {out}"
+        );
     }
     // The validator does refuse what the schema does not allow.
     let text = std::fs::read_to_string(manifest()).expect("manifest");
@@ -80,7 +87,11 @@ fn the_daemonset_manifest_passes_the_kubernetes_schema() {
     std::fs::create_dir_all(&dir).expect("tmp");
     for (what, from, to) in [
         ("an unknown field", "hostNetwork: true", "hostNetwrk: true"),
-        ("a wrong type", "containerPort: 9464", "containerPort: \"metrics\""),
+        (
+            "a wrong type",
+            "containerPort: 9464",
+            "containerPort: \"metrics\"",
+        ),
     ] {
         assert!(text.contains(from), "{from}");
         let bad = dir.join("bad.yaml");
@@ -130,7 +141,9 @@ fn the_configmap_is_a_valid_config_and_matches_the_daemonset() {
         .iter()
         .any(|m| m["mountPath"] == "/run/flowtap"));
     // The file sink writes where the node's /var/log/flowtap is mounted.
-    assert!(cfg.output.sinks[0].url.starts_with("file:///var/log/flowtap/"));
+    assert!(cfg.output.sinks[0]
+        .url
+        .starts_with("file:///var/log/flowtap/"));
     // The config is mounted as a directory, so an edited ConfigMap reaches it.
     let cm = c["volumeMounts"]
         .as_array()
@@ -141,7 +154,8 @@ fn the_configmap_is_a_valid_config_and_matches_the_daemonset() {
     assert!(cm.get("subPath").is_none());
 
     // Capabilities: the unit's, and nothing else.
-    let unit = std::fs::read_to_string(repo().join("deploy/systemd/flowtap.service")).expect("unit");
+    let unit =
+        std::fs::read_to_string(repo().join("deploy/systemd/flowtap.service")).expect("unit");
     let unit_caps: BTreeSet<String> = unit
         .lines()
         .find_map(|l| l.strip_prefix("AmbientCapabilities="))
@@ -165,17 +179,19 @@ fn the_configmap_is_a_valid_config_and_matches_the_daemonset() {
 
 #[test]
 fn the_image_installs_every_library_the_binary_links() {
-    let docker = std::fs::read_to_string(repo().join("deploy/docker/Dockerfile")).expect("Dockerfile");
-    let runtime = docker
-        .split("\nFROM ")
-        .last()
-        .expect("a runtime stage");
+    let docker =
+        std::fs::read_to_string(repo().join("deploy/docker/Dockerfile")).expect("Dockerfile");
+    let runtime = docker.split("\nFROM ").last().expect("a runtime stage");
     assert!(runtime.starts_with("debian:bookworm-slim"), "{runtime}");
     let o = Command::new("ldd").arg(FLOWTAP).output().expect("ldd");
     let ldd = String::from_utf8_lossy(&o.stdout).into_owned();
     let mut checked = 0;
     for line in ldd.lines() {
-        let Some(path) = line.split("=>").nth(1).and_then(|r| r.split_whitespace().next()) else {
+        let Some(path) = line
+            .split("=>")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+        else {
             continue;
         };
         let real = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
@@ -205,5 +221,8 @@ fn the_image_installs_every_library_the_binary_links() {
         );
         checked += 1;
     }
-    assert!(checked >= 4, "libelf, zlib, OpenSSL and SASL at least: {ldd}");
+    assert!(
+        checked >= 4,
+        "libelf, zlib, OpenSSL and SASL at least: {ldd}"
+    );
 }

@@ -101,6 +101,8 @@ impl Net {
         ]);
         sh(&["ip", "-n", &net.ns_a, "link", "set", &net.a, "up"]);
         sh(&["ip", "-n", &net.ns_b, "link", "set", &net.b, "up"]);
+        // The metrics endpoint listens on the capture side's loopback.
+        sh(&["ip", "-n", &net.ns_b, "link", "set", "lo", "up"]);
         net
     }
 
@@ -583,5 +585,124 @@ fn reload_works_after_the_privilege_drop() {
         flow_to(&b, FILTERED_PORT)["flow"]["pkts_toserver"],
         PER_FLOW
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `/metrics` of the capture in `ns` (python3's urllib inside the namespace).
+fn scrape(ns: &str, port: u16) -> String {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c"])
+        .arg(format!(
+            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"
+        ))
+        .output()
+        .expect("python3");
+    assert!(
+        o.status.success(),
+        "scrape: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The `host` labels of `flowtap_host_bytes_total{direction="sent"}` and
+/// the sum of those series.
+fn talkers(text: &str) -> (std::collections::BTreeSet<String>, u64) {
+    let mut hosts = std::collections::BTreeSet::new();
+    let mut sum = 0;
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("flowtap_host_bytes_total{"))
+    {
+        if !l.contains("direction=\"sent\"") {
+            continue;
+        }
+        let host = l
+            .split("host=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("host label");
+        hosts.insert(host.to_string());
+        sum += l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("value") as u64;
+    }
+    (hosts, sum)
+}
+
+/// `[app_metrics]` limits change on a reload: the top-talker label keeps
+/// two addresses before, one (plus `other`) after, and the application
+/// metrics start again from zero (a counter reset) while the capture goes on.
+#[test]
+fn reload_applies_new_app_metric_limits() {
+    require_root!("live AF_XDP capture in network namespaces");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new();
+    let dir = tmp_dir("reload").join(format!("metrics-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&dir);
+    let export_dir = dir.join("pcap");
+    std::fs::create_dir_all(&export_dir).expect("dirs");
+    let (events_path, cfg, socket, traffic) = (
+        dir.join("events.json"),
+        dir.join("flowtap.toml"),
+        dir.join("ctl.sock"),
+        dir.join("two.pcap"),
+    );
+    two_flows(&traffic);
+    // Flows end 1 s after their last frame: their records feed the talkers.
+    let base = |hosts: u32| {
+        config(&[&events_path], "r", &export_dir, &[], "").replace(
+            "[output]\n",
+            "[output]\nmetrics_listen = \"127.0.0.1:9464\"\n",
+        ) + &format!("[flow.timeouts]\nudp = 1\n[app_metrics]\nhosts = {hosts}\n")
+    };
+    std::fs::write(&cfg, base(100)).expect("config");
+    let mut live = Live::start(&net, &cfg, &socket);
+    let wait_talkers = |want_sum_at_least: u64| {
+        let t0 = Instant::now();
+        loop {
+            let (hosts, sum) = talkers(&scrape(&net.ns_b, 9464));
+            if sum >= want_sum_at_least {
+                return (hosts, sum);
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "no talkers summing {want_sum_at_least}: {hosts:?} {sum}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // One send: each flow's PER_FLOW frames of 74 bytes (flow records count
+    // whole frames).
+    let sent_bytes = 2 * PER_FLOW * 74;
+    assert_eq!(net.gen(&traffic), 2 * PER_FLOW);
+    let (hosts, sum) = wait_talkers(sent_bytes);
+    assert_eq!(
+        hosts,
+        ["10.9.0.1".to_string(), "10.9.0.2".to_string()].into(),
+        "both addresses under the limit of 100"
+    );
+    assert_eq!(sum, sent_bytes, "10.9.0.1 sent it all");
+
+    std::fs::write(&cfg, base(1)).expect("config");
+    let r = ctl_ok(&socket, "reload");
+    assert_eq!(r["app_metrics_changed"], true, "{r}");
+    assert_eq!(r["needs_restart"], serde_json::json!([]), "{r}");
+    assert!(live
+        .stderr()
+        .contains("app metrics restarted with the new limits"));
+    let (_, sum) = talkers(&scrape(&net.ns_b, 9464));
+    assert_eq!(sum, 0, "the application metrics started again");
+    assert_eq!(net.gen(&traffic), 2 * PER_FLOW);
+    let (hosts, sum) = wait_talkers(sent_bytes);
+    assert_eq!(hosts.len(), 2, "one address and `other`: {hosts:?}");
+    assert!(hosts.contains("other"), "{hosts:?}");
+    assert_eq!(sum, sent_bytes, "only the send after the reload");
+    let stats = ctl_ok(&socket, "stats");
+    assert_eq!(stats["packets"]["received"], 4 * PER_FLOW, "{stats}");
+    assert_eq!(stats["capture"]["dropped"]["total"], 0, "{stats}");
+    live.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
