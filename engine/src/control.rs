@@ -441,3 +441,205 @@ pub enum ControlClientError {
     #[error("control socket {path}: bad reply: {message}")]
     Reply { path: String, message: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::reload::{LiveHub, Reloader};
+    use output::writer::{LineWriter, WhenFull};
+
+    struct Setup {
+        dir: PathBuf,
+        cfg: PathBuf,
+        control: Arc<LiveControl>,
+        hub: Arc<LiveHub>,
+    }
+
+    fn setup(tag: &str) -> Setup {
+        let dir =
+            std::env::temp_dir().join(format!("flowtap-control-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cfg = dir.join("flowtap.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[output.sinks]]\nurl = \"{}\"\n",
+                dir.join("a.json").display()
+            ),
+        )
+        .expect("config");
+        let file = Config::load(&cfg).expect("load");
+        let (writer, sender) = LineWriter::start(
+            file.output.sink_specs(&[]).expect("specs"),
+            file.output.encode_options(),
+            file.output.volume().expect("volume"),
+            WhenFull::DropNewest,
+        )
+        .expect("writer");
+        let monitor = Monitor::new();
+        monitor.watch_sinks(sender.probe());
+        // The run begins (a sink starts with its first event).
+        sender.submit_stats(&output::event::StatsEvent {
+            ts_ns: 1,
+            members: Vec::new(),
+        });
+        let hub = LiveHub::new(Some(sender), None);
+        let reloader = Arc::new(Reloader::new(
+            Some(cfg.clone()),
+            false,
+            file.clone(),
+            file,
+            writer,
+            Arc::clone(&hub),
+            Some(Arc::clone(&monitor)),
+        ));
+        let control = LiveControl::new(monitor, reloader);
+        Setup {
+            dir,
+            cfg,
+            control,
+            hub,
+        }
+    }
+
+    /// Waits (bounded) until `n` sinks are up.
+    fn sinks_up(c: &LiveControl, n: u64) {
+        let t0 = Instant::now();
+        while c.handle("status")["status"]["sinks_up"] != n {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{}",
+                c.handle("status")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn finish(s: Setup) {
+        s.hub.release_sender();
+        let (writer, errors) = s.control.reloader().finish();
+        assert!(errors.is_empty(), "{errors:?}");
+        writer.expect("writer").join().expect("join");
+        let _ = std::fs::remove_dir_all(&s.dir);
+    }
+
+    #[test]
+    fn requests_are_answered_and_bad_ones_refused() {
+        let s = setup("proto");
+        sinks_up(&s.control, 1);
+        let st = s.control.handle("status\n");
+        assert_eq!(st["ok"], true, "{st}");
+        assert_eq!(st["status"]["sinks_down"], 0, "{st}");
+        assert_eq!(st["status"]["reloads"], 0, "{st}");
+        assert_eq!(s.control.handle("{\"cmd\":\"status\"}")["ok"], true);
+        let stats = s.control.handle("{\"cmd\":\"stats\"}");
+        assert!(stats["stats"]["packets"].is_object(), "{stats}");
+        for (line, says) in [
+            ("{\"cmd\":\"nope\"}", "unknown command \"nope\""),
+            ("{bad", "not JSON"),
+            ("{}", "without a \"cmd\""),
+            ("flush-export", "no PCAP export"),
+        ] {
+            let r = s.control.handle(line);
+            assert_eq!(r["ok"], false, "{line}: {r}");
+            assert!(
+                r["error"].as_str().unwrap_or("").contains(says),
+                "{line}: {r}"
+            );
+        }
+        finish(s);
+    }
+
+    #[test]
+    fn a_bad_config_is_refused_naming_the_field_and_a_good_one_applied() {
+        let s = setup("reload");
+        sinks_up(&s.control, 1);
+        let good = std::fs::read_to_string(&s.cfg).expect("cfg");
+        for (bad, says) in [
+            (format!("{good}workers = \"two\"\n"), "workers"),
+            (
+                format!("{good}[output.sample]\nhttp = \"often\"\n"),
+                "http = \"often\"",
+            ),
+            (
+                format!(
+                    "{good}[[output.sinks]]\nurl = \"{}\"\n",
+                    s.dir.join("missing").join("b.json").display()
+                ),
+                "missing",
+            ),
+        ] {
+            std::fs::write(&s.cfg, &bad).expect("cfg");
+            let r = s.control.handle("reload");
+            assert_eq!(r["ok"], false, "{bad}: {r}");
+            let e = r["error"].as_str().unwrap_or("");
+            assert!(e.contains(says), "{says} in {e}");
+            assert_eq!(s.control.handle("status")["status"]["sinks_up"], 1);
+        }
+        // Settings a reload cannot change are named, the rest applied.
+        std::fs::write(
+            &s.cfg,
+            format!(
+                "{good}[[output.sinks]]\nurl = \"{}\"\n[flow]\nvlan_in_key = false\n",
+                s.dir.join("b.json").display()
+            ),
+        )
+        .expect("cfg");
+        let r = s.control.handle("reload");
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["reload"]["generation"], 1, "{r}");
+        assert_eq!(
+            r["reload"]["sinks_started"].as_array().map(Vec::len),
+            Some(1)
+        );
+        assert_eq!(r["reload"]["needs_restart"], json!(["flow"]), "{r}");
+        sinks_up(&s.control, 2);
+        assert_eq!(s.control.handle("status")["status"]["reloads"], 1);
+        finish(s);
+    }
+
+    #[test]
+    fn the_socket_is_private_replaces_a_stale_one_and_refuses_a_live_one() {
+        let s = setup("socket");
+        let path = s.dir.join("run").join("ctl.sock");
+        // A socket left by a killed run: nobody answers on it.
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+        drop(UnixListener::bind(&path).expect("stale socket"));
+        assert!(path.exists());
+        let server = ControlServer::start(&path, None, Arc::clone(&s.control)).expect("start");
+        let meta = std::fs::metadata(&path).expect("socket");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "only the socket: {leftovers:?}");
+        let r = request(&path, "status", Duration::from_secs(5)).expect("status");
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["status"]["pid"], std::process::id());
+        let e = ControlServer::start(&path, None, Arc::clone(&s.control))
+            .err()
+            .expect("a second server on a live socket");
+        assert!(matches!(e, ControlError::InUse(_)), "{e}");
+        // Several requests on one connection, each answered on its line.
+        let mut conn = UnixStream::connect(&path).expect("connect");
+        conn.write_all(b"status\n{\"cmd\":\"stats\"}\nnope\n")
+            .expect("write");
+        let mut lines = BufReader::new(conn.try_clone().expect("clone")).lines();
+        for want in [true, true, false] {
+            let l = lines.next().expect("a reply").expect("read");
+            let v: Value = serde_json::from_str(&l).expect("json");
+            assert_eq!(v["ok"], want, "{l}");
+        }
+        drop(server);
+        assert!(!path.exists(), "removed when the server ends");
+        let e = request(&path, "status", Duration::from_secs(1))
+            .err()
+            .expect("gone");
+        assert!(e.to_string().contains("cannot connect"), "{e}");
+        finish(s);
+    }
+}

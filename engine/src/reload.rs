@@ -263,6 +263,8 @@ pub enum ReloadError {
     NoConfigFile,
     #[error("a reload is already running")]
     Busy,
+    #[error("the capture is ending")]
+    Ending,
 }
 
 /// What a reload did.
@@ -476,10 +478,7 @@ impl Reloader {
                 .request_filter(f, FILTER_UPDATE)
                 .map_err(ReloadError::Filter)?;
         }
-        let writer = inner
-            .writer
-            .as_mut()
-            .ok_or_else(|| ReloadError::Filter("the run is ending".into()))?;
+        let writer = inner.writer.as_mut().ok_or(ReloadError::Ending)?;
         let (sender, sinks) = match writer.reconfigure(specs, opts, volume) {
             Ok(r) => r,
             Err(e) => {
