@@ -636,9 +636,7 @@ mod tests {
         }
         drop(server);
         assert!(!path.exists(), "removed when the server ends");
-        let e = request(&path, "status", Duration::from_secs(1))
-            .err()
-            .expect("gone");
+        let e = request(&path, "status", Duration::from_secs(1)).expect_err("gone");
         assert!(e.to_string().contains("cannot connect"), "{e}");
         finish(s);
     }

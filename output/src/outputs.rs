@@ -513,8 +513,12 @@ impl Outputs {
         volume: Volume,
     ) -> Result<SinkChanges, OutputError> {
         let opts_changed = *self.opts != opts;
-        // (index of a kept runtime | a freshly opened sink), in the new order.
-        let mut plan: Vec<Result<usize, SinkSpec>> = Vec::with_capacity(specs.len());
+        // Each new spec: a running sink kept as it is, or one to start.
+        enum Planned<T> {
+            Keep(usize),
+            Start(Box<T>),
+        }
+        let mut plan: Vec<Planned<SinkSpec>> = Vec::with_capacity(specs.len());
         let mut taken = vec![false; self.sinks.len()];
         for mut spec in specs {
             spec.when_full.get_or_insert(self.default_when_full);
@@ -532,45 +536,46 @@ impl Outputs {
             match keep {
                 Some(i) => {
                     taken[i] = true;
-                    plan.push(Ok(i));
+                    plan.push(Planned::Keep(i));
                 }
-                None => plan.push(Err(spec)),
+                None => plan.push(Planned::Start(Box::new(spec))),
             }
         }
-        // New sinks' names must not clash with the kept ones'.
+        // New sinks' names must not clash with the kept ones'; every new
+        // sink is opened before anything changes.
         let mut names: Vec<String> = plan
             .iter()
-            .filter_map(|p| p.as_ref().ok().map(|&i| self.sinks[i].spec.name.clone()))
+            .filter_map(|p| match p {
+                Planned::Keep(i) => Some(self.sinks[*i].spec.name.clone()),
+                Planned::Start(_) => None,
+            })
             .collect();
-        let mut plan: Vec<Result<usize, Opened>> = plan
-            .into_iter()
-            .map(|p| {
-                p.map_err(|mut spec| {
+        let mut opened: Vec<Planned<Opened>> = Vec::with_capacity(plan.len());
+        for p in plan {
+            opened.push(match p {
+                Planned::Keep(i) => Planned::Keep(i),
+                Planned::Start(mut spec) => {
                     spec.name = unique_name(&names, &spec.name);
                     names.push(spec.name.clone());
-                    spec
-                })
-            })
-            .map(|p| match p {
-                Ok(i) => Ok(Ok(i)),
-                Err(spec) => open_sink(spec, &opts, true).map(Err),
-            })
-            .collect::<Result<_, OutputError>>()?;
+                    Planned::Start(Box::new(open_sink(*spec, &opts, true)?))
+                }
+            });
+        }
         let mut changes = SinkChanges::default();
         let mut old: Vec<Option<SinkRuntime>> = self.sinks.drain(..).map(Some).collect();
-        let mut sinks = Vec::with_capacity(plan.len());
+        let mut sinks = Vec::with_capacity(opened.len());
         let mut spawn_error = None;
-        for p in plan.drain(..) {
+        for p in opened {
             match p {
-                Ok(i) => {
+                Planned::Keep(i) => {
                     if let Some(rt) = old[i].take() {
                         changes.kept.push(rt.spec.name.clone());
                         sinks.push(rt);
                     }
                 }
-                Err(o) => {
+                Planned::Start(o) => {
                     let name = o.spec.name.clone();
-                    match spawn_sink(o, &self.begun) {
+                    match spawn_sink(*o, &self.begun) {
                         Ok(rt) => {
                             changes.started.push(name);
                             sinks.push(rt);

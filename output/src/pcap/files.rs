@@ -384,7 +384,7 @@ impl Writer {
                 if let Some(old) = &mut self.events {
                     old.flush(true);
                 }
-                self.events = ev;
+                self.events = ev.map(|b| *b);
             }
             super::Control::Flush(reply) => {
                 let r = self.flush_now();

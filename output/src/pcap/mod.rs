@@ -189,7 +189,7 @@ pub use crate::event::PcapEvent;
 /// Requests to the writer thread besides the packets.
 pub(crate) enum Control {
     /// Send the `pcap` events here from now on (a reload changed the sinks).
-    Events(Option<WorkerOutput>),
+    Events(Option<Box<WorkerOutput>>),
     /// Finish the shared files and flush the per-flow ones now.
     Flush(Sender<FlushReport>),
 }
@@ -321,7 +321,7 @@ impl PcapWriter {
     /// Sends the `pcap` events to `events` from now on (the old handle hands
     /// over what it holds first): after a reload changed the sinks.
     pub fn set_events(&self, events: Option<WorkerOutput>) {
-        let _ = self.control.send(Control::Events(events));
+        let _ = self.control.send(Control::Events(events.map(Box::new)));
     }
 
     /// Finishes every shared file and writes out what the per-flow files
