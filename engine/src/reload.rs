@@ -11,10 +11,14 @@
 //!   come with the new set;
 //! - export rules: when `[export]` changed, a new export writer starts with
 //!   the new rules; the files open under the old rules are finished (each
-//!   with its `pcap` event) and flows judged from then on follow the new
-//!   rules. When `[export]` is unchanged the open files are not touched;
+//!   with its `pcap` event) and every running flow is judged by the new
+//!   rules at its next packet. When `[export]` is unchanged the open files
+//!   are not touched;
 //! - the capture pre-filter (`[capture.filter]`): the XDP program's maps are
 //!   updated in place, no detach;
+//! - the application metrics' label limits (`[app_metrics]`): each worker
+//!   restarts its application metrics with the new section (a counter
+//!   reset for Prometheus);
 //! - anything else (workers, flow table, decode, capture source, the
 //!   metrics address, ...) needs a restart: the reload applies the rest and
 //!   says which settings wait for one.
