@@ -391,7 +391,7 @@ fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats
     let routing = routing(src, &s.cfg);
     let mut w = Worker::new(
         &s.cfg,
-        EventBatch::new(s.sender.clone(), s.cfg.output.batch_bytes),
+        EventBatch::new(s.sender.take(), s.cfg.output.batch_bytes),
     );
     w.publish_to(Arc::clone(&s.stats_slot));
     if let Some((rules, handle)) = s.export.take() {
@@ -689,7 +689,15 @@ pub fn run_live_with_export(
     // replaces them); the sender given here only lends its counters.
     let hub = opts.hub.clone();
     let out_counters = sender.as_ref().map(|s| Arc::clone(s.counters()));
-    let fixed_sender = if hub.is_some() { None } else { sender };
+    // (Dropped now, not at the end of the run: a sink a reload removes
+    // ends only once every sender made before is gone.)
+    let fixed_sender = match hub {
+        Some(_) => {
+            drop(sender);
+            None
+        }
+        None => sender,
+    };
     let current_sender = || match &hub {
         Some(h) => h.sender(),
         None => fixed_sender.clone(),

@@ -588,6 +588,19 @@ fn reload_works_after_the_privilege_drop() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The names of the capture's sink threads (`sink-NAME`).
+fn sink_threads(live: &Live) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", live.child.id()))
+        .expect("tasks")
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .filter(|c| c.starts_with("sink-"))
+        .collect();
+    names.sort();
+    names
+}
+
 /// `/metrics` of the capture in `ns` (python3's urllib inside the namespace).
 fn scrape(ns: &str, port: u16) -> String {
     let o = Command::new("ip")
@@ -652,8 +665,15 @@ fn reload_applies_new_app_metric_limits() {
     );
     two_flows(&traffic);
     // Flows end 1 s after their last frame: their records feed the talkers.
+    // A second sink before the reload, none after.
+    let extra = dir.join("extra.json");
     let base = |hosts: u32| {
-        config(&[&events_path], "r", &export_dir, &[], "").replace(
+        let sinks: Vec<&Path> = if hosts == 100 {
+            vec![&events_path, &extra]
+        } else {
+            vec![&events_path]
+        };
+        config(&sinks, "r", &export_dir, &[], "").replace(
             "[output]\n",
             "[output]\nmetrics_listen = \"127.0.0.1:9464\"\n",
         ) + &format!("[flow.timeouts]\nudp = 1\n[app_metrics]\nhosts = {hosts}\n")
@@ -686,9 +706,23 @@ fn reload_applies_new_app_metric_limits() {
     );
     assert_eq!(sum, sent_bytes, "10.9.0.1 sent it all");
 
+    assert!(sink_threads(&live).contains(&"sink-file-2".to_string()));
     std::fs::write(&cfg, base(1)).expect("config");
     let r = ctl_ok(&socket, "reload");
     assert_eq!(r["app_metrics_changed"], true, "{r}");
+    assert_eq!(r["sinks_retired"], serde_json::json!(["file-2"]), "{r}");
+    // The removed sink's thread ends (no handle of the workers or the
+    // capture loop keeps it alive).
+    let t0 = Instant::now();
+    while sink_threads(&live).contains(&"sink-file-2".to_string()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the retired sink still runs: {:?}",
+            sink_threads(&live)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(sink_threads(&live), vec!["sink-file".to_string()]);
     assert_eq!(r["needs_restart"], serde_json::json!([]), "{r}");
     assert!(live
         .stderr()
