@@ -295,7 +295,15 @@ impl ControlServer {
                     .map_err(io_err("cannot hand its directory to capture.drop_user"))?;
             }
         }
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(ControlError::Io {
+                    path: p,
+                    what: "exists and is not a socket (not replaced)",
+                    source: io::Error::from(io::ErrorKind::AlreadyExists),
+                });
+            }
             if UnixStream::connect(path).is_ok() {
                 return Err(ControlError::InUse(p));
             }
@@ -636,6 +644,14 @@ mod tests {
         }
         drop(server);
         assert!(!path.exists(), "removed when the server ends");
+        // A file that is not a socket is never replaced.
+        std::fs::write(&path, "keep me").expect("file");
+        let e = ControlServer::start(&path, None, Arc::clone(&s.control))
+            .err()
+            .expect("a regular file in the way");
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).expect("kept"), "keep me");
+        std::fs::remove_file(&path).expect("rm");
         let e = request(&path, "status", Duration::from_secs(1)).expect_err("gone");
         assert!(e.to_string().contains("cannot connect"), "{e}");
         finish(s);
