@@ -41,7 +41,7 @@ const FLUSH_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("control.socket {path}: {what}: {source}")]
+    #[error("control.socket {path}: {what}")]
     Io {
         path: String,
         what: &'static str,
@@ -442,9 +442,9 @@ pub fn request(path: &Path, cmd: &str, timeout: Duration) -> Result<Value, Contr
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlClientError {
-    #[error("cannot connect to {path} (is a live `flowtap run` with a control socket running, and may you open it? it is 0600): {source}")]
+    #[error("cannot connect to {path} (is a live `flowtap run` with a control socket running, and may you open it? it is 0600)")]
     Connect { path: String, source: io::Error },
-    #[error("control socket {path}: {source}")]
+    #[error("control socket {path}")]
     Io { path: String, source: io::Error },
     #[error("control socket {path}: bad reply: {message}")]
     Reply { path: String, message: String },

@@ -108,13 +108,18 @@ impl Net {
 
     /// `flowtap gen` of `capture` into `a`; returns the frames sent.
     fn gen(&self, capture: &Path) -> u64 {
+        self.gen_at(capture, 20_000)
+    }
+
+    /// `flowtap gen` at `pps` frames a second.
+    fn gen_at(&self, capture: &Path, pps: u64) -> u64 {
         let o = Command::new("ip")
             .args([
                 "netns", "exec", &self.ns_a, FLOWTAP, "gen", "--iface", &self.a,
             ])
             .arg("--pcap")
             .arg(capture)
-            .args(["--pps", "20000"])
+            .args(["--pps", &pps.to_string()])
             .output()
             .expect("run flowtap gen");
         let err = String::from_utf8_lossy(&o.stderr);
@@ -327,10 +332,18 @@ fn flow_to(ev: &[Value], port: u16) -> Value {
 
 /// Waits until the stats (`ctl stats`) show `n` packets received.
 fn wait_received(socket: &Path, n: u64) -> Value {
+    wait_stats(socket, n, 0)
+}
+
+/// Waits until the stats show `n` packets received and `filtered` frames
+/// dropped by port in XDP (the capture counters are read once a second).
+fn wait_stats(socket: &Path, n: u64, filtered: u64) -> Value {
     let t0 = Instant::now();
     loop {
         let s = ctl_ok(socket, "stats");
-        if s["packets"]["received"].as_u64() >= Some(n) {
+        if s["packets"]["received"].as_u64() >= Some(n)
+            && s["capture"]["filtered"]["port"].as_u64() >= Some(filtered)
+        {
             return s;
         }
         assert!(
@@ -444,7 +457,9 @@ fn reload_changes_sinks_export_and_prefilter_while_flows_go_on() {
     assert_eq!(status["sinks_up"], 2, "the old config runs on: {status}");
     assert_eq!(status["reloads"], 1, "{status}");
 
-    // ctl reload of a good file: port 7000 stays dropped (one more port).
+    // ctl reload of a good file, while frames arrive (80 frames at 100/s:
+    // 0.8 s, the reload in the middle): port 7000 stays dropped (one more
+    // port), nothing is lost.
     std::fs::write(
         &cfg,
         config(
@@ -456,16 +471,23 @@ fn reload_changes_sinks_export_and_prefilter_while_flows_go_on() {
         ),
     )
     .expect("config");
-    let r = ctl_ok(&socket, "reload");
+    let sending = std::thread::scope(|sc| {
+        let sender = sc.spawn(|| net.gen_at(&traffic, 100));
+        std::thread::sleep(Duration::from_millis(250));
+        let r = ctl_ok(&socket, "reload");
+        let running = !sender.is_finished();
+        (r, running, sender.join().expect("gen"))
+    });
+    let (r, overlapped, sent) = sending;
+    assert!(overlapped, "the reload ran while frames were being sent");
+    assert_eq!(sent, 2 * PER_FLOW);
     assert_eq!(r["generation"], 2, "{r}");
     assert_eq!(r["filter_changed"], true, "{r}");
     assert_eq!(r["export_changed"], false, "{r}");
     assert_eq!(r["sinks_kept"].as_array().map(Vec::len), Some(2), "{r}");
     assert_eq!(r["workers_took_over"], true, "{r}");
     assert_eq!(reloads_logged(&live), 2, "{}", live.stderr());
-
-    assert_eq!(net.gen(&traffic), 2 * PER_FLOW);
-    let stats = wait_received(&socket, 4 * PER_FLOW);
+    let stats = wait_stats(&socket, 4 * PER_FLOW, 2 * PER_FLOW);
     assert_eq!(
         stats["capture"]["filtered"]["port"],
         2 * PER_FLOW,
@@ -570,7 +592,7 @@ fn reload_works_after_the_privilege_drop() {
     assert_eq!(r["filter_changed"], true, "{r}");
     assert_eq!(r["sinks_started"].as_array().map(Vec::len), Some(1), "{r}");
     assert_eq!(net.gen(&traffic), 2 * PER_FLOW);
-    let stats = wait_received(&socket, 3 * PER_FLOW);
+    let stats = wait_stats(&socket, 3 * PER_FLOW, PER_FLOW);
     assert_eq!(stats["capture"]["filtered"]["port"], PER_FLOW, "{stats}");
     live.stop();
     let b = events(&second);
