@@ -76,6 +76,8 @@ score=$(systemd-analyze security --offline=true "$unit" 2>&1 | sed -n 's/.*Overa
 echo "package_test: systemd-analyze security exposure: $score"
 awk -v s="$score" 'BEGIN { exit !(s <= 3.0) }' || fail "exposure $score is above 3.0"
 grep -q '^User=flowtap$' "$unit" || fail "the unit does not run as flowtap"
+grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$unit" || fail "the unit has no ExecReload sending SIGHUP"
+grep -q '^RuntimeDirectory=flowtap$' "$unit" || fail "the unit makes no /run/flowtap for the control socket"
 
 # flowtap as the service user writes its log directory, files 0640.
 cp deploy/samples/mixed-sample.pcap "$work/"

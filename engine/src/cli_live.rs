@@ -32,6 +32,69 @@ pub struct LiveArgs {
     /// records): the capture ceiling, for benchmarks.
     #[arg(long, conflicts_with = "pcap")]
     pub capture_only: bool,
+    /// Listen for `flowtap ctl` on this Unix socket (mode 0600) [default: control.socket from the config; none if empty].
+    #[arg(long, value_name = "PATH", conflicts_with = "pcap")]
+    pub control_socket: Option<PathBuf>,
+}
+
+/// `flowtap ctl`: talk to a running live capture through its control socket.
+#[derive(clap::Args, Debug)]
+pub struct CtlArgs {
+    /// The capture's control socket (`run --control-socket`, `control.socket`).
+    #[arg(long, value_name = "PATH", default_value = engine::control::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Seconds to wait for the reply (a reload waits for every worker).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub timeout: Duration,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone, Copy)]
+pub enum CtlCommand {
+    /// Uptime, capture source and mode, workers, sinks up or down (JSON).
+    Status,
+    /// The figures of the `stats` event, now (JSON).
+    Stats,
+    /// Re-read the configuration file and apply it without a restart (as
+    /// SIGHUP does); a bad configuration is refused with the error and the
+    /// running one stays. Exits 1 when refused.
+    Reload,
+    /// Finish the shared PCAP export files and write out the per-flow ones now.
+    FlushExport,
+}
+
+impl CtlCommand {
+    fn wire(self) -> &'static str {
+        match self {
+            CtlCommand::Status => "status",
+            CtlCommand::Stats => "stats",
+            CtlCommand::Reload => "reload",
+            CtlCommand::FlushExport => "flush-export",
+        }
+    }
+}
+
+/// `flowtap ctl ...`: prints the reply (pretty JSON) on stdout; a refused
+/// request prints its error on stderr and exits 1.
+pub fn ctl(args: &CtlArgs) -> Result<ExitCode> {
+    let reply = engine::control::request(&args.socket, args.command.wire(), args.timeout)?;
+    if reply["ok"] == true {
+        let body = reply
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.as_str() != "ok"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or(serde_json::Value::Null);
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "flowtap ctl {}: {}",
+            args.command.wire(),
+            reply["error"].as_str().unwrap_or("refused")
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -53,8 +116,24 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// `flowtap run --iface IF ...`: `cfg` already has --workers / --output.
-pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
+/// `flowtap run --iface IF ...`: `cfg` already has --workers / --output;
+/// `config` is the file it came from (reloaded on SIGHUP and `ctl reload`),
+/// `cli_sinks` whether --output gave the sinks (a reload keeps them).
+pub fn run(
+    live: &LiveArgs,
+    mut cfg: Config,
+    quiet: bool,
+    config: Option<&std::path::Path>,
+    cli_sinks: bool,
+) -> Result<ExitCode> {
+    // SIGHUP reloads; registered first, as its default action ends the process.
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .context("cannot install the signal handlers")?;
+    let file_cfg = match config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
     if let Some(s) = live.capture {
         cfg.capture.source = s;
     }
@@ -88,6 +167,7 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         duration: live.duration,
         capture_only: live.capture_only,
         monitor: Some(monitor),
+        hub: None,
     };
     let (writer, sender) = crate::spawn_writer(&cfg, LIVE_POLICY)?;
     let export = engine::export::ExportRun::start(&cfg.export, Some(sender.clone()), false)
@@ -95,16 +175,65 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     if let (Some(e), Some(m)) = (&export, &opts.monitor) {
         m.watch_pcap(e.counters());
     }
+    // The workers take their outputs and export from the hub, which a
+    // reload (SIGHUP, `flowtap ctl reload`) updates.
+    let hub = engine::reload::LiveHub::new(Some(sender.clone()), export);
+    let monitor = opts.monitor.clone().unwrap_or_else(Monitor::new);
+    let reloader = Arc::new(engine::reload::Reloader::new(
+        config.map(std::path::Path::to_path_buf),
+        cli_sinks,
+        file_cfg,
+        cfg.clone(),
+        writer,
+        Arc::clone(&hub),
+        Some(Arc::clone(&monitor)),
+    ));
+    let control = engine::control::LiveControl::new(monitor, Arc::clone(&reloader));
+    let socket = match &live.control_socket {
+        Some(p) => Some(p.clone()),
+        None if !cfg.control.socket.is_empty() => Some(PathBuf::from(&cfg.control.socket)),
+        None => None,
+    };
+    // Made before the capture drops its privileges (it may then no longer
+    // write the socket's directory); handed to capture.drop_user.
+    let server = match &socket {
+        Some(p) => {
+            let owner =
+                (!cfg.capture.drop_user.is_empty()).then_some(cfg.capture.drop_user.as_str());
+            Some(engine::control::ControlServer::start(
+                p,
+                owner,
+                Arc::clone(&control),
+            )?)
+        }
+        None => None,
+    };
+    let opts = LiveOptions {
+        hub: Some(Arc::clone(&hub)),
+        ..opts
+    };
     // A reader that closes stdout (`-o - | head`) stops the capture, as a
-    // signal does.
+    // signal does. SIGHUP reloads.
     let capturing = Arc::new(AtomicBool::new(true));
     let watcher = {
-        let (stop, capturing, sender) = (Arc::clone(&stop), Arc::clone(&capturing), sender.clone());
+        let (stop, capturing, hub) = (Arc::clone(&stop), Arc::clone(&capturing), Arc::clone(&hub));
         std::thread::spawn(move || {
             while capturing.load(Ordering::Relaxed) {
-                if sender.reader_gone() {
+                if hub.sender().is_some_and(|s| s.reader_gone()) {
                     stop.store(true, Ordering::Relaxed);
                     break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let reload_on_hup = {
+        let (capturing, control) = (Arc::clone(&capturing), Arc::clone(&control));
+        std::thread::spawn(move || {
+            while capturing.load(Ordering::Relaxed) {
+                if hup.swap(false, Ordering::Relaxed) {
+                    // Logged (applied or refused) by the control itself.
+                    let _ = control.reload();
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -116,6 +245,13 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         Some(sender),
         &stop,
         |info| {
+            control.set_info(engine::control::CaptureInfo {
+                source: info.source.to_string(),
+                iface: info.iface.clone(),
+                mode: info.mode.clone(),
+                workers: info.workers,
+                capture_only: info.capture_only,
+            });
             if !quiet {
                 eprintln!(
                 "flowtap: capturing on {} with {} {} ({} worker(s){}); stop with Ctrl-C or SIGTERM",
@@ -135,17 +271,34 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
                         d.uid, d.gid
                     );
                 }
+                if let Some(s) = &server {
+                    eprintln!(
+                        "flowtap: control socket {} (flowtap ctl --socket {0} status)",
+                        s.path().display()
+                    );
+                }
             }
         },
-        export.as_ref(),
+        None,
     );
     // The workers (so the export handles) are gone: the export writer
     // finishes its files and sends their events, then the line writer ends.
     capturing.store(false, Ordering::Relaxed);
     let _ = watcher.join();
-    let exported = export.map(|e| e.finish()).transpose();
-    let written = writer.join().context("writing flow records failed");
+    let _ = reload_on_hup.join();
+    drop(server);
+    drop(control);
+    hub.release_sender();
+    let exported = hub.take_export().map(|e| e.finish()).transpose();
+    let (writer, replaced_exports) = reloader.finish();
+    let written = writer
+        .context("the outputs were taken")?
+        .join()
+        .context("writing flow records failed");
     drop(metrics);
+    for e in &replaced_exports {
+        eprintln!("flowtap: error: an export writer replaced by a reload: {e}");
+    }
     let summary = result.with_context(|| format!("cannot capture on {iface}"))?;
     let sinks = written?;
     exported.context("writing PCAP files failed")?;

@@ -7,12 +7,14 @@ use std::path::Path;
 use serde::Deserialize;
 
 mod capture_section;
+mod control_section;
 mod output_section;
 mod stream_section;
 pub use crate::export::config::{ExportSection, MatchSection, RuleSection, Size, Values};
 pub use capture_section::{
     CaptureSection, CaptureSource, FilterSection, ShardSetting, XdpModeSetting, ZeroCopySetting,
 };
+pub use control_section::ControlSection;
 pub use dissect::app::AppConfig;
 pub use output_section::{OutputSection, SinkSection};
 pub use stream_section::StreamSection;
@@ -91,6 +93,8 @@ pub struct Config {
     /// `[app]` and `[app.PROTOCOL]`: the parsers' own config types.
     pub app: AppConfig,
     pub export: ExportSection,
+    /// The control socket of a live run (`flowtap ctl`).
+    pub control: ControlSection,
     /// `[app_metrics]`: application KPIs on `/metrics`.
     pub app_metrics: crate::kpi::AppMetricsSection,
 }
@@ -110,6 +114,7 @@ impl Default for Config {
             stream: StreamSection::default(),
             app: AppConfig::default(),
             export: ExportSection::default(),
+            control: ControlSection::default(),
             app_metrics: crate::kpi::AppMetricsSection::default(),
         }
     }
@@ -302,6 +307,7 @@ impl Config {
         self.export.validate().map_err(ConfigError::Invalid)?;
         self.app_metrics.validate().map_err(ConfigError::Invalid)?;
         self.dedup.validate().map_err(ConfigError::Invalid)?;
+        self.control.validate()?;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod config;
+pub mod control;
 pub mod dedup;
 pub mod defrag;
 pub mod discover;
@@ -11,6 +12,7 @@ pub mod flow;
 pub mod kpi;
 pub mod live;
 pub mod offline;
+pub mod reload;
 pub mod shard;
 pub mod stats;
 pub mod stream;

@@ -96,6 +96,11 @@ pub struct LiveOptions {
     /// Where the counters are published for the metrics endpoint (the
     /// capture's own periodic `stats` events read the same snapshot).
     pub monitor: Option<Arc<Monitor>>,
+    /// Reload without restart: the workers take their sender and export
+    /// run from the hub, and follow what a reload publishes there; the
+    /// capture loop serves its pre-filter updates (see [`crate::reload`]).
+    /// The `sender` given to [`run_live`] then only lends its counters.
+    pub hub: Option<Arc<crate::reload::LiveHub>>,
 }
 
 /// What was opened, reported once every worker is running.
@@ -306,6 +311,8 @@ struct WorkerSetup {
     queue_slot: Arc<Mutex<QueueCounters>>,
     /// PCAP export: the rules and this worker's handle (taken by the worker).
     export: Option<(Arc<crate::export::ExportRules>, output::pcap::PcapHandle)>,
+    /// What a reload publishes (pipeline workers of a run with a hub).
+    view: Option<crate::reload::WorkerView>,
 }
 
 struct WorkerEnd {
@@ -384,7 +391,7 @@ fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats
     let routing = routing(src, &s.cfg);
     let mut w = Worker::new(
         &s.cfg,
-        EventBatch::new(s.sender.clone(), s.cfg.output.batch_bytes),
+        EventBatch::new(s.sender.take(), s.cfg.output.batch_bytes),
     );
     w.publish_to(Arc::clone(&s.stats_slot));
     if let Some((rules, handle)) = s.export.take() {
@@ -424,6 +431,9 @@ fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats
         if now >= next_output {
             next_output = now + OUTPUT_EVERY;
             w.flush_output();
+            if let Some(v) = &mut s.view {
+                v.refresh(&mut w);
+            }
         }
         if now >= next_publish {
             next_publish = now + PUBLISH_EVERY;
@@ -548,6 +558,16 @@ enum Opened {
 }
 
 impl Opened {
+    /// A reload's new pre-filter, written into the attached program's maps.
+    fn set_filter(&self, f: &PreFilter) -> Result<(), String> {
+        match self {
+            Opened::Xdp(cap) => cap.set_filter(f).map_err(|e| e.to_string()),
+            Opened::Packet => {
+                Err("the pre-filter runs in the XDP program: AF_PACKET capture has none".into())
+            }
+        }
+    }
+
     fn add_filter_drops(&self, c: &mut CaptureStats) {
         if let Opened::Xdp(cap) = self {
             if let Ok(d) = cap.filter_drops() {
@@ -665,6 +685,23 @@ pub fn run_live_with_export(
     };
     let workers = xdp_queues.len() + packet_socks.len();
     capture.queues = workers as u64;
+    // With a hub, the sender and export run are the hub's (a reload
+    // replaces them); the sender given here only lends its counters.
+    let hub = opts.hub.clone();
+    let out_counters = sender.as_ref().map(|s| Arc::clone(s.counters()));
+    // (Dropped now, not at the end of the run: a sink a reload removes
+    // ends only once every sender made before is gone.)
+    let fixed_sender = match hub {
+        Some(_) => {
+            drop(sender);
+            None
+        }
+        None => sender,
+    };
+    let current_sender = || match &hub {
+        Some(h) => h.sender(),
+        None => fixed_sender.clone(),
+    };
 
     let cfg = Arc::new(cfg.clone());
     let halt = Arc::new(AtomicBool::new(false));
@@ -686,6 +723,12 @@ pub fn run_live_with_export(
             stats: Arc::new(Mutex::new(WorkerStats::default())),
             queue: Arc::new(Mutex::new(QueueCounters::default())),
         };
+        // The view first: a reload between it and taking the export below
+        // is then seen (and applied again) at the worker's first refresh.
+        let view = hub
+            .as_ref()
+            .filter(|_| !opts.capture_only)
+            .map(|h| h.worker_view(u16::try_from(index).unwrap_or(u16::MAX)));
         let s = WorkerSetup {
             index,
             core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
@@ -694,10 +737,14 @@ pub fn run_live_with_export(
             capture_only: opts.capture_only,
             halt: Arc::clone(&halt),
             cfg: Arc::clone(&cfg),
-            sender: sender.clone(),
+            sender: current_sender(),
             stats_slot: Arc::clone(&slot.stats),
             queue_slot: Arc::clone(&slot.queue),
-            export: export.map(|e| (Arc::clone(&e.rules), e.handle())),
+            export: match &hub {
+                Some(h) => h.export().map(|e| (e.rules(), e.handle())),
+                None => export.map(|e| (Arc::clone(&e.rules), e.handle())),
+            },
+            view,
         };
         slots.push(slot);
         s
@@ -758,7 +805,7 @@ pub fn run_live_with_export(
     }
 
     let monitor = opts.monitor.clone().unwrap_or_else(Monitor::new);
-    if let Some(tx) = &sender {
+    if let Some(tx) = current_sender() {
         monitor.watch_sinks(tx.probe());
     }
     monitor.watch_workers(slots.iter().map(|s| Arc::clone(&s.stats)).collect());
@@ -771,8 +818,8 @@ pub fn run_live_with_export(
             }
         }
         opened.add_filter_drops(&mut cap);
-        if let Some(tx) = &sender {
-            cap.output_events_dropped = tx.counters().events_dropped.load(Ordering::Relaxed);
+        if let Some(c) = &out_counters {
+            cap.output_events_dropped = c.events_dropped.load(Ordering::Relaxed);
         }
         cap
     };
@@ -808,11 +855,14 @@ pub fn run_live_with_export(
             next_capture += CAPTURE_EVERY;
             monitor.set_capture(capture_now(&capture));
         }
+        if let Some((filter, reply)) = hub.as_ref().and_then(|h| h.take_filter_request()) {
+            let _ = reply.send(opened.set_filter(&filter));
+        }
         if let (Some(at), Some(d)) = (next_stats, every) {
             if Instant::now() >= at {
                 next_stats = Some(at + d);
                 monitor.set_capture(capture_now(&capture));
-                if let Some(tx) = &sender {
+                if let Some(tx) = current_sender() {
                     let ev = monitor.snapshot().stats_event(wall_ns());
                     tx.submit_stats(&ev);
                 }
@@ -865,19 +915,22 @@ pub fn run_live_with_export(
     opened.add_filter_drops(&mut summary.capture);
     // Detach the XDP program before the last line is written.
     drop(opened);
-    if let Some(tx) = &sender {
-        summary.capture.output_events_dropped =
-            tx.counters().events_dropped.load(Ordering::Relaxed);
+    if let Some(c) = &out_counters {
+        summary.capture.output_events_dropped = c.events_dropped.load(Ordering::Relaxed);
     }
     monitor.set_capture(summary.capture.clone());
-    if let Some(tx) = &sender {
+    let export_counters = match &hub {
+        Some(h) => h.export().map(|e| e.counters().snapshot()),
+        None => export.map(|e| e.counters().snapshot()),
+    };
+    if let Some(tx) = current_sender() {
         let ev = Snapshot {
             per_worker: summary.per_worker.clone(),
             capture: Some(summary.capture.clone()),
             sinks: monitor.sinks(),
             // Files still open finish after the workers: their `pcap`
             // events come after this line.
-            pcap_writer: export.map(|e| e.counters().snapshot()),
+            pcap_writer: export_counters,
         }
         .stats_event(wall_ns());
         tx.submit_stats(&ev);

@@ -60,6 +60,11 @@ enum Command {
     ///
     /// Example: flowtap discover --pcap in.pcap --host 10.48.52.240 --group /24 --format nftables -o allow.nft
     Discover(engine::discover::cli::DiscoverArgs),
+    /// Talk to a running live capture through its control socket: status,
+    /// stats, reload (as SIGHUP), flush-export.
+    ///
+    /// Example: flowtap ctl --socket /run/flowtap/flowtap.sock reload
+    Ctl(cli_live::CtlArgs),
     /// A live terminal view of a running flowtap, read from its `--metrics`
     /// endpoint: per-worker rates, drops, flows, sinks, top talkers, DNS
     /// names, HTTP hosts and TLS server names.
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Gen(args) => cli_live::gen(&args),
+        Command::Ctl(args) => cli_live::ctl(&args),
         Command::Doctor(args) => cli_live::doctor(&args),
         Command::DefaultConfig => {
             print!("{}", engine::config::default_config_toml());
@@ -228,7 +234,13 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         cfg.output.metrics_listen = m.clone();
     }
     let Some(pcap) = args.pcap.clone() else {
-        return cli_live::run(&args.live, cfg, args.quiet);
+        return cli_live::run(
+            &args.live,
+            cfg,
+            args.quiet,
+            args.config.as_deref(),
+            !args.output.is_empty(),
+        );
     };
     replay_offline(
         cfg,

@@ -202,6 +202,52 @@ impl Worker {
         self.exporting = true;
     }
 
+    /// A configuration reload: events go to `sender`'s sinks from now on
+    /// (the old handle hands over what it holds as it is dropped). Flows,
+    /// reassembly and counters carry on. See `crate::reload`.
+    pub fn replace_sender(&mut self, sender: Option<BatchSender>) {
+        self.out.flush(true);
+        self.out.out = sender.map(|s| s.worker());
+    }
+
+    /// A configuration reload changed `[app_metrics]` (its label limits):
+    /// the application metrics start again with the new section (None:
+    /// off). Their counters restart from zero, as after a restart, which
+    /// Prometheus' `rate()` takes as a counter reset.
+    pub fn replace_app_metrics(&mut self, section: Option<&crate::kpi::AppMetricsSection>) {
+        self.out.kpi = section
+            .filter(|s| s.enabled)
+            .map(|s| Box::new(AppMetrics::new(s)));
+        // /metrics shows the restart at once, not at the next housekeeping.
+        self.publish();
+    }
+
+    /// A configuration reload: PCAP export by `rules` through `handle` from
+    /// now on, or none (see [`FlowTable::replace_export`]). The old handle
+    /// is dropped here, after its last chunk (the closes) is handed over.
+    pub fn replace_export(
+        &mut self,
+        export: Option<(Arc<ExportRules>, output::pcap::PcapHandle)>,
+        index: u16,
+    ) {
+        let new = export
+            .filter(|(rules, _)| !rules.is_empty())
+            .map(|(rules, handle)| {
+                self.capture_all = !rules.capture_all.is_empty();
+                if rules.flow_rules != 0 && self.frag_stash.is_none() {
+                    self.frag_stash = Some(FragStash::new(rules.fragment_bytes));
+                }
+                FlowExport::new(rules, handle, index)
+            });
+        self.exporting = new.is_some();
+        if !self.exporting {
+            self.capture_all = false;
+        }
+        if let Some(mut old) = self.table.replace_export(new) {
+            old.flush();
+        }
+    }
+
     /// Lets a stats thread read this worker's counters (updated once per batch).
     pub fn publish_to(&mut self, slot: Arc<Mutex<WorkerStats>>) {
         self.published = Some(slot);

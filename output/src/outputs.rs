@@ -165,10 +165,139 @@ struct SinkRuntime {
     handle: JoinHandle<Result<(), SinkError>>,
 }
 
-/// A sink whose queue was closed.
+/// A sink whose queue was closed (at the end, or retired by a reload).
 struct Ended {
     spec: SinkSpec,
     counters: Arc<SinkCounters>,
+    handle: Option<JoinHandle<Result<(), SinkError>>>,
+}
+
+/// What [`Outputs::reconfigure`] did, by sink name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkChanges {
+    /// Unchanged and still running.
+    pub kept: Vec<String>,
+    /// New or changed: started now.
+    pub started: Vec<String>,
+    /// No longer configured (or changed): ending once the old handles go.
+    pub retired: Vec<String>,
+}
+
+/// A sink opened but not started yet.
+struct Opened {
+    spec: SinkSpec,
+    counters: Arc<SinkCounters>,
+    transport: Box<dyn Transport>,
+    spool: Option<Spool>,
+}
+
+/// `base`, or `base-2`, `base-3`, ... : the first not in `names`.
+fn unique_name(names: &[String], base: &str) -> String {
+    if !names.iter().any(|n| n == base) {
+        return base.to_string();
+    }
+    let mut i = 2;
+    while names.contains(&format!("{base}-{i}")) {
+        i += 1;
+    }
+    format!("{base}-{i}")
+}
+
+/// Makes sink names unique (`file`, `file-2`, ...) and gives each the
+/// default when-full policy if it sets none.
+fn unique_names(specs: Vec<SinkSpec>, default_when_full: WhenFull) -> Vec<SinkSpec> {
+    let mut names: Vec<String> = Vec::new();
+    let mut out = Vec::with_capacity(specs.len());
+    for mut spec in specs {
+        spec.name = unique_name(&names, &spec.name);
+        names.push(spec.name.clone());
+        spec.when_full.get_or_insert(default_when_full);
+        out.push(spec);
+    }
+    out
+}
+
+/// Whether a running sink (`running`, named when it started) is what
+/// `wanted` asks for: the same spec, under the name asked for or the one
+/// made unique from it (`file-2` for `file`).
+fn same_sink(running: &SinkSpec, wanted: &SinkSpec) -> bool {
+    let named = running.name == wanted.name
+        || running
+            .name
+            .strip_prefix(wanted.name.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+    named
+        && SinkSpec {
+            name: wanted.name.clone(),
+            ..running.clone()
+        } == *wanted
+}
+
+/// Validates a spec and opens its transport and spool.
+fn open_sink(spec: SinkSpec, opts: &EncodeOptions, append: bool) -> Result<Opened, OutputError> {
+    spec.validate().map_err(|source| OutputError::Spec {
+        name: spec.name.clone(),
+        source,
+    })?;
+    let counters = Arc::new(SinkCounters::default());
+    let transport = transport(&spec, opts, &counters, append)?;
+    let spool = match &spec.spool {
+        Some(s) => Some(
+            Spool::open(&s.dir, &spec.name, s.max_bytes, s.perms).map_err(|source| {
+                OutputError::Sink {
+                    name: spec.name.clone(),
+                    source,
+                }
+            })?,
+        ),
+        None => None,
+    };
+    Ok(Opened {
+        spec,
+        counters,
+        transport,
+        spool,
+    })
+}
+
+/// Starts an opened sink's thread.
+fn spawn_sink(o: Opened, begun: &Arc<AtomicBool>) -> Result<SinkRuntime, OutputError> {
+    let Opened {
+        spec,
+        counters,
+        transport,
+        spool,
+    } = o;
+    let (tx, rx) = bounded::<Batch>(spec.queue_batches);
+    let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
+    let closing = Arc::new(AtomicBool::new(false));
+    let runner = Runner {
+        closing: Arc::clone(&closing),
+        name: spec.name.clone(),
+        transport,
+        rx,
+        pool: pool_tx,
+        counters: Arc::clone(&counters),
+        spool,
+        grace: GIVE_UP_AFTER,
+        give_up: (spec.when_full == Some(WhenFull::Block)).then_some(GIVE_UP_AFTER),
+        begun: Arc::clone(begun),
+        started: false,
+        spool_failing: 0,
+    };
+    let handle = std::thread::Builder::new()
+        .name(format!("sink-{}", spec.name))
+        .spawn(move || runner.run())
+        .map_err(|_| OutputError::Spawn(spec.name.clone()))?;
+    Ok(SinkRuntime {
+        spec,
+        closing,
+        tx,
+        pool: pool_rx,
+        counters,
+        handle,
+    })
 }
 
 /// The running sinks.
@@ -179,6 +308,9 @@ pub struct Outputs {
     agg: Option<Arc<WriterCounters>>,
     /// Set once the run hands over its first batch (see [`Factory::begin`]).
     begun: Arc<AtomicBool>,
+    default_when_full: WhenFull,
+    /// Sinks a reload removed: joined by [`Outputs::finish`].
+    retired: Vec<Ended>,
 }
 
 /// A sink as a [`Factory`] holds it.
@@ -282,6 +414,7 @@ fn transport(
     spec: &SinkSpec,
     opts: &EncodeOptions,
     counters: &Arc<SinkCounters>,
+    append: bool,
 ) -> Result<Box<dyn Transport>, OutputError> {
     let sink_err = |source| OutputError::Sink {
         name: spec.name.clone(),
@@ -289,6 +422,9 @@ fn transport(
     };
     Ok(match &spec.kind {
         SinkKind::Stdout => Box::new(StdoutSink::new()),
+        SinkKind::File(f) if append => {
+            Box::new(FileSink::open_appending(f.clone()).map_err(sink_err)?)
+        }
         SinkKind::File(f) => Box::new(FileSink::open(f.clone()).map_err(sink_err)?),
         SinkKind::GelfUdp {
             addr,
@@ -341,70 +477,15 @@ impl Outputs {
         // before any starts: a sink that cannot be opened stops the start
         // with nothing written anywhere (a plain output file is emptied
         // only when its sink starts).
+        let specs = unique_names(specs, default_when_full);
         let mut opened = Vec::with_capacity(specs.len());
-        let mut names: Vec<String> = Vec::new();
-        for mut spec in specs {
-            if names.contains(&spec.name) {
-                let base = spec.name.clone();
-                let mut i = 2;
-                while names.contains(&format!("{base}-{i}")) {
-                    i += 1;
-                }
-                spec.name = format!("{base}-{i}");
-            }
-            names.push(spec.name.clone());
-            spec.when_full.get_or_insert(default_when_full);
-            spec.validate().map_err(|source| OutputError::Spec {
-                name: spec.name.clone(),
-                source,
-            })?;
-            let counters = Arc::new(SinkCounters::default());
-            let t = transport(&spec, &opts, &counters)?;
-            let spool = match &spec.spool {
-                Some(s) => Some(
-                    Spool::open(&s.dir, &spec.name, s.max_bytes, s.perms).map_err(|source| {
-                        OutputError::Sink {
-                            name: spec.name.clone(),
-                            source,
-                        }
-                    })?,
-                ),
-                None => None,
-            };
-            opened.push((spec, counters, t, spool));
+        for spec in specs {
+            opened.push(open_sink(spec, &opts, false)?);
         }
-        let mut sinks = Vec::with_capacity(opened.len());
         let begun = Arc::new(AtomicBool::new(false));
-        for (spec, counters, t, spool) in opened {
-            let (tx, rx) = bounded::<Batch>(spec.queue_batches);
-            let (pool_tx, pool_rx) = bounded::<Batch>(spec.queue_batches + 8);
-            let closing = Arc::new(AtomicBool::new(false));
-            let runner = Runner {
-                closing: Arc::clone(&closing),
-                name: spec.name.clone(),
-                transport: t,
-                rx,
-                pool: pool_tx,
-                counters: Arc::clone(&counters),
-                spool,
-                grace: GIVE_UP_AFTER,
-                give_up: (spec.when_full == Some(WhenFull::Block)).then_some(GIVE_UP_AFTER),
-                begun: Arc::clone(&begun),
-                started: false,
-                spool_failing: 0,
-            };
-            let handle = std::thread::Builder::new()
-                .name(format!("sink-{}", spec.name))
-                .spawn(move || runner.run())
-                .map_err(|_| OutputError::Spawn(spec.name.clone()))?;
-            sinks.push(SinkRuntime {
-                spec,
-                closing,
-                tx,
-                pool: pool_rx,
-                counters,
-                handle,
-            });
+        let mut sinks = Vec::with_capacity(opened.len());
+        for o in opened {
+            sinks.push(spawn_sink(o, &begun)?);
         }
         Ok(Outputs {
             sinks,
@@ -412,7 +493,116 @@ impl Outputs {
             volume,
             agg,
             begun,
+            default_when_full,
+            retired: Vec::new(),
         })
+    }
+
+    /// Changes the running sinks to `specs` (a configuration reload): a
+    /// sink whose spec is unchanged keeps running untouched (its queue, its
+    /// connection, its open file); a new or changed one is started; one no
+    /// longer listed is retired: it ends once every handle made before is
+    /// dropped, after delivering what it was given. Every new sink is opened
+    /// before anything changes, so an error leaves the outputs as they were.
+    /// A file sink started here appends to an existing file, never empties it.
+    /// Returns what changed; take new handles with [`Outputs::factory`].
+    pub fn reconfigure(
+        &mut self,
+        specs: Vec<SinkSpec>,
+        opts: EncodeOptions,
+        volume: Volume,
+    ) -> Result<SinkChanges, OutputError> {
+        let opts_changed = *self.opts != opts;
+        // Each new spec: a running sink kept as it is, or one to start.
+        enum Planned<T> {
+            Keep(usize),
+            Start(Box<T>),
+        }
+        let mut plan: Vec<Planned<SinkSpec>> = Vec::with_capacity(specs.len());
+        let mut taken = vec![false; self.sinks.len()];
+        for mut spec in specs {
+            spec.when_full.get_or_insert(self.default_when_full);
+            // Sinks encode with the shared options: when they change, every
+            // sink is restarted so that none writes with the old ones. A
+            // kept sink keeps the name it was given (`file-2`, say).
+            let keep = (!opts_changed)
+                .then(|| {
+                    self.sinks
+                        .iter()
+                        .enumerate()
+                        .position(|(i, s)| !taken[i] && same_sink(&s.spec, &spec))
+                })
+                .flatten();
+            match keep {
+                Some(i) => {
+                    taken[i] = true;
+                    plan.push(Planned::Keep(i));
+                }
+                None => plan.push(Planned::Start(Box::new(spec))),
+            }
+        }
+        // New sinks' names must not clash with the kept ones'; every new
+        // sink is opened before anything changes.
+        let mut names: Vec<String> = plan
+            .iter()
+            .filter_map(|p| match p {
+                Planned::Keep(i) => Some(self.sinks[*i].spec.name.clone()),
+                Planned::Start(_) => None,
+            })
+            .collect();
+        let mut opened: Vec<Planned<Opened>> = Vec::with_capacity(plan.len());
+        for p in plan {
+            opened.push(match p {
+                Planned::Keep(i) => Planned::Keep(i),
+                Planned::Start(mut spec) => {
+                    spec.name = unique_name(&names, &spec.name);
+                    names.push(spec.name.clone());
+                    Planned::Start(Box::new(open_sink(*spec, &opts, true)?))
+                }
+            });
+        }
+        let mut changes = SinkChanges::default();
+        let mut old: Vec<Option<SinkRuntime>> = self.sinks.drain(..).map(Some).collect();
+        let mut sinks = Vec::with_capacity(opened.len());
+        let mut spawn_error = None;
+        for p in opened {
+            match p {
+                Planned::Keep(i) => {
+                    if let Some(rt) = old[i].take() {
+                        changes.kept.push(rt.spec.name.clone());
+                        sinks.push(rt);
+                    }
+                }
+                Planned::Start(o) => {
+                    let name = o.spec.name.clone();
+                    match spawn_sink(*o, &self.begun) {
+                        Ok(rt) => {
+                            changes.started.push(name);
+                            sinks.push(rt);
+                        }
+                        Err(e) => {
+                            spawn_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+        }
+        for rt in old.into_iter().flatten() {
+            changes.retired.push(rt.spec.name.clone());
+            rt.closing.store(true, Ordering::Relaxed);
+            self.retired.push(Ended {
+                spec: rt.spec,
+                counters: rt.counters,
+                handle: Some(rt.handle),
+            });
+        }
+        self.sinks = sinks;
+        self.opts = Arc::new(opts);
+        self.volume = volume;
+        match spawn_error {
+            Some(e) => Err(e),
+            None => Ok(changes),
+        }
     }
 
     /// A handle for one worker (or the stats thread).
@@ -468,26 +658,29 @@ impl Outputs {
     /// Waits for every sink to deliver what it was given (every
     /// [`WorkerOutput`] must be dropped first) and returns the final counters.
     pub fn finish(self) -> Result<Vec<SinkSnapshot>, OutputError> {
-        let mut out = Vec::with_capacity(self.sinks.len());
+        let mut out = Vec::with_capacity(self.sinks.len() + self.retired.len());
         let mut first_err = None;
         // Every sink starts its grace at once, then each is waited for.
-        let mut ending = Vec::with_capacity(self.sinks.len());
+        let mut ending = self.retired;
         for s in self.sinks {
             s.closing.store(true, Ordering::Relaxed);
             drop(s.tx);
-            ending.push((s.spec, s.counters, s.handle));
+            ending.push(Ended {
+                spec: s.spec,
+                counters: s.counters,
+                handle: Some(s.handle),
+            });
         }
-        for (spec, counters, handle) in ending {
-            let s = Ended { spec, counters };
-            let r = handle.join();
+        for mut s in ending {
+            let r = s.handle.take().map(|h| h.join());
             out.push(snapshot(&s.spec, &s.counters, 0));
             let e = match r {
-                Ok(Ok(())) => None,
-                Ok(Err(source)) => Some(OutputError::Sink {
+                None | Some(Ok(Ok(()))) => None,
+                Some(Ok(Err(source))) => Some(OutputError::Sink {
                     name: s.spec.name.clone(),
                     source,
                 }),
-                Err(_) => Some(OutputError::Panicked(s.spec.name.clone())),
+                Some(Err(_)) => Some(OutputError::Panicked(s.spec.name.clone())),
             };
             if first_err.is_none() {
                 first_err = e;

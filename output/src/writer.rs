@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub use crate::outputs::WriterCounters;
 use crate::outputs::{Factory, OutputError, Outputs, OutputsProbe, SinkSnapshot};
+pub use crate::outputs::{SinkChanges, WriterCounters};
 use crate::schema::EncodeOptions;
 pub use crate::sink::WhenFull;
 use crate::sink::{FileSpec, SinkKind, SinkSpec};
@@ -171,6 +171,25 @@ impl LineWriter {
 
     pub fn outputs(&self) -> &Outputs {
         &self.outputs
+    }
+
+    /// Changes the sinks, encoder options and volume controls of a running
+    /// writer (see [`Outputs::reconfigure`]): unchanged sinks keep running,
+    /// new ones start, removed ones end once the senders made before are
+    /// all dropped. Returns the sender for the new set; on error nothing
+    /// changed and the old senders go on as they were.
+    pub fn reconfigure(
+        &mut self,
+        specs: Vec<SinkSpec>,
+        opts: EncodeOptions,
+        volume: Volume,
+    ) -> Result<(BatchSender, SinkChanges), WriterError> {
+        let changes = self.outputs.reconfigure(specs, opts, volume)?;
+        let sender = BatchSender {
+            factory: Arc::new(self.outputs.factory()),
+            counters: Arc::clone(&self.counters),
+        };
+        Ok((sender, changes))
     }
 
     /// Waits until every sender is gone and every sink delivered its events;

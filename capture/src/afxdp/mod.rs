@@ -336,6 +336,20 @@ impl XdpCapture {
     pub fn filter_drops(&self) -> Result<FilterDrops, XdpError> {
         self.attached.drops()
     }
+
+    /// Replaces the pre-filter of the attached program (a configuration
+    /// reload): the maps are updated in place, the program stays attached
+    /// and the sockets keep receiving. `drop_unbound` is kept as opened.
+    pub fn set_filter(&self, filter: &PreFilter) -> Result<(), XdpError> {
+        let mut f = filter.clone();
+        f.drop_unbound = self.attached.current_filter().drop_unbound;
+        self.attached.update_filter(&f)
+    }
+
+    /// The pre-filter in force.
+    pub fn filter(&self) -> PreFilter {
+        self.attached.current_filter()
+    }
 }
 
 /// One RX queue's AF_XDP socket: a [`PacketSource`] for one worker.

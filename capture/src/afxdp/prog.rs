@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
 
 use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, ProgInfoIter};
 use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Xdp, XdpFlags};
@@ -23,6 +24,11 @@ pub(crate) struct Attached {
     link: OwnedFd,
     pub(crate) xsks: MapHandle,
     drops: MapHandle,
+    rules: MapHandle,
+    cidr4: MapHandle,
+    cidr6: MapHandle,
+    /// The pre-filter the maps hold now.
+    filter: Mutex<PreFilter>,
     _obj: Object,
 }
 
@@ -129,8 +135,56 @@ impl Attached {
             link,
             xsks,
             drops,
+            rules,
+            cidr4,
+            cidr6,
+            filter: Mutex::new(filter.clone()),
             _obj: obj,
         })
+    }
+
+    /// Replaces the pre-filter in the running program's maps (no detach, no
+    /// frame lost): new CIDR prefixes are added first, then the rules word
+    /// (flags, protocol, VLAN and port bitmaps) is written in one map
+    /// update, then the prefixes no longer wanted are removed. A frame is
+    /// judged by the old rules or the new, never by none. Map updates go
+    /// through the descriptors held since the load, so this works after
+    /// the capabilities were dropped (kernel >= 6.5 checks them only when a
+    /// map or program is created).
+    pub(crate) fn update_filter(&self, new: &PreFilter) -> Result<(), XdpError> {
+        new.validate().map_err(XdpError::Config)?;
+        let mut current = self
+            .filter
+            .lock()
+            .map_err(|_| XdpError::Bpf("pre-filter state poisoned".into()))?;
+        let old_keys = current.cidr_keys();
+        let new_keys = new.cidr_keys();
+        for (v6, key) in &new_keys {
+            if old_keys.contains(&(*v6, key.clone())) {
+                continue;
+            }
+            let m = if *v6 { &self.cidr6 } else { &self.cidr4 };
+            m.update(key, &[1u8], MapFlags::ANY)
+                .map_err(|e| XdpError::Bpf(format!("writing CIDR rule: {e}")))?;
+        }
+        self.rules
+            .update(&0u32.to_ne_bytes(), &new.rules_bytes(), MapFlags::ANY)
+            .map_err(|e| XdpError::Bpf(format!("writing filter rules: {e}")))?;
+        for (v6, key) in &old_keys {
+            if new_keys.contains(&(*v6, key.clone())) {
+                continue;
+            }
+            let m = if *v6 { &self.cidr6 } else { &self.cidr4 };
+            m.delete(key)
+                .map_err(|e| XdpError::Bpf(format!("removing CIDR rule: {e}")))?;
+        }
+        *current = new.clone();
+        Ok(())
+    }
+
+    /// The pre-filter the maps hold now.
+    pub(crate) fn current_filter(&self) -> PreFilter {
+        self.filter.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     /// Per-reason drop counters, summed over CPUs.

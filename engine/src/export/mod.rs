@@ -260,6 +260,14 @@ impl FlowExport {
         c
     }
 
+    /// Takes over the counters of the export this one replaces (a reload),
+    /// so that the worker's totals carry on.
+    pub fn carry_counters(&mut self, from: &FlowExport) {
+        let held = self.counters.pool_bytes_held;
+        self.counters.merge(&from.counters);
+        self.counters.pool_bytes_held = held;
+    }
+
     /// Rules that take every frame (a full-capture ring).
     pub fn captures_all(&self) -> bool {
         !self.rules.capture_all.is_empty()
@@ -926,6 +934,16 @@ impl ExportRun {
 
     pub fn counters(&self) -> Arc<output::pcap::PcapCounters> {
         self.writer.counters()
+    }
+
+    /// The `pcap` events go to `events`' sinks from now on (a reload).
+    pub fn set_events(&self, events: Option<output::writer::BatchSender>) {
+        self.writer.set_events(events.map(|s| s.worker()));
+    }
+
+    /// `flowtap ctl flush-export`: see [`output::pcap::PcapWriter::flush_now`].
+    pub fn flush_now(&self, limit: std::time::Duration) -> Option<output::pcap::FlushReport> {
+        self.writer.flush_now(limit)
     }
 
     /// Waits for the writer (every worker, so every handle, must be gone):

@@ -335,6 +335,31 @@ impl FlowTable {
         self.export = Some(export);
     }
 
+    /// Replaces the PCAP export (a configuration reload; None turns it
+    /// off). The flows the old export follows end for export now: each
+    /// gets its last chance to match and its per-flow files are closed, so
+    /// the old writer finishes them. The flows themselves go on: the new
+    /// rules judge each live flow at its next packet (its files start
+    /// there) and every new flow from its first. Returns the old export.
+    pub fn replace_export(&mut self, mut export: Option<FlowExport>) -> Option<FlowExport> {
+        let rejudge = if export.is_some() { REJUDGE } else { NO_EXPORT };
+        for f in self.flows.iter_mut() {
+            if let Some(ex) = self.export.as_mut() {
+                if f.export != NO_EXPORT && f.export != REJUDGE {
+                    ex.on_flow_end(f.export, app_known(f.session.as_deref()), &[]);
+                }
+            }
+            f.export = if f.live { rejudge } else { NO_EXPORT };
+        }
+        if let Some(ex) = self.export.as_mut() {
+            ex.flush();
+            if let Some(new) = export.as_mut() {
+                new.carry_counters(ex);
+            }
+        }
+        std::mem::replace(&mut self.export, export)
+    }
+
     pub fn export_mut(&mut self) -> Option<&mut FlowExport> {
         self.export.as_mut()
     }
@@ -557,6 +582,11 @@ impl FlowTable {
         }
         if let Some(ex) = self.export.as_mut() {
             let f = &mut self.flows[slot as usize];
+            if f.export == REJUDGE {
+                // Export rules changed (a reload) while this flow ran: the
+                // new rules judge it now, from this packet on.
+                f.export = ex.on_flow_start(&flow_start(f, p));
+            }
             if f.export != NO_EXPORT
                 && !ex.on_packet(
                     f.export,
@@ -770,6 +800,10 @@ fn flow_start<'f>(f: &'f Flow, p: &PacketInfo<'_, '_>) -> FlowStart<'f> {
         linktype: p.raw.first().map_or(1, |r| r.link),
     }
 }
+
+/// A flow's export slot after a reload replaced the export rules: judged
+/// by the new rules at its next packet.
+const REJUDGE: u32 = NO_EXPORT - 1;
 
 fn app_known(s: Option<&Session>) -> AppKnown {
     match s {

@@ -335,7 +335,14 @@ impl Writer {
     }
 
     /// Runs until every handle is gone, then finishes the open files.
-    pub(crate) fn run(mut self, rx: Receiver<Chunk>, pool: Sender<Chunk>) {
+    /// `control` requests (a reload, `flowtap ctl flush-export`) are served
+    /// between chunks, within a tick.
+    pub(crate) fn run(
+        mut self,
+        rx: Receiver<Chunk>,
+        pool: Sender<Chunk>,
+        control: Receiver<super::Control>,
+    ) {
         let mut last_tick = Instant::now();
         loop {
             match rx.recv_timeout(TICK) {
@@ -346,6 +353,9 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while let Ok(c) = control.try_recv() {
+                self.control(c);
             }
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
@@ -366,6 +376,59 @@ impl Writer {
         if let Some(ev) = &mut self.events {
             ev.flush(true);
         }
+    }
+
+    fn control(&mut self, c: super::Control) {
+        match c {
+            super::Control::Events(ev) => {
+                if let Some(old) = &mut self.events {
+                    old.flush(true);
+                }
+                self.events = ev.map(|b| *b);
+            }
+            super::Control::Flush(reply) => {
+                let r = self.flush_now();
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// `flowtap ctl flush-export`: every shared file is finished now (it
+    /// appears under its final name, with its `pcap` event; the next packet
+    /// starts a new one) and what each per-flow file buffers is written to
+    /// its temporary file (a per-flow file is finished when its flow ends).
+    fn flush_now(&mut self) -> super::FlushReport {
+        let mut r = super::FlushReport::default();
+        for i in 0..self.rules.len() {
+            if let Some(f) = self.rules[i].shared.take() {
+                self.finish(f);
+                r.shared_files_finished += 1;
+            }
+        }
+        let keys: Vec<u64> = self.files.keys().copied().collect();
+        for k in keys {
+            let Some(mut f) = self.files.remove(&k) else {
+                continue;
+            };
+            let synced = self.drain(&mut f).and_then(|()| match &f.fd {
+                Some(fd) => fd.sync_data(),
+                None => Ok(()),
+            });
+            match synced {
+                Ok(()) => {
+                    r.flow_files_flushed += 1;
+                    self.files.insert(k, f);
+                }
+                Err(e) => {
+                    self.abandon(f, &e);
+                    self.abandoned.insert(k);
+                }
+            }
+        }
+        if let Some(ev) = &mut self.events {
+            ev.flush(true);
+        }
+        r
     }
 
     fn tick(&mut self) {

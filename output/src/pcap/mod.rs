@@ -186,8 +186,27 @@ pub const MAX_RULES: usize = 4096;
 
 pub use crate::event::PcapEvent;
 
+/// Requests to the writer thread besides the packets.
+pub(crate) enum Control {
+    /// Send the `pcap` events here from now on (a reload changed the sinks).
+    Events(Option<Box<WorkerOutput>>),
+    /// Finish the shared files and flush the per-flow ones now.
+    Flush(Sender<FlushReport>),
+}
+
+/// What [`PcapWriter::flush_now`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Shared (rotating) files finished: renamed into place, `pcap` event sent.
+    pub shared_files_finished: u64,
+    /// Per-flow files whose buffered packets were written to disk (they
+    /// stay open until their flow ends).
+    pub flow_files_flushed: u64,
+}
+
 /// The running writer thread.
 pub struct PcapWriter {
+    control: Sender<Control>,
     tx: Sender<Chunk>,
     pool_tx: Sender<Chunk>,
     pool_rx: Receiver<Chunk>,
@@ -230,11 +249,13 @@ impl PcapWriter {
         let (tx, rx) = bounded::<Chunk>(queue);
         let (pool_tx, pool_rx) = bounded::<Chunk>(queue + 16);
         let back = pool_tx.clone();
+        let (control, control_rx) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("pcap-writer".into())
-            .spawn(move || writer.run(rx, back))
+            .spawn(move || writer.run(rx, back, control_rx))
             .map_err(PcapError::Spawn)?;
         Ok(PcapWriter {
+            control,
             tx,
             pool_tx,
             pool_rx,
@@ -295,6 +316,21 @@ impl PcapWriter {
 
     pub fn counters(&self) -> Arc<PcapCounters> {
         Arc::clone(&self.counters)
+    }
+
+    /// Sends the `pcap` events to `events` from now on (the old handle hands
+    /// over what it holds first): after a reload changed the sinks.
+    pub fn set_events(&self, events: Option<WorkerOutput>) {
+        let _ = self.control.send(Control::Events(events.map(Box::new)));
+    }
+
+    /// Finishes every shared file and writes out what the per-flow files
+    /// buffer, now (see [`FlushReport`]); waits at most `limit` for the
+    /// writer thread (None when it did not answer in time).
+    pub fn flush_now(&self, limit: std::time::Duration) -> Option<FlushReport> {
+        let (tx, rx) = bounded(1);
+        self.control.send(Control::Flush(tx)).ok()?;
+        rx.recv_timeout(limit).ok()
     }
 
     /// Waits for the writer thread (after every handle is dropped): open

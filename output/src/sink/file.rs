@@ -243,6 +243,15 @@ impl FileSink {
         Ok(s)
     }
 
+    /// Like [`FileSink::open`], but a plain file is appended to, never
+    /// emptied: a sink added by a reload must not wipe a file that an
+    /// earlier sink (or the one it replaces) wrote.
+    pub fn open_appending(spec: FileSpec) -> Result<FileSink, SinkError> {
+        let mut s = FileSink::open(spec)?;
+        s.empty_at_start = false;
+        Ok(s)
+    }
+
     fn path_str(&self) -> String {
         self.spec.path.display().to_string()
     }
