@@ -82,12 +82,14 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     // attached XDP program.
     let monitor = Monitor::new();
     let metrics = serve_metrics(&cfg.output.metrics_listen, &monitor)?;
+    let discovery = engine::discover::sink::DiscoverSink::start(&cfg.discover)?;
     let opts = LiveOptions {
         iface: iface.clone(),
         workers: cfg.workers,
         duration: live.duration,
         capture_only: live.capture_only,
         monitor: Some(monitor),
+        tap: discovery.as_ref().map(|d| d.tap()),
     };
     let (writer, sender) = crate::spawn_writer(&cfg, LIVE_POLICY)?;
     let export = engine::export::ExportRun::start(&cfg.export, Some(sender.clone()), false)
@@ -146,15 +148,21 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     let exported = export.map(|e| e.finish()).transpose();
     let written = writer.join().context("writing flow records failed");
     drop(metrics);
+    drop(opts);
+    let discovered = discovery.map(|d| d.finish()).transpose();
     let summary = result.with_context(|| format!("cannot capture on {iface}"))?;
     let sinks = written?;
     exported.context("writing PCAP files failed")?;
+    let discovered = discovered.context("writing the discovered rules failed")?;
     if !quiet {
         print_summary(&summary);
         for s in &sinks {
             eprintln!("flowtap: {}", s.summary_line());
         }
         eprintln!("flowtap: {}", plan.describe());
+        if let Some(d) = &discovered {
+            eprintln!("flowtap: {}", engine::discover::sink::summary_line(&cfg.discover, d));
+        }
     }
     if let Some(e) = &summary.worker_error {
         eprintln!(

@@ -91,6 +91,8 @@ pub struct Config {
     /// `[app]` and `[app.PROTOCOL]`: the parsers' own config types.
     pub app: AppConfig,
     pub export: ExportSection,
+    /// `[discover]`: the monitor scope and the discovery sink.
+    pub discover: crate::discover::config::DiscoverSection,
 }
 
 impl Default for Config {
@@ -108,6 +110,7 @@ impl Default for Config {
             stream: StreamSection::default(),
             app: AppConfig::default(),
             export: ExportSection::default(),
+            discover: crate::discover::config::DiscoverSection::default(),
         }
     }
 }
@@ -298,6 +301,7 @@ impl Config {
         self.capture.validate()?;
         self.export.validate().map_err(ConfigError::Invalid)?;
         self.dedup.validate().map_err(ConfigError::Invalid)?;
+        self.discover.validate()?;
         Ok(())
     }
 }
