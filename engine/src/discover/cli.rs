@@ -29,10 +29,10 @@ pub struct DiscoverArgs {
     #[arg(long, value_name = "IF")]
     pub iface: Option<String>,
     /// --iface: stop after SECS seconds.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs, requires = "iface")]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<std::time::Duration>,
     /// --iface: live source [default: from the config, else afxdp].
-    #[arg(long, value_name = "SOURCE", requires = "iface")]
+    #[arg(long, value_name = "SOURCE")]
     pub capture: Option<crate::config::CaptureSource>,
     /// Only traffic to or from this address (repeatable).
     #[arg(long, value_name = "IP")]
@@ -386,6 +386,13 @@ fn live_aggregate(
 /// `flowtap discover`: aggregates, renders, writes, and prints a summary.
 pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
     let started = Instant::now();
+    if args.iface.is_none() && (args.duration.is_some() || args.capture.is_some()) {
+        return Err(DiscoverError::BadArgument {
+            what: if args.duration.is_some() { "--duration" } else { "--capture" },
+            value: String::new(),
+            why: "is for a live capture: give --iface IF".into(),
+        });
+    }
     if args.format == Format::K8s {
         if args.host.is_empty() && args.cidr.is_empty() {
             return Err(DiscoverError::BadArgument {
