@@ -161,7 +161,10 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
         }
         eprintln!("flowtap: {}", plan.describe());
         if let Some(d) = &discovered {
-            eprintln!("flowtap: {}", engine::discover::sink::summary_line(&cfg.discover, d));
+            eprintln!(
+                "flowtap: {}",
+                engine::discover::sink::summary_line(&cfg.discover, d)
+            );
         }
     }
     if let Some(e) = &summary.worker_error {

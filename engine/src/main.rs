@@ -59,7 +59,7 @@ enum Command {
     /// allow-list rule base: table, CSV, JSON, Markdown, nftables, iptables.
     ///
     /// Example: flowtap discover --pcap in.pcap --host 10.48.52.240 --group /24 --format nftables -o allow.nft
-    Discover(engine::discover::cli::DiscoverArgs),
+    Discover(Box<engine::discover::cli::DiscoverArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -355,7 +355,9 @@ fn replay_offline(
             progress: bar.as_ref().map(|b| b as &dyn Progress),
             pps,
             export: export.as_ref(),
-            tap: discovery_tap.as_ref().map(|t| &*t.0 as engine::offline::Tap<'_>),
+            tap: discovery_tap
+                .as_ref()
+                .map(|t| &*t.0 as engine::offline::Tap<'_>),
         },
     )
     .with_context(|| format!("cannot replay {}", pcap.display()));
@@ -402,7 +404,10 @@ fn replay_offline(
         }
         eprintln!("flowtap: {}", plan.describe());
         if let Some(d) = &discovered {
-            eprintln!("flowtap: {}", engine::discover::sink::summary_line(&cfg.discover, d));
+            eprintln!(
+                "flowtap: {}",
+                engine::discover::sink::summary_line(&cfg.discover, d)
+            );
         }
     }
     let over_snaplen = over_snaplen.load(Ordering::Relaxed);
@@ -491,8 +496,7 @@ fn spawn_writer(cfg: &Config, policy: WhenFull) -> Result<(LineWriter, BatchSend
         .output
         .encode_options()
         .with_monitor_scope(cfg.discover.monitor_scope()?);
-    LineWriter::start(specs, encode, volume, policy)
-        .context("cannot start the outputs")
+    LineWriter::start(specs, encode, volume, policy).context("cannot start the outputs")
 }
 
 fn wall_ns() -> u64 {

@@ -955,13 +955,7 @@ fn frame(
     }
     l4.extend(std::iter::repeat_n(b'x', len));
     let l4_len = l4.len() as u16;
-    let pseudo = [
-        &src[..],
-        &dst[..],
-        &[0, proto],
-        &l4_len.to_be_bytes()[..],
-    ]
-    .concat();
+    let pseudo = [&src[..], &dst[..], &[0, proto], &l4_len.to_be_bytes()[..]].concat();
     let c = checksum(&[&pseudo, &l4]);
     let at = if proto == 6 { 16 } else { 6 };
     l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
@@ -971,7 +965,9 @@ fn frame(
     ip.extend_from_slice(&dst);
     let c = checksum(&[&ip]);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut f = vec![0x02, 0, 0, 0, 0, dst[3], 0x02, 0, 0, 0, 0, src[3], 0x08, 0x00];
+    let mut f = vec![
+        0x02, 0, 0, 0, 0, dst[3], 0x02, 0, 0, 0, 0, src[3], 0x08, 0x00,
+    ];
     f.extend_from_slice(&ip);
     f.extend_from_slice(&l4);
     f
@@ -987,10 +983,14 @@ fn synth_pcap(path: &Path, flows: &[Synth]) {
     let mut ts = 1_783_339_200_000_000_000u64;
     for f in flows {
         let up = |flags, seq, ack, len| {
-            frame(f.client, f.cport, f.server, f.sport, f.proto, flags, seq, ack, len)
+            frame(
+                f.client, f.cport, f.server, f.sport, f.proto, flags, seq, ack, len,
+            )
         };
         let down = |flags, seq, ack, len| {
-            frame(f.server, f.sport, f.client, f.cport, f.proto, flags, seq, ack, len)
+            frame(
+                f.server, f.sport, f.client, f.cport, f.proto, flags, seq, ack, len,
+            )
         };
         let frames = if f.proto == 6 {
             vec![
@@ -1099,7 +1099,10 @@ fn port_ranges_fold_adjacent_ports() {
         (40, 160)
     );
     assert_eq!(
-        (u(&ftp_data["bytes_to_server"]), u(&ftp_data["bytes_to_client"])),
+        (
+            u(&ftp_data["bytes_to_server"]),
+            u(&ftp_data["bytes_to_client"])
+        ),
         (40 * (4 * 54 + 100), 40 * (3 * 54 + 200))
     );
     assert_eq!(ftp_data["by_handshake"], 40);
@@ -1110,9 +1113,15 @@ fn port_ranges_fold_adjacent_ports() {
         .unwrap()
         .starts_with("tcp/50000-50273 (40 ports)"));
     let rtp = find_rule(&doc, "UDP", 16384);
-    assert_eq!((rtp["port_last"].clone(), rtp["ports_seen"].clone()), (16442.into(), 30.into()));
+    assert_eq!(
+        (rtp["port_last"].clone(), rtp["ports_seen"].clone()),
+        (16442.into(), 30.into())
+    );
     assert_eq!(rtp["source"], "10.9.0.3");
-    assert_eq!((u(&rtp["flows"]), u(&rtp["bytes_to_server"])), (30, 30 * (42 + 50)));
+    assert_eq!(
+        (u(&rtp["flows"]), u(&rtp["bytes_to_server"])),
+        (30, 30 * (42 + 50))
+    );
     // System ports are never folded; lone high ports stay alone.
     for port in [21, 60000, 61000] {
         let r = find_rule(&doc, "TCP", port);
@@ -1121,8 +1130,22 @@ fn port_ranges_fold_adjacent_ports() {
         assert_eq!(r["review"], true);
     }
     // Folding loses nothing: the totals are those of the unfolded rules.
-    let sum = |d: &Value, k: &str| d["rules"].as_array().unwrap().iter().map(|r| u(&r[k])).sum::<u64>();
-    for k in ["flows", "records", "packets_to_server", "bytes_to_server", "packets_to_client", "bytes_to_client"] {
+    let sum = |d: &Value, k: &str| {
+        d["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| u(&r[k]))
+            .sum::<u64>()
+    };
+    for k in [
+        "flows",
+        "records",
+        "packets_to_server",
+        "bytes_to_server",
+        "packets_to_client",
+        "bytes_to_client",
+    ] {
         assert_eq!(sum(&doc, k), sum(&plain, k), "{k}");
     }
     // Runs shorter than --port-ranges stay per port.
@@ -1154,21 +1177,50 @@ fn port_ranges_fold_adjacent_ports() {
     // Firewall outputs use range syntax and load.
     let nft_out = dir.join("ranges.nft");
     let o = flowtap(&[
-        "discover", "-q", "--pcap", p, "--port-ranges", "5", "-f", "nftables", "-o",
+        "discover",
+        "-q",
+        "--pcap",
+        p,
+        "--port-ranges",
+        "5",
+        "-f",
+        "nftables",
+        "-o",
         nft_out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(&nft_out).unwrap();
     assert!(
-        text.contains("ip saddr 10.9.0.1 ip daddr 10.9.0.2 tcp dport 50000-50273 ct state new counter accept"),
+        text.contains(
+            "ip saddr 10.9.0.1 ip daddr 10.9.0.2 tcp dport 50000-50273 ct state new counter accept"
+        ),
         "{text}"
     );
-    assert!(text.contains("udp dport 16384-16442 ct state new"), "{text}");
-    let c = Command::new(tool("nft")).args(["-c", "-f"]).arg(&nft_out).output().unwrap();
-    assert!(c.status.success(), "nft -c: {}", String::from_utf8_lossy(&c.stderr));
+    assert!(
+        text.contains("udp dport 16384-16442 ct state new"),
+        "{text}"
+    );
+    let c = Command::new(tool("nft"))
+        .args(["-c", "-f"])
+        .arg(&nft_out)
+        .output()
+        .unwrap();
+    assert!(
+        c.status.success(),
+        "nft -c: {}",
+        String::from_utf8_lossy(&c.stderr)
+    );
     let ipt_out = dir.join("ranges.rules");
     let o = flowtap(&[
-        "discover", "-q", "--pcap", p, "--port-ranges", "5", "-f", "iptables", "-o",
+        "discover",
+        "-q",
+        "--pcap",
+        p,
+        "--port-ranges",
+        "5",
+        "-f",
+        "iptables",
+        "-o",
         ipt_out.to_str().unwrap(),
     ]);
     assert!(o.status.success());
@@ -1178,8 +1230,16 @@ fn port_ranges_fold_adjacent_ports() {
         "{text}"
     );
     assert!(text.contains("-p udp -m udp --dport 16384:16442"), "{text}");
-    let c = Command::new(tool("iptables-restore")).arg("--test").arg(&ipt_out).output().unwrap();
-    assert!(c.status.success(), "iptables-restore --test: {}", String::from_utf8_lossy(&c.stderr));
+    let c = Command::new(tool("iptables-restore"))
+        .arg("--test")
+        .arg(&ipt_out)
+        .output()
+        .unwrap();
+    assert!(
+        c.status.success(),
+        "iptables-restore --test: {}",
+        String::from_utf8_lossy(&c.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1187,7 +1247,10 @@ fn port_ranges_fold_adjacent_ports() {
 /// flows' packets, nothing reaches the final drop rule.
 #[test]
 fn port_range_rules_applied_in_a_namespace() {
-    assert!(is_root(), "applying a rule base needs root and network namespaces");
+    assert!(
+        is_root(),
+        "applying a rule base needs root and network namespaces"
+    );
     tool("nft");
     let dir = tmp_dir("discover-ranges-ns");
     let pcap = dir.join("ranges.pcap");
@@ -1198,11 +1261,31 @@ fn port_range_rules_applied_in_a_namespace() {
     let net = Veth::new();
     let nft = dir.join("ns.nft");
     let o = flowtap(&[
-        "discover", "-q", "--pcap", p, "--port-ranges", "5", "-f", "nftables", "--hook",
-        "ingress", "--device", &net.b, "-o", nft.to_str().unwrap(),
+        "discover",
+        "-q",
+        "--pcap",
+        p,
+        "--port-ranges",
+        "5",
+        "-f",
+        "nftables",
+        "--hook",
+        "ingress",
+        "--device",
+        &net.b,
+        "-o",
+        nft.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    sh(&["ip", "netns", "exec", &net.ns_b, "nft", "-f", nft.to_str().unwrap()]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.ns_b,
+        "nft",
+        "-f",
+        nft.to_str().unwrap(),
+    ]);
     net.gen(&pcap);
     let after = net.counters();
     assert_eq!(after.len(), 2 * rules.len() + 1);
@@ -1241,8 +1324,19 @@ fn discover_from_a_live_interface() {
     let net = Veth::new();
     for (extra, want_rules) in [(vec![], flows.len()), (vec!["--port-ranges", "5"], 5)] {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &net.ns_b, FLOWTAP, "discover", "--iface", &net.b])
-            .args(["--duration", "4", "--capture", "afpacket", "--workers", "1", "-f", "json"])
+            .args([
+                "netns", "exec", &net.ns_b, FLOWTAP, "discover", "--iface", &net.b,
+            ])
+            .args([
+                "--duration",
+                "4",
+                "--capture",
+                "afpacket",
+                "--workers",
+                "1",
+                "-f",
+                "json",
+            ])
             .args(&extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -1258,7 +1352,10 @@ fn discover_from_a_live_interface() {
         let o = child.wait_with_output().unwrap();
         let text = err.text();
         assert!(o.status.success(), "{text}");
-        assert!(text.contains(&format!("captured {} packets", 40 * 7 + 3 * 7 + 30 * 2)), "{text}");
+        assert!(
+            text.contains(&format!("captured {} packets", 40 * 7 + 3 * 7 + 30 * 2)),
+            "{text}"
+        );
         let live: Value = serde_json::from_slice(&o.stdout).unwrap();
         let rules = live["rules"].as_array().unwrap();
         assert_eq!(rules.len(), want_rules, "{live}");
@@ -1271,11 +1368,28 @@ fn discover_from_a_live_interface() {
         assert_eq!(counters_untimed(&live), counters_untimed(&replay));
     }
     // --duration without --iface is refused, naming it.
-    let o = flowtap(&["discover", "--pcap", pcap.to_str().unwrap(), "--duration", "3"]);
+    let o = flowtap(&[
+        "discover",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--duration",
+        "3",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("invalid --duration \"\": is for a live capture: give --iface IF"), "{err}");
-    let o = flowtap(&["discover", "--iface", "ft-nope0", "--duration", "1", "--capture", "afpacket"]);
+    assert!(
+        err.contains("invalid --duration \"\": is for a live capture: give --iface IF"),
+        "{err}"
+    );
+    let o = flowtap(&[
+        "discover",
+        "--iface",
+        "ft-nope0",
+        "--duration",
+        "1",
+        "--capture",
+        "afpacket",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot capture on ft-nope0"), "{err}");
@@ -1292,7 +1406,11 @@ fn yaml_docs(path: &Path) -> Vec<Value> {
         .arg(path)
         .output()
         .expect("python3");
-    assert!(o.status.success(), "PyYAML: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "PyYAML: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -1313,7 +1431,10 @@ fn k8s_validate(path: &Path) {
         "kubernetes-validate is missing: run scripts/setup.sh: {text}"
     );
     assert!(o.status.success(), "{}: {text}", path.display());
-    assert!(text.contains("passed for resource networkpolicy/"), "{text}");
+    assert!(
+        text.contains("passed for resource networkpolicy/"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -1324,22 +1445,46 @@ fn k8s_network_policies_validate_and_hold_the_rules() {
     let p = pcap.to_str().unwrap();
     let out = dir.join("policies.yaml");
     let o = flowtap(&[
-        "discover", "-q", "--pcap", p, "--cidr", "10.9.0.0/24", "--port-ranges", "5", "-f", "k8s",
-        "--k8s-namespace", "shop", "-o", out.to_str().unwrap(),
+        "discover",
+        "-q",
+        "--pcap",
+        p,
+        "--cidr",
+        "10.9.0.0/24",
+        "--port-ranges",
+        "5",
+        "-f",
+        "k8s",
+        "--k8s-namespace",
+        "shop",
+        "-o",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     k8s_validate(&out);
     let docs = yaml_docs(&out);
     // The server's ingress policy and the two clients' egress policies.
-    let names: Vec<&str> = docs.iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["flowtap-10.9.0.1", "flowtap-10.9.0.2", "flowtap-10.9.0.3"]);
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["flowtap-10.9.0.1", "flowtap-10.9.0.2", "flowtap-10.9.0.3"]
+    );
     for d in &docs {
         assert_eq!(d["kind"], "NetworkPolicy");
         assert_eq!(d["metadata"]["namespace"], "shop");
-        assert_eq!(d["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+        assert_eq!(
+            d["spec"]["policyTypes"],
+            serde_json::json!(["Ingress", "Egress"])
+        );
     }
     let server = &docs[1];
-    assert_eq!(server["spec"]["podSelector"]["matchLabels"]["flowtap.io/pod-ip"], "10.9.0.2");
+    assert_eq!(
+        server["spec"]["podSelector"]["matchLabels"]["flowtap.io/pod-ip"],
+        "10.9.0.2"
+    );
     let ingress = server["spec"]["ingress"].as_array().unwrap();
     assert_eq!(ingress.len(), 5);
     let rule_of = |port: u64| {
@@ -1349,16 +1494,35 @@ fn k8s_network_policies_validate_and_hold_the_rules() {
             .unwrap_or_else(|| panic!("no ingress rule for {port}: {server}"))
     };
     let ftp_data = rule_of(50000);
-    assert_eq!(ftp_data["from"], serde_json::json!([{"ipBlock": {"cidr": "10.9.0.1/32"}}]));
-    assert_eq!(ftp_data["ports"], serde_json::json!([{"protocol": "TCP", "port": 50000, "endPort": 50273}]));
+    assert_eq!(
+        ftp_data["from"],
+        serde_json::json!([{"ipBlock": {"cidr": "10.9.0.1/32"}}])
+    );
+    assert_eq!(
+        ftp_data["ports"],
+        serde_json::json!([{"protocol": "TCP", "port": 50000, "endPort": 50273}])
+    );
     let rtp = rule_of(16384);
     assert_eq!(rtp["from"][0]["ipBlock"]["cidr"], "10.9.0.3/32");
-    assert_eq!(rtp["ports"], serde_json::json!([{"protocol": "UDP", "port": 16384, "endPort": 16442}]));
-    assert_eq!(rule_of(21)["ports"], serde_json::json!([{"protocol": "TCP", "port": 21}]));
+    assert_eq!(
+        rtp["ports"],
+        serde_json::json!([{"protocol": "UDP", "port": 16384, "endPort": 16442}])
+    );
+    assert_eq!(
+        rule_of(21)["ports"],
+        serde_json::json!([{"protocol": "TCP", "port": 21}])
+    );
     // Descriptions as annotations, one per rule.
     let ann = server["metadata"]["annotations"].as_object().unwrap();
-    assert_eq!(ann.keys().filter(|k| k.starts_with("flowtap.io/ingress-")).count(), 5);
-    assert!(ann.values().any(|v| v.as_str().unwrap().contains("tcp/50000-50273 (40 ports)")));
+    assert_eq!(
+        ann.keys()
+            .filter(|k| k.starts_with("flowtap.io/ingress-"))
+            .count(),
+        5
+    );
+    assert!(ann
+        .values()
+        .any(|v| v.as_str().unwrap().contains("tcp/50000-50273 (40 ports)")));
     // ... and as comments above each rule.
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("  # ingress-"), "{text}");
@@ -1374,14 +1538,27 @@ fn k8s_network_policies_validate_and_hold_the_rules() {
 
     // --direction inbound: ingress policies only, for the server.
     let o = flowtap(&[
-        "discover", "-q", "--pcap", p, "--cidr", "10.9.0.2", "--direction", "inbound", "-f", "k8s",
-        "-o", out.to_str().unwrap(),
+        "discover",
+        "-q",
+        "--pcap",
+        p,
+        "--cidr",
+        "10.9.0.2",
+        "--direction",
+        "inbound",
+        "-f",
+        "k8s",
+        "-o",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success());
     k8s_validate(&out);
     let docs = yaml_docs(&out);
     assert_eq!(docs.len(), 1);
-    assert_eq!(docs[0]["spec"]["policyTypes"], serde_json::json!(["Ingress"]));
+    assert_eq!(
+        docs[0]["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
     assert_eq!(docs[0]["spec"]["ingress"].as_array().unwrap().len(), 73);
     assert!(docs[0]["spec"].get("egress").is_none());
 
@@ -1389,41 +1566,88 @@ fn k8s_network_policies_validate_and_hold_the_rules() {
     // and a capture with ICMP, which NetworkPolicy cannot express.
     let w1 = w1(&dir);
     let o = flowtap(&[
-        "discover", "-q", "--pcap", w1.to_str().unwrap(), "--cidr", "10.0.0.0/8", "--group", "/24",
-        "-f", "k8s", "-o", out.to_str().unwrap(),
+        "discover",
+        "-q",
+        "--pcap",
+        w1.to_str().unwrap(),
+        "--cidr",
+        "10.0.0.0/8",
+        "--group",
+        "/24",
+        "-f",
+        "k8s",
+        "-o",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success());
     k8s_validate(&out);
     let docs = yaml_docs(&out);
-    let json = discover(&["--pcap", w1.to_str().unwrap(), "--cidr", "10.0.0.0/8", "--group", "/24"]);
+    let json = discover(&[
+        "--pcap",
+        w1.to_str().unwrap(),
+        "--cidr",
+        "10.0.0.0/8",
+        "--group",
+        "/24",
+    ]);
     let n_rules = json["rules"].as_array().unwrap().len();
     // Every rule is one ingress rule of its server (if in the scope) and
     // one egress rule of its client block (in the scope: 10.1.x.0/24).
-    let n_egress: usize = docs.iter().map(|d| d["spec"]["egress"].as_array().map_or(0, |a| a.len())).sum();
+    let n_egress: usize = docs
+        .iter()
+        .map(|d| d["spec"]["egress"].as_array().map_or(0, |a| a.len()))
+        .sum();
     assert_eq!(n_egress, n_rules);
-    assert!(docs.iter().any(|d| d["spec"]["podSelector"]["matchLabels"]["flowtap.io/pod-ip"]
-        .as_str()
-        .unwrap()
-        .ends_with(".0-24")));
+    assert!(docs.iter().any(
+        |d| d["spec"]["podSelector"]["matchLabels"]["flowtap.io/pod-ip"]
+            .as_str()
+            .unwrap()
+            .ends_with(".0-24")
+    ));
     let icmp = corpus().join("icmp/sv-bug-4663-02--icmp.pcap");
     let icmp_json = discover(&["--pcap", icmp.to_str().unwrap(), "--cidr", "0.0.0.0/0"]);
-    let n_icmp = icmp_json["rules"].as_array().unwrap().iter().filter(|r| r["protocol"] == "ICMP").count();
+    let n_icmp = icmp_json["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["protocol"] == "ICMP")
+        .count();
     assert!(n_icmp > 0);
     let o = flowtap(&[
-        "discover", "-q", "--pcap", icmp.to_str().unwrap(), "--cidr", "0.0.0.0/0", "-f", "k8s",
-        "-o", out.to_str().unwrap(),
+        "discover",
+        "-q",
+        "--pcap",
+        icmp.to_str().unwrap(),
+        "--cidr",
+        "0.0.0.0/0",
+        "-f",
+        "k8s",
+        "-o",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success());
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(
-        text.contains(&format!("# {n_icmp} rules left out: NetworkPolicy has ports for TCP, UDP and SCTP only")),
+        text.contains(&format!(
+            "# {n_icmp} rules left out: NetworkPolicy has ports for TCP, UDP and SCTP only"
+        )),
         "{text}"
     );
 
     // k8s without a scope, or with a bad namespace: named.
     for (args, want) in [
         (vec!["-f", "k8s"], "give it with --cidr"),
-        (vec!["-f", "k8s", "--cidr", "10.9.0.0/24", "--k8s-namespace", "Shop_1"], "--k8s-namespace"),
+        (
+            vec![
+                "-f",
+                "k8s",
+                "--cidr",
+                "10.9.0.0/24",
+                "--k8s-namespace",
+                "Shop_1",
+            ],
+            "--k8s-namespace",
+        ),
     ] {
         let mut a = vec!["discover", "--pcap", p];
         a.extend(args);
@@ -1449,7 +1673,10 @@ fn discovery_sink_rewrites_its_rule_file_during_a_live_run() {
     let p = pcap.to_str().unwrap();
     let want = discover(&["--pcap", p, "--port-ranges", "5", "--host", "10.9.0.2"]);
     let mut base = want.clone();
-    base["rules"].as_array_mut().unwrap().retain(|r| r["protocol"] != "UDP");
+    base["rules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["protocol"] != "UDP");
     let base_path = dir.join("reviewed.json");
     std::fs::write(&base_path, base.to_string()).unwrap();
     let rules_path = dir.join("rules.json");
@@ -1466,7 +1693,9 @@ fn discovery_sink_rewrites_its_rule_file_during_a_live_run() {
     let nutanix = dir.join("hits.log");
     let net = Veth::new();
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &net.ns_b, FLOWTAP, "run", "--iface", &net.b])
+        .args([
+            "netns", "exec", &net.ns_b, FLOWTAP, "run", "--iface", &net.b,
+        ])
         .args(["--capture", "afpacket", "--workers", "1", "--config"])
         .arg(&cfg)
         .arg("-o")
@@ -1481,7 +1710,8 @@ fn discovery_sink_rewrites_its_rule_file_during_a_live_run() {
         assert!(t0.elapsed().as_secs() < 20, "not ready: {}", err.text());
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let read = |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let read =
+        |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
     // Written at the start: no rule yet.
     let first = read(&rules_path);
     assert_eq!(first["rules"], serde_json::json!([]));
@@ -1497,12 +1727,18 @@ fn discovery_sink_rewrites_its_rule_file_during_a_live_run() {
         assert!(t0.elapsed().as_secs() < 20, "not rewritten: {doc}");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert!(child.try_wait().unwrap().is_none(), "the run is still going");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run is still going"
+    );
     sh(&["kill", "-TERM", &child.id().to_string()]);
     let st = child.wait().unwrap();
     let text = err.text();
     assert!(st.success(), "{text}");
-    assert!(text.contains("discover: 5 rules from 73 flow records in"), "{text}");
+    assert!(
+        text.contains("discover: 5 rules from 73 flow records in"),
+        "{text}"
+    );
     assert!(text.contains("1 new since the baseline in"), "{text}");
     let last = read(&rules_path);
     assert_eq!(counters_untimed(&last), counters_untimed(&want));
@@ -1511,7 +1747,14 @@ fn discovery_sink_rewrites_its_rule_file_during_a_live_run() {
     let drift = read(&dir.join("rules.drift.json"));
     let new = drift["rules"].as_array().unwrap();
     assert_eq!(new.len(), 1, "{drift}");
-    assert_eq!((new[0]["protocol"].as_str(), u(&new[0]["port"]), u(&new[0]["port_last"])), (Some("UDP"), 16384, 16442));
+    assert_eq!(
+        (
+            new[0]["protocol"].as_str(),
+            u(&new[0]["port"]),
+            u(&new[0]["port_last"])
+        ),
+        (Some("UDP"), 16384, 16442)
+    );
     // No temporary file is left beside them.
     let left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -1528,7 +1771,14 @@ fn discovery_sink_rewrites_its_rule_file_during_a_live_run() {
         assert!(l.ends_with(" ACTION=MONITOR DIRECTION=inbound"), "{l}");
     }
     // The hit log is discovery input too: its rules are the same.
-    let from_log = discover(&["--flows", nutanix.to_str().unwrap(), "--port-ranges", "5", "--host", "10.9.0.2"]);
+    let from_log = discover(&[
+        "--flows",
+        nutanix.to_str().unwrap(),
+        "--port-ranges",
+        "5",
+        "--host",
+        "10.9.0.2",
+    ]);
     assert_eq!(from_log["rules"].as_array().unwrap().len(), 5);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1548,36 +1798,75 @@ fn discovery_sink_during_a_replay_and_bad_settings() {
     )
     .unwrap();
     let o = flowtap(&[
-        "run", "--no-progress", "--workers", "2", "--pcap", pcap.to_str().unwrap(), "--config",
-        cfg.to_str().unwrap(), "-o", "/dev/null",
+        "run",
+        "--no-progress",
+        "--workers",
+        "2",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "-o",
+        "/dev/null",
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    let want = discover(&["--pcap", pcap.to_str().unwrap(), "--cidr", "10.0.0.0/8", "--group", "/24"]);
+    let want = discover(&[
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--cidr",
+        "10.0.0.0/8",
+        "--group",
+        "/24",
+    ]);
     let n = want["rules"].as_array().unwrap().len();
     assert!(n < 10_000, "no eviction in this run: {n}");
-    assert!(err.contains(&format!("discover: {n} rules from 11402 flow records in")), "{err}");
+    assert!(
+        err.contains(&format!("discover: {n} rules from 11402 flow records in")),
+        "{err}"
+    );
     let csv = std::fs::read_to_string(&rules_path).unwrap();
     assert_eq!(csv.lines().count(), n + 1);
     // Same rules, same order, as `flowtap discover --format csv`.
     let o = flowtap(&[
-        "discover", "-q", "--pcap", pcap.to_str().unwrap(), "--cidr", "10.0.0.0/8", "--group", "/24",
-        "-f", "csv",
+        "discover",
+        "-q",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--cidr",
+        "10.0.0.0/8",
+        "--group",
+        "/24",
+        "-f",
+        "csv",
     ]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), csv);
 
     // max_rules smaller than the rules: the largest, the rest counted.
     std::fs::write(
         &cfg,
-        format!("[discover]\npath = \"{}\"\nmax_rules = 50\n", dir.join("top.json").display()),
+        format!(
+            "[discover]\npath = \"{}\"\nmax_rules = 50\n",
+            dir.join("top.json").display()
+        ),
     )
     .unwrap();
     let o = flowtap(&[
-        "run", "--no-progress", "-q", "--workers", "1", "--pcap", pcap.to_str().unwrap(),
-        "--config", cfg.to_str().unwrap(), "-o", "/dev/null",
+        "run",
+        "--no-progress",
+        "-q",
+        "--workers",
+        "1",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "-o",
+        "/dev/null",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let top: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("top.json")).unwrap()).unwrap();
+    let top: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("top.json")).unwrap()).unwrap();
     let tr = top["rules"].as_array().unwrap();
     assert_eq!(tr.len(), 50);
     let sum: u64 = tr.iter().map(|r| u(&r["records"])).sum();
@@ -1585,19 +1874,43 @@ fn discovery_sink_during_a_replay_and_bad_settings() {
 
     // Bad settings name their field; nothing is captured or replayed.
     for (toml, want) in [
-        ("[discover]\npath = \"x.json\"\nformat = \"yaml\"\n", "discover.format"),
-        ("[discover]\npath = \"x.json\"\ninterval_minutes = 0\n", "discover.interval_minutes"),
+        (
+            "[discover]\npath = \"x.json\"\nformat = \"yaml\"\n",
+            "discover.format",
+        ),
+        (
+            "[discover]\npath = \"x.json\"\ninterval_minutes = 0\n",
+            "discover.interval_minutes",
+        ),
         ("[discover]\nscope = [\"10.0.0.0/33\"]\n", "discover.scope"),
-        ("[discover]\npath = \"x.json\"\ndirection = \"inbound\"\n", "discover.direction"),
-        ("[discover]\npath = \"x.yaml\"\nformat = \"k8s\"\n", "discover.scope"),
-        ("[discover]\npath = \"/nonexistent/dir/rules.json\"\n", "cannot write /nonexistent/dir/rules.json"),
-        ("[discover]\npath = \"x.json\"\nbaseline = \"/nonexistent.json\"\n", "cannot open /nonexistent.json"),
+        (
+            "[discover]\npath = \"x.json\"\ndirection = \"inbound\"\n",
+            "discover.direction",
+        ),
+        (
+            "[discover]\npath = \"x.yaml\"\nformat = \"k8s\"\n",
+            "discover.scope",
+        ),
+        (
+            "[discover]\npath = \"/nonexistent/dir/rules.json\"\n",
+            "cannot write /nonexistent/dir/rules.json",
+        ),
+        (
+            "[discover]\npath = \"x.json\"\nbaseline = \"/nonexistent.json\"\n",
+            "cannot open /nonexistent.json",
+        ),
         ("[discover]\npaht = \"x.json\"\n", "paht"),
     ] {
         std::fs::write(&cfg, toml).unwrap();
         let o = flowtap(&[
-            "run", "--no-progress", "--pcap", pcap.to_str().unwrap(), "--config",
-            cfg.to_str().unwrap(), "-o", "/dev/null",
+            "run",
+            "--no-progress",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "-o",
+            "/dev/null",
         ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{toml}: {err}");

@@ -388,7 +388,11 @@ pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
     let started = Instant::now();
     if args.iface.is_none() && (args.duration.is_some() || args.capture.is_some()) {
         return Err(DiscoverError::BadArgument {
-            what: if args.duration.is_some() { "--duration" } else { "--capture" },
+            what: if args.duration.is_some() {
+                "--duration"
+            } else {
+                "--capture"
+            },
             value: String::new(),
             why: "is for a live capture: give --iface IF".into(),
         });
@@ -539,7 +543,9 @@ fn summary_line(o: &Outcome, dns_dropped: u64) -> String {
         }
     }
     if dns_dropped > 0 {
-        s.push_str(&format!(" · names not kept (too many servers) {dns_dropped}"));
+        s.push_str(&format!(
+            " · names not kept (too many servers) {dns_dropped}"
+        ));
     }
     s
 }

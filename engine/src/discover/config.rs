@@ -168,10 +168,7 @@ impl DiscoverSection {
             return Err(bad("interval_minutes", "must be a positive number"));
         }
         if self.output_format()? == Format::K8s && self.scope.is_empty() {
-            return Err(bad(
-                "scope",
-                "format k8s needs the pod CIDR as the scope",
-            ));
+            return Err(bad("scope", "format k8s needs the pod CIDR as the scope"));
         }
         Ok(())
     }

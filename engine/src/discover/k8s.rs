@@ -74,9 +74,7 @@ struct Policy<'a> {
 }
 
 fn in_scope(scope: &[Cidr], c: &Cidr) -> bool {
-    scope
-        .iter()
-        .any(|s| s.len <= c.len && s.contains(&c.addr))
+    scope.iter().any(|s| s.len <= c.len && s.contains(&c.addr))
 }
 
 fn ports(out: &mut String, r: &Rule, indent: &str) {
@@ -111,7 +109,7 @@ pub fn render(rules: &[Rule], totals: &Totals, fw: &FirewallOptions, origin: &st
         "# Kubernetes NetworkPolicies for the scope {}: each selects the pods labelled {POD_LABEL}=<address>;",
         fw.scope
             .iter()
-            .map(|c| block_cidr(c))
+            .map(block_cidr)
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -132,7 +130,10 @@ pub fn render(rules: &[Rule], totals: &Totals, fw: &FirewallOptions, origin: &st
             unexpressible.push(r);
             continue;
         }
-        let server = Cidr::of(r.destination, if r.destination.is_ipv4() { 32 } else { 128 });
+        let server = Cidr::of(
+            r.destination,
+            if r.destination.is_ipv4() { 32 } else { 128 },
+        );
         if ingress_on && in_scope(&fw.scope, &server) {
             policies.entry(server).or_default().ingress.push(r);
         }
@@ -168,11 +169,7 @@ pub fn render(rules: &[Rule], totals: &Totals, fw: &FirewallOptions, origin: &st
         let _ = writeln!(out, "  labels:");
         let _ = writeln!(out, "    app.kubernetes.io/managed-by: flowtap");
         let _ = writeln!(out, "  annotations:");
-        let _ = writeln!(
-            out,
-            "    flowtap.io/subject: {}",
-            y(&subject.to_string())
-        );
+        let _ = writeln!(out, "    flowtap.io/subject: {}", y(&subject.to_string()));
         for (kind, list) in [("ingress", &p.ingress), ("egress", &p.egress)] {
             for (i, r) in list.iter().enumerate() {
                 let _ = writeln!(

@@ -169,6 +169,9 @@ pub struct Options {
     pub max_named: Option<usize>,
 }
 
+/// The rules a port range may fold: one source, server and protocol.
+type RunKey = (Source, IpAddr, u8);
+
 /// When ports are folded into a range: a service seen on many adjacent
 /// ports (passive FTP data, RTP media) is one rule `dport A-B`, not one
 /// per port.
@@ -708,8 +711,7 @@ impl Aggregator {
     /// The rules with the runs of adjacent ports folded (see [`PortRanges`]).
     fn rules_with_ranges(&self, pr: PortRanges) -> Vec<(RuleKey, Rule)> {
         let mut out = Vec::new();
-        let mut runs: std::collections::BTreeMap<(Source, IpAddr, u8), Vec<(u16, &RuleAcc)>> =
-            Default::default();
+        let mut runs: std::collections::BTreeMap<RunKey, Vec<(u16, &RuleAcc)>> = Default::default();
         for (k, a) in &self.rules {
             if has_ports(k.proto) && k.port >= PortRanges::FIRST_PORT {
                 runs.entry((k.source.clone(), k.dst, k.proto))
@@ -783,7 +785,8 @@ impl Aggregator {
             }
         });
         let ports = has_ports(k.proto);
-        let range = (ports && ports_of.len() > 1).then(|| (ports_of[0], ports_of[ports_of.len() - 1]));
+        let range =
+            (ports && ports_of.len() > 1).then(|| (ports_of[0], ports_of[ports_of.len() - 1]));
         let service = if ports && range.is_none() {
             services::service_name(k.proto, k.port)
         } else {

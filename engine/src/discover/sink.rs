@@ -162,7 +162,8 @@ impl DiscoverSink {
         let failures = Arc::new(AtomicU64::new(0));
         let every = Duration::from_secs_f64(sec.interval_minutes * 60.0);
         let thread = {
-            let (agg, settings, stop) = (Arc::clone(&agg), Arc::clone(&settings), Arc::clone(&stop));
+            let (agg, settings, stop) =
+                (Arc::clone(&agg), Arc::clone(&settings), Arc::clone(&stop));
             let (writes, failures) = (Arc::clone(&writes), Arc::clone(&failures));
             std::thread::Builder::new()
                 .name("flowtap-discover".into())

@@ -298,8 +298,14 @@ fn nutanix_direction_is_relative_to_the_scope() {
     for (scope, want) in [
         (vec![block("192.168.1.0", 24)], "outbound"),
         (vec![block("195.154.172.150", 32)], "inbound"),
-        (vec![block("192.168.0.0", 16), block("195.154.0.0", 16)], "internal"),
-        (vec![block("10.0.0.0", 8), block("2001:db8::", 32)], "external"),
+        (
+            vec![block("192.168.0.0", 16), block("195.154.0.0", 16)],
+            "internal",
+        ),
+        (
+            vec![block("10.0.0.0", 8), block("2001:db8::", 32)],
+            "external",
+        ),
         // Host bits are cleared: 192.168.1.200/24 is 192.168.1.0/24.
         (vec![block("192.168.1.200", 24)], "outbound"),
     ] {
@@ -312,8 +318,14 @@ fn nutanix_direction_is_relative_to_the_scope() {
             "{scope:?}: {s}"
         );
         let p = nutanix::parse_line(s.trim_end()).expect("parses");
-        assert_eq!((p.action.as_str(), p.direction.as_deref()), ("MONITOR", Some(want)));
-        assert_eq!((p.src.as_str(), p.dst.as_str()), ("192.168.1.103", "195.154.172.150"));
+        assert_eq!(
+            (p.action.as_str(), p.direction.as_deref()),
+            ("MONITOR", Some(want))
+        );
+        assert_eq!(
+            (p.src.as_str(), p.dst.as_str()),
+            ("192.168.1.103", "195.154.172.150")
+        );
         assert_eq!((p.orig_bytes, p.reply_bytes), (531, 1480));
     }
     assert!(nutanix::ScopeBlock::new("10.0.0.0".parse().unwrap(), 33).is_none());
