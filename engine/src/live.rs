@@ -37,6 +37,7 @@ use output::writer::{BatchSender, WhenFull};
 use crate::config::{
     CaptureSource, Config, ConfigError, ShardSetting, XdpModeSetting, ZeroCopySetting,
 };
+use crate::flow::RecordSink;
 use crate::shard::Owners;
 use crate::stats::{CaptureStats, Monitor, Snapshot, WorkerStats};
 use crate::worker::{EventBatch, Worker};
@@ -101,6 +102,20 @@ pub struct LiveOptions {
     /// capture loop serves its pre-filter updates (see [`crate::reload`]).
     /// The `sender` given to [`run_live`] then only lends its counters.
     pub hub: Option<Arc<crate::reload::LiveHub>>,
+    /// Each worker also hands its records and app events, unencoded, to
+    /// the sink this makes for it (`flowtap discover --iface`, the
+    /// discovery sink of `flowtap run`).
+    pub tap: Option<LiveTap>,
+}
+
+/// Makes worker `i`'s tap (see [`LiveOptions::tap`]).
+#[derive(Clone)]
+pub struct LiveTap(pub Arc<dyn Fn(usize) -> Box<dyn RecordSink + Send> + Send + Sync>);
+
+impl std::fmt::Debug for LiveTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveTap")
+    }
 }
 
 /// What was opened, reported once every worker is running.
@@ -313,6 +328,8 @@ struct WorkerSetup {
     export: Option<(Arc<crate::export::ExportRules>, output::pcap::PcapHandle)>,
     /// What a reload publishes (pipeline workers of a run with a hub).
     view: Option<crate::reload::WorkerView>,
+    /// This worker's tap (taken by the worker).
+    tap: Option<Box<dyn RecordSink + Send>>,
 }
 
 struct WorkerEnd {
@@ -389,10 +406,11 @@ fn count_route(routing: &Routing, p: &Packet<'_>, hop: Hop) -> Option<Route> {
 /// The full pipeline on one source until `halt`.
 fn run_pipeline<S: LiveSource>(src: &mut S, s: &mut WorkerSetup) -> (WorkerStats, Option<String>) {
     let routing = routing(src, &s.cfg);
-    let mut w = Worker::new(
-        &s.cfg,
-        EventBatch::new(s.sender.take(), s.cfg.output.batch_bytes),
-    );
+    let mut out = EventBatch::new(s.sender.take(), s.cfg.output.batch_bytes);
+    if let Some(t) = s.tap.take() {
+        out = out.with_tap(t);
+    }
+    let mut w = Worker::new(&s.cfg, out);
     w.publish_to(Arc::clone(&s.stats_slot));
     if let Some((rules, handle)) = s.export.take() {
         w.set_export(rules, handle, u16::try_from(s.index).unwrap_or(u16::MAX));
@@ -745,6 +763,7 @@ pub fn run_live_with_export(
                 None => export.map(|e| (Arc::clone(&e.rules), e.handle())),
             },
             view,
+            tap: opts.tap.as_ref().map(|t| (t.0)(index)),
         };
         slots.push(slot);
         s

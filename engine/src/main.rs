@@ -59,7 +59,7 @@ enum Command {
     /// allow-list rule base: table, CSV, JSON, Markdown, nftables, iptables.
     ///
     /// Example: flowtap discover --pcap in.pcap --host 10.48.52.240 --group /24 --format nftables -o allow.nft
-    Discover(engine::discover::cli::DiscoverArgs),
+    Discover(Box<engine::discover::cli::DiscoverArgs>),
     /// Talk to a running live capture through its control socket: status,
     /// stats, reload (as SIGHUP), flush-export.
     ///
@@ -354,6 +354,8 @@ fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -
         monitor.watch_pcap(e.counters());
     }
 
+    let discovery = engine::discover::sink::DiscoverSink::start(&cfg.discover)?;
+    let discovery_tap = discovery.as_ref().map(|d| d.tap());
     let published: Vec<Arc<Mutex<WorkerStats>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStats::default())))
         .collect();
@@ -402,9 +404,14 @@ fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -
             progress: bar.as_ref().map(|b| b as &dyn Progress),
             pps,
             export: export.as_ref(),
+            tap: discovery_tap
+                .as_ref()
+                .map(|t| &*t.0 as engine::offline::Tap<'_>),
         },
     )
     .with_context(|| format!("cannot replay {}", pcap.display()));
+    drop(discovery_tap);
+    let discovered = discovery.map(|d| d.finish()).transpose();
     if let Some(b) = &bar {
         b.bar.finish_and_clear();
     }
@@ -417,6 +424,7 @@ fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -
     let pcap_summary = export.map(|e| e.finish()).transpose();
     let summary = summary?;
     let pcap_writer = pcap_summary.context("writing PCAP files failed")?;
+    let discovered = discovered.context("writing the discovered rules failed")?;
     // The last stats event counts every event before it as delivered (or
     // lost): the sinks finish what they were given first (bounded: a sink
     // that stays down gives up within GIVE_UP_AFTER).
@@ -447,6 +455,12 @@ fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -
             eprintln!("flowtap: {}", s.summary_line());
         }
         eprintln!("flowtap: {}", plan.describe());
+        if let Some(d) = &discovered {
+            eprintln!(
+                "flowtap: {}",
+                engine::discover::sink::summary_line(&cfg.discover, d)
+            );
+        }
     }
     let over_snaplen = over_snaplen.load(Ordering::Relaxed);
     if over_snaplen > 0 && !quiet {
@@ -555,8 +569,12 @@ fn sinks_lost(sinks: &[output::SinkSnapshot]) -> ExitCode {
 fn spawn_writer(cfg: &Config, policy: WhenFull) -> Result<(LineWriter, BatchSender)> {
     let specs = cfg.output.sink_specs(&[])?;
     let volume = cfg.output.volume()?;
-    LineWriter::start(specs, cfg.output.encode_options(), volume, policy)
-        .context("cannot start the outputs")
+    // Nutanix lines: DIRECTION relative to [discover] scope.
+    let encode = cfg
+        .output
+        .encode_options()
+        .with_monitor_scope(cfg.discover.monitor_scope()?);
+    LineWriter::start(specs, encode, volume, policy).context("cannot start the outputs")
 }
 
 fn wall_ns() -> u64 {

@@ -169,6 +169,9 @@ pub struct ReplayOptions<'a> {
     /// PCAP export: each worker gets its handle; they are all dropped when
     /// the replay returns.
     pub export: Option<&'a ExportRun>,
+    /// Each worker also hands its records and app events to the sink this
+    /// makes for it (the discovery sink).
+    pub tap: Option<Tap<'a>>,
 }
 
 /// Gives worker `i` a sink that receives its records and app events,
@@ -222,7 +225,9 @@ fn replay_inner(
         progress,
         pps,
         export,
+        tap: opts_tap,
     } = opts;
+    let tap = tap.or(opts_tap);
     let workers = workers.max(1);
     let started = Instant::now();
     let pacer = Pacer::new(pps);

@@ -278,7 +278,7 @@ fn every_schema_on_every_reference_capture() {
                 );
                 let line = nut.next().expect("a nutanix line per flow");
                 let want = format!(
-                    "ORIG: PKTS={} BYTES={} REPLY: PKTS={} BYTES={}",
+                    "ORIG: PKTS={} BYTES={} REPLY: PKTS={} BYTES={} ACTION=MONITOR",
                     f["pkts_toserver"],
                     f["bytes_toserver"],
                     f["pkts_toclient"],

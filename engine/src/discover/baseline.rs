@@ -13,6 +13,8 @@ pub struct Allowed {
     pub destination: IpAddr,
     pub proto: u8,
     pub port: Option<u16>,
+    /// The last port of a range rule (`port` is its first).
+    pub port_last: Option<u16>,
 }
 
 impl Allowed {
@@ -20,9 +22,24 @@ impl Allowed {
     pub fn allows(&self, r: &Rule) -> bool {
         self.destination == r.destination
             && self.proto == r.ip_proto
-            && self.port == r.port
+            && self.allows_ports(r)
             && self.source.len <= r.source_net.len
             && self.source.contains(&r.source_net.addr)
+    }
+}
+
+impl Allowed {
+    /// Whether this rule's port or range covers `r`'s.
+    fn allows_ports(&self, r: &Rule) -> bool {
+        match (self.port, r.port) {
+            (None, None) => true,
+            (Some(lo), Some(p)) => {
+                let hi = self.port_last.unwrap_or(lo);
+                let last = r.port_last.unwrap_or(p);
+                lo <= p && last <= hi
+            }
+            _ => false,
+        }
     }
 }
 
@@ -73,11 +90,21 @@ pub fn load(path: &Path) -> Result<Vec<Allowed>, DiscoverError> {
                         .ok_or_else(|| bad(format!("rule {}: port {v}", i + 1)))?,
                 ),
             };
+            let port_last = match &r["port_last"] {
+                serde_json::Value::Null => None,
+                v => Some(
+                    v.as_u64()
+                        .and_then(|n| u16::try_from(n).ok())
+                        .filter(|&n| port.is_some_and(|p| p <= n))
+                        .ok_or_else(|| bad(format!("rule {}: port_last {v}", i + 1)))?,
+                ),
+            };
             Ok(Allowed {
                 source,
                 destination,
                 proto,
                 port,
+                port_last,
             })
         })
         .collect()

@@ -15,7 +15,7 @@ use crate::offline::{replay_file_tapped, ReplayOptions};
 
 /// Turn observed flows into an allow-list rule base.
 #[derive(clap::Args, Debug, Clone)]
-#[command(group(clap::ArgGroup::new("input").args(["pcap", "flows"]).required(true)))]
+#[command(group(clap::ArgGroup::new("input").args(["pcap", "flows", "iface"]).required(true)))]
 pub struct DiscoverArgs {
     /// Capture file to replay in process (pcap or pcapng).
     #[arg(long, value_name = "FILE")]
@@ -24,6 +24,16 @@ pub struct DiscoverArgs {
     /// lines; `.gz` / `.zst` by extension; a directory means its files; `-` stdin).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub flows: Vec<PathBuf>,
+    /// Capture live from this interface (needs root), as `flowtap run
+    /// --iface` does, until --duration or Ctrl-C / SIGTERM.
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+    /// --iface: stop after SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<std::time::Duration>,
+    /// --iface: live source [default: from the config, else afxdp].
+    #[arg(long, value_name = "SOURCE")]
+    pub capture: Option<crate::config::CaptureSource>,
     /// Only traffic to or from this address (repeatable).
     #[arg(long, value_name = "IP")]
     pub host: Vec<String>,
@@ -64,6 +74,16 @@ pub struct DiscoverArgs {
     /// whatever the input; the rest is counted in the summary as pruned).
     #[arg(long, value_name = "N")]
     pub max_rules: Option<usize>,
+    /// Fold runs of at least N adjacent ports (1024 and up) of one client,
+    /// server and protocol into a port range (passive FTP data, RTP).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub port_ranges: Option<u64>,
+    /// --port-ranges: neighbouring ports of a range are at most this far apart.
+    #[arg(long, value_name = "G", default_value_t = DEFAULT_PORT_GAP, requires = "port_ranges")]
+    pub port_gap: u16,
+    /// k8s: the namespace of the NetworkPolicies.
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub k8s_namespace: String,
     /// --flows: count and skip lines that do not parse instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
@@ -76,6 +96,38 @@ pub struct DiscoverArgs {
     /// Do not print the summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `--port-gap`'s default.
+pub const DEFAULT_PORT_GAP: u16 = 64;
+
+fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(std::time::Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+/// `/24` (IPv4) and `/64` (IPv6) group lengths, at most one of each.
+pub fn group_lengths(v: &[String]) -> Result<(Option<u8>, Option<u8>), String> {
+    let (mut v4, mut v6) = (None, None);
+    for g in v {
+        let n: u8 = g
+            .trim_start_matches('/')
+            .parse()
+            .map_err(|_| format!("{g:?}: expected /N, e.g. /24"))?;
+        if n > 128 {
+            return Err(format!("{g:?}: longer than /128"));
+        }
+        if v4.is_none() && n <= 32 {
+            v4 = Some(n);
+        } else if v6.is_none() {
+            v6 = Some(n);
+        } else {
+            return Err(format!("{g:?}: give at most one IPv4 and one IPv6 length"));
+        }
+    }
+    Ok((v4, v6))
 }
 
 fn cidrs(what: &'static str, v: &[String]) -> Result<Vec<Cidr>, DiscoverError> {
@@ -107,6 +159,10 @@ impl DiscoverArgs {
             direction: self.direction,
             exclude: cidrs("--exclude", &self.exclude)?,
             max_rules: self.max_rules,
+            port_ranges: self.port_ranges.map(|n| super::PortRanges {
+                min_ports: usize::try_from(n).unwrap_or(usize::MAX),
+                max_gap: self.port_gap,
+            }),
             ..Options::default()
         };
         for g in &self.group {
@@ -183,15 +239,31 @@ pub struct Aggregated {
 /// Runs the aggregation the arguments ask for.
 pub fn aggregate(args: &DiscoverArgs) -> Result<Aggregated, DiscoverError> {
     let opts = args.options()?;
+    let load_config = || match &args.config {
+        Some(p) => Config::load(p).map_err(|e| DiscoverError::BadArgument {
+            what: "--config",
+            value: p.display().to_string(),
+            why: e.to_string(),
+        }),
+        None => Ok(Config::default()),
+    };
+    if let Some(iface) = &args.iface {
+        let mut cfg = load_config()?;
+        if let Some(c) = args.capture {
+            cfg.capture.source = c;
+        }
+        if let Some(w) = args.workers {
+            cfg.workers = w;
+        }
+        let agg = live_aggregate(iface, &cfg, args.duration, args.quiet, opts)?;
+        return Ok(Aggregated {
+            agg,
+            read: None,
+            capture_error: None,
+        });
+    }
     if let Some(pcap) = &args.pcap {
-        let cfg = match &args.config {
-            Some(p) => Config::load(p).map_err(|e| DiscoverError::BadArgument {
-                what: "--config",
-                value: p.display().to_string(),
-                why: e.to_string(),
-            })?,
-            None => Config::default(),
-        };
+        let cfg = load_config()?;
         let workers = args
             .workers
             .filter(|&w| w > 0)
@@ -236,9 +308,119 @@ pub fn aggregate(args: &DiscoverArgs) -> Result<Aggregated, DiscoverError> {
     })
 }
 
+/// Captures live on `iface` (the workers of `flowtap run --iface`, each
+/// with a tap into one aggregate) until `duration` or SIGINT/SIGTERM.
+fn live_aggregate(
+    iface: &str,
+    cfg: &Config,
+    duration: Option<std::time::Duration>,
+    quiet: bool,
+    opts: Options,
+) -> Result<Aggregator, DiscoverError> {
+    use std::sync::atomic::AtomicBool;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| {
+            DiscoverError::BadArgument {
+                what: "--iface",
+                value: iface.into(),
+                why: format!("cannot install the signal handlers: {e}"),
+            }
+        })?;
+    }
+    let agg = Arc::new(Mutex::new(Aggregator::new(opts)));
+    let tap_agg = Arc::clone(&agg);
+    let live = crate::live::LiveOptions {
+        iface: iface.to_string(),
+        workers: cfg.workers,
+        duration,
+        tap: Some(crate::live::LiveTap(Arc::new(move |_| {
+            Box::new(DiscoverTap::new(Arc::clone(&tap_agg))) as Box<dyn RecordSink + Send>
+        }))),
+        ..crate::live::LiveOptions::default()
+    };
+    let summary = crate::live::run_live(cfg, &live, None, &stop, |info| {
+        if !quiet {
+            eprintln!(
+                "flowtap: discover: capturing on {} with {} {} ({} worker(s)){}",
+                info.iface,
+                info.source,
+                info.mode,
+                info.workers,
+                match duration {
+                    Some(d) => format!(" for {:.1}s", d.as_secs_f64()),
+                    None => "; stop with Ctrl-C or SIGTERM".into(),
+                }
+            );
+        }
+    })
+    .map_err(|e| DiscoverError::Live {
+        iface: iface.into(),
+        err: e.to_string(),
+    })?;
+    if let Some(e) = &summary.worker_error {
+        return Err(DiscoverError::Live {
+            iface: iface.into(),
+            err: format!("the capture ended early: {e}"),
+        });
+    }
+    if !quiet {
+        eprintln!(
+            "flowtap: discover: captured {} packets on {iface} in {:.1}s (dropped by the kernel or rings: {})",
+            summary.stats.received,
+            summary.elapsed.as_secs_f64(),
+            summary.capture.socket_dropped + summary.capture.rx_ring_full + summary.capture.shard_ring_full
+        );
+    }
+    // The live options (and so the tap factory's handle) go first.
+    drop(live);
+    Arc::try_unwrap(agg)
+        .ok()
+        .and_then(|m| m.into_inner().ok())
+        .ok_or_else(|| DiscoverError::Live {
+            iface: iface.into(),
+            err: "a worker still held the aggregate".into(),
+        })
+}
+
 /// `flowtap discover`: aggregates, renders, writes, and prints a summary.
 pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
     let started = Instant::now();
+    if args.iface.is_none() && (args.duration.is_some() || args.capture.is_some()) {
+        return Err(DiscoverError::BadArgument {
+            what: if args.duration.is_some() {
+                "--duration"
+            } else {
+                "--capture"
+            },
+            value: String::new(),
+            why: "is for a live capture: give --iface IF".into(),
+        });
+    }
+    if args.format == Format::K8s {
+        if args.host.is_empty() && args.cidr.is_empty() {
+            return Err(DiscoverError::BadArgument {
+                what: "--format",
+                value: "k8s".into(),
+                why: "NetworkPolicies are for a pod CIDR: give it with --cidr".into(),
+            });
+        }
+        let ns = &args.k8s_namespace;
+        let ok = !ns.is_empty()
+            && ns.len() <= 63
+            && ns
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !ns.starts_with('-')
+            && !ns.ends_with('-');
+        if !ok {
+            return Err(DiscoverError::BadArgument {
+                what: "--k8s-namespace",
+                value: ns.clone(),
+                why: "a namespace is a DNS label: a-z, 0-9 and -, at most 63".into(),
+            });
+        }
+    }
     // A bad baseline fails before a long read.
     let baseline = args
         .baseline
@@ -255,9 +437,10 @@ pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
     let allowed = baseline
         .as_ref()
         .map(|b| super::baseline::drift(&mut rules, b));
-    let origin = match &args.pcap {
-        Some(p) => p.display().to_string(),
-        None => args
+    let origin = match (&args.pcap, &args.iface) {
+        (Some(p), _) => p.display().to_string(),
+        (None, Some(i)) => format!("a live capture on {i}"),
+        (None, None) => args
             .flows
             .iter()
             .map(|p| p.display().to_string())
@@ -268,6 +451,9 @@ pub fn run(args: &DiscoverArgs) -> Result<Outcome, DiscoverError> {
         table: args.table.clone(),
         hook: args.hook,
         device: args.device.clone(),
+        scope: agg.options().scope.clone(),
+        direction: agg.options().direction,
+        namespace: args.k8s_namespace.clone(),
         ..FirewallOptions::default()
     };
     if fw.hook == Hook::Ingress && fw.device.is_none() && args.format == Format::Nftables {
@@ -357,7 +543,9 @@ fn summary_line(o: &Outcome, dns_dropped: u64) -> String {
         }
     }
     if dns_dropped > 0 {
-        s.push_str(&format!(" · dns answers not kept {dns_dropped}"));
+        s.push_str(&format!(
+            " · names not kept (too many servers) {dns_dropped}"
+        ));
     }
     s
 }

@@ -16,10 +16,13 @@
 
 pub mod baseline;
 pub mod cli;
+pub mod config;
 pub mod input;
+pub mod k8s;
 pub mod net;
 pub mod render;
 pub mod services;
+pub mod sink;
 mod tap;
 
 use std::borrow::Cow;
@@ -37,6 +40,9 @@ use crate::offline::ReplayError;
 pub const MAX_NAMES: usize = 8;
 /// Addresses whose DNS names are remembered.
 pub const MAX_DNS_ADDRS: usize = 1 << 20;
+/// The discovery sink of a long run: addresses (DNS) and services (SNI,
+/// HTTP Host) whose names are remembered.
+pub const MAX_NAMED_SINK: usize = 1 << 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
@@ -67,6 +73,8 @@ pub enum DiscoverError {
         path: String,
         err: capture::file::FileError,
     },
+    #[error("cannot capture on {iface}: {err}")]
+    Live { iface: String, err: String },
     #[error("cannot write {path}: {err}")]
     Write { path: String, err: std::io::Error },
 }
@@ -154,6 +162,30 @@ pub struct Options {
     /// bounded whatever the input; what the others held is counted in
     /// [`Totals`] (`pruned_*`). `None`: every rule.
     pub max_rules: Option<usize>,
+    /// Fold the ports of one client, server and protocol into port ranges.
+    pub port_ranges: Option<PortRanges>,
+    /// Addresses (DNS) and services (SNI, Host) whose names are kept
+    /// (`None`: [`MAX_DNS_ADDRS`]); names of others are counted as dropped.
+    pub max_named: Option<usize>,
+}
+
+/// The rules a port range may fold: one source, server and protocol.
+type RunKey = (Source, IpAddr, u8);
+
+/// When ports are folded into a range: a service seen on many adjacent
+/// ports (passive FTP data, RTP media) is one rule `dport A-B`, not one
+/// per port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRanges {
+    /// A run of at least this many distinct ports becomes a range.
+    pub min_ports: usize,
+    /// Neighbouring ports of a run are at most this far apart.
+    pub max_gap: u16,
+}
+
+impl PortRanges {
+    /// System ports (below 1024) are distinct services: never folded.
+    pub const FIRST_PORT: u16 = 1024;
 }
 
 /// The source side of a rule.
@@ -187,6 +219,26 @@ struct RuleAcc {
     apps: Vec<Cow<'static, str>>,
     /// Flows where the server was the SYN-ACK sender.
     by_handshake: u64,
+}
+
+impl RuleAcc {
+    /// Adds another accumulator's counters, times and protocols.
+    fn add(&mut self, v: &RuleAcc) {
+        self.first_ns = self.first_ns.min(v.first_ns);
+        self.last_ns = self.last_ns.max(v.last_ns);
+        self.records += v.records;
+        self.flows += v.flows;
+        self.pkts_ts += v.pkts_ts;
+        self.bytes_ts += v.bytes_ts;
+        self.pkts_tc += v.pkts_tc;
+        self.bytes_tc += v.bytes_tc;
+        self.by_handshake += v.by_handshake;
+        for a in &v.apps {
+            if !self.apps.contains(a) && self.apps.len() < MAX_NAMES {
+                self.apps.push(a.clone());
+            }
+        }
+    }
 }
 
 /// Names kept per server: the [`KEEP_NAMES`] first in sort order, so the
@@ -271,7 +323,7 @@ pub struct Aggregator {
     sni: HashMap<(IpAddr, u8, u16), NameSet>,
     hosts: HashMap<(IpAddr, u8, u16), NameSet>,
     pub totals: Totals,
-    /// DNS answers not kept because [`MAX_DNS_ADDRS`] addresses were known.
+    /// Names not kept because `max_named` addresses or services were known.
     pub dns_dropped: u64,
 }
 
@@ -291,8 +343,14 @@ pub struct Rule {
     pub protocol: String,
     #[serde(skip)]
     pub ip_proto: u8,
-    /// None for protocols without ports.
+    /// None for protocols without ports; the first port of a range.
     pub port: Option<u16>,
+    /// The last port of a range (`--port-ranges`), else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_last: Option<u16>,
+    /// A range: how many distinct ports of it were seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports_seen: Option<u32>,
     /// Relative to the scope: `inbound`, `outbound`, `internal`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<&'static str>,
@@ -534,36 +592,50 @@ impl Aggregator {
 
     /// Learns a name (count the event that taught it with [`Self::add_app_event`]).
     pub fn add_name(&mut self, n: &NameObs) {
+        let cap = self.opts.max_named.unwrap_or(MAX_DNS_ADDRS);
+        fn add<K: std::hash::Hash + Eq>(
+            m: &mut HashMap<K, NameSet>,
+            k: K,
+            name: &str,
+            cap: usize,
+            dropped: &mut u64,
+        ) {
+            if let Some(s) = m.get_mut(&k) {
+                s.add(name);
+            } else if m.len() < cap {
+                m.entry(k).or_default().add(name);
+            } else {
+                *dropped += 1;
+            }
+        }
         match n {
             NameObs::Dns { addr, name } => {
-                if let Some(s) = self.dns.get_mut(addr) {
-                    s.add(name);
-                } else if self.dns.len() < MAX_DNS_ADDRS {
-                    self.dns.entry(*addr).or_default().add(name);
-                } else {
-                    self.dns_dropped += 1;
-                }
+                add(&mut self.dns, *addr, name, cap, &mut self.dns_dropped)
             }
             NameObs::Sni {
                 server,
                 proto,
                 port,
                 name,
-            } => self
-                .sni
-                .entry((*server, *proto, *port))
-                .or_default()
-                .add(name),
+            } => add(
+                &mut self.sni,
+                (*server, *proto, *port),
+                name,
+                cap,
+                &mut self.dns_dropped,
+            ),
             NameObs::Host {
                 server,
                 proto,
                 port,
                 name,
-            } => self
-                .hosts
-                .entry((*server, *proto, *port))
-                .or_default()
-                .add(name),
+            } => add(
+                &mut self.hosts,
+                (*server, *proto, *port),
+                name,
+                cap,
+                &mut self.dns_dropped,
+            ),
         }
     }
 
@@ -575,24 +647,13 @@ impl Aggregator {
     /// Adds another aggregate (same options) into this one.
     pub fn merge(&mut self, other: Aggregator) {
         for (k, v) in other.rules {
-            let acc = self.rules.entry(k).or_insert_with(|| RuleAcc {
-                first_ns: u64::MAX,
-                ..RuleAcc::default()
-            });
-            acc.first_ns = acc.first_ns.min(v.first_ns);
-            acc.last_ns = acc.last_ns.max(v.last_ns);
-            acc.records += v.records;
-            acc.flows += v.flows;
-            acc.pkts_ts += v.pkts_ts;
-            acc.bytes_ts += v.bytes_ts;
-            acc.pkts_tc += v.pkts_tc;
-            acc.bytes_tc += v.bytes_tc;
-            acc.by_handshake += v.by_handshake;
-            for a in v.apps {
-                if !acc.apps.contains(&a) && acc.apps.len() < MAX_NAMES {
-                    acc.apps.push(a);
-                }
-            }
+            self.rules
+                .entry(k)
+                .or_insert_with(|| RuleAcc {
+                    first_ns: u64::MAX,
+                    ..RuleAcc::default()
+                })
+                .add(&v);
         }
         for (k, v) in other.dns {
             self.dns.entry(k).or_default().merge(&v);
@@ -629,11 +690,14 @@ impl Aggregator {
 
     /// The rules, largest volume (bytes, then flows) first.
     pub fn rules(&self) -> Vec<Rule> {
-        let mut out: Vec<(&RuleKey, Rule)> = self
-            .rules
-            .iter()
-            .map(|(k, a)| (k, self.rule(k, a)))
-            .collect();
+        let mut out: Vec<(RuleKey, Rule)> = match self.opts.port_ranges {
+            None => self
+                .rules
+                .iter()
+                .map(|(k, a)| (k.clone(), self.rule(k, a, &[k.port])))
+                .collect(),
+            Some(pr) => self.rules_with_ranges(pr),
+        };
         out.sort_by(|(ka, a), (kb, b)| {
             b.bytes()
                 .cmp(&a.bytes())
@@ -644,7 +708,59 @@ impl Aggregator {
         out.into_iter().map(|(_, r)| r).collect()
     }
 
-    fn rule(&self, k: &RuleKey, a: &RuleAcc) -> Rule {
+    /// The rules with the runs of adjacent ports folded (see [`PortRanges`]).
+    fn rules_with_ranges(&self, pr: PortRanges) -> Vec<(RuleKey, Rule)> {
+        let mut out = Vec::new();
+        let mut runs: std::collections::BTreeMap<RunKey, Vec<(u16, &RuleAcc)>> = Default::default();
+        for (k, a) in &self.rules {
+            if has_ports(k.proto) && k.port >= PortRanges::FIRST_PORT {
+                runs.entry((k.source.clone(), k.dst, k.proto))
+                    .or_default()
+                    .push((k.port, a));
+            } else {
+                out.push((k.clone(), self.rule(k, a, &[k.port])));
+            }
+        }
+        for ((source, dst, proto), mut ports) in runs {
+            ports.sort_unstable_by_key(|(p, _)| *p);
+            let mut start = 0;
+            for i in 1..=ports.len() {
+                let ends = i == ports.len() || ports[i].0 - ports[i - 1].0 > pr.max_gap;
+                if !ends {
+                    continue;
+                }
+                let run = &ports[start..i];
+                start = i;
+                let key = |port| RuleKey {
+                    source: source.clone(),
+                    dst,
+                    proto,
+                    port,
+                };
+                if run.len() < pr.min_ports.max(2) {
+                    for (p, a) in run {
+                        let k = key(*p);
+                        out.push((k.clone(), self.rule(&k, a, &[*p])));
+                    }
+                    continue;
+                }
+                let mut acc = RuleAcc {
+                    first_ns: u64::MAX,
+                    ..RuleAcc::default()
+                };
+                for (_, a) in run {
+                    acc.add(a);
+                }
+                let list: Vec<u16> = run.iter().map(|(p, _)| *p).collect();
+                let k = key(list[0]);
+                out.push((k.clone(), self.rule(&k, &acc, &list)));
+            }
+        }
+        out
+    }
+
+    /// `ports`: the port of the rule, or the ports (ascending) of a range.
+    fn rule(&self, k: &RuleKey, a: &RuleAcc, ports_of: &[u16]) -> Rule {
         let (source, source_net, source_group) = match &k.source {
             Source::Net(c) => (c.to_string(), *c, None),
             Source::Named(i) => {
@@ -669,16 +785,29 @@ impl Aggregator {
             }
         });
         let ports = has_ports(k.proto);
-        let service = if ports {
+        let range =
+            (ports && ports_of.len() > 1).then(|| (ports_of[0], ports_of[ports_of.len() - 1]));
+        let service = if ports && range.is_none() {
             services::service_name(k.proto, k.port)
         } else {
             None
         };
         let empty = NameSet::default();
         let dns = self.dns.get(&k.dst).unwrap_or(&empty).list();
-        let svc = (k.dst, k.proto, k.port);
-        let sni = self.sni.get(&svc).unwrap_or(&empty).list();
-        let hosts = self.hosts.get(&svc).unwrap_or(&empty).list();
+        let names_of = |m: &HashMap<(IpAddr, u8, u16), NameSet>| -> Vec<String> {
+            if ports_of.len() == 1 {
+                return m.get(&(k.dst, k.proto, k.port)).unwrap_or(&empty).list();
+            }
+            let mut all = NameSet::default();
+            for p in ports_of {
+                if let Some(n) = m.get(&(k.dst, k.proto, *p)) {
+                    all.merge(n);
+                }
+            }
+            all.list()
+        };
+        let sni = names_of(&self.sni);
+        let hosts = names_of(&self.hosts);
         let apps: Vec<String> = a.apps.iter().map(|s| s.to_string()).collect();
         let mut desc = Vec::new();
         let mut what = Vec::new();
@@ -689,6 +818,13 @@ impl Aggregator {
             if !apps.iter().any(|a| a == s) {
                 what.push(format!("({s})"));
             }
+        }
+        if let Some((lo, hi)) = range {
+            what.push(format!(
+                "{}/{lo}-{hi} ({} ports)",
+                proto_label(k.proto).to_lowercase(),
+                ports_of.len()
+            ));
         }
         if what.is_empty() {
             what.push(if ports {
@@ -719,6 +855,8 @@ impl Aggregator {
             protocol: proto_label(k.proto),
             ip_proto: k.proto,
             port: ports.then_some(k.port),
+            port_last: range.map(|r| r.1),
+            ports_seen: range.map(|_| u32::try_from(ports_of.len()).unwrap_or(u32::MAX)),
             direction,
             first_seen: net::format_time(a.first_ns),
             last_seen: net::format_time(a.last_ns),

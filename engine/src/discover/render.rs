@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Rule, Totals};
+use super::{Cidr, Direction, Rule, Totals};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -14,6 +14,8 @@ pub enum Format {
     Markdown,
     Nftables,
     Iptables,
+    /// Kubernetes NetworkPolicies (YAML) for a pod CIDR scope.
+    K8s,
 }
 
 /// Where the nftables allow list hooks in.
@@ -36,6 +38,10 @@ pub struct FirewallOptions {
     pub hook: Hook,
     pub device: Option<String>,
     pub log_prefix: String,
+    /// k8s: the scope (the pod CIDR), the direction asked for, the namespace.
+    pub scope: Vec<Cidr>,
+    pub direction: Direction,
+    pub namespace: String,
 }
 
 impl Default for FirewallOptions {
@@ -45,12 +51,19 @@ impl Default for FirewallOptions {
             hook: Hook::Forward,
             device: None,
             log_prefix: "flowtap-drop: ".into(),
+            scope: Vec::new(),
+            direction: Direction::Both,
+            namespace: "default".into(),
         }
     }
 }
 
 fn port_text(r: &Rule) -> String {
-    r.port.map_or_else(|| "-".into(), |p| p.to_string())
+    match (r.port, r.port_last) {
+        (Some(p), Some(l)) => format!("{p}-{l}"),
+        (Some(p), None) => p.to_string(),
+        _ => "-".into(),
+    }
 }
 
 const HEADER: [&str; 16] = [
@@ -107,6 +120,7 @@ pub fn render(
         Format::Markdown => markdown(rules),
         Format::Nftables => nftables(rules, totals, fw, origin),
         Format::Iptables => iptables(rules, totals, fw, origin),
+        Format::K8s => super::k8s::render(rules, totals, fw, origin),
     }
 }
 
@@ -287,9 +301,10 @@ fn nft_rule(r: &Rule, reply: bool) -> String {
     let mut s = format!("{fam} {sa} {} {fam} {da} {}", r.source_net, r.destination);
     let l4 = nft_l4(r.ip_proto, v6);
     match r.port {
-        Some(p) => {
+        Some(_) => {
             let dir = if reply { "sport" } else { "dport" };
-            let _ = write!(s, " {l4} {dir} {p}");
+            // A range is `A-B` in nft.
+            let _ = write!(s, " {l4} {dir} {}", port_text(r));
         }
         None => {
             let _ = write!(s, " {l4}");
@@ -371,7 +386,12 @@ fn nftables(rules: &[Rule], totals: &Totals, fw: &FirewallOptions, origin: &str)
 
 fn ipt_rule(r: &Rule) -> String {
     let mut s = format!("-s {} -d {}/32", cidr_full(r), r.destination);
-    match (r.ip_proto, r.port) {
+    // A range is `A:B` in iptables.
+    let ports = r.port.map(|p| match r.port_last {
+        Some(l) => format!("{p}:{l}"),
+        None => p.to_string(),
+    });
+    match (r.ip_proto, ports) {
         (6, Some(p)) => {
             let _ = write!(s, " -p tcp -m tcp --dport {p}");
         }

@@ -1,5 +1,6 @@
-//! Receives a replay's flow records and app events in process (no JSON)
-//! and folds them into a shared [`Aggregator`].
+//! Receives the workers' flow records and app events in process (no JSON),
+//! from a replay or a live capture, and folds them into a shared
+//! [`Aggregator`].
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -10,15 +11,57 @@ use dissect::event::{AppEnvelope, FlowRecord};
 use super::{Accepted, Aggregator, FlowObs, NameObs};
 use crate::flow::RecordSink;
 
-/// A worker's tap: every record and event goes to the shared aggregate
-/// (one lock per record; discovery is not the capture hot path).
+/// A worker's tap: every record and event goes to the shared aggregate.
+/// They wait in a small buffer while another thread holds the aggregate
+/// (the discovery sink renders its rule file under the lock), so a live
+/// worker never waits for that; a full buffer, and the tap's end (the
+/// worker's), hand them over whatever it takes.
 pub struct DiscoverTap {
     agg: Arc<Mutex<Aggregator>>,
+    flows: Vec<FlowObs>,
+    names: Vec<NameObs>,
+    events: u64,
 }
+
+/// Records and names a tap holds at most before it waits for the lock.
+const TAP_BUFFER: usize = 4096;
 
 impl DiscoverTap {
     pub fn new(agg: Arc<Mutex<Aggregator>>) -> DiscoverTap {
-        DiscoverTap { agg }
+        DiscoverTap {
+            agg,
+            flows: Vec::new(),
+            names: Vec::new(),
+            events: 0,
+        }
+    }
+
+    fn hand_over(&mut self, wait: bool) {
+        let full = self.flows.len() + self.names.len() >= TAP_BUFFER;
+        let guard = if wait || full {
+            self.agg.lock().ok()
+        } else {
+            self.agg.try_lock().ok()
+        };
+        let Some(mut a) = guard else {
+            return;
+        };
+        for f in self.flows.drain(..) {
+            a.add_flow(&f);
+        }
+        for _ in 0..self.events {
+            a.add_app_event();
+        }
+        self.events = 0;
+        for n in self.names.drain(..) {
+            a.add_name(&n);
+        }
+    }
+}
+
+impl Drop for DiscoverTap {
+    fn drop(&mut self) {
+        self.hand_over(true);
     }
 }
 
@@ -112,20 +155,13 @@ fn dns_names(d: &DnsEvent, out: &mut Vec<NameObs>) {
 
 impl RecordSink for DiscoverTap {
     fn flow(&mut self, rec: &FlowRecord) {
-        let obs = flow_obs(rec);
-        if let Ok(mut a) = self.agg.lock() {
-            a.add_flow(&obs);
-        }
+        self.flows.push(flow_obs(rec));
+        self.hand_over(false);
     }
 
     fn app(&mut self, env: &AppEnvelope<'_>) {
-        let mut names = Vec::new();
-        names_of(env, &mut names);
-        if let Ok(mut a) = self.agg.lock() {
-            a.add_app_event();
-            for n in &names {
-                a.add_name(n);
-            }
-        }
+        names_of(env, &mut self.names);
+        self.events += 1;
+        self.hand_over(false);
     }
 }

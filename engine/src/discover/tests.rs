@@ -591,6 +591,7 @@ fn a_baseline_allows_its_blocks() {
         destination: ip("10.2.2.2"),
         proto: 6,
         port: Some(443),
+        port_last: None,
     }];
     let mut rules = a.rules();
     assert_eq!(drift(&mut rules, &base), 1);

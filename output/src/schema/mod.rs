@@ -9,7 +9,7 @@
 //! | `eve` | Suricata eve.json layout (`event_type`, `src_ip`, `flow{}`, `http{}`, `dns{}` v3, `tls{}`) |
 //! | `gelf` | GELF 1.1 (`version`, `host`, `short_message`, `timestamp`, `level`, flat `_` fields) |
 //! | `nanocorp` | network events: `event_id`, `event_type`, `seen_at` (epoch ms), `source_ip`/`mac`, `dest_ip`/`mac`, `proto_path`, `network_protocol` |
-//! | `nutanix` | flow lines `SRC= DST= PROTO= SPORT= DPORT= ORIG: PKTS= BYTES= REPLY: PKTS= BYTES=` (flow events only) |
+//! | `nutanix` | flow lines `SRC= DST= PROTO= SPORT= DPORT= ORIG: PKTS= BYTES= REPLY: PKTS= BYTES= ACTION=MONITOR [DIRECTION=]` (flow events only) |
 
 mod common;
 pub mod ecs;
@@ -82,6 +82,8 @@ pub struct EncodeOptions {
     /// ECS's constant members (`ecs`, `observer` with the escaped host
     /// name), written once here instead of piece by piece per event.
     ecs_constant: Vec<u8>,
+    /// Nutanix lines: `DIRECTION=` is relative to these blocks (none: no field).
+    monitor_scope: Vec<nutanix::ScopeBlock>,
 }
 
 impl EncodeOptions {
@@ -98,7 +100,18 @@ impl EncodeOptions {
             host,
             max_body_bytes,
             ecs_constant,
+            monitor_scope: Vec::new(),
         }
+    }
+
+    /// Nutanix lines carry `DIRECTION=` relative to `scope`.
+    pub fn with_monitor_scope(mut self, scope: Vec<nutanix::ScopeBlock>) -> EncodeOptions {
+        self.monitor_scope = scope;
+        self
+    }
+
+    pub fn monitor_scope(&self) -> &[nutanix::ScopeBlock] {
+        &self.monitor_scope
     }
 
     pub fn host(&self) -> &str {
@@ -144,7 +157,7 @@ pub fn encode_flow(schema: Schema, opts: &EncodeOptions, rec: &FlowRecord, buf: 
         Schema::Eve => eve::encode_flow(rec, buf),
         Schema::Gelf => gelf::encode_flow(opts, rec, buf),
         Schema::Nanocorp => nanocorp::encode_flow(rec, buf),
-        Schema::Nutanix => nutanix::encode_flow(rec, buf),
+        Schema::Nutanix => nutanix::encode_flow(&opts.monitor_scope, rec, buf),
     }
 }
 

@@ -4,13 +4,72 @@
 //!
 //! The leading timestamp is the record's end time. `PROTO` is the IANA name
 //! (or the number); protocols without ports write `SPORT=0 DPORT=0`.
+//!
+//! Each line ends as a monitor-mode policy hit log does: `ACTION=MONITOR`
+//! (flowtap watches a mirror, it allows or drops nothing), then, when a
+//! scope is configured (`[discover] scope`), `DIRECTION=` the flow's
+//! direction relative to it: `inbound` (only DST in the scope), `outbound`
+//! (only SRC), `internal` (both) or `external` (neither). Parsers that read
+//! `KEY=VALUE` pairs keep working; the fields come last.
+
+use std::net::IpAddr;
 
 use dissect::event::FlowRecord;
 
 use super::common::{has_ports, proto_name};
 use crate::json::{push_ip, push_rfc3339_micros, push_u64};
 
-pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
+/// An address block of the monitor scope (host bits cleared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopeBlock {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl ScopeBlock {
+    /// `addr/len`; `None` when `len` is longer than the address.
+    pub fn new(addr: IpAddr, len: u8) -> Option<ScopeBlock> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (len <= max).then(|| ScopeBlock {
+            addr: mask(addr, len),
+            len,
+        })
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        ip.is_ipv4() == self.addr.is_ipv4() && mask(*ip, self.len) == self.addr
+    }
+}
+
+fn mask(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & m).into())
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & m).into())
+        }
+    }
+}
+
+/// A flow's direction relative to `scope` (`None`: no scope configured).
+pub fn direction(scope: &[ScopeBlock], src: &IpAddr, dst: &IpAddr) -> Option<&'static str> {
+    if scope.is_empty() {
+        return None;
+    }
+    let s = scope.iter().any(|b| b.contains(src));
+    let d = scope.iter().any(|b| b.contains(dst));
+    Some(match (s, d) {
+        (true, true) => "internal",
+        (false, true) => "inbound",
+        (true, false) => "outbound",
+        (false, false) => "external",
+    })
+}
+
+pub fn encode_flow(scope: &[ScopeBlock], rec: &FlowRecord, buf: &mut Vec<u8>) {
     push_rfc3339_micros(buf, rec.end_ns);
     buf.extend_from_slice(b" SRC=");
     push_ip(buf, &rec.src_ip);
@@ -34,6 +93,11 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     push_u64(buf, rec.resp.packets);
     buf.extend_from_slice(b" BYTES=");
     push_u64(buf, rec.resp.bytes);
+    buf.extend_from_slice(b" ACTION=MONITOR");
+    if let Some(d) = direction(scope, &rec.src_ip, &rec.dst_ip) {
+        buf.extend_from_slice(b" DIRECTION=");
+        buf.extend_from_slice(d.as_bytes());
+    }
     buf.push(b'\n');
 }
 
@@ -62,6 +126,8 @@ pub fn parse_line(line: &str) -> Option<NutanixLine> {
                     (1, "BYTES") => out.orig_bytes = v.parse().ok()?,
                     (2, "PKTS") => out.reply_pkts = v.parse().ok()?,
                     (2, "BYTES") => out.reply_bytes = v.parse().ok()?,
+                    (_, "ACTION") => out.action = v.to_string(),
+                    (_, "DIRECTION") => out.direction = Some(v.to_string()),
                     _ => return None,
                 }
             }
@@ -83,4 +149,8 @@ pub struct NutanixLine {
     pub orig_bytes: u64,
     pub reply_pkts: u64,
     pub reply_bytes: u64,
+    /// `MONITOR` (empty on lines written before the field existed).
+    pub action: String,
+    /// Relative to the configured scope, when one was.
+    pub direction: Option<String>,
 }

@@ -281,11 +281,54 @@ fn nutanix_lines() {
     let s = std::str::from_utf8(&lines[0]).expect("utf8");
     assert_eq!(
         s,
-        "2014-07-18T12:49:30.592064Z SRC=192.168.1.103 DST=195.154.172.150 PROTO=TCP SPORT=52869 DPORT=80 ORIG: PKTS=6 BYTES=531 REPLY: PKTS=5 BYTES=1480\n"
+        "2014-07-18T12:49:30.592064Z SRC=192.168.1.103 DST=195.154.172.150 PROTO=TCP SPORT=52869 DPORT=80 ORIG: PKTS=6 BYTES=531 REPLY: PKTS=5 BYTES=1480 ACTION=MONITOR\n"
     );
     let p = nutanix::parse_line(s.trim_end()).expect("parses");
     assert_eq!(p.reply_bytes, 1480);
     assert_eq!(p.sport, 52869);
+    assert_eq!(p.action, "MONITOR");
+    assert_eq!(p.direction, None, "no scope, no DIRECTION");
+}
+
+#[test]
+fn nutanix_direction_is_relative_to_the_scope() {
+    use std::net::IpAddr;
+    let block = |a: &str, l: u8| nutanix::ScopeBlock::new(a.parse::<IpAddr>().unwrap(), l).unwrap();
+    let rec = flow(); // 192.168.1.103 -> 195.154.172.150
+    for (scope, want) in [
+        (vec![block("192.168.1.0", 24)], "outbound"),
+        (vec![block("195.154.172.150", 32)], "inbound"),
+        (
+            vec![block("192.168.0.0", 16), block("195.154.0.0", 16)],
+            "internal",
+        ),
+        (
+            vec![block("10.0.0.0", 8), block("2001:db8::", 32)],
+            "external",
+        ),
+        // Host bits are cleared: 192.168.1.200/24 is 192.168.1.0/24.
+        (vec![block("192.168.1.200", 24)], "outbound"),
+    ] {
+        let o = opts().with_monitor_scope(scope.clone());
+        let mut buf = Vec::new();
+        encode_flow(Schema::Nutanix, &o, &rec, &mut buf);
+        let s = std::str::from_utf8(&buf).unwrap();
+        assert!(
+            s.ends_with(&format!(" BYTES=1480 ACTION=MONITOR DIRECTION={want}\n")),
+            "{scope:?}: {s}"
+        );
+        let p = nutanix::parse_line(s.trim_end()).expect("parses");
+        assert_eq!(
+            (p.action.as_str(), p.direction.as_deref()),
+            ("MONITOR", Some(want))
+        );
+        assert_eq!(
+            (p.src.as_str(), p.dst.as_str()),
+            ("192.168.1.103", "195.154.172.150")
+        );
+        assert_eq!((p.orig_bytes, p.reply_bytes), (531, 1480));
+    }
+    assert!(nutanix::ScopeBlock::new("10.0.0.0".parse().unwrap(), 33).is_none());
 }
 
 #[test]
