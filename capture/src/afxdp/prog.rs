@@ -5,7 +5,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
-use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, ProgInfoIter};
 use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Xdp, XdpFlags};
 
 use super::filter::{FilterDrops, PreFilter};
@@ -274,10 +273,77 @@ fn attach_error(iface: &str, mode: AttachMode, e: io::Error) -> XdpError {
     }
 }
 
+/// The name of program `id`. Asked by id, not by walking every program:
+/// libbpf-rs's iterators stop at the first object whose info they cannot
+/// parse (another tool's), which once made flowtap's own stale program or
+/// link look absent while other BPF users came and went.
 fn prog_name(id: u32) -> Option<String> {
-    ProgInfoIter::default()
-        .find(|p| p.id == id)
-        .map(|p| p.name.to_string_lossy().into_owned())
+    // SAFETY: plain bpf syscall wrapper; a new fd or a negative value.
+    let fd = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid bpf_prog_info (integers, arrays, pointers as u64).
+    let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: `info` is a writable buffer of `len` bytes.
+    let r = unsafe {
+        libbpf_sys::bpf_obj_get_info_by_fd(
+            fd.as_raw_fd(),
+            (&mut info as *mut libbpf_sys::bpf_prog_info).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    let name: Vec<u8> = info
+        .name
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&c| c != 0)
+        .collect();
+    Some(String::from_utf8_lossy(&name).into_owned())
+}
+
+/// The XDP link attached to `ifindex`, if any: its id and an fd on it.
+/// Walks the link ids itself, skipping links that vanish or are not XDP
+/// (see [`prog_name`] on why not libbpf-rs's iterator).
+fn xdp_link_on(ifindex: u32) -> Option<(u32, OwnedFd)> {
+    let mut id = 0u32;
+    loop {
+        // SAFETY: plain bpf syscall wrapper writing the next id into `id`.
+        if unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut id) } != 0 {
+            return None;
+        }
+        // SAFETY: a new fd or a negative value (the link went away).
+        let fd = unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) };
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: all-zero is a valid bpf_link_info (integers and unions of them).
+        let mut info: libbpf_sys::bpf_link_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of_val(&info) as u32;
+        // SAFETY: `info` is a writable buffer of `len` bytes.
+        let r = unsafe {
+            libbpf_sys::bpf_obj_get_info_by_fd(
+                fd.as_raw_fd(),
+                (&mut info as *mut libbpf_sys::bpf_link_info).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 || info.type_ != libbpf_sys::BPF_LINK_TYPE_XDP {
+            continue;
+        }
+        // SAFETY: `type_` says the union holds its `xdp` member.
+        if unsafe { info.__bindgen_anon_1.xdp.ifindex } == ifindex {
+            return Some((id, fd));
+        }
+    }
 }
 
 /// Removes a flowtap XDP program left on `iface` (by a crashed or leaked
@@ -302,20 +368,8 @@ fn clear_stale(iface: &str, ifindex: u32, xdp: &Xdp<'_>) -> Result<(), XdpError>
                 detail: format!("program {name:?} (id {id}) is attached"),
             });
         }
-        let link = LinkInfoIter::default()
-            .find(|l| matches!(&l.info, LinkTypeInfo::Xdp(x) if x.ifindex == ifindex));
-        match link {
-            Some(l) => {
-                // SAFETY: plain bpf syscall wrapper; returns a new fd or -errno.
-                let fd = unsafe { libbpf_sys::bpf_link_get_fd_by_id(l.id) };
-                if fd < 0 {
-                    return Err(XdpError::XdpBusy {
-                        iface: iface.to_string(),
-                        detail: format!("stale flowtap link {} cannot be opened", l.id),
-                    });
-                }
-                // SAFETY: fresh fd we own.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        match xdp_link_on(ifindex) {
+            Some((link_id, fd)) => {
                 // SAFETY: valid link fd.
                 let r = unsafe { libbpf_sys::bpf_link_detach(fd.as_raw_fd()) };
                 if r < 0 {
@@ -323,15 +377,12 @@ fn clear_stale(iface: &str, ifindex: u32, xdp: &Xdp<'_>) -> Result<(), XdpError>
                         iface: iface.to_string(),
                         detail: format!(
                             "detaching stale flowtap link {}: {}",
-                            l.id,
+                            link_id,
                             io::Error::from_raw_os_error(-r)
                         ),
                     });
                 }
-                log::warn!(
-                    "replaced stale flowtap XDP link {} (program {id}) on {iface}",
-                    l.id
-                );
+                log::warn!("replaced stale flowtap XDP link {link_id} (program {id}) on {iface}");
             }
             None => {
                 xdp.detach(ifindex as i32, flag)
