@@ -162,6 +162,10 @@ pub fn run(
     let monitor = Monitor::new();
     let metrics = serve_metrics(&cfg.output.metrics_listen, &monitor)?;
     let discovery = engine::discover::sink::DiscoverSink::start(&cfg.discover)?;
+    // Under systemd (Type=notify, WatchdogSec=): pinged while the capture
+    // loop turns.
+    let heartbeat = engine::service::Heartbeat::new();
+    let watchdog = engine::service::Watchdog::start(Arc::clone(&heartbeat));
     let opts = LiveOptions {
         iface: iface.clone(),
         workers: cfg.workers,
@@ -170,6 +174,7 @@ pub fn run(
         monitor: Some(monitor),
         hub: None,
         tap: discovery.as_ref().map(|d| d.tap()),
+        heartbeat: Some(Arc::clone(&heartbeat)),
     };
     let (writer, sender) = crate::spawn_writer(&cfg, LIVE_POLICY)?;
     let export = engine::export::ExportRun::start(&cfg.export, Some(sender.clone()), false)
@@ -254,6 +259,10 @@ pub fn run(
                 workers: info.workers,
                 capture_only: info.capture_only,
             });
+            engine::service::ready(&format!(
+                "capturing on {} with {} {}, {} worker(s)",
+                info.iface, info.source, info.mode, info.workers
+            ));
             if !quiet {
                 eprintln!(
                 "flowtap: capturing on {} with {} {} ({} worker(s){}); stop with Ctrl-C or SIGTERM",
@@ -283,6 +292,8 @@ pub fn run(
         },
         None,
     );
+    engine::service::stopping();
+    drop(watchdog);
     // The workers (so the export handles) are gone: the export writer
     // finishes its files and sends their events, then the line writer ends.
     capturing.store(false, Ordering::Relaxed);

@@ -184,7 +184,13 @@ impl LiveControl {
 
     /// Reloads the configuration; logs the outcome on stderr (as SIGHUP does).
     pub fn reload(&self) -> Result<Value, String> {
-        match self.reloader.reload() {
+        crate::service::reloading();
+        let result = self.reloader.reload();
+        crate::service::reloaded(match &result {
+            Ok(_) => "capturing; configuration reloaded",
+            Err(_) => "capturing; reload refused, the running configuration stays",
+        });
+        match result {
             Ok(r) => {
                 eprintln!("flowtap: {}", r.describe());
                 Ok(json!({

@@ -13,6 +13,7 @@ pub mod kpi;
 pub mod live;
 pub mod offline;
 pub mod reload;
+pub mod service;
 pub mod shard;
 pub mod stats;
 pub mod stream;

@@ -106,6 +106,9 @@ pub struct LiveOptions {
     /// the sink this makes for it (`flowtap discover --iface`, the
     /// discovery sink of `flowtap run`).
     pub tap: Option<LiveTap>,
+    /// Beaten by the supervising loop while the capture runs (the systemd
+    /// watchdog reads it: see [`crate::service`]).
+    pub heartbeat: Option<Arc<crate::service::Heartbeat>>,
 }
 
 /// Makes worker `i`'s tap (see [`LiveOptions::tap`]).
@@ -860,6 +863,9 @@ pub fn run_live_with_export(
     let mut next_capture = started + CAPTURE_EVERY;
     let mut ended_early = 0;
     let cause = loop {
+        if let Some(h) = &opts.heartbeat {
+            h.beat();
+        }
         if stop.load(Ordering::Relaxed) {
             break StopCause::Signal;
         }
