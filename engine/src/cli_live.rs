@@ -66,8 +66,13 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
     if cfg.capture.source == CaptureSource::AfPacket {
         cfg.workers = crate::cap_workers(cfg.workers);
     }
+    // DPDK: the port is a device name EAL knows (--iface, else
+    // capture.dpdk.port, else capture.iface).
     let iface = match live.iface.as_deref() {
         Some(i) if !i.is_empty() => i.to_string(),
+        _ if cfg.capture.source == CaptureSource::Dpdk && !cfg.capture.dpdk.port.is_empty() => {
+            cfg.capture.dpdk.port.clone()
+        }
         _ => cfg.capture.iface.clone(),
     };
     if iface.is_empty() {
@@ -170,6 +175,21 @@ pub fn run(live: &LiveArgs, mut cfg: Config, quiet: bool) -> Result<ExitCode> {
 fn memory_plan(cfg: &Config, iface: &str) -> Result<engine::budget::MemoryPlan> {
     let c = &cfg.capture;
     let (workers, ring) = match c.source {
+        // DPDK: one RX queue per worker (--workers, default 1), each with
+        // its share of the mbuf pool.
+        CaptureSource::Dpdk => {
+            let workers = cfg.workers.max(1);
+            let budget = if cfg.memory_budget.0 == 0 {
+                engine::budget::default_budget()
+            } else {
+                cfg.memory_budget.0
+            };
+            (
+                workers,
+                u64::from(c.dpdk.mbufs_for(budget, workers))
+                    * engine::config::MBUF_BYTES,
+            )
+        }
         CaptureSource::AfPacket => (
             match cfg.workers {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

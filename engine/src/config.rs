@@ -11,7 +11,8 @@ mod output_section;
 mod stream_section;
 pub use crate::export::config::{ExportSection, MatchSection, RuleSection, Size, Values};
 pub use capture_section::{
-    CaptureSection, CaptureSource, FilterSection, ShardSetting, XdpModeSetting, ZeroCopySetting,
+    CaptureSection, CaptureSource, DpdkSection, FilterSection, ShardSetting, XdpModeSetting,
+    ZeroCopySetting, MBUF_BYTES,
 };
 pub use dissect::app::AppConfig;
 pub use output_section::{OutputSection, SinkSection};
