@@ -13,10 +13,12 @@
 //! the whole burst goes back to the mempool once the callback has run for
 //! every frame.
 //!
-//! Timestamps: when the PMD stamps the mbuf (the `net_pcap` virtual device
-//! gives the file's capture time, in ns), that time is used, so a replay
-//! through DPDK sees the file's clock; otherwise the wall clock is read
-//! once per burst (NIC clocks are not epoch-based).
+//! Timestamps: the `net_pcap` virtual device stamps each mbuf with the
+//! file's capture time (microseconds since the epoch, in the RX timestamp
+//! dynamic field): that time is used, so a replay through DPDK sees the
+//! file's clock. Every other PMD gets the wall clock, read once per burst
+//! (a NIC's own timestamps count in its clock's units, not the epoch's,
+//! and flowtap does not ask for them).
 
 mod ffi;
 
@@ -447,7 +449,11 @@ pub fn open(cfg: &DpdkConfig) -> Result<(DpdkPort, Vec<DpdkQueue>), DpdkError> {
         // SAFETY: the port is started.
         let _ = unsafe { ffi::rte_eth_promiscuous_enable(id) };
     }
-    let (ts_offset, ts_flag) = timestamp_field();
+    let (ts_offset, ts_flag) = if driver == "net_pcap" {
+        timestamp_field()
+    } else {
+        (-1, 0)
+    };
     let queues = (0..cfg.queues)
         .map(|q| DpdkQueue {
             port: Arc::clone(&inner),
@@ -562,7 +568,8 @@ impl PacketSource for DpdkQueue {
         let mut now = 0u64;
         for fr in &self.frames[..n] {
             let ts_ns = if fr.has_ts != 0 {
-                fr.ts
+                // net_pcap: microseconds since the epoch
+                fr.ts.saturating_mul(1000)
             } else {
                 if now == 0 {
                     now = wall_ns();
