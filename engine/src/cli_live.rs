@@ -345,12 +345,41 @@ pub fn gen(args: &GenArgs) -> Result<ExitCode> {
 /// `flowtap doctor`: check what live capture depends on.
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {
-    /// Interface to inspect.
+    /// Interface to inspect (with `--capture dpdk`: a PCI address, an
+    /// interface name, or a DPDK virtual device such as net_pcap0).
     #[arg(long, value_name = "IF")]
     pub iface: String,
+    /// The source to check for: afxdp/afpacket (the NIC's queues, RSS,
+    /// offloads) or dpdk (hugepages, IOMMU/VFIO, binding, NUMA).
+    #[arg(long, value_name = "SOURCE")]
+    pub capture: Option<CaptureSource>,
     /// Run the fix commands (needs root), then inspect again.
     #[arg(long)]
     pub apply: bool,
+}
+
+/// `flowtap doctor --capture dpdk`: the workers' cores are the ones this
+/// process may run on (as `pin_workers` would use them).
+fn doctor_dpdk(args: &DoctorArgs) -> Result<ExitCode> {
+    let cores = capture::worker::allowed_cores();
+    let report = tuning::dpdk::inspect(&args.iface, &cores);
+    print!("{}", report.render());
+    if args.apply {
+        bail!("--apply is not offered for DPDK: binding a NIC to vfio-pci takes it from the kernel; run the commands above by hand");
+    }
+    let fixes = report.fix_commands();
+    if !fixes.is_empty() {
+        println!("
+to fix, run:");
+        for f in &fixes {
+            println!("  {f}");
+        }
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn inspect(iface: &str) -> Result<tuning::doctor::Report> {
@@ -368,6 +397,9 @@ fn inspect(iface: &str) -> Result<tuning::doctor::Report> {
 /// Exit status: 0 when no problem with a fix command is left (problems
 /// without one, like a driver without zero-copy, are only reported), else 1.
 pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
+    if args.capture == Some(CaptureSource::Dpdk) {
+        return doctor_dpdk(args);
+    }
     let mut report = inspect(&args.iface)?;
     print!("{}", report.render());
     let fixes = report.fix_commands();
