@@ -186,8 +186,7 @@ fn memory_plan(cfg: &Config, iface: &str) -> Result<engine::budget::MemoryPlan> 
             };
             (
                 workers,
-                u64::from(c.dpdk.mbufs_for(budget, workers))
-                    * engine::config::MBUF_BYTES,
+                u64::from(c.dpdk.mbufs_for(budget, workers)) * engine::config::MBUF_BYTES,
             )
         }
         CaptureSource::AfPacket => (
@@ -369,8 +368,10 @@ fn doctor_dpdk(args: &DoctorArgs) -> Result<ExitCode> {
     }
     let fixes = report.fix_commands();
     if !fixes.is_empty() {
-        println!("
-to fix, run:");
+        println!(
+            "
+to fix, run:"
+        );
         for f in &fixes {
             println!("  {f}");
         }

@@ -643,7 +643,15 @@ fn list_nic(n: &NicCounters, v: &mut dyn Listing) {
                 *errors,
             ),
         ] {
-            fig(v, key, metric, Counter, help, &[("queue", q.as_str())], value);
+            fig(
+                v,
+                key,
+                metric,
+                Counter,
+                help,
+                &[("queue", q.as_str())],
+                value,
+            );
         }
         v.close();
     }

@@ -129,7 +129,10 @@ impl Run {
         while !self.stderr.text().contains("flowtap: capturing on") {
             if let Ok(Some(st)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("flowtap exited ({st}) before capturing: {}", self.stderr.text());
+                panic!(
+                    "flowtap exited ({st}) before capturing: {}",
+                    self.stderr.text()
+                );
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
@@ -236,11 +239,23 @@ fn last_stats(events: &[Value]) -> &Value {
 fn assert_accounted(stats: &Value, frames: u64, what: &str) {
     let cap = &stats["capture"];
     assert_eq!(cap["source"], "dpdk", "{what}: {cap}");
-    assert_eq!(stats["packets"]["received"].as_u64(), Some(frames), "{what}: {stats}");
+    assert_eq!(
+        stats["packets"]["received"].as_u64(),
+        Some(frames),
+        "{what}: {stats}"
+    );
     assert_eq!(stats["packets"]["accounted"], true, "{what}: {stats}");
     assert_eq!(cap["received"].as_u64(), Some(frames), "{what}: {cap}");
-    assert_eq!(cap["nic"]["rx_packets"].as_u64(), Some(frames), "{what}: {cap}");
-    assert_eq!(cap["nic"]["queues"]["0"]["packets"].as_u64(), Some(frames), "{what}: {cap}");
+    assert_eq!(
+        cap["nic"]["rx_packets"].as_u64(),
+        Some(frames),
+        "{what}: {cap}"
+    );
+    assert_eq!(
+        cap["nic"]["queues"]["0"]["packets"].as_u64(),
+        Some(frames),
+        "{what}: {cap}"
+    );
     for k in ["imissed", "ierrors", "rx_nombuf"] {
         assert_eq!(cap["nic"][k], 0, "{what}: {k}: {cap}");
     }
@@ -251,7 +266,11 @@ fn assert_accounted(stats: &Value, frames: u64, what: &str) {
 /// replay, times included.
 fn pcap_vdev_equals_replay(file: &Path, tag: &str) {
     let offline = run_flowtap(file, 1, &[]);
-    assert!(offline.status.success(), "replay of {tag}: {}", offline.stderr);
+    assert!(
+        offline.status.success(),
+        "replay of {tag}: {}",
+        offline.stderr
+    );
     let frames = offline.stats()["stats"]["packets"]["received"]
         .as_u64()
         .expect("received");
@@ -269,7 +288,12 @@ fn pcap_vdev_equals_replay(file: &Path, tag: &str) {
     // The PMD reads the file at once; stop when the worker has had it all.
     std::thread::sleep(Duration::from_secs(3));
     let code = run.stop("INT");
-    assert_eq!(code, 0, "{tag}: clean exit on SIGINT: {}", run.stderr.text());
+    assert_eq!(
+        code,
+        0,
+        "{tag}: clean exit on SIGINT: {}",
+        run.stderr.text()
+    );
     let events = run.events();
     assert_accounted(last_stats(&events), frames, tag);
     let flows = events.iter().filter(|e| e["event_type"] == "flow").count();
@@ -332,7 +356,15 @@ impl Veth {
     /// `flowtap gen` from `a`; the frames sent.
     fn gen(&self, file: &Path, pps: u64) -> u64 {
         let o = Command::new("ip")
-            .args(["netns", "exec", &self.ns_a.0, FLOWTAP, "gen", "--iface", &self.a])
+            .args([
+                "netns",
+                "exec",
+                &self.ns_a.0,
+                FLOWTAP,
+                "gen",
+                "--iface",
+                &self.a,
+            ])
             .arg("--pcap")
             .arg(file)
             .args(["--pps", &pps.to_string()])
@@ -360,7 +392,12 @@ fn af_packet_vdev_on_a_veth_accounts_for_every_frame_and_sigterm_flushes() {
     let dir = tmp_dir("dpdk");
     let vdev = format!("--vdev=net_af_packet0,iface={},framecnt=4096", net.b);
     let cfg = config(&dir, "afpacket", &[vdev]);
-    let mut run = Run::start(Some(&net.ns_b.0), "net_af_packet0", &cfg, &["--workers", "1"]);
+    let mut run = Run::start(
+        Some(&net.ns_b.0),
+        "net_af_packet0",
+        &cfg,
+        &["--workers", "1"],
+    );
     run.wait_ready();
     assert!(
         run.stderr.text().contains("with dpdk net_af_packet port 0"),

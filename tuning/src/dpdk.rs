@@ -47,7 +47,9 @@ pub struct DpdkReport {
 }
 
 fn read(p: impl AsRef<Path>) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 fn is_pci_address(s: &str) -> bool {
@@ -55,7 +57,9 @@ fn is_pci_address(s: &str) -> bool {
     // DDDD:BB:DD.F or BB:DD.F
     let short = b.len() == 7 && b[2] == b':' && b[5] == b'.';
     let long = b.len() == 12 && b[4] == b':' && b[7] == b':' && b[10] == b'.';
-    (short || long) && s.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+    (short || long)
+        && s.chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
 }
 
 /// The cpulist format of sysfs (`0-3,8,10-11`).
@@ -92,7 +96,11 @@ pub fn inspect_at(sys: &Path, proc_mounts: &Path, device: &str, cores: &[usize])
             else {
                 continue;
             };
-            let num = |f: &str| read(e.path().join(f)).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let num = |f: &str| {
+                read(e.path().join(f))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0)
+            };
             r.hugepages.push(Hugepages {
                 size_kb: kb,
                 total: num("nr_hugepages"),
@@ -101,8 +109,10 @@ pub fn inspect_at(sys: &Path, proc_mounts: &Path, device: &str, cores: &[usize])
         }
     }
     r.hugepages.sort_by_key(|h| h.size_kb);
-    r.hugetlbfs_mounted = read(proc_mounts)
-        .is_some_and(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")));
+    r.hugetlbfs_mounted = read(proc_mounts).is_some_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
+    });
     r.iommu_groups = std::fs::read_dir(sys.join("kernel/iommu_groups")).map_or(0, |d| d.count());
     r.vfio_pci_loaded = sys.join("bus/pci/drivers/vfio-pci").exists();
     r.vfio_noiommu = read(sys.join("module/vfio/parameters/enable_unsafe_noiommu_mode"))
@@ -137,7 +147,10 @@ pub fn inspect_at(sys: &Path, proc_mounts: &Path, device: &str, cores: &[usize])
     if let Ok(dir) = std::fs::read_dir(sys.join("devices/system/node")) {
         for e in dir.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(n) = name.strip_prefix("node").and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(n) = name
+                .strip_prefix("node")
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             for c in parse_cpulist(&read(e.path().join("cpulist")).unwrap_or_default()) {
@@ -253,7 +266,10 @@ impl DpdkReport {
         let mut s = String::new();
         let _ = writeln!(s, "device      {}", self.device);
         if self.is_virtual() {
-            let _ = writeln!(s, "kind        DPDK virtual device (no binding, no NUMA node)");
+            let _ = writeln!(
+                s,
+                "kind        DPDK virtual device (no binding, no NUMA node)"
+            );
         } else {
             let _ = writeln!(
                 s,
@@ -280,14 +296,26 @@ impl DpdkReport {
         let _ = writeln!(
             s,
             "hugetlbfs   {}",
-            if self.hugetlbfs_mounted { "mounted" } else { "not mounted" }
+            if self.hugetlbfs_mounted {
+                "mounted"
+            } else {
+                "not mounted"
+            }
         );
         let _ = writeln!(
             s,
             "iommu       {} group(s){}; vfio-pci {}",
             self.iommu_groups,
-            if self.vfio_noiommu { " (vfio no-IOMMU mode on)" } else { "" },
-            if self.vfio_pci_loaded { "loaded" } else { "not loaded" }
+            if self.vfio_noiommu {
+                " (vfio no-IOMMU mode on)"
+            } else {
+                ""
+            },
+            if self.vfio_pci_loaded {
+                "loaded"
+            } else {
+                "not loaded"
+            }
         );
         let cores: Vec<String> = self
             .cores
@@ -354,7 +382,11 @@ mod tests {
         assert!(whats[2].starts_with("no IOMMU groups"));
         assert!(whats[3].contains("vfio-pci module"));
         assert!(whats[4].contains("bound to ixgbe"));
-        assert!(whats[5].contains("NUMA node 1 but 1 of the 2"), "{}", whats[5]);
+        assert!(
+            whats[5].contains("NUMA node 1 but 1 of the 2"),
+            "{}",
+            whats[5]
+        );
         assert_eq!(
             r.fix_commands(),
             [

@@ -547,7 +547,10 @@ impl PacketSource for DpdkQueue {
     where
         F: FnMut(&Packet<'_>),
     {
-        let want = u16::try_from(max).unwrap_or(u16::MAX).min(self.burst).max(1);
+        let want = u16::try_from(max)
+            .unwrap_or(u16::MAX)
+            .min(self.burst)
+            .max(1);
         // SAFETY: `mbufs` and `frames` hold MAX_BURST >= want entries; the
         // queue is set up and polled only by this thread.
         let n = unsafe {
@@ -598,5 +601,60 @@ impl PacketSource for DpdkQueue {
             received: self.received,
             ..SourceStats::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Toeplitz hash the NIC computes over `input` with `key`.
+    fn toeplitz(key: &[u8; 40], input: &[u8]) -> u32 {
+        let mut hash = 0u32;
+        let mut window = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
+        for (i, byte) in input.iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    hash ^= window;
+                }
+                let next = key.get(i + 4).copied().unwrap_or(0);
+                window = (window << 1) | u32::from((next >> (7 - bit)) & 1);
+            }
+        }
+        hash
+    }
+
+    fn tuple(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend(src);
+        v.extend(dst);
+        v.extend(sport.to_be_bytes());
+        v.extend(dport.to_be_bytes());
+        v
+    }
+
+    #[test]
+    fn the_rss_key_hashes_both_directions_alike() {
+        assert_eq!(&SYMMETRIC_RSS_KEY[..4], &[0x6d, 0x5a, 0x6d, 0x5a]);
+        let mut distinct = std::collections::HashSet::new();
+        for i in 0..200u16 {
+            let (a, b) = (
+                [10, 0, (i >> 8) as u8, i as u8],
+                [192, 0, 2, (i % 250) as u8],
+            );
+            let (pa, pb) = (1024 + i * 7, 80 + i);
+            let fwd = toeplitz(&SYMMETRIC_RSS_KEY, &tuple(a, b, pa, pb));
+            let rev = toeplitz(&SYMMETRIC_RSS_KEY, &tuple(b, a, pb, pa));
+            assert_eq!(fwd, rev, "flow {i}");
+            distinct.insert(fwd);
+        }
+        // symmetric, yet it still spreads flows
+        assert!(distinct.len() > 150, "{}", distinct.len());
+        // the Microsoft verification key is not symmetric: the test can tell
+        let mut ms = [0u8; 40];
+        ms[..8].copy_from_slice(&[0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2]);
+        let t = tuple([10, 0, 0, 1], [10, 0, 0, 2], 1000, 80);
+        let r = tuple([10, 0, 0, 2], [10, 0, 0, 1], 80, 1000);
+        assert_ne!(toeplitz(&ms, &t), toeplitz(&ms, &r));
     }
 }

@@ -327,7 +327,10 @@ impl CaptureSection {
             );
         }
         if d.mbuf_cache > 512 {
-            return bad("dpdk.mbuf_cache", format!("{} must be 0..=512", d.mbuf_cache));
+            return bad(
+                "dpdk.mbuf_cache",
+                format!("{} must be 0..=512", d.mbuf_cache),
+            );
         }
         let floor = 2 * u32::from(d.rx_descriptors) + u32::from(d.burst);
         if d.mbufs_per_queue != 0 && (d.mbufs_per_queue < floor || d.mbufs_per_queue > 1 << 20) {
@@ -401,7 +404,10 @@ mod tests {
         assert_eq!(cfg.capture.source, super::CaptureSource::Dpdk);
         let d = &cfg.capture.dpdk;
         assert_eq!(d.eal_args, ["--no-huge", "--no-pci"]);
-        assert_eq!((d.port.as_str(), d.burst, d.mbufs_per_queue), ("net_pcap0", 32, 4096));
+        assert_eq!(
+            (d.port.as_str(), d.burst, d.mbufs_per_queue),
+            ("net_pcap0", 32, 4096)
+        );
         assert_eq!(d.mbufs_for(1 << 30, 4), 4096);
     }
 
@@ -471,7 +477,10 @@ mod tests {
                 "[capture.dpdk]\nmbufs_per_queue = 100\n",
                 "capture.dpdk.mbufs_per_queue",
             ),
-            ("[capture.dpdk]\nmbuf_cache = 1000\n", "capture.dpdk.mbuf_cache"),
+            (
+                "[capture.dpdk]\nmbuf_cache = 1000\n",
+                "capture.dpdk.mbuf_cache",
+            ),
             ("[capture.dpdk]\nports = \"x\"\n", "ports"),
             (
                 "[capture]\nsource = \"dpdk\"\n[capture.filter]\ndrop_ports = [53]\n",
