@@ -154,15 +154,42 @@ pub fn init_eal(args: &[String]) -> Result<bool, DpdkError> {
                 .collect(),
         );
         let argc = libc::c_int::try_from(argv.len()).map_err(|_| "too many arguments")?;
+        // EAL pins the calling thread to its main lcore; the threads flowtap
+        // starts later (workers, which pin themselves from this mask) must
+        // see the process's own CPU set, so it is put back afterwards.
+        let saved = affinity();
         // SAFETY: argv holds argc valid NUL-terminated strings that live for
         // the process; rte_eal_init runs once (OnceLock).
         let r = unsafe { ffi::rte_eal_init(argc, argv.as_mut_ptr()) };
+        if let Some(set) = saved {
+            set_affinity(&set);
+        }
         if r < 0 {
             return Err(last_rte_error());
         }
         Ok(())
     });
     r.clone().map_err(DpdkError::Eal).map(|()| first)
+}
+
+/// The calling thread's CPU set.
+fn affinity() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is writable and of the size passed; 0 = calling thread.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    (r == 0).then_some(set)
+}
+
+fn set_affinity(set: &libc::cpu_set_t) {
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 = calling thread.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+    if r != 0 {
+        log::warn!(
+            "cannot restore the CPU set after EAL init: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// Port-level counters (`rte_eth_stats_get`).
