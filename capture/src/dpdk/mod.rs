@@ -491,6 +491,7 @@ pub fn open(cfg: &DpdkConfig) -> Result<(DpdkPort, Vec<DpdkQueue>), DpdkError> {
             ts_offset,
             ts_flag,
             received: 0,
+            registered: false,
         })
         .collect();
     let info = PortInfo {
@@ -536,6 +537,19 @@ pub struct DpdkQueue {
     ts_offset: i32,
     ts_flag: u64,
     received: u64,
+    /// The polling thread is registered with EAL (it has an lcore id, so
+    /// the mempool's per-lcore cache serves its frees).
+    registered: bool,
+}
+
+impl Drop for DpdkQueue {
+    fn drop(&mut self) {
+        if self.registered {
+            // SAFETY: `registered` is only set by the thread that polls the
+            // queue, which is the thread dropping it (the worker owns it).
+            unsafe { ffi::rte_thread_unregister() };
+        }
+    }
 }
 
 // SAFETY: a queue is used by one thread at a time (it is moved into its
