@@ -251,6 +251,12 @@ fn print_summary(s: &LiveSummary) {
         c.filtered(),
         c.output_events_dropped
     );
+    if let Some(n) = &c.nic {
+        eprintln!(
+            "flowtap: DPDK port: received {} packets ({} bytes) · imissed {} · ierrors {} · rx_nombuf {}",
+            n.rx_packets, n.rx_bytes, n.imissed, n.ierrors, n.rx_nombuf
+        );
+    }
     if c.capture_only {
         eprintln!(
             "flowtap: capture only: {} packets counted, none decoded",

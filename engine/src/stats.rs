@@ -664,7 +664,7 @@ fn list_nic(n: &NicCounters, v: &mut dyn Listing) {
 /// in [`WorkerStats`]; these are the ones they never got (and why).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaptureStats {
-    /// `afxdp` or `afpacket`.
+    /// `afxdp`, `afpacket` or `dpdk`.
     pub source: &'static str,
     pub iface: String,
     /// How the source runs, e.g. `native copy`, `generic copy`, `tpacket_v3 fanout`.

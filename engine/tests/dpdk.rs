@@ -66,6 +66,11 @@ fn w1() -> PathBuf {
 /// A config for the DPDK source with these EAL arguments after the test
 /// ones (no hugepages, no runtime files, no PCI scan).
 fn config(dir: &Path, tag: &str, eal: &[String]) -> PathBuf {
+    config_with(dir, tag, eal, "")
+}
+
+/// [`config`] with `head` (TOML before `[capture]`) in front.
+fn config_with(dir: &Path, tag: &str, eal: &[String], head: &str) -> PathBuf {
     let mut args = vec![
         "--no-huge".to_string(),
         "--no-shconf".into(),
@@ -80,7 +85,7 @@ fn config(dir: &Path, tag: &str, eal: &[String]) -> PathBuf {
     std::fs::write(
         &p,
         format!(
-            "[capture]\nsource = \"dpdk\"\n[capture.dpdk]\neal_args = [{}]\n",
+            "{head}[capture]\nsource = \"dpdk\"\n[capture.dpdk]\neal_args = [{}]\n",
             list.join(", ")
         ),
     )
@@ -262,8 +267,33 @@ fn assert_accounted(stats: &Value, frames: u64, what: &str) {
     assert_eq!(cap["dropped"]["total"], 0, "{what}: {cap}");
 }
 
+/// A free local TCP port (for the metrics endpoint).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// GET /metrics from `port`: the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .expect("send request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read /metrics");
+    body
+}
+
+/// The value of the sample `name` (with its labels) in a metrics page.
+fn sample(page: &str, name: &str) -> Option<u64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Replays `file` through the net_pcap PMD and compares with the offline
-/// replay, times included.
+/// replay, times included; the port's counters must be on /metrics.
 fn pcap_vdev_equals_replay(file: &Path, tag: &str) {
     let offline = run_flowtap(file, 1, &[]);
     assert!(
@@ -277,7 +307,9 @@ fn pcap_vdev_equals_replay(file: &Path, tag: &str) {
     assert!(frames > 0, "{tag}: an empty capture compares nothing");
     let dir = tmp_dir("dpdk");
     let vdev = format!("--vdev=net_pcap0,rx_pcap={}", file.display());
-    let cfg = config(&dir, tag, &[vdev]);
+    let metrics = free_port();
+    let head = format!("[output]\nmetrics_listen = \"127.0.0.1:{metrics}\"\n");
+    let cfg = config_with(&dir, tag, &[vdev], &head);
     let mut run = Run::start(None, "net_pcap0", &cfg, &["--workers", "1"]);
     run.wait_ready();
     assert!(
@@ -285,8 +317,25 @@ fn pcap_vdev_equals_replay(file: &Path, tag: &str) {
         "{}",
         run.stderr.text()
     );
-    // The PMD reads the file at once; stop when the worker has had it all.
+    // The PMD reads the file at once; the counters are refreshed every
+    // second: stop when /metrics shows the port had it all.
     std::thread::sleep(Duration::from_secs(3));
+    let page = scrape(metrics);
+    for name in [
+        "flowtap_capture_nic_rx_packets_total",
+        "flowtap_capture_nic_queue_packets_total{queue=\"0\"}",
+        "flowtap_capture_packets_received_total",
+    ] {
+        assert_eq!(sample(&page, name), Some(frames), "{tag}: {name}: {page}");
+    }
+    assert_eq!(
+        sample(
+            &page,
+            "flowtap_capture_packets_dropped_total{reason=\"nic_missed\"}"
+        ),
+        Some(0),
+        "{tag}: {page}"
+    );
     let code = run.stop("INT");
     assert_eq!(
         code,
