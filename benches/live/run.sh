@@ -71,7 +71,7 @@ dpdk_cfg() { # NAME VDEV
     "$FIFO" "$2" >"$TMP/$1.toml"
 }
 dpdk_cfg dpdk-afpacket "net_af_packet0,iface=$VB,blocksz=4096,framesz=2048,framecnt=32768"
-dpdk_cfg dpdk-afxdp "net_af_xdp0,iface=$VB,start_queue=0,queue_count=1"
+dpdk_cfg dpdk-afxdp "net_af_xdp0,iface=$VB,start_queue=0,queue_count=1,busy_budget=0"
 CHRT=()
 [ "$FIFO" -gt 0 ] && CHRT=(chrt -f "$FIFO")
 for ns in "$NA" "$NB"; do
