@@ -430,26 +430,33 @@ impl Veth {
     }
 }
 
-#[test]
-fn af_packet_vdev_on_a_veth_accounts_for_every_frame_and_sigterm_flushes() {
-    require_root!("DPDK EAL and network namespaces");
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// W1 from `flowtap gen` into a veth, captured in the other namespace by
+/// the net_af_packet PMD with `queues` queue pairs (sockets in one fanout
+/// group, whose symmetric hash keeps both directions of a flow on one
+/// queue) and as many workers; stopped with SIGTERM.
+fn af_packet_vdev_on_a_veth(queues: usize) {
     let file = w1();
     let offline = run_flowtap(&file, 1, &[]);
     assert!(offline.status.success(), "{}", offline.stderr);
     let net = Veth::new();
     let dir = tmp_dir("dpdk");
-    let vdev = format!("--vdev=net_af_packet0,iface={},framecnt=4096", net.b);
-    let cfg = config(&dir, "afpacket", &[vdev]);
+    let vdev = format!(
+        "--vdev=net_af_packet0,iface={},qpairs={queues},framecnt=4096",
+        net.b
+    );
+    let cfg = config(&dir, &format!("afpacket{queues}"), &[vdev]);
+    let workers = queues.to_string();
     let mut run = Run::start(
         Some(&net.ns_b.0),
         "net_af_packet0",
         &cfg,
-        &["--workers", "1"],
+        &["--workers", &workers],
     );
     run.wait_ready();
     assert!(
-        run.stderr.text().contains("with dpdk net_af_packet port 0"),
+        run.stderr.text().contains(&format!(
+            "with dpdk net_af_packet port 0 ({queues} worker(s)"
+        )),
         "{}",
         run.stderr.text()
     );
@@ -464,10 +471,53 @@ fn af_packet_vdev_on_a_veth_accounts_for_every_frame_and_sigterm_flushes() {
     assert_eq!(code, 0, "clean exit on SIGTERM: {}", run.stderr.text());
     let events = run.events();
     let stats = last_stats(&events);
-    assert_accounted(stats, sent, "af_packet");
-    assert_same(&events, &offline.events, false, "af_packet");
+    let what = format!("af_packet x{queues}");
+    let cap = &stats["capture"];
+    assert_eq!(cap["queues"].as_u64(), Some(queues as u64), "{cap}");
+    assert_eq!(
+        stats["packets"]["received"].as_u64(),
+        Some(sent),
+        "{what}: {stats}"
+    );
+    assert_eq!(stats["packets"]["accounted"], true, "{what}: {stats}");
+    assert_eq!(cap["received"].as_u64(), Some(sent), "{what}: {cap}");
+    assert_eq!(
+        cap["nic"]["rx_packets"].as_u64(),
+        Some(sent),
+        "{what}: {cap}"
+    );
+    assert_eq!(cap["dropped"]["total"], 0, "{what}: {cap}");
+    // per queue: the PMD's counts add up, and with two queues both got flows
+    let per_queue: Vec<u64> = (0..queues)
+        .map(|q| {
+            cap["nic"]["queues"][q.to_string()]["packets"]
+                .as_u64()
+                .expect("queue count")
+        })
+        .collect();
+    assert_eq!(per_queue.iter().sum::<u64>(), sent, "{what}: {cap}");
+    assert!(per_queue.iter().all(|&n| n > 0), "{what}: {cap}");
+    assert_same(&events, &offline.events, false, &what);
     let err = run.stderr.text();
     assert!(err.contains("capture drops: 0"), "{err}");
+    assert!(
+        err.contains(&format!("DPDK port: received {sent} packets")),
+        "{err}"
+    );
+}
+
+#[test]
+fn af_packet_vdev_on_a_veth_accounts_for_every_frame_and_sigterm_flushes() {
+    require_root!("DPDK EAL and network namespaces");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    af_packet_vdev_on_a_veth(1);
+}
+
+#[test]
+fn two_af_packet_queues_two_workers_keep_flows_whole() {
+    require_root!("DPDK EAL and network namespaces");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    af_packet_vdev_on_a_veth(2);
 }
 
 /// Runs flowtap with a DPDK config that cannot work; its stderr.
