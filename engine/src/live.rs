@@ -1058,4 +1058,19 @@ mod tests {
         .expect_err("no interface");
         assert!(matches!(e, LiveError::NoInterface), "{e}");
     }
+
+    /// A build without the `dpdk` feature says how to get one.
+    #[cfg(not(feature = "dpdk"))]
+    #[test]
+    fn dpdk_without_the_feature_says_how_to_build_it() {
+        let cfg = Config::from_toml("[capture]\nsource = \"dpdk\"\n", "t").expect("config");
+        let opts = LiveOptions {
+            iface: "net_pcap0".into(),
+            ..LiveOptions::default()
+        };
+        let e = run_live(&cfg, &opts, None, &AtomicBool::new(false), |_| {})
+            .expect_err("no DPDK in this build");
+        assert!(matches!(e, LiveError::NoDpdk), "{e}");
+        assert!(e.to_string().contains("--features dpdk"), "{e}");
+    }
 }
