@@ -18,13 +18,16 @@ set -euo pipefail
 # amqp live test: rabbitmq-server (the test starts its own node), python3-pika (the client)
 # package test (scripts/package_test.sh): dpkg-dev (dpkg-shlibdeps: cargo-deb's $auto
 # dependencies), adduser (the postinst), systemd (systemd-analyze verify/security; not as PID 1)
+# DPDK source (the `dpdk` feature, built and tested by scripts/test.sh): dpdk-dev (headers,
+# pkg-config file, the PMDs: net_pcap, net_af_packet); bindgen reads the headers with clang's libclang
 packages=(tshark wireshark-common clang libelf-dev zlib1g-dev m4 pkg-config make ethtool iproute2 procps mount
   prometheus tmux rsyslog rsyslog-gnutls openssl nodejs python3
   libssl-dev libsasl2-dev python3-pip postgresql postgresql-client
   nftables iptables
   mariadb-server mariadb-client libdbd-mariadb-perl
   redis-server redis-tools rabbitmq-server python3-pika
-  dpkg-dev adduser systemd)
+  dpkg-dev adduser systemd
+  dpdk-dev)
 # Debian's npm package conflicts with a nodejs that bundles npm (nodesource): only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()

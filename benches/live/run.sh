@@ -7,6 +7,13 @@
 # ------
 #   sudo benches/live/run.sh            # 5 s per cell
 #   SECONDS_PER_RUN=10 SIZES="64 1000" SOURCES="xdp-native xdp-generic afpacket" sudo -E benches/live/run.sh
+#   SOURCES="xdp-native dpdk-afpacket dpdk-afxdp" sudo -E benches/live/run.sh   # DPDK (builds --features dpdk)
+#
+# dpdk-afpacket / dpdk-afxdp: `--capture dpdk` on DPDK's net_af_packet /
+# net_af_xdp virtual device bound to the veth (EAL with --no-huge: no
+# hugepages are reserved on the test machine). They measure flowtap's DPDK
+# path (EAL, mbufs, bursts) over a kernel socket, not a NIC's poll-mode
+# driver: a virtual device says nothing about a real PMD's rate.
 #
 # For each frame size and each source (AF_XDP native, AF_XDP generic,
 # AF_PACKET v3) it runs `flowtap run --iface` in namespace B with one worker
@@ -41,8 +48,10 @@ SECS=${SECONDS_PER_RUN:-5}
 SIZES=${SIZES:-"64 1000"}
 SOURCES=${SOURCES:-"xdp-native xdp-generic afpacket"}
 FIFO=${FIFO:-50}
+FEATURES=()
+case " $SOURCES " in *" dpdk-"*) FEATURES=(--features dpdk) ;; esac
 cargo build --release -q -p capture --examples
-cargo build --release -q -p engine --bin flowtap
+cargo build --release -q -p engine --bin flowtap "${FEATURES[@]}"
 GEN=$CARGO_TARGET_DIR/release/examples/gen
 FLOWTAP=$CARGO_TARGET_DIR/release/flowtap
 ID=$$
@@ -55,6 +64,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 printf '[capture]\nsched_fifo = %d\n' "$FIFO" >"$TMP/flowtap.toml"
+# DPDK on the veth: one config per virtual device (64 MiB of ring, like the
+# AF_PACKET source's default).
+dpdk_cfg() { # NAME VDEV
+  printf '[capture]\nsched_fifo = %d\nsource = "dpdk"\n[capture.dpdk]\neal_args = ["--no-huge", "--no-shconf", "--no-pci", "-m", "1024", "--log-level=lib.eal:error", "--vdev=%s"]\n' \
+    "$FIFO" "$2" >"$TMP/$1.toml"
+}
+dpdk_cfg dpdk-afpacket "net_af_packet0,iface=$VB,blocksz=4096,framesz=2048,framecnt=32768"
+dpdk_cfg dpdk-afxdp "net_af_xdp0,iface=$VB,start_queue=0,queue_count=1,busy_budget=0"
 CHRT=()
 [ "$FIFO" -gt 0 ] && CHRT=(chrt -f "$FIFO")
 for ns in "$NA" "$NB"; do
@@ -74,19 +91,21 @@ kv() { sed -n 's/.*\b'"$1"'=\([^ ]*\).*/\1/p' <<<"$2"; }
 
 # run SRC SIZE MODE PPS -> prints one table row, sets RX_PPS
 run() {
-  local src=$1 size=$2 mode=$3 pps=$4 args=() gargs=()
+  local src=$1 size=$2 mode=$3 pps=$4 args=() gargs=() cfg=$TMP/flowtap.toml iface=$VB
   case $src in
     xdp-native) args=(--capture afxdp --xdp-mode native) ;;
     xdp-generic) args=(--capture afxdp --xdp-mode generic) ;;
     afpacket) args=(--capture afpacket) ;;
+    dpdk-afpacket) cfg=$TMP/$src.toml iface=net_af_packet0 ;;
+    dpdk-afxdp) cfg=$TMP/$src.toml iface=net_af_xdp0 ;;
   esac
   [ "$mode" = capture-only ] && args+=(--capture-only)
   [ "$pps" != max ] && gargs=(--pps "$pps")
   local out=$TMP/out.json d0 d1 g
   d0=$(rxdrop)
   # one worker, pinned to core 1 (its only allowed core); the generator owns core 0
-  ip netns exec "$NB" taskset -c 1 "$FLOWTAP" run --iface "$VB" "${args[@]}" --workers 1 \
-    --duration $((SECS + 3)) --config "$TMP/flowtap.toml" --output "$out" 2>"$TMP/ft.err" &
+  ip netns exec "$NB" taskset -c 1 "$FLOWTAP" run --iface "$iface" "${args[@]}" --workers 1 \
+    --duration $((SECS + 3)) --config "$cfg" --output "$out" 2>"$TMP/ft.err" &
   local ft=$!
   for _ in $(seq 300); do grep -q "capturing on" "$TMP/ft.err" 2>/dev/null && break; sleep 0.1; done
   grep -q "capturing on" "$TMP/ft.err" || { echo "$src $size $mode: flowtap not capturing after 30 s:" >&2; cat "$TMP/ft.err" >&2; exit 1; }
@@ -103,6 +122,9 @@ sent, secs, vd = int(sent), float(secs), int(vd)
 stats = [json.loads(l) for l in open(out) if '"event_type":"stats"' in l][-1]["stats"]
 c = stats["capture"]
 recv, d = c["received"], c["dropped"]
+# DPDK: the port's own drops (no free descriptor / mbuf) stand for the socket's
+if "nic" in c:
+    d["socket"] = d["nic_missed"] + d["nic_no_mbuf"] + d["nic_errors"]
 lost = sent - recv - max(vd, d["socket"] + d["rx_ring_full"])
 rx = recv / secs
 print(f"{src:<12} {size:>5} {mode:<13} {sent/secs:>11.0f} {rx:>11.0f} {vd:>10} {d['socket']:>10} "

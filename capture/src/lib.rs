@@ -9,6 +9,8 @@ pub mod source;
 
 pub mod afpacket;
 pub mod afxdp;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod gen;
 mod sys;
 pub mod worker;

@@ -145,8 +145,13 @@ pub fn run(
     if cfg.capture.source == CaptureSource::AfPacket {
         cfg.workers = crate::cap_workers(cfg.workers);
     }
+    // DPDK: the port is a device name EAL knows (--iface, else
+    // capture.dpdk.port, else capture.iface).
     let iface = match live.iface.as_deref() {
         Some(i) if !i.is_empty() => i.to_string(),
+        _ if cfg.capture.source == CaptureSource::Dpdk && !cfg.capture.dpdk.port.is_empty() => {
+            cfg.capture.dpdk.port.clone()
+        }
         _ => cfg.capture.iface.clone(),
     };
     if iface.is_empty() {
@@ -345,6 +350,20 @@ pub fn run(
 fn memory_plan(cfg: &Config, iface: &str) -> Result<engine::budget::MemoryPlan> {
     let c = &cfg.capture;
     let (workers, ring) = match c.source {
+        // DPDK: one RX queue per worker (--workers, default 1), each with
+        // its share of the mbuf pool.
+        CaptureSource::Dpdk => {
+            let workers = cfg.workers.max(1);
+            let budget = if cfg.memory_budget.0 == 0 {
+                engine::budget::default_budget()
+            } else {
+                cfg.memory_budget.0
+            };
+            (
+                workers,
+                u64::from(c.dpdk.mbufs_for(budget, workers)) * engine::config::MBUF_BYTES,
+            )
+        }
         CaptureSource::AfPacket => (
             match cfg.workers {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -407,6 +426,12 @@ fn print_summary(s: &LiveSummary) {
         c.filtered(),
         c.output_events_dropped
     );
+    if let Some(n) = &c.nic {
+        eprintln!(
+            "flowtap: DPDK port: received {} packets ({} bytes) · imissed {} · ierrors {} · rx_nombuf {}",
+            n.rx_packets, n.rx_bytes, n.imissed, n.ierrors, n.rx_nombuf
+        );
+    }
     if c.capture_only {
         eprintln!(
             "flowtap: capture only: {} packets counted, none decoded",
@@ -500,12 +525,43 @@ pub fn gen(args: &GenArgs) -> Result<ExitCode> {
 /// `flowtap doctor`: check what live capture depends on.
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {
-    /// Interface to inspect.
+    /// Interface to inspect (with `--capture dpdk`: a PCI address, an
+    /// interface name, or a DPDK virtual device such as net_pcap0).
     #[arg(long, value_name = "IF")]
     pub iface: String,
+    /// The source to check for: afxdp/afpacket (the NIC's queues, RSS,
+    /// offloads) or dpdk (hugepages, IOMMU/VFIO, binding, NUMA).
+    #[arg(long, value_name = "SOURCE")]
+    pub capture: Option<CaptureSource>,
     /// Run the fix commands (needs root), then inspect again.
     #[arg(long)]
     pub apply: bool,
+}
+
+/// `flowtap doctor --capture dpdk`: the workers' cores are the ones this
+/// process may run on (as `pin_workers` would use them).
+fn doctor_dpdk(args: &DoctorArgs) -> Result<ExitCode> {
+    let cores = capture::worker::allowed_cores();
+    let report = tuning::dpdk::inspect(&args.iface, &cores);
+    print!("{}", report.render());
+    if args.apply {
+        bail!("--apply is not offered for DPDK: binding a NIC to vfio-pci takes it from the kernel; run the commands above by hand");
+    }
+    let fixes = report.fix_commands();
+    if !fixes.is_empty() {
+        println!(
+            "
+to fix, run:"
+        );
+        for f in &fixes {
+            println!("  {f}");
+        }
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn inspect(iface: &str) -> Result<tuning::doctor::Report> {
@@ -523,6 +579,9 @@ fn inspect(iface: &str) -> Result<tuning::doctor::Report> {
 /// Exit status: 0 when no problem with a fix command is left (problems
 /// without one, like a driver without zero-copy, are only reported), else 1.
 pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
+    if args.capture == Some(CaptureSource::Dpdk) {
+        return doctor_dpdk(args);
+    }
     let mut report = inspect(&args.iface)?;
     print!("{}", report.render());
     let fixes = report.fix_commands();

@@ -8,13 +8,16 @@ use serde::Deserialize;
 
 mod capture_section;
 mod control_section;
+mod discover_section;
 mod output_section;
 mod stream_section;
 pub use crate::export::config::{ExportSection, MatchSection, RuleSection, Size, Values};
 pub use capture_section::{
-    CaptureSection, CaptureSource, FilterSection, ShardSetting, XdpModeSetting, ZeroCopySetting,
+    CaptureSection, CaptureSource, DpdkSection, FilterSection, ShardSetting, XdpModeSetting,
+    ZeroCopySetting, MBUF_BYTES,
 };
 pub use control_section::ControlSection;
+pub use discover_section::{DiscoverSection, DEFAULT_PORT_GAP};
 pub use dissect::app::AppConfig;
 pub use output_section::{OutputSection, SinkSection};
 pub use stream_section::StreamSection;
@@ -98,7 +101,7 @@ pub struct Config {
     /// `[app_metrics]`: application KPIs on `/metrics`.
     pub app_metrics: crate::kpi::AppMetricsSection,
     /// `[discover]`: the monitor scope and the discovery sink.
-    pub discover: crate::discover::config::DiscoverSection,
+    pub discover: DiscoverSection,
 }
 
 impl Default for Config {
@@ -118,7 +121,7 @@ impl Default for Config {
             export: ExportSection::default(),
             control: ControlSection::default(),
             app_metrics: crate::kpi::AppMetricsSection::default(),
-            discover: crate::discover::config::DiscoverSection::default(),
+            discover: DiscoverSection::default(),
         }
     }
 }

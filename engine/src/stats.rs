@@ -533,14 +533,22 @@ pub fn list_capture(c: &CaptureStats, v: &mut dyn Listing) {
     });
     v.open("dropped");
     v.number("total", c.dropped());
-    const DROPPED: &str = "Frames lost before a worker saw them, by reason: socket (kernel: no free frame or slot), rx_ring_full, shard_ring_full (software shard), invalid, unbound_queue (RX queue without a socket).";
+    const DROPPED: &str = "Frames lost before a worker saw them, by reason: socket (kernel: no free frame or slot), rx_ring_full, shard_ring_full (software shard), invalid, unbound_queue (RX queue without a socket); DPDK: nic_missed (no free RX descriptor), nic_errors, nic_no_mbuf (mbuf pool empty).";
     for (key, value) in [
         ("socket", c.socket_dropped),
         ("rx_ring_full", c.rx_ring_full),
         ("shard_ring_full", c.shard_ring_full),
         ("invalid", c.invalid),
         ("unbound_queue", c.unbound),
-    ] {
+    ]
+    .into_iter()
+    .chain(c.nic.iter().flat_map(|n| {
+        [
+            ("nic_missed", n.imissed),
+            ("nic_errors", n.ierrors),
+            ("nic_no_mbuf", n.rx_nombuf),
+        ]
+    })) {
         v.figure(&Figure {
             key,
             metric: "flowtap_capture_packets_dropped_total",
@@ -578,6 +586,9 @@ pub fn list_capture(c: &CaptureStats, v: &mut dyn Listing) {
         });
     }
     v.close();
+    if let Some(n) = &c.nic {
+        list_nic(n, v);
+    }
     v.figure(&Figure {
         key: "output_events_dropped",
         metric: "flowtap_output_events_dropped_total",
@@ -589,12 +600,77 @@ pub fn list_capture(c: &CaptureStats, v: &mut dyn Listing) {
     v.close();
 }
 
+/// A DPDK port's counters: the `capture.nic` section.
+fn list_nic(n: &NicCounters, v: &mut dyn Listing) {
+    use Kind::Counter;
+    v.open("nic");
+    fig(
+        v,
+        "rx_packets",
+        "flowtap_capture_nic_rx_packets_total",
+        Counter,
+        "DPDK: frames the port received (its driver's count).",
+        &[],
+        n.rx_packets,
+    );
+    fig(
+        v,
+        "rx_bytes",
+        "flowtap_capture_nic_rx_bytes_total",
+        Counter,
+        "DPDK: bytes the port received (its driver's count).",
+        &[],
+        n.rx_bytes,
+    );
+    v.number("imissed", n.imissed);
+    v.number("ierrors", n.ierrors);
+    v.number("rx_nombuf", n.rx_nombuf);
+    v.open("queues");
+    for (q, (packets, bytes, errors)) in n.queues.iter().enumerate() {
+        let q = q.to_string();
+        v.open(&q);
+        for (key, metric, help, value) in [
+            (
+                "packets",
+                "flowtap_capture_nic_queue_packets_total",
+                "DPDK: frames received per RX queue (where the driver keeps them).",
+                *packets,
+            ),
+            (
+                "bytes",
+                "flowtap_capture_nic_queue_bytes_total",
+                "DPDK: bytes received per RX queue (where the driver keeps them).",
+                *bytes,
+            ),
+            (
+                "errors",
+                "flowtap_capture_nic_queue_errors_total",
+                "DPDK: frames dropped per RX queue (where the driver keeps them).",
+                *errors,
+            ),
+        ] {
+            fig(
+                v,
+                key,
+                metric,
+                Counter,
+                help,
+                &[("queue", q.as_str())],
+                value,
+            );
+        }
+        v.close();
+    }
+    v.close();
+    v.close();
+}
+
 /// What a live capture's sources did with frames before a worker saw them,
 /// summed over queues / sockets. Frames the workers received are accounted
 /// in [`WorkerStats`]; these are the ones they never got (and why).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaptureStats {
-    /// `afxdp` or `afpacket`.
+    /// `afxdp`, `afpacket` or `dpdk`.
     pub source: &'static str,
     pub iface: String,
     /// How the source runs, e.g. `native copy`, `generic copy`, `tpacket_v3 fanout`.
@@ -625,12 +701,39 @@ pub struct CaptureStats {
     pub filtered_port: u64,
     /// Events (flow records) the output queue could not take.
     pub output_events_dropped: u64,
+    /// DPDK: the port's own counters (`rte_eth_stats`); None for the
+    /// kernel sources.
+    pub nic: Option<NicCounters>,
+}
+
+/// A DPDK port's counters, as its poll-mode driver keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NicCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Dropped by the NIC: no free RX descriptor (a worker fell behind).
+    pub imissed: u64,
+    /// Erroneous frames the NIC discarded.
+    pub ierrors: u64,
+    /// mbuf allocation failures (the pool ran dry).
+    pub rx_nombuf: u64,
+    /// Per RX queue (packets, bytes, errors), where the driver keeps them.
+    pub queues: Vec<(u64, u64, u64)>,
 }
 
 impl CaptureStats {
     /// Frames lost before a worker saw them (the pre-filter's are not losses).
     pub fn dropped(&self) -> u64 {
-        self.socket_dropped + self.rx_ring_full + self.shard_ring_full + self.invalid + self.unbound
+        let nic = self
+            .nic
+            .as_ref()
+            .map_or(0, |n| n.imissed + n.ierrors + n.rx_nombuf);
+        self.socket_dropped
+            + self.rx_ring_full
+            + self.shard_ring_full
+            + self.invalid
+            + self.unbound
+            + nic
     }
 
     /// Frames the pre-filter dropped on purpose.

@@ -18,6 +18,11 @@ pub enum CaptureSource {
     #[serde(rename = "afpacket", alias = "af_packet")]
     #[value(name = "afpacket")]
     AfPacket,
+    /// DPDK poll-mode driver, one RX queue per worker (`[capture.dpdk]`;
+    /// needs a build with the `dpdk` feature).
+    #[serde(rename = "dpdk")]
+    #[value(name = "dpdk")]
+    Dpdk,
 }
 
 impl CaptureSource {
@@ -25,6 +30,7 @@ impl CaptureSource {
         match self {
             CaptureSource::AfXdp => "afxdp",
             CaptureSource::AfPacket => "afpacket",
+            CaptureSource::Dpdk => "dpdk",
         }
     }
 }
@@ -112,6 +118,63 @@ pub struct CaptureSection {
     /// The group to take with `drop_user` ("" = the user's primary group).
     pub drop_group: String,
     pub filter: FilterSection,
+    pub dpdk: DpdkSection,
+}
+
+/// `[capture.dpdk]`: the DPDK source (`source = "dpdk"`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpdkSection {
+    /// EAL arguments, e.g. `["-l", "0-3", "-a", "0000:03:00.0"]` or
+    /// `["--no-huge", "--no-pci", "--vdev=net_pcap0,rx_pcap=f.pcap"]`.
+    pub eal_args: Vec<String>,
+    /// The port: a device name EAL probed (`net_pcap0`, `0000:03:00.0`) or
+    /// a port number ("" = `--iface`, else `capture.iface`).
+    pub port: String,
+    /// RX descriptors per queue.
+    pub rx_descriptors: u16,
+    /// Frames asked per RX burst (1..=512).
+    pub burst: u16,
+    /// mbufs per queue (0 = from the memory budget).
+    pub mbufs_per_queue: u32,
+    /// Per-lcore mempool cache.
+    pub mbuf_cache: u32,
+    pub promiscuous: bool,
+}
+
+impl Default for DpdkSection {
+    fn default() -> Self {
+        DpdkSection {
+            eal_args: Vec::new(),
+            port: String::new(),
+            rx_descriptors: 1024,
+            burst: 64,
+            mbufs_per_queue: 0,
+            mbuf_cache: 256,
+            promiscuous: true,
+        }
+    }
+}
+
+/// What one mbuf costs in its pool: 2 KiB of data, 128 bytes of headroom,
+/// the 128-byte rte_mbuf and the mempool's object header, rounded up.
+pub const MBUF_BYTES: u64 = 2560;
+
+impl DpdkSection {
+    /// mbufs per queue: the configured number, else a 1/16 share of the
+    /// memory budget over the queues, at least enough for the RX ring, a
+    /// burst in flight and the cache, at most 65535.
+    pub fn mbufs_for(&self, budget: u64, queues: usize) -> u32 {
+        let floor = 2 * u64::from(self.rx_descriptors)
+            + u64::from(self.burst)
+            + u64::from(self.mbuf_cache)
+            + 64;
+        if self.mbufs_per_queue > 0 {
+            return self.mbufs_per_queue;
+        }
+        let share = budget / 16 / MBUF_BYTES / queues.max(1) as u64;
+        share.clamp(floor.min(65535), 65535) as u32
+    }
 }
 
 impl Default for CaptureSection {
@@ -140,6 +203,7 @@ impl Default for CaptureSection {
             drop_user: String::new(),
             drop_group: String::new(),
             filter: FilterSection::default(),
+            dpdk: DpdkSection::default(),
         }
     }
 }
@@ -252,6 +316,43 @@ impl CaptureSection {
             );
         }
         self.filter.cidrs()?;
+        let d = &self.dpdk;
+        if d.burst == 0 || d.burst > 512 {
+            return bad("dpdk.burst", format!("{} must be 1..=512", d.burst));
+        }
+        if d.rx_descriptors < 32 {
+            return bad(
+                "dpdk.rx_descriptors",
+                format!("{} must be at least 32", d.rx_descriptors),
+            );
+        }
+        if d.mbuf_cache > 512 {
+            return bad(
+                "dpdk.mbuf_cache",
+                format!("{} must be 0..=512", d.mbuf_cache),
+            );
+        }
+        let floor = 2 * u32::from(d.rx_descriptors) + u32::from(d.burst);
+        if d.mbufs_per_queue != 0 && (d.mbufs_per_queue < floor || d.mbufs_per_queue > 1 << 20) {
+            return bad(
+                "dpdk.mbufs_per_queue",
+                format!(
+                    "{} must be 0 (from the memory budget) or {floor} (2 x rx_descriptors + burst) to 1048576",
+                    d.mbufs_per_queue
+                ),
+            );
+        }
+        if let Some(a) = d.eal_args.iter().find(|a| a.contains('\0')) {
+            return bad("dpdk.eal_args", format!("{a:?} holds a NUL byte"));
+        }
+        if self.source == CaptureSource::Dpdk && !self.filter.is_empty() {
+            return bad(
+                "filter",
+                "the pre-filter runs in the XDP program: it needs source = \"afxdp\" \
+                 (remove [capture.filter] to capture with DPDK)"
+                    .into(),
+            );
+        }
         if self.source == CaptureSource::AfPacket && !self.filter.is_empty() {
             return bad(
                 "filter",
@@ -294,6 +395,30 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(cfg.capture.filter.cidrs().expect("cidrs").len(), 2);
+        let cfg = Config::from_toml(
+            "[capture]\nsource = \"dpdk\"\n[capture.dpdk]\neal_args = [\"--no-huge\", \"--no-pci\"]\n\
+             port = \"net_pcap0\"\nburst = 32\nmbufs_per_queue = 4096\n",
+            "f",
+        )
+        .expect("ok");
+        assert_eq!(cfg.capture.source, super::CaptureSource::Dpdk);
+        let d = &cfg.capture.dpdk;
+        assert_eq!(d.eal_args, ["--no-huge", "--no-pci"]);
+        assert_eq!(
+            (d.port.as_str(), d.burst, d.mbufs_per_queue),
+            ("net_pcap0", 32, 4096)
+        );
+        assert_eq!(d.mbufs_for(1 << 30, 4), 4096);
+    }
+
+    #[test]
+    fn dpdk_mbufs_follow_the_budget() {
+        let d = super::DpdkSection::default();
+        // 1 GiB / 16 over 2 queues of 2560-byte mbufs
+        assert_eq!(d.mbufs_for(1 << 30, 2), 13107);
+        // a small budget still fills the RX ring twice, a burst and the cache
+        assert_eq!(d.mbufs_for(64 << 20, 8), 2 * 1024 + 64 + 256 + 64);
+        assert_eq!(d.mbufs_for(1 << 40, 1), 65535);
     }
 
     #[test]
@@ -343,6 +468,24 @@ mod tests {
                 "drop_protocols",
             ),
             ("[capture.filter]\ndrop_port = [53]\n", "drop_port"),
+            ("[capture.dpdk]\nburst = 0\n", "capture.dpdk.burst"),
+            (
+                "[capture.dpdk]\nrx_descriptors = 8\n",
+                "capture.dpdk.rx_descriptors",
+            ),
+            (
+                "[capture.dpdk]\nmbufs_per_queue = 100\n",
+                "capture.dpdk.mbufs_per_queue",
+            ),
+            (
+                "[capture.dpdk]\nmbuf_cache = 1000\n",
+                "capture.dpdk.mbuf_cache",
+            ),
+            ("[capture.dpdk]\nports = \"x\"\n", "ports"),
+            (
+                "[capture]\nsource = \"dpdk\"\n[capture.filter]\ndrop_ports = [53]\n",
+                "capture.filter",
+            ),
             (
                 "[capture]\nsource = \"afpacket\"\n[capture.filter]\ndrop_ports = [53]\n",
                 "capture.filter",

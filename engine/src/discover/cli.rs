@@ -99,7 +99,7 @@ pub struct DiscoverArgs {
 }
 
 /// `--port-gap`'s default.
-pub const DEFAULT_PORT_GAP: u16 = 64;
+pub use crate::config::DEFAULT_PORT_GAP;
 
 fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
     match s.parse::<f64>() {
