@@ -1733,7 +1733,7 @@ fn discovery_sink_rewrites_its_rule_file_during_a_live_run() {
     );
     sh(&["kill", "-TERM", &child.id().to_string()]);
     let st = child.wait().unwrap();
-    let text = err.text();
+    let text = err.all();
     assert!(st.success(), "{text}");
     assert!(
         text.contains("discover: 5 rules from 73 flow records in"),

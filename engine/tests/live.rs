@@ -251,8 +251,8 @@ impl Live {
         let t0 = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait().expect("wait") {
-                // let the reader thread take the last lines
-                std::thread::sleep(Duration::from_millis(100));
+                // The reader thread may still be taking the last lines.
+                self.stderr.all();
                 return st.code().unwrap_or(-1);
             }
             assert!(

@@ -269,7 +269,8 @@ impl Live {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // The reader thread may still be taking the last lines.
+        self.stderr.all();
         assert_eq!(
             self.child.try_wait().expect("wait").and_then(|s| s.code()),
             Some(0),

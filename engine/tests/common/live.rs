@@ -137,6 +137,8 @@ impl Flowtap {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The reader thread may still be taking the last lines.
+        self.stderr.all();
     }
 }
 

@@ -299,7 +299,7 @@ pub fn strip_times(v: &mut Value, also: &[&str]) {
 /// The standard error of a running child, collected line by line on a
 /// thread (so a test can wait for a line, and print it all on failure).
 #[derive(Clone)]
-pub struct StderrLog(std::sync::Arc<std::sync::Mutex<String>>);
+pub struct StderrLog(std::sync::Arc<(std::sync::Mutex<String>, std::sync::atomic::AtomicBool)>);
 
 impl StderrLog {
     /// Takes `child`'s piped stderr (spawn it with `Stdio::piped()`).
@@ -310,16 +310,30 @@ impl StderrLog {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.0.lock().unwrap_or_else(|e| e.into_inner());
+                let mut s = sink.0 .0.lock().unwrap_or_else(|e| e.into_inner());
                 s.push_str(&line);
                 s.push('\n');
             }
+            sink.0 .1.store(true, std::sync::atomic::Ordering::Release);
         });
         log
     }
 
+    /// Everything the child wrote, once its stderr closed (call it after
+    /// the child ended: the reader thread may still be behind); what there
+    /// is after 10 s otherwise.
+    pub fn all(&self) -> String {
+        let t0 = std::time::Instant::now();
+        while !self.0 .1.load(std::sync::atomic::Ordering::Acquire)
+            && t0.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.text()
+    }
+
     /// What the child wrote so far.
     pub fn text(&self) -> String {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0 .0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
