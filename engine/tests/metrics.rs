@@ -17,9 +17,8 @@ mod common;
 #[macro_use]
 mod root;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -86,26 +85,7 @@ fn dashboard_metrics() -> Vec<String> {
 /// Checks an exposition with promtool and that it declares every metric
 /// the dashboard uses.
 fn check_exposition(text: &str) {
-    let mut child = Command::new(require("promtool"))
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(text);
     for name in dashboard_metrics() {
         assert!(
             text.contains(&format!("# TYPE {name} ")),

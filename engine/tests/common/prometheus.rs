@@ -187,3 +187,28 @@ impl Prometheus {
         s.parse::<f64>().ok().map(|f| f as u64)
     }
 }
+
+/// `promtool check metrics` accepts `text` (an exposition).
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new(require("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool");
+    // promtool lints names and help too; only errors fail the check.
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
