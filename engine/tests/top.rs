@@ -243,7 +243,9 @@ fn flowtap_top_shows_a_live_capture_in_tmux() {
         ("2", "Top talkers", &addrs),
     ] {
         tmux.keys(key);
-        let pane = tmux.wait_for(title, 20, |p| p.contains(title) && !listed(p).is_empty());
+        // The block's own title (the tab bar always names every tab).
+        let block = format!("┌{title}");
+        let pane = tmux.wait_for(title, 20, |p| p.contains(&block) && !listed(p).is_empty());
         let shown = listed(&pane);
         for n in &shown {
             assert!(
@@ -254,7 +256,7 @@ fn flowtap_top_shows_a_live_capture_in_tmux() {
     }
     // Arrow keys move between tabs too, `p` pauses, `q` quits.
     tmux.keys("Left");
-    tmux.wait_for("the overview again", 5, |p| p.contains("Workers"));
+    tmux.wait_for("the overview again", 5, |p| p.contains("┌Workers"));
     tmux.keys("p");
     tmux.wait_for("pause", 5, |p| {
         p.lines().next().is_some_and(|h| h.contains("PAUSED"))
