@@ -409,7 +409,8 @@ pub fn open(cfg: &DpdkConfig) -> Result<(DpdkPort, Vec<DpdkQueue>), DpdkError> {
     }
     // SAFETY: no arguments.
     let socket = unsafe { ffi::rte_eth_dev_socket_id(id) };
-    let pool_name = CString::new(format!("flowtap_p{id}")).expect("no NUL");
+    let pool_name = CString::new(format!("flowtap_p{id}"))
+        .map_err(|_| DpdkError::Config("mbuf pool name holds a NUL byte".into()))?;
     let cache = cfg.mbuf_cache.min(512).min(cfg.mbufs / 2);
     // SAFETY: `pool_name` is NUL-terminated; sizes are plain numbers.
     let pool = unsafe {
