@@ -26,35 +26,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::netpair::LoopbackNs;
 use common::prometheus::*;
 use common::*;
 
 const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
 const METRICS_PORT: u16 = 9464;
-
-/// A network namespace with only loopback, deleted on drop.
-struct Ns(String);
-
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let name = format!("ftam-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        for args in [
-            vec!["netns", "add", name.as_str()],
-            vec!["-n", name.as_str(), "link", "set", "lo", "up"],
-        ] {
-            let ok = Command::new("ip").args(&args).status().expect("ip");
-            assert!(ok.success(), "ip {args:?}");
-        }
-        Ns(name)
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// Counts keyed by label values.
 type Tally = BTreeMap<Vec<String>, f64>;
@@ -124,10 +101,10 @@ fn scraped_run(
     pcap: &Path,
     config: &str,
     pps: Option<u64>,
-    check: impl FnOnce(&Ns, &Prometheus, &[Value]),
+    check: impl FnOnce(&LoopbackNs, &Prometheus, &[Value]),
 ) {
     require("prometheus");
-    let ns = Ns::new(tag);
+    let ns = LoopbackNs::new(&format!("m{tag}"));
     let dir = tmp_dir("app-metrics").join(tag);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");

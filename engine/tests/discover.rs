@@ -18,6 +18,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use common::netpair::Net;
 use common::*;
 
 const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
@@ -717,96 +718,27 @@ fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Two throw-away namespaces joined by a veth pair (removed on drop).
-struct Veth {
-    ns_a: String,
-    ns_b: String,
-    a: String,
-    b: String,
-}
-
-impl Veth {
-    fn new() -> Veth {
-        // Tests of this binary run at once: each pair has its own names.
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = format!("{}{n}", std::process::id() % 100_000);
-        let v = Veth {
-            ns_a: format!("ftdA{id}"),
-            ns_b: format!("ftdB{id}"),
-            a: format!("ftda{id}"),
-            b: format!("ftdb{id}"),
-        };
-        for ns in [&v.ns_a, &v.ns_b] {
-            sh(&["ip", "netns", "add", ns]);
-            // Nothing of the kernel's own on the link (no ND/MLD).
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]);
-        }
-        sh(&[
-            "ip", "link", "add", &v.a, "netns", &v.ns_a, "mtu", "1600", "type", "veth", "peer",
-            "name", &v.b, "netns", &v.ns_b, "mtu", "1600",
-        ]);
-        sh(&["ip", "-n", &v.ns_a, "link", "set", &v.a, "up"]);
-        sh(&["ip", "-n", &v.ns_b, "link", "set", &v.b, "up"]);
-        v
-    }
-
-    /// Replays a capture's frames from A into B.
-    fn gen(&self, pcap: &Path) {
-        let err = sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.ns_a,
-            FLOWTAP,
-            "gen",
-            "--iface",
-            &self.a,
-            "--pcap",
-            pcap.to_str().unwrap(),
-        ]);
-        let _ = err;
-    }
-
-    /// (packets, bytes) of each counter of the allow chain, in order.
-    fn counters(&self) -> Vec<(u64, u64)> {
-        let text = sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.ns_b,
-            "nft",
-            "list",
-            "chain",
-            "inet",
-            "flowtap_allow",
-            "allow",
-        ]);
-        text.lines()
-            .filter_map(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                let i = w.iter().position(|x| *x == "packets")?;
-                Some((w[i + 1].parse().ok()?, w[i + 3].parse().ok()?))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        for ns in [&self.ns_a, &self.ns_b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+/// (packets, bytes) of each counter of the allow chain in `net`'s B side, in order.
+fn nft_counters(net: &Net) -> Vec<(u64, u64)> {
+    let text = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.ns_b,
+        "nft",
+        "list",
+        "chain",
+        "inet",
+        "flowtap_allow",
+        "allow",
+    ]);
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let i = w.iter().position(|x| *x == "packets")?;
+            Some((w[i + 1].parse().ok()?, w[i + 3].parse().ok()?))
+        })
+        .collect()
 }
 
 /// The nftables rule base applied in a namespace: replaying the capture it
@@ -838,7 +770,7 @@ fn nftables_rule_base_applied_in_a_namespace() {
         "tls/ndpi-443-curl.pcap",
     ] {
         let pcap = corpus.join(rel);
-        let net = Veth::new();
+        let net = Net::new("d");
         let doc = discover(&["--pcap", pcap.to_str().unwrap()]);
         let rules = doc["rules"].as_array().unwrap();
         let nft = dir.join("ns.nft");
@@ -866,12 +798,12 @@ fn nftables_rule_base_applied_in_a_namespace() {
             "-f",
             nft.to_str().unwrap(),
         ]);
-        let before = net.counters();
+        let before = nft_counters(&net);
         assert_eq!(before.len(), 2 * rules.len() + 1, "{rel}");
         assert!(before.iter().all(|c| *c == (0, 0)));
 
         net.gen(&pcap);
-        let after = net.counters();
+        let after = nft_counters(&net);
         for (i, r) in rules.iter().enumerate() {
             let (to_s, to_c) = (after[2 * i], after[2 * i + 1]);
             assert_eq!(
@@ -897,7 +829,7 @@ fn nftables_rule_base_applied_in_a_namespace() {
 
         // Traffic the rule base never saw: dropped and counted by the last rule.
         net.gen(&other);
-        let end = net.counters();
+        let end = nft_counters(&net);
         assert_eq!(end[..end.len() - 1], after[..after.len() - 1], "{rel}");
         assert_eq!(end[end.len() - 1].0, other_pkts, "{rel}: drop counter");
     }
@@ -1258,7 +1190,7 @@ fn port_range_rules_applied_in_a_namespace() {
     let p = pcap.to_str().unwrap();
     let doc = discover(&["--pcap", p, "--port-ranges", "5"]);
     let rules = doc["rules"].as_array().unwrap();
-    let net = Veth::new();
+    let net = Net::new("d");
     let nft = dir.join("ns.nft");
     let o = flowtap(&[
         "discover",
@@ -1287,7 +1219,7 @@ fn port_range_rules_applied_in_a_namespace() {
         nft.to_str().unwrap(),
     ]);
     net.gen(&pcap);
-    let after = net.counters();
+    let after = nft_counters(&net);
     assert_eq!(after.len(), 2 * rules.len() + 1);
     for (i, r) in rules.iter().enumerate() {
         assert_eq!(
@@ -1321,7 +1253,7 @@ fn discover_from_a_live_interface() {
     let pcap = dir.join("ranges.pcap");
     let flows = ranges_flows();
     synth_pcap(&pcap, &flows);
-    let net = Veth::new();
+    let net = Net::new("d");
     for (extra, want_rules) in [(vec![], flows.len()), (vec!["--port-ranges", "5"], 5)] {
         let mut child = Command::new("ip")
             .args([
@@ -1691,7 +1623,7 @@ fn discovery_sink_rewrites_its_rule_file_during_a_live_run() {
     )
     .unwrap();
     let nutanix = dir.join("hits.log");
-    let net = Veth::new();
+    let net = Net::new("d");
     let mut child = Command::new("ip")
         .args([
             "netns", "exec", &net.ns_b, FLOWTAP, "run", "--iface", &net.b,

@@ -17,17 +17,10 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::netpair::LoopbackNs;
 use common::*;
 
 const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
-
-struct Ns(String);
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// The messages received within `secs` until one contains `want`.
 fn wait_for(sock: &UnixDatagram, want: &str, secs: u64, seen: &mut Vec<String>) -> String {
@@ -54,18 +47,7 @@ fn systemd_hears_ready_watchdog_reloading_and_stopping() {
     let path = dir.join("notify.sock");
     let _ = std::fs::remove_file(&path);
     let sock = UnixDatagram::bind(&path).expect("bind the notification socket");
-    let ns = Ns(format!("ftnotify{}", std::process::id()));
-    let _ = Command::new("ip").args(["netns", "del", &ns.0]).status();
-    for args in [
-        vec!["netns", "add", ns.0.as_str()],
-        vec!["-n", ns.0.as_str(), "link", "set", "lo", "up"],
-    ] {
-        assert!(Command::new("ip")
-            .args(&args)
-            .status()
-            .expect("ip")
-            .success());
-    }
+    let ns = LoopbackNs::new("n");
     let cfg = dir.join("flowtap.toml");
     std::fs::write(&cfg, "[output]\nstats_interval = 0\n").expect("config");
     let mut child = Command::new("ip")

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::netpair::Net;
 use common::{tmp_dir, StderrLog};
 use pcap::{Frame, Pcap};
 
@@ -58,86 +59,6 @@ fn sh(args: &[&str]) {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Two namespaces joined by a veth pair (`a` sends, `b` captures); IPv6
-/// off so the kernel sends nothing of its own. Removed on drop.
-struct Net {
-    ns_a: String,
-    ns_b: String,
-    a: String,
-    b: String,
-}
-
-impl Net {
-    fn new() -> Net {
-        let id = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let net = Net {
-            ns_a: format!("ftrA{id}"),
-            ns_b: format!("ftrB{id}"),
-            a: format!("ftra{id}"),
-            b: format!("ftrb{id}"),
-        };
-        for ns in [&net.ns_a, &net.ns_b] {
-            sh(&["ip", "netns", "add", ns]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]);
-        }
-        sh(&[
-            "ip", "link", "add", &net.a, "netns", &net.ns_a, "type", "veth", "peer", "name",
-            &net.b, "netns", &net.ns_b,
-        ]);
-        sh(&["ip", "-n", &net.ns_a, "link", "set", &net.a, "up"]);
-        sh(&["ip", "-n", &net.ns_b, "link", "set", &net.b, "up"]);
-        // The metrics endpoint listens on the capture side's loopback.
-        sh(&["ip", "-n", &net.ns_b, "link", "set", "lo", "up"]);
-        net
-    }
-
-    /// `flowtap gen` of `capture` into `a`; returns the frames sent.
-    fn gen(&self, capture: &Path) -> u64 {
-        self.gen_at(capture, 20_000)
-    }
-
-    /// `flowtap gen` at `pps` frames a second.
-    fn gen_at(&self, capture: &Path, pps: u64) -> u64 {
-        let o = Command::new("ip")
-            .args([
-                "netns", "exec", &self.ns_a, FLOWTAP, "gen", "--iface", &self.a,
-            ])
-            .arg("--pcap")
-            .arg(capture)
-            .args(["--pps", &pps.to_string()])
-            .output()
-            .expect("run flowtap gen");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "flowtap gen failed: {err}");
-        err.split_whitespace()
-            .skip_while(|w| *w != "sent")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no `sent N` in {err}"))
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in [&self.ns_a, &self.ns_b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
 }
 
 /// Two UDP flows, 10.9.0.1:5000 -> 10.9.0.2:KEPT_PORT and
@@ -366,7 +287,7 @@ fn reloads_logged(live: &Live) -> usize {
 fn reload_changes_sinks_export_and_prefilter_while_flows_go_on() {
     require_root!("live AF_XDP capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let net = Net::new();
+    let net = Net::new("r");
     let dir = tmp_dir("reload").join(format!("main-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
     let _ = std::fs::remove_dir_all(&dir);
     let export_dir = dir.join("pcap");
@@ -570,7 +491,7 @@ fn reload_changes_sinks_export_and_prefilter_while_flows_go_on() {
 fn reload_works_after_the_privilege_drop() {
     require_root!("live AF_XDP capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let net = Net::new();
+    let net = Net::new("r");
     let dir = tmp_dir("reload").join(format!("drop-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
     let _ = std::fs::remove_dir_all(&dir);
     let export_dir = dir.join("pcap");
@@ -686,7 +607,7 @@ fn talkers(text: &str) -> (std::collections::BTreeSet<String>, u64) {
 fn reload_applies_new_app_metric_limits() {
     require_root!("live AF_XDP capture in network namespaces");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let net = Net::new();
+    let net = Net::new("r");
     let dir = tmp_dir("reload").join(format!("metrics-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
     let _ = std::fs::remove_dir_all(&dir);
     let export_dir = dir.join("pcap");

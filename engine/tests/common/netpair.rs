@@ -3,8 +3,14 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const FLOWTAP: &str = env!("CARGO_BIN_EXE_flowtap");
+
+fn next_seq() -> u32 {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
 
 pub fn sh(args: &[&str]) {
     let out = Command::new(args[0])
@@ -27,9 +33,10 @@ pub struct Net {
 
 impl Net {
     /// Two namespaces joined by a veth pair (names carry `tag`, one
-    /// letter, and the process id).
+    /// letter, the process id and a sequence number: tests of one binary
+    /// run at once).
     pub fn new(tag: &str) -> Net {
-        let id = std::process::id() % 100_000;
+        let id = format!("{}{}", std::process::id() % 100_000, next_seq());
         let net = Net {
             ns_a: format!("ft{tag}A{id}"),
             ns_b: format!("ft{tag}B{id}"),
@@ -60,15 +67,21 @@ impl Net {
         net
     }
 
-    /// `flowtap gen` in `ns_a` into `a`; returns the frames sent.
+    /// `flowtap gen` in `ns_a` into `a` at 20,000 frames a second;
+    /// returns the frames sent.
     pub fn gen(&self, capture: &Path) -> u64 {
+        self.gen_at(capture, 20_000)
+    }
+
+    /// `flowtap gen` at `pps` frames a second; returns the frames sent.
+    pub fn gen_at(&self, capture: &Path, pps: u64) -> u64 {
         let o = Command::new("ip")
             .args([
                 "netns", "exec", &self.ns_a, FLOWTAP, "gen", "--iface", &self.a,
             ])
             .arg("--pcap")
             .arg(capture)
-            .args(["--pps", "20000"])
+            .args(["--pps", &pps.to_string()])
             .output()
             .expect("run flowtap gen");
         let err = String::from_utf8_lossy(&o.stderr);
@@ -87,5 +100,25 @@ impl Drop for Net {
         for ns in [&self.ns_a, &self.ns_b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+    }
+}
+
+/// A network namespace with only its loopback (up), deleted on drop: for a
+/// server and its client, or a capture on `lo`.
+pub struct LoopbackNs(pub String);
+
+impl LoopbackNs {
+    pub fn new(tag: &str) -> LoopbackNs {
+        let name = format!("ft{tag}{}-{}", std::process::id(), next_seq());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        LoopbackNs(name)
+    }
+}
+
+impl Drop for LoopbackNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
