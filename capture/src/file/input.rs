@@ -62,6 +62,18 @@ impl Endian {
     }
 }
 
+/// The u32 at `at` of `b`, big-endian if `BIG`: the byte order fixed at
+/// compile time, for the readers' per-packet fast paths.
+#[inline(always)]
+pub(super) fn u32_in<const BIG: bool>(b: &[u8], at: usize) -> Option<u32> {
+    let b = *b.get(at..)?.first_chunk::<4>()?;
+    Some(if BIG {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    })
+}
+
 enum Source {
     /// Everything is in `buf` already.
     Memory,

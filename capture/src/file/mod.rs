@@ -282,9 +282,19 @@ impl CaptureFile {
         if self.failed.is_some() {
             return Err(self.replay_error());
         }
-        let raw = match &mut self.reader {
-            Reader::Pcap(r) => r.next(&mut self.input),
-            Reader::Pcapng(r) => r.next(&mut self.input),
+        let fast = match &mut self.reader {
+            Reader::Pcap(r) => r.in_window(&self.input),
+            Reader::Pcapng(r) => r.in_window(&self.input),
+        };
+        let raw = match fast {
+            Some((raw, n)) => {
+                self.input.consume(n);
+                Ok(Some(raw))
+            }
+            None => match &mut self.reader {
+                Reader::Pcap(r) => r.next(&mut self.input),
+                Reader::Pcapng(r) => r.next(&mut self.input),
+            },
         };
         match raw {
             Ok(Some(raw)) => {

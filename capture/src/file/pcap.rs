@@ -2,7 +2,7 @@
 //! header and `caplen` bytes. Both byte orders, micro- and nanosecond magic.
 //! Format: <https://datatracker.ietf.org/doc/draft-ietf-opsawg-pcap/>.
 
-use super::input::{Endian, Input};
+use super::input::{u32_in, Endian, Input};
 use super::{over_snaplen, FileError, RawPacket, MAX_CAPLEN};
 use crate::source::LinkType;
 
@@ -76,7 +76,50 @@ impl PcapReader {
         self.fcs_len
     }
 
+    /// The next packet if its record is whole in the window and well
+    /// formed, with the record's length (the caller consumes it); `None`
+    /// leaves it to [`Self::next`]. Nearly every record takes this path,
+    /// with the byte order fixed at compile time (the general path
+    /// re-dispatches on it for every field).
     #[inline(always)]
+    pub(super) fn in_window(&self, input: &Input) -> Option<(RawPacket, usize)> {
+        match self.endian {
+            Endian::Little => self.record_in_window::<false>(input),
+            Endian::Big => self.record_in_window::<true>(input),
+        }
+    }
+
+    /// The next record if it is whole in the window and its caplen is sane,
+    /// with its length; `None` leaves it to the general path.
+    #[inline(always)]
+    fn record_in_window<const BIG: bool>(&self, input: &Input) -> Option<(RawPacket, usize)> {
+        let w = input.window(input.avail());
+        let h: &[u8] = w.first_chunk::<RECORD_HEADER_LEN>()?;
+        let word = |at: usize| u32_in::<BIG>(h, at).unwrap_or_default();
+        let caplen = word(8);
+        let n = RECORD_HEADER_LEN + caplen as usize;
+        if caplen > MAX_CAPLEN || n > w.len() {
+            return None;
+        }
+        Some((self.record(input, word(0), word(4), caplen, word(12)), n))
+    }
+
+    #[inline(always)]
+    fn record(&self, input: &Input, sec: u32, frac: u32, caplen: u32, orig_len: u32) -> RawPacket {
+        // sec * 1e9 + frac * 1000 < 2^32 * 1.000001e9 < 2^64: cannot overflow.
+        let ts_ns = u64::from(sec) * 1_000_000_000 + u64::from(frac) * u64::from(self.frac_to_ns);
+        RawPacket {
+            record_offset: input.offset(),
+            ts_ns,
+            start: input.pos() + RECORD_HEADER_LEN,
+            caplen,
+            orig_len,
+            link: self.link,
+            over_snaplen: over_snaplen(caplen, self.snaplen),
+        }
+    }
+
+    #[inline(never)]
     pub(super) fn next(&mut self, input: &mut Input) -> Result<Option<RawPacket>, FileError> {
         let Some(h) = input.need::<RECORD_HEADER_LEN>()? else {
             return end_or_truncated(input, RECORD_HEADER_LEN as u64);
@@ -104,19 +147,9 @@ impl PcapReader {
                 available: input.avail() as u64,
             });
         }
-        let start = input.pos() + RECORD_HEADER_LEN;
+        let packet = self.record(input, sec, frac, caplen, orig_len);
         input.consume(total);
-        // sec * 1e9 + frac * 1000 < 2^32 * 1.000001e9 < 2^64: cannot overflow.
-        let ts_ns = u64::from(sec) * 1_000_000_000 + u64::from(frac) * u64::from(self.frac_to_ns);
-        Ok(Some(RawPacket {
-            record_offset: offset,
-            ts_ns,
-            start,
-            caplen,
-            orig_len,
-            link: self.link,
-            over_snaplen: over_snaplen(caplen, self.snaplen),
-        }))
+        Ok(Some(packet))
     }
 }
 

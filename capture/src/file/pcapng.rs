@@ -7,7 +7,7 @@
 
 use std::num::NonZeroU64;
 
-use super::input::{Endian, Input};
+use super::input::{u32_in, Endian, Input};
 use super::{over_snaplen, FileError, RawPacket, MAX_CAPLEN};
 use crate::source::LinkType;
 
@@ -161,6 +161,58 @@ impl PcapngReader {
         Ok(())
     }
 
+    /// The next packet if its record is whole in the window and well
+    /// formed, with the record's length (the caller consumes it); `None`
+    /// leaves it to [`Self::next`]. Nearly every record takes this path,
+    /// with the byte order fixed at compile time (the general path
+    /// re-dispatches on it for every field).
+    #[inline(always)]
+    pub(super) fn in_window(&mut self, input: &Input) -> Option<(RawPacket, usize)> {
+        match self.endian {
+            Endian::Little => self.epb_in_window::<false>(input),
+            Endian::Big => self.epb_in_window::<true>(input),
+        }
+    }
+
+    /// The next block if it is a well-formed Enhanced Packet Block held
+    /// whole in the window, with its length; `None` sends the block through
+    /// the general path, which makes the same checks and names what failed.
+    #[inline(always)]
+    fn epb_in_window<const BIG: bool>(&mut self, input: &Input) -> Option<(RawPacket, usize)> {
+        let w = input.window(input.avail());
+        let h: &[u8] = w.first_chunk::<28>()?;
+        let word = |at: usize| u32_in::<BIG>(h, at).unwrap_or_default();
+        if word(0) != BT_EPB {
+            return None;
+        }
+        let total = word(4);
+        let n = total as usize;
+        if total < 32 || total & 3 != 0 || n > MAX_PARSED_BLOCK || n > w.len() {
+            return None;
+        }
+        let caplen = word(20);
+        if u32_in::<BIG>(w, n - 4)? != total || caplen > MAX_CAPLEN || 28 + caplen as usize + 4 > n
+        {
+            return None;
+        }
+        let iface = *self.interfaces.get(word(8) as usize)?;
+        let ts_ns = iface.ts_ns(word(12), word(16));
+        self.last_ts = ts_ns;
+        let packet = RawPacket {
+            record_offset: input.offset(),
+            ts_ns,
+            start: input.pos() + 28,
+            caplen,
+            orig_len: word(24),
+            link: iface.link,
+            over_snaplen: over_snaplen(caplen, iface.snaplen),
+        };
+        Some((packet, n))
+    }
+
+    /// Any block, read one field at a time: section headers, interface
+    /// descriptions, the other packet blocks, blocks to skip, and errors.
+    #[inline(never)]
     pub(super) fn next(&mut self, input: &mut Input) -> Result<Option<RawPacket>, FileError> {
         loop {
             let offset = input.offset();
