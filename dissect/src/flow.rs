@@ -225,11 +225,25 @@ pub fn shard_hash(d: &Decoded<'_>) -> u32 {
     let Some(ip) = d.ip.as_ref() else {
         return 0;
     };
-    let x = fold128(addr_bits(ip.src).0);
-    let y = fold128(addr_bits(ip.dst).0);
+    ip_pair_hash(ip.src, ip.dst)
+}
+
+#[inline(always)]
+fn ip_pair_hash(src: IpAddr, dst: IpAddr) -> u32 {
+    let x = fold128(addr_bits(src).0);
+    let y = fold128(addr_bits(dst).0);
     let (lo, hi) = if x <= y { (x, y) } else { (y, x) };
     let h = fold_mul(lo ^ K0, hi ^ K1);
     (h ^ (h >> 32)) as u32
+}
+
+/// [`owner`] of a frame of pcap link type `link` without decoding it, when
+/// [`crate::packet::quick_ip_pair`] can read its innermost addresses;
+/// `None`: decode it and ask [`owner`].
+#[inline]
+pub fn quick_owner(link: u32, frame: &[u8], workers: usize) -> Option<usize> {
+    let (src, dst) = crate::packet::quick_ip_pair(link, frame)?;
+    Some(ip_pair_hash(src, dst) as usize % workers.max(1))
 }
 
 /// The worker (of `workers`) that owns a decoded packet: [`shard_hash`]

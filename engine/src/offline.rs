@@ -1,12 +1,21 @@
 //! Offline replay of a capture file across N workers.
 //!
-//! One reader thread reads the file, decodes each packet with the run's
-//! settings to find its owner ([`Owners`]), and appends the packet and that
-//! decode (detached from the reader's buffer) to its owner worker's batch;
-//! the worker attaches the decode to its copy of the bytes instead of
-//! decoding again. Full batches travel through bounded channels; empty ones
-//! come back for reuse. Offline replay is lossless: a full channel makes the
-//! reader wait. With one worker the reader runs the worker itself.
+//! A regular file is read by every worker itself: each reads and decodes
+//! every packet with the run's settings, keeps the ones it owns
+//! ([`Owners`]) and lets the others move only its flow clock, so flows time
+//! out at the same capture time as with one worker. Nothing is copied or
+//! handed between threads (one worker runs on the calling thread).
+//! Reading and decoding a packet costs a few hundred instructions against
+//! the thousands a worker spends on the packets it owns, so two workers
+//! come close to twice one (see the README's benchmarks).
+//!
+//! What can be read only once (standard input, a pipe, a compressed file)
+//! goes through one reader thread: it decodes each packet to find its
+//! owner and appends the packet and that decode (detached from the
+//! reader's buffer) to its owner's batch; the worker attaches the decode
+//! to its copy of the bytes instead of decoding again. Full batches travel
+//! through bounded channels; empty ones come back for reuse. Offline
+//! replay is lossless: a full channel makes the reader wait.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -213,7 +222,7 @@ pub fn replay(
 }
 
 fn replay_inner(
-    mut file: CaptureFile,
+    file: CaptureFile,
     cfg: &Config,
     workers: usize,
     opts: ReplayOptions<'_>,
@@ -230,10 +239,6 @@ fn replay_inner(
     let tap = tap.or(opts_tap);
     let workers = workers.max(1);
     let started = Instant::now();
-    let pacer = Pacer::new(pps);
-    let mut first_ns = u64::MAX;
-    let mut last_ns = 0u64;
-    let mut read = 0u64;
     let new_worker = |i: usize| {
         let mut out = EventBatch::new(sender.clone(), cfg.output.batch_bytes);
         if let Some(t) = tap {
@@ -248,17 +253,170 @@ fn replay_inner(
         }
         w
     };
+    let owners = Owners::new(cfg, workers);
+    let core_ids = if cfg.pin_workers && workers > 1 {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let core_of = |i: usize| core_ids.get(i % core_ids.len().max(1)).copied();
+    let reading = Reading {
+        owners,
+        pps,
+        sender: &sender,
+    };
 
-    if workers == 1 {
+    // A regular file is read by every worker itself; what can be read only
+    // once goes through the reader thread.
+    let others = if workers == 1 {
+        Some(Vec::new())
+    } else {
+        (1..workers)
+            .map(|_| file.reopen())
+            .collect::<Option<Vec<_>>>()
+    };
+    let Some(others) = others else {
+        return channel_replay(
+            file, workers, reading, progress, new_worker, core_of, started,
+        );
+    };
+    let others = others.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if others.is_empty() {
+        let mut file = file;
         let mut worker = new_worker(0);
+        let (span, stats) = reading.run_share(&mut file, &mut worker, 0, progress);
+        drop(worker);
+        return Ok(ReplaySummary {
+            stats: stats.clone(),
+            per_worker: vec![stats],
+            elapsed: started.elapsed(),
+            first_ns: span.first_ns,
+            last_ns: span.last_ns,
+            file_error: span.file_error,
+        });
+    }
+    // Each worker on its own (pinned) thread; this one only draws the
+    // progress the first worker reports, and stays unpinned.
+    let shared = SharedProgress::default();
+    std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(workers);
+        for (i, mut file) in std::iter::once(file).chain(others).enumerate() {
+            let mut worker = new_worker(i);
+            let core = core_of(i);
+            let report = (i == 0).then_some(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("flowtap-w{i}"))
+                .spawn_scoped(s, move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(c);
+                    }
+                    let report = report.map(|r| r as &dyn Progress);
+                    reading.run_share(&mut file, &mut worker, i, report)
+                })
+                .map_err(ReplayError::Spawn)?;
+            handles.push(handle);
+        }
+        if let Some(pr) = progress {
+            while !handles.iter().all(|h| h.is_finished()) {
+                shared.show(pr);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            shared.show(pr);
+        }
+        let mut summary = ReplaySummary::default();
+        for (i, h) in handles.into_iter().enumerate() {
+            let (span, stats) = h.join().map_err(|_| ReplayError::Worker(i))?;
+            if i == 0 {
+                // Every worker read the same file: its span and error are
+                // the first worker's.
+                summary.first_ns = span.first_ns;
+                summary.last_ns = span.last_ns;
+                summary.file_error = span.file_error;
+            }
+            summary.stats.merge(&stats);
+            summary.per_worker.push(stats);
+        }
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    })
+}
+
+/// The first worker's progress, for the calling thread to show.
+#[derive(Default)]
+struct SharedProgress {
+    bytes: AtomicU64,
+    packets: AtomicU64,
+}
+
+impl Progress for SharedProgress {
+    fn update(&self, bytes_read: u64, packets: u64) {
+        self.bytes.store(bytes_read, Ordering::Relaxed);
+        self.packets.store(packets, Ordering::Relaxed);
+    }
+}
+
+impl SharedProgress {
+    fn show(&self, to: &dyn Progress) {
+        to.update(
+            self.bytes.load(Ordering::Relaxed),
+            self.packets.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// What every reading of the file shares.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    owners: Owners,
+    pps: Option<u64>,
+    sender: &'a Option<BatchSender>,
+}
+
+/// The packets a reading saw.
+struct Span {
+    first_ns: u64,
+    last_ns: u64,
+    file_error: Option<FileError>,
+}
+
+impl Reading<'_> {
+    /// Reads all of `file`, runs the packets worker `me` owns on `worker`,
+    /// and finishes it at the file's last packet time.
+    fn run_share(
+        &self,
+        file: &mut CaptureFile,
+        worker: &mut Worker,
+        me: usize,
+        progress: Option<&dyn Progress>,
+    ) -> (Span, WorkerStats) {
+        let pacer = Pacer::new(self.pps);
+        let mut first_ns = u64::MAX;
+        let mut last_ns = 0u64;
+        let mut read = 0u64;
         let mut file_error = None;
+        let several = self.owners.workers() > 1;
         loop {
             let mut n = 0;
             let polled = file.poll_batch(BATCH_PACKETS, |p| {
                 n += 1;
                 first_ns = first_ns.min(p.ts_ns);
                 last_ns = last_ns.max(p.ts_ns);
-                worker.process(p);
+                // Most packets another worker owns are found so without
+                // decoding them.
+                if !several {
+                    worker.process(p);
+                    return;
+                }
+                if self.owners.quick(p).is_some_and(|o| o != me) {
+                    worker.observe_time(p.ts_ns);
+                    return;
+                }
+                let mut d = Decoded::default();
+                if self.owners.decode_owner(p, &mut d) == me {
+                    worker.process_decoded(p, &d);
+                } else {
+                    worker.observe_time(p.ts_ns);
+                }
             });
             read += n;
             worker.end_batch();
@@ -268,7 +426,7 @@ fn replay_inner(
             if let Some(pr) = progress {
                 pr.update(file.offset(), read);
             }
-            if reader_gone(&sender) {
+            if reader_gone(self.sender) {
                 break;
             }
             match polled {
@@ -281,24 +439,37 @@ fn replay_inner(
             }
         }
         let stats = worker.finish(last_ns);
-        drop(worker);
-        return Ok(ReplaySummary {
-            stats: stats.clone(),
-            per_worker: vec![stats],
-            elapsed: started.elapsed(),
+        let span = Span {
             first_ns: if read == 0 { 0 } else { first_ns },
             last_ns,
             file_error,
-        });
+        };
+        (span, stats)
     }
+}
 
-    let owners = Owners::new(cfg, workers);
+/// Standard input, a pipe or a compressed file: one reader thread reads
+/// it, decodes each packet to find its owner and sends it, with that
+/// decode, to the owner in batches.
+fn channel_replay(
+    mut file: CaptureFile,
+    workers: usize,
+    reading: Reading<'_>,
+    progress: Option<&dyn Progress>,
+    new_worker: impl Fn(usize) -> Worker,
+    core_of: impl Fn(usize) -> Option<core_affinity::CoreId>,
+    started: Instant,
+) -> Result<ReplaySummary, ReplayError> {
+    let Reading {
+        owners,
+        pps,
+        sender,
+    } = reading;
+    let pacer = Pacer::new(pps);
+    let mut first_ns = u64::MAX;
+    let mut last_ns = 0u64;
+    let mut read = 0u64;
     let final_ns = Arc::new(AtomicU64::new(0));
-    let core_ids = if cfg.pin_workers {
-        core_affinity::get_core_ids().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
     let mut txs = Vec::with_capacity(workers);
     let mut spare_rxs = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -309,7 +480,7 @@ fn replay_inner(
         spare_rxs.push(recycle_rx);
         let mut worker = new_worker(i);
         let final_ns = Arc::clone(&final_ns);
-        let core = core_ids.get(i % core_ids.len().max(1)).copied();
+        let core = core_of(i);
         let handle = std::thread::Builder::new()
             .name(format!("flowtap-w{i}"))
             .spawn(move || {
@@ -326,7 +497,6 @@ fn replay_inner(
             .map_err(ReplayError::Spawn)?;
         handles.push(handle);
     }
-
     let mut pending: Vec<PacketBatch> = (0..workers).map(|_| PacketBatch::new()).collect();
     let mut file_error = None;
     let mut send_failed = false;
@@ -358,7 +528,7 @@ fn replay_inner(
         if let Some(pr) = progress {
             pr.update(file.offset(), read);
         }
-        if reader_gone(&sender) {
+        if reader_gone(sender) {
             break;
         }
         match polled {

@@ -45,6 +45,13 @@ impl Owners {
         self.of(out)
     }
 
+    /// The owner of `pkt` when it can be found without decoding it (see
+    /// [`dissect::flow::quick_owner`]); `None`: decode it.
+    #[inline]
+    pub fn quick(&self, pkt: &Packet<'_>) -> Option<usize> {
+        dissect::flow::quick_owner(pkt.link.0, pkt.data, self.workers)
+    }
+
     pub fn workers(&self) -> usize {
         self.workers
     }

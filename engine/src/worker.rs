@@ -420,6 +420,16 @@ impl Worker {
         self.out.flush(false);
     }
 
+    /// A packet another worker owns was read at `ts_ns` (in a replay where
+    /// every worker reads the whole file): the flow clock follows the
+    /// capture, as it would with one worker.
+    #[inline]
+    pub fn observe_time(&mut self, ts_ns: u64) {
+        if ts_ns > self.now_ns {
+            self.now_ns = ts_ns;
+        }
+    }
+
     /// Live capture with nothing to read: moves the flow clock to `now_ns`
     /// (wall clock) and does the housekeeping, so flows time out on a quiet
     /// link. Packet times never move the clock back.

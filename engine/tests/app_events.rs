@@ -4,30 +4,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
 use serde_json::Value;
-
-/// W1 (`gen_bench_pcap.py -n 200000 --seed 1`), generated once per target dir.
-fn w1() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("w1.pcap");
-    if !path.exists() {
-        let script = corpus().join("../bench/gen_bench_pcap.py");
-        let tmp = path.with_extension("tmp");
-        let st = Command::new("python3")
-            .arg(&script)
-            .arg("-o")
-            .arg(&tmp)
-            .args(["-n", "200000", "--seed", "1"])
-            .status()
-            .expect("python3 runs the W1 generator");
-        assert!(st.success(), "W1 generator failed");
-        std::fs::rename(&tmp, &path).expect("rename W1");
-    }
-    path
-}
 
 fn suricata_w1() -> Vec<Value> {
     let gz = corpus().join("../reference/suricata-8.0.6/w1.eve.json.gz");

@@ -240,3 +240,106 @@ fn community_ids_match_suricata() {
         failures.join("\n")
     );
 }
+
+/// Every capture, read by one worker and by three: the same events, field
+/// for field (every worker reads the file itself and skipped packets move
+/// its flow clock, so flows end at the same capture times whatever owns
+/// them); only their order and the `stats` line differ.
+#[test]
+fn every_capture_same_events_for_one_and_three_workers() {
+    let events = |run: &RunOutput| -> Vec<String> {
+        let mut v: Vec<String> = run
+            .events
+            .iter()
+            .filter(|e| e["event_type"] != "stats")
+            .map(Value::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    let captures = manifest()
+        .into_iter()
+        .map(|rel| (rel.clone(), corpus().join(rel)));
+    for (rel, cap) in captures.chain([("W1".to_string(), w1())]) {
+        let one = run_flowtap(&cap, 1, &[]);
+        let three = run_flowtap(&cap, 3, &[]);
+        if one.status.code() != three.status.code() {
+            failures.push(format!(
+                "{rel}: exit {:?} with one worker, {:?} with three",
+                one.status.code(),
+                three.status.code()
+            ));
+            continue;
+        }
+        let (a, b) = (events(&one), events(&three));
+        compared += a.len();
+        if a != b {
+            let only_one: Vec<_> = a.iter().filter(|e| !b.contains(e)).take(2).collect();
+            let only_three: Vec<_> = b.iter().filter(|e| !a.contains(e)).take(2).collect();
+            failures.push(format!(
+                "{rel}: {} events with one worker, {} with three\n  only one: {only_one:?}\n  only three: {only_three:?}",
+                a.len(),
+                b.len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // W1 alone has about 25,000.
+    assert!(compared > 25_000, "only {compared} events compared");
+}
+
+/// The owner a replay worker finds without decoding a packet it skips is
+/// the owner the full decode gives, on every packet of every capture and
+/// of W1, for two to four workers; and most of W1's packets take that
+/// shortcut.
+#[test]
+fn quick_owner_agrees_with_the_decode() {
+    use capture::file::CaptureFile;
+    use dissect::flow::{owner, quick_owner};
+    use dissect::packet::{decode, DecodeConfig, Decoded};
+
+    let cfg = DecodeConfig::default();
+    let (mut packets, mut quick, mut w1_quick, mut w1_packets) = (0u64, 0u64, 0u64, 0u64);
+    let mut failures = Vec::new();
+    let captures = manifest()
+        .into_iter()
+        .map(|rel| (rel.clone(), corpus().join(rel)));
+    for (rel, cap) in captures.chain([("W1".to_string(), w1())]) {
+        let Ok(mut file) = CaptureFile::open(&cap) else {
+            failures.push(format!("{rel}: cannot open"));
+            continue;
+        };
+        let mut index = 0u64;
+        while let Ok(Some(p)) = file.next_packet() {
+            index += 1;
+            packets += 1;
+            if rel == "W1" {
+                w1_packets += 1;
+            }
+            let mut d = Decoded::default();
+            decode(p.link.0, p.data, &cfg, &mut d);
+            for workers in 2..=4 {
+                let Some(q) = quick_owner(p.link.0, p.data, workers) else {
+                    continue;
+                };
+                if workers == 2 {
+                    quick += 1;
+                    if rel == "W1" {
+                        w1_quick += 1;
+                    }
+                }
+                if q != owner(&d, workers) {
+                    failures.push(format!("{rel} packet {index}, {workers} workers"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(packets > 200_000 && quick > 100_000, "{quick} of {packets}");
+    assert!(
+        w1_quick * 10 > w1_packets * 8,
+        "only {w1_quick} of W1's {w1_packets} packets"
+    );
+}

@@ -372,7 +372,10 @@ impl Factory {
                     + l(&c.events_spooled)
                     + l(&c.events_dropped_spool_full)
                     + l(&c.events_failed);
-                let down = l(&c.up) == 0;
+                // Down = tried and failed. A sink that has not tried yet
+                // (it connects when its first batch arrives) is waited for.
+                let down = l(&c.up) == 0
+                    && (l(&c.connect_failures) > 0 || c.reader_gone.load(Ordering::Relaxed));
                 down || (handled >= queued && l(&c.batches_dequeued) >= l(&c.batches_enqueued))
             });
             if done {

@@ -222,6 +222,12 @@ impl Input {
         })
     }
 
+    /// A regular, uncompressed file: it can be opened again and read by
+    /// another reader at no extra cost.
+    pub(super) fn is_plain_file(&self) -> bool {
+        matches!(self.src, Source::File { .. })
+    }
+
     pub(super) fn path(&self) -> &Path {
         &self.path
     }

@@ -219,6 +219,16 @@ impl CaptureFile {
         Self::start(Input::open(path, None)?)
     }
 
+    /// Another reader of the same file, from its first packet, for replays
+    /// in which every worker reads the file itself. `None` for what cannot
+    /// be read twice for free: standard input, a pipe, a compressed file
+    /// (each reader would decompress all of it), bytes in memory.
+    pub fn reopen(&self) -> Option<Result<CaptureFile, FileError>> {
+        self.input
+            .is_plain_file()
+            .then(|| CaptureFile::open(self.input.path()))
+    }
+
     /// Read a capture held in memory, parsing directly from `bytes`.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<CaptureFile, FileError> {
         Self::start(Input::memory(bytes))

@@ -9,6 +9,8 @@
 //! A snaplen-cut frame decodes laxly: what parsed is kept and `status` says
 //! where the capture ended.
 
+use std::net::IpAddr;
+
 mod bytes;
 mod decoded;
 mod ethernet;
@@ -41,6 +43,58 @@ pub fn decode<'a>(link: u32, frame: &'a [u8], cfg: &DecodeConfig, out: &mut Deco
         }
     };
     Decoder::new(cfg, 0).run(step, out);
+}
+
+/// The innermost IP addresses of a frame, as [`decode`] would find them,
+/// when they can be read without decoding it: Ethernet (VLAN tags allowed)
+/// carrying IPv4 or IPv6 whose next protocol is TCP or ICMP, which no
+/// encapsulation [`decode`] reads can follow. `None`: decode the frame.
+/// (A replay worker finds the owner of the packets it skips this way.)
+pub fn quick_ip_pair(link: u32, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    if link != link::LINKTYPE_ETHERNET {
+        return None;
+    }
+    let mut ty = bytes::u16_at(frame, 12)?;
+    let mut at = 14;
+    while matches!(
+        ty,
+        ethernet::ETH_VLAN | ethernet::ETH_QINQ | ethernet::ETH_QINQ_OLD | ethernet::ETH_QINQ_OLD2
+    ) {
+        ty = bytes::u16_at(frame, at + 2)?;
+        at += 4;
+    }
+    let b = tail(frame, at);
+    let quick = |proto: u8| proto == transport::PROTO_TCP || proto == transport::PROTO_ICMP;
+    match ty {
+        ethernet::ETH_IPV4 => {
+            // The checks after which `ip::ipv4` sets the IP header.
+            let h = bytes::array_at::<20>(b, 0)?;
+            let header_len = usize::from(h[0] & 0x0f) * 4;
+            let total_len = match usize::from(u16::from_be_bytes([h[2], h[3]])) {
+                0 => b.len(),
+                n => n,
+            };
+            let ok = h[0] >> 4 == 4
+                && header_len >= 20
+                && b.len() >= header_len
+                && total_len >= header_len
+                && quick(h[9]);
+            ok.then(|| {
+                (
+                    IpAddr::from([h[12], h[13], h[14], h[15]]),
+                    IpAddr::from([h[16], h[17], h[18], h[19]]),
+                )
+            })
+        }
+        ethernet::ETH_IPV6 => {
+            let h = bytes::array_at::<40>(b, 0)?;
+            let src = bytes::array_at::<16>(&h, 8)?;
+            let dst = bytes::array_at::<16>(&h, 24)?;
+            let ok = h[0] >> 4 == 6 && (h[6] == transport::PROTO_TCP || h[6] == 58);
+            ok.then(|| (IpAddr::from(src), IpAddr::from(dst)))
+        }
+        _ => None,
+    }
 }
 
 /// Whether [`decode`] reads frames of pcap link type `link`; the others

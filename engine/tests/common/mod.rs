@@ -23,6 +23,31 @@ pub fn corpus() -> PathBuf {
     c
 }
 
+/// W1 (`gen_bench_pcap.py -n 200000 --seed 1`), generated once per target dir.
+pub fn w1() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("w1.pcap");
+    if !path.exists() {
+        let script = corpus().join("../bench/gen_bench_pcap.py");
+        // Test binaries and their threads may race to make it: each writes
+        // its own file, and the rename is atomic.
+        let tmp = path.with_extension(format!(
+            "tmp.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let st = Command::new("python3")
+            .arg(&script)
+            .arg("-o")
+            .arg(&tmp)
+            .args(["-n", "200000", "--seed", "1"])
+            .status()
+            .expect("python3 runs the W1 generator");
+        assert!(st.success(), "W1 generator failed");
+        std::fs::rename(&tmp, &path).expect("rename W1");
+    }
+    path
+}
+
 pub fn reference() -> PathBuf {
     corpus().join("../reference/suricata-8.0.6/corpus")
 }
