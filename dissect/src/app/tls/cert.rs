@@ -5,6 +5,7 @@ use crate::app::util::{bounded_string, hex, hex_colon};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -52,7 +53,8 @@ pub fn summarize(der: &[u8]) -> TlsCert {
 }
 
 /// Summaries of the certificates this thread (one worker) decoded last,
-/// keyed by a fast hash of their DER bytes: the same CDN and service
+/// keyed by a hash of their DER's length and signature ([`der_key`]), shared
+/// with the events (`Arc`, no copy on a hit): the same CDN and service
 /// certificates come back on flow after flow, and decoding one (x509
 /// parsing, SHA-1 and SHA-256 of the DER) costs far more than hashing it.
 /// Direct-mapped: a certificate lands in one slot and replaces what was
@@ -70,7 +72,7 @@ pub(crate) struct CertCache {
 struct Cached {
     hash: u64,
     der: Box<[u8]>,
-    summary: TlsCert,
+    summary: Arc<TlsCert>,
 }
 
 /// Certificates larger than this are decoded every time (not kept).
@@ -93,27 +95,40 @@ impl CertCache {
     }
 
     /// The summary of `der`, decoded only when this DER is not cached.
-    pub(crate) fn summarize(&mut self, der: &[u8]) -> TlsCert {
+    pub(crate) fn summarize(&mut self, der: &[u8]) -> Arc<TlsCert> {
         if self.slots.is_empty() || der.len() > MAX_CACHED_DER {
-            return summarize(der);
+            return Arc::new(summarize(der));
         }
-        let hash = crate::app::util::fast_hash(der);
+        let hash = der_key(der);
         let i = (hash as usize) & (self.slots.len() - 1);
-        if let Some(c) = &self.slots[i] {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return Arc::new(summarize(der));
+        };
+        if let Some(c) = slot {
             if c.hash == hash && *c.der == *der {
                 self.hits += 1;
-                return c.summary.clone();
+                return Arc::clone(&c.summary);
             }
         }
         self.misses += 1;
-        let summary = summarize(der);
-        self.slots[i] = Some(Cached {
+        let summary = Arc::new(summarize(der));
+        *slot = Some(Cached {
             hash,
             der: der.into(),
-            summary: summary.clone(),
+            summary: Arc::clone(&summary),
         });
         summary
     }
+}
+
+/// The slot key of a DER certificate: its length and last bytes, which are
+/// the issuer's signature over the rest (distinct for distinct certificates,
+/// and hashing them costs a fraction of hashing the whole DER). Any DER with
+/// the same key only shares a slot: a hit still compares the whole DER.
+fn der_key(der: &[u8]) -> u64 {
+    const TAIL: usize = 64;
+    let tail = der.get(der.len().saturating_sub(TAIL)..).unwrap_or(der);
+    crate::app::util::fast_hash(tail) ^ (der.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 std::thread_local! {
@@ -123,7 +138,7 @@ std::thread_local! {
 }
 
 /// Summarises `der` through this thread's cache of `slots` entries.
-pub fn summarize_cached(der: &[u8], slots: usize) -> TlsCert {
+pub fn summarize_cached(der: &[u8], slots: usize) -> Arc<TlsCert> {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         match c.as_mut() {

@@ -6,6 +6,7 @@
 //! Suricata's (the same `x509-parser` rendering).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// One certificate of the server's chain.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -83,8 +84,10 @@ pub struct TlsEvent {
     pub resumed: bool,
 
     // ---- Certificate (TLS ≤1.2; encrypted in 1.3) ----
-    /// Server chain, leaf first, at most `TlsConfig::max_certs`.
-    pub certificates: Vec<TlsCert>,
+    /// Server chain, leaf first, at most `TlsConfig::max_certs`. Shared
+    /// with the worker's certificate cache: a repeated certificate's
+    /// summary is not copied.
+    pub certificates: Vec<Arc<TlsCert>>,
 
     // ---- Alerts ----
     /// First unencrypted alert seen (level, description) and its sender.

@@ -98,6 +98,162 @@ pub fn ja3s(sh: &ServerHello) -> (String, String) {
     (s, h)
 }
 
+/// The JA3 and JA4 of one ClientHello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientFingerprints {
+    pub ja3: String,
+    pub ja3_hash: String,
+    pub ja4: String,
+}
+
+/// Fingerprints remembered per worker, keyed by the hello values they are
+/// computed from: a network's clients send the same few hellos over and
+/// over, and building the decimal and hex strings (and sorting for JA4)
+/// costs far more than comparing the lists. Direct-mapped; a hit compares
+/// the whole key, so a hash collision can only cost a miss.
+struct FingerprintCache<V> {
+    slots: Vec<Option<Remembered<V>>>,
+    /// The key being looked up (reused: no allocation on a hit).
+    key: Vec<u16>,
+}
+
+struct Remembered<V> {
+    hash: u64,
+    key: Box<[u16]>,
+    value: V,
+}
+
+const FINGERPRINT_SLOTS: usize = 256;
+
+impl<V: Clone> FingerprintCache<V> {
+    fn new() -> Self {
+        Self::with_slots(FINGERPRINT_SLOTS)
+    }
+
+    fn with_slots(n: usize) -> Self {
+        FingerprintCache {
+            slots: (0..n.max(1)).map(|_| None).collect(),
+            key: Vec::new(),
+        }
+    }
+
+    /// `fill` writes the key (false: it cannot be written unambiguously,
+    /// compute without caching); `compute` runs on a miss.
+    fn get_or(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<u16>) -> bool,
+        compute: impl FnOnce() -> V,
+    ) -> V {
+        self.key.clear();
+        if !fill(&mut self.key) {
+            return compute();
+        }
+        let hash = hash_u16s(&self.key);
+        let i = (hash as usize) % self.slots.len().max(1);
+        let Some(slot) = self.slots.get_mut(i) else {
+            return compute();
+        };
+        if let Some(r) = slot {
+            if r.hash == hash && *r.key == *self.key {
+                return r.value.clone();
+            }
+        }
+        let value = compute();
+        *slot = Some(Remembered {
+            hash,
+            key: self.key.as_slice().into(),
+            value: value.clone(),
+        });
+        value
+    }
+}
+
+/// A fast non-cryptographic hash of `v`, four values at a time.
+fn hash_u16s(v: &[u16]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = v.len() as u64;
+    let mut quads = v.chunks_exact(4);
+    for q in &mut quads {
+        let x = q.iter().fold(0u64, |acc, &w| (acc << 16) | u64::from(w));
+        h = (h.rotate_left(5) ^ x).wrapping_mul(K);
+    }
+    for &w in quads.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(w)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
+
+/// Appends the length of `vals` without GREASE, then those values: the
+/// fingerprints ignore GREASE wherever it is (so clients drawing new GREASE
+/// values for each hello still hit). False if the count does not fit.
+fn push_list(key: &mut Vec<u16>, vals: impl Iterator<Item = u16>) -> bool {
+    let at = key.len();
+    key.push(0);
+    key.extend(vals.filter(|v| !is_grease(*v)));
+    match (u16::try_from(key.len() - at - 1), key.get_mut(at)) {
+        (Ok(n), Some(slot)) => {
+            *slot = n;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Everything [`ja3`] and [`ja4`] read of a ClientHello: legacy version,
+/// ciphers, extensions, groups, point formats, supported versions and
+/// signature algorithms (each without GREASE, after its length), then the
+/// first ALPN's bytes (or nothing).
+fn client_key(ch: &ClientHello, key: &mut Vec<u16>) -> bool {
+    key.push(ch.legacy_version);
+    let first_alpn = ch.alpns.first().map(|a| a.as_bytes());
+    push_list(key, ch.ciphers.iter().copied())
+        && push_list(key, ch.extensions.iter().copied())
+        && push_list(key, ch.groups.iter().copied())
+        // Point formats are bytes: never GREASE.
+        && push_list(key, ch.ec_point_formats.iter().map(|&v| u16::from(v)))
+        && push_list(key, ch.supported_versions.iter().copied())
+        && push_list(key, ch.sig_algs.iter().copied())
+        && push_list(key, first_alpn.into_iter().flatten().map(|&b| u16::from(b)))
+}
+
+/// JA3 and JA4 of a ClientHello, from this worker's cache when the same
+/// hello values were fingerprinted before.
+pub fn client_fingerprints(ch: &ClientHello) -> ClientFingerprints {
+    std::thread_local! {
+        static CACHE: RefCell<FingerprintCache<ClientFingerprints>> =
+            RefCell::new(FingerprintCache::new());
+    }
+    let compute = || {
+        let (ja3, ja3_hash) = ja3(ch);
+        ClientFingerprints {
+            ja3,
+            ja3_hash,
+            ja4: ja4(ch),
+        }
+    };
+    CACHE.with(|c| match c.try_borrow_mut() {
+        Ok(mut c) => c.get_or(|key| client_key(ch, key), compute),
+        Err(_) => compute(),
+    })
+}
+
+/// JA3S string and hash of a ServerHello, from this worker's cache when
+/// the same version, cipher and extensions were fingerprinted before.
+pub fn server_fingerprint(sh: &ServerHello) -> (String, String) {
+    std::thread_local! {
+        static CACHE: RefCell<FingerprintCache<(String, String)>> =
+            RefCell::new(FingerprintCache::new());
+    }
+    let fill = |key: &mut Vec<u16>| {
+        key.extend([sh.legacy_version, sh.cipher]);
+        push_list(key, sh.extensions.iter().copied())
+    };
+    CACHE.with(|c| match c.try_borrow_mut() {
+        Ok(mut c) => c.get_or(fill, || ja3s(sh)),
+        Err(_) => ja3s(sh),
+    })
+}
+
 fn ja4_version(v: u16) -> &'static str {
     match v {
         0x0304 => "13",
@@ -263,6 +419,132 @@ mod tests {
         assert_eq!(ja4(&e), "t10i000000_000000000000_000000000000");
         e.alpns = vec![String::new()];
         assert!(ja4(&e).starts_with("t10i000000_"));
+    }
+
+    fn uncached(ch: &ClientHello) -> ClientFingerprints {
+        let (ja3, ja3_hash) = ja3(ch);
+        ClientFingerprints {
+            ja3,
+            ja3_hash,
+            ja4: ja4(ch),
+        }
+    }
+
+    /// Hellos differing in one input each of JA3 or JA4 depends on.
+    fn hello_variants() -> Vec<ClientHello> {
+        let base = ClientHello {
+            legacy_version: 0x0303,
+            ciphers: vec![0x1301, 0x1302, 0xc02b, 0x009c],
+            extensions: vec![0x0000, 0x0017, 0x000a, 0x000b, 0x0010, 0x000d, 0x002b],
+            alpns: vec!["h2".into(), "http/1.1".into()],
+            supported_versions: vec![0x0304, 0x0303],
+            groups: vec![29, 23],
+            ec_point_formats: vec![0],
+            sig_algs: vec![0x0403, 0x0804],
+            ..ClientHello::default()
+        };
+        let mut v = vec![base.clone()];
+        let mut with = |f: &dyn Fn(&mut ClientHello)| {
+            let mut c = base.clone();
+            f(&mut c);
+            v.push(c);
+        };
+        with(&|c| c.legacy_version = 0x0301);
+        with(&|c| c.ciphers.swap(0, 1));
+        with(&|c| c.ciphers.pop().map(drop).unwrap_or(()));
+        with(&|c| c.extensions.retain(|&e| e != 0));
+        with(&|c| c.extensions.swap(1, 2));
+        with(&|c| c.groups.push(24));
+        with(&|c| c.ec_point_formats = vec![0, 1]);
+        with(&|c| c.ec_point_formats.clear());
+        with(&|c| c.supported_versions.clear());
+        with(&|c| c.sig_algs.clear());
+        with(&|c| c.alpns = vec!["http/1.1".into()]);
+        with(&|c| c.alpns = vec![String::new()]);
+        with(&|c| c.alpns.clear());
+        // A value moved from one list to the next: the lengths keep the
+        // keys apart.
+        with(&|c| {
+            c.ciphers.pop();
+            c.extensions.insert(0, 0x009c);
+        });
+        v
+    }
+
+    #[test]
+    fn remembered_fingerprints_are_the_computed_ones() {
+        let hellos = hello_variants();
+        for slots in [1, 2, 256] {
+            let mut cache = FingerprintCache::with_slots(slots);
+            // Twice round: the second pass hits where the slots allow.
+            for ch in hellos.iter().chain(hellos.iter()) {
+                let got = cache.get_or(|k| client_key(ch, k), || uncached(ch));
+                assert_eq!(got, uncached(ch), "{slots} slots, {ch:?}");
+            }
+        }
+        // Equal keys only for equal fingerprints; every variant changes the
+        // key but one: an empty first ALPN and none both give JA4 "00".
+        let keys: Vec<Vec<u16>> = hellos
+            .iter()
+            .map(|ch| {
+                let mut k = Vec::new();
+                assert!(client_key(ch, &mut k));
+                k
+            })
+            .collect();
+        for (i, a) in hellos.iter().enumerate() {
+            for (j, b) in hellos.iter().enumerate() {
+                if keys[i] == keys[j] {
+                    assert_eq!(uncached(a), uncached(b), "{a:?} / {b:?}");
+                }
+            }
+        }
+        let mut distinct = keys.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), hellos.len() - 1);
+        // Through the worker's cache too.
+        for ch in &hellos {
+            assert_eq!(client_fingerprints(ch), uncached(ch));
+        }
+    }
+
+    #[test]
+    fn grease_values_share_one_remembered_fingerprint() {
+        let mut a = hello_variants().remove(0);
+        a.ciphers.insert(0, 0x0a0a);
+        a.extensions.insert(0, 0x1a1a);
+        a.supported_versions.insert(0, 0x2a2a);
+        let mut b = a.clone();
+        b.ciphers[0] = 0xfafa;
+        b.extensions[0] = 0xeaea;
+        b.supported_versions[0] = 0x7a7a;
+        let mut cache = FingerprintCache::with_slots(256);
+        let mut computed = 0;
+        for ch in [&a, &b, &a] {
+            let got = cache.get_or(
+                |k| client_key(ch, k),
+                || {
+                    computed += 1;
+                    uncached(ch)
+                },
+            );
+            assert_eq!(got, uncached(ch));
+        }
+        assert_eq!(computed, 1);
+        assert_eq!(uncached(&a), uncached(&b));
+        // ServerHellos: version, cipher and extensions make the key.
+        let sh = ServerHello {
+            legacy_version: 0x0303,
+            cipher: 0xc02f,
+            extensions: vec![0xff01, 0, 0x0a0a],
+            ..Default::default()
+        };
+        let mut other = sh.clone();
+        other.cipher = 0xc030;
+        for s in [&sh, &other, &sh] {
+            assert_eq!(server_fingerprint(s), ja3s(s));
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub(super) fn example() -> TlsEvent {
         server_alpn: Some("h2".into()),
         ja3s: Some("771,49199,65281-0".into()),
         ja3s_hash: Some("ccc514751b175866924439bdbb5bba34".into()),
-        certificates: vec![TlsCert {
+        certificates: vec![std::sync::Arc::new(TlsCert {
             subject: "CN=www.ntop.org".into(),
             issuer: "C=US, O=Let's Encrypt, CN=Let's Encrypt Authority X3".into(),
             serial: "03:C5:6F:66".into(),
@@ -112,7 +112,7 @@ pub(super) fn example() -> TlsEvent {
             sha256: "abcdef".into(),
             der_len: 1200,
             ..TlsCert::default()
-        }],
+        })],
         ..TlsEvent::default()
     }
 }

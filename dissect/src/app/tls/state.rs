@@ -283,12 +283,12 @@ impl TlsState {
     }
 
     fn client_hello(&mut self, ch: ClientHello, ctx: &Ctx) {
-        let (ja3, ja3_hash) = fingerprint::ja3(&ch);
+        let fp = fingerprint::client_fingerprints(&ch);
         let ev = &mut self.ev;
         ev.has_client_hello = true;
-        ev.ja4 = Some(fingerprint::ja4(&ch));
-        ev.ja3 = Some(ja3);
-        ev.ja3_hash = Some(ja3_hash);
+        ev.ja4 = Some(fp.ja4);
+        ev.ja3 = Some(fp.ja3);
+        ev.ja3_hash = Some(fp.ja3_hash);
         ev.client_version = Some(ch.legacy_version);
         ev.client_hello_ts_ns = Some(ctx.ts_ns);
         self.client_session_id = ch.session_id;
@@ -303,7 +303,7 @@ impl TlsState {
     }
 
     fn server_hello(&mut self, sh: ServerHello, ctx: &Ctx) {
-        let (ja3s, ja3s_hash) = fingerprint::ja3s(&sh);
+        let (ja3s, ja3s_hash) = fingerprint::server_fingerprint(&sh);
         let ev = &mut self.ev;
         ev.has_server_hello = true;
         ev.ja3s = Some(ja3s);

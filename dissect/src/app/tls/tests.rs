@@ -530,6 +530,14 @@ fn certificate_cache_gives_the_same_events_and_decodes_repeats_once() {
         assert_eq!(plain, cached, "{rel}: the cache changed an event");
         certs += (h1 - h0) + (m1 - m0);
         decoded += m1 - m0;
+        if m1 > m0 {
+            eprintln!(
+                "{rel}: {} certificates, {} decoded, {} hits",
+                (h1 - h0) + (m1 - m0),
+                m1 - m0,
+                h1 - h0
+            );
+        }
         // The next capture starts cold, as another run would.
         let _ = cert::summarize_cached(b"", 0);
     }
@@ -554,9 +562,27 @@ fn certificate_cache_is_bounded_and_never_confuses_two_certificates() {
     let sb = c.summarize(&b);
     assert_ne!(sa.sha256, sb.sha256);
     assert_eq!(c.summarize(&b), sb);
-    assert_eq!(c.summarize(&a), sa);
+    let sa2 = c.summarize(&a);
+    assert_eq!(sa2, sa);
     assert_eq!((c.hits, c.misses), (1, 3));
-    assert_eq!(sa, cert::summarize(&a));
+    assert_eq!(*sa, cert::summarize(&a));
+    // A hit shares the cached summary instead of copying it.
+    assert!(std::sync::Arc::ptr_eq(&c.summarize(&a), &sa2));
+    assert_eq!((c.hits, c.misses), (2, 3));
+    // Same length and signature bytes (so the same slot and hash), one
+    // byte apart near the start: still two certificates.
+    let mut d = a.clone();
+    if let Some(x) = d.get_mut(20) {
+        *x ^= 1;
+    }
+    let mut wide = cert::CertCache::new(1024);
+    let wa = wide.summarize(&a);
+    let wd = wide.summarize(&d);
+    assert_eq!(*wa, cert::summarize(&a));
+    assert_eq!(*wd, cert::summarize(&d));
+    assert_ne!(wa.sha256, wd.sha256);
+    assert_eq!(*wide.summarize(&a), *wa);
+    assert_eq!((wide.hits, wide.misses), (0, 3));
     // Too large to keep: decoded every time.
     let big = vec![0x30u8; cert::MAX_CACHED_DER + 1];
     c.summarize(&big);

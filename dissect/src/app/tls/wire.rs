@@ -108,9 +108,19 @@ impl<'a> Rd<'a> {
 }
 
 fn u16_list(b: &[u8]) -> Vec<u16> {
+    // An exact-size iterator: one allocation of the right size.
     b.chunks_exact(2)
-        .filter_map(|c| <[u8; 2]>::try_from(c).ok().map(u16::from_be_bytes))
+        .map(|c| match c {
+            [hi, lo] => u16::from_be_bytes([*hi, *lo]),
+            _ => 0,
+        })
         .collect()
+}
+
+/// Room for the extensions of a block of `len` bytes: each takes at least
+/// four, and hellos carry a few dozen at most (more only grow the vector).
+fn extension_capacity(len: usize) -> usize {
+    (len / 4).min(32)
 }
 
 /// Decoded ClientHello.
@@ -148,6 +158,7 @@ pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, TlsError> {
         return Ok(ch); // no extensions (SSLv3 style)
     }
     let exts = r.vec16()?;
+    ch.extensions = Vec::with_capacity(extension_capacity(exts.len()));
     let mut e = Rd::new(exts);
     while !e.done() {
         let t = e.u16()?;
@@ -228,6 +239,7 @@ pub fn parse_server_hello(body: &[u8]) -> Result<ServerHello, TlsError> {
         return Ok(sh);
     }
     let exts = r.vec16()?;
+    sh.extensions = Vec::with_capacity(extension_capacity(exts.len()));
     let mut e = Rd::new(exts);
     while !e.done() {
         let t = e.u16()?;
