@@ -813,7 +813,9 @@ fn short_plain(s: &[u8]) -> Option<[u8; 16]> {
         t[n / 2] = s[n / 2];
         t[n - 1] = s[n - 1];
     }
-    if special(word::<8>(&t, 0)) || special(word::<8>(&t, 8)) {
+    // The second word is padding alone up to 8 bytes (most keywords,
+    // types and codes): one word to check.
+    if special(word::<8>(&t, 0)) || (n > 8 && special(word::<8>(&t, 8))) {
         None
     } else {
         Some(t)

@@ -128,9 +128,10 @@ fn push_label(out: &mut String, label: &[u8]) {
     }
 }
 
-/// Room for a name's dotted text (at most 253 bytes: 255 wire bytes less
-/// the first length byte and the root) and one 16-byte piece copied past it.
-const NAME_TEXT: usize = 256 + 16;
+/// Room for the dotted text of most names and one 16-byte piece copied past
+/// it (small enough for the zeroing to stay inline). A longer name (up to
+/// 253 bytes) takes the label-by-label path.
+const NAME_TEXT: usize = 128;
 
 /// Walks the name at `start`, calling `label(offset, len)` for each label
 /// in order (its bytes are `msg[offset..offset + len]`, in bounds). Returns
@@ -247,12 +248,18 @@ fn all_printable(t: &[u8]) -> bool {
 ///
 /// The labels are gathered on the stack first; a name that is all printable
 /// ASCII (nearly all) then becomes the string in one checked copy. Names with
-/// other bytes are walked again label by label and those bytes escaped.
+/// other bytes, or too long for the stack buffer, are walked again label by
+/// label (those bytes escaped).
 pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, DnsError> {
     out.clear();
     let mut text = [0u8; NAME_TEXT];
     let mut n = 0usize;
+    let mut long = false;
     let after = walk_name(msg, start, |from, len| {
+        if n + 1 + len + 16 > NAME_TEXT {
+            long = true;
+            return;
+        }
         if n > 0 {
             if let Some(d) = text.get_mut(n) {
                 *d = b'.';
@@ -263,7 +270,7 @@ pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, Dn
         n += len;
     })?;
     let dotted = text.get(..n).unwrap_or(&[]);
-    if all_printable(dotted) {
+    if !long && all_printable(dotted) {
         if let Ok(s) = std::str::from_utf8(dotted) {
             out.push_str(s);
             return Ok(after);
@@ -917,8 +924,24 @@ mod tests {
             assert_eq!(read_name(&m, 0, &mut s), Ok(l + 5));
             assert_eq!(s, format!("{text}.cd"));
         }
-        // A non-printable byte in any label escapes that byte only.
+        // Names around and past the stack buffer's size (the label-by-label
+        // path): the same text.
         let mut s = String::new();
+        for count in (1..=8usize).chain(10..=25) {
+            let mut m = Vec::new();
+            let mut want = Vec::new();
+            for i in 0..count {
+                let l = if count >= 10 { 9 } else { 1 + (i * 7) % 63 };
+                let label = vec![b'a' + (i % 26) as u8; l];
+                m.push(l as u8);
+                m.extend_from_slice(&label);
+                want.push(String::from_utf8(label).unwrap());
+            }
+            m.push(0);
+            assert_eq!(read_name(&m, 0, &mut s), Ok(m.len()), "{count} labels");
+            assert_eq!(s, want.join("."));
+        }
+        // A non-printable byte in any label escapes that byte only.
         let m = [3, b'a', 0x7f, b'b', 2, b'c', b'.', 1, 0xc3, 0];
         assert_eq!(read_name(&m, 0, &mut s), Ok(m.len()));
         assert_eq!(s, "a\\x7fb.c..\\xc3");
