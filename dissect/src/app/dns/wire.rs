@@ -364,8 +364,18 @@ fn read_record_known(
         return Err(DnsError::Short);
     }
     let (data, rdata_truncated) = if decode {
-        decode_rdata(msg, rtype, rstart, rend)
-            .unwrap_or((DnsRdata::Malformed { len: rdlen }, false))
+        // Addresses (most records) here: what decode_rdata gives them,
+        // without the large function's frame and its result moved out.
+        match (rtype, msg.get(rstart..rend)) {
+            (1, Some(&[a, b, c, d])) => (DnsRdata::A(Ipv4Addr::new(a, b, c, d)), false),
+            (28, Some(rd)) if rd.len() == 16 => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(rd);
+                (DnsRdata::Aaaa(Ipv6Addr::from(b)), false)
+            }
+            _ => decode_rdata(msg, rtype, rstart, rend)
+                .unwrap_or((DnsRdata::Malformed { len: rdlen }, false)),
+        }
     } else {
         (DnsRdata::Other { len: rdlen }, false)
     };
