@@ -129,6 +129,17 @@ impl<'b> JsonWriter<'b> {
                 return;
             }
         }
+        // Three to five digits (ports, TTLs, ids, sizes, latencies): the
+        // digits zero-padded in one word, shifted past the leading zeros,
+        // and the whole member again in one copy.
+        if (100..100_000).contains(&value) {
+            if let Some((mut a, p)) = self.prefix(key, b"\":") {
+                let (t, n) = digits5(value as u32);
+                a[p..p + 8].copy_from_slice(&t);
+                self.append_member(&a, p + 8, p + n);
+                return;
+            }
+        }
         self.key(key);
         push_u64(self.buf, value);
     }
@@ -529,24 +540,11 @@ fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
         return;
     }
     if v < 100_000 {
-        // Three to five digits (ports, sizes, most latencies): five digits
-        // zero-padded in one word, shifted past the leading zeros.
-        let v = v as u32;
-        let lo = (v % 10_000) as usize;
-        let mut t = [0u8; 8];
-        t[0] = b'0' + (v / 10_000) as u8;
-        t[1..3].copy_from_slice(&PAIRS[lo / 100]);
-        t[3..5].copy_from_slice(&PAIRS[lo % 100]);
-        let skip = if v >= 10_000 {
-            0
-        } else if v >= 1_000 {
-            1
-        } else {
-            2
-        };
+        // Three to five digits (ports, sizes, most latencies).
+        let (t, n) = digits5(v as u32);
         let start = buf.len();
-        buf.extend_from_slice(&(u64::from_le_bytes(t) >> (8 * skip)).to_le_bytes());
-        buf.truncate(start + 5 - skip);
+        buf.extend_from_slice(&t);
+        buf.truncate(start + n);
         return;
     }
     // Digits from the right, four at a time (one division by a constant
@@ -580,6 +578,28 @@ fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
     let start = buf.len();
     buf.extend_from_slice(&t[end..end + 20]);
     buf.truncate(start + 20 - end);
+}
+
+/// The digits of `v` (100..100_000) at the start of a word and how many
+/// there are: five digits zero-padded, shifted past the leading zeros.
+#[inline(always)]
+fn digits5(v: u32) -> ([u8; 8], usize) {
+    let lo = (v % 10_000) as usize;
+    let mut t = [0u8; 8];
+    t[0] = b'0' + (v / 10_000) as u8;
+    t[1..3].copy_from_slice(&PAIRS[lo / 100]);
+    t[3..5].copy_from_slice(&PAIRS[lo % 100]);
+    let skip = if v >= 10_000 {
+        0
+    } else if v >= 1_000 {
+        1
+    } else {
+        2
+    };
+    (
+        (u64::from_le_bytes(t) >> (8 * skip)).to_le_bytes(),
+        5 - skip,
+    )
 }
 
 /// The eight digits of `x` (below 10^8), zero-padded, at `t[at..at + 8]`.
@@ -813,7 +833,9 @@ fn short_plain(s: &[u8]) -> Option<[u8; 16]> {
         t[n / 2] = s[n / 2];
         t[n - 1] = s[n - 1];
     }
-    if special(word::<8>(&t, 0)) || special(word::<8>(&t, 8)) {
+    // The second word is padding alone up to 8 bytes (most keywords,
+    // types and codes): one word to check.
+    if special(word::<8>(&t, 0)) || (n > 8 && special(word::<8>(&t, 8))) {
         None
     } else {
         Some(t)
@@ -939,20 +961,27 @@ fn two_digits(v: u32) -> [u8; 2] {
 /// second but seldom a day); the time of day is three table lookups.
 #[inline(always)]
 fn second_prefix(secs: u64) -> [u8; 20] {
+    // The prefix is kept as two words (16 + 4 bytes): a byte array in the
+    // cell was read back one byte at a time.
     thread_local! {
-        static DAY: std::cell::Cell<(u64, [u8; 20])> =
-            const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+        static DAY: std::cell::Cell<(u64, u128, u32)> =
+            const { std::cell::Cell::new((u64::MAX, 0, 0)) };
     }
     let (days, sod) = (secs / 86_400, (secs % 86_400) as usize);
-    let mut p = DAY.with(|day| {
-        let (d, p) = day.get();
+    let (lo, hi) = DAY.with(|day| {
+        let (d, lo, hi) = day.get();
         if d == days {
-            return p;
+            return (lo, hi);
         }
         let p = civil_prefix(days as i64, 0);
-        day.set((days, p));
-        p
+        let lo = u128::from_le_bytes(word::<16>(&p, 0));
+        let hi = u32::from_le_bytes(word::<4>(&p, 16));
+        day.set((days, lo, hi));
+        (lo, hi)
     });
+    let mut p = [0u8; 20];
+    p[..16].copy_from_slice(&lo.to_le_bytes());
+    p[16..].copy_from_slice(&hi.to_le_bytes());
     p[11..13].copy_from_slice(&PAIRS[sod / 3600]);
     p[14..16].copy_from_slice(&PAIRS[sod / 60 % 60]);
     p[17..19].copy_from_slice(&PAIRS[sod % 60]);
@@ -1266,7 +1295,14 @@ mod tests {
                 u128::from(next()) << 64 | u128::from(next()),
             ));
             let ts = next() % 4_102_444_800_000_000_000;
-            for key in ["k", long] {
+            // Keys around the stack member's limits too (a prefix of 31 and
+            // 32 bytes: a 32-byte value no longer fits after the latter).
+            for key in [
+                "k",
+                "key_of_twenty_six_bytes_ab",
+                "key_of_twenty_seven_bytes_a",
+                long,
+            ] {
                 // One member after what the buffer already held, parsed back.
                 let one = |f: &dyn Fn(&mut JsonWriter<'_>)| -> serde_json::Value {
                     let mut buf = b"head".to_vec();

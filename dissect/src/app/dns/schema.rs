@@ -6,7 +6,7 @@ use super::event::{
     rcode_name, rrtype_name, DnsEvent, DnsQuestion, DnsRdata, DnsRecord, Edns, SvcParam,
 };
 use crate::app::encode::{
-    opt_u64, push_hex_u16, EventWriters, JsonWriter, StrBuilder, WriteOptions,
+    hex_u16_member, opt_u64, EventWriters, JsonWriter, StrBuilder, WriteOptions,
 };
 
 /// DNS opcode names (ECS `dns.op_code`).
@@ -536,6 +536,11 @@ fn record_members(w: &mut JsonWriter<'_>, r: &DnsRecord) {
             w.u64("preference", u64::from(*preference));
         }
         DnsRdata::Txt(parts) => w.str_array("txt", parts.iter().map(String::as_str)),
+        // The commonest data written directly: the same bytes `rdata_text`
+        // gives them.
+        DnsRdata::A(a) => w.ip("rdata", &IpAddr::V4(*a)),
+        DnsRdata::Aaaa(a) => w.ip("rdata", &IpAddr::V6(*a)),
+        DnsRdata::Name(n) => w.str("rdata", n),
         DnsRdata::Other { len } => w.u64("rdata_len", u64::from(*len)),
         DnsRdata::Malformed { len } => {
             w.u64("rdata_len", u64::from(*len));
@@ -552,7 +557,9 @@ fn record_members(w: &mut JsonWriter<'_>, r: &DnsRecord) {
     }
 }
 
-/// One EDNS object (native, eve, ECS under `flowtap.dns`).
+/// One EDNS object (native, eve, ECS under `flowtap.dns`). Always inlined:
+/// its callers pass literal keys.
+#[inline(always)]
 fn edns_member(w: &mut JsonWriter<'_>, key: &str, e: &Edns) {
     let hex = crate::app::util::hex;
     let mut o = w.begin_object(key);
@@ -636,35 +643,42 @@ fn ecs_class_member(w: &mut JsonWriter<'_>, key: &str, c: u16) {
 /// string as `rdata` (boundaries kept, grouping by record not); native
 /// writes one object per record with `txt` [strings].
 fn record_lists(o: &mut JsonWriter<'_>, d: &DnsEvent, eve: bool) {
-    for (key, list) in [("answers", &d.answers), ("authorities", &d.authorities)] {
-        if list.is_empty() {
-            continue;
-        }
-        let mut a = o.begin_array(key);
-        for r in list {
-            match &r.data {
-                DnsRdata::Txt(parts) if eve && !parts.is_empty() => {
-                    for p in parts {
-                        let mut e = a.object();
-                        e.str("rrname", &r.name);
-                        rrtype_member(&mut e, "rrtype", r.rtype);
-                        e.u64("ttl", u64::from(r.ttl));
-                        e.str("rdata", p);
-                        if r.rdata_truncated {
-                            e.bool("rdata_truncated", true);
-                        }
-                        e.end_object();
-                    }
-                }
-                _ => {
+    // One call per literal key: a key from a loop over both lists reached
+    // the writer as a runtime value (a memset and two memcpy calls).
+    record_list(o, "answers", &d.answers, eve);
+    record_list(o, "authorities", &d.authorities, eve);
+}
+
+/// One of them under `key`; nothing when the list is empty.
+#[inline(always)]
+fn record_list(o: &mut JsonWriter<'_>, key: &str, list: &[DnsRecord], eve: bool) {
+    if list.is_empty() {
+        return;
+    }
+    let mut a = o.begin_array(key);
+    for r in list {
+        match &r.data {
+            DnsRdata::Txt(parts) if eve && !parts.is_empty() => {
+                for p in parts {
                     let mut e = a.object();
-                    record_members(&mut e, r);
+                    e.str("rrname", &r.name);
+                    rrtype_member(&mut e, "rrtype", r.rtype);
+                    e.u64("ttl", u64::from(r.ttl));
+                    e.str("rdata", p);
+                    if r.rdata_truncated {
+                        e.bool("rdata_truncated", true);
+                    }
                     e.end_object();
                 }
             }
+            _ => {
+                let mut e = a.object();
+                record_members(&mut e, r);
+                e.end_object();
+            }
         }
-        a.end();
     }
+    a.end();
 }
 
 /// A representative event with most fields set: the registry's compliance
@@ -762,35 +776,58 @@ pub(super) fn example() -> DnsEvent {
     }
 }
 
+/// The native object's last three members (`truncated`, `malformed`,
+/// `timed_out`) as one literal: the same bytes as three `bool` members.
+fn end_flags(d: &DnsEvent) -> &'static [u8] {
+    match (d.truncated, d.malformed, d.timed_out) {
+        (false, false, false) => br#""truncated":false,"malformed":false,"timed_out":false"#,
+        (false, false, true) => br#""truncated":false,"malformed":false,"timed_out":true"#,
+        (false, true, false) => br#""truncated":false,"malformed":true,"timed_out":false"#,
+        (false, true, true) => br#""truncated":false,"malformed":true,"timed_out":true"#,
+        (true, false, false) => br#""truncated":true,"malformed":false,"timed_out":false"#,
+        (true, false, true) => br#""truncated":true,"malformed":false,"timed_out":true"#,
+        (true, true, false) => br#""truncated":true,"malformed":true,"timed_out":false"#,
+        (true, true, true) => br#""truncated":true,"malformed":true,"timed_out":true"#,
+    }
+}
+
 impl EventWriters for DnsEvent {
     fn native(&self, w: &mut JsonWriter<'_>, _opts: &WriteOptions) {
         let d = self;
         let mut o = w.begin_object("dns");
         o.u64("id", u64::from(d.id));
         o.u64("opcode", u64::from(d.opcode));
-        o.bool("has_query", d.has_query);
-        o.bool("has_response", d.has_response);
+        o.raw_members(match (d.has_query, d.has_response) {
+            (true, true) => br#""has_query":true,"has_response":true"#,
+            (true, false) => br#""has_query":true,"has_response":false"#,
+            (false, true) => br#""has_query":false,"has_response":true"#,
+            (false, false) => br#""has_query":false,"has_response":false"#,
+        });
         if let Some(f) = d.query_flags {
-            let mut s = Vec::with_capacity(4);
-            push_hex_u16(&mut s, f);
-            o.bytes_as_str("query_flags", &s);
+            hex_u16_member(&mut o, "query_flags", f);
         }
         if let Some(f) = d.response_flags {
-            let mut s = Vec::with_capacity(4);
-            push_hex_u16(&mut s, f);
-            o.bytes_as_str("response_flags", &s);
+            hex_u16_member(&mut o, "response_flags", f);
         }
-        for (on, name) in [
-            (d.aa, "aa"),
-            (d.tc, "tc"),
-            (d.rd, "rd"),
-            (d.ra, "ra"),
-            (d.ad, "ad"),
-            (d.cd, "cd"),
-        ] {
-            if on {
-                o.bool(name, true);
-            }
+        // Each set bit as its own member, written out: literal keys fold
+        // into the member's bytes.
+        if d.aa {
+            o.bool("aa", true);
+        }
+        if d.tc {
+            o.bool("tc", true);
+        }
+        if d.rd {
+            o.bool("rd", true);
+        }
+        if d.ra {
+            o.bool("ra", true);
+        }
+        if d.ad {
+            o.bool("ad", true);
+        }
+        if d.cd {
+            o.bool("cd", true);
         }
         if let Some(rc) = d.rcode {
             match rcode_name(rc) {
@@ -813,9 +850,7 @@ impl EventWriters for DnsEvent {
         if d.retransmits > 0 {
             o.u64("retransmits", u64::from(d.retransmits));
         }
-        o.bool("truncated", d.truncated);
-        o.bool("malformed", d.malformed);
-        o.bool("timed_out", d.timed_out);
+        o.raw_members(end_flags(d));
         o.end_object();
     }
 
@@ -914,9 +949,7 @@ impl EventWriters for DnsEvent {
             d.query_flags
         };
         if let Some(f) = flags {
-            let mut s = Vec::with_capacity(4);
-            push_hex_u16(&mut s, f);
-            o.bytes_as_str("flags", &s);
+            hex_u16_member(&mut o, "flags", f);
         }
         if d.has_response {
             o.bool("qr", true);

@@ -128,12 +128,21 @@ fn push_label(out: &mut String, label: &[u8]) {
     }
 }
 
-/// Read the name at `start`. Returns the offset just after the name as it
-/// sits at `start` (after the first pointer, if any).
-pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, DnsError> {
-    out.clear();
-    // Most names fit: one allocation instead of a few doublings.
-    out.reserve(48);
+/// Room for the dotted text of most names and one 16-byte piece copied past
+/// it (small enough for the zeroing to stay inline). A longer name (up to
+/// 253 bytes) takes the label-by-label path.
+const NAME_TEXT: usize = 128;
+
+/// Walks the name at `start`, calling `label(offset, len)` for each label
+/// in order (its bytes are `msg[offset..offset + len]`, in bounds). Returns
+/// the offset just after the name as it sits at `start` (after the first
+/// pointer, if any).
+#[inline(always)]
+fn walk_name(
+    msg: &[u8],
+    start: usize,
+    mut label: impl FnMut(usize, usize),
+) -> Result<usize, DnsError> {
     let mut pos = start;
     // Start of the contiguous run being read: a pointer must go below it.
     let mut seg_start = start;
@@ -155,8 +164,10 @@ pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, Dn
                 if wire_len > 255 {
                     return Err(DnsError::NameTooLong);
                 }
-                let label = msg.get(pos + 1..pos + 1 + l).ok_or(DnsError::Short)?;
-                push_label(out, label);
+                if pos + 1 + l > msg.len() {
+                    return Err(DnsError::Short);
+                }
+                label(pos + 1, l);
                 pos += 1 + l;
             }
             0xc0 => {
@@ -176,6 +187,98 @@ pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, Dn
             _ => return Err(DnsError::BadLabel),
         }
     }
+}
+
+/// Copies `src[from..from + len]` to `dst[at..]` in fixed-size pieces (16,
+/// then 8 bytes, then single bytes at the very end of the message): labels
+/// are short, and a variable-length `memcpy` call costs more than the copy.
+/// Bytes past `len` may be overwritten.
+#[inline(always)]
+fn copy_label(dst: &mut [u8; NAME_TEXT], at: usize, src: &[u8], from: usize, len: usize) {
+    let mut k = 0;
+    while k < len {
+        let (d, s) = (at + k, from + k);
+        if let (Some(dw), Some(sw)) = (dst.get_mut(d..d + 16), src.get(s..s + 16)) {
+            dw.copy_from_slice(sw);
+            k += 16;
+        } else if let (Some(dw), Some(sw)) = (dst.get_mut(d..d + 8), src.get(s..s + 8)) {
+            dw.copy_from_slice(sw);
+            k += 8;
+        } else {
+            if let (Some(db), Some(&sb)) = (dst.get_mut(d), src.get(s)) {
+                *db = sb;
+            }
+            k += 1;
+        }
+    }
+}
+
+/// Whether every byte of `t` is printable ASCII (0x21..=0x7e), eight bytes
+/// at a time. A word with a byte out of range always says no; the borrows
+/// and carries that could make other bytes look out of range start at
+/// such a byte.
+#[inline(always)]
+fn all_printable(t: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bad = |w: [u8; 8]| {
+        let x = u64::from_le_bytes(w);
+        let below = x.wrapping_sub(ONES * 0x21) & !x;
+        let above = x.wrapping_add(ONES) | x;
+        (below | above) & HIGH != 0
+    };
+    let mut chunks = t.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if bad(w) {
+            return false;
+        }
+    }
+    let rest = chunks.remainder();
+    let mut w = [b'a'; 8];
+    if let Some(head) = w.get_mut(..rest.len()) {
+        head.copy_from_slice(rest);
+    }
+    !bad(w)
+}
+
+/// Read the name at `start`. Returns the offset just after the name as it
+/// sits at `start` (after the first pointer, if any).
+///
+/// The labels are gathered on the stack first; a name that is all printable
+/// ASCII (nearly all) then becomes the string in one checked copy. Names with
+/// other bytes, or too long for the stack buffer, are walked again label by
+/// label (those bytes escaped).
+pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, DnsError> {
+    out.clear();
+    let mut text = [0u8; NAME_TEXT];
+    let mut n = 0usize;
+    let mut long = false;
+    let after = walk_name(msg, start, |from, len| {
+        if n + 1 + len + 16 > NAME_TEXT {
+            long = true;
+            return;
+        }
+        if n > 0 {
+            if let Some(d) = text.get_mut(n) {
+                *d = b'.';
+            }
+            n += 1;
+        }
+        copy_label(&mut text, n, msg, from, len);
+        n += len;
+    })?;
+    let dotted = text.get(..n).unwrap_or(&[]);
+    if !long && all_printable(dotted) {
+        if let Ok(s) = std::str::from_utf8(dotted) {
+            out.push_str(s);
+            return Ok(after);
+        }
+    }
+    walk_name(msg, start, |from, len| {
+        push_label(out, msg.get(from..from + len).unwrap_or(&[]))
+    })
 }
 
 /// The offset after the name at `start`, without decoding it (records that
@@ -225,8 +328,32 @@ pub fn read_question(msg: &[u8], off: usize) -> Result<(DnsQuestion, usize), Dns
 /// One parsed record and the offset after it. With `decode` false the data
 /// is not decoded (only its length kept), for records past the limit.
 pub fn read_record(msg: &[u8], off: usize, decode: bool) -> Result<(DnsRecord, usize), DnsError> {
+    read_record_known(msg, off, decode, None)
+}
+
+/// [`read_record`], given a name already decoded from `known.0` (the first
+/// question's): an owner name that is only a pointer to it (nearly every
+/// answer: `c0 0c`) is that text, copied instead of decoded again. The same
+/// result as decoding: the pointer goes backwards, and the name it points
+/// to decoded once already.
+fn read_record_known(
+    msg: &[u8],
+    off: usize,
+    decode: bool,
+    known: Option<(usize, &str)>,
+) -> Result<(DnsRecord, usize), DnsError> {
     let mut name = String::new();
-    let p = read_name(msg, off, &mut name)?;
+    let p = match (known, msg.get(off), msg.get(off + 1)) {
+        (Some((at, text)), Some(&b), Some(&lo))
+            if b & 0xc0 == 0xc0
+                && (usize::from(b & 0x3f) << 8 | usize::from(lo)) == at
+                && at < off =>
+        {
+            name.push_str(text);
+            off + 2
+        }
+        _ => read_name(msg, off, &mut name)?,
+    };
     let rtype = be16(msg, p).ok_or(DnsError::Short)?;
     let rclass = be16(msg, p + 2).ok_or(DnsError::Short)?;
     let ttl = be32(msg, p + 4).ok_or(DnsError::Short)?;
@@ -237,8 +364,18 @@ pub fn read_record(msg: &[u8], off: usize, decode: bool) -> Result<(DnsRecord, u
         return Err(DnsError::Short);
     }
     let (data, rdata_truncated) = if decode {
-        decode_rdata(msg, rtype, rstart, rend)
-            .unwrap_or((DnsRdata::Malformed { len: rdlen }, false))
+        // Addresses (most records) here: what decode_rdata gives them,
+        // without the large function's frame and its result moved out.
+        match (rtype, msg.get(rstart..rend)) {
+            (1, Some(&[a, b, c, d])) => (DnsRdata::A(Ipv4Addr::new(a, b, c, d)), false),
+            (28, Some(rd)) if rd.len() == 16 => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(rd);
+                (DnsRdata::Aaaa(Ipv6Addr::from(b)), false)
+            }
+            _ => decode_rdata(msg, rtype, rstart, rend)
+                .unwrap_or((DnsRdata::Malformed { len: rdlen }, false)),
+        }
     } else {
         (DnsRdata::Other { len: rdlen }, false)
     };
@@ -655,6 +792,8 @@ pub fn parse_message(msg: &[u8], max_records: usize) -> Result<Message, DnsError
         m.questions.push(q);
         off = p;
     }
+    // Answers name the first question by a pointer to it (HEADER_LEN).
+    let known = m.questions.first().map(|q| (HEADER_LEN, q.name.as_str()));
     let sections = [(header.ancount, 0u8), (header.nscount, 1u8)];
     'outer: for (count, which) in sections {
         for _ in 0..count {
@@ -664,7 +803,7 @@ pub fn parse_message(msg: &[u8], max_records: usize) -> Result<Message, DnsError
                 &mut m.authorities
             };
             let keep = list.len() < max_records;
-            match read_record(msg, off, keep) {
+            match read_record_known(msg, off, keep, known) {
                 Ok((r, p)) => {
                     if keep {
                         list.push(r);
@@ -776,6 +915,59 @@ mod tests {
         // Odd bytes are escaped.
         assert_eq!(read_name(&[2, b'a', b' ', 0], 0, &mut s), Ok(4));
         assert_eq!(s, "a\\x20");
+    }
+
+    #[test]
+    fn names_long_labels_and_escapes() {
+        // Labels of every length up to 63, ending right at the message end
+        // (the label copy's short tail) and well inside it.
+        for l in 1..=63usize {
+            let label: Vec<u8> = (0..l).map(|i| b'a' + (i % 26) as u8).collect();
+            let text = String::from_utf8(label.clone()).unwrap();
+            let mut m = vec![l as u8];
+            m.extend_from_slice(&label);
+            m.extend_from_slice(&[2, b'c', b'd', 0]);
+            let mut s = String::new();
+            assert_eq!(read_name(&m, 0, &mut s), Ok(m.len()));
+            assert_eq!(s, format!("{text}.cd"));
+            m.extend_from_slice(&[0u8; 40]);
+            assert_eq!(read_name(&m, 0, &mut s), Ok(l + 5));
+            assert_eq!(s, format!("{text}.cd"));
+        }
+        // Names around and past the stack buffer's size (the label-by-label
+        // path): the same text.
+        let mut s = String::new();
+        for count in (1..=8usize).chain(10..=25) {
+            let mut m = Vec::new();
+            let mut want = Vec::new();
+            for i in 0..count {
+                let l = if count >= 10 { 9 } else { 1 + (i * 7) % 63 };
+                let label = vec![b'a' + (i % 26) as u8; l];
+                m.push(l as u8);
+                m.extend_from_slice(&label);
+                want.push(String::from_utf8(label).unwrap());
+            }
+            m.push(0);
+            assert_eq!(read_name(&m, 0, &mut s), Ok(m.len()), "{count} labels");
+            assert_eq!(s, want.join("."));
+        }
+        // A non-printable byte in any label escapes that byte only.
+        let m = [3, b'a', 0x7f, b'b', 2, b'c', b'.', 1, 0xc3, 0];
+        assert_eq!(read_name(&m, 0, &mut s), Ok(m.len()));
+        assert_eq!(s, "a\\x7fb.c..\\xc3");
+        // An answer owner name pointing at an escaped question is the same text.
+        let mut q = query(9, "x", 1);
+        q[13] = 0x01;
+        let r = response(&q, 0, &[(1, vec![192, 0, 2, 1])]);
+        let m = parse_message(&r, 10).unwrap();
+        assert_eq!(m.questions[0].name, "\\x01");
+        assert_eq!(m.answers[0].name, "\\x01");
+        // Owner name pointing past itself: still rejected, not copied.
+        let mut r = response(&q, 0, &[(1, vec![192, 0, 2, 1])]);
+        let at = q.len();
+        r[at + 1] = (at + 2) as u8;
+        let m = parse_message(&r, 10).unwrap();
+        assert_eq!(m.error, Some(DnsError::BadPointer));
     }
 
     #[test]
