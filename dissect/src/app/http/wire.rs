@@ -475,6 +475,15 @@ mod tests {
     }
 
     #[test]
+    fn trims_blanks_only() {
+        assert_eq!(trim(b" \t a b \t"), b"a b");
+        assert_eq!(trim(b"ab"), b"ab");
+        assert_eq!(trim(b" \t "), b"");
+        assert_eq!(trim(b""), b"");
+        assert_eq!(trim(b"\r x\r"), b"\r x\r");
+    }
+
+    #[test]
     fn tchar_table_matches_rfc9110() {
         for b in 0..=255u8 {
             let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
