@@ -6,7 +6,7 @@
 use super::event::{HttpEvent, HttpHeader};
 use super::wire;
 use super::HttpConfig;
-use crate::app::util::{bounded_string, bounded_string_flag, push_bounded};
+use crate::app::util::{bounded_string, bounded_string_common, bounded_string_flag, push_bounded};
 use crate::app::{AppEvent, AppStats, Ctx, Direction, ParseStatus, Probe};
 use std::collections::VecDeque;
 
@@ -37,6 +37,23 @@ pub(crate) enum Phase {
     /// After a gap: looking for the next start line.
     Resync,
 }
+
+/// Protocol versions nearly every message has.
+const VERSIONS: &[&str] = &["HTTP/1.1", "HTTP/1.0"];
+
+/// Methods most requests use.
+const COMMON_METHODS: &[&str] = &["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"];
+
+/// Reason phrases of the commonest status codes.
+const COMMON_REASONS: &[&str] = &[
+    "OK",
+    "Not Modified",
+    "Found",
+    "Moved Permanently",
+    "Not Found",
+    "No Content",
+    "Partial Content",
+];
 
 /// Junk bytes tolerated between messages before the side gives up.
 const MAX_JUNK: usize = 64 * 1024;
@@ -73,29 +90,38 @@ enum Known {
     Other,
 }
 
+/// Which known header `name` is (any case). The length and the first
+/// letter pick the one candidate to compare: every header line asks, and
+/// most are none of these.
 fn known(name: &[u8]) -> Known {
-    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
-    if eq(b"host") {
-        Known::Host
-    } else if eq(b"user-agent") {
-        Known::UserAgent
-    } else if eq(b"referer") {
-        Known::Referer
-    } else if eq(b"content-length") {
-        Known::ContentLength
-    } else if eq(b"transfer-encoding") {
-        Known::TransferEncoding
-    } else if eq(b"content-type") {
-        Known::ContentType
-    } else if eq(b"x-forwarded-for") {
-        Known::XForwardedFor
-    } else if eq(b"upgrade") {
-        Known::Upgrade
-    } else if eq(b"location") {
-        Known::Location
+    let first = name.first().map_or(0, u8::to_ascii_lowercase);
+    let (want, k): (&[u8], Known) = match (name.len(), first) {
+        (4, b'h') => (b"host", Known::Host),
+        (10, b'u') => (b"user-agent", Known::UserAgent),
+        (7, b'r') => (b"referer", Known::Referer),
+        (14, b'c') => (b"content-length", Known::ContentLength),
+        (17, b't') => (b"transfer-encoding", Known::TransferEncoding),
+        (12, b'c') => (b"content-type", Known::ContentType),
+        (15, b'x') => (b"x-forwarded-for", Known::XForwardedFor),
+        (7, b'u') => (b"upgrade", Known::Upgrade),
+        (8, b'l') => (b"location", Known::Location),
+        _ => return Known::Other,
+    };
+    // `name` is a token (checked by `parse_header`) and `want` lower-case
+    // letters and '-': for those, setting bit 0x20 is ASCII lower-casing.
+    let same = name.len() == want.len() && name.iter().zip(want).all(|(&a, &b)| a | 0x20 == b);
+    if same {
+        k
     } else {
         Known::Other
     }
+}
+
+/// `bounded_string` in ASCII lower case (host names), one allocation.
+fn bounded_lowercase(b: &[u8], max: usize) -> String {
+    let mut s = bounded_string(b, max);
+    s.make_ascii_lowercase();
+    s
 }
 
 /// Per-direction parse state.
@@ -191,6 +217,10 @@ pub(crate) struct HttpState {
     tunnel: bool,
     /// The response side stopped (Error).
     resp_dead: bool,
+    /// A message ended or the response side stopped since the last
+    /// `try_emit`: the front transaction may be ready. Saves looking at the
+    /// queue after every step (most steps end nothing).
+    maybe_ready: bool,
     pub(crate) stats: AppStats,
 }
 
@@ -216,6 +246,7 @@ impl HttpState {
             skipping_resp: false,
             tunnel: false,
             resp_dead: false,
+            maybe_ready: false,
             stats: AppStats::default(),
         }
     }
@@ -236,7 +267,17 @@ impl HttpState {
         match cur {
             Cur::None => None,
             Cur::Scratch => Some(&mut self.scratch),
-            Cur::Tx(id) => self.txs.iter_mut().find(|t| t.ev.tx_id == id),
+            Cur::Tx(id) => {
+                // Ids in the queue increase from the front, nearly always
+                // by one: try the slot the id would have, then search.
+                let front = self.txs.front().map_or(0, |t| t.ev.tx_id);
+                let at = usize::try_from(id.wrapping_sub(front)).unwrap_or(usize::MAX);
+                if self.txs.get(at).is_some_and(|t| t.ev.tx_id == id) {
+                    self.txs.get_mut(at)
+                } else {
+                    self.txs.iter_mut().find(|t| t.ev.tx_id == id)
+                }
+            }
         }
     }
 
@@ -253,6 +294,19 @@ impl HttpState {
         emit: &mut dyn FnMut(AppEvent),
     ) -> ParseStatus {
         let is_req = dir == Direction::ToServer;
+        // Most segments are the middle of a body with a known length: they
+        // end nothing, so count them without going through the step loop.
+        if let Phase::Body { remaining } = self.side(is_req).phase {
+            let n = data.len() as u64;
+            if n > 0 && n < remaining {
+                self.body_bytes(is_req, data);
+                self.side(is_req).phase = Phase::Body {
+                    remaining: remaining - n,
+                };
+                self.try_emit(emit);
+                return ParseStatus::Consumed(data.len());
+            }
+        }
         let was_tunnel = self.tunnel;
         let mut pos = 0usize;
         let status = loop {
@@ -336,37 +390,7 @@ impl HttpState {
                     }
                 }
             }
-            Phase::Headers | Phase::Trailers => {
-                if self.side(is_req).skip_line {
-                    return match memchr::memchr(b'\n', rest) {
-                        Some(lf) => {
-                            self.side(is_req).skip_line = false;
-                            Step::Advance(lf + 1)
-                        }
-                        None => Step::Advance(rest.len()),
-                    };
-                }
-                match wire::next_line(rest) {
-                    None if rest.len() > max_line => {
-                        self.side(is_req).skip_line = true;
-                        self.mark_truncated(is_req);
-                        Step::Advance(rest.len())
-                    }
-                    None => Step::Need(rest.len() + 1),
-                    Some((line, n)) => {
-                        if line.is_empty() {
-                            if phase == Phase::Headers {
-                                self.headers_done(is_req, ctx);
-                            } else {
-                                self.message_done(is_req, ctx, false);
-                            }
-                        } else if phase == Phase::Headers {
-                            self.header_line(is_req, line);
-                        }
-                        Step::Advance(n)
-                    }
-                }
-            }
+            Phase::Headers | Phase::Trailers => self.head_lines(is_req, phase, rest, ctx),
             Phase::Body { remaining } => {
                 let n = usize::try_from(remaining)
                     .unwrap_or(usize::MAX)
@@ -437,6 +461,54 @@ impl HttpState {
         }
     }
 
+    /// Header or trailer lines: all the complete ones in `rest` in one step
+    /// (a head is a handful of lines, usually in one segment), up to and
+    /// including the empty line that ends them.
+    fn head_lines(&mut self, is_req: bool, phase: Phase, rest: &[u8], ctx: &Ctx) -> Step {
+        let max_line = self.cfg.max_line_len;
+        let mut off = 0usize;
+        loop {
+            let at = rest.get(off..).unwrap_or(&[]);
+            if at.is_empty() {
+                return Step::Advance(off);
+            }
+            if self.side(is_req).skip_line {
+                match memchr::memchr(b'\n', at) {
+                    Some(lf) => {
+                        self.side(is_req).skip_line = false;
+                        off += lf + 1;
+                        continue;
+                    }
+                    None => return Step::Advance(rest.len()),
+                }
+            }
+            match wire::next_line(at) {
+                None if at.len() > max_line => {
+                    self.side(is_req).skip_line = true;
+                    self.mark_truncated(is_req);
+                    return Step::Advance(rest.len());
+                }
+                // The partial line is asked for from its own start.
+                None if off > 0 => return Step::Advance(off),
+                None => return Step::Need(at.len() + 1),
+                Some((line, n)) => {
+                    off += n;
+                    if line.is_empty() {
+                        if phase == Phase::Headers {
+                            self.headers_done(is_req, ctx);
+                        } else {
+                            self.message_done(is_req, ctx, false);
+                        }
+                        return Step::Advance(off);
+                    }
+                    if phase == Phase::Headers {
+                        self.header_line(is_req, line);
+                    }
+                }
+            }
+        }
+    }
+
     /// After a gap: find the next start line at offset 0 or after an LF.
     fn resync(&mut self, is_req: bool, rest: &[u8], ctx: &Ctx) -> Step {
         let probe = |b: &[u8]| {
@@ -493,16 +565,17 @@ impl HttpState {
         let mut tx = Tx::default();
         tx.ev.tx_id = id;
         tx.ev.has_request = true;
-        let (method, t1) = bounded_string_flag(rl.method, max);
+        let method = bounded_string_common(rl.method, max, COMMON_METHODS);
+        let t1 = rl.method.len() > max;
         let (uri, t2) = bounded_string_flag(rl.uri, self.cfg.max_line_len);
         tx.head = rl.method.eq_ignore_ascii_case(b"HEAD");
         tx.connect = rl.method.eq_ignore_ascii_case(b"CONNECT");
         tx.ev.method = Some(method);
-        tx.ev.version = rl.version.map(|v| bounded_string(v, 16));
+        tx.ev.version = rl.version.map(|v| bounded_string_common(v, 16, VERSIONS));
         tx.ev.request_ts_ns = Some(ctx.ts_ns);
         if let Some(auth) = wire::uri_authority(rl.uri, tx.connect) {
             let (h, p) = wire::split_host_port(auth);
-            tx.ev.host = Some(bounded_string(h, max).to_ascii_lowercase());
+            tx.ev.host = Some(bounded_lowercase(h, max));
             tx.ev.host_port = p;
         }
         tx.ev.uri = Some(uri);
@@ -556,8 +629,8 @@ impl HttpState {
             } else {
                 tx.ev.has_response = true;
                 tx.ev.status = Some(sl.status);
-                tx.ev.response_version = Some(bounded_string(sl.version, 16));
-                tx.ev.reason = Some(bounded_string(sl.reason, max));
+                tx.ev.response_version = Some(bounded_string_common(sl.version, 16, VERSIONS));
+                tx.ev.reason = Some(bounded_string_common(sl.reason, max, COMMON_REASONS));
                 tx.ev.response_ts_ns = Some(ctx.ts_ns);
             }
         }
@@ -659,6 +732,13 @@ impl HttpState {
             return;
         };
         let k = known(name);
+        if k == Known::Other && !cfg_log {
+            // Most lines: no event field, no header list, no framing fact.
+            let s = self.side(is_req);
+            s.last_stored = false;
+            s.last_known = Known::Other;
+            return;
+        }
         // Message framing facts, for real and interim messages alike.
         {
             let s = self.side(is_req);
@@ -739,7 +819,7 @@ impl HttpState {
             match (is_req, k) {
                 (true, Known::Host) if ev.host.is_none() => {
                     let (h, p) = wire::split_host_port(value);
-                    ev.host = Some(bounded_string(h, max).to_ascii_lowercase());
+                    ev.host = Some(bounded_lowercase(h, max));
                     ev.host_port = p;
                 }
                 (true, Known::UserAgent) => first(&mut ev.user_agent, &v),
@@ -843,6 +923,7 @@ impl HttpState {
 
     /// A message ended (complete, or cut short when `incomplete`).
     fn message_done(&mut self, is_req: bool, ctx: &Ctx, incomplete: bool) {
+        self.maybe_ready = true;
         let cur = self.side(is_req).cur;
         let mut wait = false;
         let mut dropped = 0u64;
@@ -913,6 +994,7 @@ impl HttpState {
             // No response will be parsed any more: requests go out unanswered
             // as soon as they are complete instead of filling the queue.
             self.resp_dead = true;
+            self.maybe_ready = true;
         }
     }
 
@@ -985,7 +1067,15 @@ impl HttpState {
     }
 
     /// Emit finished transactions from the front of the queue, in order.
+    #[inline]
     fn try_emit(&mut self, emit: &mut dyn FnMut(AppEvent)) {
+        if self.maybe_ready {
+            self.maybe_ready = false;
+            self.emit_ready(emit);
+        }
+    }
+
+    fn emit_ready(&mut self, emit: &mut dyn FnMut(AppEvent)) {
         let resp_dead = self.resp_dead;
         while self
             .txs

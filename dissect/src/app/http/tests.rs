@@ -781,3 +781,44 @@ fn corpus_quickplay_matches_tshark_requests() {
         );
     }
 }
+
+/// A body with a known length arriving in several segments (the parser's
+/// fast path for mid-body segments), the last one carrying the next request.
+#[test]
+fn body_in_segments_then_next_request() {
+    let cfg = HttpConfig {
+        body_capture_bytes: 4,
+        ..HttpConfig::default()
+    };
+    let (ev, d) = run(
+        cfg,
+        &[
+            (
+                ToServer,
+                b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab",
+            ),
+            (ToServer, b"cde"),
+            (ToServer, b"fgh"),
+            (ToServer, b"ijGET /next HTTP/1.1\r\nHost: h2\r\n\r\n"),
+            (
+                ToClient,
+                b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+            ),
+            (ToClient, b"x"),
+            (ToClient, b"yz"),
+        ],
+    );
+    assert_eq!(d.errors, 0);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0].request_body_len, 10);
+    assert_eq!(ev[0].request_body, b"abcd");
+    assert_eq!(ev[0].status, Some(204));
+    assert_eq!(ev[0].reason.as_deref(), Some("No Content"));
+    assert_eq!(ev[0].request_end_ts_ns, Some(1003));
+    assert_eq!(ev[1].uri.as_deref(), Some("/next"));
+    assert_eq!(ev[1].host.as_deref(), Some("h2"));
+    assert_eq!(ev[1].response_body_len, 3);
+    assert_eq!(ev[1].response_body, b"xyz");
+    assert_eq!(ev[1].response_end_ts_ns, Some(1006));
+    assert!(ev.iter().all(|e| !e.incomplete && !e.truncated));
+}

@@ -29,15 +29,55 @@ pub struct StatusLine<'a> {
     pub reason: &'a [u8],
 }
 
+/// RFC 9110 token characters, one entry per byte value (a lookup per
+/// header-name byte instead of a search through the punctuation list).
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// RFC 9110 token characters.
+#[inline]
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
 
+/// First blank (SP or HTAB). A plain loop: what it scans is a few bytes
+/// (method, version, status code), shorter than memchr's set-up.
+#[inline]
+fn find_ws(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| is_ws(b))
+}
+
+#[inline]
 fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+#[inline]
 fn trim(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s {
         if is_ws(*first) {
@@ -61,7 +101,7 @@ fn trim(mut s: &[u8]) -> &[u8] {
 /// protocol.
 pub fn parse_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
     let line = trim(line);
-    let sp = line.iter().position(|&b| is_ws(b))?;
+    let sp = find_ws(line)?;
     let method = line.get(..sp)?;
     if method.is_empty() || method.len() > 32 || !method.iter().all(|&b| is_tchar(b)) {
         return None;
@@ -70,6 +110,7 @@ pub fn parse_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
     if rest.is_empty() {
         return None;
     }
+    // From the end: the protocol is a few bytes after the last blank.
     if let Some(last_sp) = rest.iter().rposition(|&b| is_ws(b)) {
         let proto = rest.get(last_sp + 1..)?;
         if proto.starts_with(b"HTTP/") {
@@ -97,10 +138,10 @@ pub fn parse_status_line(line: &[u8]) -> Option<StatusLine<'_>> {
     if !line.starts_with(b"HTTP/") {
         return None;
     }
-    let sp = line.iter().position(|&b| is_ws(b))?;
+    let sp = find_ws(line)?;
     let version = line.get(..sp)?;
     let rest = trim(line.get(sp..)?);
-    let code_end = rest.iter().position(|&b| is_ws(b)).unwrap_or(rest.len());
+    let code_end = find_ws(rest).unwrap_or(rest.len());
     let code = rest.get(..code_end)?;
     if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
         return None;
@@ -119,12 +160,18 @@ pub fn parse_status_line(line: &[u8]) -> Option<StatusLine<'_>> {
 /// Split a header line into `(name, value)`, value trimmed. `None` if the
 /// line has no colon or an empty/invalid name.
 pub fn parse_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = line.iter().position(|&b| b == b':')?;
-    let name = trim(line.get(..colon)?);
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+    // One pass: blanks, the token, blanks, then the colon must come. (A
+    // non-token byte before the first colon makes the line no header.)
+    let start = line.iter().position(|&b| !is_ws(b))?;
+    let rest = line.get(start..)?;
+    let name_len = rest.iter().position(|&b| !is_tchar(b))?;
+    let name = rest.get(..name_len)?;
+    let after = rest.get(name_len..)?;
+    let colon = after.iter().position(|&b| !is_ws(b))?;
+    if name.is_empty() || after.get(colon) != Some(&b':') {
         return None;
     }
-    let value = trim(line.get(colon + 1..)?);
+    let value = trim(after.get(colon + 1..)?);
     Some((name, value))
 }
 
@@ -159,6 +206,13 @@ pub fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 /// Parse a Content-Length value: decimal digits, optional blanks. A list of
 /// equal values ("10, 10") is accepted as RFC 9110 allows.
 pub fn parse_content_length(v: &[u8]) -> Option<u64> {
+    // Nearly always plain digits: no list, no blanks.
+    if !v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit) {
+        return Some(
+            v.iter()
+                .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')),
+        );
+    }
     let mut result: Option<u64> = None;
     for part in v.split(|&b| b == b',') {
         let part = trim(part);
@@ -196,9 +250,9 @@ pub fn split_host_port(v: &[u8]) -> (&[u8], Option<u16>) {
         }
         return (v, None);
     }
-    match v.iter().rposition(|&b| b == b':') {
+    match memchr::memrchr(b':', v) {
         // More than one colon without brackets: a bare IPv6 address.
-        Some(c) if v.iter().filter(|&&b| b == b':').count() == 1 => {
+        Some(c) if memchr::memchr(b':', v) == Some(c) => {
             let host = v.get(..c).unwrap_or(v);
             let port = v.get(c + 1..).and_then(parse_port);
             (host, port)
@@ -223,13 +277,15 @@ pub fn uri_authority(uri: &[u8], connect: bool) -> Option<&[u8]> {
     if connect {
         return Some(uri);
     }
-    let scheme_end = find(uri, b"://")?;
-    let scheme = uri.get(..scheme_end)?;
-    if scheme.is_empty()
-        || !scheme
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
-    {
+    // The scheme is the run of scheme characters at the start, and "://"
+    // must follow it: ':' is not a scheme character, so this is the first
+    // "://" whenever a valid scheme precedes it. (Origin-form targets, the
+    // common case, stop at their leading '/'.)
+    let scheme_end = uri
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.'))
+        .unwrap_or(uri.len());
+    if scheme_end == 0 || !uri.get(scheme_end..)?.starts_with(b"://") {
         return None;
     }
     let rest = uri.get(scheme_end + 3..)?;
@@ -254,7 +310,7 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || hay.len() < needle.len() {
         return None;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Methods the probe and the post-gap resync accept.
@@ -388,6 +444,20 @@ mod tests {
         );
         assert_eq!(parse_header(b"X-Empty:"), Some((&b"X-Empty"[..], &b""[..])));
         assert_eq!(parse_header(b"no colon"), None);
+        assert_eq!(parse_header(b" Host : v "), Some((&b"Host"[..], &b"v"[..])));
+        assert_eq!(parse_header(b"Ho st: v"), None);
+        assert_eq!(parse_header(b"Host"), None);
+        assert_eq!(parse_header(b"Host "), None);
+        assert_eq!(parse_header(b"   "), None);
+        assert_eq!(parse_header(b"H(st: v"), None);
+        assert_eq!(parse_header(b"a:b:c"), Some((&b"a"[..], &b"b:c"[..])));
+        assert_eq!(parse_header(b"\tX:\t"), Some((&b"X"[..], &b""[..])));
+        assert_eq!(parse_content_length(b"0"), Some(0));
+        assert_eq!(
+            parse_content_length(b"1234567890123456789"),
+            Some(1234567890123456789)
+        );
+        assert_eq!(parse_content_length(b""), None);
         assert_eq!(parse_header(b": v"), None);
         assert!(is_continuation(b" more"));
         assert_eq!(parse_chunk_size(b"1a;name=v"), Some(26));
@@ -405,7 +475,31 @@ mod tests {
     }
 
     #[test]
+    fn trims_blanks_only() {
+        assert_eq!(trim(b" \t a b \t"), b"a b");
+        assert_eq!(trim(b"ab"), b"ab");
+        assert_eq!(trim(b" \t "), b"");
+        assert_eq!(trim(b""), b"");
+        assert_eq!(trim(b"\r x\r"), b"\r x\r");
+    }
+
+    #[test]
+    fn tchar_table_matches_rfc9110() {
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), want, "byte {b:#04x}");
+        }
+        assert!(is_tchar(b'a') && is_tchar(b'~') && !is_tchar(b':') && !is_tchar(b' '));
+    }
+
+    #[test]
     fn hosts() {
+        assert_eq!(split_host_port(b"a:1:2"), (&b"a:1:2"[..], None));
+        assert_eq!(split_host_port(b" h:80 "), (&b"h"[..], Some(80)));
+        assert_eq!(split_host_port(b"h:"), (&b"h"[..], None));
+        assert_eq!(find(b"http://x", b"://"), Some(4));
+        assert_eq!(find(b"ab", b"://"), None);
+        assert_eq!(find(b"abc", b""), None);
         assert_eq!(
             split_host_port(b"example.com:8080"),
             (&b"example.com"[..], Some(8080))
@@ -416,6 +510,12 @@ mod tests {
         assert_eq!(split_host_port(b"h:99999"), (&b"h"[..], None));
         assert_eq!(uri_authority(b"http://u@h:81/x", false), Some(&b"h:81"[..]));
         assert_eq!(uri_authority(b"/x", false), None);
+        assert_eq!(uri_authority(b"/x://h/", false), None);
+        assert_eq!(uri_authority(b"://h/", false), None);
+        assert_eq!(uri_authority(b"ht tp://h/", false), None);
+        assert_eq!(uri_authority(b"a+b.c-d://h:1?q", false), Some(&b"h:1"[..]));
+        assert_eq!(uri_authority(b"http:/h", false), None);
+        assert_eq!(uri_authority(b"http://", false), None);
         assert_eq!(uri_authority(b"abc:443", true), Some(&b"abc:443"[..]));
     }
 
