@@ -293,12 +293,13 @@ fn every_capture_same_events_for_one_and_three_workers() {
 /// The owner a replay worker finds without decoding a packet it skips is
 /// the owner the full decode gives, on every packet of every capture and
 /// of W1, for two to four workers; and most of W1's packets take that
-/// shortcut.
+/// shortcut. Also: the decoder's own shortcut (untagged Ethernet, IPv4
+/// without options, TCP) gives what its general path gives, everywhere.
 #[test]
 fn quick_owner_agrees_with_the_decode() {
     use capture::file::CaptureFile;
     use dissect::flow::{owner, quick_owner};
-    use dissect::packet::{decode, DecodeConfig, Decoded};
+    use dissect::packet::{decode, decode_general, DecodeConfig, Decoded};
 
     let cfg = DecodeConfig::default();
     let (mut packets, mut quick, mut w1_quick, mut w1_packets) = (0u64, 0u64, 0u64, 0u64);
@@ -320,6 +321,15 @@ fn quick_owner_agrees_with_the_decode() {
             }
             let mut d = Decoded::default();
             decode(p.link.0, p.data, &cfg, &mut d);
+            // The decoder's Ethernet/IPv4/TCP shortcut decodes as its
+            // general path does.
+            let mut general = Decoded::default();
+            decode_general(p.link.0, p.data, &cfg, &mut general);
+            if d != general {
+                failures.push(format!(
+                    "{rel} packet {index}: shortcut {d:?} != {general:?}"
+                ));
+            }
             for workers in 2..=4 {
                 let Some(q) = quick_owner(p.link.0, p.data, workers) else {
                     continue;

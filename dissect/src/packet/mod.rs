@@ -35,6 +35,16 @@ pub use decoded::{
 /// 9/50 PPP, 101/228/229 raw IP, 104 Cisco HDLC, 113 Linux SLL, 276 Linux SLL2.
 pub fn decode<'a>(link: u32, frame: &'a [u8], cfg: &DecodeConfig, out: &mut Decoded<'a>) {
     out.reset();
+    if link == link::LINKTYPE_ETHERNET && ip::ethernet_ipv4_tcp(frame, out) {
+        return;
+    }
+    decode_general(link, frame, cfg, out);
+}
+
+/// [`decode`] without its shortcut for untagged Ethernet/IPv4/TCP frames:
+/// the reference the shortcut is tested against (`out` must be fresh).
+#[doc(hidden)]
+pub fn decode_general<'a>(link: u32, frame: &'a [u8], cfg: &DecodeConfig, out: &mut Decoded<'a>) {
     let step = match link::first_step(link, frame) {
         Some(step) => step,
         None => {

@@ -302,3 +302,74 @@ fn detached_decodes_of_the_corpus_attach_to_copies() {
     }
     eprintln!("attached {packets} detached corpus decodes");
 }
+
+/// The Ethernet/IPv4/TCP shortcut against the general path on frames at
+/// its edges: DF set, fragments, options, truncated headers and payloads,
+/// a zero total length, a total length shorter than the header, padding.
+#[test]
+fn shortcut_decodes_as_the_general_path() {
+    let tcp = |payload: &[u8]| {
+        let mut seg = vec![0u8; 20];
+        seg[0..2].copy_from_slice(&1234u16.to_be_bytes());
+        seg[2..4].copy_from_slice(&80u16.to_be_bytes());
+        seg[12] = 5 << 4;
+        seg[13] = 0x18;
+        seg.extend_from_slice(payload);
+        seg
+    };
+    let frame = |ip_hdr_edit: &dyn Fn(&mut Vec<u8>), l4: Vec<u8>| {
+        let mut ip = vec![0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        ip.extend_from_slice(&l4);
+        ip_hdr_edit(&mut ip);
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        f
+    };
+    let edits: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+        ("plain", Box::new(|_| {})),
+        ("df", Box::new(|ip| ip[6] = 0x40)),
+        ("reserved bit", Box::new(|ip| ip[6] = 0x80)),
+        ("more fragments", Box::new(|ip| ip[6] = 0x20)),
+        ("offset", Box::new(|ip| ip[7] = 1)),
+        ("high offset", Box::new(|ip| ip[6] = 0x01)),
+        ("total 0", Box::new(|ip| ip[2..4].copy_from_slice(&[0, 0]))),
+        (
+            "total 10",
+            Box::new(|ip| ip[2..4].copy_from_slice(&10u16.to_be_bytes())),
+        ),
+        (
+            "total 20",
+            Box::new(|ip| ip[2..4].copy_from_slice(&20u16.to_be_bytes())),
+        ),
+        (
+            "total longer",
+            Box::new(|ip| ip[2..4].copy_from_slice(&900u16.to_be_bytes())),
+        ),
+        ("padding", Box::new(|ip| ip.extend_from_slice(&[0; 6]))),
+        ("udp", Box::new(|ip| ip[9] = 17)),
+        ("ihl 6", Box::new(|ip| ip[0] = 0x46)),
+        ("version 6", Box::new(|ip| ip[0] = 0x65)),
+        ("cut tcp header", Box::new(|ip| ip.truncate(30))),
+        ("tcp offset 4", Box::new(|ip| ip[32] = 4 << 4)),
+    ];
+    let cfg = DecodeConfig::default();
+    for payload in [&b""[..], b"GET / HTTP/1.1\r\n\r\n"] {
+        for (name, edit) in &edits {
+            let f = frame(edit.as_ref(), tcp(payload));
+            for cut in [f.len(), 34, 33, 20, 14, 0] {
+                let f = &f[..cut.min(f.len())];
+                let mut short = Decoded::default();
+                decode(1, f, &cfg, &mut short);
+                let mut general = Decoded::default();
+                decode_general(1, f, &cfg, &mut general);
+                assert_eq!(short, general, "{name}, {cut} bytes");
+            }
+        }
+    }
+}

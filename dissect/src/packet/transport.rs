@@ -48,7 +48,7 @@ pub(crate) fn transport<'a>(
     }
 }
 
-fn tcp<'a>(data: &'a [u8], cut: bool, out: &mut Decoded<'a>) -> Step<'a> {
+pub(crate) fn tcp<'a>(data: &'a [u8], cut: bool, out: &mut Decoded<'a>) -> Step<'a> {
     let (Some(src_port), Some(dst_port)) = (u16_at(data, 0), u16_at(data, 2)) else {
         return stop(out, DecodeStatus::Truncated(Layer::Tcp));
     };
