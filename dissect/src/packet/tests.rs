@@ -331,7 +331,8 @@ fn shortcut_decodes_as_the_general_path() {
         f.extend_from_slice(&ip);
         f
     };
-    let edits: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let edits: Vec<(&str, Edit)> = vec![
         ("plain", Box::new(|_| {})),
         ("df", Box::new(|ip| ip[6] = 0x40)),
         ("reserved bit", Box::new(|ip| ip[6] = 0x80)),
