@@ -29,7 +29,7 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 # stage -> substrings of callgrind function names whose inclusive cost it is
 STAGES = [
     ("read (capture file)", ["capture::file::CaptureFile::next_packet"]),
-    ("decode (L2-L4)", ["dissect::packet::Decoder::run "]),
+    ("decode (L2-L4)", ["dissect::packet::decode "]),
     ("flow table (+ all below)", ["engine::worker::Worker::account "]),
     ("reassembly (+ parsers)", ["engine::stream::Session::on_tcp ", "engine::stream::Session::on_udp "]),
     ("http parser", ["<dissect::app::http::HttpParser as dissect::app::AppParser>::parse "]),
