@@ -589,18 +589,7 @@ fn corpus_capture(rel: &str) -> PathBuf {
 #[test]
 fn prometheus_scrapes_application_metrics_equal_to_the_events_of_w1() {
     require_root!("network namespaces");
-    let w1 = tmp_dir("app-metrics").join("w1-30k.pcap");
-    if !w1.exists() {
-        let gen = corpus().join("../bench/gen_bench_pcap.py");
-        let ok = Command::new("python3")
-            .arg(&gen)
-            .arg("-o")
-            .arg(&w1)
-            .args(["-n", "30000", "--seed", "1"])
-            .status()
-            .expect("python3");
-        assert!(ok.success(), "gen_bench_pcap.py");
-    }
+    let w1 = bench_pcap(30_000);
     let config = "[app_metrics]\ndns_names = 20\nhttp_hosts = 100000\ntls_sni = 100000\ntcp_servers = 100000\nhosts = 100000\n";
     scraped_run("w1", &w1, config, Some(10_000), |_, prom, events| {
         check_against_events(prom, events, true);

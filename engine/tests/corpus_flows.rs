@@ -247,16 +247,6 @@ fn community_ids_match_suricata() {
 /// them); only their order and the `stats` line differ.
 #[test]
 fn every_capture_same_events_for_one_and_three_workers() {
-    let events = |run: &RunOutput| -> Vec<String> {
-        let mut v: Vec<String> = run
-            .events
-            .iter()
-            .filter(|e| e["event_type"] != "stats")
-            .map(Value::to_string)
-            .collect();
-        v.sort();
-        v
-    };
     let mut compared = 0;
     let mut failures = Vec::new();
     let captures = manifest()
@@ -273,7 +263,7 @@ fn every_capture_same_events_for_one_and_three_workers() {
             ));
             continue;
         }
-        let (a, b) = (events(&one), events(&three));
+        let (a, b) = (one.sorted_events(), three.sorted_events());
         compared += a.len();
         if a != b {
             let only_one: Vec<_> = a.iter().filter(|e| !b.contains(e)).take(2).collect();

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{run_flowtap, tmp_dir, RunOutput};
-use serde_json::Value;
 
 const PACKETS: u64 = 20_000;
 
@@ -64,14 +63,7 @@ fn config(dir: &Path, mode: &str) -> PathBuf {
 /// them in.
 fn events(r: &RunOutput) -> Vec<String> {
     assert!(r.status.success(), "{}", r.stderr);
-    let mut v: Vec<String> = r
-        .events
-        .iter()
-        .filter(|e| e["event_type"] != "stats")
-        .map(Value::to_string)
-        .collect();
-    v.sort();
-    v
+    r.sorted_events()
 }
 
 /// Equal event lists, or the first difference (not two whole runs).

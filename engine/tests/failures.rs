@@ -18,24 +18,7 @@ use serde_json::Value;
 /// A W1-like capture of 20,024 packets whose 2,650 events (2.1 MB of
 /// native JSON) are spread over the replay (flows end with FIN as it goes).
 fn w20k() -> PathBuf {
-    // Tests run in parallel: one generates, the others wait for it.
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("w20k.pcap");
-    if !path.exists() {
-        let script = corpus().join("../bench/gen_bench_pcap.py");
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let st = Command::new("python3")
-            .arg(&script)
-            .arg("-o")
-            .arg(&tmp)
-            .args(["-n", "20000", "--seed", "1"])
-            .status()
-            .expect("python3 runs the bench generator");
-        assert!(st.success(), "generator failed");
-        std::fs::rename(&tmp, &path).expect("rename");
-    }
-    path
+    bench_pcap(20_000)
 }
 
 fn fresh(tag: &str) -> PathBuf {

@@ -25,7 +25,13 @@ pub fn corpus() -> PathBuf {
 
 /// W1 (`gen_bench_pcap.py -n 200000 --seed 1`), generated once per target dir.
 pub fn w1() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("w1.pcap");
+    bench_pcap(200_000)
+}
+
+/// The benchmark generator's capture of `sessions` sessions (seed 1: W1's
+/// first ones), generated once per target dir.
+pub fn bench_pcap(sessions: u32) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("w1-{sessions}.pcap"));
     if !path.exists() {
         let script = corpus().join("../bench/gen_bench_pcap.py");
         // Test binaries and their threads may race to make it: each writes
@@ -39,7 +45,7 @@ pub fn w1() -> PathBuf {
             .arg(&script)
             .arg("-o")
             .arg(&tmp)
-            .args(["-n", "200000", "--seed", "1"])
+            .args(["-n", &sessions.to_string(), "--seed", "1"])
             .status()
             .expect("python3 runs the W1 generator");
         assert!(st.success(), "W1 generator failed");
@@ -65,6 +71,19 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
+    /// Every event but the final `stats`, as text, sorted: the same events
+    /// whatever order the workers and housekeeping emitted them in.
+    pub fn sorted_events(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .events
+            .iter()
+            .filter(|e| e["event_type"] != "stats")
+            .map(Value::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn of_type(&self, t: &str) -> Vec<&Value> {
         self.events
             .iter()
