@@ -75,6 +75,16 @@ pub struct Problem {
     pub fix: Vec<String>,
 }
 
+impl Problem {
+    /// Every command that would fix one of `problems`, in order.
+    pub fn fix_commands(problems: &[Problem]) -> Vec<String> {
+        problems
+            .iter()
+            .flat_map(|p| p.fix.iter().cloned())
+            .collect()
+    }
+}
+
 /// What `inspect` found.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -260,10 +270,7 @@ impl Report {
 
     /// Every command that would fix a problem, in order.
     pub fn fix_commands(&self) -> Vec<String> {
-        self.problems
-            .iter()
-            .flat_map(|p| p.fix.iter().cloned())
-            .collect()
+        Problem::fix_commands(&self.problems)
     }
 
     /// Human-readable report.

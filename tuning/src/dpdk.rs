@@ -255,10 +255,7 @@ impl DpdkReport {
 
     /// Every command that would fix a problem, in order.
     pub fn fix_commands(&self) -> Vec<String> {
-        self.problems
-            .iter()
-            .flat_map(|p| p.fix.iter().cloned())
-            .collect()
+        Problem::fix_commands(&self.problems)
     }
 
     /// Human-readable report.
