@@ -43,26 +43,6 @@ const CORPUS: &[&str] = &[
     "vlan/ndpi-ja3_lots_of_cipher_suites.pcap",
 ];
 
-/// W1 of the benchmarks (20 000 packets, seed 1), made once per test run.
-fn w1() -> PathBuf {
-    static W1: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut g = W1.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = g.as_ref() {
-        return p.clone();
-    }
-    let p = tmp_dir("dpdk").join("w1.pcap");
-    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/gen_bench_pcap.py");
-    live::run(
-        Command::new("python3")
-            .arg(&gen)
-            .arg("-o")
-            .arg(&p)
-            .args(["-n", "20000", "--seed", "1"]),
-    );
-    *g = Some(p.clone());
-    p
-}
-
 /// A config for the DPDK source with these EAL arguments after the test
 /// ones (no hugepages, no runtime files, no PCI scan).
 fn config(dir: &Path, tag: &str, eal: &[String]) -> PathBuf {
@@ -355,7 +335,7 @@ fn pcap_vdev_equals_replay(file: &Path, tag: &str) {
 fn net_pcap_replay_of_w1_equals_the_offline_replay() {
     require_root!("DPDK EAL");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    pcap_vdev_equals_replay(&w1(), "w1");
+    pcap_vdev_equals_replay(&bench_pcap(20_000), "w1");
 }
 
 #[test]
@@ -367,79 +347,15 @@ fn net_pcap_replay_of_corpus_captures_equals_the_offline_replay() {
     }
 }
 
-/// Two namespaces joined by a veth pair, removed on drop. IPv6 is off in
-/// both before the veth exists: every frame on the link is one we sent.
-struct Veth {
-    ns_a: live::Netns,
-    ns_b: live::Netns,
-    a: String,
-    b: String,
-}
-
-impl Veth {
-    fn new() -> Veth {
-        let ns_a = live::Netns::new("ftdA");
-        let ns_b = live::Netns::new("ftdB");
-        for ns in [&ns_a, &ns_b] {
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &ns.0,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]);
-        }
-        let id = std::process::id() % 100_000;
-        let (a, b) = (format!("ftda{id}"), format!("ftdb{id}"));
-        sh(&[
-            "ip", "link", "add", &a, "netns", &ns_a.0, "mtu", "1600", "type", "veth", "peer",
-            "name", &b, "netns", &ns_b.0, "mtu", "1600",
-        ]);
-        sh(&["ip", "-n", &ns_a.0, "link", "set", &a, "up"]);
-        sh(&["ip", "-n", &ns_b.0, "link", "set", &b, "up"]);
-        Veth { ns_a, ns_b, a, b }
-    }
-
-    /// `flowtap gen` from `a`; the frames sent.
-    fn gen(&self, file: &Path, pps: u64) -> u64 {
-        let o = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns_a.0,
-                FLOWTAP,
-                "gen",
-                "--iface",
-                &self.a,
-            ])
-            .arg("--pcap")
-            .arg(file)
-            .args(["--pps", &pps.to_string()])
-            .output()
-            .expect("run flowtap gen");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "flowtap gen failed: {err}");
-        assert!(err.contains("skipped 0"), "frames skipped: {err}");
-        err.split_whitespace()
-            .skip_while(|w| *w != "sent")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no `sent N` in {err}"))
-    }
-}
-
 /// W1 from `flowtap gen` into a veth, captured in the other namespace by
 /// the net_af_packet PMD with `queues` queue pairs (sockets in one fanout
 /// group, whose symmetric hash keeps both directions of a flow on one
 /// queue) and as many workers; stopped with SIGTERM.
 fn af_packet_vdev_on_a_veth(queues: usize) {
-    let file = w1();
+    let file = bench_pcap(20_000);
     let offline = run_flowtap(&file, 1, &[]);
     assert!(offline.status.success(), "{}", offline.stderr);
-    let net = Veth::new();
+    let net = common::netpair::Net::new("d");
     let dir = tmp_dir("dpdk");
     let vdev = format!(
         "--vdev=net_af_packet0,iface={},qpairs={queues},framecnt=4096",
@@ -448,7 +364,7 @@ fn af_packet_vdev_on_a_veth(queues: usize) {
     let cfg = config(&dir, &format!("afpacket{queues}"), &[vdev]);
     let workers = queues.to_string();
     let mut run = Run::start(
-        Some(&net.ns_b.0),
+        Some(&net.ns_b),
         "net_af_packet0",
         &cfg,
         &["--workers", &workers],
@@ -461,7 +377,7 @@ fn af_packet_vdev_on_a_veth(queues: usize) {
         "{}",
         run.stderr.text()
     );
-    let sent = net.gen(&file, 20_000);
+    let sent = net.gen_at(&file, 20_000);
     assert_eq!(
         offline.stats()["stats"]["packets"]["received"].as_u64(),
         Some(sent),
