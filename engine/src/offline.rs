@@ -266,22 +266,7 @@ fn replay_inner(
         sender: &sender,
     };
 
-    // A regular file is read by every worker itself; what can be read only
-    // once goes through the reader thread.
-    let others = if workers == 1 {
-        Some(Vec::new())
-    } else {
-        (1..workers)
-            .map(|_| file.reopen())
-            .collect::<Option<Vec<_>>>()
-    };
-    let Some(others) = others else {
-        return channel_replay(
-            file, workers, reading, progress, new_worker, core_of, started,
-        );
-    };
-    let others = others.into_iter().collect::<Result<Vec<_>, _>>()?;
-    if others.is_empty() {
+    if workers == 1 {
         let mut file = file;
         let mut worker = new_worker(0);
         let (span, stats) = reading.run_share(&mut file, &mut worker, 0, progress);
@@ -295,6 +280,15 @@ fn replay_inner(
             file_error: span.file_error,
         });
     }
+    // A regular file is read by every worker itself; what can be read only
+    // once goes through the reader thread.
+    let others = (1..workers).map(|_| file.reopen());
+    let Some(others) = others.collect::<Option<Vec<_>>>() else {
+        return channel_replay(
+            file, workers, reading, progress, new_worker, core_of, started,
+        );
+    };
+    let others = others.into_iter().collect::<Result<Vec<_>, _>>()?;
     // Each worker on its own (pinned) thread; this one only draws the
     // progress the first worker reports, and stays unpinned.
     let shared = SharedProgress::default();
