@@ -66,11 +66,28 @@ impl Tmux {
             .is_ok_and(|s| s.success())
     }
 
+    /// The pane once a redraw has finished: two captures 100 ms apart that
+    /// agree (top redraws once a second; a capture taken while a redraw is
+    /// being written can show a row half old, half new, e.g. a name made
+    /// of the start of one and the end of another).
+    fn settled_pane(&self) -> String {
+        let mut p = self.pane();
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(100));
+            let q = self.pane();
+            if q == p {
+                break;
+            }
+            p = q;
+        }
+        p
+    }
+
     /// Waits until the pane satisfies `ok` (panics with the pane after `secs`).
     fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
         let t0 = Instant::now();
         loop {
-            let p = self.pane();
+            let p = self.settled_pane();
             if ok(&p) {
                 return p;
             }
