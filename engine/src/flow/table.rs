@@ -101,6 +101,11 @@ struct Flow {
     app_errors: u32,
     first_ns: u64,
     last_ns: u64,
+    /// The idle timeout for the flow's state now ([`Flow::idle_timeout`]),
+    /// kept up to date by [`Flow::refresh_timeout`] wherever what it
+    /// depends on changes, so a packet that changes nothing reads it
+    /// instead of working it out again.
+    timeout_ns: u64,
     /// Start of the current active-timeout slice.
     slice_start_ns: u64,
     slice: u32,
@@ -130,6 +135,7 @@ impl Flow {
             app_errors: 0,
             first_ns: 0,
             last_ns: 0,
+            timeout_ns: 0,
             slice_start_ns: 0,
             slice: 0,
             wheel_tick: 0,
@@ -142,6 +148,9 @@ impl Flow {
         }
     }
 
+    /// The idle timeout for the flow's state: its protocol, TCP state
+    /// (closed, established, handshake) and whether the current slice has
+    /// packets and a SYN.
     fn idle_timeout(&self, t: &FlowTimeouts) -> u64 {
         match self.key.proto() {
             6 => {
@@ -165,8 +174,14 @@ impl Flow {
         (self.orig.tcp_flags | self.resp.tcp_flags) & tcp::SYN != 0
     }
 
-    fn idle_deadline(&self, t: &FlowTimeouts) -> u64 {
-        self.last_ns.saturating_add(self.idle_timeout(t))
+    /// Works out the idle timeout again: after anything it depends on
+    /// changed.
+    fn refresh_timeout(&mut self, t: &FlowTimeouts) {
+        self.timeout_ns = self.idle_timeout(t);
+    }
+
+    fn idle_deadline(&self) -> u64 {
+        self.last_ns.saturating_add(self.timeout_ns)
     }
 
     /// End of the current active-timeout slice, if interim records are on.
@@ -175,7 +190,7 @@ impl Flow {
     }
 
     fn deadline(&self, t: &FlowTimeouts) -> u64 {
-        let idle = self.idle_deadline(t);
+        let idle = self.idle_deadline();
         match self.slice_end(t) {
             Some(s) => idle.min(s),
             None => idle,
@@ -400,10 +415,9 @@ impl FlowTable {
     pub fn on_packet(&mut self, p: &PacketInfo<'_, '_>, out: &mut impl RecordSink) {
         let slot = match self.lookup(&p.key, p.hash) {
             Some(slot) => {
-                let t = self.timeouts;
                 let f = &self.flows[slot as usize];
-                let reuse = f.key.proto() == 6 && f.tcp.is_closed() && is_bare_syn(p.decoded);
-                if p.ts_ns > f.idle_deadline(&t) || reuse {
+                let reuse = is_bare_syn(p.decoded) && f.key.proto() == 6 && f.tcp.is_closed();
+                if p.ts_ns > f.idle_deadline() || reuse {
                     // The old flow ended before this packet; this one starts a new flow.
                     let reason = f.close_reason(EndReason::IdleTimeout);
                     if reuse {
@@ -482,6 +496,7 @@ impl FlowTable {
             app_errors: 0,
             first_ns: p.ts_ns,
             last_ns: p.ts_ns,
+            timeout_ns: 0,
             slice_start_ns: p.ts_ns,
             slice: 0,
             wheel_tick: 0,
@@ -512,6 +527,7 @@ impl FlowTable {
         if flipped {
             f.tcp.mark_flipped();
         }
+        f.refresh_timeout(&timeouts);
         let deadline = f.deadline(&timeouts);
         f.wheel_tick = self.wheel.schedule(slot, gen, deadline);
         let flows = &self.flows;
@@ -525,11 +541,11 @@ impl FlowTable {
 
     #[inline]
     fn update(&mut self, slot: u32, p: &PacketInfo<'_, '_>, out: &mut impl RecordSink) {
-        let t = self.timeouts;
         // Interim record when the packet falls past the current slice.
-        if t.active > 0 {
+        let active = self.timeouts.active;
+        if active > 0 {
             let f = &self.flows[slot as usize];
-            if p.ts_ns >= f.slice_start_ns.saturating_add(t.active) {
+            if p.ts_ns >= f.slice_start_ns.saturating_add(active) {
                 self.emit_slice(slot, p.ts_ns, out);
             }
         }
@@ -543,10 +559,16 @@ impl FlowTable {
         let dir = if from_orig { &mut f.orig } else { &mut f.resp };
         dir.packets += p.frames;
         dir.bytes += p.bytes;
+        // Whether what the idle timeout depends on may have changed: the
+        // TCP state, the slice's first packet of a direction, a SYN. (Not
+        // for other protocols: theirs depends on the protocol only.)
+        let mut timeout_inputs_changed = false;
         if let L4::Tcp(th) = &p.decoded.l4 {
+            timeout_inputs_changed = dir.packets == p.frames || th.flags & tcp::SYN != 0;
             dir.tcp_flags |= th.flags;
-            f.tcp
-                .on_packet(from_orig, th.flags, p.decoded.payload.len());
+            timeout_inputs_changed |=
+                f.tcp
+                    .on_packet(from_orig, th.flags, p.decoded.payload.len());
         }
         if let Some(session) = f.session.as_mut() {
             let app_dir = app_dir_of(from_orig);
@@ -608,12 +630,17 @@ impl FlowTable {
         if p.ts_ns > f.last_ns {
             f.last_ns = p.ts_ns;
         }
-        // A deadline earlier than the queued wheel entry (e.g. FIN shortened
-        // the timeout) needs an earlier entry; later deadlines are found lazily.
-        let deadline = f.deadline(&t);
-        let tick = self.wheel.tick_of(deadline);
-        if tick < f.wheel_tick {
-            f.wheel_tick = self.wheel.schedule(slot, f.gen, deadline);
+        // Otherwise the deadline only moved later (a later last packet, a
+        // later slice), which the wheel finds lazily; a shorter timeout
+        // (e.g. after a FIN) may need an earlier wheel entry.
+        if timeout_inputs_changed {
+            let t = &self.timeouts;
+            f.refresh_timeout(t);
+            let deadline = f.deadline(t);
+            let tick = self.wheel.tick_of(deadline);
+            if tick < f.wheel_tick {
+                f.wheel_tick = self.wheel.schedule(slot, f.gen, deadline);
+            }
         }
     }
 
@@ -637,6 +664,8 @@ impl FlowTable {
             .saturating_add(u32::try_from(skipped).unwrap_or(u32::MAX));
         f.orig = DirectionStats::default();
         f.resp = DirectionStats::default();
+        // An empty slice: the timeout may differ (see `idle_timeout`).
+        f.refresh_timeout(&self.timeouts);
     }
 
     fn end_flow(&mut self, slot: u32, reason: EndReason, out: &mut impl RecordSink) {
@@ -730,7 +759,7 @@ impl FlowTable {
         });
         for e in due.drain(..) {
             let f = &self.flows[e.slot as usize];
-            if f.idle_deadline(&t) <= now_ns {
+            if f.idle_deadline() <= now_ns {
                 let reason = f.close_reason(EndReason::IdleTimeout);
                 self.end_flow(e.slot, reason, out);
             } else {
@@ -766,7 +795,7 @@ impl FlowTable {
                 }
             }
             let f = &self.flows[slot as usize];
-            let reason = if f.idle_deadline(&t) <= now_ns {
+            let reason = if f.idle_deadline() <= now_ns {
                 f.close_reason(EndReason::IdleTimeout)
             } else {
                 f.close_reason(EndReason::Shutdown)

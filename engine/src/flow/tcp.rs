@@ -27,9 +27,10 @@ pub struct TcpTrack {
 
 impl TcpTrack {
     /// Records a packet with `flags` and `payload_len` bytes sent by the
-    /// originator (`from_orig`) or the responder.
+    /// originator (`from_orig`) or the responder; whether the state changed
+    /// (a kind of packet not seen before from that side).
     #[inline]
-    pub fn on_packet(&mut self, from_orig: bool, flags: u8, payload_len: usize) {
+    pub fn on_packet(&mut self, from_orig: bool, flags: u8, payload_len: usize) -> bool {
         let dir = usize::from(!from_orig);
         let mut ev = 0u8;
         if flags & SYN != 0 {
@@ -53,7 +54,7 @@ impl TcpTrack {
         }
         let new = ev & !self.seen[dir];
         if new == 0 {
-            return;
+            return false;
         }
         self.seen[dir] |= new;
         // Letters in Zeek's order of significance within one packet.
@@ -74,6 +75,7 @@ impl TcpTrack {
                 });
             }
         }
+        true
     }
 
     /// Notes that the originator was chosen by heuristic (the first packet was a
