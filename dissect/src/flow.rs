@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use arrayvec::ArrayString;
 use sha1::{Digest, Sha1};
 
 use crate::packet::{Decoded, Tunnel, L4};
@@ -191,7 +192,7 @@ impl FlowKey {
         out[0] = b'1';
         out[1] = b':';
         base64_20(&digest, &mut out[2..]);
-        CommunityId(out)
+        CommunityId(ArrayString::from_byte_string(&out).unwrap_or_default())
     }
 
     /// Symmetric 64-bit hash for table lookups (the key is canonical, so both
@@ -255,15 +256,15 @@ pub fn owner(d: &Decoded<'_>, workers: usize) -> usize {
     shard_hash(d) as usize % workers.max(1)
 }
 
-/// A Community ID string kept inline ("1:" and 28 base64 characters).
-/// `Default` is all zero bytes, a placeholder for pre-sized tables.
+/// A Community ID string kept inline ("1:" and 28 base64 characters),
+/// checked as text once when made: every record and event of the flow
+/// reads it. `Default` is empty, a placeholder for pre-sized tables.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct CommunityId([u8; 30]);
+pub struct CommunityId(ArrayString<30>);
 
 impl CommunityId {
     pub fn as_str(&self) -> &str {
-        // Only ASCII is ever written into it.
-        std::str::from_utf8(&self.0).unwrap_or("")
+        self.0.as_str()
     }
 }
 

@@ -2,6 +2,8 @@
 //! enough for the Zeek-style history string and connection state, and to
 //! know when the connection is closed.
 
+use arrayvec::ArrayString;
+
 pub const FIN: u8 = 0x01;
 pub const SYN: u8 = 0x02;
 pub const RST: u8 = 0x04;
@@ -21,8 +23,8 @@ const HISTORY_MAX: usize = 16;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpTrack {
     seen: [u8; 2],
-    history: [u8; HISTORY_MAX],
-    history_len: u8,
+    /// Zeek's history letters, at most [`HISTORY_MAX`].
+    history: ArrayString<HISTORY_MAX>,
 }
 
 impl TcpTrack {
@@ -85,15 +87,12 @@ impl TcpTrack {
     }
 
     fn push(&mut self, c: u8) {
-        if let Some(slot) = self.history.get_mut(self.history_len as usize) {
-            *slot = c;
-            self.history_len += 1;
-        }
+        // Full: the letters that fit are kept.
+        let _ = self.history.try_push(char::from(c));
     }
 
     pub fn history(&self) -> &str {
-        // Only ASCII letters are ever pushed.
-        std::str::from_utf8(&self.history[..self.history_len as usize]).unwrap_or("")
+        self.history.as_str()
     }
 
     /// Both sides sent FIN, or either sent RST: only late packets remain.
