@@ -5,7 +5,7 @@
 //! worker uses: the source passes it on instead of the worker decoding again.
 
 use capture::Packet;
-use dissect::packet::{decode, DecodeConfig, Decoded};
+use dissect::packet::{decode_fresh, DecodeConfig, Decoded};
 
 use crate::config::Config;
 
@@ -24,10 +24,11 @@ impl Owners {
         }
     }
 
-    /// Decodes `pkt` with the run's settings (what a worker would do).
+    /// Decodes `pkt` with the run's settings (what a worker would do) into
+    /// a fresh `out` (`Decoded::default()`).
     #[inline]
     pub fn decode<'a>(&self, pkt: &Packet<'a>, out: &mut Decoded<'a>) {
-        decode(pkt.link.0, pkt.data, &self.decode, out);
+        decode_fresh(pkt.link.0, pkt.data, &self.decode, out);
     }
 
     /// The worker that owns the packet decoded as `d` (see
@@ -37,8 +38,8 @@ impl Owners {
         dissect::flow::owner(d, self.workers)
     }
 
-    /// Decodes `pkt` into `out` and returns its owner: the decode stays
-    /// there for the owner to use.
+    /// Decodes `pkt` into a fresh `out` and returns its owner: the decode
+    /// stays there for the owner to use.
     #[inline]
     pub fn decode_owner<'a>(&self, pkt: &Packet<'a>, out: &mut Decoded<'a>) -> usize {
         self.decode(pkt, out);

@@ -8,7 +8,7 @@ use capture::{Packet, PacketSource, Poll};
 use dissect::app::AppStats;
 use dissect::event::{AppEnvelope, FlowRecord};
 use dissect::flow::{FlowKey, KeyConfig};
-use dissect::packet::{decode, decode_ip_payload, DecodeConfig, DecodeStatus, Decoded};
+use dissect::packet::{decode_fresh, decode_ip_payload, DecodeConfig, DecodeStatus, Decoded};
 use output::writer::BatchSender;
 use output::WorkerOutput;
 
@@ -257,7 +257,7 @@ impl Worker {
     #[inline]
     pub fn process(&mut self, pkt: &Packet<'_>) {
         let mut d = Decoded::default();
-        decode(pkt.link.0, pkt.data, &self.decode_cfg, &mut d);
+        decode_fresh(pkt.link.0, pkt.data, &self.decode_cfg, &mut d);
         self.process_decoded(pkt, &d);
     }
 
