@@ -270,7 +270,8 @@ impl Worker {
         if pkt.ts_ns > self.now_ns {
             self.now_ns = pkt.ts_ns;
         }
-        let raw = RawFrame {
+        // The frame as export keeps it: made only where export is on.
+        let raw = || RawFrame {
             ts_ns: pkt.ts_ns,
             orig_len: pkt.orig_len,
             link: pkt.link.0,
@@ -278,7 +279,7 @@ impl Worker {
         };
         if self.capture_all {
             if let Some(ex) = self.table.export_mut() {
-                ex.capture_all(&raw);
+                ex.capture_all(&raw());
             }
         }
         match d.status {
@@ -323,7 +324,7 @@ impl Worker {
             };
             let proto = ip.proto;
             if let Some(stash) = self.frag_stash.as_mut() {
-                stash.hold(key, &raw);
+                stash.hold(key, &raw());
             }
             let inserted = self.defrag.insert(
                 key,
@@ -362,12 +363,18 @@ impl Worker {
             return;
         }
         self.stats.flow += 1;
-        let raw = if self.exporting {
-            std::slice::from_ref(&raw)
+        if self.exporting {
+            let raw = raw();
+            self.account(
+                d,
+                pkt.ts_ns,
+                1,
+                u64::from(pkt.orig_len),
+                std::slice::from_ref(&raw),
+            );
         } else {
-            &[]
-        };
-        self.account(d, pkt.ts_ns, 1, u64::from(pkt.orig_len), raw);
+            self.account(d, pkt.ts_ns, 1, u64::from(pkt.orig_len), &[]);
+        }
     }
 
     fn count_error(&mut self, layer: &'static str, why: &'static str) {
