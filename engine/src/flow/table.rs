@@ -566,9 +566,9 @@ impl FlowTable {
         if let L4::Tcp(th) = &p.decoded.l4 {
             timeout_inputs_changed = dir.packets == p.frames || th.flags & tcp::SYN != 0;
             dir.tcp_flags |= th.flags;
-            timeout_inputs_changed |=
-                f.tcp
-                    .on_packet(from_orig, th.flags, p.decoded.payload.len());
+            timeout_inputs_changed |= f
+                .tcp
+                .on_packet(from_orig, th.flags, p.decoded.payload.len());
         }
         if let Some(session) = f.session.as_mut() {
             let app_dir = app_dir_of(from_orig);

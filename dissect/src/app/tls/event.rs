@@ -56,10 +56,12 @@ pub struct TlsEvent {
     /// ALPN protocols offered (eve: `client_alpns`).
     pub client_alpns: Vec<String>,
     /// JA3 string and its MD5 (eve: `ja3.string` / `ja3.hash`).
-    pub ja3: Option<String>,
-    pub ja3_hash: Option<String>,
+    /// (Shared with this worker's fingerprint cache: a handshake whose
+    /// hello values were seen before copies no strings.)
+    pub ja3: Option<Arc<str>>,
+    pub ja3_hash: Option<Arc<str>>,
     /// JA4 (eve: `ja4`).
-    pub ja4: Option<String>,
+    pub ja4: Option<Arc<str>>,
     /// A second ClientHello was sent (after a HelloRetryRequest); the fields
     /// above are from the first one.
     pub hello_retry: bool,
@@ -78,8 +80,8 @@ pub struct TlsEvent {
     /// ALPN selected by the server (eve: `server_alpns`; TLS ≤1.2 only).
     pub server_alpn: Option<String>,
     /// JA3S string and MD5.
-    pub ja3s: Option<String>,
-    pub ja3s_hash: Option<String>,
+    pub ja3s: Option<Arc<str>>,
+    pub ja3s_hash: Option<Arc<str>>,
     /// The server echoed a non-empty session id (TLS ≤1.2 resumption).
     pub resumed: bool,
 

@@ -15,6 +15,7 @@ use crate::app::util::{hex, Memo};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use std::cell::RefCell;
+use std::sync::Arc;
 
 /// Appends `v` in decimal (fingerprints are built once per handshake, but
 /// `fmt` machinery costs more than the rest of the string building).
@@ -98,12 +99,13 @@ pub fn ja3s(sh: &ServerHello) -> (String, String) {
     (s, h)
 }
 
-/// The JA3 and JA4 of one ClientHello.
+/// The JA3 and JA4 of one ClientHello, shared (`Arc`) between the cache
+/// and the events: a hit copies no strings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientFingerprints {
-    pub ja3: String,
-    pub ja3_hash: String,
-    pub ja4: String,
+    pub ja3: Arc<str>,
+    pub ja3_hash: Arc<str>,
+    pub ja4: Arc<str>,
 }
 
 /// Fingerprints remembered per worker, keyed by the hello values they are
@@ -226,9 +228,9 @@ pub fn client_fingerprints(ch: &ClientHello) -> ClientFingerprints {
     let compute = || {
         let (ja3, ja3_hash) = ja3(ch);
         ClientFingerprints {
-            ja3,
-            ja3_hash,
-            ja4: ja4(ch),
+            ja3: ja3.into(),
+            ja3_hash: ja3_hash.into(),
+            ja4: ja4(ch).into(),
         }
     };
     CACHE.with(|c| match c.try_borrow_mut() {
@@ -238,19 +240,24 @@ pub fn client_fingerprints(ch: &ClientHello) -> ClientFingerprints {
 }
 
 /// JA3S string and hash of a ServerHello, from this worker's cache when
-/// the same version, cipher and extensions were fingerprinted before.
-pub fn server_fingerprint(sh: &ServerHello) -> (String, String) {
+/// the same version, cipher and extensions were fingerprinted before
+/// (shared with the cache, as [`ClientFingerprints`]).
+pub fn server_fingerprint(sh: &ServerHello) -> (Arc<str>, Arc<str>) {
     std::thread_local! {
-        static CACHE: RefCell<FingerprintCache<(String, String)>> =
+        static CACHE: RefCell<FingerprintCache<(Arc<str>, Arc<str>)>> =
             RefCell::new(FingerprintCache::new());
     }
     let fill = |key: &mut Vec<u16>| {
         key.extend([sh.legacy_version, sh.cipher]);
         push_list(key, sh.extensions.iter().copied())
     };
+    let compute = || {
+        let (s, h) = ja3s(sh);
+        (Arc::from(s), Arc::from(h))
+    };
     CACHE.with(|c| match c.try_borrow_mut() {
-        Ok(mut c) => c.get_or(fill, || ja3s(sh)),
-        Err(_) => ja3s(sh),
+        Ok(mut c) => c.get_or(fill, compute),
+        Err(_) => compute(),
     })
 }
 
@@ -424,9 +431,9 @@ mod tests {
     fn uncached(ch: &ClientHello) -> ClientFingerprints {
         let (ja3, ja3_hash) = ja3(ch);
         ClientFingerprints {
-            ja3,
-            ja3_hash,
-            ja4: ja4(ch),
+            ja3: ja3.into(),
+            ja3_hash: ja3_hash.into(),
+            ja4: ja4(ch).into(),
         }
     }
 
@@ -543,7 +550,8 @@ mod tests {
         let mut other = sh.clone();
         other.cipher = 0xc030;
         for s in [&sh, &other, &sh] {
-            assert_eq!(server_fingerprint(s), ja3s(s));
+            let (string, hash) = ja3s(s);
+            assert_eq!(server_fingerprint(s), (string.into(), hash.into()));
         }
     }
 
