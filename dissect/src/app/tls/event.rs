@@ -43,16 +43,6 @@ pub struct TlsEvent {
     pub sni: Option<String>,
     /// legacy_version of the ClientHello.
     pub client_version: Option<u16>,
-    /// supported_versions extension (GREASE kept), client side.
-    pub client_supported_versions: Vec<u16>,
-    /// Offered cipher suites in order (GREASE kept).
-    pub cipher_suites: Vec<u16>,
-    /// Extension types in order (GREASE kept).
-    pub extensions: Vec<u16>,
-    /// supported_groups (GREASE kept).
-    pub supported_groups: Vec<u16>,
-    pub ec_point_formats: Vec<u8>,
-    pub signature_algorithms: Vec<u16>,
     /// ALPN protocols offered (eve: `client_alpns`).
     pub client_alpns: Vec<String>,
     /// JA3 string and its MD5 (eve: `ja3.string` / `ja3.hash`).
@@ -75,8 +65,6 @@ pub struct TlsEvent {
     pub version: Option<u16>,
     /// Selected cipher suite.
     pub cipher: Option<u16>,
-    /// ServerHello extension types in order.
-    pub server_extensions: Vec<u16>,
     /// ALPN selected by the server (eve: `server_alpns`; TLS ≤1.2 only).
     pub server_alpn: Option<String>,
     /// JA3S string and MD5.

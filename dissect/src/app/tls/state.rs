@@ -6,6 +6,8 @@
 //! ChangeCipherSpec or first application data (resumption), right after the
 //! ServerHello for TLS 1.3 (the rest is encrypted), or at flush.
 
+use std::cell::RefCell;
+
 use super::event::TlsEvent;
 use super::wire::{self, ClientHello, ServerHello};
 use super::{cert, fingerprint, TlsConfig};
@@ -245,10 +247,23 @@ impl TlsState {
                     self.ev.hello_retry = true;
                     return;
                 }
-                match wire::parse_client_hello(body) {
-                    Ok(ch) => self.client_hello(ch, ctx),
-                    Err(_) => self.stats.malformed += 1,
+                // Parsed into this worker's hello, whose lists keep their
+                // buffers: a hello then allocates only what the event keeps.
+                std::thread_local! {
+                    static HELLO: RefCell<ClientHello> = RefCell::default();
                 }
+                HELLO.with(|h| {
+                    let mut fresh = ClientHello::default();
+                    let mut held = h.try_borrow_mut();
+                    let ch = match held.as_deref_mut() {
+                        Ok(ch) => ch,
+                        Err(_) => &mut fresh,
+                    };
+                    match wire::parse_client_hello_into(body, ch) {
+                        Ok(()) => self.client_hello(ch, ctx),
+                        Err(_) => self.stats.malformed += 1,
+                    }
+                });
             }
             (1, wire::HS_SERVER_HELLO) => match wire::parse_server_hello(body) {
                 Ok(sh) if sh.hello_retry => self.ev.hello_retry = true,
@@ -282,8 +297,8 @@ impl TlsState {
         }
     }
 
-    fn client_hello(&mut self, ch: ClientHello, ctx: &Ctx) {
-        let fp = fingerprint::client_fingerprints(&ch);
+    fn client_hello(&mut self, ch: &mut ClientHello, ctx: &Ctx) {
+        let fp = fingerprint::client_fingerprints(ch);
         let ev = &mut self.ev;
         ev.has_client_hello = true;
         ev.ja4 = Some(fp.ja4);
@@ -291,15 +306,9 @@ impl TlsState {
         ev.ja3_hash = Some(fp.ja3_hash);
         ev.client_version = Some(ch.legacy_version);
         ev.client_hello_ts_ns = Some(ctx.ts_ns);
-        self.client_session_id = ch.session_id;
-        ev.sni = ch.sni;
-        ev.client_supported_versions = ch.supported_versions;
-        ev.cipher_suites = ch.ciphers;
-        ev.extensions = ch.extensions;
-        ev.supported_groups = ch.groups;
-        ev.ec_point_formats = ch.ec_point_formats;
-        ev.signature_algorithms = ch.sig_algs;
-        ev.client_alpns = ch.alpns;
+        self.client_session_id.clone_from(&ch.session_id);
+        ev.sni = ch.sni.take();
+        ev.client_alpns = std::mem::take(&mut ch.alpns);
     }
 
     fn server_hello(&mut self, sh: ServerHello, ctx: &Ctx) {
@@ -312,7 +321,6 @@ impl TlsState {
         ev.version = Some(sh.version());
         ev.cipher = Some(sh.cipher);
         ev.resumed = !sh.session_id.is_empty() && sh.session_id == self.client_session_id;
-        ev.server_extensions = sh.extensions;
         ev.server_alpn = sh.alpn;
         ev.server_hello_ts_ns = Some(ctx.ts_ns);
         ev.latency_ns = ev.client_hello_ts_ns.map(|c| ctx.ts_ns.saturating_sub(c));

@@ -107,14 +107,13 @@ impl<'a> Rd<'a> {
     }
 }
 
-fn u16_list(b: &[u8]) -> Vec<u16> {
-    // An exact-size iterator: one allocation of the right size.
-    b.chunks_exact(2)
-        .map(|c| match c {
-            [hi, lo] => u16::from_be_bytes([*hi, *lo]),
-            _ => 0,
-        })
-        .collect()
+/// `out` = the big-endian u16s of `b` (its buffer reused).
+fn u16_list_into(out: &mut Vec<u16>, b: &[u8]) {
+    out.clear();
+    out.extend(b.chunks_exact(2).map(|c| match c {
+        [hi, lo] => u16::from_be_bytes([*hi, *lo]),
+        _ => 0,
+    }));
 }
 
 /// Room for the extensions of a block of `len` bytes: each takes at least
@@ -142,32 +141,55 @@ pub struct ClientHello {
 const MAX_ALPNS: usize = 16;
 const MAX_SNI: usize = 1024;
 
+impl ClientHello {
+    /// Back to an empty hello, keeping the lists' buffers.
+    fn clear(&mut self) {
+        self.legacy_version = 0;
+        self.session_id.clear();
+        self.ciphers.clear();
+        self.extensions.clear();
+        self.sni = None;
+        self.alpns.clear();
+        self.supported_versions.clear();
+        self.groups.clear();
+        self.ec_point_formats.clear();
+        self.sig_algs.clear();
+    }
+}
+
 /// Parse a ClientHello body (after the 4-byte handshake header).
 pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, TlsError> {
+    let mut ch = ClientHello::default();
+    parse_client_hello_into(body, &mut ch)?;
+    Ok(ch)
+}
+
+/// [`parse_client_hello`] into `ch`, reusing its lists' buffers (a worker
+/// parses hello after hello into one); on an error `ch` holds part of the
+/// hello.
+pub fn parse_client_hello_into(body: &[u8], ch: &mut ClientHello) -> Result<(), TlsError> {
+    ch.clear();
     let mut r = Rd::new(body);
-    let mut ch = ClientHello {
-        legacy_version: r.u16()?,
-        ..ClientHello::default()
-    };
+    ch.legacy_version = r.u16()?;
     r.bytes(32)?; // random
-    ch.session_id = r.vec8()?.to_vec();
+    ch.session_id.extend_from_slice(r.vec8()?);
     let ciphers = r.vec16()?;
-    ch.ciphers = u16_list(ciphers);
+    u16_list_into(&mut ch.ciphers, ciphers);
     r.vec8()?; // compression methods
     if r.done() {
-        return Ok(ch); // no extensions (SSLv3 style)
+        return Ok(()); // no extensions (SSLv3 style)
     }
     let exts = r.vec16()?;
-    ch.extensions = Vec::with_capacity(extension_capacity(exts.len()));
+    ch.extensions.reserve(extension_capacity(exts.len()));
     let mut e = Rd::new(exts);
     while !e.done() {
         let t = e.u16()?;
         let data = e.vec16()?;
         ch.extensions.push(t);
         // Extension bodies are lenient: a bad one does not void the hello.
-        let _ = client_extension(&mut ch, t, data);
+        let _ = client_extension(ch, t, data);
     }
-    Ok(ch)
+    Ok(())
 }
 
 fn client_extension(ch: &mut ClientHello, t: u16, data: &[u8]) -> Result<(), TlsError> {
@@ -194,10 +216,15 @@ fn client_extension(ch: &mut ClientHello, t: u16, data: &[u8]) -> Result<(), Tls
                 }
             }
         }
-        EXT_SUPPORTED_VERSIONS => ch.supported_versions = u16_list(r.vec8()?),
-        EXT_SUPPORTED_GROUPS => ch.groups = u16_list(r.vec16()?),
-        EXT_EC_POINT_FORMATS => ch.ec_point_formats = r.vec8()?.to_vec(),
-        EXT_SIGNATURE_ALGORITHMS => ch.sig_algs = u16_list(r.vec16()?),
+        // A repeated extension: the last one counts.
+        EXT_SUPPORTED_VERSIONS => u16_list_into(&mut ch.supported_versions, r.vec8()?),
+        EXT_SUPPORTED_GROUPS => u16_list_into(&mut ch.groups, r.vec16()?),
+        EXT_EC_POINT_FORMATS => {
+            let formats = r.vec8()?;
+            ch.ec_point_formats.clear();
+            ch.ec_point_formats.extend_from_slice(formats);
+        }
+        EXT_SIGNATURE_ALGORITHMS => u16_list_into(&mut ch.sig_algs, r.vec16()?),
         _ => {}
     }
     Ok(())
