@@ -263,7 +263,9 @@ impl Worker {
 
     /// Runs one packet to completion that its source already decoded (with
     /// the run's decode settings, to find its owner: see [`crate::shard`]).
-    #[inline]
+    // Always inlined into `process`: a call per packet with this many
+    // registers to save showed in the profile (~15 instructions a packet).
+    #[inline(always)]
     pub fn process_decoded(&mut self, pkt: &Packet<'_>, d: &Decoded<'_>) {
         self.stats.received += 1;
         self.stats.bytes += u64::from(pkt.orig_len);
@@ -363,18 +365,14 @@ impl Worker {
             return;
         }
         self.stats.flow += 1;
-        if self.exporting {
-            let raw = raw();
-            self.account(
-                d,
-                pkt.ts_ns,
-                1,
-                u64::from(pkt.orig_len),
-                std::slice::from_ref(&raw),
-            );
+        let frame;
+        let raw: &[RawFrame<'_>] = if self.exporting {
+            frame = raw();
+            std::slice::from_ref(&frame)
         } else {
-            self.account(d, pkt.ts_ns, 1, u64::from(pkt.orig_len), &[]);
-        }
+            &[]
+        };
+        self.account(d, pkt.ts_ns, 1, u64::from(pkt.orig_len), raw);
     }
 
     fn count_error(&mut self, layer: &'static str, why: &'static str) {
