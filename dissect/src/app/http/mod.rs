@@ -14,6 +14,8 @@ pub mod wire;
 
 pub use event::{HttpEvent, HttpHeader};
 
+use std::sync::Arc;
+
 use super::registry::{ExportField, FieldValue, MatchKind, Outcome, Protocol, Transaction};
 use super::{
     AppEvent, AppParser, AppProto, AppStats, Ctx, Direction, ParseStatus, Probe, Transport,
@@ -31,7 +33,8 @@ pub struct HttpConfig {
     /// Capture the first N body bytes per side (0 = off).
     pub body_capture_bytes: usize,
     /// Header names (any case) whose values are logged as "[redacted]".
-    pub redact: Vec<String>,
+    /// (Shared: every HTTP flow's parser takes a copy of this config.)
+    pub redact: Arc<[String]>,
     /// Transactions waiting for their response; more requests are parsed but
     /// dropped (counted), and their responses skipped.
     pub max_pending: usize,
