@@ -63,7 +63,7 @@ pub fn probe_udp(data: &[u8]) -> bool {
     if h.qdcount == 0 {
         return h.has_content();
     }
-    wire::read_question(data, wire::HEADER_LEN).is_ok()
+    wire::check_question(data, wire::HEADER_LEN).is_ok()
 }
 
 /// Content probe for DNS over TCP: length prefix, plausible header, a query
@@ -85,7 +85,7 @@ pub fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
     if h.qdcount == 0 {
         return Probe::Yes;
     }
-    match wire::read_question(msg, wire::HEADER_LEN) {
+    match wire::check_question(msg, wire::HEADER_LEN) {
         Ok(_) => Probe::Yes,
         Err(wire::DnsError::Short) if msg.len() < len => Probe::NeedMore,
         Err(_) => Probe::No,

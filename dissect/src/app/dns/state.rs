@@ -8,6 +8,58 @@ use crate::app::util::be16;
 use crate::app::{AppEvent, AppStats, Ctx, Direction, ParseStatus};
 use std::collections::VecDeque;
 
+/// Queries waiting for their response, oldest first. The oldest sits in a
+/// slot of its own: most flows (one query, one answer) never have a second
+/// one waiting, and need no queue allocated at all.
+#[derive(Default)]
+struct Pending {
+    /// The oldest; `None` only when `rest` is empty too.
+    first: Option<Box<DnsEvent>>,
+    rest: VecDeque<Box<DnsEvent>>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Box<DnsEvent>> {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Box<DnsEvent>> {
+        self.first.iter_mut().chain(self.rest.iter_mut())
+    }
+
+    fn get(&self, i: usize) -> Option<&DnsEvent> {
+        match i {
+            0 => self.first.as_deref(),
+            _ => self.rest.get(i - 1).map(|b| &**b),
+        }
+    }
+
+    fn push_back(&mut self, ev: Box<DnsEvent>) {
+        if self.first.is_none() {
+            self.first = Some(ev);
+        } else {
+            self.rest.push_back(ev);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Box<DnsEvent>> {
+        let ev = self.first.take();
+        self.first = self.rest.pop_front();
+        ev
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Box<DnsEvent>> {
+        match i {
+            0 => self.pop_front(),
+            _ => self.rest.remove(i - 1),
+        }
+    }
+}
+
 pub(crate) struct DnsState {
     cfg: DnsConfig,
     tcp: bool,
@@ -15,7 +67,7 @@ pub(crate) struct DnsState {
     /// keeps its queue's slots after the answers came (a 360-byte event
     /// inline costs every live DNS flow four of them), and the box moves
     /// into the emitted event as it is.
-    pending: VecDeque<Box<DnsEvent>>,
+    pending: Pending,
     /// Per direction (TCP): framing lost after a gap.
     resync: [bool; 2],
     pub(crate) stats: AppStats,
@@ -24,7 +76,7 @@ pub(crate) struct DnsState {
 impl DnsState {
     /// Queries awaiting their answer.
     pub(crate) fn peek(&self, f: &mut dyn FnMut(&DnsEvent)) {
-        for ev in &self.pending {
+        for ev in self.pending.iter() {
             f(ev);
         }
     }
@@ -34,7 +86,7 @@ impl DnsState {
         DnsState {
             cfg,
             tcp,
-            pending: VecDeque::new(),
+            pending: Pending::default(),
             resync: [false, false],
             stats: AppStats::default(),
         }
@@ -109,7 +161,27 @@ impl DnsState {
     }
 
     fn message(&mut self, msg: &[u8], ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
-        let m = match wire::parse_message(msg, self.cfg.max_records) {
+        // A response is matched to its pending query as soon as its first
+        // question is read; when it has one, the response's own copy of the
+        // questions is not kept (the event has the query's).
+        let pending = &self.pending;
+        let mut query_at: Option<usize> = None;
+        let parsed = wire::parse_message_with(msg, self.cfg.max_records, |h, first_q| {
+            if !h.qr() {
+                return true;
+            }
+            query_at = pending.iter().position(|p| {
+                p.id == h.id
+                    && match (first_q, p.queries.first()) {
+                        (Some((name, rtype)), Some(b)) => {
+                            rtype == b.rtype && name.eq_ignore_ascii_case(&b.name)
+                        }
+                        _ => true,
+                    }
+            });
+            query_at.is_none()
+        });
+        let m = match parsed {
             Ok(m) => m,
             Err(_) => {
                 self.stats.malformed += 1;
@@ -125,7 +197,7 @@ impl DnsState {
             self.stats.truncated += 1;
         }
         if m.header.qr() {
-            self.response(m, ctx, emit);
+            self.response(m, query_at, ctx, emit);
         } else {
             self.query(m, ctx, emit);
         }
@@ -171,19 +243,16 @@ impl DnsState {
         self.pending.push_back(ev);
     }
 
-    fn response(&mut self, m: Message, ctx: &Ctx, emit: &mut dyn FnMut(AppEvent)) {
+    /// `query_at`: where the response's query waits in `pending`, if it does.
+    fn response(
+        &mut self,
+        m: Message,
+        query_at: Option<usize>,
+        ctx: &Ctx,
+        emit: &mut dyn FnMut(AppEvent),
+    ) {
         let h = m.header;
-        let first_q = m.questions.first();
-        let idx = self.pending.iter().position(|p| {
-            p.id == h.id
-                && match (first_q, p.queries.first()) {
-                    (Some(a), Some(b)) => {
-                        a.rtype == b.rtype && a.name.eq_ignore_ascii_case(&b.name)
-                    }
-                    _ => true,
-                }
-        });
-        let mut ev = match idx.and_then(|i| self.pending.remove(i)) {
+        let mut ev = match query_at.and_then(|i| self.pending.remove(i)) {
             Some(ev) => ev,
             None => {
                 self.stats.orphan_responses += 1;

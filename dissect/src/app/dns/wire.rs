@@ -243,16 +243,22 @@ fn all_printable(t: &[u8]) -> bool {
     !bad(w)
 }
 
-/// Read the name at `start`. Returns the offset just after the name as it
-/// sits at `start` (after the first pointer, if any).
+/// The dotted text of the name at `start` and the offset just after the name
+/// as it sits at `start` (after the first pointer, if any). The text is in
+/// `buf` (nearly all names: `Some`) or, for a name with bytes to escape or
+/// too long for `buf`, in `spill` (`None`); nothing is allocated for most
+/// names.
 ///
-/// The labels are gathered on the stack first; a name that is all printable
-/// ASCII (nearly all) then becomes the string in one checked copy. Names with
-/// other bytes, or too long for the stack buffer, are walked again label by
-/// label (those bytes escaped).
-pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, DnsError> {
-    out.clear();
-    let mut text = [0u8; NAME_TEXT];
+/// The labels are gathered in `buf` first; a name that is all printable
+/// ASCII then is that text after one check. Names with other bytes, or too
+/// long for the buffer, are walked again label by label (those bytes
+/// escaped) into `spill`.
+fn name_text<'a>(
+    msg: &[u8],
+    start: usize,
+    buf: &'a mut [u8; NAME_TEXT],
+    spill: &mut String,
+) -> Result<(Option<&'a str>, usize), DnsError> {
     let mut n = 0usize;
     let mut long = false;
     let after = walk_name(msg, start, |from, len| {
@@ -261,24 +267,60 @@ pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, Dn
             return;
         }
         if n > 0 {
-            if let Some(d) = text.get_mut(n) {
+            if let Some(d) = buf.get_mut(n) {
                 *d = b'.';
             }
             n += 1;
         }
-        copy_label(&mut text, n, msg, from, len);
+        copy_label(buf, n, msg, from, len);
         n += len;
     })?;
-    let dotted = text.get(..n).unwrap_or(&[]);
+    let dotted = buf.get(..n).unwrap_or(&[]);
     if !long && all_printable(dotted) {
         if let Ok(s) = std::str::from_utf8(dotted) {
-            out.push_str(s);
-            return Ok(after);
+            return Ok((Some(s), after));
         }
     }
+    spill.clear();
     walk_name(msg, start, |from, len| {
-        push_label(out, msg.get(from..from + len).unwrap_or(&[]))
-    })
+        push_label(spill, msg.get(from..from + len).unwrap_or(&[]))
+    })?;
+    Ok((None, after))
+}
+
+/// Read the name at `start` into `out` (replacing its text). Returns the
+/// offset just after the name as it sits at `start` (after the first
+/// pointer, if any).
+pub fn read_name(msg: &[u8], start: usize, out: &mut String) -> Result<usize, DnsError> {
+    let mut buf = [0u8; NAME_TEXT];
+    let mut spill = String::new();
+    out.clear();
+    let (text, after) = name_text(msg, start, &mut buf, &mut spill)?;
+    out.push_str(text.unwrap_or(&spill));
+    Ok(after)
+}
+
+/// The name at `start` as a new string of exactly its length, and the
+/// offset after it (see [`read_name`]).
+fn name_string(msg: &[u8], start: usize) -> Result<(String, usize), DnsError> {
+    let mut buf = [0u8; NAME_TEXT];
+    let mut spill = String::new();
+    let (text, after) = name_text(msg, start, &mut buf, &mut spill)?;
+    let name = match text {
+        Some(t) => String::from(t),
+        None => spill,
+    };
+    Ok((name, after))
+}
+
+/// Checks the question at `off` as [`read_question`] would read it, without
+/// decoding its name; the offset after it.
+pub fn check_question(msg: &[u8], off: usize) -> Result<usize, DnsError> {
+    let p = walk_name(msg, off, |_, _| {})?;
+    if p + 4 > msg.len() {
+        return Err(DnsError::Short);
+    }
+    Ok(p + 4)
 }
 
 /// The offset after the name at `start`, without decoding it (records that
@@ -311,8 +353,7 @@ fn skip_name(msg: &[u8], start: usize) -> Result<usize, DnsError> {
 
 /// One parsed question and the offset after it.
 pub fn read_question(msg: &[u8], off: usize) -> Result<(DnsQuestion, usize), DnsError> {
-    let mut name = String::new();
-    let p = read_name(msg, off, &mut name)?;
+    let (name, p) = name_string(msg, off)?;
     let rtype = be16(msg, p).ok_or(DnsError::Short)?;
     let rclass = be16(msg, p + 2).ok_or(DnsError::Short)?;
     Ok((
@@ -342,17 +383,15 @@ fn read_record_known(
     decode: bool,
     known: Option<(usize, &str)>,
 ) -> Result<(DnsRecord, usize), DnsError> {
-    let mut name = String::new();
-    let p = match (known, msg.get(off), msg.get(off + 1)) {
+    let (name, p) = match (known, msg.get(off), msg.get(off + 1)) {
         (Some((at, text)), Some(&b), Some(&lo))
             if b & 0xc0 == 0xc0
                 && (usize::from(b & 0x3f) << 8 | usize::from(lo)) == at
                 && at < off =>
         {
-            name.push_str(text);
-            off + 2
+            (String::from(text), off + 2)
         }
-        _ => read_name(msg, off, &mut name)?,
+        _ => name_string(msg, off)?,
     };
     let rtype = be16(msg, p).ok_or(DnsError::Short)?;
     let rclass = be16(msg, p + 2).ok_or(DnsError::Short)?;
@@ -394,8 +433,7 @@ fn read_record_known(
 
 /// Name inside rdata: its in-place part must end within the data.
 fn rdata_name(msg: &[u8], off: usize, end: usize) -> Result<(String, usize), DnsError> {
-    let mut s = String::new();
-    let p = read_name(msg, off, &mut s)?;
+    let (s, p) = name_string(msg, off)?;
     if p > end {
         return Err(DnsError::Short);
     }
@@ -778,6 +816,19 @@ impl Message {
 /// Parse a whole message. Fails if the header or the questions do not parse;
 /// a fault in the records is reported in `Message::error`.
 pub fn parse_message(msg: &[u8], max_records: usize) -> Result<Message, DnsError> {
+    parse_message_with(msg, max_records, |_, _| true)
+}
+
+/// [`parse_message`], asking `want_questions` (given the header and the
+/// first question's name and type, once all questions have been checked)
+/// whether the questions are wanted in `Message::questions`: a response
+/// whose query is known repeats its questions, and they need not be kept
+/// again. The rest of the message is the same either way.
+pub fn parse_message_with(
+    msg: &[u8],
+    max_records: usize,
+    want_questions: impl FnOnce(&Header, Option<(&str, u16)>) -> bool,
+) -> Result<Message, DnsError> {
     let header = parse_header(msg)?;
     if header.qdcount > 16 {
         return Err(DnsError::BadCounts);
@@ -786,16 +837,56 @@ pub fn parse_message(msg: &[u8], max_records: usize) -> Result<Message, DnsError
         header,
         ..Message::default()
     };
+    // The first question's name stays as text here (answers name it again
+    // by a pointer); the others are only checked unless wanted.
+    let mut buf = [0u8; NAME_TEXT];
+    let mut spill = String::new();
+    let mut first: Option<(&str, u16, u16)> = None;
     let mut off = HEADER_LEN;
-    for _ in 0..header.qdcount {
-        let (q, p) = read_question(msg, off)?;
-        m.questions.push(q);
-        off = p;
+    if header.qdcount > 0 {
+        let (text, p) = name_text(msg, off, &mut buf, &mut spill)?;
+        let text = text.unwrap_or(&spill);
+        let rtype = be16(msg, p).ok_or(DnsError::Short)?;
+        let rclass = be16(msg, p + 2).ok_or(DnsError::Short)?;
+        first = Some((text, rtype, rclass));
+        off = p + 4;
+    }
+    let rest_at = off;
+    for _ in 1..header.qdcount {
+        off = check_question(msg, off)?;
+    }
+    if want_questions(&header, first.map(|(name, rtype, _)| (name, rtype))) {
+        if let Some((name, rtype, rclass)) = first {
+            m.questions = Vec::with_capacity(usize::from(header.qdcount));
+            m.questions.push(DnsQuestion {
+                name: String::from(name),
+                rtype,
+                rclass,
+            });
+            let mut at = rest_at;
+            for _ in 1..header.qdcount {
+                let (q, p) = read_question(msg, at)?;
+                m.questions.push(q);
+                at = p;
+            }
+        }
     }
     // Answers name the first question by a pointer to it (HEADER_LEN).
-    let known = m.questions.first().map(|q| (HEADER_LEN, q.name.as_str()));
+    let known = first.map(|(name, _, _)| (HEADER_LEN, name));
     let sections = [(header.ancount, 0u8), (header.nscount, 1u8)];
     'outer: for (count, which) in sections {
+        // Room for the records kept, bounded by what the message can hold
+        // (a record is at least 11 bytes): no growing, and no large
+        // reservation for a count that does not fit.
+        let room = usize::from(count)
+            .min(max_records)
+            .min(msg.len().saturating_sub(off) / 11);
+        let list = if which == 0 {
+            &mut m.answers
+        } else {
+            &mut m.authorities
+        };
+        list.reserve_exact(room);
         for _ in 0..count {
             let list = if which == 0 {
                 &mut m.answers
@@ -968,6 +1059,52 @@ mod tests {
         r[at + 1] = (at + 2) as u8;
         let m = parse_message(&r, 10).unwrap();
         assert_eq!(m.error, Some(DnsError::BadPointer));
+    }
+
+    #[test]
+    fn checked_question_agrees_with_read_question() {
+        // Every cut of a query, and bytes that make bad labels/pointers: the
+        // check gives the reader's offset or the reader's error.
+        let q = query(3, "www.example.com", 28);
+        let mut inputs: Vec<Vec<u8>> = (0..=q.len()).map(|n| q[..n].to_vec()).collect();
+        for (at, b) in [(12, 0x41u8), (12, 0xc0), (16, 0xc0), (16, 0x3f), (12, 0)] {
+            let mut m = q.clone();
+            m[at] = b;
+            inputs.push(m);
+        }
+        for m in &inputs {
+            assert_eq!(
+                check_question(m, HEADER_LEN),
+                read_question(m, HEADER_LEN).map(|(_, p)| p),
+                "{m:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn questions_left_out_when_not_wanted() {
+        let mut q = query(5, "a.example", 1);
+        // A second question, so that the others are checked too.
+        q[5] = 2;
+        push_name(&mut q, "b.example");
+        q.extend_from_slice(&[0, 28, 0, 1]);
+        let r = response(&q, 0, &[(1, vec![192, 0, 2, 7])]);
+        let full = parse_message(&r, 8).unwrap();
+        assert_eq!(full.questions.len(), 2);
+        let mut seen = None;
+        let lean = parse_message_with(&r, 8, |h, first| {
+            seen = Some((h.id, first.map(|(n, t)| (n.to_string(), t))));
+            false
+        })
+        .unwrap();
+        assert_eq!(seen, Some((5, Some(("a.example".to_string(), 1)))));
+        assert!(lean.questions.is_empty());
+        assert_eq!(lean.answers, full.answers);
+        assert_eq!(lean.answers[0].name, "a.example");
+        // A bad second question fails the message either way.
+        let cut = &r[..q.len() - 3];
+        assert!(parse_message(cut, 8).is_err());
+        assert!(parse_message_with(cut, 8, |_, _| false).is_err());
     }
 
     #[test]
