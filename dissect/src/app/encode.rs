@@ -40,9 +40,9 @@ pub trait EventWriters {
 
 /// `key` when the value is there.
 #[inline(always)]
-pub fn opt_str(w: &mut JsonWriter<'_>, key: &str, v: &Option<String>) {
+pub fn opt_str<S: AsRef<str>>(w: &mut JsonWriter<'_>, key: &str, v: &Option<S>) {
     if let Some(s) = v {
-        w.str(key, s);
+        w.str(key, s.as_ref());
     }
 }
 

@@ -3,11 +3,12 @@
 //! (Content-Length, chunked, until-close), interim responses, tunnels and
 //! post-gap resynchronisation.
 
-use super::event::{HttpEvent, HttpHeader};
+use super::event::{HttpEvent, HttpHeader, Token};
 use super::wire;
 use super::HttpConfig;
-use crate::app::util::{bounded_string, bounded_string_common, bounded_string_flag, push_bounded};
+use crate::app::util::{bounded_string, bounded_string_flag, push_bounded};
 use crate::app::{AppEvent, AppStats, Ctx, Direction, ParseStatus, Probe};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// Where a direction is in its message.
@@ -54,6 +55,40 @@ const COMMON_REASONS: &[&str] = &[
     "No Content",
     "Partial Content",
 ];
+
+/// Media types of most bodies (Content-Type without parameters).
+const COMMON_MEDIA_TYPES: &[&str] = &[
+    "text/html",
+    "text/plain",
+    "text/css",
+    "text/javascript",
+    "text/xml",
+    "application/javascript",
+    "application/x-javascript",
+    "application/json",
+    "application/xml",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    "application/ocsp-request",
+    "application/ocsp-response",
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/x-icon",
+    "image/svg+xml",
+];
+
+/// `b` as a [`Token`]: one of `common` (same bytes) borrows it, without a
+/// copy or a UTF-8 check; anything else is copied as `bounded_string` does.
+fn token(b: &[u8], max: usize, common: &[&'static str]) -> Token {
+    if b.len() <= max {
+        if let Some(c) = common.iter().find(|c| c.as_bytes() == b) {
+            return Cow::Borrowed(c);
+        }
+    }
+    Cow::Owned(bounded_string(b, max))
+}
 
 /// Junk bytes tolerated between messages before the side gives up.
 const MAX_JUNK: usize = 64 * 1024;
@@ -565,13 +600,13 @@ impl HttpState {
         let mut tx = Tx::default();
         tx.ev.tx_id = id;
         tx.ev.has_request = true;
-        let method = bounded_string_common(rl.method, max, COMMON_METHODS);
+        let method = token(rl.method, max, COMMON_METHODS);
         let t1 = rl.method.len() > max;
         let (uri, t2) = bounded_string_flag(rl.uri, self.cfg.max_line_len);
         tx.head = rl.method.eq_ignore_ascii_case(b"HEAD");
         tx.connect = rl.method.eq_ignore_ascii_case(b"CONNECT");
         tx.ev.method = Some(method);
-        tx.ev.version = rl.version.map(|v| bounded_string_common(v, 16, VERSIONS));
+        tx.ev.version = rl.version.map(|v| token(v, 16, VERSIONS));
         tx.ev.request_ts_ns = Some(ctx.ts_ns);
         if let Some(auth) = wire::uri_authority(rl.uri, tx.connect) {
             let (h, p) = wire::split_host_port(auth);
@@ -629,8 +664,8 @@ impl HttpState {
             } else {
                 tx.ev.has_response = true;
                 tx.ev.status = Some(sl.status);
-                tx.ev.response_version = Some(bounded_string_common(sl.version, 16, VERSIONS));
-                tx.ev.reason = Some(bounded_string_common(sl.reason, max, COMMON_REASONS));
+                tx.ev.response_version = Some(token(sl.version, 16, VERSIONS));
+                tx.ev.reason = Some(token(sl.reason, max, COMMON_REASONS));
                 tx.ev.response_ts_ns = Some(ctx.ts_ns);
             }
         }
@@ -816,6 +851,11 @@ impl HttpState {
                     *f = Some(v());
                 }
             };
+            let media = |f: &mut Option<Token>| {
+                if f.is_none() {
+                    *f = Some(token(value, max, COMMON_MEDIA_TYPES));
+                }
+            };
             match (is_req, k) {
                 (true, Known::Host) if ev.host.is_none() => {
                     let (h, p) = wire::split_host_port(value);
@@ -825,12 +865,12 @@ impl HttpState {
                 (true, Known::UserAgent) => first(&mut ev.user_agent, &v),
                 (true, Known::Referer) => first(&mut ev.referer, &v),
                 (true, Known::XForwardedFor) => first(&mut ev.x_forwarded_for, &v),
-                (true, Known::ContentType) => first(&mut ev.request_content_type, &v),
+                (true, Known::ContentType) => media(&mut ev.request_content_type),
                 (true, Known::Upgrade) => first(&mut ev.upgrade, &v),
                 (true, Known::ContentLength) if ev.request_content_length.is_none() => {
                     ev.request_content_length = wire::parse_content_length(value);
                 }
-                (false, Known::ContentType) => first(&mut ev.content_type, &v),
+                (false, Known::ContentType) => media(&mut ev.content_type),
                 (false, Known::Location) => first(&mut ev.location, &v),
                 (false, Known::ContentLength) if ev.response_content_length.is_none() => {
                     ev.response_content_length = wire::parse_content_length(value);
@@ -1127,5 +1167,20 @@ impl HttpState {
         }
         self.resp_skip = 0;
         self.skipping_resp = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let common = &["POST", "GET"];
+        assert!(matches!(token(b"GET", 8, common), Cow::Borrowed("GET")));
+        // Not a common value: a bounded, lossy copy.
+        assert!(matches!(token(b"get", 8, common), Cow::Owned(s) if s == "get"));
+        assert_eq!(token(b"GET", 2, &["GET"]), "GE");
+        assert_eq!(token(b"G\xffT", 8, &["GET"]), "G\u{fffd}T");
     }
 }
