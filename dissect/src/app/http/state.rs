@@ -215,7 +215,9 @@ impl Side {
 /// A queued transaction.
 #[derive(Debug, Default)]
 struct Tx {
-    ev: HttpEvent,
+    /// Boxed from the start: the box is what is emitted, and the queue
+    /// holds (and grows by) small entries instead of whole events.
+    ev: Box<HttpEvent>,
     /// The request line and headers are parsed (host, URI, method known).
     req_head_done: bool,
     req_done: bool,
@@ -242,7 +244,8 @@ enum Step {
 pub(crate) struct HttpState {
     cfg: HttpConfig,
     txs: VecDeque<Tx>,
-    scratch: Tx,
+    /// Made on first use: most flows never need it.
+    scratch: Option<Tx>,
     next_tx_id: u64,
     req: Side,
     resp: Side,
@@ -273,7 +276,7 @@ impl HttpState {
         HttpState {
             cfg,
             txs: VecDeque::new(),
-            scratch: Tx::default(),
+            scratch: None,
             next_tx_id: 0,
             req: Side::new(),
             resp: Side::new(),
@@ -301,7 +304,7 @@ impl HttpState {
     fn tx_mut(&mut self, cur: Cur) -> Option<&mut Tx> {
         match cur {
             Cur::None => None,
-            Cur::Scratch => Some(&mut self.scratch),
+            Cur::Scratch => self.scratch.as_mut(),
             Cur::Tx(id) => {
                 // Ids in the queue increase from the front, nearly always
                 // by one: try the slot the id would have, then search.
@@ -624,7 +627,7 @@ impl HttpState {
             if let Some(last) = self.txs.back_mut() {
                 last.dropped_after += 1;
             }
-            self.scratch = tx;
+            self.scratch = Some(tx);
             Cur::Scratch
         } else {
             self.txs.push_back(tx);
@@ -677,7 +680,7 @@ impl HttpState {
     fn pick_response_target(&mut self) -> Cur {
         if self.resp_skip > 0 {
             self.skipping_resp = true;
-            self.scratch = Tx::default();
+            self.scratch = Some(Tx::default());
             return Cur::Scratch;
         }
         if let Some(t) = self.txs.iter().find(|t| !t.resp_done && t.ev.has_request) {
@@ -695,7 +698,7 @@ impl HttpState {
         if self.txs.len() >= self.cfg.max_pending {
             self.stats.pending_overflow += 1;
             self.skipping_resp = true;
-            self.scratch = tx;
+            self.scratch = Some(tx);
             return Cur::Scratch;
         }
         self.txs.push_back(tx);
@@ -758,7 +761,7 @@ impl HttpState {
             }
             return;
         }
-        let Some((name, value)) = wire::parse_header(line) else {
+        let Some((name, raw_value)) = wire::parse_header_untrimmed(line) else {
             // Not a header; ignore the line (libhtp flags it too).
             self.stats.malformed += 1;
             let s = self.side(is_req);
@@ -774,6 +777,8 @@ impl HttpState {
             s.last_known = Known::Other;
             return;
         }
+        // Trimmed only here: the lines skipped above do not need it.
+        let value = wire::trim_value(raw_value);
         // Message framing facts, for real and interim messages alike.
         {
             let s = self.side(is_req);
@@ -1140,7 +1145,7 @@ impl HttpState {
             self.stats.unanswered += 1;
         }
         self.stats.events += 1;
-        emit(AppEvent::Http(Box::new(ev)));
+        emit(AppEvent::Http(ev));
     }
 
     /// Flow end: complete until-close bodies, emit everything pending.

@@ -830,3 +830,31 @@ fn body_in_segments_then_next_request() {
     assert_eq!(ev[1].response_end_ts_ns, Some(1006));
     assert!(ev.iter().all(|e| !e.incomplete && !e.truncated));
 }
+
+/// The registry's parser (`with_config`) drops the redaction list only
+/// when no header list is kept: with one, sensitive values stay redacted.
+#[test]
+fn registry_parser_keeps_redaction_for_header_lists() {
+    for (log_req, log_resp) in [(true, false), (false, true), (false, false)] {
+        let cfg = HttpConfig {
+            log_request_headers: log_req,
+            log_response_headers: log_resp,
+            ..HttpConfig::default()
+        };
+        let mut d = Driver::new(Box::new(HttpParser::with_config(&cfg)));
+        d.feed(ToServer, REQ1, 1);
+        d.feed(ToClient, RESP1, 2);
+        d.flush(3);
+        let ev = http_events(&d);
+        assert_eq!(ev.len(), 1);
+        let e = &ev[0];
+        let value = |hs: &[HttpHeader], name: &str| {
+            hs.iter().find(|h| h.name == name).map(|h| h.value.clone())
+        };
+        let auth = value(&e.request_headers, "Authorization");
+        let cookie = value(&e.response_headers, "Set-Cookie");
+        assert_eq!(auth.as_deref(), log_req.then_some("[redacted]"));
+        assert_eq!(cookie.as_deref(), log_resp.then_some("[redacted]"));
+        assert_eq!(e.user_agent.as_deref(), Some("curl/8.0"));
+    }
+}
