@@ -11,18 +11,6 @@ pub(crate) fn bounded_string(b: &[u8], max: usize) -> String {
     }
 }
 
-/// [`bounded_string`] for values that are nearly always one of `common`
-/// (protocol versions, methods): a match is copied without the UTF-8
-/// check, which costs more than the copy for such short strings.
-pub(crate) fn bounded_string_common(b: &[u8], max: usize, common: &[&str]) -> String {
-    if b.len() <= max {
-        if let Some(c) = common.iter().find(|c| c.as_bytes() == b) {
-            return (*c).to_owned();
-        }
-    }
-    bounded_string(b, max)
-}
-
 /// Same as [`bounded_string`], and says whether it cut.
 pub(crate) fn bounded_string_flag(b: &[u8], max: usize) -> (String, bool) {
     (bounded_string(b, max), b.len() > max)
@@ -168,9 +156,6 @@ mod tests {
         assert_eq!(hex_colon(&[0xde, 0xad], false), "de:ad");
         assert_eq!(bounded_string(b"abcdef", 3), "abc");
         assert_eq!(bounded_string_flag(b"ab", 3), ("ab".to_string(), false));
-        assert_eq!(bounded_string_common(b"GET", 8, &["POST", "GET"]), "GET");
-        assert_eq!(bounded_string_common(b"GET", 2, &["GET"]), "GE");
-        assert_eq!(bounded_string_common(b"G\xffT", 8, &["GET"]), "G\u{fffd}T");
         let mut s = String::from("ab");
         assert!(push_bounded(&mut s, "cdé", 4));
         assert_eq!(s, "abcd");

@@ -4,6 +4,15 @@
 //! the docs as `eve:`), ECS otherwise (`ecs:`). Strings are copies cut at
 //! `HttpConfig::max_field_len` bytes; header lists at `max_headers` entries
 //! and `max_header_bytes` bytes.
+//!
+//! Fields that nearly always hold one of a few values (method, protocol,
+//! reason phrase, media type) are [`Token`]s: a common value borrows a
+//! static string instead of allocating a copy per transaction.
+
+use std::borrow::Cow;
+
+/// A field value that is usually one of a known set of strings.
+pub type Token = Cow<'static, str>;
 
 /// One HTTP header as seen on the wire (name case kept). Values of redacted
 /// headers are `"[redacted]"`.
@@ -25,7 +34,7 @@ pub struct HttpEvent {
 
     // ---- request ----
     /// eve: `http_method`; ecs: `http.request.method`.
-    pub method: Option<String>,
+    pub method: Option<Token>,
     /// Request target as sent (eve: `url`; ecs: `url.original`).
     pub uri: Option<String>,
     /// Host header without the port (eve: `hostname`; ecs: `url.domain`).
@@ -33,7 +42,7 @@ pub struct HttpEvent {
     /// Port from the Host header, when present (eve: `http_port`).
     pub host_port: Option<u16>,
     /// Request protocol, e.g. "HTTP/1.1" (eve: `protocol`); `None` for HTTP/0.9.
-    pub version: Option<String>,
+    pub version: Option<Token>,
     /// eve: `http_user_agent`; ecs: `user_agent.original`.
     pub user_agent: Option<String>,
     /// eve: `http_refer`; ecs: `http.request.referrer`.
@@ -41,7 +50,7 @@ pub struct HttpEvent {
     /// X-Forwarded-For as sent (eve: `xff` when enabled).
     pub x_forwarded_for: Option<String>,
     /// Request media type, parameters dropped (ecs: `http.request.mime_type`).
-    pub request_content_type: Option<String>,
+    pub request_content_type: Option<Token>,
     /// Request Content-Length header (ecs: `http.request.body.bytes` is `request_body_len`).
     pub request_content_length: Option<u64>,
     /// Request used chunked transfer encoding.
@@ -57,16 +66,16 @@ pub struct HttpEvent {
 
     // ---- response ----
     /// Response protocol, e.g. "HTTP/1.1".
-    pub response_version: Option<String>,
+    pub response_version: Option<Token>,
     /// Final status code (eve: `status`; ecs: `http.response.status_code`).
     pub status: Option<u16>,
     /// Reason phrase of the final status line.
-    pub reason: Option<String>,
+    pub reason: Option<Token>,
     /// 1xx interim responses seen before the final one (e.g. 100 Continue).
     pub interim_statuses: Vec<u16>,
     /// Response media type, parameters dropped ("text/html" for
     /// "text/html; charset=utf-8"; eve: `http_content_type`; ecs: `http.response.mime_type`).
-    pub content_type: Option<String>,
+    pub content_type: Option<Token>,
     /// Response Content-Length header.
     pub response_content_length: Option<u64>,
     /// Location header (eve: `redirect`).

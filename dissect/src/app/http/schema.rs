@@ -235,7 +235,14 @@ impl EventWriters for HttpEvent {
 
     /// ` GET example.com /index.html 200`
     fn gelf_short(&self, s: &mut StrBuilder<'_>) {
-        for part in [&self.method, &self.host, &self.uri].into_iter().flatten() {
+        for part in [
+            self.method.as_deref(),
+            self.host.as_deref(),
+            self.uri.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             s.text(" ").text(part);
         }
         if let Some(st) = self.status {
@@ -278,11 +285,11 @@ impl EventWriters for HttpEvent {
         let h = self;
         let mut o = w.begin_object("http");
         for (k, v) in [
-            ("method", &h.method),
-            ("host", &h.host),
-            ("uri", &h.uri),
-            ("user_agent", &h.user_agent),
-            ("content_type", &h.content_type),
+            ("method", h.method.as_deref()),
+            ("host", h.host.as_deref()),
+            ("uri", h.uri.as_deref()),
+            ("user_agent", h.user_agent.as_deref()),
+            ("content_type", h.content_type.as_deref()),
         ] {
             if let Some(v) = v {
                 o.str(k, v);

@@ -3,11 +3,12 @@
 //! (Content-Length, chunked, until-close), interim responses, tunnels and
 //! post-gap resynchronisation.
 
-use super::event::{HttpEvent, HttpHeader};
+use super::event::{HttpEvent, HttpHeader, Token};
 use super::wire;
 use super::HttpConfig;
-use crate::app::util::{bounded_string, bounded_string_common, bounded_string_flag, push_bounded};
+use crate::app::util::{bounded_string, bounded_string_flag, push_bounded};
 use crate::app::{AppEvent, AppStats, Ctx, Direction, ParseStatus, Probe};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// Where a direction is in its message.
@@ -54,6 +55,40 @@ const COMMON_REASONS: &[&str] = &[
     "No Content",
     "Partial Content",
 ];
+
+/// Media types of most bodies (Content-Type without parameters).
+const COMMON_MEDIA_TYPES: &[&str] = &[
+    "text/html",
+    "text/plain",
+    "text/css",
+    "text/javascript",
+    "text/xml",
+    "application/javascript",
+    "application/x-javascript",
+    "application/json",
+    "application/xml",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    "application/ocsp-request",
+    "application/ocsp-response",
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/x-icon",
+    "image/svg+xml",
+];
+
+/// `b` as a [`Token`]: one of `common` (same bytes) borrows it, without a
+/// copy or a UTF-8 check; anything else is copied as `bounded_string` does.
+fn token(b: &[u8], max: usize, common: &[&'static str]) -> Token {
+    if b.len() <= max {
+        if let Some(c) = common.iter().find(|c| c.as_bytes() == b) {
+            return Cow::Borrowed(c);
+        }
+    }
+    Cow::Owned(bounded_string(b, max))
+}
 
 /// Junk bytes tolerated between messages before the side gives up.
 const MAX_JUNK: usize = 64 * 1024;
@@ -180,7 +215,9 @@ impl Side {
 /// A queued transaction.
 #[derive(Debug, Default)]
 struct Tx {
-    ev: HttpEvent,
+    /// Boxed from the start: the box is what is emitted, and the queue
+    /// holds (and grows by) small entries instead of whole events.
+    ev: Box<HttpEvent>,
     /// The request line and headers are parsed (host, URI, method known).
     req_head_done: bool,
     req_done: bool,
@@ -207,7 +244,8 @@ enum Step {
 pub(crate) struct HttpState {
     cfg: HttpConfig,
     txs: VecDeque<Tx>,
-    scratch: Tx,
+    /// Made on first use: most flows never need it.
+    scratch: Option<Tx>,
     next_tx_id: u64,
     req: Side,
     resp: Side,
@@ -238,7 +276,7 @@ impl HttpState {
         HttpState {
             cfg,
             txs: VecDeque::new(),
-            scratch: Tx::default(),
+            scratch: None,
             next_tx_id: 0,
             req: Side::new(),
             resp: Side::new(),
@@ -266,7 +304,7 @@ impl HttpState {
     fn tx_mut(&mut self, cur: Cur) -> Option<&mut Tx> {
         match cur {
             Cur::None => None,
-            Cur::Scratch => Some(&mut self.scratch),
+            Cur::Scratch => self.scratch.as_mut(),
             Cur::Tx(id) => {
                 // Ids in the queue increase from the front, nearly always
                 // by one: try the slot the id would have, then search.
@@ -565,13 +603,13 @@ impl HttpState {
         let mut tx = Tx::default();
         tx.ev.tx_id = id;
         tx.ev.has_request = true;
-        let method = bounded_string_common(rl.method, max, COMMON_METHODS);
+        let method = token(rl.method, max, COMMON_METHODS);
         let t1 = rl.method.len() > max;
         let (uri, t2) = bounded_string_flag(rl.uri, self.cfg.max_line_len);
         tx.head = rl.method.eq_ignore_ascii_case(b"HEAD");
         tx.connect = rl.method.eq_ignore_ascii_case(b"CONNECT");
         tx.ev.method = Some(method);
-        tx.ev.version = rl.version.map(|v| bounded_string_common(v, 16, VERSIONS));
+        tx.ev.version = rl.version.map(|v| token(v, 16, VERSIONS));
         tx.ev.request_ts_ns = Some(ctx.ts_ns);
         if let Some(auth) = wire::uri_authority(rl.uri, tx.connect) {
             let (h, p) = wire::split_host_port(auth);
@@ -589,7 +627,7 @@ impl HttpState {
             if let Some(last) = self.txs.back_mut() {
                 last.dropped_after += 1;
             }
-            self.scratch = tx;
+            self.scratch = Some(tx);
             Cur::Scratch
         } else {
             self.txs.push_back(tx);
@@ -629,8 +667,8 @@ impl HttpState {
             } else {
                 tx.ev.has_response = true;
                 tx.ev.status = Some(sl.status);
-                tx.ev.response_version = Some(bounded_string_common(sl.version, 16, VERSIONS));
-                tx.ev.reason = Some(bounded_string_common(sl.reason, max, COMMON_REASONS));
+                tx.ev.response_version = Some(token(sl.version, 16, VERSIONS));
+                tx.ev.reason = Some(token(sl.reason, max, COMMON_REASONS));
                 tx.ev.response_ts_ns = Some(ctx.ts_ns);
             }
         }
@@ -642,7 +680,7 @@ impl HttpState {
     fn pick_response_target(&mut self) -> Cur {
         if self.resp_skip > 0 {
             self.skipping_resp = true;
-            self.scratch = Tx::default();
+            self.scratch = Some(Tx::default());
             return Cur::Scratch;
         }
         if let Some(t) = self.txs.iter().find(|t| !t.resp_done && t.ev.has_request) {
@@ -660,7 +698,7 @@ impl HttpState {
         if self.txs.len() >= self.cfg.max_pending {
             self.stats.pending_overflow += 1;
             self.skipping_resp = true;
-            self.scratch = tx;
+            self.scratch = Some(tx);
             return Cur::Scratch;
         }
         self.txs.push_back(tx);
@@ -723,7 +761,7 @@ impl HttpState {
             }
             return;
         }
-        let Some((name, value)) = wire::parse_header(line) else {
+        let Some((name, raw_value)) = wire::parse_header_untrimmed(line) else {
             // Not a header; ignore the line (libhtp flags it too).
             self.stats.malformed += 1;
             let s = self.side(is_req);
@@ -739,6 +777,8 @@ impl HttpState {
             s.last_known = Known::Other;
             return;
         }
+        // Trimmed only here: the lines skipped above do not need it.
+        let value = wire::trim_value(raw_value);
         // Message framing facts, for real and interim messages alike.
         {
             let s = self.side(is_req);
@@ -816,6 +856,11 @@ impl HttpState {
                     *f = Some(v());
                 }
             };
+            let media = |f: &mut Option<Token>| {
+                if f.is_none() {
+                    *f = Some(token(value, max, COMMON_MEDIA_TYPES));
+                }
+            };
             match (is_req, k) {
                 (true, Known::Host) if ev.host.is_none() => {
                     let (h, p) = wire::split_host_port(value);
@@ -825,12 +870,12 @@ impl HttpState {
                 (true, Known::UserAgent) => first(&mut ev.user_agent, &v),
                 (true, Known::Referer) => first(&mut ev.referer, &v),
                 (true, Known::XForwardedFor) => first(&mut ev.x_forwarded_for, &v),
-                (true, Known::ContentType) => first(&mut ev.request_content_type, &v),
+                (true, Known::ContentType) => media(&mut ev.request_content_type),
                 (true, Known::Upgrade) => first(&mut ev.upgrade, &v),
                 (true, Known::ContentLength) if ev.request_content_length.is_none() => {
                     ev.request_content_length = wire::parse_content_length(value);
                 }
-                (false, Known::ContentType) => first(&mut ev.content_type, &v),
+                (false, Known::ContentType) => media(&mut ev.content_type),
                 (false, Known::Location) => first(&mut ev.location, &v),
                 (false, Known::ContentLength) if ev.response_content_length.is_none() => {
                     ev.response_content_length = wire::parse_content_length(value);
@@ -1100,7 +1145,7 @@ impl HttpState {
             self.stats.unanswered += 1;
         }
         self.stats.events += 1;
-        emit(AppEvent::Http(Box::new(ev)));
+        emit(AppEvent::Http(ev));
     }
 
     /// Flow end: complete until-close bodies, emit everything pending.
@@ -1127,5 +1172,20 @@ impl HttpState {
         }
         self.resp_skip = 0;
         self.skipping_resp = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let common = &["POST", "GET"];
+        assert!(matches!(token(b"GET", 8, common), Cow::Borrowed("GET")));
+        // Not a common value: a bounded, lossy copy.
+        assert!(matches!(token(b"get", 8, common), Cow::Owned(s) if s == "get"));
+        assert_eq!(token(b"GET", 2, &["GET"]), "GE");
+        assert_eq!(token(b"G\xffT", 8, &["GET"]), "G\u{fffd}T");
     }
 }

@@ -160,6 +160,13 @@ pub fn parse_status_line(line: &[u8]) -> Option<StatusLine<'_>> {
 /// Split a header line into `(name, value)`, value trimmed. `None` if the
 /// line has no colon or an empty/invalid name.
 pub fn parse_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (name, value) = parse_header_untrimmed(line)?;
+    Some((name, trim(value)))
+}
+
+/// [`parse_header`] with the value as sent after the colon (blanks kept):
+/// most header lines are checked and skipped, and need no trimmed value.
+pub fn parse_header_untrimmed(line: &[u8]) -> Option<(&[u8], &[u8])> {
     // One pass: blanks, the token, blanks, then the colon must come. (A
     // non-token byte before the first colon makes the line no header.)
     let start = line.iter().position(|&b| !is_ws(b))?;
@@ -171,8 +178,7 @@ pub fn parse_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
     if name.is_empty() || after.get(colon) != Some(&b':') {
         return None;
     }
-    let value = trim(after.get(colon + 1..)?);
-    Some((name, value))
+    Some((name, after.get(colon + 1..)?))
 }
 
 /// A header continuation line (obsolete line folding) starts with a blank.
@@ -459,6 +465,11 @@ mod tests {
         );
         assert_eq!(parse_content_length(b""), None);
         assert_eq!(parse_header(b": v"), None);
+        assert_eq!(
+            parse_header_untrimmed(b"Host:  a b \t"),
+            Some((&b"Host"[..], &b"  a b \t"[..]))
+        );
+        assert_eq!(parse_header_untrimmed(b"Ho st: v"), None);
         assert!(is_continuation(b" more"));
         assert_eq!(parse_chunk_size(b"1a;name=v"), Some(26));
         assert_eq!(parse_chunk_size(b"0"), Some(0));
