@@ -101,28 +101,6 @@ impl HttpParser {
             st: state::HttpState::new(cfg),
         }
     }
-
-    /// A parser with the settings of `cfg`, copying only what it reads:
-    /// the redaction list serves the header lists alone, so without them
-    /// a flow's parser allocates no copy of it (one parser per HTTP flow).
-    pub fn with_config(cfg: &HttpConfig) -> HttpParser {
-        let logs_headers = cfg.log_request_headers || cfg.log_response_headers;
-        HttpParser::new(HttpConfig {
-            log_request_headers: cfg.log_request_headers,
-            log_response_headers: cfg.log_response_headers,
-            body_capture_bytes: cfg.body_capture_bytes,
-            redact: if logs_headers {
-                cfg.redact.clone()
-            } else {
-                Vec::new()
-            },
-            max_pending: cfg.max_pending,
-            max_line_len: cfg.max_line_len,
-            max_headers: cfg.max_headers,
-            max_header_bytes: cfg.max_header_bytes,
-            max_field_len: cfg.max_field_len,
-        })
-    }
 }
 
 impl AppParser for HttpParser {
@@ -223,7 +201,8 @@ max_field_len = 2048
     }
 
     fn new_parser(_transport: Transport, cfg: &HttpConfig) -> Box<dyn AppParser> {
-        Box::new(HttpParser::with_config(cfg))
+        // A cheap copy: the redaction list is shared (`Arc`).
+        Box::new(HttpParser::new(cfg.clone()))
     }
 
     fn validate(cfg: &HttpConfig) -> Result<(), String> {

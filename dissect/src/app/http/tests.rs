@@ -831,8 +831,8 @@ fn body_in_segments_then_next_request() {
     assert!(ev.iter().all(|e| !e.incomplete && !e.truncated));
 }
 
-/// The registry's parser (`with_config`) drops the redaction list only
-/// when no header list is kept: with one, sensitive values stay redacted.
+/// Whichever header lists are kept, sensitive values in them stay
+/// redacted (the parser shares the configured redaction list).
 #[test]
 fn registry_parser_keeps_redaction_for_header_lists() {
     for (log_req, log_resp) in [(true, false), (false, true), (false, false)] {
@@ -841,7 +841,7 @@ fn registry_parser_keeps_redaction_for_header_lists() {
             log_response_headers: log_resp,
             ..HttpConfig::default()
         };
-        let mut d = Driver::new(Box::new(HttpParser::with_config(&cfg)));
+        let mut d = Driver::new(Box::new(HttpParser::new(cfg.clone())));
         d.feed(ToServer, REQ1, 1);
         d.feed(ToClient, RESP1, 2);
         d.flush(3);
