@@ -4,6 +4,10 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 
+mod cursor;
+
+pub use cursor::JsonCursor;
+
 /// The longest member prefix (separator, quoted key, colon, opening quote)
 /// assembled on the stack.
 const PREFIX_MAX: usize = 32;
@@ -525,6 +529,18 @@ pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
 
 #[inline(never)]
 fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
+    let (t, n) = long_digits(v);
+    let start = buf.len();
+    buf.extend_from_slice(&t);
+    buf.truncate(start + n);
+}
+
+/// The digits of `v` (from 100) at the start of a 24-byte array and how
+/// many there are: the caller copies the whole array (a fixed-length copy,
+/// no variable-length `memcpy` call) and keeps `n` bytes.
+#[inline(always)]
+fn long_digits(v: u64) -> ([u8; 24], usize) {
+    let mut out = [0u8; 24];
     if (100_000_000..10_000_000_000_000_000).contains(&v) {
         // Nine to sixteen digits (flow ids, byte counts): two halves of
         // eight digits in 32-bit arithmetic, shifted past the leading zeros
@@ -534,23 +550,18 @@ fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
         put8(&mut t, 0, hi);
         put8(&mut t, 8, lo);
         let skip = 7 - hi.ilog10() as usize;
-        let start = buf.len();
-        buf.extend_from_slice(&(u128::from_le_bytes(t) >> (8 * skip)).to_le_bytes());
-        buf.truncate(start + 16 - skip);
-        return;
+        out[..16].copy_from_slice(&(u128::from_le_bytes(t) >> (8 * skip)).to_le_bytes());
+        return (out, 16 - skip);
     }
     if v < 100_000 {
         // Three to five digits (ports, sizes, most latencies).
         let (t, n) = digits5(v as u32);
-        let start = buf.len();
-        buf.extend_from_slice(&t);
-        buf.truncate(start + n);
-        return;
+        out[..8].copy_from_slice(&t);
+        return (out, n);
     }
     // Digits from the right, four at a time (one division by a constant
-    // each), ending at t[20]; the number is appended as a fixed 20-byte copy
-    // from its first digit, cut back to its length: no digit count up front,
-    // no variable-length `memcpy` call.
+    // each), ending at t[20]; the number is taken as a fixed 20 bytes from
+    // its first digit: no digit count up front.
     let mut t = [0u8; 40];
     let mut end = 20;
     let mut v = v;
@@ -575,9 +586,8 @@ fn push_u64_long(buf: &mut Vec<u8>, v: u64) {
         t[end - 1] = b'0' + v as u8;
         end -= 1;
     }
-    let start = buf.len();
-    buf.extend_from_slice(&t[end..end + 20]);
-    buf.truncate(start + 20 - end);
+    out[..20].copy_from_slice(&t[end..end + 20]);
+    (out, 20 - end)
 }
 
 /// The digits of `v` (100..100_000) at the start of a word and how many

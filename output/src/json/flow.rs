@@ -1,8 +1,8 @@
 //! `flow` records in native flowtap JSON.
 
-use dissect::event::{DirectionStats, FlowRecord, TcpKpis};
+use dissect::event::{FlowRecord, TcpDirectionKpis, TcpKpis};
 
-use super::JsonWriter;
+use super::{JsonCursor, JsonWriter};
 
 /// IANA protocol names for the protocols a flow record names, as Suricata
 /// spells them; others are written as their number.
@@ -20,103 +20,122 @@ fn proto_name(proto: u8) -> Option<&'static str> {
     })
 }
 
-/// Appends one flow record as a JSON line.
+/// Appends one flow record as a JSON line. The layout is fixed, so the
+/// record is written at a cursor: the keys between two values are one
+/// literal each, and no member checks the buffer's capacity on its own.
 pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
-    let mut w = JsonWriter::object(buf);
-    w.timestamp("timestamp", rec.end_ns);
-    w.str("event_type", "flow");
-    w.u64("flow_id", rec.flow_id);
-    w.str("community_id", rec.community_id);
-    w.ip("src_ip", &rec.src_ip);
-    w.u64("src_port", u64::from(rec.src_port));
-    w.ip("dest_ip", &rec.dst_ip);
-    w.u64("dest_port", u64::from(rec.dst_port));
+    // Room for a TCP record with its KPIs (about 1,250 bytes); longer ones
+    // (VLAN lists, tunnels, long histories) grow the buffer once more.
+    let mut c = JsonCursor::new(buf, if rec.proto == 6 { 1408 } else { 704 });
+    c.member_timestamp(b"{\"timestamp\":\"", rec.end_ns);
+    c.member_u64(b",\"event_type\":\"flow\",\"flow_id\":", rec.flow_id);
+    c.member_str(b",\"community_id\":\"", rec.community_id);
+    c.member_ip(b",\"src_ip\":\"", &rec.src_ip);
+    c.member_u64(b",\"src_port\":", u64::from(rec.src_port));
+    c.member_ip(b",\"dest_ip\":\"", &rec.dst_ip);
+    c.member_u64(b",\"dest_port\":", u64::from(rec.dst_port));
     match proto_name(rec.proto) {
-        Some(name) => w.str("proto", name),
-        None => w.u64("proto", u64::from(rec.proto)),
+        Some(name) => c.member_str(b",\"proto\":\"", name),
+        None => c.member_u64(b",\"proto\":", u64::from(rec.proto)),
     }
-    w.u64("ip_proto", u64::from(rec.proto));
+    c.member_u64(b",\"ip_proto\":", u64::from(rec.proto));
     if let Some(mac) = &rec.src_mac {
-        w.mac("src_mac", mac);
+        c.member_mac(b",\"src_mac\":\"", mac);
     }
     if let Some(mac) = &rec.dst_mac {
-        w.mac("dest_mac", mac);
+        c.member_mac(b",\"dest_mac\":\"", mac);
     }
-    if !rec.vlans.is_empty() {
-        w.u64_array("vlan", rec.vlans.iter().map(|&v| u64::from(v)));
+    if let Some((first, rest)) = rec.vlans.split_first() {
+        c.member_u64(b",\"vlan\":[", u64::from(*first));
+        for &v in rest {
+            c.member_u64(b",", u64::from(v));
+        }
+        c.lit(b"]");
     }
     if let Some(t) = &rec.tunnel {
-        let mut o = w.begin_object("tunnel");
-        o.str("type", t.kind);
-        o.ip("src_ip", &t.outer_src);
-        o.ip("dest_ip", &t.outer_dst);
+        c.member_str(b",\"tunnel\":{\"type\":\"", t.kind);
+        c.member_ip(b",\"src_ip\":\"", &t.outer_src);
+        c.member_ip(b",\"dest_ip\":\"", &t.outer_dst);
         if let Some(id) = t.id {
-            o.u64("id", u64::from(id));
+            c.member_u64(b",\"id\":", u64::from(id));
         }
-        o.end_object();
+        c.lit(b"}");
     }
     if let Some(app) = rec.app_proto {
-        w.str("app_proto", app);
+        c.member_str(b",\"app_proto\":\"", app);
     }
-    let mut f = w.begin_object("flow");
-    f.timestamp("start", rec.start_ns);
-    f.timestamp("end", rec.end_ns);
-    f.u64(
-        "duration_us",
+    c.member_timestamp(b",\"flow\":{\"start\":\"", rec.start_ns);
+    c.member_timestamp(b",\"end\":\"", rec.end_ns);
+    c.member_u64(
+        b",\"duration_us\":",
         rec.end_ns.saturating_sub(rec.start_ns) / 1_000,
     );
-    direction(&mut f, "pkts_toserver", "bytes_toserver", &rec.orig);
-    direction(&mut f, "pkts_toclient", "bytes_toclient", &rec.resp);
-    f.str("reason", rec.end_reason.as_str());
-    flow_observations(&mut f, rec);
-    f.u64("slice", u64::from(rec.slice));
-    f.end_object();
-    if rec.proto == 6 {
-        let mut t = w.begin_object("tcp");
-        t.str("tcp_flags_ts", hex_byte(rec.orig.tcp_flags).as_str());
-        t.str("tcp_flags_tc", hex_byte(rec.resp.tcp_flags).as_str());
-        t.str("state", rec.conn_state);
-        t.str("history", rec.history);
-        if let Some(k) = &rec.tcp {
-            kpis(&mut t, k);
-        }
-        t.end_object();
+    c.member_u64(b",\"pkts_toserver\":", rec.orig.packets);
+    c.member_u64(b",\"bytes_toserver\":", rec.orig.bytes);
+    c.member_u64(b",\"pkts_toclient\":", rec.resp.packets);
+    c.member_u64(b",\"bytes_toclient\":", rec.resp.bytes);
+    c.member_str(b",\"reason\":\"", rec.end_reason.as_str());
+    if let Some(side) = rec.one_sided {
+        c.member_str(b",\"one_sided\":true,\"seen\":\"", side.as_str());
     }
-    w.finish_line();
+    if rec.app_transactions > 0 {
+        c.member_u64(b",\"app_transactions\":", u64::from(rec.app_transactions));
+        c.member_u64(b",\"app_errors\":", u64::from(rec.app_errors));
+    }
+    c.member_u64(b",\"slice\":", u64::from(rec.slice));
+    if rec.proto == 6 {
+        // The literal's `}` closes `flow`.
+        c.member_hex_byte(b"},\"tcp\":{\"tcp_flags_ts\":\"", rec.orig.tcp_flags);
+        c.member_hex_byte(b",\"tcp_flags_tc\":\"", rec.resp.tcp_flags);
+        c.member_str(b",\"state\":\"", rec.conn_state);
+        c.member_str(b",\"history\":\"", rec.history);
+        if let Some(k) = &rec.tcp {
+            kpis(&mut c, k);
+        }
+    }
+    // Closes `tcp` (or `flow` when there is none) and the record.
+    c.lit(b"}}\n");
+    c.finish();
 }
 
 /// Passive TCP KPIs inside the `tcp` object.
-fn kpis(t: &mut JsonWriter<'_>, k: &TcpKpis) {
-    for (name, d) in [("toserver", &k.orig), ("toclient", &k.resp)] {
-        let mut o = t.begin_object(name);
-        o.u64("syn", u64::from(d.syn));
-        o.u64("syn_ack", u64::from(d.syn_ack));
-        o.u64("fin", u64::from(d.fin));
-        o.u64("rst", u64::from(d.rst));
-        o.u64("retransmitted", u64::from(d.retransmitted));
-        o.u64("out_of_order", u64::from(d.out_of_order));
-        o.u64("zero_window", u64::from(d.zero_window));
-        o.u64("tiny", u64::from(d.tiny));
-        o.u64("missed_bytes", d.missed_bytes);
-        o.end_object();
-    }
+#[inline(always)]
+fn kpis(c: &mut JsonCursor<'_>, k: &TcpKpis) {
+    kpi_direction(c, b",\"toserver\":{\"syn\":", &k.orig);
+    kpi_direction(c, b",\"toclient\":{\"syn\":", &k.resp);
     if let Some(v) = k.server_delay_us {
-        t.u64("server_delay_us", v);
+        c.member_u64(b",\"server_delay_us\":", v);
     }
     if let Some(v) = k.client_delay_us {
-        t.u64("client_delay_us", v);
+        c.member_u64(b",\"client_delay_us\":", v);
     }
-    if let (Some(s), Some(c)) = (k.server_delay_us, k.client_delay_us) {
-        t.u64("handshake_rtt_us", s + c);
+    if let (Some(s), Some(c_us)) = (k.server_delay_us, k.client_delay_us) {
+        c.member_u64(b",\"handshake_rtt_us\":", s + c_us);
     }
     if k.app_response_count > 0 {
-        t.u64("app_response_count", u64::from(k.app_response_count));
-        t.u64(
-            "app_response_avg_us",
+        c.member_u64(b",\"app_response_count\":", u64::from(k.app_response_count));
+        c.member_u64(
+            b",\"app_response_avg_us\":",
             k.app_response_sum_us / u64::from(k.app_response_count),
         );
-        t.u64("app_response_max_us", k.app_response_max_us);
+        c.member_u64(b",\"app_response_max_us\":", k.app_response_max_us);
     }
+}
+
+/// One direction's KPI counters as an object; `open` is the literal up
+/// to the first counter's value.
+#[inline(always)]
+fn kpi_direction(c: &mut JsonCursor<'_>, open: &[u8], d: &TcpDirectionKpis) {
+    c.member_u64(open, u64::from(d.syn));
+    c.member_u64(b",\"syn_ack\":", u64::from(d.syn_ack));
+    c.member_u64(b",\"fin\":", u64::from(d.fin));
+    c.member_u64(b",\"rst\":", u64::from(d.rst));
+    c.member_u64(b",\"retransmitted\":", u64::from(d.retransmitted));
+    c.member_u64(b",\"out_of_order\":", u64::from(d.out_of_order));
+    c.member_u64(b",\"zero_window\":", u64::from(d.zero_window));
+    c.member_u64(b",\"tiny\":", u64::from(d.tiny));
+    c.member_u64(b",\"missed_bytes\":", d.missed_bytes);
+    c.lit(b"}");
 }
 
 #[inline(always)]
@@ -135,28 +154,10 @@ pub(crate) fn flow_observations(w: &mut JsonWriter<'_>, rec: &FlowRecord) {
     }
 }
 
-fn direction(w: &mut JsonWriter<'_>, pkts: &str, bytes: &str, d: &DirectionStats) {
-    w.u64(pkts, d.packets);
-    w.u64(bytes, d.bytes);
-}
-
-struct Hex2([u8; 2]);
-
-impl Hex2 {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("00")
-    }
-}
-
-fn hex_byte(b: u8) -> Hex2 {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    Hex2([HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dissect::event::{EndReason, TunnelInfo};
+    use dissect::event::{DirectionStats, EndReason, TunnelInfo};
 
     #[test]
     fn flow_record_round_trips_through_a_json_parser() {

@@ -138,8 +138,7 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
 
 pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>) {
     let kind = super::app_type(env).as_str();
-    let mut w = JsonWriter::object(buf);
-    super::native::app_head(&mut w, env, kind, false);
+    let mut w = super::native::app_head(buf, env, kind, false).into_object();
     w.u64("ip_v", ip_version(&env.src_ip));
     if !env.vlans.is_empty() {
         w.u64_array("vlan", env.vlans.iter().map(|&v| u64::from(v)));

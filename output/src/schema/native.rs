@@ -3,40 +3,60 @@
 
 use dissect::event::{AppEnvelope, FlowRecord};
 
-use super::common::{direction_name, proto_member};
+use super::common::{direction_name, proto_name};
 use super::EncodeOptions;
-use crate::json::JsonWriter;
+use crate::json::{JsonCursor, JsonWriter};
 
 pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     crate::json::encode_flow(rec, buf);
 }
 
-/// The members every app event starts with (`timestamp` … `vlan`).
-pub(crate) fn app_head(w: &mut JsonWriter<'_>, env: &AppEnvelope<'_>, kind: &str, z: bool) {
+/// Opens an app event's object with the members every one starts with
+/// (`timestamp` … `proto`), written at a cursor: one literal for the keys
+/// between two values. Z: the timestamp in the native spelling (`…Z`),
+/// else in Suricata's (`…+0000`).
+pub(crate) fn app_head<'b>(
+    buf: &'b mut Vec<u8>,
+    env: &AppEnvelope<'_>,
+    kind: &str,
+    z: bool,
+) -> JsonCursor<'b> {
+    // Room for the native envelope (about 290 bytes with IPv4 addresses
+    // and a 30-byte Community ID) and the widest piece's scratch bytes;
+    // the body written after it grows the buffer as it needs.
+    let mut c = JsonCursor::new(buf, 384);
     if z {
-        w.timestamp("timestamp", env.ts_ns);
+        c.member_timestamp(b"{\"timestamp\":\"", env.ts_ns);
     } else {
-        w.timestamp_eve("timestamp", env.ts_ns);
+        c.member_timestamp_eve(b"{\"timestamp\":\"", env.ts_ns);
     }
-    w.u64("flow_id", env.flow_id);
-    w.str("event_type", kind);
-    w.ip("src_ip", &env.src_ip);
-    w.u64("src_port", u64::from(env.src_port));
-    w.ip("dest_ip", &env.dst_ip);
-    w.u64("dest_port", u64::from(env.dst_port));
-    proto_member(w, "proto", env.proto);
+    c.member_u64(b",\"flow_id\":", env.flow_id);
+    c.member_str(b",\"event_type\":\"", kind);
+    c.member_ip(b",\"src_ip\":\"", &env.src_ip);
+    c.member_u64(b",\"src_port\":", u64::from(env.src_port));
+    c.member_ip(b",\"dest_ip\":\"", &env.dst_ip);
+    c.member_u64(b",\"dest_port\":", u64::from(env.dst_port));
+    match proto_name(env.proto) {
+        Some(name) => c.member_str(b",\"proto\":\"", name),
+        None => c.member_u64(b",\"proto\":", u64::from(env.proto)),
+    }
+    c
 }
 
 pub fn encode_app(opts: &EncodeOptions, env: &AppEnvelope<'_>, buf: &mut Vec<u8>) {
     let kind = super::app_type(env).as_str();
-    let mut w = JsonWriter::object(buf);
-    app_head(&mut w, env, kind, true);
-    w.str("community_id", env.community_id);
-    w.str("direction", direction_name(env.direction));
-    if !env.vlans.is_empty() {
-        w.u64_array("vlan", env.vlans.iter().map(|&v| u64::from(v)));
+    let mut c = app_head(buf, env, kind, true);
+    c.member_str(b",\"community_id\":\"", env.community_id);
+    c.member_str(b",\"direction\":\"", direction_name(env.direction));
+    if let Some((first, rest)) = env.vlans.split_first() {
+        c.member_u64(b",\"vlan\":[", u64::from(*first));
+        for &v in rest {
+            c.member_u64(b",", u64::from(v));
+        }
+        c.lit(b"]");
     }
-    w.str("app_proto", kind);
+    c.member_str(b",\"app_proto\":\"", kind);
+    let mut w = c.into_object();
     env.event.writers().native(&mut w, &opts.write_options());
     w.finish_line();
 }
