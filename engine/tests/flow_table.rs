@@ -279,3 +279,37 @@ fn a_full_table_evicts_and_counts_never_grows() {
     // The oldest flows were the ones evicted.
     assert_eq!(f[0]["src_port"], 3000);
 }
+
+/// A FIN shortens a connection's idle timeout to `tcp_closed` (the timeout
+/// a flow keeps is worked out again when its TCP state changes): a late
+/// packet seconds after the close starts a new flow instead of joining
+/// the ended one, which the 60 s handshake timeout it had from its SYN
+/// would have kept open.
+#[test]
+fn closing_a_connection_shortens_its_timeout() {
+    let cap = write(
+        "closed.pcap",
+        &pcap(&[
+            tcp(0, true, SYN, 0),
+            tcp(1, false, SYN | ACK, 0),
+            tcp(2, true, ACK, 0),
+            tcp(3, true, ACK | PSH, 100),
+            tcp(4, false, ACK | PSH, 300),
+            tcp(5, true, FIN | ACK, 0),
+            tcp(6, false, FIN | ACK, 0),
+            tcp(7, true, ACK, 0),
+            tcp(5_000, true, ACK, 0),
+        ]),
+    );
+    let cfg = config(
+        "closed.toml",
+        "[flow.timeouts]\ntcp_syn = 60\ntcp_established = 600\ntcp_closed = 2\n",
+    );
+    let run = run_flowtap(&cap, 1, &["--config", &cfg]);
+    let f = flows(&run);
+    assert_eq!(f.len(), 2, "the late ACK is a flow of its own: {f:?}");
+    assert_eq!(f[0]["flow"]["reason"], "fin");
+    assert_eq!(n(&f[0]["flow"]["pkts_toserver"]), 5);
+    assert_eq!(n(&f[1]["flow"]["pkts_toserver"]), 1);
+    assert_eq!(f[0]["community_id"], f[1]["community_id"]);
+}
