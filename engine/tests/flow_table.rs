@@ -124,6 +124,21 @@ fn tcp(t_ms: u64, fwd: bool, flags: u8, payload: usize) -> Pkt {
     }
 }
 
+/// A whole connection from 10.0.0.1:40000 to 10.0.0.2:80 in 8 ms:
+/// handshake, 100 bytes to the server and 300 back, FINs both ways.
+fn connection() -> Vec<Pkt> {
+    vec![
+        tcp(0, true, SYN, 0),
+        tcp(1, false, SYN | ACK, 0),
+        tcp(2, true, ACK, 0),
+        tcp(3, true, ACK | PSH, 100),
+        tcp(4, false, ACK | PSH, 300),
+        tcp(5, true, FIN | ACK, 0),
+        tcp(6, false, FIN | ACK, 0),
+        tcp(7, true, ACK, 0),
+    ]
+}
+
 fn flows(run: &RunOutput) -> Vec<Value> {
     run.of_type("flow").into_iter().cloned().collect()
 }
@@ -156,19 +171,7 @@ fn udp_idle_timeout_splits_a_flow() {
 
 #[test]
 fn tcp_connection_ends_with_fin_state_and_history() {
-    let cap = write(
-        "tcp.pcap",
-        &pcap(&[
-            tcp(0, true, SYN, 0),
-            tcp(1, false, SYN | ACK, 0),
-            tcp(2, true, ACK, 0),
-            tcp(3, true, ACK | PSH, 100),
-            tcp(4, false, ACK | PSH, 300),
-            tcp(5, true, FIN | ACK, 0),
-            tcp(6, false, FIN | ACK, 0),
-            tcp(7, true, ACK, 0),
-        ]),
-    );
+    let cap = write("tcp.pcap", &pcap(&connection()));
     let run = run_flowtap(&cap, 1, &[]);
     let f = flows(&run);
     assert_eq!(f.len(), 1);
@@ -289,17 +292,11 @@ fn a_full_table_evicts_and_counts_never_grows() {
 fn closing_a_connection_shortens_its_timeout() {
     let cap = write(
         "closed.pcap",
-        &pcap(&[
-            tcp(0, true, SYN, 0),
-            tcp(1, false, SYN | ACK, 0),
-            tcp(2, true, ACK, 0),
-            tcp(3, true, ACK | PSH, 100),
-            tcp(4, false, ACK | PSH, 300),
-            tcp(5, true, FIN | ACK, 0),
-            tcp(6, false, FIN | ACK, 0),
-            tcp(7, true, ACK, 0),
-            tcp(5_000, true, ACK, 0),
-        ]),
+        &pcap(&{
+            let mut pkts = connection();
+            pkts.push(tcp(5_000, true, ACK, 0));
+            pkts
+        }),
     );
     let cfg = config(
         "closed.toml",

@@ -1,23 +1,31 @@
 //! `flow` records in native flowtap JSON.
 
+use std::net::IpAddr;
+
 use dissect::event::{FlowRecord, TcpDirectionKpis, TcpKpis};
 
 use super::{JsonCursor, JsonWriter};
+use crate::schema::common::proto_name;
 
-/// IANA protocol names for the protocols a flow record names, as Suricata
-/// spells them; others are written as their number.
-fn proto_name(proto: u8) -> Option<&'static str> {
-    Some(match proto {
-        1 => "ICMP",
-        6 => "TCP",
-        17 => "UDP",
-        58 => "IPv6-ICMP",
-        132 => "SCTP",
-        47 => "GRE",
-        50 => "ESP",
-        51 => "AH",
-        _ => return None,
-    })
+/// `src_ip`, `src_port`, `dest_ip`, `dest_port` and `proto` (its IANA
+/// name where it has one, else its number): the flow record's and the
+/// native and eve application events' envelope. (Always inlined: the
+/// cursor stays in registers only while its address is not taken.)
+#[inline(always)]
+pub(crate) fn endpoint_members(
+    c: &mut JsonCursor<'_>,
+    (src, src_port): (&IpAddr, u16),
+    (dst, dst_port): (&IpAddr, u16),
+    proto: u8,
+) {
+    c.member_ip(b",\"src_ip\":\"", src);
+    c.member_u64(b",\"src_port\":", u64::from(src_port));
+    c.member_ip(b",\"dest_ip\":\"", dst);
+    c.member_u64(b",\"dest_port\":", u64::from(dst_port));
+    match proto_name(proto) {
+        Some(name) => c.member_str(b",\"proto\":\"", name),
+        None => c.member_u64(b",\"proto\":", u64::from(proto)),
+    }
 }
 
 /// Appends one flow record as a JSON line. The layout is fixed, so the
@@ -30,14 +38,12 @@ pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     c.member_timestamp(b"{\"timestamp\":\"", rec.end_ns);
     c.member_u64(b",\"event_type\":\"flow\",\"flow_id\":", rec.flow_id);
     c.member_str(b",\"community_id\":\"", rec.community_id);
-    c.member_ip(b",\"src_ip\":\"", &rec.src_ip);
-    c.member_u64(b",\"src_port\":", u64::from(rec.src_port));
-    c.member_ip(b",\"dest_ip\":\"", &rec.dst_ip);
-    c.member_u64(b",\"dest_port\":", u64::from(rec.dst_port));
-    match proto_name(rec.proto) {
-        Some(name) => c.member_str(b",\"proto\":\"", name),
-        None => c.member_u64(b",\"proto\":", u64::from(rec.proto)),
-    }
+    endpoint_members(
+        &mut c,
+        (&rec.src_ip, rec.src_port),
+        (&rec.dst_ip, rec.dst_port),
+        rec.proto,
+    );
     c.member_u64(b",\"ip_proto\":", u64::from(rec.proto));
     if let Some(mac) = &rec.src_mac {
         c.member_mac(b",\"src_mac\":\"", mac);

@@ -11,7 +11,7 @@
 //! | `nanocorp` | network events: `event_id`, `event_type`, `seen_at` (epoch ms), `source_ip`/`mac`, `dest_ip`/`mac`, `proto_path`, `network_protocol` |
 //! | `nutanix` | flow lines `SRC= DST= PROTO= SPORT= DPORT= ORIG: PKTS= BYTES= REPLY: PKTS= BYTES= ACTION=MONITOR [DIRECTION=]` (flow events only) |
 
-mod common;
+pub(crate) mod common;
 pub mod ecs;
 pub mod eve;
 pub mod gelf;

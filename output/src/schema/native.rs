@@ -3,9 +3,9 @@
 
 use dissect::event::{AppEnvelope, FlowRecord};
 
-use super::common::{direction_name, proto_name};
+use super::common::direction_name;
 use super::EncodeOptions;
-use crate::json::{JsonCursor, JsonWriter};
+use crate::json::{endpoint_members, JsonCursor, JsonWriter};
 
 pub fn encode_flow(rec: &FlowRecord, buf: &mut Vec<u8>) {
     crate::json::encode_flow(rec, buf);
@@ -32,14 +32,12 @@ pub(crate) fn app_head<'b>(
     }
     c.member_u64(b",\"flow_id\":", env.flow_id);
     c.member_str(b",\"event_type\":\"", kind);
-    c.member_ip(b",\"src_ip\":\"", &env.src_ip);
-    c.member_u64(b",\"src_port\":", u64::from(env.src_port));
-    c.member_ip(b",\"dest_ip\":\"", &env.dst_ip);
-    c.member_u64(b",\"dest_port\":", u64::from(env.dst_port));
-    match proto_name(env.proto) {
-        Some(name) => c.member_str(b",\"proto\":\"", name),
-        None => c.member_u64(b",\"proto\":", u64::from(env.proto)),
-    }
+    endpoint_members(
+        &mut c,
+        (&env.src_ip, env.src_port),
+        (&env.dst_ip, env.dst_port),
+        env.proto,
+    );
     c
 }
 
