@@ -296,13 +296,7 @@ mod tests {
     /// writes what the object writer writes for the same value.
     #[test]
     fn pieces_match_the_object_writer() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_values::rng(0x2545_f491_4f6c_dd1d);
         // What JsonWriter writes for one member `"k":<value>` and a cursor
         // writing `{"k":` + the value + `}\n` must agree.
         let writer = |f: &dyn Fn(&mut JsonWriter<'_>)| {
@@ -328,16 +322,7 @@ mod tests {
                 _ => next() >> (next() % 64),
             };
             let len = (next() % 48) as usize;
-            let text: String = (0..len)
-                .map(|_| {
-                    let r = next();
-                    if r.is_multiple_of(17) {
-                        ['"', '\\', '\n', '\u{1}', 'é', '\u{7f}'][(r >> 8) as usize % 6]
-                    } else {
-                        char::from(0x20 + (r >> 16) as u8 % 0x5f)
-                    }
-                })
-                .collect();
+            let text = crate::test_values::text(&mut next, len, 17);
             let ip = if round % 3 == 0 {
                 IpAddr::from((u128::from(next()) << 64 | u128::from(next())).to_be_bytes())
             } else {

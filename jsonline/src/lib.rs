@@ -1074,6 +1074,36 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Random values for the writers' tests.
+#[cfg(test)]
+pub(crate) mod test_values {
+    /// A xorshift64 generator from `seed` (not zero).
+    pub(crate) fn rng(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    /// `len` characters, printable ASCII but for about one in `every`: a
+    /// quote, a backslash, control and non-ASCII characters (what escaping
+    /// must handle).
+    pub(crate) fn text(next: &mut impl FnMut() -> u64, len: usize, every: u64) -> String {
+        (0..len)
+            .map(|_| {
+                let r = next();
+                if r.is_multiple_of(every) {
+                    ['"', '\\', '\n', '\u{1}', 'é', '\u{7f}'][(r >> 8) as usize % 6]
+                } else {
+                    char::from(0x20 + (r >> 16) as u8 % 0x5f)
+                }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1276,25 +1306,10 @@ mod tests {
     fn members_round_trip_with_short_and_long_keys() {
         use std::net::{Ipv4Addr, Ipv6Addr};
         let long = "a_key_that_is_longer_than_the_stack_prefix_allows";
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = test_values::rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..3_000 {
             let len = (next() % 40) as usize;
-            let text: String = (0..len)
-                .map(|_| {
-                    let r = next();
-                    if r.is_multiple_of(13) {
-                        ['"', '\\', '\n', '\u{1}', 'é', '\u{7f}'][(r >> 8) as usize % 6]
-                    } else {
-                        char::from(0x20 + (r >> 16) as u8 % 0x5f)
-                    }
-                })
-                .collect();
+            let text = test_values::text(&mut next, len, 13);
             let n = match round % 4 {
                 0 => next() % 100,
                 1 => next() % 100_000,
