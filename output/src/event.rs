@@ -201,6 +201,21 @@ pub enum StatValue {
     Object(Vec<(String, StatValue)>),
 }
 
+/// IANA protocol names as Suricata spells them.
+pub fn proto_name(proto: u8) -> Option<&'static str> {
+    Some(match proto {
+        1 => "ICMP",
+        6 => "TCP",
+        17 => "UDP",
+        58 => "IPv6-ICMP",
+        132 => "SCTP",
+        47 => "GRE",
+        50 => "ESP",
+        51 => "AH",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

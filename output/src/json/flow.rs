@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use dissect::event::{FlowRecord, TcpDirectionKpis, TcpKpis};
 
 use super::{JsonCursor, JsonWriter};
-use crate::schema::common::proto_name;
+use crate::event::proto_name;
 
 /// `src_ip`, `src_port`, `dest_ip`, `dest_port` and `proto` (its IANA
 /// name where it has one, else its number): the flow record's and the

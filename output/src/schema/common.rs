@@ -4,23 +4,9 @@ use std::net::IpAddr;
 
 use dissect::app::Direction;
 
+pub(crate) use crate::event::proto_name;
 use crate::event::StatValue;
 use crate::json::JsonWriter;
-
-/// IANA protocol names as Suricata spells them.
-pub fn proto_name(proto: u8) -> Option<&'static str> {
-    Some(match proto {
-        1 => "ICMP",
-        6 => "TCP",
-        17 => "UDP",
-        58 => "IPv6-ICMP",
-        132 => "SCTP",
-        47 => "GRE",
-        50 => "ESP",
-        51 => "AH",
-        _ => return None,
-    })
-}
 
 /// Lower-case transport name (ECS `network.transport`).
 pub fn transport_name(proto: u8) -> Option<&'static str> {
