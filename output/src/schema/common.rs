@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use dissect::app::Direction;
 
-pub(crate) use crate::event::proto_name;
+use crate::event::proto_name;
 use crate::event::StatValue;
 use crate::json::JsonWriter;
 

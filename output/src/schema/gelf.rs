@@ -7,8 +7,9 @@ use dissect::event::{AppEnvelope, FlowRecord};
 
 use crate::event::StatValue;
 
-use super::common::{has_ports, hex2, hex2_str, proto_name, transport_name};
+use super::common::{has_ports, hex2, hex2_str, transport_name};
 use super::EncodeOptions;
+use crate::event::proto_name;
 use crate::json::{JsonWriter, StrBuilder};
 
 fn head(

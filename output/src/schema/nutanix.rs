@@ -16,7 +16,8 @@ use std::net::IpAddr;
 
 use dissect::event::FlowRecord;
 
-use super::common::{has_ports, proto_name};
+use super::common::has_ports;
+use crate::event::proto_name;
 use crate::json::{push_ip, push_rfc3339_micros, push_u64};
 
 /// An address block of the monitor scope (host bits cleared).
