@@ -141,6 +141,10 @@ struct RunArgs {
     /// Do not draw the progress bar even when stderr is a terminal.
     #[arg(long)]
     no_progress: bool,
+    /// Replay of a pcap file by several workers: bytes of it each worker
+    /// reads and parses at a time [default: 2097152].
+    #[arg(long, value_name = "BYTES", requires = "pcap", value_parser = clap::value_parser!(u32).range(1..))]
+    read_chunk: Option<u32>,
     /// Do not print the end-of-run summary on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -247,6 +251,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         &pcap,
         ReplayFlags {
             pps: args.pps,
+            read_chunk: args.read_chunk.map(|n| n as usize),
             no_progress: args.no_progress,
             quiet: args.quiet,
             metrics_linger: Duration::from_secs(args.metrics_linger),
@@ -295,6 +300,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         &args.pcap,
         ReplayFlags {
             pps: None,
+            read_chunk: None,
             no_progress: true,
             quiet: args.quiet,
             metrics_linger: Duration::ZERO,
@@ -305,6 +311,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
 /// How `flowtap run --pcap` runs beyond its config.
 struct ReplayFlags {
     pps: Option<u64>,
+    read_chunk: Option<usize>,
     no_progress: bool,
     quiet: bool,
     metrics_linger: Duration,
@@ -313,6 +320,7 @@ struct ReplayFlags {
 fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -> Result<ExitCode> {
     let ReplayFlags {
         pps,
+        read_chunk,
         no_progress,
         quiet,
         metrics_linger,
@@ -403,6 +411,7 @@ fn replay_offline(mut cfg: Config, pcap: &std::path::Path, flags: ReplayFlags) -
             published: &published,
             progress: bar.as_ref().map(|b| b as &dyn Progress),
             pps,
+            read_chunk,
             export: export.as_ref(),
             tap: discovery_tap
                 .as_ref()

@@ -41,6 +41,7 @@
     )
 )]
 
+mod chunked;
 mod input;
 mod pcap;
 mod pcapng;
@@ -52,6 +53,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::source::{LinkType, Packet, PacketSource, Poll, SourceStats};
+pub use chunked::{Chunk, ChunkPacket, PcapChunks};
 use input::Input;
 use pcap::PcapReader;
 use pcapng::PcapngReader;
@@ -111,6 +113,21 @@ impl FileError {
             | FileError::Corrupt { offset, .. }
             | FileError::Unsupported { offset, .. } => Some(*offset),
             FileError::Io { .. } | FileError::NotACapture { .. } => None,
+        }
+    }
+
+    /// A copy of the error (an I/O error keeps its kind and message), for
+    /// one that several threads saw and one of them reports.
+    pub fn duplicate(&self) -> FileError {
+        match self {
+            FileError::Io { path, source } => FileError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            other => other.sticky_copy().unwrap_or_else(|| FileError::Corrupt {
+                offset: 0,
+                reason: other.to_string(),
+            }),
         }
     }
 
@@ -227,6 +244,38 @@ impl CaptureFile {
         self.input
             .is_plain_file()
             .then(|| CaptureFile::open(self.input.path()))
+    }
+
+    /// Whether [`Self::into_chunks`] can take this file: a regular,
+    /// uncompressed classic pcap file, not read from yet.
+    pub fn chunkable(&self) -> bool {
+        self.input.is_plain_file() && matches!(self.reader, Reader::Pcap(_)) && self.received == 0
+    }
+
+    /// The file as chunks of `size` bytes that several threads parse at
+    /// once (see [`PcapChunks`]); `Unsupported` unless [`Self::chunkable`].
+    /// The over-snaplen counter and the new-link callback go with it.
+    pub fn into_chunks(self, size: usize) -> Result<PcapChunks, FileError> {
+        let unsupported = || FileError::Unsupported {
+            offset: 0,
+            reason: "only a regular, uncompressed pcap file is read in chunks".into(),
+        };
+        if !self.chunkable() {
+            return Err(unsupported());
+        }
+        let Reader::Pcap(r) = &self.reader else {
+            return Err(unsupported());
+        };
+        PcapChunks::new(
+            self.input.path(),
+            size,
+            r.endian == input::Endian::Big,
+            r.frac_to_ns,
+            r.link,
+            r.snaplen,
+            self.over_snaplen,
+            self.on_new_link,
+        )
     }
 
     /// Read a capture held in memory, parsing directly from `bytes`.

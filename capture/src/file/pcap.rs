@@ -11,18 +11,36 @@ pub(super) const MAGIC_US_BE: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
 pub(super) const MAGIC_NS_LE: [u8; 4] = [0x4d, 0x3c, 0xb2, 0xa1];
 pub(super) const MAGIC_NS_BE: [u8; 4] = [0xa1, 0xb2, 0x3c, 0x4d];
 
-const FILE_HEADER_LEN: usize = 24;
-const RECORD_HEADER_LEN: usize = 16;
+pub(super) const FILE_HEADER_LEN: usize = 24;
+pub(super) const RECORD_HEADER_LEN: usize = 16;
 
 pub(super) struct PcapReader {
-    endian: Endian,
+    pub(super) endian: Endian,
     /// Multiplier from the fraction field to nanoseconds (1000 or 1).
-    frac_to_ns: u32,
-    link: LinkType,
+    pub(super) frac_to_ns: u32,
+    pub(super) link: LinkType,
     /// The header's snaplen (longer records are read whole and counted).
-    snaplen: u32,
+    pub(super) snaplen: u32,
     /// FCS length from the link-type field, when the P bit is set.
     fcs_len: Option<u8>,
+}
+
+/// A record's timestamp in nanoseconds.
+#[inline(always)]
+pub(super) fn ts_ns(sec: u32, frac: u32, frac_to_ns: u32) -> u64 {
+    // sec * 1e9 + frac * 1000 < 2^32 * 1.000001e9 < 2^64: cannot overflow.
+    u64::from(sec) * 1_000_000_000 + u64::from(frac) * u64::from(frac_to_ns)
+}
+
+/// The error for a record header whose caplen is past [`MAX_CAPLEN`].
+#[cold]
+pub(super) fn caplen_too_large(offset: u64, caplen: u32) -> FileError {
+    FileError::Corrupt {
+        offset,
+        reason: format!(
+            "record caplen {caplen} is larger than the {MAX_CAPLEN} bytes a record may have"
+        ),
+    }
 }
 
 impl PcapReader {
@@ -106,11 +124,9 @@ impl PcapReader {
 
     #[inline(always)]
     fn record(&self, input: &Input, sec: u32, frac: u32, caplen: u32, orig_len: u32) -> RawPacket {
-        // sec * 1e9 + frac * 1000 < 2^32 * 1.000001e9 < 2^64: cannot overflow.
-        let ts_ns = u64::from(sec) * 1_000_000_000 + u64::from(frac) * u64::from(self.frac_to_ns);
         RawPacket {
             record_offset: input.offset(),
-            ts_ns,
+            ts_ns: ts_ns(sec, frac, self.frac_to_ns),
             start: input.pos() + RECORD_HEADER_LEN,
             caplen,
             orig_len,
@@ -130,12 +146,7 @@ impl PcapReader {
         let caplen = e.u32([h[8], h[9], h[10], h[11]]);
         let orig_len = e.u32([h[12], h[13], h[14], h[15]]);
         if caplen > MAX_CAPLEN {
-            return Err(FileError::Corrupt {
-                offset: input.offset(),
-                reason: format!(
-                    "record caplen {caplen} is larger than the {MAX_CAPLEN} bytes a record may have"
-                ),
-            });
+            return Err(caplen_too_large(input.offset(), caplen));
         }
         // caplen <= 512 KiB, no overflow.
         let total = RECORD_HEADER_LEN + caplen as usize;

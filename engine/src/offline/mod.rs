@@ -17,6 +17,8 @@
 //! through bounded channels; empty ones come back for reuse. Offline
 //! replay is lossless: a full channel makes the reader wait.
 
+mod chunked;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +37,9 @@ use crate::shard::Owners;
 use crate::stats::WorkerStats;
 use crate::worker::{EventBatch, Worker};
 
-/// Packets per batch handed from the reader to a worker.
+pub use chunked::READ_CHUNK;
+
+/// Packets per batch read (and handed from the reader to a worker).
 const BATCH_PACKETS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +185,9 @@ pub struct ReplayOptions<'a> {
     /// Each worker also hands its records and app events to the sink this
     /// makes for it (the discovery sink).
     pub tap: Option<Tap<'a>>,
+    /// Several workers on a classic pcap file: bytes of it each parses at a
+    /// time (`None`: [`READ_CHUNK`]).
+    pub read_chunk: Option<usize>,
 }
 
 /// Gives worker `i` a sink that receives its records and app events,
@@ -235,6 +242,7 @@ fn replay_inner(
         pps,
         export,
         tap: opts_tap,
+        read_chunk,
     } = opts;
     let tap = tap.or(opts_tap);
     let workers = workers.max(1);
@@ -280,8 +288,19 @@ fn replay_inner(
             file_error: span.file_error,
         });
     }
-    // A regular file is read by every worker itself; what can be read only
-    // once goes through the reader thread.
+    // A plain classic pcap file: the workers share the reading, chunk by
+    // chunk. A paced replay reads in order.
+    if pps.is_none() && file.chunkable() {
+        let chunks = file.into_chunks(read_chunk.unwrap_or(READ_CHUNK))?;
+        let shared = chunked::Shared::new(&chunks, owners);
+        let run = |i, (), worker: &mut Worker, report: Option<&dyn Progress>| {
+            shared.run(i, worker, &sender, report)
+        };
+        let sources = (0..workers).map(|_| ()).collect();
+        return run_workers(sources, new_worker, core_of, progress, started, run);
+    }
+    // Any other regular file is read by every worker itself; what can be
+    // read only once goes through the reader thread.
     let others = (1..workers).map(|_| file.reopen());
     let Some(others) = others.collect::<Option<Vec<_>>>() else {
         return channel_replay(
@@ -289,12 +308,30 @@ fn replay_inner(
         );
     };
     let others = others.into_iter().collect::<Result<Vec<_>, _>>()?;
-    // Each worker on its own (pinned) thread; this one only draws the
-    // progress the first worker reports, and stays unpinned.
+    let files = std::iter::once(file).chain(others).collect();
+    let run = |i, mut file: CaptureFile, worker: &mut Worker, report: Option<&dyn Progress>| {
+        reading.run_share(&mut file, worker, i, report)
+    };
+    run_workers(files, new_worker, core_of, progress, started, run)
+}
+
+/// Runs worker `i` on its own (pinned) thread with `sources[i]`; this
+/// thread only draws the progress the first worker reports, and stays
+/// unpinned. Every worker reads the same file: the span and error are the
+/// first worker's.
+fn run_workers<S: Send>(
+    sources: Vec<S>,
+    new_worker: impl Fn(usize) -> Worker,
+    core_of: impl Fn(usize) -> Option<core_affinity::CoreId>,
+    progress: Option<&dyn Progress>,
+    started: Instant,
+    run: impl Fn(usize, S, &mut Worker, Option<&dyn Progress>) -> (Span, WorkerStats) + Sync,
+) -> Result<ReplaySummary, ReplayError> {
     let shared = SharedProgress::default();
+    let run = &run;
     std::thread::scope(|s| {
-        let mut handles = Vec::with_capacity(workers);
-        for (i, mut file) in std::iter::once(file).chain(others).enumerate() {
+        let mut handles = Vec::with_capacity(sources.len());
+        for (i, source) in sources.into_iter().enumerate() {
             let mut worker = new_worker(i);
             let core = core_of(i);
             let report = (i == 0).then_some(&shared);
@@ -305,7 +342,7 @@ fn replay_inner(
                         core_affinity::set_for_current(c);
                     }
                     let report = report.map(|r| r as &dyn Progress);
-                    reading.run_share(&mut file, &mut worker, i, report)
+                    run(i, source, &mut worker, report)
                 })
                 .map_err(ReplayError::Spawn)?;
             handles.push(handle);
@@ -321,8 +358,6 @@ fn replay_inner(
         for (i, h) in handles.into_iter().enumerate() {
             let (span, stats) = h.join().map_err(|_| ReplayError::Worker(i))?;
             if i == 0 {
-                // Every worker read the same file: its span and error are
-                // the first worker's.
                 summary.first_ns = span.first_ns;
                 summary.last_ns = span.last_ns;
                 summary.file_error = span.file_error;
