@@ -5,7 +5,7 @@ flow-only path and the full pipeline; then wall time, packets/s and Gbit/s
 on W1-1M (median of several runs, one and two workers).
 
     python3 benches/scripts/instructions.py [--bin target/release/flowtap]
-        [--runs 3] [--skip-wall] [--skip-callgrind]
+        [--runs 9] [--skip-wall] [--skip-callgrind]
 
 Per packet = (run over the first 50,000 packets - run over the first
 packet) / 49,999, so start-up and the final flush cancel out. Stages are
@@ -99,7 +99,7 @@ def stage_costs(costs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "flowtap"))
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--skip-wall", action="store_true")
     ap.add_argument("--skip-callgrind", action="store_true")
     ap.add_argument("--w1", default="/tmp/w1.pcap", help="W1 (generated there when missing or not W1)")
@@ -134,17 +134,34 @@ def main():
             info = sh(["capinfos", "-c", "-d", "-M", w1m]).stdout
             pkts = int(re.search(r"Number of packets:\s+(\d+)", info).group(1))
             size = int(re.search(r"Data size:\s+(\d+)", info).group(1))
-            print(f"wall time on W1-1M ({pkts} packets, {size} bytes), median of {a.runs} runs, full pipeline, /dev/null sink")
+            print(f"wall time on W1-1M ({pkts} packets, {size} bytes), median of {a.runs} runs "
+                  "(one and two workers alternating), full pipeline, /dev/null sink")
+            times, rss = {1: [], 2: []}, {1: [], 2: []}
+            for _ in range(a.runs):
+                for workers in (1, 2):
+                    t, kib = timed_run([a.bin, "run", "--pcap", w1m, "--workers", str(workers),
+                                        "--no-progress", "-q", "-o", "/dev/null"])
+                    times[workers].append(t)
+                    rss[workers].append(kib)
             for workers in (1, 2):
-                times = []
-                for _ in range(a.runs):
-                    t0 = time.perf_counter()
-                    sh([a.bin, "run", "--pcap", w1m, "--workers", str(workers), "--no-progress", "-q", "-o", "/dev/null"])
-                    times.append(time.perf_counter() - t0)
-                t = statistics.median(times)
+                t = statistics.median(times[workers])
                 print(f"  {workers} worker(s): {t:.3f} s  {pkts / t / 1e6:.2f} Mpps  {size * 8 / t / 1e9:.2f} Gbit/s"
-                      f"  (runs: {', '.join(f'{x:.3f}' for x in times)})")
+                      f"  peak RSS {statistics.median(rss[workers]) / 1024:.0f} MiB"
+                      f"  (runs: {', '.join(f'{x:.3f}' for x in times[workers])})")
+            one, two = statistics.median(times[1]), statistics.median(times[2])
+            print(f"  two workers / one: {one / two:.2f}x")
 
+
+def timed_run(cmd):
+    """Wall seconds and peak RSS (KiB) of one run of `cmd`."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}: exit {proc.returncode}")
+    return elapsed, usage.ru_maxrss
 
 if __name__ == "__main__":
     main()

@@ -62,7 +62,11 @@ pub struct PcapChunks {
 /// One chunk's bytes and what parsing found in it. Reused from chunk to
 /// chunk (its buffer keeps its size).
 pub struct Chunk {
+    /// `bytes[..held]` hold the file's bytes from `base`; the rest is
+    /// room kept from earlier chunks (not zeroed again for every chunk:
+    /// that cost as much as the read).
     bytes: Vec<u8>,
+    held: usize,
     /// File offset of `bytes[0]`.
     base: u64,
     start: Option<u64>,
@@ -92,6 +96,7 @@ impl Chunk {
     pub fn new() -> Chunk {
         Chunk {
             bytes: Vec::new(),
+            held: 0,
             base: 0,
             start: None,
             end: 0,
@@ -109,7 +114,7 @@ impl Chunk {
         let at = p.at as usize;
         Packet {
             ts_ns: p.ts_ns,
-            data: self.bytes.get(at..at + p.caplen as usize).unwrap_or(&[]),
+            data: self.held().get(at..at + p.caplen as usize).unwrap_or(&[]),
             orig_len: p.orig_len,
             link: self.link,
         }
@@ -141,7 +146,7 @@ impl Chunk {
 
     /// Empties the chunk to hold the bytes from file offset `base`.
     fn reset(&mut self, base: u64, link: LinkType) {
-        self.bytes.clear();
+        self.held = 0;
         self.base = base;
         self.start = None;
         self.end = base;
@@ -151,9 +156,14 @@ impl Chunk {
         self.link = link;
     }
 
+    /// The file's bytes from `base`.
+    fn held(&self) -> &[u8] {
+        self.bytes.get(..self.held).unwrap_or_default()
+    }
+
     /// File offset just past the bytes held.
     fn held_to(&self) -> u64 {
-        self.base + self.bytes.len() as u64
+        self.base + self.held as u64
     }
 }
 
@@ -294,16 +304,20 @@ impl PcapChunks {
         if to <= held {
             return Ok(());
         }
-        let old = chunk.bytes.len();
-        let more = usize::try_from(to - held).unwrap_or(usize::MAX);
-        chunk.bytes.resize(old + more, 0);
-        let into = chunk.bytes.get_mut(old..).unwrap_or_default();
+        let from = chunk.held;
+        let upto = from + usize::try_from(to - held).unwrap_or(usize::MAX);
+        if chunk.bytes.len() < upto {
+            chunk.bytes.resize(upto, 0);
+        }
+        let into = chunk.bytes.get_mut(from..upto).unwrap_or_default();
         self.file
             .read_exact_at(into, held)
             .map_err(|source| FileError::Io {
                 path: self.path.clone(),
                 source,
-            })
+            })?;
+        chunk.held = upto;
+        Ok(())
     }
 
     /// The first offset in `[lo, hi)` from which [`RESYNC_CHAIN`] plausible
@@ -335,7 +349,7 @@ impl PcapChunks {
                 return false;
             }
             let Some(h) = chunk
-                .bytes
+                .held()
                 .get((at - chunk.base) as usize..)
                 .and_then(|b| b.first_chunk::<RECORD_HEADER_LEN>())
             else {
@@ -382,7 +396,7 @@ impl PcapChunks {
             let rel = (at - chunk.base) as usize;
             let word = |i: usize| {
                 chunk
-                    .bytes
+                    .held()
                     .get(rel..)
                     .and_then(|b| u32_in::<BIG>(b, i))
                     .unwrap_or_default()

@@ -1,13 +1,15 @@
 //! Offline replay of a capture file across N workers.
 //!
-//! A regular file is read by every worker itself: each reads and decodes
-//! every packet with the run's settings, keeps the ones it owns
-//! ([`Owners`]) and lets the others move only its flow clock, so flows time
-//! out at the same capture time as with one worker. Nothing is copied or
-//! handed between threads (one worker runs on the calling thread).
-//! Reading and decoding a packet costs a few hundred instructions against
-//! the thousands a worker spends on the packets it owns, so two workers
-//! come close to twice one (see the README's benchmarks).
+//! A plain classic pcap file (the usual case) is read in chunks that the
+//! workers share ([`chunked`]): each reads and parses every N-th chunk and
+//! sorts its packets by owner ([`Owners`]); each runs, in file order, the
+//! packets it owns from every chunk, its flow clock moved by all of them, so
+//! flows time out at the same capture time as with one worker.
+//!
+//! Any other regular file (pcapng) and a paced replay (`--pps`) are read by
+//! every worker itself: each reads and decodes every packet, keeps the ones
+//! it owns and lets the others move only its flow clock. Nothing is copied
+//! or handed between threads, but each worker pays for reading all of it.
 //!
 //! What can be read only once (standard input, a pipe, a compressed file)
 //! goes through one reader thread: it decodes each packet to find its
@@ -16,6 +18,8 @@
 //! to its copy of the bytes instead of decoding again. Full batches travel
 //! through bounded channels; empty ones come back for reuse. Offline
 //! replay is lossless: a full channel makes the reader wait.
+//!
+//! One worker reads the file on the calling thread, in order.
 
 mod chunked;
 
