@@ -246,12 +246,7 @@ impl<'a> Shared<'a> {
         worker.observe_time(last_ns);
         worker.end_batch();
         let stats = worker.finish(last_ns);
-        let span = Span {
-            first_ns: if packets == 0 { 0 } else { first_ns },
-            last_ns,
-            file_error,
-        };
-        (span, stats)
+        (Span::new(packets, first_ns, last_ns, file_error), stats)
     }
 }
 

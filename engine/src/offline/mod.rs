@@ -412,6 +412,48 @@ struct Span {
     file_error: Option<FileError>,
 }
 
+impl Span {
+    /// `first_ns` is the oldest time of `packets` packets (0 if none).
+    fn new(packets: u64, first_ns: u64, last_ns: u64, file_error: Option<FileError>) -> Span {
+        Span {
+            first_ns: if packets == 0 { 0 } else { first_ns },
+            last_ns,
+            file_error,
+        }
+    }
+}
+
+/// What a reader does after each batch: paces the replay, reports
+/// progress at `(offset, packets read)`, and says whether to read on
+/// (not at the end, after an error, kept in `file_error`, or when the
+/// output's reader went away).
+fn read_on(
+    pacer: &Option<Pacer>,
+    progress: Option<&dyn Progress>,
+    (offset, read): (u64, u64),
+    sender: &Option<BatchSender>,
+    polled: Result<Poll, FileError>,
+    file_error: &mut Option<FileError>,
+) -> bool {
+    if let Some(p) = pacer {
+        p.wait(read);
+    }
+    if let Some(pr) = progress {
+        pr.update(offset, read);
+    }
+    if reader_gone(sender) {
+        return false;
+    }
+    match polled {
+        Ok(Poll::End) => false,
+        Ok(_) => true,
+        Err(e) => {
+            *file_error = Some(e);
+            false
+        }
+    }
+}
+
 impl Reading<'_> {
     /// Reads all of `file`, runs the packets worker `me` owns on `worker`,
     /// and finishes it at the file's last packet time.
@@ -453,31 +495,13 @@ impl Reading<'_> {
             });
             read += n;
             worker.end_batch();
-            if let Some(p) = &pacer {
-                p.wait(read);
-            }
-            if let Some(pr) = progress {
-                pr.update(file.offset(), read);
-            }
-            if reader_gone(self.sender) {
+            let at = (file.offset(), read);
+            if !read_on(&pacer, progress, at, self.sender, polled, &mut file_error) {
                 break;
-            }
-            match polled {
-                Ok(Poll::End) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    file_error = Some(e);
-                    break;
-                }
             }
         }
         let stats = worker.finish(last_ns);
-        let span = Span {
-            first_ns: if read == 0 { 0 } else { first_ns },
-            last_ns,
-            file_error,
-        };
-        (span, stats)
+        (Span::new(read, first_ns, last_ns, file_error), stats)
     }
 }
 
@@ -555,22 +579,9 @@ fn channel_replay(
                 send_failed |= txs[i].send(full).is_err();
             }
         }
-        if let Some(p) = &pacer {
-            p.wait(read);
-        }
-        if let Some(pr) = progress {
-            pr.update(file.offset(), read);
-        }
-        if reader_gone(sender) {
+        let at = (file.offset(), read);
+        if !read_on(&pacer, progress, at, sender, polled, &mut file_error) {
             break;
-        }
-        match polled {
-            Ok(Poll::End) => break,
-            Ok(_) => {}
-            Err(e) => {
-                file_error = Some(e);
-                break;
-            }
         }
         if send_failed {
             break;
