@@ -420,7 +420,7 @@ impl PcapChunks {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{PcapBuilder, TempFile};
+    use super::super::testutil::{xorshift, PcapBuilder, TempFile};
     use super::super::CaptureFile;
     use super::*;
 
@@ -582,13 +582,7 @@ mod tests {
     #[test]
     fn damaged_captures_read_the_same_chunked() {
         let clean = capture(false, false, 120);
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let (mut reparsed, mut errors) = (0, 0);
         for round in 0..150 {
             let mut bytes = clean.clone();

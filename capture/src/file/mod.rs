@@ -501,7 +501,7 @@ impl PacketSource for CaptureFile {
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::{NgBuilder, PcapBuilder, TempFile};
+    use super::testutil::{xorshift, NgBuilder, PcapBuilder, TempFile};
     use super::*;
 
     /// A pcap with packets of many sizes, so records straddle buffer refills.
@@ -756,20 +756,14 @@ mod tests {
         }
         ng.spb(&[1; 30], 30);
         let seeds = [varied_pcap(30), ng.finish()];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rand = xorshift(0x9e37_79b9_7f4a_7c15);
         for round in 0..4000 {
             let mut bytes = seeds[round % 2].clone();
             for _ in 0..1 + rand() % 8 {
                 let i = (rand() as usize) % bytes.len();
                 bytes[i] = rand() as u8;
             }
-            if rand() % 4 == 0 {
+            if rand().is_multiple_of(4) {
                 let keep = (rand() as usize) % bytes.len();
                 bytes.truncate(keep);
             }

@@ -2,6 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
+/// A xorshift64 generator from `seed`, for the randomised file tests.
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 pub(crate) struct PcapBuilder {
     big: bool,
     out: Vec<u8>,

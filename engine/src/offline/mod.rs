@@ -594,10 +594,11 @@ fn channel_replay(
     }
     final_ns.store(last_ns, Ordering::Release);
     drop(txs);
+    let span = Span::new(read, first_ns, last_ns, file_error);
     let mut summary = ReplaySummary {
-        first_ns: if read == 0 { 0 } else { first_ns },
-        last_ns,
-        file_error,
+        first_ns: span.first_ns,
+        last_ns: span.last_ns,
+        file_error: span.file_error,
         ..ReplaySummary::default()
     };
     for (i, h) in handles.into_iter().enumerate() {
