@@ -8,6 +8,23 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Asks the CPU to bring the cache line holding `bytes[0]` into its
+/// caches ahead of use (a packet run later, whose bytes another core or an
+/// earlier read left in memory). A hint: it changes no result.
+#[inline(always)]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 loads nothing into a register and never faults,
+    // whatever the address (here one inside a live slice, or one past it);
+    // SSE is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// Interface index of `name`, or `None` when no such interface exists.
 pub(crate) fn ifindex(name: &str) -> Option<u32> {
     let c = CString::new(name).ok()?;

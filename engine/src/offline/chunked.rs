@@ -44,11 +44,14 @@ pub const READ_CHUNK: usize = 2 << 20;
 /// Chunks a worker parses ahead of the one it runs.
 const PARSE_AHEAD: usize = 2;
 
+/// Packets ahead of the one run whose headers are prefetched.
+const PREFETCH_AHEAD: usize = 4;
+
 /// A parsed chunk with its packets sorted by owner.
 struct Sorted {
     chunk: Chunk,
-    /// Per worker: its packets, with their index in the chunk.
-    owned: Vec<Vec<(u32, ChunkPacket)>>,
+    /// Per worker: its packets.
+    owned: Vec<Vec<ChunkPacket>>,
     /// Per packet of the chunk: the newest time of the file up to it (from
     /// the start of the chunk).
     newest: Vec<u64>,
@@ -74,14 +77,13 @@ impl Sorted {
         chunks.parse(index, from, &mut self.chunk, |at, p| {
             latest = latest.max(p.ts_ns);
             oldest = oldest.min(p.ts_ns);
-            let i = newest.len() as u32;
             newest.push(latest);
             // Most packets' owner is found without decoding them.
             let owner = owners
                 .quick(p)
                 .unwrap_or_else(|| owners.decode_owner(p, &mut Decoded::default()));
             if let Some(list) = owned.get_mut(owner) {
-                list.push((i, at));
+                list.push(at);
             }
         });
         self.oldest_ns = oldest;
@@ -257,13 +259,19 @@ fn run_chunk(worker: &mut Worker, sorted: &Sorted, me: usize, before: u64) {
     let batch = BATCH_PACKETS as u64;
     // Index in this chunk of the first packet of the file's next batch.
     let mut boundary = (batch - before % batch) as usize;
-    for &(i, at) in sorted.owned.get(me).map_or(&[][..], Vec::as_slice) {
-        let i = i as usize;
+    let own = sorted.owned.get(me).map_or(&[][..], Vec::as_slice);
+    for (k, at) in own.iter().enumerate() {
+        // The headers of a packet a few ahead: they are in memory, not in
+        // this core's caches (read long ago, or by another worker).
+        if let Some(ahead) = own.get(k + PREFETCH_AHEAD) {
+            sorted.chunk.prefetch(ahead);
+        }
+        let i = at.index as usize;
         end_batches(worker, newest, i, &mut boundary);
         if let Some(&t) = newest.get(i) {
             worker.observe_time(t);
         }
-        worker.process(&sorted.chunk.packet(&at));
+        worker.process(&sorted.chunk.packet(at));
     }
     end_batches(worker, newest, newest.len(), &mut boundary);
 }
