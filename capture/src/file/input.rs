@@ -288,8 +288,18 @@ impl Input {
             let grown = n.max(self.buf.len().saturating_mul(2)).min(READ_BUF.max(n));
             self.buf.resize(grown, 0);
         }
+        // The first read takes only a little: opening a file reads its
+        // header, and a replay that splits the file between workers
+        // (`PcapChunks`) drops this reader right after; a full first
+        // buffer was a serial copy and fresh-page cost before any worker
+        // started.
+        let upto = if self.base == 0 && self.end == 0 {
+            n.max(MIN_READ_BUF).min(self.buf.len())
+        } else {
+            self.buf.len()
+        };
         while self.end < n {
-            let Some(space) = self.buf.get_mut(self.end..) else {
+            let Some(space) = self.buf.get_mut(self.end..upto) else {
                 break;
             };
             if space.is_empty() {

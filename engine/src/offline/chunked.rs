@@ -4,10 +4,13 @@
 //! apart, too sparse for the hardware prefetcher) and the copy from the
 //! page cache costs as much again; one thread doing it for all workers, or
 //! every worker doing it for the whole file, kept two workers at 1.2x one.
-//! Here the file is cut into chunks ([`PcapChunks`]) and worker `w` reads
-//! and parses chunks `w`, `w + N`, `w + 2N`, ..., a few ahead of the one it
-//! runs, sorting each chunk's packets by owner. Every worker then runs, in
-//! chunk order, the packets it owns from every chunk.
+//! Here the file is cut into chunks ([`PcapChunks`]). Before running a
+//! chunk, a worker claims the next chunks nobody has parsed yet, up to a few
+//! ahead of it, and parses them, sorting each chunk's packets by owner. A
+//! worker that owns fewer packets (or shares its core less) reaches that
+//! point sooner and so parses more of the file: the split of the reading
+//! follows the load. Every worker then runs, in chunk order, the packets it
+//! owns from every chunk.
 //!
 //! The result is the sequential replay's, exactly:
 //! - a chunk parsed from a guessed start is checked, in chunk order, against
@@ -96,6 +99,8 @@ pub(super) struct Shared<'a> {
     owners: Owners,
     /// Chunk `i`, once parsed (taken back for reuse once all ran it).
     slots: Vec<Mutex<Option<Arc<Sorted>>>>,
+    /// The next chunk nobody has claimed to parse.
+    unclaimed: AtomicUsize,
     /// Per worker: how many chunks it has run.
     done: Vec<AtomicUsize>,
     /// A worker stopped early (the output's reader went away, a panic):
@@ -123,6 +128,7 @@ impl<'a> Shared<'a> {
             chunks,
             owners,
             slots: (0..chunks.count()).map(|_| Mutex::new(None)).collect(),
+            unclaimed: AtomicUsize::new(0),
             done: (0..owners.workers()).map(|_| AtomicUsize::new(0)).collect(),
             abort: AtomicBool::new(false),
         }
@@ -165,8 +171,29 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// A chunk worker `me` parsed earlier and every worker has run, for
-    /// reuse.
+    /// Claims the next unparsed chunk if it is at most `upto` and fewer
+    /// than [`PARSE_AHEAD`]` + 1` chunks per worker lie parsed and not yet
+    /// run by the slowest worker (memory stays bounded however uneven the
+    /// load). A claimed chunk is parsed at once; the slowest worker can
+    /// always claim the chunk it needs next, so nobody waits forever.
+    fn claim(&self, upto: usize) -> Option<usize> {
+        let slowest = self
+            .done
+            .iter()
+            .map(|d| d.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0);
+        let window = self.done.len() * (PARSE_AHEAD + 1);
+        let limit = upto.min(slowest + window - 1);
+        self.unclaimed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.slots.len() && n <= limit).then_some(n + 1)
+            })
+            .ok()
+    }
+
+    /// A chunk this worker parsed earlier (`mine`, oldest first) that every
+    /// worker has run, for reuse.
     fn reusable(&self, mine: &mut VecDeque<usize>) -> Option<Sorted> {
         let oldest = *mine.front()?;
         let all_ran = self.done.iter().all(|d| d.load(Ordering::Acquire) > oldest);
@@ -194,7 +221,6 @@ impl<'a> Shared<'a> {
         };
         let count = self.slots.len();
         let workers = self.done.len();
-        let mut next_parse = me;
         let mut mine = VecDeque::new();
         let mut expect = None;
         let mut packets = 0u64;
@@ -202,18 +228,17 @@ impl<'a> Shared<'a> {
         let mut file_error = None;
         let mut completed = true;
         for index in 0..count {
-            while next_parse < count && next_parse <= index + PARSE_AHEAD {
+            while let Some(claimed) = self.claim(index + PARSE_AHEAD) {
                 let mut sorted = self
                     .reusable(&mut mine)
                     .unwrap_or_else(|| Sorted::new(workers));
-                sorted.fill(self.chunks, &self.owners, next_parse, None);
-                if let Some(slot) = self.slots.get(next_parse) {
+                sorted.fill(self.chunks, &self.owners, claimed, None);
+                if let Some(slot) = self.slots.get(claimed) {
                     if let Ok(mut s) = slot.lock() {
                         *s = Some(Arc::new(sorted));
                     }
                 }
-                mine.push_back(next_parse);
-                next_parse += workers;
+                mine.push_back(claimed);
             }
             let Some(sorted) = self.checked(index, expect) else {
                 completed = false;
