@@ -21,9 +21,12 @@ pub const BASE_BYTES: u64 = 48 << 20;
 /// The fewest flows a worker's table may hold.
 pub const MIN_FLOWS_PER_WORKER: u64 = 1024;
 
-/// Replay: the capture file's read buffer and, per worker, the packet
-/// batches in flight (24 of 256 packets of up to 1600 bytes).
-const REPLAY_READ_BYTES: u64 = 8 << 20;
+/// Replay, per worker: the file's bytes in memory (the sequential
+/// reader's 256 KiB buffer, or, when workers share the reading, up to three
+/// chunks of 256 KiB plus 64 KiB read past their end) and the packet
+/// batches in flight from a reader thread (24 of 256 packets of up to 1600
+/// bytes).
+const REPLAY_READ_BYTES_PER_WORKER: u64 = 1 << 20;
 const REPLAY_BATCHES_PER_WORKER: u64 = 24 * 256 * 1600;
 
 /// The default budget: a quarter of the machine's memory, at most 1 GiB.
@@ -114,7 +117,7 @@ pub fn plan(cfg: &Config, workers: usize, input: Input) -> Result<MemoryPlan, Bu
     match input {
         Input::Replay => parts.push((
             "replay buffers",
-            REPLAY_READ_BYTES + REPLAY_BATCHES_PER_WORKER * w,
+            (REPLAY_READ_BYTES_PER_WORKER + REPLAY_BATCHES_PER_WORKER) * w,
             "fixed",
         )),
         Input::Live {

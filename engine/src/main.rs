@@ -142,7 +142,7 @@ struct RunArgs {
     #[arg(long)]
     no_progress: bool,
     /// Replay of a pcap file by several workers: bytes of it each worker
-    /// reads and parses at a time [default: 2097152].
+    /// reads and parses at a time [default: 262144].
     #[arg(long, value_name = "BYTES", requires = "pcap", value_parser = clap::value_parser!(u32).range(1..))]
     read_chunk: Option<u32>,
     /// Do not print the end-of-run summary on stderr.

@@ -329,13 +329,58 @@ impl PcapChunks {
     /// The first offset in `[lo, hi)` from which [`RESYNC_CHAIN`] plausible
     /// record headers follow one another (or reach the end of the file).
     fn resync(&self, chunk: &mut Chunk, lo: u64, hi: u64) -> Option<u64> {
-        (lo..hi).find(|&at| {
-            if self.big {
-                self.plausible::<true>(chunk, at)
-            } else {
-                self.plausible::<false>(chunk, at)
+        if self.big {
+            self.resync_in::<true>(chunk, lo, hi)
+        } else {
+            self.resync_in::<false>(chunk, lo, hi)
+        }
+    }
+
+    fn resync_in<const BIG: bool>(&self, chunk: &mut Chunk, lo: u64, hi: u64) -> Option<u64> {
+        let mut at = lo;
+        while at < hi {
+            at = self.near_first::<BIG>(chunk, at, hi);
+            if at < hi && self.plausible::<BIG>(chunk, at) {
+                return Some(at);
             }
-        })
+            at += 1;
+        }
+        None
+    }
+
+    /// The first offset from `at` (before `hi`) whose four bytes, read as a
+    /// record's seconds, lie within [`RESYNC_SPAN_SECS`] of the first
+    /// record's: a scan of a few instructions a byte that spares
+    /// [`PcapChunks::plausible`] nearly every offset (it took 5% of a
+    /// two-worker replay run byte by byte). Past the bytes held (the end of
+    /// the file) every offset is a candidate.
+    fn near_first<const BIG: bool>(&self, chunk: &Chunk, at: u64, hi: u64) -> u64 {
+        let Some(first) = self.first_sec else {
+            return at;
+        };
+        let held = chunk.held();
+        let from = (at - chunk.base) as usize;
+        let to = usize::try_from(hi - chunk.base)
+            .unwrap_or(usize::MAX)
+            .min(held.len().saturating_sub(3));
+        let Some(window) = held.get(from..to.saturating_add(3)) else {
+            return at;
+        };
+        let near = window.windows(4).position(|w| {
+            let Some(&w) = w.first_chunk::<4>() else {
+                return false;
+            };
+            let sec = if BIG {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            };
+            sec.abs_diff(first) <= RESYNC_SPAN_SECS
+        });
+        match near {
+            Some(i) => at + i as u64,
+            None => (chunk.base + to as u64).max(at),
+        }
     }
 
     fn plausible<const BIG: bool>(&self, chunk: &mut Chunk, from: u64) -> bool {
@@ -400,13 +445,14 @@ impl PcapChunks {
                     .map_err(|e| (at, e))?;
             }
             let rel = (at - chunk.base) as usize;
-            let word = |i: usize| {
-                chunk
-                    .held()
-                    .get(rel..)
-                    .and_then(|b| u32_in::<BIG>(b, i))
-                    .unwrap_or_default()
-            };
+            // One bounds check for the header, then fixed-offset words.
+            let header = chunk
+                .held()
+                .get(rel..)
+                .and_then(|b| b.first_chunk::<RECORD_HEADER_LEN>())
+                .copied()
+                .unwrap_or_default();
+            let word = |i: usize| u32_in::<BIG>(&header, i).unwrap_or_default();
             let (sec, frac, caplen, orig_len) = (word(0), word(4), word(8), word(12));
             if caplen > MAX_CAPLEN {
                 return Err((at, caplen_too_large(at, caplen)));

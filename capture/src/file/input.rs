@@ -14,8 +14,11 @@ use super::FileError;
 
 /// Size of the read buffer for large files. Small files get a buffer the
 /// size of the file; the buffer grows (rarely, up to a record's size) when a
-/// record does not fit.
-pub(super) const READ_BUF: usize = 8 << 20;
+/// record does not fit. Small enough to stay in the core's L2 cache from the
+/// read to the packets' use: on W1-1M one worker ran 3-8% faster with
+/// 256 KiB than with 8 MiB, whose bytes were out of the cache again by the
+/// time they were parsed.
+pub(super) const READ_BUF: usize = 256 << 10;
 /// Smallest read buffer, so that tiny and growing files still read in chunks.
 const MIN_READ_BUF: usize = 64 << 10;
 

@@ -10,7 +10,11 @@
 //! worker that owns fewer packets (or shares its core less) reaches that
 //! point sooner and so parses more of the file: the split of the reading
 //! follows the load. Every worker then runs, in chunk order, the packets it
-//! owns from every chunk.
+//! owns from every chunk. A worker whose next chunk is still being parsed
+//! parses chunks further ahead meanwhile, and after a short spin parses
+//! the awaited chunk itself (the first parse to finish is kept): a parser
+//! held up by a page fault or by the sink thread taking its core then holds
+//! nobody else up.
 //!
 //! The result is the sequential replay's, exactly:
 //! - a chunk parsed from a guessed start is checked, in chunk order, against
@@ -22,15 +26,14 @@
 //! - a bad record ends the replay after every packet before it, with the
 //!   sequential reader's error.
 //!
-//! Chunk buffers are reused once every worker has run them: memory stays at
-//! a few chunks per worker.
+//! The last worker to run a chunk puts its buffers in a shared spare list for
+//! the next parse: memory stays at a few chunks per worker.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use capture::file::{Chunk, ChunkPacket, PcapChunks};
+use capture::file::{Chunk, ChunkPacket, FileError, PcapChunks};
 use dissect::packet::Decoded;
 
 use super::{reader_gone, Progress, Span, BATCH_PACKETS};
@@ -39,13 +42,17 @@ use crate::stats::WorkerStats;
 use crate::worker::Worker;
 
 /// Bytes of the file each worker reads and parses at a time: large enough
-/// that a chunk's fixed costs vanish, small enough to stay in the cache
-/// while its packets are sorted (2 MiB measured best on W1-1M against 1 and
-/// 4 MiB).
-pub const READ_CHUNK: usize = 2 << 20;
+/// that a chunk's fixed costs vanish, small enough that the few chunks in
+/// flight stay in the caches between the read and the run (on W1-1M with
+/// two workers 256 KiB ran 4% faster than 2 MiB, 128 KiB 5% slower).
+pub const READ_CHUNK: usize = 256 << 10;
 
 /// Chunks a worker parses ahead of the one it runs.
 const PARSE_AHEAD: usize = 2;
+
+/// Spins with nothing to do before a worker parses the chunk it waits for
+/// itself.
+const STEAL_AFTER: u32 = 32;
 
 /// Packets ahead of the one run whose headers are prefetched.
 const PREFETCH_AHEAD: usize = 4;
@@ -93,12 +100,22 @@ impl Sorted {
     }
 }
 
+/// One chunk of the file as the workers share it.
+struct Slot {
+    /// The chunk once parsed.
+    sorted: Mutex<Option<Arc<Sorted>>>,
+    /// Workers that have not run it yet: the last one recycles its buffers.
+    left: AtomicUsize,
+}
+
 /// What the workers of one replay share.
 pub(super) struct Shared<'a> {
     chunks: &'a PcapChunks,
     owners: Owners,
-    /// Chunk `i`, once parsed (taken back for reuse once all ran it).
-    slots: Vec<Mutex<Option<Arc<Sorted>>>>,
+    slots: Vec<Slot>,
+    /// Parsed chunks every worker has run, and parses that lost a race,
+    /// for reuse (their buffers keep their size).
+    spare: Mutex<Vec<Sorted>>,
     /// The next chunk nobody has claimed to parse.
     unclaimed: AtomicUsize,
     /// Per worker: how many chunks it has run.
@@ -127,47 +144,108 @@ impl<'a> Shared<'a> {
         Shared {
             chunks,
             owners,
-            slots: (0..chunks.count()).map(|_| Mutex::new(None)).collect(),
+            slots: (0..chunks.count())
+                .map(|_| Slot {
+                    sorted: Mutex::new(None),
+                    left: AtomicUsize::new(owners.workers()),
+                })
+                .collect(),
+            spare: Mutex::new(Vec::new()),
             unclaimed: AtomicUsize::new(0),
             done: (0..owners.workers()).map(|_| AtomicUsize::new(0)).collect(),
             abort: AtomicBool::new(false),
         }
     }
 
-    /// Chunk `index` once parsed, checked to start where the chunk before
+    /// Chunk `index` if parsed, checked to start where the chunk before
     /// ended (`expect`; `None` for the first) and parsed again from there
-    /// if not. `None` if the replay was aborted.
-    fn checked(&self, index: usize, expect: Option<u64>) -> Option<Arc<Sorted>> {
-        let slot = self.slots.get(index)?;
+    /// if not; `None` while its parser is still at work (or the slot's
+    /// lock is poisoned: the abort flag then follows).
+    fn ready(&self, index: usize, expect: Option<u64>) -> Option<Arc<Sorted>> {
+        let mut s = self.slots.get(index)?.sorted.lock().ok()?;
+        let sorted = s.as_ref()?;
+        if expect.is_none_or(|e| sorted.chunk.start() == Some(e)) {
+            return Some(Arc::clone(sorted));
+        }
+        // The guess was wrong: the first worker here parses it again
+        // (under the lock: the others wait for it).
+        let mut fresh = Sorted::new(self.done.len());
+        fresh.fill(self.chunks, &self.owners, index, expect);
+        let fresh = Arc::new(fresh);
+        *s = Some(Arc::clone(&fresh));
+        Some(fresh)
+    }
+
+    /// Chunk `index` (see [`Shared::ready`]) once parsed; `None` if the
+    /// replay was aborted. While another worker parses it, this one parses
+    /// chunks further ahead (within the window) rather than idle; if there
+    /// are none and the chunk is still not there after a short spin, it
+    /// parses the chunk itself (a 256 KiB chunk takes tens of
+    /// microseconds): a parser held up by a page-fault storm or the sink
+    /// thread taking its core then holds nobody up.
+    fn wait_for(&self, index: usize, expect: Option<u64>) -> Option<Arc<Sorted>> {
         let mut idle = 0u32;
         loop {
-            {
-                let mut s = slot.lock().ok()?;
-                if let Some(sorted) = s.as_ref() {
-                    if expect.is_none_or(|e| sorted.chunk.start() == Some(e)) {
-                        return Some(Arc::clone(sorted));
-                    }
-                    // The guess was wrong: the first worker here parses it
-                    // again (under the lock: the others wait for it).
-                    let mut fresh = Sorted::new(self.done.len());
-                    fresh.fill(self.chunks, &self.owners, index, expect);
-                    let fresh = Arc::new(fresh);
-                    *s = Some(Arc::clone(&fresh));
-                    return Some(fresh);
-                }
+            if let Some(sorted) = self.ready(index, expect) {
+                return Some(sorted);
             }
             if self.abort.load(Ordering::Acquire) {
                 return None;
             }
-            // The chunk's parser is busy running packets: spin briefly,
-            // then let the core go.
+            if let Some(claimed) = self.claim(usize::MAX) {
+                self.parse(claimed, None);
+                continue;
+            }
             idle += 1;
+            if idle == STEAL_AFTER && index < self.unclaimed.load(Ordering::Acquire) {
+                self.parse(index, expect);
+                continue;
+            }
             if idle < 64 {
                 std::hint::spin_loop();
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(Duration::from_micros(20));
             }
+        }
+    }
+
+    /// Parses chunk `index` (from `from`, when known) into its slot, unless
+    /// another worker's parse got there first.
+    fn parse(&self, index: usize, from: Option<u64>) {
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        let mut sorted = spare.unwrap_or_else(|| Sorted::new(self.done.len()));
+        sorted.fill(self.chunks, &self.owners, index, from);
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        if let Ok(mut s) = slot.sorted.lock() {
+            if s.is_none() {
+                *s = Some(Arc::new(sorted));
+                return;
+            }
+        }
+        self.recycle(sorted);
+    }
+
+    fn recycle(&self, sorted: Sorted) {
+        if let Ok(mut s) = self.spare.lock() {
+            s.push(sorted);
+        }
+    }
+
+    /// Worker done with chunk `index` (its handle dropped): the last one
+    /// to run it recycles it.
+    fn ran(&self, index: usize) {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        if slot.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let taken = slot.sorted.lock().ok().and_then(|mut s| s.take());
+        if let Some(sorted) = taken.and_then(|a| Arc::try_unwrap(a).ok()) {
+            self.recycle(sorted);
         }
     }
 
@@ -192,19 +270,6 @@ impl<'a> Shared<'a> {
             .ok()
     }
 
-    /// A chunk this worker parsed earlier (`mine`, oldest first) that every
-    /// worker has run, for reuse.
-    fn reusable(&self, mine: &mut VecDeque<usize>) -> Option<Sorted> {
-        let oldest = *mine.front()?;
-        let all_ran = self.done.iter().all(|d| d.load(Ordering::Acquire) > oldest);
-        if !all_ran {
-            return None;
-        }
-        mine.pop_front();
-        let taken = self.slots.get(oldest)?.lock().ok()?.take()?;
-        Arc::try_unwrap(taken).ok()
-    }
-
     /// Worker `me`'s share of the replay: parses its chunks and runs its
     /// packets of every chunk; finishes `worker` at the file's last packet
     /// time. Reports progress if given (one worker does).
@@ -220,8 +285,6 @@ impl<'a> Shared<'a> {
             armed: true,
         };
         let count = self.slots.len();
-        let workers = self.done.len();
-        let mut mine = VecDeque::new();
         let mut expect = None;
         let mut packets = 0u64;
         let (mut first_ns, mut last_ns) = (u64::MAX, 0u64);
@@ -229,18 +292,9 @@ impl<'a> Shared<'a> {
         let mut completed = true;
         for index in 0..count {
             while let Some(claimed) = self.claim(index + PARSE_AHEAD) {
-                let mut sorted = self
-                    .reusable(&mut mine)
-                    .unwrap_or_else(|| Sorted::new(workers));
-                sorted.fill(self.chunks, &self.owners, claimed, None);
-                if let Some(slot) = self.slots.get(claimed) {
-                    if let Ok(mut s) = slot.lock() {
-                        *s = Some(Arc::new(sorted));
-                    }
-                }
-                mine.push_back(claimed);
+                self.parse(claimed, None);
             }
-            let Some(sorted) = self.checked(index, expect) else {
+            let Some(sorted) = self.wait_for(index, expect) else {
                 completed = false;
                 break;
             };
@@ -256,11 +310,14 @@ impl<'a> Shared<'a> {
                     pr.update(chunk.end(), packets);
                 }
             }
+            let error = chunk.error().map(FileError::duplicate);
+            drop(sorted);
+            self.ran(index);
             if let Some(slot) = self.done.get(me) {
                 slot.store(index + 1, Ordering::Release);
             }
-            if let Some(e) = chunk.error() {
-                file_error = Some(e.duplicate());
+            if error.is_some() {
+                file_error = error;
                 break;
             }
             if reader_gone(sender) {
