@@ -239,11 +239,17 @@ fn ip_pair_hash(src: IpAddr, dst: IpAddr) -> u32 {
 }
 
 /// [`owner`] of a frame of pcap link type `link` without decoding it, when
-/// [`crate::packet::quick_ip_pair`] can read its innermost addresses;
-/// `None`: decode it and ask [`owner`].
+/// [`crate::packet::quick_ip_pair`] can read its innermost addresses as
+/// the decode with `cfg` would find them; `None`: decode it and ask
+/// [`owner`].
 #[inline]
-pub fn quick_owner(link: u32, frame: &[u8], workers: usize) -> Option<usize> {
-    let (src, dst) = crate::packet::quick_ip_pair(link, frame)?;
+pub fn quick_owner(
+    link: u32,
+    frame: &[u8],
+    cfg: &crate::packet::DecodeConfig,
+    workers: usize,
+) -> Option<usize> {
+    let (src, dst) = crate::packet::quick_ip_pair(link, frame, cfg)?;
     Some(ip_pair_hash(src, dst) as usize % workers.max(1))
 }
 

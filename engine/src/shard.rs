@@ -50,7 +50,7 @@ impl Owners {
     /// [`dissect::flow::quick_owner`]); `None`: decode it.
     #[inline]
     pub fn quick(&self, pkt: &Packet<'_>) -> Option<usize> {
-        dissect::flow::quick_owner(pkt.link.0, pkt.data, self.workers)
+        dissect::flow::quick_owner(pkt.link.0, pkt.data, &self.decode, self.workers)
     }
 
     pub fn workers(&self) -> usize {

@@ -62,12 +62,14 @@ pub fn decode_general<'a>(link: u32, frame: &'a [u8], cfg: &DecodeConfig, out: &
     Decoder::new(cfg, 0).run(step, out);
 }
 
-/// The innermost IP addresses of a frame, as [`decode`] would find them,
-/// when they can be read without decoding it: Ethernet (VLAN tags allowed)
-/// carrying IPv4 or IPv6 whose next protocol is TCP or ICMP, which no
-/// encapsulation [`decode`] reads can follow. `None`: decode the frame.
-/// (A replay worker finds the owner of the packets it skips this way.)
-pub fn quick_ip_pair(link: u32, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+/// The innermost IP addresses of a frame, as [`decode`] with `cfg` would
+/// find them, when they can be read without decoding it: Ethernet (VLAN
+/// tags allowed) carrying IPv4 or IPv6 whose next protocol is TCP or ICMP,
+/// which no encapsulation [`decode`] reads can follow, or UDP on ports
+/// that carry none under `cfg` (and any IPv4 fragment: [`decode`] stops
+/// at it). `None`: decode the frame. (A replay worker finds the owner of
+/// the packets it sorts this way.)
+pub fn quick_ip_pair(link: u32, frame: &[u8], cfg: &DecodeConfig) -> Option<(IpAddr, IpAddr)> {
     if link != link::LINKTYPE_ETHERNET {
         return None;
     }
@@ -81,7 +83,6 @@ pub fn quick_ip_pair(link: u32, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
         at += 4;
     }
     let b = tail(frame, at);
-    let quick = |proto: u8| proto == transport::PROTO_TCP || proto == transport::PROTO_ICMP;
     match ty {
         ethernet::ETH_IPV4 => {
             // The checks after which `ip::ipv4` sets the IP header.
@@ -91,11 +92,13 @@ pub fn quick_ip_pair(link: u32, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
                 0 => b.len(),
                 n => n,
             };
+            // A fragment ends the decode whatever it carries.
+            let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0;
             let ok = h[0] >> 4 == 4
                 && header_len >= 20
                 && b.len() >= header_len
                 && total_len >= header_len
-                && quick(h[9]);
+                && (fragment || plain_l4(cfg, h[9], transport::PROTO_ICMP, tail(b, header_len)));
             ok.then(|| {
                 (
                     IpAddr::from([h[12], h[13], h[14], h[15]]),
@@ -107,11 +110,28 @@ pub fn quick_ip_pair(link: u32, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
             let h = bytes::array_at::<40>(b, 0)?;
             let src = bytes::array_at::<16>(&h, 8)?;
             let dst = bytes::array_at::<16>(&h, 24)?;
-            let ok = h[0] >> 4 == 6 && (h[6] == transport::PROTO_TCP || h[6] == 58);
+            let ok = h[0] >> 4 == 6 && plain_l4(cfg, h[6], transport::PROTO_ICMPV6, tail(b, 40));
             ok.then(|| (IpAddr::from(src), IpAddr::from(dst)))
         }
         _ => None,
     }
+}
+
+/// Whether what follows an IP header (`l4`, protocol `proto`) holds no
+/// tunnel [`decode`] with `cfg` follows: TCP, the IP version's ICMP
+/// (`icmp`), or UDP whose ports carry none (ports cut short: decode, it
+/// stops there).
+#[inline(always)]
+fn plain_l4(cfg: &DecodeConfig, proto: u8, icmp: u8, l4: &[u8]) -> bool {
+    if proto == transport::PROTO_TCP || proto == icmp {
+        return true;
+    }
+    proto == transport::PROTO_UDP
+        && bytes::array_at::<4>(l4, 0).is_some_and(|p| {
+            let src = u16::from_be_bytes([p[0], p[1]]);
+            let dst = u16::from_be_bytes([p[2], p[3]]);
+            !tunnel::udp_may_carry(cfg, src, dst)
+        })
 }
 
 /// Whether [`decode`] reads frames of pcap link type `link`; the others

@@ -374,3 +374,42 @@ fn shortcut_decodes_as_the_general_path() {
         }
     }
 }
+
+/// The shortcut to a frame's innermost addresses follows the configured
+/// UDP tunnel ports: with VXLAN decapsulation on (the default) it leaves
+/// the VXLAN packets to the decoder; with it off (port 0) it gives their
+/// outer addresses, as the decoder then does; and wherever it answers, the
+/// answer is the decoder's.
+#[test]
+fn quick_ip_pair_follows_the_configured_tunnel_ports() {
+    let dir = pcapfile::corpus_dir().expect("corpus");
+    let pcap = pcapfile::read(&dir.join("tunnels/ndpi-vxlan.pcap")).expect("capture");
+    let off = DecodeConfig {
+        vxlan_port: 0,
+        ..DecodeConfig::default()
+    };
+    let (mut vxlan, mut quick_off) = (0, 0);
+    for rec in &pcap.records {
+        for cfg in [DecodeConfig::default(), off] {
+            let mut d = Decoded::default();
+            decode(pcap.link, rec, &cfg, &mut d);
+            let quick = quick_ip_pair(pcap.link, rec, &cfg);
+            if let Some(pair) = quick {
+                assert_eq!(Some(pair), d.ip.map(|ip| (ip.src, ip.dst)));
+            }
+            let carried = d.tunnel.map(|t| t.kind) == Some(TunnelKind::Vxlan);
+            if cfg.vxlan_port != 0 && carried {
+                vxlan += 1;
+                assert_eq!(quick, None);
+            }
+            if cfg.vxlan_port == 0 && quick.is_some() {
+                quick_off += 1;
+            }
+        }
+    }
+    assert!(vxlan > 0, "no VXLAN packet decoded");
+    assert!(
+        quick_off >= vxlan,
+        "{quick_off} shortcuts with VXLAN off, {vxlan} VXLAN packets"
+    );
+}

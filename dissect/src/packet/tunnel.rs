@@ -8,7 +8,9 @@
 use super::bytes::{tail, u16_at, u32_at, u8_at};
 use super::ethernet::{ETH_IPV4, ETH_IPV6, ETH_MPLS, ETH_MPLS_MC};
 use super::transport::PROTO_IPIP;
-use super::{stop, DecodeStatus, Decoded, Decoder, Layer, Malformation, Step, TunnelKind};
+use super::{
+    stop, DecodeConfig, DecodeStatus, Decoded, Decoder, Layer, Malformation, Step, TunnelKind,
+};
 
 const GRE_CHECKSUM: u16 = 0x8000;
 const GRE_ROUTING: u16 = 0x4000;
@@ -158,6 +160,16 @@ pub(crate) fn ip_in_ip<'a>(
 
 /// UDP-borne tunnels, chosen by port and confirmed by their header.
 /// `declared` is the UDP payload length the UDP header gives.
+/// Whether [`udp`] may decapsulate a datagram from port `src` to `dst`
+/// under `cfg` (the ports it follows, in the same order).
+pub(crate) fn udp_may_carry(cfg: &DecodeConfig, src: u16, dst: u16) -> bool {
+    (cfg.vxlan_port != 0 && dst == cfg.vxlan_port)
+        || (cfg.geneve_port != 0 && dst == cfg.geneve_port)
+        || src == GTPU_PORT
+        || dst == GTPU_PORT
+        || cfg.teredo_port.is_some_and(|p| src == p || dst == p)
+}
+
 pub(crate) fn udp<'a>(
     d: &mut Decoder<'_>,
     src_port: u16,
