@@ -366,3 +366,22 @@ fn community_ids_match_suricata_reference() {
     assert_eq!(suricata_variant.len(), 2, "{suricata_variant:?}");
     eprintln!("{} captures, {flows} Suricata flows matched", checked.len());
 }
+
+/// The IPv4 pair hash of the owner's shortcut is the general one's (the
+/// owner of a packet must not depend on which path found it), both ways.
+#[test]
+fn ipv4_pair_hash_is_the_general_pair_hash() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut spread = BTreeSet::new();
+    for _ in 0..10_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let (a, b) = (x as u32, (x >> 32) as u32);
+        let general = ip_pair_hash(IpAddr::from(a.to_be_bytes()), IpAddr::from(b.to_be_bytes()));
+        assert_eq!(ipv4_pair_hash(a, b), general, "{a:#x} {b:#x}");
+        assert_eq!(ipv4_pair_hash(b, a), general, "{b:#x} {a:#x}");
+        spread.insert(general % 4);
+    }
+    assert_eq!(spread.len(), 4);
+}

@@ -62,6 +62,29 @@ pub fn decode_general<'a>(link: u32, frame: &'a [u8], cfg: &DecodeConfig, out: &
     Decoder::new(cfg, 0).run(step, out);
 }
 
+/// [`quick_ip_pair`] of the most common frame, as big-endian words:
+/// untagged Ethernet carrying IPv4 without options whose protocol is TCP
+/// (a fragment or not: either way no tunnel follows). `None`: ask
+/// [`quick_ip_pair`].
+#[inline(always)]
+pub fn quick_ipv4_tcp_pair(link: u32, frame: &[u8]) -> Option<(u32, u32)> {
+    let h = frame.first_chunk::<34>()?;
+    // The checks of `quick_ip_pair` for this frame: a total length of 0
+    // means "the rest of the frame" (at least 20 bytes here).
+    let total_len = u16::from_be_bytes([h[16], h[17]]);
+    let plain = link == link::LINKTYPE_ETHERNET
+        && h[12..14] == [0x08, 0x00]
+        && h[14] == 0x45
+        && h[23] == transport::PROTO_TCP
+        && (total_len == 0 || total_len >= 20);
+    plain.then(|| {
+        (
+            u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
+            u32::from_be_bytes([h[30], h[31], h[32], h[33]]),
+        )
+    })
+}
+
 /// The innermost IP addresses of a frame, as [`decode`] with `cfg` would
 /// find them, when they can be read without decoding it: Ethernet (VLAN
 /// tags allowed) carrying IPv4 or IPv6 whose next protocol is TCP or ICMP,

@@ -360,6 +360,7 @@ fn shortcut_decodes_as_the_general_path() {
         ("tcp offset 4", Box::new(|ip| ip[32] = 4 << 4)),
     ];
     let cfg = DecodeConfig::default();
+    let mut shortcut_answers = 0;
     for payload in [&b""[..], b"GET / HTTP/1.1\r\n\r\n"] {
         for (name, edit) in &edits {
             let f = frame(edit.as_ref(), tcp(payload));
@@ -370,9 +371,26 @@ fn shortcut_decodes_as_the_general_path() {
                 let mut general = Decoded::default();
                 decode_general(1, f, &cfg, &mut general);
                 assert_eq!(short, general, "{name}, {cut} bytes");
+                // The owner's shortcut for the same frames answers as
+                // `quick_ip_pair` does, where it answers.
+                if let Some((src, dst)) = quick_ipv4_tcp_pair(1, f) {
+                    let words = (
+                        IpAddr::from(src.to_be_bytes()),
+                        IpAddr::from(dst.to_be_bytes()),
+                    );
+                    assert_eq!(
+                        quick_ip_pair(1, f, &cfg),
+                        Some(words),
+                        "{name}, {cut} bytes"
+                    );
+                    shortcut_answers += 1;
+                }
             }
         }
     }
+    // The plain frame, with DF, fragments, total 0/20/longer, padding, cut
+    // TCP headers: each with both payloads, whole and cut to 34 bytes.
+    assert!(shortcut_answers >= 40, "{shortcut_answers}");
 }
 
 /// The shortcut to a frame's innermost addresses follows the configured
