@@ -325,7 +325,7 @@ fn replay_inner(
 /// first worker's.
 fn run_workers<S: Send>(
     sources: Vec<S>,
-    new_worker: impl Fn(usize) -> Worker,
+    new_worker: impl Fn(usize) -> Worker + Sync,
     core_of: impl Fn(usize) -> Option<core_affinity::CoreId>,
     progress: Option<&dyn Progress>,
     started: Instant,
@@ -335,8 +335,8 @@ fn run_workers<S: Send>(
     let run = &run;
     std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(sources.len());
+        let new_worker = &new_worker;
         for (i, source) in sources.into_iter().enumerate() {
-            let mut worker = new_worker(i);
             let core = core_of(i);
             let report = (i == 0).then_some(&shared);
             let handle = std::thread::Builder::new()
@@ -345,6 +345,10 @@ fn run_workers<S: Send>(
                     if let Some(c) = core {
                         core_affinity::set_for_current(c);
                     }
+                    // Made on its own thread: the workers' tables are
+                    // set up in parallel, in memory from the worker's own
+                    // allocator heap, first touched by its own core.
+                    let mut worker = new_worker(i);
                     let report = report.map(|r| r as &dyn Progress);
                     run(i, source, &mut worker, report)
                 })
