@@ -2,7 +2,9 @@
 """Instructions per packet, whole process and per stage, on W1's first 50k
 packets (callgrind: stable on a shared VM where wall time is not), for the
 flow-only path and the full pipeline; then wall time, packets/s and Gbit/s
-on W1-1M (median of several runs, one and two workers).
+on W1-1M (median of several runs, one and two workers), with a control:
+two one-worker runs side by side, which say how much of two cores this VM
+gave at the time (2 x one run / the pair; 2.0 when both are idle).
 
     python3 benches/scripts/instructions.py [--bin target/release/flowtap]
         [--runs 9] [--skip-wall] [--skip-callgrind]
@@ -136,13 +138,15 @@ def main():
             size = int(re.search(r"Data size:\s+(\d+)", info).group(1))
             print(f"wall time on W1-1M ({pkts} packets, {size} bytes), median of {a.runs} runs "
                   "(one and two workers alternating), full pipeline, /dev/null sink")
-            times, rss = {1: [], 2: []}, {1: [], 2: []}
+            times, rss, pairs = {1: [], 2: []}, {1: [], 2: []}, []
+            run = lambda workers: [a.bin, "run", "--pcap", w1m, "--workers", str(workers),
+                                   "--no-progress", "-q", "-o", "/dev/null"]
             for _ in range(a.runs):
                 for workers in (1, 2):
-                    t, kib = timed_run([a.bin, "run", "--pcap", w1m, "--workers", str(workers),
-                                        "--no-progress", "-q", "-o", "/dev/null"])
+                    t, kib = timed_run(run(workers))
                     times[workers].append(t)
                     rss[workers].append(kib)
+                pairs.append(timed_pair(run(1)))
             for workers in (1, 2):
                 t = statistics.median(times[workers])
                 print(f"  {workers} worker(s): {t:.3f} s  {pkts / t / 1e6:.2f} Mpps  {size * 8 / t / 1e9:.2f} Gbit/s"
@@ -150,6 +154,9 @@ def main():
                       f"  (runs: {', '.join(f'{x:.3f}' for x in times[workers])})")
             one, two = statistics.median(times[1]), statistics.median(times[2])
             print(f"  two workers / one: {one / two:.2f}x")
+            pair = statistics.median(pairs)
+            print(f"  control: two one-worker runs side by side {pair:.3f} s, so this VM's two cores "
+                  f"gave {2 * one / pair:.2f}x one core  (runs: {', '.join(f'{x:.3f}' for x in pairs)})")
 
 
 def timed_run(cmd):
@@ -162,6 +169,17 @@ def timed_run(cmd):
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)}: exit {proc.returncode}")
     return elapsed, usage.ru_maxrss
+
+def timed_pair(cmd):
+    """Wall seconds of two runs of `cmd` started together (until both end)."""
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(2)]
+    codes = [p.wait() for p in procs]
+    elapsed = time.perf_counter() - t0
+    if any(codes):
+        sys.exit(f"{' '.join(cmd)}: exit {codes}")
+    return elapsed
+
 
 if __name__ == "__main__":
     main()
