@@ -170,6 +170,7 @@ def timed_run(cmd):
         sys.exit(f"{' '.join(cmd)}: exit {proc.returncode}")
     return elapsed, usage.ru_maxrss
 
+
 def timed_pair(cmd):
     """Wall seconds of two runs of `cmd` started together (until both end)."""
     t0 = time.perf_counter()
