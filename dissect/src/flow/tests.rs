@@ -378,7 +378,10 @@ fn ipv4_pair_hash_is_the_general_pair_hash() {
         x ^= x >> 7;
         x ^= x << 17;
         let (a, b) = (x as u32, (x >> 32) as u32);
-        let general = ip_pair_hash(IpAddr::from(a.to_be_bytes()), IpAddr::from(b.to_be_bytes()));
+        let (ia, ib) = (IpAddr::from(a.to_be_bytes()), IpAddr::from(b.to_be_bytes()));
+        // The 128-bit form every address family goes through.
+        let general = folded_pair_hash(fold128(addr_bits(ia).0), fold128(addr_bits(ib).0));
+        assert_eq!(ip_pair_hash(ia, ib), general, "{a:#x} {b:#x}");
         assert_eq!(ipv4_pair_hash(a, b), general, "{a:#x} {b:#x}");
         assert_eq!(ipv4_pair_hash(b, a), general, "{b:#x} {a:#x}");
         spread.insert(general % 4);
